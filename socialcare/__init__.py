@@ -1,0 +1,1 @@
+"""socialcare: social-media mentions become cases with SLA timers in Slack and Telegram."""

@@ -1,0 +1,131 @@
+"""The JSON mention format of `POST /ingest` and `socialcare ingest FILE.jsonl`.
+
+    {"source": "webhook", "external_id": "1234567890", "text": "…",
+     "published_at": "2026-11-25T10:00:00+05:00", "url": "…", "platform": "instagram",
+     "author": {"id": "42", "name": "…", "handle": "@…", "url": "…"},
+     "thread_id": "…", "parent_id": "…"}
+
+`source`, `external_id`, `text` and `published_at` (with an offset) are required.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from socialcare.bot.model import Author, RawMention
+
+MAX_TEXT = 100_000
+
+
+def _id_text(value: Any) -> Any:
+    # Platforms send ids as numbers or strings; they are compared as text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+ExternalId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=256)]
+
+
+class _Author(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: ExternalId | None = None
+    name: str | None = Field(default=None, max_length=512)
+    handle: str | None = Field(default=None, max_length=256)
+    url: str | None = Field(default=None, max_length=2048)
+
+
+class _Mention(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source: str = Field(min_length=1, max_length=200)
+    external_id: ExternalId
+    text: str = Field(max_length=MAX_TEXT)
+    published_at: AwareDatetime
+    url: str | None = Field(default=None, max_length=2048)
+    platform: str | None = Field(default=None, max_length=64)
+    author: _Author | None = None
+    thread_id: ExternalId | None = None
+    parent_id: ExternalId | None = None
+
+    def to_raw(self) -> RawMention:
+        author = self.author or _Author()
+        return RawMention(
+            source=self.source,
+            external_id=self.external_id,
+            text=self.text,
+            published_at=self.published_at,
+            url=self.url,
+            platform=self.platform,
+            author=Author(id=author.id, name=author.name, handle=author.handle, url=author.url),
+            thread_id=self.thread_id,
+            parent_id=self.parent_id,
+        )
+
+
+class BadMentions(ValueError):
+    """The JSON is not mentions in the documented format; the message says where."""
+
+
+def parse_body(body: bytes, *, sources: Collection[str]) -> list[RawMention]:
+    """Parse one mention or a JSON list of them, or raise BadMentions naming the field.
+
+    `sources` are the configured source names; a mention must name one of them.
+    """
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadMentions(f"malformed JSON: {error}") from None
+    if isinstance(data, list):
+        if not data:
+            raise BadMentions("an empty list: send at least one mention")
+        return [_parse(item, f"[{i}].", sources) for i, item in enumerate(data)]
+    return [_parse(data, "", sources)]
+
+
+def parse_lines(
+    lines: Iterable[str], *, sources: Collection[str]
+) -> tuple[list[RawMention], list[str]]:
+    """Parse JSON Lines: return the mentions and a list of problems, each naming its line."""
+    mentions: list[RawMention] = []
+    problems: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            mentions.append(_parse(data, f"line {number}: ", sources))
+        except json.JSONDecodeError as error:
+            problems.append(f"line {number}: malformed JSON: {error}")
+        except BadMentions as error:
+            problems.append(str(error))
+    return mentions, problems
+
+
+def _parse(data: Any, prefix: str, sources: Collection[str]) -> RawMention:
+    """Validate one mention; `prefix` names where it was ("[2]." or "line 3: ")."""
+    if not isinstance(data, dict):
+        raise BadMentions(f"{prefix}expected a JSON object, got {type(data).__name__}")
+    try:
+        mention = _Mention.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise BadMentions(f"{prefix}{field}: {first['msg']}{more}") from None
+    if mention.source not in sources:
+        known = ", ".join(sorted(sources))
+        raise BadMentions(f"{prefix}source: unknown source {mention.source!r} (known: {known})")
+    return mention.to_raw()

@@ -1,0 +1,37 @@
+"""Prometheus metrics of one process, served on `GET /metrics`."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    exposition,
+    generate_latest,
+)
+
+CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
+
+
+class Telemetry:
+    """The counters and gauges socialcare exports; one registry per app, no globals."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # the *_created series only double the output
+        self.registry = CollectorRegistry()
+        self.mentions = Counter(
+            "socialcare_mentions", "Mentions ingested, by source and outcome.",
+            ["source", "outcome", "reason"], registry=self.registry,
+        )
+        self.sla_points = Counter(
+            "socialcare_sla_points", "SLA points fired, by tier, clock and kind.",
+            ["tier", "clock", "point"], registry=self.registry,
+        )
+        self.open_cases = Gauge(
+            "socialcare_open_cases", "Open cases, by tier.", ["tier"], registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """Return the metrics in the Prometheus text format."""
+        return generate_latest(self.registry)

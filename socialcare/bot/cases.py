@@ -1,0 +1,169 @@
+"""Commands on cases: claim, release, answer, resolve, dismiss.
+
+Each command checks the roster, applies one transition of `lifecycle` and stores the
+case with its event in one transaction. Storage applies the change only if the case
+is still at the version it was read at; if someone else changed it meanwhile, the
+command runs again on the fresh case — and then either succeeds or gets the domain's
+reason (for a second claim: who won).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from socialcare.bot import lifecycle
+from socialcare.bot.errors import ConcurrentUpdate, NotAllowed
+from socialcare.bot.model import Case, Event
+from socialcare.bot.ports import Clock, UnitOfWork
+from socialcare.bot.team import Person, Team
+
+ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Take a case."""
+
+    case_id: int
+    actor: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """Put a claimed case back in the queue."""
+
+    case_id: int
+    actor: str
+
+
+@dataclass(frozen=True)
+class MarkAnswered:
+    """Record that the agent answered the customer (on the platform or from the chat)."""
+
+    case_id: int
+    actor: str
+    text: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Close an answered case."""
+
+    case_id: int
+    actor: str
+
+
+@dataclass(frozen=True)
+class Dismiss:
+    """Close a case that needs no answer."""
+
+    case_id: int
+    actor: str
+    reason: str = "not for us"
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A case after a command, with the events the command appended."""
+
+    case: Case
+    events: list[Event]
+
+
+def worker(team: Team, person_id: str) -> Person:
+    """Return the roster entry of someone who may work cases, or refuse."""
+    person = team.person(person_id)
+    if person is None:
+        raise NotAllowed("You are not in this team's roster, so you cannot act on cases.")
+    if not person.works_cases:
+        raise NotAllowed(f"{person.name} is a {person.role.value}: cases are worked by agents.")
+    return person
+
+
+def _holder_or_lead(case: Case, person: Person, action: str) -> None:
+    if case.claimed_by not in (None, person.id) and not person.leads:
+        raise NotAllowed(
+            f"Case #{case.id} is claimed by {case.claimed_by}: only they or a shift lead "
+            f"can {action} it."
+        )
+
+
+async def _change(
+    case_id: int, apply: Callable[[Case], list[Event]], *, uow: UnitOfWork
+) -> Changed:
+    for _ in range(ATTEMPTS):
+        async with uow:
+            case = await uow.cases.get(case_id)
+            events = apply(case)
+            try:
+                await uow.cases.save(case)
+            except ConcurrentUpdate:
+                continue
+            await uow.events.add(events)
+            await uow.commit()
+            return Changed(case, events)
+    raise ConcurrentUpdate(f"case #{case_id} kept changing; gave up after {ATTEMPTS} attempts")
+
+
+async def claim(cmd: Claim, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
+    """Give the case to the person; exactly one of several concurrent claims wins."""
+    person = worker(team, cmd.actor)
+    return await _change(
+        cmd.case_id, lambda case: [lifecycle.claim(case, by=person.id, at=clock.now())], uow=uow
+    )
+
+
+async def release(cmd: Release, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
+    """Return the case to the queue; only its holder or a lead may."""
+    person = worker(team, cmd.actor)
+
+    def apply(case: Case) -> list[Event]:
+        _holder_or_lead(case, person, "release")
+        policy = team.sla.for_tier(case.tier)
+        return [lifecycle.release(case, by=person.id, at=clock.now(), policy=policy)]
+
+    return await _change(cmd.case_id, apply, uow=uow)
+
+
+async def mark_answered(
+    cmd: MarkAnswered, *, uow: UnitOfWork, clock: Clock, team: Team
+) -> Changed:
+    """Record the agent's answer; the first one stops the first-response clock."""
+    person = worker(team, cmd.actor)
+
+    def apply(case: Case) -> list[Event]:
+        _holder_or_lead(case, person, "answer")
+        details = {k: v for k, v in (("text", cmd.text), ("url", cmd.url)) if v}
+        return [lifecycle.answer(
+            case, by=person.id, at=clock.now(), policy=team.sla.for_tier(case.tier), **details
+        )]
+
+    return await _change(cmd.case_id, apply, uow=uow)
+
+
+async def resolve(cmd: Resolve, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
+    """Close an answered case."""
+    person = worker(team, cmd.actor)
+
+    def apply(case: Case) -> list[Event]:
+        _holder_or_lead(case, person, "resolve")
+        policy = team.sla.for_tier(case.tier)
+        return [lifecycle.resolve(case, by=person.id, at=clock.now(), policy=policy)]
+
+    return await _change(cmd.case_id, apply, uow=uow)
+
+
+async def dismiss(cmd: Dismiss, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
+    """Close a case that needs no answer."""
+    person = worker(team, cmd.actor)
+
+    def apply(case: Case) -> list[Event]:
+        _holder_or_lead(case, person, "dismiss")
+        policy = team.sla.for_tier(case.tier)
+        return [lifecycle.dismiss(
+            case, by=person.id, at=clock.now(), policy=policy, reason=cmd.reason
+        )]
+
+    return await _change(cmd.case_id, apply, uow=uow)

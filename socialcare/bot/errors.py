@@ -1,0 +1,53 @@
+"""Domain errors: each carries a reason a person can read."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A command the domain refused, with a reason fit to show the person who sent it."""
+
+
+class CaseNotFound(DomainError):
+    """No case has this id."""
+
+    def __init__(self, case_id: int) -> None:
+        super().__init__(f"There is no case #{case_id}.")
+        self.case_id = case_id
+
+
+class InvalidTransition(DomainError):
+    """The case's state does not allow this action."""
+
+    def __init__(self, case_id: int | None, action: str, state: str) -> None:
+        super().__init__(f"Case #{case_id} is {state}: it cannot be {action}.")
+        self.case_id = case_id
+        self.action = action
+        self.state = state
+
+
+class AlreadyClaimed(DomainError):
+    """Someone holds the case already."""
+
+    def __init__(self, case_id: int | None, by: str) -> None:
+        super().__init__(f"Case #{case_id} is already claimed by {by}.")
+        self.case_id = case_id
+        self.by = by
+
+
+class NotAllowed(DomainError):
+    """The person may not do this."""
+
+
+class ConcurrentUpdate(Exception):
+    """The case changed after it was read; the command must be retried on fresh state.
+
+    Raised by storage, handled by the service layer: it never reaches a person.
+    """
+
+
+class DuplicateMention(Exception):
+    """Another worker stored the same mention first; the batch must be read again.
+
+    Raised by storage on the (source, external id) unique key; the pipeline retries,
+    and the retry reports the mention as a duplicate.
+    """

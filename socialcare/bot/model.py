@@ -1,0 +1,168 @@
+"""The team's vocabulary as plain dataclasses: mention, case, event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Tier(StrEnum):
+    """How fast a source's mentions must be answered."""
+
+    MAIN = "main"  # the big social networks
+    EXTRA = "extra"  # forums, news portals
+
+
+class Priority(StrEnum):
+    """The order in which cases are worked when deadlines are equal."""
+
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+
+    @property
+    def rank(self) -> int:
+        """Return 0 for the most pressing priority."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
+
+
+class State(StrEnum):
+    """Where a case stands in its life cycle."""
+
+    NEW = "new"
+    CLAIMED = "claimed"
+    ANSWERED = "answered"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+    REOPENED = "reopened"
+
+
+OPEN_STATES = frozenset({State.NEW, State.CLAIMED, State.ANSWERED, State.REOPENED})
+
+
+class EventKind(StrEnum):
+    """What happened to a case; every change of a case appends one."""
+
+    CREATED = "created"
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    CLAIM_EXPIRED = "claim_expired"
+    AGENT_MESSAGE = "agent_message"
+    CUSTOMER_MESSAGE = "customer_message"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+    REOPENED = "reopened"
+    SLA_POINT = "sla_point"
+
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote a mention, as the source names them."""
+
+    id: str | None = None
+    name: str | None = None
+    handle: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class RawMention:
+    """A mention as a collector found it, before normalising and matching."""
+
+    source: str
+    external_id: str
+    text: str
+    published_at: datetime
+    url: str | None = None
+    platform: str | None = None
+    author: Author = field(default_factory=Author)
+    thread_id: str | None = None
+    parent_id: str | None = None
+
+
+@dataclass
+class Mention:
+    """A stored message of a case: the customer's, or the brand's own answer."""
+
+    source: str
+    external_id: str
+    platform: str
+    text: str
+    published_at: datetime
+    collected_at: datetime
+    thread_key: str
+    author: Author = field(default_factory=Author)
+    url: str | None = None
+    parent_id: str | None = None
+    from_brand: bool = False
+    case_id: int | None = None
+    id: int | None = None
+
+
+@dataclass
+class Case:
+    """One customer's matter: the first mention, its follow-ups and the team's work on it.
+
+    `version` grows with every stored change; storage applies a change only if the
+    version it was read at is still current, which is how concurrent clicks, workers
+    and messengers are kept from both winning.
+    """
+
+    brand: str
+    source: str
+    platform: str
+    tier: Tier
+    priority: Priority
+    thread_key: str
+    published_at: datetime
+    collected_at: datetime
+    state: State = State.NEW
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    response_cycle: int = 1
+    response_started_at: datetime | None = None
+    response_due_at: datetime | None = None
+    response_alerts: int = 0
+    resolve_due_at: datetime | None = None
+    resolve_alerts: int = 0
+    next_alert_at: datetime | None = None
+    version: int = 0
+    id: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether the team still owes this case work."""
+        return self.state in OPEN_STATES
+
+    @property
+    def awaits_response(self) -> bool:
+        """Tell whether the customer is waiting for the team's (next) answer."""
+        return self.is_open and self.response_due_at is not None
+
+    @property
+    def collector_lag_seconds(self) -> float:
+        """Return how long the mention took from being published to reaching us."""
+        return max(0.0, (self.collected_at - self.published_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change of a case: who did what, and when."""
+
+    case_id: int
+    kind: EventKind
+    actor: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None

@@ -1,0 +1,306 @@
+"""The ingest pipeline: raw mentions become cases, follow-ups and answers.
+
+    RawMention → normalise → dedupe → thread attach → brand match → priority → SLA due
+               → case + mention + event, stored in one transaction
+
+A mention that continues the thread of a known case joins that case — as a customer
+message, or as an answer when one of the brand's own accounts wrote it — without
+having to name the brand again. Everything else must name a brand to become a case.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from socialcare.bot import lifecycle, sla
+from socialcare.bot.brands import BrandMatcher, fold
+from socialcare.bot.errors import ConcurrentUpdate, DuplicateMention
+from socialcare.bot.model import (
+    Author,
+    Case,
+    Event,
+    EventKind,
+    Mention,
+    Priority,
+    RawMention,
+    Tier,
+)
+from socialcare.bot.ports import Clock, UnitOfWork
+from socialcare.bot.team import Team
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ATTEMPTS = 5
+
+
+class Outcome(StrEnum):
+    """What became of one mention."""
+
+    CREATED = "created"  # a new case
+    JOINED = "joined"  # a follow-up or an answer on an existing case
+    DROPPED = "dropped"  # not stored; the reason says why
+
+
+class DropReason(StrEnum):
+    """Why a mention was not stored."""
+
+    DUPLICATE = "duplicate"
+    NO_BRAND = "no brand matched"
+    OWN_ACCOUNT = "own account outside a case thread"
+    EMPTY = "empty text"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The outcome for one mention, in the order the mentions were given."""
+
+    outcome: Outcome
+    case_id: int | None = None
+    reason: DropReason | None = None
+    role: str | None = None  # "customer" or "agent" for joined mentions
+
+
+@dataclass
+class _Step:
+    """One mention on its way through a batch."""
+
+    mention: Mention
+    case: Case | None = None
+    new: bool = False
+    drop: DropReason | None = None
+
+    def result(self) -> IngestResult:
+        if self.case is None:
+            return IngestResult(Outcome.DROPPED, reason=self.drop)
+        if self.new:
+            return IngestResult(Outcome.CREATED, case_id=self.case.id)
+        role = "agent" if self.mention.from_brand else "customer"
+        return IngestResult(Outcome.JOINED, case_id=self.case.id, role=role)
+
+
+class UnknownSource(ValueError):
+    """A mention names a source that is not in the config."""
+
+
+class Pipeline:
+    """Turn raw mentions into stored cases, one transaction per batch."""
+
+    def __init__(self, team: Team, *, clock: Clock) -> None:
+        self._team = team
+        self._clock = clock
+        self._brands = BrandMatcher(team.brands)
+        self._urgent = re.compile(
+            "|".join(rf"(?<!\w){re.escape(fold(k))}(?!\w)" for k in team.urgent_keywords)
+        ) if team.urgent_keywords else None
+
+    async def ingest(self, raws: Sequence[RawMention], *, uow: UnitOfWork) -> list[IngestResult]:
+        """Store a batch of mentions and return what became of each.
+
+        The batch is one transaction. If another worker stored one of these mentions
+        or changed one of these cases meanwhile, the batch is read again and retried:
+        the repeat then shows up as a duplicate, never as a second case.
+        """
+        for raw in raws:
+            if self._team.source(raw.source) is None:
+                raise UnknownSource(f"unknown source {raw.source!r}")
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self._ingest_once(raws, uow)
+            except (ConcurrentUpdate, DuplicateMention):
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _ingest_once(
+        self, raws: Sequence[RawMention], uow: UnitOfWork
+    ) -> list[IngestResult]:
+        now = self._clock.now()
+        steps = [_Step(self._normalise(raw, now)) for raw in raws]
+        async with uow:
+            seen = await uow.mentions.existing(
+                {(s.mention.source, s.mention.external_id) for s in steps}
+            )
+            threads = await self._known_threads(uow, [s.mention for s in steps])
+            created: list[Case] = []
+            for step in steps:
+                self._classify(step, seen, threads, now)
+                if step.new and step.case is not None:
+                    created.append(step.case)
+                    # Later mentions of this batch may continue this one's thread.
+                    m = step.mention
+                    for ref in {m.external_id, m.thread_key}:
+                        threads[(m.source, ref)] = (step.case, m.thread_key)
+            await uow.cases.add(created)
+            events: list[Event] = []
+            changed: dict[int, Case] = {}
+            for step in steps:
+                if step.case is None:
+                    continue
+                assert step.case.id is not None
+                step.mention.case_id = step.case.id
+                if step.new:
+                    events.append(_created_event(step.case, step.mention, self._team))
+                else:
+                    events += self._follow_up(step.case, step.mention)
+                    changed[step.case.id] = step.case
+            await uow.mentions.add([s.mention for s in steps if s.case is not None])
+            for case in changed.values():
+                await uow.cases.save(case)
+            await uow.events.add(events)
+            await uow.commit()
+        return [step.result() for step in steps]
+
+    def _classify(
+        self,
+        step: _Step,
+        seen: set[tuple[str, str]],
+        threads: dict[tuple[str, str], tuple[Case, str]],
+        now: datetime,
+    ) -> None:
+        mention = step.mention
+        key = (mention.source, mention.external_id)
+        if key in seen:
+            step.drop = DropReason.DUPLICATE
+            return
+        seen.add(key)
+        mention.from_brand = self._brands.own_account(mention.platform, mention.author) is not None
+        for ref in (mention.thread_key, mention.parent_id):
+            if ref and ref != mention.external_id and (mention.source, ref) in threads:
+                step.case, mention.thread_key = threads[(mention.source, ref)]
+                return
+        if not mention.text:
+            step.drop = DropReason.EMPTY
+        elif mention.from_brand:
+            step.drop = DropReason.OWN_ACCOUNT
+        elif (brand := self._brands.match(mention.text)) is None:
+            step.drop = DropReason.NO_BRAND
+        else:
+            step.case = self._open_case(mention, brand.name, now)
+            step.new = True
+
+    async def _known_threads(
+        self, uow: UnitOfWork, mentions: Sequence[Mention]
+    ) -> dict[tuple[str, str], tuple[Case, str]]:
+        wanted: dict[str, set[str]] = {}
+        for m in mentions:
+            refs = {r for r in (m.thread_key, m.parent_id) if r and r != m.external_id}
+            if refs:
+                wanted.setdefault(m.source, set()).update(refs)
+        refs_found: dict[tuple[str, str], tuple[int, str]] = {}
+        for source, refs in wanted.items():
+            for ref, thread in (await uow.mentions.threads(source, refs)).items():
+                refs_found[(source, ref)] = thread
+        cases = await uow.cases.get_many({case_id for case_id, _ in refs_found.values()})
+        return {
+            ref: (cases[case_id], thread_key)
+            for ref, (case_id, thread_key) in refs_found.items()
+            if case_id in cases
+        }
+
+    def _normalise(self, raw: RawMention, now: datetime) -> Mention:
+        source = self._team.source(raw.source)
+        assert source is not None
+        return normalise(raw, now, default_platform=source.platform)
+
+    def _policy(self, tier: Tier) -> sla.SlaPolicy:
+        return self._team.sla.for_tier(tier)
+
+    def _open_case(self, mention: Mention, brand: str, now: datetime) -> Case:
+        source = self._team.source(mention.source)
+        assert source is not None
+        policy = self._policy(source.tier)
+        case = Case(
+            brand=brand,
+            source=source.name,
+            platform=mention.platform,
+            tier=source.tier,
+            priority=self._priority(source.tier, mention.text),
+            thread_key=mention.thread_key,
+            published_at=mention.published_at,
+            collected_at=now,
+        )
+        if policy.resolution is not None:
+            case.resolve_due_at = mention.published_at + policy.resolution
+        sla.start_response_clock(case, mention.published_at, policy, first=True)
+        return case
+
+    def _priority(self, tier: Tier, text: str) -> Priority:
+        if self._urgent is not None and self._urgent.search(fold(text)):
+            return Priority.URGENT
+        return Priority.HIGH if tier is Tier.MAIN else Priority.NORMAL
+
+    def _follow_up(self, case: Case, mention: Mention) -> list[Event]:
+        policy = self._policy(case.tier)
+        details = {"mention": mention.external_id, "url": mention.url}
+        if mention.from_brand:
+            if case.state not in lifecycle.ALLOWED["answered"]:
+                # The brand wrote again on a closed case: keep it as a message only.
+                return []
+            actor = f"brand:{mention.author.handle or mention.author.id}"
+            return [lifecycle.answer(
+                case, by=actor, at=mention.published_at, policy=policy, claims=False,
+                **details,
+            )]
+        author = mention.author.handle or mention.author.name or mention.author.id
+        return lifecycle.add_customer_message(
+            case, by=f"customer:{author}", at=mention.published_at, policy=policy, **details,
+        )
+
+
+def _created_event(case: Case, mention: Mention, team: Team) -> Event:
+    assert case.id is not None
+    policy = team.sla.for_tier(case.tier)
+    return Event(
+        case_id=case.id,
+        kind=EventKind.CREATED,
+        actor=f"source:{case.source}",
+        at=case.collected_at,
+        data={
+            "published_at": case.published_at.isoformat(),
+            "collected_at": case.collected_at.isoformat(),
+            "lag_seconds": round(case.collector_lag_seconds, 3),
+            "tier": case.tier.value,
+            "platform": case.platform,
+            "brand": case.brand,
+            "source": case.source,
+            "priority": case.priority.value,
+            "response_due_at": (case.published_at + policy.first_response).isoformat(),
+            "mention": mention.external_id,
+        },
+    )
+
+
+def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Mention:
+    """Clean a raw mention: trimmed ids, clean text, a platform, a time not in the future."""
+    if raw.published_at.tzinfo is None:
+        raise ValueError("published_at needs a timezone offset")
+    # A mention "published" in the future is a clock skew at the source: use our time.
+    published = min(raw.published_at, now)
+    text = _CONTROL.sub("", unicodedata.normalize("NFC", raw.text)).strip()
+    external_id = raw.external_id.strip()
+    thread_id = (raw.thread_id or "").strip() or None
+    return Mention(
+        source=raw.source,
+        external_id=external_id,
+        platform=(raw.platform or "").strip().lower() or default_platform,
+        text=text,
+        published_at=published.astimezone(now.tzinfo),
+        collected_at=now,
+        thread_key=thread_id or external_id,
+        author=Author(
+            id=_clean(raw.author.id), name=_clean(raw.author.name),
+            handle=_clean(raw.author.handle), url=_clean(raw.author.url),
+        ),
+        url=_clean(raw.url),
+        parent_id=_clean(raw.parent_id),
+    )
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return _CONTROL.sub("", value).strip() or None

@@ -1,0 +1,180 @@
+"""The team's configuration as the domain sees it: brands, SLA, sources, channels, people.
+
+These are plain frozen dataclasses; `socialcare.settings` validates the TOML config
+file straight into them (the `__pydantic_config__` attributes are read there and
+make unknown keys an error, so a typo in the config is named instead of ignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from socialcare.bot.model import Tier
+from socialcare.bot.sla import SlaConfig
+
+_STRICT = {"extra": "forbid"}
+
+
+class Role(StrEnum):
+    """What a person does in the team, and so what they may do in socialcare."""
+
+    AGENT = "agent"
+    LEAD = "lead"
+    DIRECTOR = "director"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Brand:
+    """A brand whose mentions the team answers."""
+
+    __pydantic_config__ = _STRICT
+
+    name: str
+    keywords: tuple[str, ...]
+    exclusions: tuple[str, ...] = ()
+    # The brand's own accounts per platform (handles or ids): their posts are answers.
+    accounts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ValueError("name: a brand needs a name")
+        if not any(k.strip() for k in self.keywords):
+            raise ValueError("keywords: at least one keyword is needed")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A place mentions come from, and how fast they must be answered."""
+
+    __pydantic_config__ = _STRICT
+
+    name: str
+    kind: str
+    platform: str
+    tier: Tier
+    poll_seconds: int = 300
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.poll_seconds <= 0:
+            raise ValueError("poll_seconds: must be a positive number of seconds")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A team channel that receives cards; empty filters mean every case."""
+
+    __pydantic_config__ = _STRICT
+
+    messenger: Literal["slack", "telegram"]
+    id: str
+    name: str | None = None
+    brands: tuple[str, ...] = ()
+    tiers: tuple[Tier, ...] = ()
+    platforms: tuple[str, ...] = ()
+
+    def routes(self, *, brand: str, tier: Tier, platform: str) -> bool:
+        """Tell whether a case with these attributes gets a card here."""
+        return (
+            (not self.brands or brand in self.brands)
+            and (not self.tiers or tier in self.tiers)
+            and (not self.platforms or platform in self.platforms)
+        )
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone in the roster; only they may act on cases."""
+
+    __pydantic_config__ = _STRICT
+
+    id: str
+    name: str
+    role: Role = Role.AGENT
+    slack: str | None = None
+    telegram: int | None = None
+    areas: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.slack is None and self.telegram is None:
+            raise ValueError("slack, telegram: at least one user id is needed")
+
+    @property
+    def works_cases(self) -> bool:
+        """Tell whether this person claims and answers cases."""
+        return self.role in (Role.AGENT, Role.LEAD, Role.ADMIN)
+
+    @property
+    def leads(self) -> bool:
+        """Tell whether this person may overrule a claim."""
+        return self.role in (Role.LEAD, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class Team:
+    """Everything the domain needs to know about the team and what it watches."""
+
+    __pydantic_config__ = _STRICT
+
+    brands: tuple[Brand, ...]
+    sources: tuple[Source, ...]
+    timezone: str = "UTC"
+    language: Literal["en", "ru"] = "en"
+    sla: SlaConfig = field(default_factory=SlaConfig)
+    urgent_keywords: tuple[str, ...] = ()
+    channels: tuple[Channel, ...] = ()
+    people: tuple[Person, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone: unknown {self.timezone!r}; use an IANA name such as 'Asia/Almaty'"
+            ) from None
+        if not self.brands:
+            raise ValueError("brands: at least one brand is needed")
+        _unique("brands", "name", [b.name for b in self.brands])
+        _unique("sources", "name", [s.name for s in self.sources])
+        _unique("people", "id", [p.id for p in self.people])
+        _unique("people", "slack", [p.slack for p in self.people if p.slack])
+        _unique("people", "telegram", [str(p.telegram) for p in self.people if p.telegram])
+        brand_names = {b.name for b in self.brands}
+        for i, channel in enumerate(self.channels):
+            unknown = set(channel.brands) - brand_names
+            if unknown:
+                raise ValueError(f"channels[{i}].brands: unknown brand(s) {sorted(unknown)}")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the team's timezone."""
+        return ZoneInfo(self.timezone)
+
+    def source(self, name: str) -> Source | None:
+        """Return the source with this name."""
+        return next((s for s in self.sources if s.name == name), None)
+
+    def person(self, person_id: str) -> Person | None:
+        """Return the person with this roster id."""
+        return next((p for p in self.people if p.id == person_id), None)
+
+    def person_by_slack(self, user_id: str) -> Person | None:
+        """Return the person with this Slack user id."""
+        return next((p for p in self.people if p.slack == user_id), None)
+
+    def person_by_telegram(self, user_id: int) -> Person | None:
+        """Return the person with this Telegram user id."""
+        return next((p for p in self.people if p.telegram == user_id), None)
+
+
+def _unique(table: str, key: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{table}: {key} {value!r} appears twice")
+        seen.add(value)

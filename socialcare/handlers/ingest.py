@@ -1,0 +1,85 @@
+"""`POST /ingest`: signed JSON mentions from webhooks and social-listening platforms.
+
+The body is one mention or a JSON list of them, at most 1 MiB, signed with
+`X-Signature: sha256=<hex HMAC-SHA256 of the raw body with INGEST_WEBHOOK_SECRET>`.
+The whole request is checked before anything is stored: one bad item and nothing
+is stored. The answer lists, per item, the case it made or joined or why it was
+dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from aiohttp import web
+
+from socialcare.adapters.collectors.mention_json import BadMentions, parse_body
+from socialcare.bot.pipeline import IngestResult
+from socialcare.deps import Deps
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+SIGNATURE_HEADER = "X-Signature"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """Return the X-Signature value of a body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _problem(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+def register(app: web.Application, deps: Deps) -> None:
+    """Add the ingest route."""
+    sources = {s.name for s in deps.team.sources}
+
+    async def ingest(request: web.Request) -> web.Response:
+        secret = deps.settings.ingest_webhook_secret
+        if secret is None:
+            return _problem(503, "ingest is disabled: INGEST_WEBHOOK_SECRET is not set")
+        if (request.content_length or 0) > MAX_BODY:
+            return _problem(413, f"body over {MAX_BODY} bytes: send fewer mentions per request")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _problem(413, f"body over {MAX_BODY} bytes: send fewer mentions per request")
+        given = request.headers.get(SIGNATURE_HEADER, "")
+        if not hmac.compare_digest(given.encode(), sign(body, secret.get_secret_value()).encode()):
+            return _problem(401, f"bad or missing {SIGNATURE_HEADER} signature")
+        try:
+            raws = parse_body(body, sources=sources)
+        except BadMentions as error:
+            return _problem(400, str(error))
+        try:
+            results = await deps.pipeline.ingest(raws, uow=deps.uow())
+        except Exception:
+            log.exception("ingest of %d mention(s) failed; nothing was stored", len(raws))
+            return _problem(503, "storage is unavailable; nothing was stored, retry later")
+        for raw, result in zip(raws, results, strict=True):
+            deps.telemetry.mentions.labels(
+                raw.source, result.outcome.value, result.reason.value if result.reason else ""
+            ).inc()
+        return web.json_response({
+            "results": [
+                _result_json(raw.external_id, result)
+                for raw, result in zip(raws, results, strict=True)
+            ]
+        })
+
+    app.router.add_post("/ingest", ingest)
+
+
+def _result_json(external_id: str, result: IngestResult) -> dict[str, object]:
+    answer: dict[str, object] = {"external_id": external_id, "outcome": result.outcome.value}
+    if result.case_id is not None:
+        answer["case_id"] = result.case_id
+    if result.role is not None:
+        answer["as"] = result.role
+    if result.reason is not None:
+        answer["reason"] = result.reason.value
+    return answer

@@ -1,0 +1,142 @@
+"""Settings: the environment (and `.env`) for where things are and secrets; the TOML
+config file for the team — brands, SLA, sources, channels, people.
+
+A wrong setting stops start-up with one line naming the file (or the environment),
+the key and the problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from socialcare.bot.team import Team
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/socialcare.db"
+# Option names that smell of a secret: those belong in the environment.
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "access_key")
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names where and what."""
+
+
+class Settings(BaseSettings):
+    """The environment variables of DESIGN.md's interface contract."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    config_file: Path = Path("socialcare.toml")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_url: AnyHttpUrl | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org/bot")
+    ingest_webhook_secret: SecretStr | None = None
+
+    @property
+    def async_database_url(self) -> str:
+        """Return the database URL with an async driver, whichever form was given."""
+        url = self.database_url
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain):]
+        return url
+
+
+def load_settings() -> Settings:
+    """Read the environment, or raise ConfigError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(
+            "environment: " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+            )
+        ) from None
+
+
+def load_team(path: Path) -> Team:
+    """Read and check the TOML config file, or raise ConfigError naming the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: file not found (set CONFIG_FILE, or copy config.example.toml there)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot be read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    _refuse_secrets(path, raw)
+    try:
+        return TypeAdapter(Team).validate_python(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        extra = error.error_count() - 1
+        more = f" (and {extra} more problem(s))" if extra else ""
+        key = _key(first["loc"], raw)
+        where = f"{path}: {key}: " if key else f"{path}: "
+        raise ConfigError(f"{where}{_problem(first)}{more}") from None
+
+
+def _refuse_secrets(path: Path, raw: dict[str, Any]) -> None:
+    for i, source in enumerate(raw.get("sources") or []):
+        if not isinstance(source, dict):
+            continue
+        for name in (source.get("options") or {}):
+            if any(word in str(name).lower() for word in _SECRET_WORDS):
+                raise ConfigError(
+                    f"{path}: sources[{i}].options.{name}: secrets do not belong in the config "
+                    "file; set them in the environment"
+                )
+
+
+def _key(loc: Sequence[int | str], raw: Any) -> str:
+    """Render a validation location as the TOML key a person would look for."""
+    key = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            label = None
+            if _is_table(node, part):
+                label = node[part].get("name") or node[part].get("id")
+            key += f"[{part}]" + (f" ({label})" if isinstance(label, str) else "")
+        else:
+            key += ("." if key else "") + part
+        node = node[part] if _has(node, part) else None
+    return key
+
+
+def _is_table(node: Any, index: int) -> bool:
+    return isinstance(node, list) and index < len(node) and isinstance(node[index], dict)
+
+
+def _has(node: Any, part: int | str) -> bool:
+    if isinstance(node, list):
+        return isinstance(part, int) and part < len(node)
+    return isinstance(node, dict) and part in node
+
+
+def _problem(error: Any) -> str:
+    if error["type"] == "unexpected_keyword_argument":
+        return "unknown key (check the spelling against config.example.toml)"
+    if error["type"] == "missing_argument":
+        return "missing"
+    return str(error["msg"]).removeprefix("Value error, ")

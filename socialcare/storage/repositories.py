@@ -1,0 +1,257 @@
+"""Repositories over one connection: cases, mentions, events."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socialcare.bot.errors import CaseNotFound, ConcurrentUpdate, DuplicateMention
+from socialcare.bot.model import (
+    OPEN_STATES,
+    Author,
+    Case,
+    Event,
+    EventKind,
+    Mention,
+    Priority,
+    State,
+    Tier,
+)
+from socialcare.storage.schema import cases, events, mentions
+
+# Keeps every IN (...) list well under SQLite's and asyncpg's bind-parameter limits.
+CHUNK = 500
+T = TypeVar("T")
+
+_CASE_FIELDS = [f.name for f in dataclasses.fields(Case) if f.name != "id"]
+
+
+def _chunks(items: Collection[T]) -> Iterator[list[T]]:
+    items = list(items)
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+def _case_row(case: Case) -> dict[str, Any]:
+    return {name: getattr(case, name) for name in _CASE_FIELDS}
+
+
+def _case(row: Row[Any]) -> Case:
+    values = dict(row._mapping)
+    values["tier"] = Tier(values["tier"])
+    values["priority"] = Priority(values["priority"])
+    values["state"] = State(values["state"])
+    return Case(**values)
+
+
+class SqlCaseRepository:
+    """Cases in the `cases` table."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, case_id: int) -> Case:
+        """Return the case, or raise CaseNotFound."""
+        row = (await self._conn.execute(select(cases).where(cases.c.id == case_id))).first()
+        if row is None:
+            raise CaseNotFound(case_id)
+        return _case(row)
+
+    async def get_many(self, case_ids: Collection[int]) -> dict[int, Case]:
+        """Return the cases that exist among these ids."""
+        found: dict[int, Case] = {}
+        for chunk in _chunks(case_ids):
+            for row in await self._conn.execute(select(cases).where(cases.c.id.in_(chunk))):
+                found[row.id] = _case(row)
+        return found
+
+    async def add(self, new: Sequence[Case]) -> None:
+        """Store new cases and set their ids."""
+        if not new:
+            return
+        ids = await self._conn.execute(
+            insert(cases).returning(cases.c.id, sort_by_parameter_order=True),
+            [_case_row(case) for case in new],
+        )
+        for case, (case_id,) in zip(new, ids, strict=True):
+            case.id = case_id
+
+    async def save(self, case: Case) -> None:
+        """Store a changed case if it is still at the version it was read at."""
+        result = await self._conn.execute(
+            update(cases)
+            .where(cases.c.id == case.id, cases.c.version == case.version)
+            .values(**_case_row(case) | {"version": case.version + 1})
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"case #{case.id} changed since version {case.version}")
+        case.version += 1
+
+    async def list_open(self, *, limit: int = 500) -> list[Case]:
+        """Return open cases, earliest response deadline first."""
+        rows = await self._conn.execute(
+            select(cases)
+            .where(cases.c.state.in_([s.value for s in OPEN_STATES]))
+            .order_by(cases.c.response_due_at.asc().nulls_last(), cases.c.id)
+            .limit(limit)
+        )
+        return [_case(row) for row in rows]
+
+    async def list_due(self, now: datetime, *, limit: int) -> list[Case]:
+        """Return cases whose next SLA alert is due, earliest first."""
+        rows = await self._conn.execute(
+            select(cases)
+            .where(cases.c.next_alert_at <= now)
+            .order_by(cases.c.next_alert_at)
+            .limit(limit)
+        )
+        return [_case(row) for row in rows]
+
+
+def _mention_row(m: Mention) -> dict[str, Any]:
+    return {
+        "case_id": m.case_id, "source": m.source, "external_id": m.external_id,
+        "platform": m.platform, "text": m.text, "published_at": m.published_at,
+        "collected_at": m.collected_at, "thread_key": m.thread_key, "parent_id": m.parent_id,
+        "url": m.url, "author_id": m.author.id, "author_name": m.author.name,
+        "author_handle": m.author.handle, "author_url": m.author.url,
+        "from_brand": m.from_brand,
+    }
+
+
+def _mention(row: Row[Any]) -> Mention:
+    return Mention(
+        id=row.id, case_id=row.case_id, source=row.source, external_id=row.external_id,
+        platform=row.platform, text=row.text, published_at=row.published_at,
+        collected_at=row.collected_at, thread_key=row.thread_key, parent_id=row.parent_id,
+        url=row.url, from_brand=row.from_brand,
+        author=Author(
+            id=row.author_id, name=row.author_name, handle=row.author_handle, url=row.author_url
+        ),
+    )
+
+
+class SqlMentionRepository:
+    """Mentions in the `mentions` table; (source, external_id) is unique."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def existing(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Return which of these (source, external id) pairs are already stored."""
+        by_source: dict[str, list[str]] = {}
+        for source, external_id in keys:
+            by_source.setdefault(source, []).append(external_id)
+        found: set[tuple[str, str]] = set()
+        for source, ids in by_source.items():
+            for chunk in _chunks(ids):
+                rows = await self._conn.execute(
+                    select(mentions.c.external_id).where(
+                        mentions.c.source == source, mentions.c.external_id.in_(chunk)
+                    )
+                )
+                found.update((source, external_id) for (external_id,) in rows)
+        return found
+
+    async def threads(self, source: str, keys: Collection[str]) -> Mapping[str, tuple[int, str]]:
+        """Map thread ids and external ids of stored mentions of a source to
+        (case id, thread key); the latest case wins where a thread has several."""
+        found: dict[str, tuple[int, str]] = {}
+        for chunk in _chunks(keys):
+            rows = await self._conn.execute(
+                select(mentions.c.external_id, mentions.c.thread_key, mentions.c.case_id)
+                .where(
+                    mentions.c.source == source,
+                    or_(mentions.c.external_id.in_(chunk), mentions.c.thread_key.in_(chunk)),
+                )
+                .order_by(mentions.c.case_id, mentions.c.id)
+            )
+            wanted = set(chunk)
+            for external_id, thread_key, case_id in rows:
+                for ref in {external_id, thread_key} & wanted:
+                    found[ref] = (case_id, thread_key)
+        return found
+
+    async def add(self, new: Sequence[Mention]) -> None:
+        """Store mentions; raise DuplicateMention if one was stored meanwhile."""
+        if not new:
+            return
+        try:
+            await self._conn.execute(insert(mentions), [_mention_row(m) for m in new])
+        except IntegrityError as error:
+            if _violates_unique_mention(error):
+                raise DuplicateMention(str(error.orig)) from error
+            raise
+
+    async def for_case(self, case_id: int) -> list[Mention]:
+        """Return a case's mentions, oldest first."""
+        rows = await self._conn.execute(
+            select(mentions).where(mentions.c.case_id == case_id).order_by(mentions.c.id)
+        )
+        return [_mention(row) for row in rows]
+
+    async def first_of(self, case_ids: Collection[int]) -> dict[int, Mention]:
+        """Return the first mention of each of these cases."""
+        found: dict[int, Mention] = {}
+        for chunk in _chunks(case_ids):
+            firsts = (
+                select(func.min(mentions.c.id))
+                .where(mentions.c.case_id.in_(chunk))
+                .group_by(mentions.c.case_id)
+            )
+            for row in await self._conn.execute(select(mentions).where(mentions.c.id.in_(firsts))):
+                found[row.case_id] = _mention(row)
+        return found
+
+
+def _violates_unique_mention(error: IntegrityError) -> bool:
+    message = str(error.orig)
+    return (
+        "uq_mentions_source_external_id" in message  # PostgreSQL names the constraint
+        or "mentions.source, mentions.external_id" in message  # SQLite names the columns
+    )
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        id=row.id, case_id=row.case_id, kind=EventKind(row.kind), actor=row.actor, at=row.at,
+        data=row.data,
+    )
+
+
+class SqlEventRepository:
+    """Events in the append-only `events` table."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, new: Iterable[Event]) -> None:
+        """Append events."""
+        rows = [
+            {"case_id": e.case_id, "kind": e.kind.value, "actor": e.actor, "at": e.at,
+             "data": dict(e.data)}
+            for e in new
+        ]
+        if rows:
+            await self._conn.execute(insert(events), rows)
+
+    async def for_case(self, case_id: int) -> list[Event]:
+        """Return a case's events in the order they happened."""
+        return (await self.for_cases([case_id])).get(case_id, [])
+
+    async def for_cases(self, case_ids: Collection[int]) -> dict[int, list[Event]]:
+        """Return the events of several cases, each list in order."""
+        found: dict[int, list[Event]] = {}
+        for chunk in _chunks(case_ids):
+            rows = await self._conn.execute(
+                select(events).where(events.c.case_id.in_(chunk)).order_by(events.c.id)
+            )
+            for row in rows:
+                found.setdefault(row.case_id, []).append(_event(row))
+        return found

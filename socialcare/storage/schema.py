@@ -1,0 +1,127 @@
+"""The database tables (SQLAlchemy Core); Alembic migrations create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; SQLite, which has no zone, gets it back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("brand", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("platform", String(64), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("thread_key", String(512), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Column("claimed_by", String(128)),
+    Column("claimed_at", UTCDateTime()),
+    Column("first_response_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()),
+    Column("response_cycle", Integer, nullable=False),
+    Column("response_started_at", UTCDateTime()),
+    Column("response_due_at", UTCDateTime()),
+    Column("response_alerts", Integer, nullable=False),
+    Column("resolve_due_at", UTCDateTime()),
+    Column("resolve_alerts", Integer, nullable=False),
+    Column("next_alert_at", UTCDateTime()),
+    Column("version", Integer, nullable=False),
+    # The open queue, earliest deadline first.
+    Index(None, "state", "response_due_at"),
+    # The SLA scheduler's "what is due now".
+    Index(None, "next_alert_at"),
+)
+
+mentions = Table(
+    "mentions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("external_id", String(256), nullable=False),
+    Column("platform", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Column("thread_key", String(512), nullable=False),
+    Column("parent_id", String(256)),
+    Column("url", Text),
+    Column("author_id", String(256)),
+    Column("author_name", String(512)),
+    Column("author_handle", String(256)),
+    Column("author_url", Text),
+    Column("from_brand", Boolean, nullable=False),
+    # The same source never makes the same mention twice, across restarts and workers.
+    UniqueConstraint("source", "external_id"),
+    Index(None, "source", "thread_key"),
+    Index(None, "case_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("data", Json, nullable=False),
+    Index(None, "case_id", "id"),
+    Index(None, "kind", "at"),
+)
