@@ -121,19 +121,21 @@ class Pipeline:
         now = self._clock.now()
         steps = [_Step(self._normalise(raw, now)) for raw in raws]
         async with uow:
-            seen = await uow.mentions.existing(
-                {(s.mention.source, s.mention.external_id) for s in steps}
-            )
+            keys = {(s.mention.source, s.mention.external_id) for s in steps}
+            await uow.mentions.reserve(keys)
+            seen = await uow.mentions.existing(keys)
             threads = await self._known_threads(uow, [s.mention for s in steps])
             created: list[Case] = []
             for step in steps:
                 self._classify(step, seen, threads, now)
-                if step.new and step.case is not None:
+                if step.case is None:
+                    continue
+                if step.new:
                     created.append(step.case)
-                    # Later mentions of this batch may continue this one's thread.
-                    m = step.mention
-                    for ref in {m.external_id, m.thread_key}:
-                        threads[(m.source, ref)] = (step.case, m.thread_key)
+                # Later mentions of this batch may continue this one's thread.
+                m = step.mention
+                for ref in {m.external_id, m.thread_key}:
+                    threads[(m.source, ref)] = (step.case, m.thread_key)
             await uow.cases.add(created)
             events: list[Event] = []
             changed: dict[int, Case] = {}

@@ -50,6 +50,11 @@ class CaseRepository(Protocol):
 class MentionRepository(Protocol):
     """Stores the messages of cases; (source, external id) is unique."""
 
+    async def reserve(self, keys: Collection[tuple[str, str]]) -> None:
+        """Hold these (source, external id) keys until the transaction ends, so that
+        another writer of the same mention waits and then sees it stored."""
+        ...
+
     async def existing(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
         """Return which of these (source, external id) pairs are already stored."""
         ...

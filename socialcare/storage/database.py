@@ -16,8 +16,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from socialcare.bot.errors import ConcurrentUpdate
 from socialcare.storage.repositories import (
     SqlCaseRepository,
     SqlEventRepository,
@@ -98,12 +100,24 @@ class SqlUnitOfWork:
                 await conn.rollback()
         finally:
             await conn.close()
+        if isinstance(exc, DBAPIError) and _is_transient(exc):
+            # Lost a race with another transaction: the command runs again on fresh data.
+            raise ConcurrentUpdate(str(exc.orig)) from exc
 
     async def commit(self) -> None:
         """Commit the transaction."""
         if self._conn is None:
             raise RuntimeError("commit outside a transaction")
         await self._conn.commit()
+
+
+# PostgreSQL: serialization_failure, deadlock_detected.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _is_transient(error: DBAPIError) -> bool:
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return code in _TRANSIENT_SQLSTATES
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

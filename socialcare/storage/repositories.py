@@ -7,7 +7,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -143,6 +144,26 @@ class SqlMentionRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
+    async def reserve(self, keys: Collection[tuple[str, str]]) -> None:
+        """Hold these (source, external id) keys until the transaction ends.
+
+        On PostgreSQL a transaction-scoped advisory lock per key, taken in one order,
+        makes a second writer of the same mention wait for the first to commit and then
+        see it as stored. SQLite needs nothing: `BEGIN IMMEDIATE` already lets one
+        writer in at a time.
+        """
+        if self._conn.dialect.name != "postgresql" or not keys:
+            return
+        flat = sorted({f"{source}\x1f{external_id}" for source, external_id in keys})
+        await self._conn.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(h) FROM ("
+                " SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(:keys) AS k ORDER BY h"
+                ") AS ordered"
+            ).bindparams(bindparam("keys", type_=ARRAY(Text))),
+            {"keys": flat},
+        )
+
     async def existing(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
         """Return which of these (source, external id) pairs are already stored."""
         by_source: dict[str, list[str]] = {}
@@ -182,8 +203,11 @@ class SqlMentionRepository:
         """Store mentions; raise DuplicateMention if one was stored meanwhile."""
         if not new:
             return
+        # One key order for every writer: two batches that share mentions then wait for
+        # each other instead of deadlocking on the unique index.
+        rows = sorted((_mention_row(m) for m in new), key=lambda r: (r["source"], r["external_id"]))
         try:
-            await self._conn.execute(insert(mentions), [_mention_row(m) for m in new])
+            await self._conn.execute(insert(mentions), rows)
         except IntegrityError as error:
             if _violates_unique_mention(error):
                 raise DuplicateMention(str(error.orig)) from error

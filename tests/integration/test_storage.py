@@ -1,0 +1,58 @@
+"""Migrations, the schema they build, and the Redis parts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from socialcare.storage.database import create_engine, upgrade
+from socialcare.storage.redis import lease
+from socialcare.storage.schema import metadata
+from tests.conftest import Storage
+
+
+async def test_migrations_build_exactly_the_schema_the_code_uses(storage: Storage) -> None:
+    def diff(conn: Any) -> list[Any]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+    async with storage.engine.connect() as conn:
+        differences = await conn.run_sync(diff)
+
+    assert differences == []
+
+
+async def test_upgrading_twice_and_from_two_processes_at_once_is_harmless(
+    storage: Storage,
+) -> None:
+    engines = [create_engine(storage.url) for _ in range(2)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        await upgrade(engines[0])
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_a_lease_is_held_by_one_holder_until_released(storage: Storage) -> None:
+    async with lease(storage.redis, "sweep", seconds=30) as first:
+        async with lease(storage.redis, "sweep", seconds=30) as second:
+            assert (first, second) == (True, False)
+    async with lease(storage.redis, "sweep", seconds=30) as after:
+        assert after is True
+
+
+async def test_an_expired_lease_taken_by_another_is_not_released_by_the_first(
+    storage: Storage,
+) -> None:
+    first = lease(storage.redis, "sweep", seconds=0.05)
+    assert await first.__aenter__()
+    await asyncio.sleep(0.1)  # the first holder stalls past its lease
+    async with lease(storage.redis, "sweep", seconds=30) as second:
+        assert second
+        await first.__aexit__(None, None, None)  # the first one wakes up and lets go
+        async with lease(storage.redis, "sweep", seconds=30) as third:
+            assert third is False  # the second still holds it

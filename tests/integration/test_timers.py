@@ -1,0 +1,92 @@
+"""SLA timers live in the database: each point fires once, whoever runs, whenever."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from socialcare.bot import cases, sla
+from socialcare.bot.model import EventKind
+from socialcare.bot.pipeline import Pipeline
+from socialcare.bot.team import Team
+from socialcare.storage.database import SqlUnitOfWork
+from tests.conftest import FakeClock, Storage
+from tests.mentions import mention
+
+
+async def _points(storage: Storage) -> Counter[tuple[int, str, int]]:
+    async with storage.uow() as uow:
+        events = await uow.events.for_cases(range(1, 100))
+    return Counter(
+        (e.case_id, e.data["clock"], e.data["index"])
+        for case_events in events.values()
+        for e in case_events
+        if e.kind is EventKind.SLA_POINT
+    )
+
+
+async def test_points_due_while_down_fire_exactly_once_after_restart(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    await Pipeline(team, clock=clock).ingest(
+        [mention(i, minutes_ago=0) for i in range(10)], uow=storage.uow()
+    )
+    assert await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla) == []
+
+    # The process is down for 20 minutes: the 50 %, 80 % and breach points all pass.
+    clock.advance(minutes=20)
+    # Two schedulers come up at once, each with its own engine, as two processes.
+    engines = [storage.new_engine(), storage.new_engine()]
+    fired = await asyncio.gather(*(
+        sla.fire_due(uow=SqlUnitOfWork(engine), clock=clock, config=team.sla)
+        for engine in engines
+    ))
+    # ...and a restart later runs them again.
+    again = await sla.fire_due(uow=SqlUnitOfWork(storage.new_engine()), clock=clock,
+                               config=team.sla)
+
+    points = await _points(storage)
+    assert again == []
+    assert sum(len(f) for f in fired) == len(points) == 10 * 4
+    assert set(points.values()) == {1}
+    one_case = sorted(
+        (e for f in fired for e in f if e.case_id == 1), key=lambda e: e.data["index"]
+    )
+    assert [e.data["label"] for e in one_case] == [
+        "warning 50%", "warning 80%", "breach", "breach +5 min"
+    ]
+    # Each says how late it is; only the latest is announced, the rest are superseded.
+    assert [e.data["late_seconds"] for e in one_case] == [750, 480, 300, 0]
+    assert [e.data["superseded"] for e in one_case] == [True, True, True, False]
+
+
+async def test_an_answer_stops_the_response_clock(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    [created] = await Pipeline(team, clock=clock).ingest([mention(1)], uow=storage.uow())
+    clock.advance(minutes=8)
+    warned = await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla)
+    await cases.mark_answered(cases.MarkAnswered(created.case_id, "aigerim"),
+                              uow=storage.uow(), clock=clock, team=team)
+    clock.advance(hours=3)
+
+    assert [e.data["label"] for e in warned] == ["warning 50%"]
+    assert await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla) == []
+    async with storage.uow() as uow:
+        assert (await uow.cases.get(created.case_id)).next_alert_at is None
+
+
+async def test_breach_re_pings_every_interval_until_answered(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    await Pipeline(team, clock=clock).ingest([mention(1)], uow=storage.uow())
+    labels = []
+    for _ in range(30):  # 30 minutes, a tick each minute
+        clock.advance(minutes=1)
+        labels += [e.data["label"] for e in
+                   await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla)]
+
+    assert labels == [
+        "warning 50%", "warning 80%", "breach", "breach +5 min", "breach +10 min",
+        "breach +15 min",
+    ]
