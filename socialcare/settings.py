@@ -88,7 +88,9 @@ def load_team(path: Path) -> Team:
     try:
         return TypeAdapter(Team).validate_python(raw)
     except ValidationError as error:
-        first = error.errors()[0]
+        # An unknown key is most often a misspelt one, which also shows as "missing":
+        # name the misspelling first.
+        first = min(error.errors(), key=lambda e: e["type"] != "unexpected_keyword_argument")
         extra = error.error_count() - 1
         more = f" (and {extra} more problem(s))" if extra else ""
         key = _key(first["loc"], raw)
@@ -116,7 +118,7 @@ def _key(loc: Sequence[int | str], raw: Any) -> str:
         if isinstance(part, int):
             label = None
             if _is_table(node, part):
-                label = node[part].get("name") or node[part].get("id")
+                label = node[part].get("id") or node[part].get("name")
             key += f"[{part}]" + (f" ({label})" if isinstance(label, str) else "")
         else:
             key += ("." if key else "") + part

@@ -145,7 +145,7 @@ class Pipeline:
                 assert step.case.id is not None
                 step.mention.case_id = step.case.id
                 if step.new:
-                    events.append(_created_event(step.case, step.mention, self._team))
+                    events.append(created_event(step.case, step.mention, self._team))
                 else:
                     events += self._follow_up(step.case, step.mention)
                     changed[step.case.id] = step.case
@@ -253,7 +253,8 @@ class Pipeline:
         )
 
 
-def _created_event(case: Case, mention: Mention, team: Team) -> Event:
+def created_event(case: Case, mention: Mention, team: Team) -> Event:
+    """Return the event that records a new case: the facts its figures start from."""
     assert case.id is not None
     policy = team.sla.for_tier(case.tier)
     return Event(

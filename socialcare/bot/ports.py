@@ -7,7 +7,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from socialcare.bot.model import Case, Event, Mention
+from socialcare.bot.model import Case, Event, Mention, Tier
 
 
 class Clock(Protocol):
@@ -40,6 +40,10 @@ class CaseRepository(Protocol):
 
     async def list_open(self, *, limit: int = 500) -> list[Case]:
         """Return open cases, earliest response deadline first."""
+        ...
+
+    async def count_open(self) -> dict[Tier, int]:
+        """Count open cases per tier."""
         ...
 
     async def list_due(self, now: datetime, *, limit: int) -> list[Case]:

@@ -12,20 +12,42 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from socialcare.bot import sla
-from socialcare.bot.model import Event
+from socialcare.bot.model import Event, Tier
 from socialcare.deps import Deps
+from socialcare.storage.redis import lease
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+# Long enough for a sweep; short enough that a crashed holder is replaced quickly.
+LEASE_SECONDS = 15.0
+# How often the open-cases gauge is recounted.
+GAUGE_SECONDS = 15.0
 # After a failed tick (database away), wait longer each time, up to this.
 MAX_BACKOFF_SECONDS = 30.0
 
 
 async def tick(deps: Deps) -> list[Event]:
-    """Fire the SLA points due now; log and count each."""
+    """Fire the SLA points due now; log and count each.
+
+    A Redis lease lets one scheduler sweep at a time, which saves the others the
+    query; the database alone decides what fires, so without Redis every scheduler
+    sweeps and still nothing fires twice.
+    """
+    try:
+        async with lease(deps.redis, "sla-timers", seconds=LEASE_SECONDS) as held:
+            if not held:
+                return []
+            return await _fire(deps)
+    except RedisError as error:
+        log.warning("SLA sweep without a lease, Redis is unavailable: %s", type(error).__name__)
+        return await _fire(deps)
+
+
+async def _fire(deps: Deps) -> list[Event]:
     events = await sla.fire_due(uow=deps.uow(), clock=deps.clock, config=deps.team.sla)
     zone = deps.team.zone
     for event in events:
@@ -41,11 +63,24 @@ async def tick(deps: Deps) -> list[Event]:
     return events
 
 
+async def count_open(deps: Deps) -> None:
+    """Refresh the open-cases gauge."""
+    async with deps.uow() as uow:
+        counts = await uow.cases.count_open()
+    for tier in Tier:
+        deps.telemetry.open_cases.labels(tier.value).set(counts.get(tier, 0))
+
+
 async def _run(deps: Deps) -> None:
     backoff = TICK_SECONDS
+    counted = 0.0
+    loop = asyncio.get_running_loop()
     while True:
         try:
             await tick(deps)
+            if loop.time() - counted >= GAUGE_SECONDS:
+                await count_open(deps)
+                counted = loop.time()
             backoff = TICK_SECONDS
         except Exception:
             log.exception("SLA tick failed; retrying in %.0f s", backoff)

@@ -104,6 +104,15 @@ class SqlCaseRepository:
         )
         return [_case(row) for row in rows]
 
+    async def count_open(self) -> dict[Tier, int]:
+        """Count open cases per tier."""
+        rows = await self._conn.execute(
+            select(cases.c.tier, func.count())
+            .where(cases.c.state.in_([s.value for s in OPEN_STATES]))
+            .group_by(cases.c.tier)
+        )
+        return {Tier(tier): count for tier, count in rows}
+
     async def list_due(self, now: datetime, *, limit: int) -> list[Case]:
         """Return cases whose next SLA alert is due, earliest first."""
         rows = await self._conn.execute(

@@ -38,9 +38,11 @@ async def test_upgrading_twice_and_from_two_processes_at_once_is_harmless(
 
 
 async def test_a_lease_is_held_by_one_holder_until_released(storage: Storage) -> None:
-    async with lease(storage.redis, "sweep", seconds=30) as first:
-        async with lease(storage.redis, "sweep", seconds=30) as second:
-            assert (first, second) == (True, False)
+    async with (
+        lease(storage.redis, "sweep", seconds=30) as first,
+        lease(storage.redis, "sweep", seconds=30) as second,
+    ):
+        assert (first, second) == (True, False)
     async with lease(storage.redis, "sweep", seconds=30) as after:
         assert after is True
 

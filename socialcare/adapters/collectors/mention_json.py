@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
 )
 
@@ -35,7 +36,11 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-ExternalId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=256)]
+ExternalId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+    BeforeValidator(_id_text),
+]
 
 
 class _Author(BaseModel):

@@ -1,0 +1,111 @@
+"""The figures equal a brute-force recomputation, over random case histories."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from socialcare.bot.errors import DomainError
+from socialcare.bot.metrics import CaseFigures, Standing, case_figures, sla_by_tier
+from socialcare.bot.model import Author, Mention, Tier
+from socialcare.bot.pipeline import created_event
+from tests.conftest import T0, make_team
+from tests.unit.cases import new_case
+from tests.unit.test_lifecycle import ACTIONS, POLICY, _apply
+
+TEAM = make_team()
+history = st.lists(
+    st.tuples(st.sampled_from(ACTIONS), st.integers(min_value=0, max_value=40)), max_size=25
+)
+
+
+def _run(lag: int, steps: list[tuple[str, int]], wait: int):  # type: ignore[no-untyped-def]
+    """Apply a history to a case; return its events, a ledger of what was accepted, and now."""
+    published = T0 - timedelta(minutes=lag)
+    case = new_case(published=published, policy=POLICY)
+    case.collected_at = T0
+    mention = Mention(
+        source="webhook", external_id="p1", platform="instagram", text="Kcell?",
+        published_at=published, collected_at=T0, thread_key="p1", author=Author(),
+    )
+    events = [created_event(case, mention, TEAM)]
+    ledger: list[tuple[str, object]] = []
+    now = T0
+    for action, gap in steps:
+        now += timedelta(minutes=gap)
+        try:
+            events += _apply(case, action, now)
+        except DomainError:
+            continue
+        ledger.append((action, now))
+    return events, ledger, published, now + timedelta(minutes=wait)
+
+
+def _brute_force(ledger, published, now) -> dict:  # type: ignore[no-untyped-def]
+    due = published + timedelta(minutes=15)
+    answers = [at for action, at in ledger if action in ("answer", "brand_answer")]
+    standing = Standing.OPEN
+    last_resolve = None
+    for i, (action, at) in enumerate(ledger):
+        if action == "resolve":
+            standing, last_resolve = Standing.RESOLVED, (i, at)
+        elif action == "dismiss":
+            standing = Standing.DISMISSED
+        elif action == "customer" and standing is Standing.RESOLVED:
+            standing = Standing.OPEN
+    expected = {
+        "standing": standing,
+        "reaction": min(answers) - published if answers else None,
+        "sla_met": (min(answers) <= due) if answers else (None if now <= due else False),
+        "resolution": None,
+        "messages_to_resolve": None,
+    }
+    if standing is Standing.RESOLVED and last_resolve is not None:
+        index, at = last_resolve
+        expected["resolution"] = at - published
+        expected["messages_to_resolve"] = 1 + sum(
+            1 for action, _ in ledger[:index]
+            if action in ("answer", "brand_answer", "customer")
+        )
+    return expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(lag=st.integers(min_value=0, max_value=30), steps=history,
+       wait=st.integers(min_value=0, max_value=60))
+def test_case_figures_equal_a_brute_force_recomputation(
+    lag: int, steps: list[tuple[str, int]], wait: int
+) -> None:
+    events, ledger, published, now = _run(lag, steps, wait)
+
+    figures = case_figures(events, now=now)
+
+    assert figures.collector_lag == timedelta(minutes=lag)
+    assert {
+        "standing": figures.standing,
+        "reaction": figures.reaction,
+        "sla_met": figures.sla_met,
+        "resolution": figures.resolution,
+        "messages_to_resolve": figures.messages_to_resolve,
+    } == _brute_force(ledger, published, now)
+
+
+def _figures(tier: Tier, sla_met: bool | None) -> CaseFigures:
+    return CaseFigures(
+        case_id=1, tier=tier, platform="x", brand="Kcell", published_at=T0,
+        standing=Standing.OPEN, collector_lag=timedelta(0), reaction=None, resolution=None,
+        messages_to_resolve=None, sla_met=sla_met,
+    )
+
+
+def test_sla_tally_counts_pending_cases_apart_from_met_and_missed() -> None:
+    tally = sla_by_tier([
+        _figures(Tier.MAIN, True), _figures(Tier.MAIN, True), _figures(Tier.MAIN, False),
+        _figures(Tier.MAIN, None), _figures(Tier.EXTRA, None),
+    ])
+
+    assert (tally[Tier.MAIN].met, tally[Tier.MAIN].missed, tally[Tier.MAIN].pending) == (2, 1, 1)
+    assert tally[Tier.MAIN].met_share == 2 / 3
+    assert tally[Tier.EXTRA].met_share is None  # nothing decided: no share, not zero

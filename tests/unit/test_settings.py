@@ -1,0 +1,82 @@
+"""Settings: the example config loads; a wrong one is named, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from socialcare.settings import ConfigError, Settings, load_settings, load_team
+from tests.conftest import ROOT
+
+EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+
+
+def test_the_shipped_example_config_loads() -> None:
+    team = load_team(ROOT / "config.example.toml")
+
+    assert team.timezone == "Asia/Almaty"
+    assert team.source("webhook") is not None
+    assert {b.name for b in team.brands} >= {"Kcell"}
+    assert team.sla.main.first_response_minutes == 15
+    assert team.sla.extra.first_response_minutes == 60
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('timezone = "Asia/Almaty"', 'timezone = "Mars/Olympus"',
+         "timezone: unknown 'Mars/Olympus'"),
+        ("first_response_minutes = 15", 'first_response_minutes = "soon"',
+         "sla.main.first_response_minutes: Input should be a valid integer"),
+        ("first_response_minutes = 60", "first_response_minutes = 0",
+         "sla.extra: first_response_minutes: must be a positive number of minutes"),
+        ('tier = "extra"', 'tier = "side"', "sources[1] (forums).tier: Input should be"),
+        ('name = "Kcell"\nkeywords', 'name = "Kcell"\nkeywordz', "brands[0] (Kcell).keywordz: "
+         "unknown key"),
+        ('role = "lead"', 'role = "boss"', "people[2] (saule).role: Input should be"),
+        ('slack = "U0LEAD0001"', 'slack = "U0AGENT001"', "people: slack 'U0AGENT001' appears "
+         "twice"),
+        ('platform = "forum"', 'platform = "forum"\noptions = { api_token = "abc" }',
+         "sources[1].options.api_token: secrets do not belong in the config file"),
+        ("[[sources]]", "[[sources]", "not valid TOML"),
+    ],
+)
+def test_a_wrong_config_names_the_file_the_key_and_the_problem(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    assert old in EXAMPLE
+    path = tmp_path / "broken.toml"
+    path.write_text(EXAMPLE.replace(old, new, 1), encoding="utf-8")
+
+    with pytest.raises(ConfigError) as error:
+        load_team(path)
+
+    assert str(error.value).startswith(f"{path}: ")
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_missing_config_file_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"file not found.*config\.example\.toml"):
+        load_team(tmp_path / "nope.toml")
+
+
+def test_a_wrong_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PORT", "eighty")
+
+    with pytest.raises(ConfigError, match="environment: HTTP_PORT: Input should be a valid"):
+        load_settings()
+
+
+def test_plain_database_urls_get_an_async_driver() -> None:
+    assert Settings(database_url="postgresql://u@h/db").async_database_url == (
+        "postgresql+asyncpg://u@h/db"
+    )
+    assert Settings(database_url="sqlite:///x.db").async_database_url == "sqlite+aiosqlite:///x.db"
+
+
+def test_secrets_do_not_show_in_the_settings_repr() -> None:
+    settings = Settings(ingest_webhook_secret="hunter2", slack_bot_token="xoxb-secret")
+    assert "hunter2" not in repr(settings)
+    assert "xoxb-secret" not in repr(settings)
