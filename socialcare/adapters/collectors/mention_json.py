@@ -36,6 +36,13 @@ def _id_text(value: Any) -> Any:
     return value
 
 
+def _iso_time(value: Any) -> Any:
+    # Numbers would pass as Unix times; the format promises ISO 8601 with an offset.
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 time with an offset, e.g. 2026-11-25T10:00:00+05:00")
+    return value
+
+
 ExternalId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
@@ -58,7 +65,7 @@ class _Mention(BaseModel):
     source: str = Field(min_length=1, max_length=200)
     external_id: ExternalId
     text: str = Field(max_length=MAX_TEXT)
-    published_at: AwareDatetime
+    published_at: Annotated[AwareDatetime, BeforeValidator(_iso_time)]
     url: str | None = Field(default=None, max_length=2048)
     platform: str | None = Field(default=None, max_length=64)
     author: _Author | None = None
@@ -129,7 +136,8 @@ def _parse(data: Any, prefix: str, sources: Collection[str]) -> RawMention:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise BadMentions(f"{prefix}{field}: {first['msg']}{more}") from None
+        problem = str(first["msg"]).removeprefix("Value error, ")
+        raise BadMentions(f"{prefix}{field}: {problem}{more}") from None
     if mention.source not in sources:
         known = ", ".join(sorted(sources))
         raise BadMentions(f"{prefix}source: unknown source {mention.source!r} (known: {known})")

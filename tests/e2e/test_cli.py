@@ -1,0 +1,148 @@
+"""The command line, as an operator runs it: the installed `socialcare` script."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from socialcare.handlers.ingest import sign
+from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database
+
+SCRIPT = str(Path(sys.executable).parent / "socialcare")
+SECRET = "cli-test-secret"
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "SLACK_",
+                                                                      "TELEGRAM_"))}
+    env.update(
+        CONFIG_FILE=str(ROOT / "config.example.toml"),
+        DATABASE_URL=database_url(tmp_path),
+        INGEST_WEBHOOK_SECRET=SECRET,
+    )
+    if TEST_REDIS_URL:
+        env["REDIS_URL"] = TEST_REDIS_URL
+    return env | extra
+
+
+def _run(args: list[str], env: dict[str, str], stdin: str | None = None,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCRIPT, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60,
+        cwd=cwd,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["ingest"], ["check-config"], ["db"],
+                                      ["db", "upgrade"], ["cases"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = subprocess.run([SCRIPT, *command, "--help"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: socialcare")
+
+
+def test_python_main_py_is_the_same_command_line() -> None:
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert "check-config" in result.stdout
+
+
+def test_a_wrong_command_gets_a_usage_line() -> None:
+    result = subprocess.run([SCRIPT, "frobnicate"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: socialcare")
+
+
+def test_a_broken_config_stops_start_up_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        (ROOT / "config.example.toml").read_text().replace("repeat_minutes = 5",
+                                                           "repeat_minutes = -5"),
+    )
+
+    for command in (["check-config"], ["run"], ["cases"]):
+        result = _run(command, _env(tmp_path, CONFIG_FILE=str(broken)))
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"socialcare: {broken}: sla.main: repeat_minutes: must be a positive number of "
+            "minutes\n"
+        )
+
+
+async def test_run_accepts_a_signed_mention_and_cases_shows_its_time_left(
+    tmp_path: Path,
+) -> None:
+    await reset_database(database_url(tmp_path))
+    port = _free_port()
+    env = _env(tmp_path, HTTP_PORT=str(port))
+    server = await asyncio.create_subprocess_exec(
+        SCRIPT, "run", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            for _ in range(100):
+                try:
+                    async with http.get("/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            published = datetime.now(UTC) - timedelta(minutes=3)
+            body = json.dumps({
+                "source": "webhook", "external_id": "ig-1", "platform": "instagram",
+                "text": "Kcell, why is there no 4G in Almaty again?",
+                "published_at": published.isoformat(),
+                "author": {"name": "Aigerim", "handle": "@aigerim"},
+            }).encode()
+            async with http.post("/ingest", data=body,
+                                 headers={"X-Signature": sign(body, SECRET)}) as response:
+                assert response.status == 200
+                assert (await response.json())["results"][0]["outcome"] == "created"
+
+        listing = await asyncio.to_thread(_run, ["cases"], env)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        raw_output, _ = await asyncio.wait_for(server.communicate(), 30)
+    output = raw_output.decode()
+
+    assert listing.returncode == 0, listing.stderr
+    row = next(line for line in listing.stdout.splitlines() if line.startswith("1 "))
+    assert "Kcell" in row and "instagram" in row and "@aigerim" in row
+    assert "11 min left" in row or "12 min left" in row
+    assert server.returncode == 0
+    assert "socialcare is up" in output
+    assert SECRET not in output
+
+
+def test_ingest_from_stdin_stores_nothing_when_a_line_is_bad(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    asyncio.run(reset_database(env["DATABASE_URL"]))
+    good = json.dumps({"source": "webhook", "external_id": "1", "text": "Kcell?",
+                       "published_at": "2026-11-25T10:00:00+05:00"})
+
+    refused = _run(["ingest", "-"], env, stdin=good + "\n{broken\n")
+    accepted = _run(["ingest", "-"], env, stdin=good + "\n" + good + "\n")
+
+    assert refused.returncode == 2
+    assert "line 2: malformed JSON" in refused.stdout
+    assert "nothing was stored" in refused.stdout
+    assert accepted.returncode == 0
+    assert accepted.stdout.strip() == "2 mention(s): 1 created, 1 dropped (duplicate)"

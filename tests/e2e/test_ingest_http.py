@@ -1,0 +1,112 @@
+"""POST /ingest on the real server: signed mentions in, clear answers to bad requests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from socialcare.deps import Deps
+from socialcare.handlers.ingest import sign
+from socialcare.main import build_app
+from socialcare.storage.database import create_engine
+from socialcare.storage.schema import cases
+from tests.e2e.conftest import SECRET
+
+MENTION = {
+    "source": "webhook",
+    "external_id": "1234567890",
+    "text": "Kcell, why is there no 4G in Almaty again?",
+    "published_at": "2026-11-25T14:55:00+05:00",
+    "url": "https://example.org/post/1234567890",
+    "platform": "instagram",
+    "author": {"id": "42", "name": "Aigerim", "handle": "@aigerim"},
+}
+
+
+async def _post(http: TestClient, payload: Any, *, secret: str = SECRET,
+                raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    response = await http.post(
+        "/ingest", data=body,
+        headers={"X-Signature": sign(body, secret), "Content-Type": "application/json"},
+    )
+    return response.status, await response.json()
+
+
+async def _cases(deps: Deps) -> int:
+    async with deps.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(cases))).scalar_one()
+
+
+async def test_a_signed_mention_becomes_a_case_and_a_repeat_is_reported(
+    http: TestClient, app_deps: Deps
+) -> None:
+    status, first = await _post(http, MENTION)
+    _, again = await _post(http, [MENTION, {**MENTION, "external_id": "2", "text": "hello"}])
+
+    assert status == 200
+    assert first == {"results": [
+        {"external_id": "1234567890", "outcome": "created", "case_id": 1},
+    ]}
+    assert again == {"results": [
+        {"external_id": "1234567890", "outcome": "dropped", "reason": "duplicate"},
+        {"external_id": "2", "outcome": "dropped", "reason": "no brand matched"},
+    ]}
+    metrics = await (await http.get("/metrics")).text()
+    assert 'socialcare_mentions_total{outcome="created",reason="",source="webhook"} 1.0' in metrics
+
+
+async def test_bad_requests_get_their_reason_store_nothing_and_the_server_keeps_serving(
+    http: TestClient, app_deps: Deps
+) -> None:
+    answers = [
+        await _post(http, None, raw=b'{"source": "webhook", '),
+        await _post(http, {**MENTION, "published_at": 12}),
+        await _post(http, {**MENTION, "text": {"nested": True}}),
+        await _post(http, [MENTION, {"source": "webhook", "text": "Kcell"}]),
+        await _post(http, MENTION, secret="wrong-secret"),
+        await _post(http, None, raw=b"x" * (2 * 1024 * 1024)),
+    ]
+    unsigned = await http.post("/ingest", json=MENTION)
+
+    assert [status for status, _ in answers] == [400, 400, 400, 400, 401, 413]
+    reasons = [body["error"] for _, body in answers]
+    assert reasons[0].startswith("malformed JSON")
+    assert reasons[1].startswith("published_at: expected an ISO 8601 time")
+    assert reasons[2].startswith("text: Input should be a valid string")
+    assert reasons[3].startswith("[1].external_id: Field required")
+    assert reasons[4] == "bad or missing X-Signature signature"
+    assert "over 1048576 bytes" in reasons[5]
+    assert unsigned.status == 401
+    assert await _cases(app_deps) == 0  # the good mention of the mixed list was not stored
+
+    status, _ = await _post(http, MENTION)
+    assert status == 200
+    assert await _cases(app_deps) == 1
+
+
+async def test_healthz_reports_database_and_redis(http: TestClient) -> None:
+    response = await http.get("/healthz")
+
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+async def test_healthz_is_unhealthy_when_the_database_is_gone(app_deps: Deps) -> None:
+    nowhere = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/gone")
+    try:
+        app = build_app(replace(app_deps, engine=nowhere), with_timers=False)
+        async with TestClient(TestServer(app)) as http:
+            response = await http.get("/healthz")
+            body = await response.json()
+    finally:
+        await nowhere.dispose()
+
+    assert response.status == 503
+    assert body["status"] == "unhealthy"
+    assert body["database"].startswith("down: ")
+    assert body["redis"] == "ok"
