@@ -135,9 +135,9 @@ async def mark_answered(
 
     def apply(case: Case) -> list[Event]:
         _holder_or_lead(case, person, "answer")
-        details = {k: v for k, v in (("text", cmd.text), ("url", cmd.url)) if v}
         return [lifecycle.answer(
-            case, by=person.id, at=clock.now(), policy=team.sla.for_tier(case.tier), **details
+            case, by=person.id, at=clock.now(), policy=team.sla.for_tier(case.tier),
+            text=cmd.text, url=cmd.url,
         )]
 
     return await _change(cmd.case_id, apply, uow=uow)

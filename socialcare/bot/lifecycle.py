@@ -38,7 +38,8 @@ def _check(case: Case, action: str) -> None:
 
 def _event(case: Case, kind: EventKind, actor: str, at: datetime, **data: Any) -> Event:
     assert case.id is not None, "a case is stored before it changes"
-    return Event(case_id=case.id, kind=kind, actor=actor, at=at, data=data)
+    facts = {key: value for key, value in data.items() if value is not None}
+    return Event(case_id=case.id, kind=kind, actor=actor, at=at, data=facts)
 
 
 def claim(case: Case, *, by: str, at: datetime) -> Event:
