@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TextIO
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from socialcare.adapters.clock import SystemClock
 from socialcare.adapters.collectors.mention_json import parse_lines
@@ -98,8 +100,6 @@ async def serve(deps: Deps, *, host: str, port: int) -> None:
 
 
 def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -258,6 +258,11 @@ def cli(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"socialcare: {error}", file=sys.stderr)
         return 2
+    except (OSError, DBAPIError) as error:
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        print(f"socialcare: cannot reach the database at "
+              f"{_redacted(settings.async_database_url)}: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

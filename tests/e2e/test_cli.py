@@ -146,3 +146,16 @@ def test_ingest_from_stdin_stores_nothing_when_a_line_is_bad(tmp_path: Path) -> 
     assert "nothing was stored" in refused.stdout
     assert accepted.returncode == 0
     assert accepted.stdout.strip() == "2 mention(s): 1 created, 1 dropped (duplicate)"
+
+
+def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -> None:
+    env = _env(tmp_path, DATABASE_URL="postgresql://care:hunter2@127.0.0.1:9/socialcare")
+
+    result = _run(["cases"], env)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "socialcare: cannot reach the database at postgresql+asyncpg://care:***@127.0.0.1:9/"
+    )
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
