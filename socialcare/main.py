@@ -32,7 +32,7 @@ from socialcare.bot.model import Case
 from socialcare.bot.pipeline import Outcome, Pipeline
 from socialcare.bot.ports import Clock
 from socialcare.deps import Deps
-from socialcare.handlers import health, ingest, timers
+from socialcare.handlers import health, ingest, scheduler
 from socialcare.settings import ConfigError, Settings, load_settings, load_team
 from socialcare.storage import redis as redis_store
 from socialcare.storage.database import create_engine, upgrade
@@ -73,7 +73,7 @@ def build_app(deps: Deps, *, with_timers: bool = True) -> web.Application:
     health.register(app, deps)
     ingest.register(app, deps)
     if with_timers:
-        timers.register(app, deps)
+        scheduler.register(app, deps)
     return app
 
 

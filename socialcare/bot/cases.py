@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from socialcare.bot import lifecycle
 from socialcare.bot.errors import ConcurrentUpdate, NotAllowed
@@ -76,9 +77,11 @@ def worker(team: Team, person_id: str) -> Person:
     """Return the roster entry of someone who may work cases, or refuse."""
     person = team.person(person_id)
     if person is None:
-        raise NotAllowed("You are not in this team's roster, so you cannot act on cases.")
+        raise NotAllowed("You are not in this team's roster, so you cannot act on cases.",
+                         key="error.not_in_roster")
     if not person.works_cases:
-        raise NotAllowed(f"{person.name} is a {person.role.value}: cases are worked by agents.")
+        raise NotAllowed(f"{person.name} is a {person.role.value}: cases are worked by agents.",
+                         key="error.not_a_worker", role=person.role.value)
     return person
 
 
@@ -86,21 +89,25 @@ def _holder_or_lead(case: Case, person: Person, action: str) -> None:
     if case.claimed_by not in (None, person.id) and not person.leads:
         raise NotAllowed(
             f"Case #{case.id} is claimed by {case.claimed_by}: only they or a shift lead "
-            f"can {action} it."
+            f"can {action} it.",
+            key="error.holder_only", case=case.id, by=case.claimed_by, action=action,
         )
 
 
 async def _change(
-    case_id: int, apply: Callable[[Case], list[Event]], *, uow: UnitOfWork
+    case_id: int, apply: Callable[[Case, datetime], list[Event]], *, uow: UnitOfWork,
+    clock: Clock,
 ) -> Changed:
     for _ in range(ATTEMPTS):
+        at = clock.now()
         async with uow:
             case = await uow.cases.get(case_id)
-            events = apply(case)
+            events = apply(case, at)
             try:
                 await uow.cases.save(case)
             except ConcurrentUpdate:
                 continue
+            await uow.cards.mark_changed([case], at=at)
             await uow.events.add(events)
             await uow.commit()
             return Changed(case, events)
@@ -111,7 +118,8 @@ async def claim(cmd: Claim, *, uow: UnitOfWork, clock: Clock, team: Team) -> Cha
     """Give the case to the person; exactly one of several concurrent claims wins."""
     person = worker(team, cmd.actor)
     return await _change(
-        cmd.case_id, lambda case: [lifecycle.claim(case, by=person.id, at=clock.now())], uow=uow
+        cmd.case_id, lambda case, at: [lifecycle.claim(case, by=person.id, at=at)],
+        uow=uow, clock=clock,
     )
 
 
@@ -119,12 +127,12 @@ async def release(cmd: Release, *, uow: UnitOfWork, clock: Clock, team: Team) ->
     """Return the case to the queue; only its holder or a lead may."""
     person = worker(team, cmd.actor)
 
-    def apply(case: Case) -> list[Event]:
+    def apply(case: Case, at: datetime) -> list[Event]:
         _holder_or_lead(case, person, "release")
         policy = team.sla.for_tier(case.tier)
-        return [lifecycle.release(case, by=person.id, at=clock.now(), policy=policy)]
+        return [lifecycle.release(case, by=person.id, at=at, policy=policy)]
 
-    return await _change(cmd.case_id, apply, uow=uow)
+    return await _change(cmd.case_id, apply, uow=uow, clock=clock)
 
 
 async def mark_answered(
@@ -133,37 +141,37 @@ async def mark_answered(
     """Record the agent's answer; the first one stops the first-response clock."""
     person = worker(team, cmd.actor)
 
-    def apply(case: Case) -> list[Event]:
+    def apply(case: Case, at: datetime) -> list[Event]:
         _holder_or_lead(case, person, "answer")
         return [lifecycle.answer(
-            case, by=person.id, at=clock.now(), policy=team.sla.for_tier(case.tier),
+            case, by=person.id, at=at, policy=team.sla.for_tier(case.tier),
             text=cmd.text, url=cmd.url,
         )]
 
-    return await _change(cmd.case_id, apply, uow=uow)
+    return await _change(cmd.case_id, apply, uow=uow, clock=clock)
 
 
 async def resolve(cmd: Resolve, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
     """Close an answered case."""
     person = worker(team, cmd.actor)
 
-    def apply(case: Case) -> list[Event]:
+    def apply(case: Case, at: datetime) -> list[Event]:
         _holder_or_lead(case, person, "resolve")
         policy = team.sla.for_tier(case.tier)
-        return [lifecycle.resolve(case, by=person.id, at=clock.now(), policy=policy)]
+        return [lifecycle.resolve(case, by=person.id, at=at, policy=policy)]
 
-    return await _change(cmd.case_id, apply, uow=uow)
+    return await _change(cmd.case_id, apply, uow=uow, clock=clock)
 
 
 async def dismiss(cmd: Dismiss, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
     """Close a case that needs no answer."""
     person = worker(team, cmd.actor)
 
-    def apply(case: Case) -> list[Event]:
+    def apply(case: Case, at: datetime) -> list[Event]:
         _holder_or_lead(case, person, "dismiss")
         policy = team.sla.for_tier(case.tier)
         return [lifecycle.dismiss(
-            case, by=person.id, at=clock.now(), policy=policy, reason=cmd.reason
+            case, by=person.id, at=at, policy=policy, reason=cmd.reason
         )]
 
-    return await _change(cmd.case_id, apply, uow=uow)
+    return await _change(cmd.case_id, apply, uow=uow, clock=clock)

@@ -1,17 +1,28 @@
-"""Domain errors: each carries a reason a person can read."""
+"""Domain errors: each carries a reason a person can read.
+
+The English message is for logs and tests; `key` and `params` let each transport
+show the reason from the team's message catalog.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class DomainError(Exception):
     """A command the domain refused, with a reason fit to show the person who sent it."""
+
+    def __init__(self, message: str, *, key: str, **params: Any) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 class CaseNotFound(DomainError):
     """No case has this id."""
 
     def __init__(self, case_id: int) -> None:
-        super().__init__(f"There is no case #{case_id}.")
+        super().__init__(f"There is no case #{case_id}.", key="error.no_case", case=case_id)
         self.case_id = case_id
 
 
@@ -19,7 +30,10 @@ class InvalidTransition(DomainError):
     """The case's state does not allow this action."""
 
     def __init__(self, case_id: int | None, action: str, state: str) -> None:
-        super().__init__(f"Case #{case_id} is {state}: it cannot be {action}.")
+        super().__init__(
+            f"Case #{case_id} is {state}: it cannot be {action}.",
+            key="error.invalid_transition", case=case_id, action=action, state=state,
+        )
         self.case_id = case_id
         self.action = action
         self.state = state
@@ -29,13 +43,16 @@ class AlreadyClaimed(DomainError):
     """Someone holds the case already."""
 
     def __init__(self, case_id: int | None, by: str) -> None:
-        super().__init__(f"Case #{case_id} is already claimed by {by}.")
+        super().__init__(
+            f"Case #{case_id} is already claimed by {by}.",
+            key="error.already_claimed", case=case_id, by=by,
+        )
         self.case_id = case_id
         self.by = by
 
 
 class NotAllowed(DomainError):
-    """The person may not do this."""
+    """The person may not do this; `key` says which rule refused them."""
 
 
 class ConcurrentUpdate(Exception):

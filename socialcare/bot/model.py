@@ -166,3 +166,29 @@ class Event:
     at: datetime
     data: Mapping[str, Any] = field(default_factory=dict)
     id: int | None = None
+
+
+@dataclass
+class Card:
+    """One case's message in one channel of one messenger, and how far it is in step.
+
+    `change_seq` grows with every change of the case; the card is in step when
+    `synced_seq` has caught up. `due_at` is when it must next be looked at: at once
+    after a change, or at the next step of its SLA line.
+    """
+
+    case_id: int
+    messenger: str
+    channel: str
+    due_at: datetime
+    deadline: datetime | None = None
+    message_id: str | None = None
+    fingerprint: str | None = None
+    change_seq: int = 1
+    synced_seq: int = 0
+    rank: int = 0  # 0: not posted yet, 1: the case changed, 2: an SLA step
+    posting_since: datetime | None = None
+    post_attempts: int = 0
+    posted_at: datetime | None = None
+    notified_event_id: int = 0
+    id: int | None = None

@@ -22,6 +22,7 @@ from socialcare.bot.brands import BrandMatcher, fold
 from socialcare.bot.errors import ConcurrentUpdate, DuplicateMention
 from socialcare.bot.model import (
     Author,
+    Card,
     Case,
     Event,
     EventKind,
@@ -152,6 +153,8 @@ class Pipeline:
             await uow.mentions.add([s.mention for s in steps if s.case is not None])
             for case in changed.values():
                 await uow.cases.save(case)
+            await uow.cards.add([card for case in created for card in self._cards(case, now)])
+            await uow.cards.mark_changed(list(changed.values()), at=now)
             await uow.events.add(events)
             await uow.commit()
         return [step.result() for step in steps]
@@ -207,6 +210,16 @@ class Pipeline:
         source = self._team.source(raw.source)
         assert source is not None
         return normalise(raw, now, default_platform=source.platform)
+
+    def _cards(self, case: Case, now: datetime) -> list[Card]:
+        assert case.id is not None
+        return [
+            Card(case_id=case.id, messenger=channel.messenger, channel=channel.id, due_at=now,
+                 deadline=case.response_due_at)
+            for channel in self._team.channels_for(
+                brand=case.brand, tier=case.tier, platform=case.platform
+            )
+        ]
 
     def _policy(self, tier: Tier) -> sla.SlaPolicy:
         return self._team.sla.for_tier(tier)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
-from socialcare.bot.model import Case, Event, Mention, Tier
+from socialcare.bot.model import Card, Case, Event, Mention, Tier
+
+if TYPE_CHECKING:  # cards and team use these protocols themselves
+    from socialcare.bot.cards import CardView
+    from socialcare.bot.team import Person
 
 
 class Clock(Protocol):
@@ -97,6 +102,142 @@ class EventRepository(Protocol):
         ...
 
 
+class CardRepository(Protocol):
+    """Stores where each case was posted and how far its cards are in step."""
+
+    async def add(self, new: Sequence[Card]) -> None:
+        """Store new cards (not yet posted)."""
+        ...
+
+    async def mark_changed(self, changed: Sequence[Case], *, at: datetime) -> None:
+        """Put the cards of these cases out of step: due at once."""
+        ...
+
+    async def due(self, now: datetime, *, messengers: Collection[str], limit: int) -> list[Card]:
+        """Return the cards to sync now, most pressing first."""
+        ...
+
+    async def for_case(self, case_id: int) -> list[Card]:
+        """Return a case's cards."""
+        ...
+
+    async def find(self, messenger: str, channel: str, message_id: str) -> Card | None:
+        """Return the card behind a posted message."""
+        ...
+
+    async def begin_post(self, card: Card, *, now: datetime, stale: datetime) -> bool:
+        """Record an attempt to post; False if another worker is posting the card."""
+        ...
+
+    async def posted(self, card: Card, *, message_id: str, at: datetime) -> None:
+        """Record where the card was posted."""
+        ...
+
+    async def post_failed(self, card: Card, *, retry_at: datetime) -> None:
+        """Record a post that certainly failed."""
+        ...
+
+    async def synced(
+        self, card: Card, *, seq: int, fingerprint: str | None, next_due: datetime | None
+    ) -> None:
+        """Record that the card shows the case as of change `seq`."""
+        ...
+
+    async def defer(self, card: Card, *, until: datetime) -> None:
+        """Look at the card again at `until`, or earlier if the case changes."""
+        ...
+
+    async def notified(self, card: Card, *, event_id: int) -> bool:
+        """Record that the card's thread has the notes up to `event_id`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Note:
+    """A short message in a card's thread or a channel; `mention` pings people by name."""
+
+    text: str
+    mention: tuple[Person, ...] = ()
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `rate` calls per `per_seconds` under `key` (shared by every process)."""
+
+    key: str
+    rate: int
+    per_seconds: float
+
+
+class MessengerError(Exception):
+    """A messenger call failed in a way worth retrying later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(MessengerError):
+    """The messenger said "too many requests": wait `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, limit_key: str | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.limit_key = limit_key
+
+
+class Undeliverable(MessengerError):
+    """The channel or message is gone, or the bot may not post there: retrying won't help."""
+
+
+class Messenger(Protocol):
+    """One chat platform: posts and edits cards, writes notes, pings and messages people."""
+
+    name: str
+
+    def limits(self, operation: str, channel: str) -> Sequence[RateLimit]:
+        """Return the platform's rate limits that a call of `operation` ("post", "update")
+        to `channel` counts against."""
+        ...
+
+    async def post_card(self, channel: str, card: CardView) -> str:
+        """Post a new card; return its message id."""
+        ...
+
+    async def update_card(self, channel: str, message_id: str, card: CardView) -> None:
+        """Replace a posted card with the current view."""
+        ...
+
+    async def find_card(self, channel: str, case_id: int) -> str | None:
+        """Return the message id of a card of this case already in the channel, if the
+        platform can tell (used when a post's outcome is unknown)."""
+        ...
+
+    async def post_note(self, channel: str, note: Note, *, thread: str | None = None) -> str:
+        """Post a note in a card's thread (or the channel); return its message id."""
+        ...
+
+    async def pin(self, channel: str, message_id: str) -> None:
+        """Pin a message in a channel."""
+        ...
+
+    async def message_person(self, person: Person, note: Note) -> bool:
+        """Send a person a direct message; False if the platform does not know them."""
+        ...
+
+
+class RateBudgets(Protocol):
+    """Rate budgets shared by every process."""
+
+    async def acquire(self, limits: Sequence[RateLimit]) -> float:
+        """Take one call from every limit if all have room and return 0; else take
+        nothing and return the seconds to wait."""
+        ...
+
+    async def hold_off(self, key: str, seconds: float) -> None:
+        """Let nothing through under `key` for `seconds` (the platform said 429)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -107,6 +248,7 @@ class UnitOfWork(Protocol):
     cases: CaseRepository
     mentions: MentionRepository
     events: EventRepository
+    cards: CardRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

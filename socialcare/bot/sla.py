@@ -17,9 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from socialcare.bot.errors import ConcurrentUpdate
-from socialcare.bot.model import SYSTEM, Case, Event, EventKind, Tier
-from socialcare.bot.ports import Clock, UnitOfWork
+from socialcare.bot.model import SYSTEM, Case, Event, EventKind, State, Tier
 
 # A point fired later than this after its time says so in its event and in the log.
 LATE_AFTER = timedelta(seconds=60)
@@ -36,11 +34,13 @@ class SlaPolicy:
     resolution_minutes: int | None = None
     warning_points: tuple[float, ...] = (0.5, 0.8)
     repeat_minutes: int = 10
+    # A claim unanswered this long returns the case to the queue; none = claims last.
+    claim_expiry_minutes: int | None = None
 
     def __post_init__(self) -> None:
         if self.first_response_minutes <= 0:
             raise ValueError("first_response_minutes: must be a positive number of minutes")
-        for name in ("next_response_minutes", "resolution_minutes"):
+        for name in ("next_response_minutes", "resolution_minutes", "claim_expiry_minutes"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name}: must be a positive number of minutes")
@@ -168,9 +168,25 @@ def _next_point(case: Case, policy: SlaPolicy, clock: SlaClock) -> SlaPoint | No
     return point(policy, clock, started, due, fired)
 
 
+def claim_expires_at(case: Case, policy: SlaPolicy) -> datetime | None:
+    """Return when the current claim lapses if the case stays unanswered, if ever."""
+    if (
+        policy.claim_expiry_minutes is None
+        or case.state is not State.CLAIMED
+        or case.claimed_at is None
+        or not case.awaits_response
+    ):
+        return None
+    # Counted from the claim, or from the customer's newest message if that is later.
+    since = max(case.claimed_at, case.response_started_at or case.claimed_at)
+    return since + timedelta(minutes=policy.claim_expiry_minutes)
+
+
 def schedule(case: Case, policy: SlaPolicy) -> None:
-    """Set the case's next alert time from its clocks."""
+    """Set the case's next alert time from its clocks and its claim."""
     upcoming = [p.at for c in SlaClock if (p := _next_point(case, policy, c)) is not None]
+    if (expiry := claim_expires_at(case, policy)) is not None:
+        upcoming.append(expiry)
     case.next_alert_at = min(upcoming) if upcoming else None
 
 
@@ -231,27 +247,3 @@ def time_left(case: Case, now: datetime) -> timedelta | None:
     if not case.awaits_response or case.response_due_at is None:
         return None
     return case.response_due_at - now
-
-
-async def fire_due(
-    *, uow: UnitOfWork, clock: Clock, config: SlaConfig, limit: int = 200
-) -> list[Event]:
-    """Fire the SLA points that are due, each exactly once, and return their events.
-
-    Any number of schedulers may run this at once: a case's points are stored with a
-    conditional update, so of two schedulers that read the same case only one stores
-    its points; the other drops them.
-    """
-    now = clock.now()
-    fired: list[Event] = []
-    async with uow:
-        for case in await uow.cases.list_due(now, limit=limit):
-            events = fire_due_points(case, config.for_tier(case.tier), now)
-            try:
-                await uow.cases.save(case)
-            except ConcurrentUpdate:
-                continue
-            fired += events
-        await uow.events.add(fired)
-        await uow.commit()
-    return fired

@@ -7,8 +7,10 @@ make unknown keys an error, so a typo in the config is named instead of ignored)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -99,10 +101,22 @@ class Person:
     slack: str | None = None
     telegram: int | None = None
     areas: tuple[str, ...] = ()
+    # Working hours in the team's timezone, "09:00-18:00" (may pass midnight:
+    # "20:00-08:00"); none = always. Shift leads are pinged only while on duty.
+    hours: str | None = None
 
     def __post_init__(self) -> None:
         if self.slack is None and self.telegram is None:
             raise ValueError("slack, telegram: at least one user id is needed")
+        if self.hours is not None and _HOURS.fullmatch(self.hours) is None:
+            raise ValueError(f"hours: {self.hours!r} is not like '09:00-18:00'")
+
+    def on_duty(self, local: time) -> bool:
+        """Tell whether the person works at this local time of day."""
+        if self.hours is None:
+            return True
+        start, end = (time.fromisoformat(part) for part in self.hours.split("-"))
+        return start <= local < end if start <= end else local >= start or local < end
 
     @property
     def works_cases(self) -> bool:
@@ -159,9 +173,18 @@ class Team:
         """Return the source with this name."""
         return next((s for s in self.sources if s.name == name), None)
 
+    def channels_for(self, *, brand: str, tier: Tier, platform: str) -> list[Channel]:
+        """Return the channels that get a card for a case with these attributes."""
+        return [c for c in self.channels if c.routes(brand=brand, tier=tier, platform=platform)]
+
     def person(self, person_id: str) -> Person | None:
         """Return the person with this roster id."""
         return next((p for p in self.people if p.id == person_id), None)
+
+    def leads_on_duty(self, at: datetime) -> list[Person]:
+        """Return the shift leads working at this moment."""
+        local = at.astimezone(self.zone).time()
+        return [p for p in self.people if p.role is Role.LEAD and p.on_duty(local)]
 
     def person_by_slack(self, user_id: str) -> Person | None:
         """Return the person with this Slack user id."""
@@ -170,6 +193,9 @@ class Team:
     def person_by_telegram(self, user_id: int) -> Person | None:
         """Return the person with this Telegram user id."""
         return next((p for p in self.people if p.telegram == user_id), None)
+
+
+_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 
 
 def _unique(table: str, key: str, values: list[str]) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from socialcare.bot.errors import ConcurrentUpdate
 from socialcare.storage.repositories import (
+    SqlCardRepository,
     SqlCaseRepository,
     SqlEventRepository,
     SqlMentionRepository,
@@ -66,6 +67,7 @@ class SqlUnitOfWork:
     cases: SqlCaseRepository
     mentions: SqlMentionRepository
     events: SqlEventRepository
+    cards: SqlCardRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -84,6 +86,7 @@ class SqlUnitOfWork:
         self.cases = SqlCaseRepository(conn)
         self.mentions = SqlMentionRepository(conn)
         self.events = SqlEventRepository(conn)
+        self.cards = SqlCardRepository(conn)
         return self
 
     async def __aexit__(

@@ -125,3 +125,28 @@ events = Table(
     Index(None, "case_id", "id"),
     Index(None, "kind", "at"),
 )
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("messenger", String(16), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("message_id", String(64)),
+    Column("fingerprint", String(64)),
+    Column("change_seq", Integer, nullable=False),
+    Column("synced_seq", Integer, nullable=False),
+    Column("due_at", UTCDateTime()),
+    Column("rank", Integer, nullable=False),
+    Column("deadline", UTCDateTime()),
+    Column("posting_since", UTCDateTime()),
+    Column("post_attempts", Integer, nullable=False),
+    Column("posted_at", UTCDateTime()),
+    Column("notified_event_id", BigInteger, nullable=False),
+    UniqueConstraint("case_id", "messenger", "channel"),
+    # The dispatcher's "what must be synced now".
+    Index(None, "due_at"),
+    # A click or a reply on a card finds its case.
+    Index(None, "messenger", "channel", "message_id"),
+)

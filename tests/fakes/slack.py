@@ -17,26 +17,48 @@ It also plays Slack towards an app: `block_actions`, `slash_command`, `view_subm
 `event_callback` build requests signed like Slack's, and `deliver` posts them to the app's
 ``/slack/events``. The ``response_url`` in those payloads points back at this fake.
 
+Socket Mode: ``apps.connections.open`` (app-level token `app_token` only) hands out a
+``ws://`` URL on this fake; the app's SocketModeClient connects there and gets Slack's
+``hello``. `socket_send` wraps the same requests in a Socket Mode envelope, sends it to the
+newest open connection and waits up to 3 s for the app's ack::
+
+    handler = AsyncSocketModeHandler(app, slack.app_token, web_client=client)
+    await handler.connect_async()
+    await slack.socket_connected()
+    ack = await slack.socket_send(slack.slash_command("/case", "12"))
+    assert ack is not None and ack.payload == {"text": "On it"}
+    await handler.close_async()
+
+`socket_deliveries` and `socket_acks` record what went out and what came back (with the ack's
+latency; a missing ack is recorded as ``timed_out``); `socket_disconnect` plays Slack's
+``disconnect`` message (or a dropped socket) so reconnection can be tested.
+
 Knowingly simplified: no workspace-wide postMessage cap, no Enterprise Grid, no scopes
 (every token that is valid may call every method), no message formatting or link parsing,
-and interactive payloads carry the message without its metadata.
+and interactive payloads carry the message without its metadata. Socket Mode: no TLS
+(``ws://``), no 10-connection cap, no automatic redelivery of unacked events (send a retry
+yourself with ``event_callback(..., retry_num=1, retry_reason="timeout")``), envelopes go to
+the newest open connection only, and ``apps.connections.open`` is not rate limited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import re
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
 from tests.fakes.server import (
@@ -72,6 +94,16 @@ MAX_TEXT = 40_000
 TRIGGER_TTL = 3.0  # seconds: "use the trigger_id within 3 seconds"
 RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
 RESPONSE_URL_TTL = 30 * 60.0
+SOCKET_ACK_TIMEOUT = 3.0  # seconds Slack waits for a Socket Mode envelope's ack
+# Methods that take the app-level (xapp-) token and no other.
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# SlackRequest.kind -> (envelope type, accepts_response_payload), as Slack sends them.
+SOCKET_ENVELOPES: dict[str, tuple[str, bool]] = {
+    "block_actions": ("interactive", False),
+    "view_submission": ("interactive", True),
+    "slash_command": ("slash_commands", True),
+    "event_callback": ("events_api", False),
+}
 
 
 class SlackApiFailure(Exception):
@@ -220,6 +252,71 @@ class Delivery:
         return json.loads(self.text) if self.text.strip() else None
 
 
+@dataclass
+class SocketConnection:
+    """A Socket Mode websocket the app opened on the fake."""
+
+    id: int
+    ticket: str
+    opened_at: datetime
+    hello: dict[str, Any]
+    closed_at: datetime | None = None
+    close_code: int | None = None  # sent by whichever side closed first
+    closed_by: str | None = None  # "app" | "fake"
+    disconnects: list[str] = field(default_factory=list)  # reasons sent in "disconnect"
+
+    @property
+    def open(self) -> bool:
+        """Tell whether the websocket is still connected."""
+        return self.closed_at is None
+
+
+@dataclass(frozen=True)
+class SocketAck:
+    """An acknowledgement the app sent over Socket Mode: ``{"envelope_id", "payload"?}``."""
+
+    envelope_id: str
+    payload: dict[str, Any] | None
+    message: dict[str, Any]  # the frame as received
+    connection: int  # SocketConnection.id it came in on
+    at: datetime
+    seconds: float | None  # since the envelope was sent; None for an unknown envelope_id
+    late: bool = False  # came after the ack timeout; Slack had given up by then
+
+
+@dataclass
+class SocketDelivery:
+    """An envelope the fake sent over Socket Mode, and the app's ack (if any)."""
+
+    envelope: dict[str, Any]
+    request: SlackRequest | None
+    connection: int
+    sent_at: datetime
+    ack_timeout: float
+    ack: SocketAck | None = None  # a late ack is kept here too, with ``late=True``
+    timed_out: bool = False  # no ack within `ack_timeout`: Slack shows the user an error
+
+    @property
+    def envelope_id(self) -> str:
+        """Return the envelope's id."""
+        return str(self.envelope["envelope_id"])
+
+    @property
+    def type(self) -> str:
+        """Return the envelope type: interactive, slash_commands or events_api."""
+        return str(self.envelope["type"])
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """Return the payload the envelope carried."""
+        return dict(self.envelope["payload"])
+
+    @property
+    def acked(self) -> bool:
+        """Tell whether the app acked in time."""
+        return self.ack is not None and not self.ack.late
+
+
 def sign(body: str, *, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
     """Return the X-Slack-Request-Timestamp and X-Slack-Signature headers for `body`."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
@@ -318,12 +415,13 @@ def _json_param(params: dict[str, Any], name: str, error: str) -> Any:
 class FakeSlack(FakeServer):
     """A Slack workspace served at `url` (ends in ``/api/``) for the real slack_sdk clients."""
 
-    chaos_exempt = frozenset({"auth.test"})
+    chaos_exempt = frozenset({"auth.test", "apps.connections.open"})
 
     def __init__(
         self,
         *,
         bot_token: str = "xoxb-fake-socialcare",
+        app_token: str = "xapp-1-fake-socialcare",
         signing_secret: str = "fake-signing-secret",
         team_id: str = "T0FAKE001",
         team_domain: str = "socialcare-test",
@@ -337,6 +435,8 @@ class FakeSlack(FakeServer):
         super().__init__(clock=clock, rate_limits=rate_limits)
         self.bot_token = bot_token
         self.valid_tokens = {bot_token}
+        self.app_token = app_token
+        self.app_tokens = {app_token}  # app-level tokens: apps.connections.open only
         self.signing_secret = signing_secret
         self.team_id = team_id
         self.team_domain = team_domain
@@ -351,6 +451,14 @@ class FakeSlack(FakeServer):
         self.files: dict[str, dict[str, Any]] = {}  # file_id -> {"name", "length", "data", ...}
         self.response_posts: list[ResponseUrlPost] = []
         self.deliveries: list[tuple[SlackRequest, Delivery]] = []
+        self.socket_connections: list[SocketConnection] = []
+        self.socket_deliveries: list[SocketDelivery] = []
+        self.socket_acks: list[SocketAck] = []  # every ack received, in order, late ones too
+        self._tickets: dict[str, float] = {}  # unused apps.connections.open tickets
+        self._sockets: dict[int, web.WebSocketResponse] = {}  # open ones by connection id
+        self._socket_sent: dict[str, tuple[SocketDelivery, float]] = {}  # id -> (, monotonic)
+        self._socket_waiters: dict[str, asyncio.Future[SocketAck]] = {}
+        self._socket_changed = asyncio.Event()
         self._messages: dict[str, list[SlackMessage]] = {}
         self._dm_by_user: dict[str, str] = {}
         self._triggers: dict[str, dict[str, Any]] = {}
@@ -366,6 +474,7 @@ class FakeSlack(FakeServer):
         }
         self._methods = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.delete": self._chat_delete,
@@ -400,6 +509,17 @@ class FakeSlack(FakeServer):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         app.router.add_post("/response_url/{url_id}", self._handle_response_url)
+        app.router.add_get("/socket-mode/{ticket}", self._handle_socket)
+
+    async def close(self) -> None:
+        """Close the Socket Mode connections (going away), then stop the server."""
+        for waiter in self._socket_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("the fake Slack closed"))
+        for connection in self.socket_connections:
+            if connection.id in self._sockets:
+                await self._close_socket(connection, b"server closing")
+        await super().close()
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
@@ -417,10 +537,9 @@ class FakeSlack(FakeServer):
             reply = Reply(200, {"ok": False, "error": "unknown_method", "req_method": method})
             self.log(method, params, reply)
             return web.json_response(reply.body)
-        if not token or token not in self.valid_tokens:
-            reply = Reply(
-                200, {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
-            )
+        error = self._token_error(method, token)
+        if error is not None:
+            reply = Reply(200, {"ok": False, "error": error})
             self.log(method, params, reply)
             return web.json_response(reply.body)
 
@@ -432,6 +551,19 @@ class FakeSlack(FakeServer):
             return Reply(200, {"ok": True, **body}, applied=True)
 
         return await self.run_call(request, method, params, apply)
+
+    def _token_error(self, method: str, token: str | None) -> str | None:
+        """Return Slack's auth error for `token` calling `method` (None: it may call it)."""
+        if not token:
+            return "not_authed"
+        wanted, other = (
+            (self.app_tokens, self.valid_tokens)
+            if method in APP_TOKEN_METHODS
+            else (self.valid_tokens, self.app_tokens)
+        )
+        if token in wanted:
+            return None
+        return "not_allowed_token_type" if token in other else "invalid_auth"
 
     def fault_reply(self, method: str, fault: Fault) -> Reply:
         """Answer an injected fault as Slack would."""
@@ -615,6 +747,11 @@ class FakeSlack(FakeServer):
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        ticket = secrets.token_hex(16)
+        self._tickets[ticket] = self.clock()
+        return {"url": f"ws://127.0.0.1:{self.port}/socket-mode/{ticket}"}
 
     def _message_content(self, params: dict[str, Any]) -> dict[str, Any]:
         content: dict[str, Any] = {}
@@ -1090,7 +1227,9 @@ class FakeSlack(FakeServer):
         self.response_posts.append(ResponseUrlPost(url_id, body, datetime.now(UTC), status))
         return web.Response(status=status, text=text)
 
-    def _apply_response(self, target: dict[str, Any], body: dict[str, Any]) -> None:
+    def _apply_response(
+        self, target: dict[str, Any], body: dict[str, Any], *, via: str = "response_url"
+    ) -> None:
         channel, user = target["channel"], target["user"]
         original = None
         if target["message_ts"] and not target["ephemeral"]:
@@ -1131,7 +1270,7 @@ class FakeSlack(FakeServer):
                 blocks=body.get("blocks", []),
                 message_ts=self._next_ts(),
                 thread_ts=body.get("thread_ts"),
-                via="response_url",
+                via=via,
             )
         )
 
@@ -1397,18 +1536,36 @@ class FakeSlack(FakeServer):
         ):
             delivery = Delivery(response.status, await response.text(), dict(response.headers))
         self.deliveries.append((request, delivery))
-        if request.kind == "view_submission" and delivery.status == 200:
-            self._apply_view_ack(request.payload, delivery)
+        if delivery.status == 200:
+            try:
+                body = delivery.json()
+            except ValueError:
+                body = {"text": delivery.text}
+            self._apply_ack(request.kind, request.payload, body if isinstance(body, dict) else None)
         return delivery
 
-    def _apply_view_ack(self, payload: dict[str, Any], delivery: Delivery) -> None:
+    def _apply_ack(self, kind: str, payload: dict[str, Any], ack: dict[str, Any] | None) -> None:
+        """Act on the body of an app's ack as Slack does (HTTP answer or Socket Mode payload).
+
+        A view_submission's ``response_action`` changes the stored view; a slash command's
+        text/blocks are shown to the user (ephemeral unless ``response_type="in_channel"``).
+        Other kinds ignore the body, as Slack does.
+        """
+        if kind == "view_submission":
+            self._apply_view_ack(payload, ack or {})
+        elif kind == "slash_command" and ack and (ack.get("text") or ack.get("blocks")):
+            target = {
+                "channel": payload["channel_id"],
+                "user": payload["user_id"],
+                "message_ts": None,
+                "ephemeral": True,
+            }
+            self._apply_response(target, ack, via="ack")
+
+    def _apply_view_ack(self, payload: dict[str, Any], ack: dict[str, Any]) -> None:
         stored = self.views.get(payload["view"]["id"])
         if stored is None:
             return
-        try:
-            ack = delivery.json() or {}
-        except ValueError:
-            ack = {}
         action = ack.get("response_action")
         if action == "errors":
             stored.errors = ack.get("errors", {})
@@ -1422,6 +1579,229 @@ class FakeSlack(FakeServer):
                     view.closed = True
         else:
             stored.closed = True
+
+    # ------------------------------------------------------------------ Socket Mode
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.match_info["ticket"]
+        if self._tickets.pop(ticket, None) is None:
+            # A URL from apps.connections.open is good for one connection (the SDK asks anew).
+            return web.Response(status=401, text="invalid_ticket")
+        ws = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs
+        await ws.prepare(request)
+        connection = SocketConnection(
+            id=len(self.socket_connections) + 1,
+            ticket=ticket,
+            opened_at=datetime.now(UTC),
+            hello={},
+        )
+        self._sockets[connection.id] = ws
+        connection.hello = {
+            "type": "hello",
+            "num_connections": len(self._sockets),
+            "debug_info": {
+                "host": f"applink-fake-{connection.id}",
+                "build_number": 1,
+                "approximate_connection_time": 18060,
+            },
+            "connection_info": {"app_id": self.app_id},
+        }
+        self.socket_connections.append(connection)
+        try:
+            await ws.send_json(connection.hello)
+            self._socket_event()
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    self._receive_socket_frame(connection, frame.data)
+        finally:
+            self._sockets.pop(connection.id, None)
+            connection.closed_at = datetime.now(UTC)
+            if connection.closed_by is None:
+                connection.closed_by = "app"
+                connection.close_code = None if ws.close_code is None else int(ws.close_code)
+            self._socket_event()
+        return ws
+
+    def _socket_event(self) -> None:
+        """Wake whoever waits for a connection to open or close."""
+        self._socket_changed.set()
+        self._socket_changed = asyncio.Event()
+
+    async def _wait_socket(self, condition: Any, within: float, what: str) -> None:
+        deadline = time.monotonic() + within
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{what} within {within} s")
+            changed = self._socket_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    def _receive_socket_frame(self, connection: SocketConnection, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or "envelope_id" not in message:
+            return
+        envelope_id = str(message["envelope_id"])
+        sent = self._socket_sent.get(envelope_id)
+        waiter = self._socket_waiters.get(envelope_id)
+        payload = message.get("payload")
+        ack = SocketAck(
+            envelope_id=envelope_id,
+            payload=payload if isinstance(payload, dict) else None,
+            message=message,
+            connection=connection.id,
+            at=datetime.now(UTC),
+            seconds=None if sent is None else time.monotonic() - sent[1],
+            late=sent is not None and (waiter is None or waiter.cancelled()),
+        )
+        self.socket_acks.append(ack)
+        if sent is None:
+            return
+        delivery = sent[0]
+        if delivery.ack is None:
+            delivery.ack = ack
+        if waiter is not None and not waiter.done():
+            if delivery.envelope.get("accepts_response_payload"):
+                kind = _envelope_kind(delivery.envelope)
+                self._apply_ack(kind, delivery.envelope["payload"], ack.payload)
+            waiter.set_result(ack)
+
+    def socket_envelope(self, request: SlackRequest) -> dict[str, Any]:
+        """Wrap `request`'s payload in the Socket Mode envelope Slack sends for its kind.
+
+        block_actions and view_submission go as ``interactive``, slash commands as
+        ``slash_commands`` (form fields as a JSON object) and event callbacks as
+        ``events_api`` with ``retry_attempt``/``retry_reason`` (from ``retry_num``).
+        """
+        envelope_type, accepts_payload = SOCKET_ENVELOPES[request.kind]
+        envelope: dict[str, Any] = {
+            "envelope_id": str(uuid.uuid4()),
+            "payload": request.payload,
+            "type": envelope_type,
+            "accepts_response_payload": accepts_payload,
+        }
+        if envelope_type == "events_api":
+            envelope["retry_attempt"] = int(request.headers.get("X-Slack-Retry-Num", "0"))
+            envelope["retry_reason"] = request.headers.get("X-Slack-Retry-Reason", "")
+        return envelope
+
+    async def socket_send(
+        self, request: SlackRequest | dict[str, Any], *, ack_timeout: float = SOCKET_ACK_TIMEOUT
+    ) -> SocketAck | None:
+        """Send `request` over Socket Mode to the newest open connection; return the app's ack.
+
+        `request` is a SlackRequest (wrapped by `socket_envelope`) or a ready envelope dict.
+        Waits up to `ack_timeout` seconds (Slack's 3 s) for ``{"envelope_id", "payload"?}``;
+        without an ack in time it returns None and the delivery is recorded as ``timed_out``
+        (an ack that comes later is still recorded, with ``late=True``, and has no effect).
+        An ack in time acts like the HTTP answer in `deliver` when the envelope accepts a
+        response payload: view_submission response_action, slash command message.
+        """
+        if isinstance(request, SlackRequest):
+            envelope, slack_request = self.socket_envelope(request), request
+        else:
+            envelope, slack_request = request, None
+        live = [c for c in self.socket_connections if c.open and c.id in self._sockets]
+        if not live:
+            raise RuntimeError(
+                "no app is connected over Socket Mode: start the SocketModeHandler "
+                "(connect_async) and `await slack.socket_connected()` first"
+            )
+        connection = live[-1]
+        delivery = SocketDelivery(
+            envelope=envelope,
+            request=slack_request,
+            connection=connection.id,
+            sent_at=datetime.now(UTC),
+            ack_timeout=ack_timeout,
+        )
+        envelope_id = delivery.envelope_id
+        waiter: asyncio.Future[SocketAck] = asyncio.get_running_loop().create_future()
+        self.socket_deliveries.append(delivery)
+        self._socket_sent[envelope_id] = (delivery, time.monotonic())
+        self._socket_waiters[envelope_id] = waiter
+        try:
+            await self._sockets[connection.id].send_str(json.dumps(envelope))
+            return await asyncio.wait_for(waiter, ack_timeout)
+        except TimeoutError:
+            delivery.timed_out = True
+            return None
+        finally:
+            self._socket_waiters.pop(envelope_id, None)
+
+    async def socket_connected(self, *, count: int = 1, within: float = 3.0) -> SocketConnection:
+        """Wait until `count` Socket Mode connections were opened in all and one is open.
+
+        Returns the newest open connection; ``count=2`` waits for a reconnection.
+        """
+
+        def ready() -> bool:
+            return len(self.socket_connections) >= count and any(
+                c.open for c in self.socket_connections
+            )
+
+        await self._wait_socket(ready, within, f"no Socket Mode connection #{count}")
+        return [c for c in self.socket_connections if c.open][-1]
+
+    async def socket_disconnected(self, *, within: float = 3.0) -> None:
+        """Wait until no Socket Mode connection is open (the app closed its handler)."""
+
+        def idle() -> bool:
+            return not any(c.open for c in self.socket_connections)
+
+        await self._wait_socket(idle, within, "a Socket Mode connection stayed open")
+
+    async def socket_disconnect(
+        self,
+        reason: str | None = "refresh_requested",
+        *,
+        close: bool = False,
+        connection: SocketConnection | None = None,
+    ) -> SocketConnection:
+        """Play Slack ending a connection (default: the newest open one).
+
+        Sends ``{"type": "disconnect", "reason": ...}`` (Slack's reasons: "warning",
+        "refresh_requested", "link_disabled", "too_many_websockets"); the SDK then opens a new
+        connection and closes this one. With ``close`` the fake also closes the socket (code
+        1001); ``reason=None, close=True`` drops it without a word.
+        """
+        if connection is None:
+            live = [c for c in self.socket_connections if c.open]
+            if not live:
+                raise RuntimeError("no Socket Mode connection is open")
+            connection = live[-1]
+        ws = self._sockets.get(connection.id)
+        if ws is None:
+            raise RuntimeError(f"Socket Mode connection {connection.id} is closed")
+        if reason is not None:
+            connection.disconnects.append(reason)
+            await ws.send_json(
+                {
+                    "type": "disconnect",
+                    "reason": reason,
+                    "debug_info": {"host": connection.hello["debug_info"]["host"]},
+                }
+            )
+        if close:
+            await self._close_socket(connection, reason.encode() if reason else b"")
+        return connection
+
+    async def _close_socket(self, connection: SocketConnection, message: bytes) -> None:
+        connection.closed_by, connection.close_code = "fake", int(WSCloseCode.GOING_AWAY)
+        await self._sockets[connection.id].close(code=WSCloseCode.GOING_AWAY, message=message)
+
+
+def _envelope_kind(envelope: dict[str, Any]) -> str:
+    """Map a Socket Mode envelope back to the SlackRequest.kind it carries."""
+    payload = envelope.get("payload") or {}
+    if envelope.get("type") == "slash_commands":
+        return "slash_command"
+    if envelope.get("type") == "events_api":
+        return "event_callback"
+    return str(payload.get("type", ""))
 
 
 def _state_value(element: dict[str, Any], value: Any) -> dict[str, Any]:

@@ -7,12 +7,14 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -472,6 +474,207 @@ async def test_bolt_receives_an_event_callback_and_replies_in_thread(
     assert (await slack.deliver(request, events_url)).status == 200
     await eventually(lambda: bool(slack.thread(CARE, message.ts)))
     assert slack.thread(CARE, message.ts)[0].text == "on it"
+
+
+# --------------------------------------------------------------------------- Slack Socket Mode
+
+
+@asynccontextmanager
+async def socket_mode(app: AsyncApp, slack: FakeSlack) -> AsyncIterator[AsyncSocketModeHandler]:
+    """Connect the real AsyncSocketModeHandler to the fake; close it and its tasks after."""
+    # SocketModeClient calls apps.connections.open through this client, so it needs base_url.
+    handler = AsyncSocketModeHandler(app, slack.app_token, web_client=web_client(slack))
+    await handler.connect_async()
+    try:
+        yield handler
+    finally:
+        client = handler.client
+        tasks = [client.message_processor, client.current_session_monitor, client.message_receiver]
+        await handler.close_async()
+        # close() only cancels the client's tasks; let them finish before the loop ends.
+        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+        await slack.socket_disconnected()
+
+
+async def test_socket_mode_app_acks_a_block_actions_envelope_and_updates_the_card(
+    slack: FakeSlack,
+) -> None:
+    client = web_client(slack)
+    app = AsyncApp(client=client)
+    handled: list[str] = []
+
+    @app.action("claim")
+    async def claim(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        container = body["container"]
+        await client.chat_update(
+            channel=container["channel_id"], ts=container["message_ts"], text="claimed", blocks=[]
+        )
+        handled.append(body["actions"][0]["value"])
+
+    ts = (await client.chat_postMessage(channel=CARE, text="Case", blocks=CLAIM_BLOCKS))["ts"]
+    async with socket_mode(app, slack):
+        connection = await slack.socket_connected()
+        assert connection.hello == {
+            "type": "hello",
+            "num_connections": 1,
+            "debug_info": {
+                "host": "applink-fake-1",
+                "build_number": 1,
+                "approximate_connection_time": 18060,
+            },
+            "connection_info": {"app_id": slack.app_id},
+        }
+        request = slack.block_actions(action_id="claim", channel=CARE)
+        ack = await slack.socket_send(request)
+        assert ack is not None and ack.payload is None and not ack.late
+        assert ack.seconds is not None and 0 <= ack.seconds < 3
+        await eventually(lambda: handled == ["case:12"])
+
+    (delivery,) = slack.socket_deliveries
+    assert delivery.type == "interactive" and delivery.payload == request.payload
+    assert delivery.envelope["accepts_response_payload"] is False
+    assert delivery.acked and delivery.ack is ack and slack.socket_acks == [ack]
+    assert ack.message == {"envelope_id": delivery.envelope_id}
+    assert slack.message(CARE, ts).text == "claimed" and slack.message(CARE, ts).blocks == []
+    (opened,) = slack.calls_to("apps.connections.open")
+    assert opened.ok and opened.response["url"].startswith(f"ws://127.0.0.1:{slack.port}/")
+    assert len(slack.calls_to("auth.test")) == 1  # Bolt's token check ran against the fake
+    assert (connection.open, connection.closed_by, connection.close_code) == (False, "app", 1000)
+    with pytest.raises(RuntimeError, match="no app is connected"):
+        await slack.socket_send(request)
+
+
+async def test_socket_mode_slash_command_ack_payload_and_view_submission_response_action(
+    slack: FakeSlack,
+) -> None:
+    app = AsyncApp(client=web_client(slack))
+    submitted: list[str] = []
+
+    @app.command("/case")
+    async def open_modal(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack(text=f"Opening case {command['text']}")
+        await client.views_open(
+            trigger_id=command["trigger_id"],
+            view={
+                "type": "modal",
+                "callback_id": "resolve",
+                "title": {"type": "plain_text", "text": "Resolve"},
+                "submit": {"type": "plain_text", "text": "Save"},
+                "blocks": [
+                    {
+                        "type": "input",
+                        "block_id": "note",
+                        "label": {"type": "plain_text", "text": "Note"},
+                        "element": {"type": "plain_text_input", "action_id": "text"},
+                    }
+                ],
+            },
+        )
+
+    @app.view("resolve")
+    async def resolve(ack: Any, view: dict[str, Any]) -> None:
+        note = view["state"]["values"]["note"]["text"]["value"]
+        if not note:
+            await ack(response_action="errors", errors={"note": "Say something"})
+            return
+        await ack()
+        submitted.append(note)
+
+    async with socket_mode(app, slack):
+        await slack.socket_connected()
+        command = await slack.socket_send(slack.slash_command("/case", "12", channel=CARE))
+        assert command is not None and command.payload == {"text": "Opening case 12"}
+        envelope = slack.socket_deliveries[-1].envelope
+        assert envelope["type"] == "slash_commands" and envelope["accepts_response_payload"]
+        assert envelope["payload"]["command"] == "/case" and "retry_attempt" not in envelope
+        (shown,) = slack.ephemerals_for("U0USER001")
+        assert (shown.text, shown.via, shown.channel) == ("Opening case 12", "ack", CARE)
+
+        await eventually(lambda: bool(slack.views))
+        modal = slack.latest_view()
+        empty = await slack.socket_send(slack.view_submission(values={"note": {"text": ""}}))
+        assert empty is not None
+        assert empty.payload == {"response_action": "errors", "errors": {"note": "Say something"}}
+        assert modal.errors == {"note": "Say something"} and not modal.closed
+        filled = await slack.socket_send(slack.view_submission(values={"note": {"text": "ok"}}))
+        assert filled is not None and filled.payload is None
+        assert modal.closed and submitted == ["ok"]
+    assert [d.type for d in slack.socket_deliveries] == [
+        "slash_commands",
+        "interactive",
+        "interactive",
+    ]
+
+
+async def test_socket_mode_events_late_acks_and_reconnects(slack: FakeSlack) -> None:
+    app = AsyncApp(client=web_client(slack))
+    retries: list[str | None] = []
+
+    @app.event("app_mention")
+    async def mention(event: dict[str, Any], say: Any, request: Any) -> None:
+        retries.append(request.headers.get("x-slack-retry-num", [None])[0])
+        await say(text="on it", thread_ts=event["ts"])
+
+    @app.action("claim")
+    async def slow_claim(ack: Any) -> None:
+        await asyncio.sleep(0.3)
+        await ack()
+
+    async with socket_mode(app, slack):
+        first = await slack.socket_connected()
+        message = slack.post_as_user(CARE, "<@U0BOT0001> status?")
+        event = slack.message_event(message, event_type="app_mention")
+        request = slack.event_callback(event, retry_num=1, retry_reason="timeout")
+        assert await slack.socket_send(request) is not None
+        envelope = slack.socket_deliveries[-1].envelope
+        assert envelope["type"] == "events_api" and not envelope["accepts_response_payload"]
+        assert (envelope["retry_attempt"], envelope["retry_reason"]) == (1, "timeout")
+        await eventually(lambda: bool(slack.thread(CARE, message.ts)))
+        assert retries == ["1"] and slack.thread(CARE, message.ts)[0].text == "on it"
+
+        await web_client(slack).chat_postMessage(channel=CARE, text="Case", blocks=CLAIM_BLOCKS)
+        slow = slack.block_actions(action_id="claim", channel=CARE)
+        assert await slack.socket_send(slow, ack_timeout=0.1) is None
+        late = slack.socket_deliveries[-1]
+        assert late.timed_out and late.ack is None and not late.acked
+        await eventually(lambda: late.ack is not None)
+        assert late.ack is not None and late.ack.late and late.ack.seconds is not None
+        assert late.ack.seconds >= 0.3 and not late.acked
+
+        await slack.socket_disconnect("refresh_requested")  # the SDK drops it and reconnects
+        second = await slack.socket_connected(count=2)
+        assert (first.closed_by, first.close_code) == ("app", 1000)  # before the new one opened
+        assert first.disconnects == ["refresh_requested"] and second.hello["num_connections"] == 1
+        await slack.socket_disconnect(None, close=True)  # dropped without a word
+        third = await slack.socket_connected(count=3)
+        assert (second.open, second.closed_by, second.close_code) == (False, "fake", 1001)
+        assert await slack.socket_send(slack.event_callback(event)) is not None
+        assert slack.socket_deliveries[-1].connection == third.id
+        assert slack.socket_deliveries[-1].envelope["retry_attempt"] == 0
+    assert len(slack.calls_to("apps.connections.open")) == 3
+
+
+async def test_apps_connections_open_takes_the_app_level_token_only(slack: FakeSlack) -> None:
+    opened = await web_client(slack).apps_connections_open(app_token=slack.app_token)
+    assert opened["url"].startswith(f"ws://127.0.0.1:{slack.port}/socket-mode/")
+    with pytest.raises(SlackApiError, match="not_allowed_token_type"):
+        await web_client(slack).apps_connections_open(app_token=slack.bot_token)
+    with pytest.raises(SlackApiError, match="invalid_auth"):
+        await web_client(slack).apps_connections_open(app_token="xapp-1-wrong")
+    with pytest.raises(SlackApiError, match="not_allowed_token_type"):
+        await AsyncWebClient(token=slack.app_token, base_url=slack.url).chat_postMessage(
+            channel=CARE, text="an app token cannot post"
+        )
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(opened["url"]) as ws:
+            assert (await ws.receive_json())["type"] == "hello"
+            await ws.send_json({"envelope_id": "never-sent"})
+            await eventually(lambda: bool(slack.socket_acks))
+        with pytest.raises(aiohttp.WSServerHandshakeError):  # a URL is good for one connection
+            await session.ws_connect(opened["url"])
+    assert slack.socket_acks[0].seconds is None and slack.socket_deliveries == []
+    await slack.socket_disconnected()
 
 
 # --------------------------------------------------------------------------- Telegram Bot API

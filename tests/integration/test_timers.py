@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from socialcare.bot import cases, sla
+from socialcare.bot import cases, timers
 from socialcare.bot.model import EventKind
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.team import Team
@@ -31,18 +31,18 @@ async def test_points_due_while_down_fire_exactly_once_after_restart(
     await Pipeline(team, clock=clock).ingest(
         [mention(i, minutes_ago=0) for i in range(10)], uow=storage.uow()
     )
-    assert await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla) == []
+    assert await timers.fire_due(uow=storage.uow(), clock=clock, config=team.sla) == []
 
     # The process is down for 20 minutes: the 50 %, 80 % and breach points all pass.
     clock.advance(minutes=20)
     # Two schedulers come up at once, each with its own engine, as two processes.
     engines = [storage.new_engine(), storage.new_engine()]
     fired = await asyncio.gather(*(
-        sla.fire_due(uow=SqlUnitOfWork(engine), clock=clock, config=team.sla)
+        timers.fire_due(uow=SqlUnitOfWork(engine), clock=clock, config=team.sla)
         for engine in engines
     ))
     # ...and a restart later runs them again.
-    again = await sla.fire_due(uow=SqlUnitOfWork(storage.new_engine()), clock=clock,
+    again = await timers.fire_due(uow=SqlUnitOfWork(storage.new_engine()), clock=clock,
                                config=team.sla)
 
     points = await _points(storage)
@@ -65,13 +65,13 @@ async def test_an_answer_stops_the_response_clock(
 ) -> None:
     [created] = await Pipeline(team, clock=clock).ingest([mention(1)], uow=storage.uow())
     clock.advance(minutes=8)
-    warned = await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla)
+    warned = await timers.fire_due(uow=storage.uow(), clock=clock, config=team.sla)
     await cases.mark_answered(cases.MarkAnswered(created.case_id, "aigerim"),
                               uow=storage.uow(), clock=clock, team=team)
     clock.advance(hours=3)
 
     assert [e.data["label"] for e in warned] == ["warning 50%"]
-    assert await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla) == []
+    assert await timers.fire_due(uow=storage.uow(), clock=clock, config=team.sla) == []
     async with storage.uow() as uow:
         assert (await uow.cases.get(created.case_id)).next_alert_at is None
 
@@ -84,7 +84,7 @@ async def test_breach_re_pings_every_interval_until_answered(
     for _ in range(30):  # 30 minutes, a tick each minute
         clock.advance(minutes=1)
         labels += [e.data["label"] for e in
-                   await sla.fire_due(uow=storage.uow(), clock=clock, config=team.sla)]
+                   await timers.fire_due(uow=storage.uow(), clock=clock, config=team.sla)]
 
     assert labels == [
         "warning 50%", "warning 80%", "breach", "breach +5 min", "breach +10 min",

@@ -1,4 +1,5 @@
-"""The clock's ticks as domain commands: fire due SLA points, keep gauges current.
+"""The clock's ticks as domain commands: fire due SLA points and lapsed claims, keep
+gauges current.
 
 Runs in every process that has the scheduler role; the database decides which
 process fires a point, so any number of them may run.
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from socialcare.bot import sla
+from socialcare.bot import sla, timers
 from socialcare.bot.model import Event, Tier
 from socialcare.deps import Deps
 from socialcare.storage.redis import lease
@@ -48,7 +49,7 @@ async def tick(deps: Deps) -> list[Event]:
 
 
 async def _fire(deps: Deps) -> list[Event]:
-    events = await sla.fire_due(uow=deps.uow(), clock=deps.clock, config=deps.team.sla)
+    events = await timers.fire_due(uow=deps.uow(), clock=deps.clock, config=deps.team.sla)
     zone = deps.team.zone
     for event in events:
         data = event.data
@@ -92,7 +93,7 @@ def register(app: web.Application, deps: Deps) -> None:
     """Run the SLA timers for as long as the app runs."""
 
     async def timers(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_run(deps), name="sla-timers")
+        task = asyncio.create_task(_run(deps), name="scheduler")
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

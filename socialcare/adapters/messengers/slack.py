@@ -1,0 +1,132 @@
+"""Slack as a `Messenger`: Block Kit cards through slack_sdk's Web API client.
+
+The dispatcher's client has no rate-limit retry handler on purpose: a 429 comes back
+at once as `RateLimited`, so that the dispatcher schedules that card for later and
+goes on with other channels instead of sleeping inside the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from socialcare.adapters.messengers.slack_card import (
+    METADATA_EVENT,
+    card_blocks,
+    card_fallback,
+    card_metadata,
+    escape,
+)
+from socialcare.bot.cards import CardView
+from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
+from socialcare.bot.team import Person
+
+# Slack: chat.postMessage about 1 per second per channel; chat.update is Tier 3,
+# about 50 per minute per workspace.
+POSTS_PER_SECOND = 1
+UPDATES_PER_MINUTE = 50
+# Errors after which retrying the same call cannot succeed.
+_GONE = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "message_not_found",
+    "cant_update_message", "edit_window_closed", "restricted_action", "msg_too_long",
+    "invalid_blocks", "no_permission", "account_inactive", "user_not_found",
+})
+# How far back a card of a case is looked for when a post's outcome is unknown.
+_HISTORY_LIMIT = 200
+
+
+def mention(person: Person) -> str:
+    """Return a mrkdwn mention that pings a person, or their name if Slack lacks them."""
+    return f"<@{person.slack}>" if person.slack else escape(person.name)
+
+
+class SlackMessenger:
+    """Post and edit cards, notes and direct messages in one Slack workspace."""
+
+    name = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+
+    def limits(self, operation: str, channel: str) -> Sequence[RateLimit]:
+        """Return the rate limits a call counts against."""
+        if operation == "update":
+            return [RateLimit("slack:update", UPDATES_PER_MINUTE, 60.0)]
+        return [RateLimit(f"slack:post:{channel}", POSTS_PER_SECOND, 1.0)]
+
+    async def post_card(self, channel: str, card: CardView) -> str:
+        """Post a new card, tagged with its case id."""
+        response = await self._call(
+            f"slack:post:{channel}", self._client.chat_postMessage,
+            channel=channel, text=card_fallback(card), blocks=card_blocks(card),
+            metadata=card_metadata(card), unfurl_links=False, unfurl_media=False,
+        )
+        return str(response["ts"])
+
+    async def update_card(self, channel: str, message_id: str, card: CardView) -> None:
+        """Replace a posted card's blocks."""
+        await self._call(
+            "slack:update", self._client.chat_update,
+            channel=channel, ts=message_id, text=card_fallback(card), blocks=card_blocks(card),
+            metadata=card_metadata(card),
+        )
+
+    async def find_card(self, channel: str, case_id: int) -> str | None:
+        """Find a card of this case in the channel by its message metadata."""
+        response = await self._call(
+            f"slack:history:{channel}", self._client.conversations_history,
+            channel=channel, include_all_metadata=True, limit=_HISTORY_LIMIT,
+        )
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == METADATA_EVENT and payload.get("case_id") == case_id:
+                return str(message["ts"])
+        return None
+
+    async def post_note(self, channel: str, note: Note, *, thread: str | None = None) -> str:
+        """Post a note (in a card's thread when given), pinging its people."""
+        text = escape(note.text)
+        if note.mention:
+            text += "\n" + " ".join(mention(person) for person in note.mention)
+        response = await self._call(
+            f"slack:post:{channel}", self._client.chat_postMessage,
+            channel=channel, text=text, thread_ts=thread, unfurl_links=False,
+        )
+        return str(response["ts"])
+
+    async def pin(self, channel: str, message_id: str) -> None:
+        """Pin a message."""
+        await self._call(f"slack:pin:{channel}", self._client.pins_add,
+                         channel=channel, timestamp=message_id)
+
+    async def message_person(self, person: Person, note: Note) -> bool:
+        """Send a direct message; False if the person has no Slack id."""
+        if person.slack is None:
+            return False
+        opened = await self._call("slack:open", self._client.conversations_open,
+                                  users=person.slack)
+        channel = opened["channel"]["id"]
+        await self.post_note(channel, note)
+        return True
+
+    @staticmethod
+    async def _call(limit_key: str, method: Any, **params: Any) -> Any:
+        try:
+            return await method(**params)
+        except SlackApiError as error:
+            status = error.response.status_code
+            code = error.response.get("error") if isinstance(error.response.data, dict) else None
+            if status == 429:
+                retry_after = float(error.response.headers.get("Retry-After", 1))
+                raise RateLimited(f"Slack rate limit ({code})", retry_after=retry_after,
+                                  limit_key=limit_key) from error
+            if code in _GONE:
+                raise Undeliverable(f"Slack refused: {code}") from error
+            raise MessengerError(f"Slack answered {status}: {code}") from error
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise MessengerError(f"Slack unreachable: {type(error).__name__}") from error

@@ -1,0 +1,116 @@
+"""A card view as Slack Block Kit.
+
+Customer text (the mention, the author's name and handle) goes into `rich_text`
+text elements, which Slack shows literally: `*bold*` stays asterisks and `<!channel>`
+pings nobody. Our own texts go into mrkdwn with `&`, `<` and `>` escaped. The
+deadline is a `<!date^…>` token, so every reader sees it in their own timezone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from socialcare.adapters.messengers.text import cut, safe_url
+from socialcare.bot.cards import CardView, SlaLevel
+
+# Block Kit limits (section text 3000, header 150, button text 75, context 10 elements);
+# the customer's text is cut well inside them, with a link to the original.
+MAX_TEXT = 2800
+MAX_HEADER = 150
+MAX_BUTTON = 75
+MAX_HISTORY = 9
+METADATA_EVENT = "socialcare_case"
+
+
+def escape(text: str) -> str:
+    """Escape Slack's three control characters; nothing else is touched."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _text(value: str, **style: bool) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "text", "text": value}
+    if style:
+        element["style"] = style
+    return element
+
+
+def _link(url: str, label: str) -> dict[str, Any]:
+    return {"type": "link", "url": url, "text": label}
+
+
+def card_blocks(view: CardView) -> list[dict[str, Any]]:
+    """Return the blocks of a card."""
+    blocks: list[dict[str, Any]] = [{
+        "type": "header",
+        "text": {"type": "plain_text", "text": view.title[:MAX_HEADER], "emoji": True},
+    }]
+    author: list[dict[str, Any]] = [_text("👤 ")]
+    name = view.author_name or view.author_handle or "—"
+    profile = safe_url(view.author_url)
+    author.append(_link(profile, name) if profile else _text(name, bold=True))
+    if view.author_handle and view.author_handle != name:
+        author.append(_text(f"  {view.author_handle}"))
+    body, was_cut = cut(view.text or "—", MAX_TEXT)
+    if was_cut:
+        body += " …"
+    rich: list[dict[str, Any]] = [
+        {"type": "rich_text_section", "elements": author},
+        {"type": "rich_text_quote", "elements": [_text(body)]},
+    ]
+    original = safe_url(view.url)
+    footer: list[dict[str, Any]] = []
+    if was_cut:
+        footer.append(_text(view.cut_label + " ", italic=True))
+    if original:
+        footer.append(_link(original, view.original_label))
+    if footer:
+        rich.append({"type": "rich_text_section", "elements": footer})
+    blocks.append({"type": "rich_text", "elements": rich})
+    blocks.append({
+        "type": "context",
+        "elements": [{"type": "mrkdwn",
+                      "text": escape(f"{view.published_text} · {view.priority_text}")}],
+    })
+    blocks.append({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": f"{_sla(view)}\n*{escape(view.state_text)}*"},
+    })
+    if view.history:
+        lines = "\n".join(escape(line) for line in view.history[-MAX_HISTORY:])
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lines}]})
+    if view.buttons:
+        buttons = []
+        for button in view.buttons:
+            packed = button.action.pack()
+            element: dict[str, Any] = {
+                "type": "button",
+                "text": {"type": "plain_text", "text": button.label[:MAX_BUTTON], "emoji": True},
+                "action_id": packed,
+                "value": packed,
+            }
+            if button.style:
+                element["style"] = button.style
+            buttons.append(element)
+        blocks.append({"type": "actions", "block_id": f"case-{view.case_id}",
+                       "elements": buttons})
+    return blocks
+
+
+def _sla(view: CardView) -> str:
+    line = escape(view.sla.text)
+    if view.sla.deadline_at is None:
+        return line
+    stamp = int(view.sla.deadline_at.timestamp())
+    deadline = f"<!date^{stamp}^{{time}}|{escape(view.sla.deadline_text)}>"
+    bold = view.sla.level in (SlaLevel.WARNING, SlaLevel.OVERDUE)
+    return f"*{line}*  ·  ⏰ {deadline}" if bold else f"{line}  ·  ⏰ {deadline}"
+
+
+def card_fallback(view: CardView) -> str:
+    """Return the notification text of a card (shown where blocks are not)."""
+    return escape(f"{view.title} — {view.sla.text} — {view.state_text}")
+
+
+def card_metadata(view: CardView) -> dict[str, Any]:
+    """Return the message metadata that tags a card with its case."""
+    return {"event_type": METADATA_EVENT, "event_payload": {"case_id": view.case_id}}

@@ -1,0 +1,121 @@
+"""Telegram as a `Messenger`: HTML cards with inline keyboards through python-telegram-bot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from socialcare.adapters.messengers.telegram_card import card_html, card_keyboard, note_html
+from socialcare.bot.cards import CardView
+from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
+from socialcare.bot.team import Person
+
+# Telegram: about 1 message per second per chat, 20 per minute per group (edits seem
+# to count too), 30 per second overall.
+PER_CHAT_PER_SECOND = 1
+PER_GROUP_PER_MINUTE = 20
+OVERALL_PER_SECOND = 30
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def _seconds(retry_after: float | timedelta) -> float:
+    # PTB gives an int or a timedelta, depending on its time-period setting.
+    if isinstance(retry_after, timedelta):
+        return retry_after.total_seconds()
+    return float(retry_after)
+
+
+class TelegramMessenger:
+    """Post and edit cards, notes and direct messages through one bot."""
+
+    name = "telegram"
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    def limits(self, operation: str, channel: str) -> Sequence[RateLimit]:
+        """Return the rate limits a call to this chat counts against."""
+        limits = [RateLimit(f"telegram:chat:{channel}", PER_CHAT_PER_SECOND, 1.0)]
+        if channel.startswith("-"):  # groups, supergroups and channels
+            limits.append(RateLimit(f"telegram:group:{channel}", PER_GROUP_PER_MINUTE, 60.0))
+        limits.append(RateLimit("telegram:all", OVERALL_PER_SECOND, 1.0))
+        return limits
+
+    async def post_card(self, channel: str, card: CardView) -> str:
+        """Post a new card."""
+        message = await self._call(
+            channel, self._bot.send_message(
+                chat_id=channel, text=card_html(card), parse_mode=ParseMode.HTML,
+                reply_markup=card_keyboard(card), link_preview_options=_NO_PREVIEW,
+            )
+        )
+        return str(message.message_id)
+
+    async def update_card(self, channel: str, message_id: str, card: CardView) -> None:
+        """Replace a posted card's text and buttons."""
+        try:
+            await self._call(
+                channel, self._bot.edit_message_text(
+                    chat_id=channel, message_id=int(message_id), text=card_html(card),
+                    parse_mode=ParseMode.HTML, reply_markup=card_keyboard(card),
+                    link_preview_options=_NO_PREVIEW,
+                )
+            )
+        except Undeliverable as error:
+            # Telegram refuses an edit that changes nothing; the card is in step.
+            if "not modified" not in str(error):
+                raise
+
+    async def find_card(self, channel: str, case_id: int) -> str | None:
+        """Return None: the Bot API cannot search a chat for the bot's own messages."""
+        return None
+
+    async def post_note(self, channel: str, note: Note, *, thread: str | None = None) -> str:
+        """Post a note, as a reply to the card when given, pinging its people."""
+        reply = ReplyParameters(message_id=int(thread), allow_sending_without_reply=True) \
+            if thread else None
+        message = await self._call(
+            channel, self._bot.send_message(
+                chat_id=channel, text=note_html(note), parse_mode=ParseMode.HTML,
+                reply_parameters=reply, link_preview_options=_NO_PREVIEW,
+            )
+        )
+        return str(message.message_id)
+
+    async def pin(self, channel: str, message_id: str) -> None:
+        """Pin a message, quietly."""
+        await self._call(channel, self._bot.pin_chat_message(
+            chat_id=channel, message_id=int(message_id), disable_notification=True
+        ))
+
+    async def message_person(self, person: Person, note: Note) -> bool:
+        """Send a direct message; False if the person has no Telegram id or never
+        started a chat with the bot."""
+        if person.telegram is None:
+            return False
+        try:
+            await self.post_note(str(person.telegram), note)
+        except Undeliverable:
+            return False
+        return True
+
+    @staticmethod
+    async def _call(channel: str, call: Any) -> Any:
+        try:
+            return await call
+        except RetryAfter as error:
+            raise RateLimited(
+                f"Telegram flood control: {error}", retry_after=_seconds(error.retry_after),
+                limit_key=f"telegram:chat:{channel}",
+            ) from error
+        except (BadRequest, Forbidden) as error:
+            raise Undeliverable(f"Telegram refused: {error.message}") from error
+        except NetworkError as error:
+            raise MessengerError(f"Telegram unreachable: {error}") from error
+        except TelegramError as error:
+            raise MessengerError(f"Telegram error: {error}") from error

@@ -1,0 +1,81 @@
+"""A card view as Telegram HTML with an inline keyboard.
+
+Every piece of text is HTML-escaped (customer text and ours alike); only the tags
+written here are markup. The customer's words are cut so that the whole message
+stays inside Telegram's 4096 characters.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from socialcare.adapters.messengers.text import cut, safe_url
+from socialcare.bot.cards import CardView, SlaLevel
+from socialcare.bot.ports import Note
+from socialcare.bot.team import Person
+
+# 4096 characters after entity parsing; the rest of the card takes well under 1000.
+MAX_TEXT = 3000
+BUTTONS_PER_ROW = 3
+
+
+def card_html(view: CardView) -> str:
+    """Return the text of a card in Telegram's HTML."""
+    lines = [f"<b>{escape(view.title)}</b>"]
+    name = view.author_name or view.author_handle or "—"
+    profile = safe_url(view.author_url)
+    author = f'<a href="{escape(profile)}">{escape(name)}</a>' if profile else escape(name)
+    if view.author_handle and view.author_handle != name:
+        author += f" {escape(view.author_handle)}"
+    lines.append(f"👤 {author}")
+    body, was_cut = cut(view.text or "—", MAX_TEXT)
+    lines.append(f"<blockquote>{escape(body)}{' …' if was_cut else ''}</blockquote>")
+    original = safe_url(view.url)
+    footer = []
+    if was_cut:
+        footer.append(f"<i>{escape(view.cut_label)}</i>")
+    if original:
+        footer.append(f'<a href="{escape(original)}">{escape(view.original_label)}</a>')
+    if footer:
+        lines.append(" ".join(footer))
+    lines.append(f"<i>{escape(view.published_text)} · {escape(view.priority_text)}</i>")
+    sla = escape(view.sla.text)
+    if view.sla.level in (SlaLevel.WARNING, SlaLevel.OVERDUE):
+        sla = f"<b>{sla}</b>"
+    if view.sla.deadline_text and view.sla.deadline_at is not None:
+        sla += f" · ⏰ {escape(view.sla.deadline_text)}"
+    lines.append(sla)
+    lines.append(f"<b>{escape(view.state_text)}</b>")
+    if view.history:
+        lines.append("<i>" + "\n".join(escape(line) for line in view.history) + "</i>")
+    return "\n".join(lines)
+
+
+def card_keyboard(view: CardView) -> InlineKeyboardMarkup | None:
+    """Return the card's buttons, a few to a row."""
+    if not view.buttons:
+        return None
+    buttons = [
+        InlineKeyboardButton(button.label, callback_data=button.action.pack())
+        for button in view.buttons
+    ]
+    return InlineKeyboardMarkup(
+        [buttons[i:i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)]
+    )
+
+
+def mention(person: Person) -> str:
+    """Return an HTML mention that pings a person by their Telegram id."""
+    if person.telegram is None:
+        return escape(person.name)
+    return f'<a href="tg://user?id={person.telegram}">{escape(person.name)}</a>'
+
+
+def note_html(note: Note) -> str:
+    """Return a note with its mentions in Telegram's HTML."""
+    text = escape(note.text)
+    if note.mention:
+        text += "\n" + " ".join(mention(person) for person in note.mention)
+    return text

@@ -1,0 +1,60 @@
+"""One action codec for both messengers.
+
+A button carries a `CaseAction` packed as `sc1:<kind>:<case id>`: short enough for
+Telegram's 64-byte callback_data and Slack's action_id, and independent of any class
+or function name, so that cards already posted keep working after a rename. The
+version prefix lets a future format live next to this one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+PREFIX = "sc1"
+MAX_BYTES = 64
+
+
+class ActionKind(StrEnum):
+    """What a card button asks for; the values are part of the wire format."""
+
+    CLAIM = "claim"
+    RELEASE = "release"
+    REPLY = "reply"
+    ANSWERED = "answered"
+    RESOLVE = "resolve"
+    DISMISS = "dismiss"
+
+
+_PATTERN = re.compile(rf"^{PREFIX}:(?P<kind>[a-z_]+):(?P<case_id>[1-9][0-9]{{0,17}})$")
+
+
+class BadAction(ValueError):
+    """A button payload that is not one of ours."""
+
+
+@dataclass(frozen=True)
+class CaseAction:
+    """A button's request: do `kind` to case `case_id`."""
+
+    kind: ActionKind
+    case_id: int
+
+    def pack(self) -> str:
+        """Return the payload for Slack action_id/value and Telegram callback_data."""
+        packed = f"{PREFIX}:{self.kind.value}:{self.case_id}"
+        assert len(packed.encode()) <= MAX_BYTES
+        return packed
+
+    @classmethod
+    def unpack(cls, payload: str) -> CaseAction:
+        """Parse a payload, or raise BadAction."""
+        found = _PATTERN.match(payload)
+        if found is None:
+            raise BadAction(f"not a socialcare action: {payload[:80]!r}")
+        try:
+            kind = ActionKind(found["kind"])
+        except ValueError:
+            raise BadAction(f"unknown action {found['kind']!r}") from None
+        return cls(kind, int(found["case_id"]))

@@ -1,0 +1,271 @@
+"""What a case's card says, independent of any messenger.
+
+`render_card` turns a case, its first mention and its recent events into a
+`CardView`; the Slack and Telegram adapters lay the view out (and escape every piece
+of customer text). The view is deterministic: the same case at the same SLA step
+gives an equal view, so a card is edited only when its view changed.
+
+The SLA line moves in steps — every 5 minutes, each minute in the last 5, at the
+breach, then in widening steps while overdue — so that 200 open cards do not
+spend the messengers' edit budgets; the absolute deadline on every card keeps it
+true between edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.catalog import Catalog
+from socialcare.bot.model import SYSTEM, Case, Event, EventKind, Mention, Priority, State
+from socialcare.bot.sla import SlaPolicy
+from socialcare.bot.team import Team
+
+HISTORY_LINES = 5
+_HISTORY_KINDS = frozenset({
+    EventKind.CLAIMED, EventKind.RELEASED, EventKind.CLAIM_EXPIRED, EventKind.AGENT_MESSAGE,
+    EventKind.CUSTOMER_MESSAGE, EventKind.RESOLVED, EventKind.DISMISSED, EventKind.REOPENED,
+})
+_MINUTE = timedelta(minutes=1)
+# A rendering boundary is passed one second after it, so that the floor of the
+# remaining minutes has really moved when the card is rendered again.
+_JUST_AFTER = timedelta(seconds=1)
+
+
+class SlaLevel(StrEnum):
+    """How the SLA line looks: calm, warning, overdue, or settled (answered/closed)."""
+
+    CALM = "calm"
+    WARNING = "warning"
+    OVERDUE = "overdue"
+    SETTLED = "settled"
+
+
+@dataclass(frozen=True)
+class SlaLine:
+    """The deadline and the time left, as the card shows them."""
+
+    level: SlaLevel
+    text: str  # "⏱ 10+ min left", "⚠ 3 min left", "🔴 overdue 7 min", "✅ answered in 4 min"
+    deadline_at: datetime | None  # absolute, UTC; Slack renders it in each reader's zone
+    deadline_text: str  # the deadline in the team's timezone, e.g. "15:15"
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button of the card."""
+
+    action: CaseAction
+    label: str
+    style: str | None = None  # "primary", "danger" or None
+
+
+@dataclass(frozen=True)
+class CardView:
+    """Everything a card shows; messenger adapters only lay it out and escape it."""
+
+    case_id: int
+    title: str  # "#12 · Instagram · Kcell"
+    brand: str
+    platform: str
+    source: str
+    author_name: str | None
+    author_handle: str | None
+    author_url: str | None
+    text: str  # the customer's words, raw: adapters escape and cut them
+    url: str | None
+    published_text: str  # "published 15:00, collected after 2 min"
+    priority: Priority
+    priority_text: str
+    sla: SlaLine
+    state: State
+    state_text: str  # "Claimed by Aigerim"
+    history: tuple[str, ...]
+    buttons: tuple[Button, ...]
+    original_label: str  # "Open the original"
+    cut_label: str  # "… the rest is in the original"
+
+
+def render_card(
+    case: Case,
+    first: Mention | None,
+    events: Sequence[Event],
+    *,
+    team: Team,
+    catalog: Catalog,
+    now: datetime,
+    can_publish: bool,
+) -> CardView:
+    """Build the card of a case as of `now`."""
+    assert case.id is not None
+    zone = team.zone
+    policy = team.sla.for_tier(case.tier)
+    lag = case.collected_at - case.published_at
+    published = catalog(
+        "card.published", time=_clock(case.published_at, zone, now),
+        lag=_duration(lag, catalog),
+    )
+    return CardView(
+        case_id=case.id,
+        title=catalog("card.title", id=case.id, platform=_platform(case.platform, catalog),
+                      brand=case.brand),
+        brand=case.brand,
+        platform=case.platform,
+        source=case.source,
+        author_name=first.author.name if first else None,
+        author_handle=first.author.handle if first else None,
+        author_url=first.author.url if first else None,
+        text=first.text if first else "",
+        url=first.url if first else None,
+        published_text=published,
+        priority=case.priority,
+        priority_text=catalog(f"priority.{case.priority.value}"),
+        sla=sla_line(case, policy, now=now, zone=zone, catalog=catalog),
+        state=case.state,
+        state_text=_state_text(case, team, catalog),
+        history=tuple(_history(events, team, catalog, zone, now)),
+        buttons=tuple(_buttons(case, catalog, can_publish=can_publish)),
+        original_label=catalog("card.original"),
+        cut_label=catalog("card.cut"),
+    )
+
+
+def next_step(case: Case, policy: SlaPolicy, now: datetime) -> datetime | None:
+    """Return when the card's SLA line next changes, or None if it will not."""
+    return _step(case, policy, now).next_at
+
+
+@dataclass(frozen=True)
+class _Step:
+    """Where the SLA line stands: which text, how many minutes, and until when."""
+
+    level: SlaLevel
+    text: str  # a key under "sla."
+    minutes: int
+    next_at: datetime | None
+
+
+def _step(case: Case, policy: SlaPolicy, now: datetime) -> _Step:
+    due, started = case.response_due_at, case.response_started_at
+    if not case.awaits_response or due is None or started is None:
+        return _Step(SlaLevel.SETTLED, "settled", 0, None)
+    left = due - now
+    if left > timedelta(0):
+        minutes = int(left / _MINUTE)
+        shown = minutes - minutes % 5 if minutes >= 5 else minutes
+        change = due - shown * _MINUTE
+        last_warning = policy.warning_points[-1] if policy.warning_points else 1.0
+        warn_from = started + (due - started) * last_warning
+        warning = minutes < 5 or now >= warn_from
+        if not warning:
+            change = min(change, warn_from)
+        text = "left_at_least" if minutes >= 5 else "left" if minutes >= 1 else "left_under_minute"
+        level = SlaLevel.WARNING if warning else SlaLevel.CALM
+        return _Step(level, text, shown, change + _JUST_AFTER)
+    over = int((now - due) / _MINUTE)
+    step = 1 if over < 5 else 5 if over < 60 else 15
+    shown = over - over % step
+    text = "overdue_now" if over == 0 else "overdue" if over < 5 else "overdue_at_least"
+    return _Step(SlaLevel.OVERDUE, text, shown, due + (shown + step) * _MINUTE + _JUST_AFTER)
+
+
+def sla_line(
+    case: Case, policy: SlaPolicy, *, now: datetime, zone: ZoneInfo, catalog: Catalog
+) -> SlaLine:
+    """Return the SLA line as of `now`."""
+    step = _step(case, policy, now)
+    if step.level is SlaLevel.SETTLED:
+        if case.first_response_at is None:
+            return SlaLine(SlaLevel.SETTLED, catalog("sla.closed"), None, "")
+        took = _duration(case.first_response_at - case.published_at, catalog)
+        return SlaLine(SlaLevel.SETTLED, catalog("sla.answered_in", duration=took), None,
+                       _clock(case.first_response_at, zone, now))
+    assert case.response_due_at is not None
+    label = catalog(
+        f"sla.{step.text}", minutes=step.minutes,
+        duration=_duration(step.minutes * _MINUTE, catalog),
+    )
+    icon = catalog(f"sla.icon.{step.level.value}")
+    return SlaLine(step.level, f"{icon} {label}", case.response_due_at,
+                   _clock(case.response_due_at, zone, now))
+
+
+def _state_text(case: Case, team: Team, catalog: Catalog) -> str:
+    if case.state is State.CLAIMED and case.claimed_by:
+        return catalog("state.claimed_by", name=display_name(case.claimed_by, team, catalog))
+    if case.state is State.ANSWERED and case.claimed_by:
+        return catalog("state.answered_by", name=display_name(case.claimed_by, team, catalog))
+    return catalog(f"state.{case.state.value}")
+
+
+def _buttons(case: Case, catalog: Catalog, *, can_publish: bool) -> list[Button]:
+    kinds: list[tuple[ActionKind, str | None]] = []
+    if case.state in (State.NEW, State.REOPENED):
+        kinds.append((ActionKind.CLAIM, "primary"))
+    if case.is_open:
+        if can_publish:
+            kinds.append((ActionKind.REPLY, None))
+        kinds.append((ActionKind.ANSWERED, None))
+    if case.state is State.CLAIMED:
+        kinds.append((ActionKind.RELEASE, None))
+    if case.state is State.ANSWERED:
+        kinds.append((ActionKind.RESOLVE, "primary"))
+    if case.state in (State.NEW, State.CLAIMED, State.REOPENED):
+        kinds.append((ActionKind.DISMISS, "danger"))
+    assert case.id is not None
+    return [
+        Button(CaseAction(kind, case.id), catalog(f"button.{kind.value}"), style)
+        for kind, style in kinds
+    ]
+
+
+def _history(
+    events: Sequence[Event], team: Team, catalog: Catalog, zone: ZoneInfo, now: datetime
+) -> list[str]:
+    lines = [
+        catalog(
+            f"history.{event.kind.value}",
+            time=_clock(event.at, zone, now),
+            who=display_name(event.actor, team, catalog),
+        )
+        for event in events
+        if event.kind in _HISTORY_KINDS
+    ]
+    return lines[-HISTORY_LINES:]
+
+
+def display_name(actor: str, team: Team, catalog: Catalog) -> str:
+    """Return how an event's actor is shown: a person's name, a handle, or "socialcare"."""
+    if actor == SYSTEM:
+        return catalog("actor.system")
+    kind, _, rest = actor.partition(":")
+    if kind in ("brand", "customer", "source") and rest:
+        return rest
+    person = team.person(actor)
+    return person.name if person else actor
+
+
+def _platform(platform: str, catalog: Catalog) -> str:
+    key = f"platform.{platform}"
+    return catalog(key) if catalog.has(key) else platform
+
+
+def _clock(at: datetime, zone: ZoneInfo, now: datetime) -> str:
+    local = at.astimezone(zone)
+    if local.date() == now.astimezone(zone).date():
+        return local.strftime("%H:%M")
+    return local.strftime("%d.%m %H:%M")
+
+
+def _duration(delta: timedelta, catalog: Catalog) -> str:
+    minutes = max(0, int(delta / _MINUTE))
+    if minutes < 60:
+        return catalog("duration.minutes", minutes=minutes)
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return catalog("duration.hours", hours=hours, minutes=minutes)
+    return catalog("duration.days", days=hours // 24, hours=hours % 24)
