@@ -5,15 +5,18 @@ Built only by the composition root (`socialcare.main`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from socialcare.adapters.telemetry import Telemetry
+from socialcare.bot.catalog import Catalog
 from socialcare.bot.pipeline import Pipeline
-from socialcare.bot.ports import Clock
+from socialcare.bot.ports import Clock, Messenger, Publisher
 from socialcare.bot.team import Team
 from socialcare.settings import Settings
 from socialcare.storage.database import SqlUnitOfWork
@@ -25,11 +28,20 @@ class Deps:
 
     settings: Settings
     team: Team
+    catalog: Catalog
     clock: Clock
     engine: AsyncEngine
     redis: Redis[Any]
     pipeline: Pipeline
     telemetry: Telemetry
+    messengers: Mapping[str, Messenger] = field(default_factory=dict)
+    publishers: Mapping[str, Publisher] = field(default_factory=dict)
+    # Set to wake the dispatcher when a case changed in this process.
+    card_changes: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        """Tell the dispatcher that cards are out of step."""
+        self.card_changes.set()
 
     def uow(self) -> SqlUnitOfWork:
         """Return a new unit of work (one per request or command)."""

@@ -1,6 +1,6 @@
 """The composition root and command line: builds everything from settings and runs it.
 
-    socialcare run             serve /ingest, /healthz, /metrics and run the SLA timers
+    socialcare run             serve HTTP, Slack and Telegram; run the SLA timers and cards
     socialcare ingest FILE     load mentions from JSON Lines (FILE or - for stdin)
     socialcare check-config    check the environment and the config file
     socialcare db upgrade      apply the database migrations
@@ -14,72 +14,232 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+import aiohttp
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from telegram import BotCommand
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from socialcare.adapters.clock import SystemClock
-from socialcare.adapters.collectors.mention_json import parse_lines
+from socialcare.adapters.collectors.webhook_reply import WebhookReplyPublisher, can_publish
+from socialcare.adapters.messengers.slack import SlackMessenger
+from socialcare.adapters.messengers.telegram import TelegramMessenger
 from socialcare.adapters.telemetry import Telemetry
-from socialcare.bot import sla
-from socialcare.bot.model import Case
-from socialcare.bot.pipeline import Outcome, Pipeline
-from socialcare.bot.ports import Clock
+from socialcare.bot.dispatcher import Dispatcher
+from socialcare.bot.pipeline import Pipeline
+from socialcare.bot.ports import Clock, Messenger, Publisher
+from socialcare.bot.team import Source
 from socialcare.deps import Deps
-from socialcare.handlers import health, ingest, scheduler
-from socialcare.settings import ConfigError, Settings, load_settings, load_team
+from socialcare.handlers import cards, commands, health, ingest, scheduler, terminal
+from socialcare.handlers import slack as slack_handlers
+from socialcare.handlers import telegram as telegram_handlers
+from socialcare.settings import (
+    ConfigError,
+    Settings,
+    load_catalog,
+    load_settings,
+    load_team,
+)
 from socialcare.storage import redis as redis_store
+from socialcare.storage.budgets import RedisRateBudgets
 from socialcare.storage.database import create_engine, upgrade
 
 log = logging.getLogger("socialcare")
 
-INGEST_BATCH = 500
+TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class App:
+    """Everything `socialcare run` runs: the handlers' parts and the messengers' apps."""
+
+    deps: Deps
+    dispatcher: Dispatcher
+    bolt: AsyncApp | None = None
+    telegram: TelegramApp | None = None
 
 
 @asynccontextmanager
-async def runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Deps]:
+async def runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
     """Build the app's parts from settings, migrate the database, and close all at the end."""
     team = load_team(settings.config_file)
-    engine = create_engine(settings.async_database_url)
-    try:
+    catalog = load_catalog(team.language)
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.async_database_url)
+        stack.push_async_callback(engine.dispose)
         await upgrade(engine)
         redis = redis_store.connect(settings.redis_url)
-        try:
-            clock = clock or SystemClock()
-            yield Deps(
-                settings=settings,
-                team=team,
-                clock=clock,
-                engine=engine,
-                redis=redis,
-                pipeline=Pipeline(team, clock=clock),
-                telemetry=Telemetry(),
-            )
-        finally:
-            await redis.aclose()
-    finally:
-        await engine.dispose()
+        stack.push_async_callback(redis.aclose)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        publishers = _publishers(settings, team.sources, session)
+        messengers: dict[str, Messenger] = {}
+        bolt = telegram = None
+        if settings.slack_bot_token is not None:
+            bolt, messengers["slack"] = _slack(settings)
+        if settings.telegram_bot_token is not None:
+            telegram, messengers["telegram"] = _telegram(settings)
+        deps = Deps(
+            settings=settings, team=team, catalog=catalog, clock=clock, engine=engine,
+            redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=Telemetry(),
+            messengers=messengers, publishers=publishers,
+        )
+        if bolt is not None:
+            slack_handlers.register(bolt, deps)
+        if telegram is not None:
+            telegram_handlers.register(telegram, deps)
+        dispatcher = Dispatcher(
+            team, catalog, uow=deps.uow, clock=clock, messengers=messengers,
+            budgets=RedisRateBudgets(redis), can_publish=lambda source: source in publishers,
+        )
+        yield App(deps=deps, dispatcher=dispatcher, bolt=bolt, telegram=telegram)
 
 
-def build_app(deps: Deps, *, with_timers: bool = True) -> web.Application:
+def _publishers(
+    settings: Settings, sources: Sequence[Source], session: aiohttp.ClientSession
+) -> dict[str, Publisher]:
+    publishing = [source for source in sources if can_publish(source)]
+    if publishing and settings.ingest_webhook_secret is None:
+        raise ConfigError(
+            f"environment: INGEST_WEBHOOK_SECRET is needed to sign replies to source "
+            f"{publishing[0].name!r} (it has a reply_url)"
+        )
+    if not publishing or settings.ingest_webhook_secret is None:
+        return {}
+    publisher = WebhookReplyPublisher(session, settings.ingest_webhook_secret.get_secret_value())
+    return {source.name: publisher for source in publishing}
+
+
+def _slack(settings: Settings) -> tuple[AsyncApp, SlackMessenger]:
+    assert settings.slack_bot_token is not None
+    token = settings.slack_bot_token.get_secret_value()
+    base_url = str(settings.slack_api_url)
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        raise ConfigError("environment: SLACK_SIGNING_SECRET is needed for Slack over HTTP "
+                          "(or set SLACK_APP_TOKEN for Socket Mode)")
+    # Clicks and commands: retry a 429 or a 5xx inside the call, the person is waiting.
+    interactive = AsyncWebClient(token=token, base_url=base_url, retry_handlers=[
+        AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ])
+    bolt = AsyncApp(
+        client=interactive,
+        signing_secret=(settings.slack_signing_secret.get_secret_value()
+                        if settings.slack_signing_secret else None),
+        request_verification_enabled=settings.slack_app_token is None,
+    )
+    # Cards: a 429 comes straight back, so the dispatcher reschedules instead of waiting.
+    cards_client = AsyncWebClient(token=token, base_url=base_url)
+    return bolt, SlackMessenger(cards_client)
+
+
+def _telegram(settings: Settings) -> tuple[TelegramApp, TelegramMessenger]:
+    assert settings.telegram_bot_token is not None
+    if settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is None:
+        raise ConfigError("environment: TELEGRAM_WEBHOOK_SECRET is needed with "
+                          "TELEGRAM_WEBHOOK_URL (1-256 characters: A-Z a-z 0-9 _ -)")
+    base_url = str(settings.telegram_api_url)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(base_url)
+        .base_file_url(base_url.removesuffix("bot") + "file/bot")
+        .rate_limiter(AIORateLimiter(max_retries=0))
+    )
+    if settings.telegram_webhook_url is not None:
+        builder = builder.updater(None)
+    application = builder.build()
+    return application, TelegramMessenger(application.bot)
+
+
+def build_app(app: App, *, with_timers: bool = True) -> web.Application:
     """Build the HTTP app; handlers register in this order."""
-    app = web.Application(client_max_size=ingest.MAX_BODY)
-    health.register(app, deps)
-    ingest.register(app, deps)
+    deps = app.deps
+    web_app = web.Application(client_max_size=ingest.MAX_BODY)
+    health.register(web_app, deps)
+    ingest.register(web_app, deps)
+    if app.bolt is not None and deps.settings.slack_app_token is None:
+        slack_handlers.http_route(web_app, app.bolt)
+    if app.telegram is not None:
+        secret = deps.settings.telegram_webhook_secret
+        if deps.settings.telegram_webhook_url is not None and secret is not None:
+            telegram_handlers.webhook_route(web_app, app.telegram, secret.get_secret_value())
+        web_app.cleanup_ctx.append(_run_telegram(app.telegram, deps))
+    if app.bolt is not None and deps.settings.slack_app_token is not None:
+        web_app.cleanup_ctx.append(_run_socket_mode(app.bolt, deps))
     if with_timers:
-        scheduler.register(app, deps)
-    return app
+        scheduler.register(web_app, deps)
+    if deps.messengers:
+        cards.register(web_app, app.dispatcher, deps)
+    return web_app
 
 
-async def serve(deps: Deps, *, host: str, port: int) -> None:
-    """Serve HTTP and run the timers until SIGINT or SIGTERM."""
-    runner = web.AppRunner(build_app(deps), access_log=None)
+def _run_telegram(
+    application: TelegramApp, deps: Deps
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run(_web_app: web.Application) -> AsyncIterator[None]:
+        await application.initialize()
+        await application.bot.set_my_commands([
+            BotCommand(name, deps.catalog(f"telegram.command.{name}"))
+            for name in commands.COMMANDS
+        ])
+        settings = deps.settings
+        if settings.telegram_webhook_url is not None:
+            secret = settings.telegram_webhook_secret
+            assert secret is not None
+            await application.bot.set_webhook(
+                url=str(settings.telegram_webhook_url), secret_token=secret.get_secret_value(),
+                allowed_updates=["message", "callback_query"],
+            )
+        await application.start()
+        if application.updater is not None:
+            await application.updater.start_polling(allowed_updates=["message",
+                                                                     "callback_query"])
+        log.info("Telegram bot @%s is up (%s)", application.bot.username,
+                 "webhook" if application.updater is None else "polling")
+        yield
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+    return run
+
+
+def _run_socket_mode(
+    bolt: AsyncApp, deps: Deps
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run(_web_app: web.Application) -> AsyncIterator[None]:
+        token = deps.settings.slack_app_token
+        assert token is not None
+        handler = AsyncSocketModeHandler(bolt, token.get_secret_value(), web_client=bolt.client)
+        await handler.connect_async()
+        log.info("Slack is up over Socket Mode")
+        yield
+        await handler.close_async()
+
+    return run
+
+
+async def serve(app: App, *, host: str, port: int) -> None:
+    """Serve HTTP, the messengers and the timers until SIGINT or SIGTERM."""
+    deps = app.deps
+    runner = web.AppRunner(build_app(app), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -87,7 +247,7 @@ async def serve(deps: Deps, *, host: str, port: int) -> None:
         log.info("socialcare is up on http://%s:%d (database: %s, redis: %s)",
                  host, port, _redacted(deps.settings.async_database_url),
                  "server" if deps.settings.redis_url else "in-process")
-        if not (deps.settings.slack_bot_token or deps.settings.telegram_bot_token):
+        if not deps.messengers:
             log.info("no messenger configured: collecting, tracking SLAs and logging only")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -101,72 +261,6 @@ async def serve(deps: Deps, *, host: str, port: int) -> None:
 
 def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
-
-
-async def ingest_file(deps: Deps, stream: Iterable[str], out: TextIO) -> int:
-    """Load JSON Lines mentions; nothing is stored if any line is bad. Return an exit code."""
-    raws, problems = parse_lines(stream, sources={s.name for s in deps.team.sources})
-    if problems:
-        for problem in problems[:20]:
-            print(problem, file=out)
-        if len(problems) > 20:
-            print(f"… and {len(problems) - 20} more", file=out)
-        print("nothing was stored: fix the lines above and run again", file=out)
-        return 2
-    totals: dict[str, int] = {}
-    for start in range(0, len(raws), INGEST_BATCH):
-        batch = raws[start:start + INGEST_BATCH]
-        for raw, result in zip(
-            batch, await deps.pipeline.ingest(batch, uow=deps.uow()), strict=True
-        ):
-            label = result.outcome.value
-            if result.outcome is Outcome.DROPPED and result.reason is not None:
-                label = f"dropped ({result.reason.value})"
-            totals[label] = totals.get(label, 0) + 1
-            deps.telemetry.mentions.labels(
-                raw.source, result.outcome.value, result.reason.value if result.reason else ""
-            ).inc()
-    summary = ", ".join(f"{count} {label}" for label, count in sorted(totals.items()))
-    print(f"{len(raws)} mention(s): {summary or 'none'}", file=out)
-    return 0
-
-
-def _time_left(case: Case, deps: Deps) -> str:
-    left = sla.time_left(case, deps.clock.now())
-    if left is None:
-        return case.state.value
-    minutes = int(abs(left) / timedelta(minutes=1))
-    return f"{minutes} min left" if left >= timedelta(0) else f"overdue {minutes} min"
-
-
-async def print_cases(deps: Deps, out: TextIO, *, limit: int) -> int:
-    """Print the open cases, earliest deadline first."""
-    async with deps.uow() as uow:
-        cases = await uow.cases.list_open(limit=limit)
-        firsts = await uow.mentions.first_of([c.id for c in cases if c.id is not None])
-    if not cases:
-        print("no open cases", file=out)
-        return 0
-    zone = deps.team.zone
-    rows = [("#", "state", "tier", "platform", "brand", "due", "time left", "holder", "author",
-             "text")]
-    for case in cases:
-        first = firsts.get(case.id) if case.id is not None else None
-        due = case.response_due_at.astimezone(zone).strftime("%d.%m %H:%M") \
-            if case.response_due_at else "-"
-        author = (first.author.handle or first.author.name or "-") if first else "-"
-        text = " ".join((first.text if first else "").split())
-        rows.append((
-            str(case.id), case.state.value, case.tier.value, case.platform, case.brand, due,
-            _time_left(case, deps), case.claimed_by or "-", author[:24],
-            text[:50] + ("…" if len(text) > 50 else ""),
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-              .rstrip(), file=out)
-    print(f"({len(cases)} open, times in {deps.team.timezone})", file=out)
-    return 0
 
 
 async def check_config(settings: Settings, out: TextIO) -> int:
@@ -228,21 +322,22 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         return await check_config(settings, out)
     if args.command == "db":
         return await db_upgrade(settings, out)
-    async with runtime(settings) as deps:
+    async with runtime(settings) as app:
+        deps = app.deps
         if args.command == "run":
-            await serve(deps, host=args.host or settings.http_host,
+            await serve(app, host=args.host or settings.http_host,
                         port=args.port if args.port is not None else settings.http_port)
             return 0
         if args.command == "ingest":
             if args.file == "-":
-                return await ingest_file(deps, sys.stdin, out)
+                return await terminal.ingest_file(deps, sys.stdin, out)
             try:
                 text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
                 print(f"socialcare ingest: {args.file}: {error}", file=sys.stderr)
                 return 2
-            return await ingest_file(deps, text.splitlines(), out)
-        return await print_cases(deps, out, limit=args.limit)
+            return await terminal.ingest_file(deps, text.splitlines(), out)
+        return await terminal.print_cases(deps, out, limit=args.limit)
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

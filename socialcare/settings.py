@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialcare.bot.catalog import Catalog
 from socialcare.bot.team import Team
+
+LOCALES = resources.files("socialcare") / "locales"
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/socialcare.db"
 # Option names that smell of a secret: those belong in the environment.
@@ -86,7 +90,7 @@ def load_team(path: Path) -> Team:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     _refuse_secrets(path, raw)
     try:
-        return TypeAdapter(Team).validate_python(raw)
+        team = TypeAdapter(Team).validate_python(raw)
     except ValidationError as error:
         # An unknown key is most often a misspelt one, which also shows as "missing":
         # name the misspelling first.
@@ -96,6 +100,37 @@ def load_team(path: Path) -> Team:
         key = _key(first["loc"], raw)
         where = f"{path}: {key}: " if key else f"{path}: "
         raise ConfigError(f"{where}{_problem(first)}{more}") from None
+    if team.language not in languages():
+        raise ConfigError(
+            f"{path}: language: no catalog {team.language!r} (available: "
+            f"{', '.join(sorted(languages()))}; a translator adds locales/<code>.toml)"
+        )
+    return team
+
+
+def languages() -> set[str]:
+    """Return the languages that have a message catalog."""
+    return {entry.name.removesuffix(".toml") for entry in LOCALES.iterdir()
+            if entry.name.endswith(".toml")}
+
+
+def load_catalog(language: str) -> Catalog:
+    """Return the message catalog of a language, with English for what it lacks."""
+    english = _flatten(tomllib.loads((LOCALES / "en.toml").read_text(encoding="utf-8")))
+    if language == "en":
+        return Catalog("en", english)
+    texts = _flatten(tomllib.loads((LOCALES / f"{language}.toml").read_text(encoding="utf-8")))
+    return Catalog(language, texts, fallback=english)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
 
 
 def _refuse_secrets(path: Path, raw: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     disable_created_metrics,
     exposition,
     generate_latest,
@@ -27,6 +28,16 @@ class Telemetry:
         self.sla_points = Counter(
             "socialcare_sla_points", "SLA points fired, by tier, clock and kind.",
             ["tier", "clock", "point"], registry=self.registry,
+        )
+        self.time_to_card = Histogram(
+            "socialcare_time_to_card_seconds",
+            "From the customer publishing to the card in a channel.", ["messenger", "tier"],
+            buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600),
+            registry=self.registry,
+        )
+        self.card_syncs = Counter(
+            "socialcare_card_syncs", "Card syncs by outcome.", ["outcome"],
+            registry=self.registry,
         )
         self.open_cases = Gauge(
             "socialcare_open_cases", "Open cases, by tier.", ["tier"], registry=self.registry,

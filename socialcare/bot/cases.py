@@ -9,14 +9,14 @@ reason (for a second claim: who won).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from socialcare.bot import lifecycle
-from socialcare.bot.errors import ConcurrentUpdate, NotAllowed
-from socialcare.bot.model import Case, Event
-from socialcare.bot.ports import Clock, UnitOfWork
+from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
+from socialcare.bot.model import Author, Case, Event, Mention
+from socialcare.bot.ports import Clock, Publisher, PublishFailed, UnitOfWork
 from socialcare.bot.team import Person, Team
 
 ATTEMPTS = 8
@@ -46,6 +46,15 @@ class MarkAnswered:
     actor: str
     text: str | None = None
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Publish the agent's answer where the customer wrote, and record it."""
+
+    case_id: int
+    actor: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ def _holder_or_lead(case: Case, person: Person, action: str) -> None:
 
 async def _change(
     case_id: int, apply: Callable[[Case, datetime], list[Event]], *, uow: UnitOfWork,
-    clock: Clock,
+    clock: Clock, mentions: Sequence[Mention] = (),
 ) -> Changed:
     for _ in range(ATTEMPTS):
         at = clock.now()
@@ -107,6 +116,7 @@ async def _change(
                 await uow.cases.save(case)
             except ConcurrentUpdate:
                 continue
+            await uow.mentions.add(mentions)
             await uow.cards.mark_changed([case], at=at)
             await uow.events.add(events)
             await uow.commit()
@@ -149,6 +159,57 @@ async def mark_answered(
         )]
 
     return await _change(cmd.case_id, apply, uow=uow, clock=clock)
+
+
+async def reply(
+    cmd: Reply,
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    team: Team,
+    publishers: Mapping[str, Publisher],
+) -> Changed:
+    """Publish the answer at the source, then record it as the agent's message.
+
+    Everything that could refuse the answer is checked before it is published, so
+    that a refused reply never reaches the customer.
+    """
+    person = worker(team, cmd.actor)
+    text = cmd.text.strip()
+    if not text:
+        raise DomainError("The reply is empty.", key="error.empty_reply")
+    async with uow:
+        case = await uow.cases.get(cmd.case_id)
+        thread = await uow.mentions.for_case(cmd.case_id)
+    _holder_or_lead(case, person, "answer")
+    lifecycle.check(case, "answered")
+    publisher = publishers.get(case.source)
+    source = team.source(case.source)
+    if publisher is None or source is None:
+        raise DomainError(f"Source {case.source!r} cannot publish replies.",
+                          key="error.cannot_publish", source=case.source)
+    customer = [m for m in thread if not m.from_brand]
+    try:
+        published = await publisher.publish(source, customer[-1], text)
+    except PublishFailed as failure:
+        raise DomainError(f"The source refused the reply: {failure}",
+                          key="error.publish_failed", reason=str(failure)) from failure
+    now = clock.now()
+    echo = [] if published.external_id is None else [Mention(
+        source=case.source, external_id=published.external_id, platform=case.platform,
+        text=text, published_at=now, collected_at=now, thread_key=case.thread_key,
+        url=published.url, from_brand=True, case_id=case.id,
+        author=Author(name=person.name),
+    )]
+
+    def apply(case: Case, at: datetime) -> list[Event]:
+        _holder_or_lead(case, person, "answer")
+        return [lifecycle.answer(
+            case, by=person.id, at=at, policy=team.sla.for_tier(case.tier), text=text,
+            url=published.url, mention=published.external_id,
+        )]
+
+    return await _change(cmd.case_id, apply, uow=uow, clock=clock, mentions=echo)
 
 
 async def resolve(cmd: Resolve, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:

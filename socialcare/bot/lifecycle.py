@@ -31,7 +31,8 @@ ALLOWED: Mapping[str, frozenset[State]] = {
 }
 
 
-def _check(case: Case, action: str) -> None:
+def check(case: Case, action: str) -> None:
+    """Raise InvalidTransition unless the case's state allows `action`."""
     if case.state not in ALLOWED[action]:
         raise InvalidTransition(case.id, action, case.state.value)
 
@@ -46,7 +47,7 @@ def claim(case: Case, *, by: str, at: datetime) -> Event:
     """Give the case to one agent; a case someone holds cannot be claimed again."""
     if case.claimed_by is not None and case.state in (State.CLAIMED, State.ANSWERED):
         raise AlreadyClaimed(case.id, case.claimed_by)
-    _check(case, "claimed")
+    check(case, "claimed")
     case.state = State.CLAIMED
     case.claimed_by = by
     case.claimed_at = at
@@ -57,7 +58,7 @@ def release(
     case: Case, *, by: str, at: datetime, policy: SlaPolicy, expired: bool = False
 ) -> Event:
     """Put a claimed case back in the queue: by hand, or because the claim expired."""
-    _check(case, "released")
+    check(case, "released")
     holder = case.claimed_by
     case.state = State.NEW
     case.claimed_by = None
@@ -81,7 +82,7 @@ def answer(
     An agent who answers an unclaimed case takes it (`claims`); the brand's own
     account answering on the platform does not.
     """
-    _check(case, "answered")
+    check(case, "answered")
     if case.state in (State.NEW, State.REOPENED) and claims:
         case.claimed_by = by
         case.claimed_at = at
@@ -117,7 +118,7 @@ def add_customer_message(
 
 def resolve(case: Case, *, by: str, at: datetime, policy: SlaPolicy) -> Event:
     """Close an answered case."""
-    _check(case, "resolved")
+    check(case, "resolved")
     case.state = State.RESOLVED
     case.resolved_at = at
     sla.schedule(case, policy)
@@ -126,7 +127,7 @@ def resolve(case: Case, *, by: str, at: datetime, policy: SlaPolicy) -> Event:
 
 def dismiss(case: Case, *, by: str, at: datetime, policy: SlaPolicy, reason: str) -> Event:
     """Close a case that needs no answer (spam, not about us)."""
-    _check(case, "dismissed")
+    check(case, "dismissed")
     case.state = State.DISMISSED
     sla.schedule(case, policy)
     return _event(case, EventKind.DISMISSED, by, at, reason=reason)

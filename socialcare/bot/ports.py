@@ -12,7 +12,7 @@ from socialcare.bot.model import Card, Case, Event, Mention, Tier
 
 if TYPE_CHECKING:  # cards and team use these protocols themselves
     from socialcare.bot.cards import CardView
-    from socialcare.bot.team import Person
+    from socialcare.bot.team import Person, Source
 
 
 class Clock(Protocol):
@@ -222,6 +222,26 @@ class Messenger(Protocol):
 
     async def message_person(self, person: Person, note: Note) -> bool:
         """Send a person a direct message; False if the platform does not know them."""
+        ...
+
+
+@dataclass(frozen=True)
+class Published:
+    """A reply the source accepted: its id there (so that its echo is a duplicate) and link."""
+
+    external_id: str | None = None
+    url: str | None = None
+
+
+class PublishFailed(Exception):
+    """The source did not take the reply; the message says why."""
+
+
+class Publisher(Protocol):
+    """Publishes the team's reply where the customer wrote (for sources that can)."""
+
+    async def publish(self, source: Source, to: Mention, text: str) -> Published:
+        """Post `text` as a reply to the mention `to`, or raise PublishFailed."""
         ...
 
 

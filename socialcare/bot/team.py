@@ -130,6 +130,16 @@ class Person:
 
 
 @dataclass(frozen=True)
+class SavedReply:
+    """A ready answer agents pick in the reply form, so that everyone says it alike."""
+
+    __pydantic_config__ = _STRICT
+
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Team:
     """Everything the domain needs to know about the team and what it watches."""
 
@@ -138,11 +148,12 @@ class Team:
     brands: tuple[Brand, ...]
     sources: tuple[Source, ...]
     timezone: str = "UTC"
-    language: Literal["en", "ru"] = "en"
+    language: str = "en"
     sla: SlaConfig = field(default_factory=SlaConfig)
     urgent_keywords: tuple[str, ...] = ()
     channels: tuple[Channel, ...] = ()
     people: tuple[Person, ...] = ()
+    saved_replies: tuple[SavedReply, ...] = ()
 
     def __post_init__(self) -> None:
         try:

@@ -9,25 +9,18 @@ dropped.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 
 from aiohttp import web
 
 from socialcare.adapters.collectors.mention_json import BadMentions, parse_body
+from socialcare.adapters.collectors.signature import HEADER, verify
 from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-SIGNATURE_HEADER = "X-Signature"
-
-
-def sign(body: bytes, secret: str) -> str:
-    """Return the X-Signature value of a body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def _problem(status: int, reason: str) -> web.Response:
@@ -48,9 +41,8 @@ def register(app: web.Application, deps: Deps) -> None:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _problem(413, f"body over {MAX_BODY} bytes: send fewer mentions per request")
-        given = request.headers.get(SIGNATURE_HEADER, "")
-        if not hmac.compare_digest(given.encode(), sign(body, secret.get_secret_value()).encode()):
-            return _problem(401, f"bad or missing {SIGNATURE_HEADER} signature")
+        if not verify(body, secret.get_secret_value(), request.headers.get(HEADER)):
+            return _problem(401, f"bad or missing {HEADER} signature")
         try:
             raws = parse_body(body, sources=sources)
         except BadMentions as error:
@@ -60,6 +52,7 @@ def register(app: web.Application, deps: Deps) -> None:
         except Exception:
             log.exception("ingest of %d mention(s) failed; nothing was stored", len(raws))
             return _problem(503, "storage is unavailable; nothing was stored, retry later")
+        deps.wake()
         for raw, result in zip(raws, results, strict=True):
             deps.telemetry.mentions.labels(
                 raw.source, result.outcome.value, result.reason.value if result.reason else ""

@@ -16,7 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from socialcare.bot import sla, timers
-from socialcare.bot.model import Event, Tier
+from socialcare.bot.model import Event, EventKind, Tier
 from socialcare.deps import Deps
 from socialcare.storage.redis import lease
 
@@ -53,6 +53,10 @@ async def _fire(deps: Deps) -> list[Event]:
     zone = deps.team.zone
     for event in events:
         data = event.data
+        if event.kind is EventKind.CLAIM_EXPIRED:
+            log.info("claim of case #%d by %s expired: back in the queue", event.case_id,
+                     data.get("holder"))
+            continue
         due = sla.parse_due(data).astimezone(zone)
         late = f", fired {data['late_seconds']} s late" if data["late_seconds"] else ""
         log.info(
@@ -61,6 +65,8 @@ async def _fire(deps: Deps) -> list[Event]:
             due.strftime("%Y-%m-%d %H:%M %Z"), late,
         )
         deps.telemetry.sla_points.labels(data["tier"], data["clock"], data["point"]).inc()
+    if events:
+        deps.wake()
     return events
 
 

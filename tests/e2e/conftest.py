@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from socialcare.deps import Deps
-from socialcare.main import build_app, runtime
+from socialcare.main import App, build_app, runtime
 from socialcare.settings import Settings
 from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
 
@@ -17,7 +17,7 @@ SECRET = "ingest-secret-for-tests"
 
 
 @pytest.fixture
-async def app_deps(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Deps]:
+async def app(tmp_path: Path, clock: FakeClock) -> AsyncIterator[App]:
     url = database_url(tmp_path)
     await reset_database(url)
     settings = Settings(
@@ -26,12 +26,17 @@ async def app_deps(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Deps]:
         config_file=ROOT / "config.example.toml",
         ingest_webhook_secret=SECRET,
     )
-    async with runtime(settings, clock=clock) as deps:
-        await deps.redis.flushdb()
-        yield deps
+    async with runtime(settings, clock=clock) as built:
+        await built.deps.redis.flushdb()
+        yield built
 
 
 @pytest.fixture
-async def http(app_deps: Deps) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(build_app(app_deps, with_timers=False))) as client:
+def app_deps(app: App) -> Deps:
+    return app.deps
+
+
+@pytest.fixture
+async def http(app: App) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(build_app(app, with_timers=False))) as client:
         yield client

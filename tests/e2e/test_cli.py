@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from socialcare.handlers.ingest import sign
+from socialcare.adapters.collectors.signature import sign
 from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database
 
 SCRIPT = str(Path(sys.executable).parent / "socialcare")

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+from socialcare.adapters.collectors.signature import sign
 from socialcare.deps import Deps
-from socialcare.handlers.ingest import sign
-from socialcare.main import build_app
+from socialcare.main import App, build_app
 from socialcare.storage.database import create_engine
 from socialcare.storage.schema import cases
 from tests.e2e.conftest import SECRET
@@ -96,11 +96,12 @@ async def test_healthz_reports_database_and_redis(http: TestClient) -> None:
     assert await response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
 
-async def test_healthz_is_unhealthy_when_the_database_is_gone(app_deps: Deps) -> None:
+async def test_healthz_is_unhealthy_when_the_database_is_gone(app: App) -> None:
     nowhere = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/gone")
     try:
-        app = build_app(replace(app_deps, engine=nowhere), with_timers=False)
-        async with TestClient(TestServer(app)) as http:
+        broken = replace(app, deps=replace(app.deps, engine=nowhere))
+        web_app = build_app(broken, with_timers=False)
+        async with TestClient(TestServer(web_app)) as http:
             response = await http.get("/healthz")
             body = await response.json()
     finally:

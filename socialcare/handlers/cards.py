@@ -1,0 +1,68 @@
+"""Keep cards in step: run the dispatcher when cases change and at SLA steps.
+
+Runs in every process that has messengers; the database decides which process
+posts a card, so any number may run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from socialcare.bot.dispatcher import Dispatcher, DispatchReport
+from socialcare.deps import Deps
+
+log = logging.getLogger(__name__)
+
+# With nothing to do, look again this often anyway (SLA steps, other processes' work).
+IDLE_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def record(report: DispatchReport, deps: Deps) -> None:
+    """Count what a round did."""
+    for posted in report.posted:
+        deps.telemetry.time_to_card.labels(posted.messenger, posted.tier.value).observe(
+            posted.since_published
+        )
+    for outcome in ("edited", "unchanged", "notes", "deferred", "failed"):
+        count = getattr(report, outcome)
+        if count:
+            deps.telemetry.card_syncs.labels(outcome).inc(count)
+    if report.posted:
+        deps.telemetry.card_syncs.labels("posted").inc(len(report.posted))
+
+
+async def _run(dispatcher: Dispatcher, deps: Deps) -> None:
+    backoff = IDLE_SECONDS
+    while True:
+        deps.card_changes.clear()
+        try:
+            report = await dispatcher.sync()
+            record(report, deps)
+            backoff = IDLE_SECONDS
+        except Exception:
+            log.exception("syncing cards failed; retrying in %.0f s", backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            report = DispatchReport()
+        if report.busy:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(deps.card_changes.wait(), backoff)
+
+
+def register(app: web.Application, dispatcher: Dispatcher, deps: Deps) -> None:
+    """Run the dispatcher for as long as the app runs."""
+
+    async def cards(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_run(dispatcher, deps), name="cards")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(cards)

@@ -1,0 +1,189 @@
+"""Chat commands and button clicks, the same in every messenger.
+
+Slack and Telegram handlers parse their transport into a person, a command name and
+its argument text (or a `CaseAction`), call `run_command` / `run_action`, and show
+the `ChatReply` their own way. Texts come from the team's catalog; customer text in
+a reply is raw and escaped by the transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from socialcare.bot import cases
+from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.cards import display_name, render_card
+from socialcare.bot.errors import DomainError, NotAllowed
+from socialcare.bot.model import Case, Mention, State
+from socialcare.bot.ports import MessengerError, Note
+from socialcare.bot.team import Person, Role
+from socialcare.deps import Deps
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "help")
+QUEUE_LINES = 20
+EXCERPT = 70
+_CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
+
+
+# Buttons that act at once, and the domain command each one sends.
+_ONE_CLICK = {
+    ActionKind.CLAIM: (cases.claim, cases.Claim),
+    ActionKind.RELEASE: (cases.release, cases.Release),
+    ActionKind.ANSWERED: (cases.mark_answered, cases.MarkAnswered),
+    ActionKind.RESOLVE: (cases.resolve, cases.Resolve),
+    ActionKind.DISMISS: (cases.dismiss, cases.Dismiss),
+}
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """What the bot answers: private to the person unless `public`."""
+
+    text: str
+    public: bool = False
+
+
+def describe_error(error: DomainError, deps: Deps) -> str:
+    """Return a domain error's reason in the team's language."""
+    text = deps.catalog
+    params = dict(error.params)
+    if "state" in params:
+        params["state"] = text(f"state.{params['state']}")
+    if "action" in params:
+        params["action"] = text(f"verb.{params['action']}")
+    if "by" in params:
+        params["by"] = display_name(str(params["by"]), deps.team, text)
+    return text(error.key, **params)
+
+
+async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatReply | None:
+    """Carry out a card button (all but Reply, which each messenger asks for its way).
+
+    Returns a private note for the person, or None when the card's change says enough.
+    """
+    if action.kind not in _ONE_CLICK:
+        raise ValueError(f"{action.kind} is not a one-click action")
+    service, command = _ONE_CLICK[action.kind]
+    try:
+        await service(command(action.case_id, person.id), **_service(deps))
+    except DomainError as error:
+        return ChatReply(describe_error(error, deps))
+    deps.wake()
+    return None
+
+
+async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps) -> ChatReply:
+    """Publish an agent's reply and record it; say how it went."""
+    try:
+        await cases.reply(cases.Reply(case_id, person.id, text), publishers=deps.publishers,
+                          **_service(deps))
+    except DomainError as error:
+        return ChatReply(describe_error(error, deps))
+    deps.wake()
+    return ChatReply(deps.catalog("reply.sent", id=case_id))
+
+
+async def run_command(name: str, args: str, person: Person | None, deps: Deps) -> ChatReply:
+    """Run a slash command for a person of the roster."""
+    text = deps.catalog
+    if person is None:
+        return ChatReply(text("error.not_in_roster"))
+    args = args.strip()
+    try:
+        if name == "help":
+            return ChatReply(text("command.help"))
+        if name == "queue":
+            return await _queue(person, deps, mine_only=False)
+        if name == "mine":
+            return await _queue(person, deps, mine_only=True)
+        if name in ("case", "claim", "resolve"):
+            found = _CASE_ID.fullmatch(args)
+            if found is None:
+                return ChatReply(text(f"usage.{name}"))
+            case_id = int(found[1])
+            if name == "case":
+                return await _case(case_id, deps)
+            if name == "claim":
+                await cases.claim(cases.Claim(case_id, person.id), **_service(deps))
+                deps.wake()
+                return ChatReply(text("command.claimed", id=case_id))
+            await cases.resolve(cases.Resolve(case_id, person.id), **_service(deps))
+            deps.wake()
+            return ChatReply(text("command.resolved", id=case_id))
+        if name == "announce":
+            if not args:
+                return ChatReply(text("usage.announce"))
+            return await _announce(args, person, deps)
+    except DomainError as error:
+        return ChatReply(describe_error(error, deps))
+    return ChatReply(text("command.unknown", name=name))
+
+
+def _service(deps: Deps) -> dict[str, object]:
+    return {"uow": deps.uow(), "clock": deps.clock, "team": deps.team}
+
+
+async def _queue(person: Person, deps: Deps, *, mine_only: bool) -> ChatReply:
+    async with deps.uow() as uow:
+        open_cases = await uow.cases.list_open(limit=500)
+        wanted = [
+            case for case in open_cases
+            if case.claimed_by == person.id
+            or (not mine_only and case.state in (State.NEW, State.REOPENED))
+        ]
+        firsts = await uow.mentions.first_of([c.id for c in wanted[:QUEUE_LINES] if c.id])
+    text = deps.catalog
+    if not wanted:
+        return ChatReply(text("command.mine_empty" if mine_only else "command.queue_empty"))
+    lines = [text("command.mine_title" if mine_only else "command.queue_title",
+                  count=len(wanted))]
+    lines += [_queue_line(case, firsts.get(case.id or 0), deps) for case in wanted[:QUEUE_LINES]]
+    if len(wanted) > QUEUE_LINES:
+        lines.append(text("command.more", count=len(wanted) - QUEUE_LINES))
+    return ChatReply("\n".join(lines))
+
+
+def _queue_line(case: Case, first: Mention | None, deps: Deps) -> str:
+    view = render_card(case, first, [], team=deps.team, catalog=deps.catalog,
+                       now=deps.clock.now(), can_publish=False)
+    words = " ".join((first.text if first else "").split())
+    excerpt = words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")
+    return f"{view.title} · {view.sla.text} · {view.state_text} · {excerpt}"
+
+
+async def _case(case_id: int, deps: Deps) -> ChatReply:
+    async with deps.uow() as uow:
+        case = await uow.cases.get(case_id)
+        firsts = await uow.mentions.first_of([case_id])
+        events = await uow.events.for_case(case_id)
+    view = render_card(case, firsts.get(case_id), events, team=deps.team,
+                       catalog=deps.catalog, now=deps.clock.now(), can_publish=False)
+    author = " ".join(filter(None, (view.author_name, view.author_handle))) or "—"
+    lines = [view.title, f"{author}: {view.text[:500]}", view.published_text,
+             f"{view.sla.text} · {view.state_text}", *view.history]
+    if view.url:
+        lines.insert(2, view.url)
+    return ChatReply("\n".join(lines))
+
+
+async def _announce(message: str, person: Person, deps: Deps) -> ChatReply:
+    if person.role not in (Role.LEAD, Role.ADMIN):
+        raise NotAllowed("Only shift leads and admins announce.", key="error.leads_only")
+    note = Note(deps.catalog("announce.note", who=person.name, text=message))
+    reached = failed = 0
+    for channel in deps.team.channels:
+        messenger = deps.messengers.get(channel.messenger)
+        if messenger is None:
+            continue
+        try:
+            message_id = await messenger.post_note(channel.id, note)
+            await messenger.pin(channel.id, message_id)
+            reached += 1
+        except MessengerError as error:
+            log.warning("announcement to %s %s failed: %s", channel.messenger, channel.id, error)
+            failed += 1
+    return ChatReply(deps.catalog("announce.done", reached=reached, failed=failed))
