@@ -10,6 +10,7 @@ reached, the tests fail — they never skip.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,9 +48,26 @@ class FakeClock:
         return self.current
 
 
+@dataclass
+class FlowingClock(FakeClock):
+    """A clock that runs at real speed from T0, and that the test can move forward.
+
+    For tests of the running app, whose rate limits wait in real time."""
+
+    started: float = field(default_factory=time.monotonic)
+
+    def now(self) -> datetime:
+        return self.current + timedelta(seconds=time.monotonic() - self.started)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def flowing_clock() -> FlowingClock:
+    return FlowingClock()
 
 
 def make_team(**overrides: Any) -> Team:

@@ -1,0 +1,208 @@
+"""The whole app with Slack and Telegram: real slack-bolt, slack_sdk and
+python-telegram-bot against the fake servers in tests/fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from socialcare.adapters.collectors.signature import sign, verify
+from socialcare.deps import Deps
+from socialcare.handlers import scheduler
+from socialcare.main import App, build_app, runtime
+from socialcare.settings import Settings
+from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
+from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegram, make_user
+
+SECRET = "ingest-secret-for-chat-tests"
+TELEGRAM_SECRET = "telegram-webhook-secret_42"
+SLACK_CHANNEL = "C0123456789"
+TELEGRAM_CHAT = -1001234567890
+# The roster of config.example.toml.
+AIGERIM_SLACK, AIGERIM_TG = "U0AGENT001", make_user(100000001, "Aigerim", username="aigerim")
+DANIYAR_TG = make_user(100000002, "Daniyar", username="daniyar")
+SAULE_SLACK, SAULE_TG = "U0LEAD0001", make_user(100000003, "Saule", username="saule")
+STRANGER_SLACK, STRANGER_TG = "U0STRANGER", make_user(555, "Stranger", username="stranger")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
+    """Wait until `check()` is truthy (or stops raising AssertionError); return its value."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {within} s: {check}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class ListeningPlatform:
+    """A social-listening platform's reply endpoint: checks our signature, keeps replies."""
+
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0
+    server: TestServer | None = None
+
+    async def start(self) -> None:
+        async def reply(request: web.Request) -> web.Response:
+            body = await request.read()
+            if not verify(body, SECRET, request.headers.get("X-Signature")):
+                self.refused += 1
+                return web.json_response({"error": "bad signature"}, status=401)
+            data = json.loads(body)
+            self.replies.append(data)
+            reply_id = f"reply-{len(self.replies)}"
+            return web.json_response({"id": reply_id, "url": f"https://example.org/{reply_id}"})
+
+        app = web.Application()
+        app.router.add_post("/reply", reply)
+        self.server = TestServer(app)
+        await self.server.start_server()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/reply"))
+
+
+@dataclass
+class Chat:
+    """A running socialcare with fake Slack, Telegram and listening platform around it."""
+
+    app: App
+    slack: FakeSlack
+    telegram: FakeTelegram
+    platform: ListeningPlatform
+    base_url: str
+    clock: FakeClock
+
+    @property
+    def deps(self) -> Deps:
+        return self.app.deps
+
+    async def ingest(self, *mentions: dict[str, Any]) -> list[dict[str, Any]]:
+        body = json.dumps(list(mentions)).encode()
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{self.base_url}/ingest", data=body, headers={"X-Signature": sign(body, SECRET)}
+        ) as response:
+            assert response.status == 200, await response.text()
+            return list((await response.json())["results"])
+
+    async def slack_send(self, request: Any) -> Any:
+        return await self.slack.deliver(request, f"{self.base_url}/slack/events")
+
+    async def telegram_send(self, update: dict[str, Any], **kwargs: Any) -> Any:
+        return await self.telegram.deliver_webhook(
+            update, f"{self.base_url}/telegram/webhook",
+            **({"secret_token": TELEGRAM_SECRET} | kwargs),
+        )
+
+    async def tick(self, **advance: float) -> None:
+        """Move the clock, fire what fell due, and let the cards catch up."""
+        if advance:
+            self.clock.advance(**advance)
+        await scheduler.tick(self.deps)
+        self.deps.wake()
+
+    def slack_cards(self, channel: str = SLACK_CHANNEL) -> list[Any]:
+        return [m for m in self.slack.messages(channel, include_replies=False)
+                if m.metadata and m.metadata.get("event_type") == "socialcare_case"]
+
+    def telegram_cards(self, chat: int = TELEGRAM_CHAT) -> list[Any]:
+        return [m for m in self.telegram.bot_messages(chat) if m.reply_markup is not None
+                or (m.text or "").startswith("#")]
+
+
+def mention(external_id: str, text: str = "Kcell, why is there no 4G in Almaty again?",
+            *, published: datetime, source: str = "webhook", **extra: Any) -> dict[str, Any]:
+    return {
+        "source": source, "external_id": external_id, "text": text,
+        "published_at": published.isoformat(), "platform": "instagram",
+        "url": f"https://www.instagram.com/p/{external_id}",
+        "author": {"id": "42", "name": "Aigerim S.", "handle": "@aigerim_s"},
+        **extra,
+    }
+
+
+def chat_config(tmp_path: Path, reply_url: str) -> Path:
+    """config.example.toml, with the webhook source publishing replies to `reply_url`."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace(
+        'name = "webhook"\nkind = "webhook"\nplatform = "web"\ntier = "main"',
+        f'name = "webhook"\nkind = "webhook"\nplatform = "web"\ntier = "main"\n'
+        f'options = {{ reply_url = "{reply_url}" }}',
+    )
+    text = text.replace('role = "lead"\nslack = "U0LEAD0001"',
+                        'role = "lead"\nslack = "U0LEAD0001"\nhours = "00:00-23:59"')
+    text += (
+        '\n[[saved_replies]]\ntitle = "Outage apology"\n'
+        'text = "We are sorry: there is an outage in Almaty, engineers are on it."\n'
+    )
+    path = tmp_path / "socialcare.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def running_chat(tmp_path: Path, clock: FakeClock, **fakes: Any) -> AsyncIterator[Chat]:
+    """Start the fakes, then socialcare with both messengers, on the back end under test."""
+    url = database_url(tmp_path)
+    await reset_database(url)
+    platform = ListeningPlatform()
+    await platform.start()
+    async with FakeSlack(**fakes.get("slack", {})) as slack, \
+            FakeTelegram(**fakes.get("telegram", {})) as telegram:
+        slack.add_channel("care", channel_id=SLACK_CHANNEL)
+        for user, name in ((AIGERIM_SLACK, "aigerim"), (SAULE_SLACK, "saule"),
+                           (STRANGER_SLACK, "stranger")):
+            slack.add_user(user, name=name)
+        telegram.add_chat(TELEGRAM_CHAT, title="Care team")
+        port = free_port()
+        settings = Settings(
+            database_url=url, redis_url=TEST_REDIS_URL,
+            config_file=chat_config(tmp_path, platform.url),
+            ingest_webhook_secret=SECRET,
+            slack_bot_token=slack.bot_token, slack_signing_secret=slack.signing_secret,
+            slack_api_url=slack.url,
+            telegram_bot_token=telegram.token, telegram_api_url=telegram.url,
+            telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
+            telegram_webhook_secret=TELEGRAM_SECRET,
+        )
+        async with runtime(settings, clock=clock) as app:
+            await app.deps.redis.flushdb()
+            server = TestServer(build_app(app), port=port)
+            await server.start_server()
+            try:
+                yield Chat(app, slack, telegram, platform, f"http://127.0.0.1:{port}", clock)
+            finally:
+                await server.close()
+    assert platform.server is not None
+    await platform.server.close()
+
+
+def minutes_ago(clock: FakeClock, minutes: float) -> datetime:
+    return clock.now() - timedelta(minutes=minutes)
