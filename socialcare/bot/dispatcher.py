@@ -11,8 +11,9 @@ the messenger whether the card is already there (Slack finds it by the case id i
 the message metadata) instead of posting again.
 
 Under a burst, cards go out new first, then changed, then SLA steps — each group
-earliest deadline first — and a channel that is out of budget has its cards
-scheduled for the moments it will have room again.
+earliest deadline first. A channel that is out of budget, or whose last call failed,
+is held (in the shared budgets) and nothing of it is sent until it has room again;
+then its most pressing card goes first, so failures never reorder a channel.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ log = logging.getLogger(__name__)
 
 # A post attempt this old with no outcome is presumed dead and may be retried.
 POST_STALE = timedelta(seconds=60)
-RETRY_FIRST = timedelta(seconds=2)
+RETRY_FIRST = timedelta(seconds=1)
 RETRY_MAX = timedelta(minutes=5)
+# Cards of one channel looked at per round: a channel sends about one a second.
+PER_CHANNEL = 5
 _NOTE_KINDS = frozenset({EventKind.SLA_POINT, EventKind.CLAIM_EXPIRED})
 
 
@@ -70,6 +73,10 @@ class DispatchReport:
     notes: int = 0
     deferred: int = 0
     failed: int = 0
+    # Channels (messenger, id) that may send nothing more this round.
+    held: set[tuple[str, str]] = field(default_factory=set)
+    # The shortest wait a held channel asked for, in seconds.
+    retry_in: float | None = None
 
     @property
     def busy(self) -> bool:
@@ -111,19 +118,19 @@ class Dispatcher:
             return report
         now = self._clock.now()
         async with self._uow() as uow:
-            due = await uow.cards.due(now, messengers=list(self._messengers), limit=limit)
+            due = await uow.cards.due(now, messengers=list(self._messengers),
+                                      per_channel=PER_CHANNEL, limit=limit)
             if not due:
                 return report
             case_ids = {card.case_id for card in due}
             cases = await uow.cases.get_many(case_ids)
             firsts = await uow.mentions.first_of(case_ids)
             events = await uow.events.for_cases(case_ids)
-        queued: dict[tuple[str, ...], int] = {}
         for card in due:
             case = cases[card.case_id]
             try:
                 await self._sync(card, case, firsts.get(card.case_id),
-                                 events.get(card.case_id, []), now, report, queued)
+                                 events.get(card.case_id, []), now, report)
             except Exception:
                 # One card's surprise must not stall the others.
                 log.exception("syncing card %s of case #%s failed", card.id, card.case_id)
@@ -139,7 +146,6 @@ class Dispatcher:
         events: Sequence[Event],
         now: datetime,
         report: DispatchReport,
-        queued: dict[tuple[str, ...], int],
     ) -> None:
         messenger = self._messengers[card.messenger]
         view = card_views.render_card(
@@ -149,11 +155,11 @@ class Dispatcher:
         digest = fingerprint(view)
         next_due = card_views.next_step(case, self._team.sla.for_tier(case.tier), now)
         if card.message_id is None:
-            await self._post(card, case, view, digest, next_due, events, now, report, queued)
+            await self._post(card, case, view, digest, next_due, events, now, report)
             return
         if digest != card.fingerprint:
-            if not await self._room(messenger.limits("update", card.channel), card, now,
-                                    report, queued):
+            limits = messenger.limits("update", card.channel)
+            if not await self._room(limits, card, report):
                 return
             try:
                 await messenger.update_card(card.channel, card.message_id, view)
@@ -161,16 +167,19 @@ class Dispatcher:
                 log.warning("card of case #%s in %s %s cannot be edited: %s",
                             case.id, card.messenger, card.channel, gone)
             except MessengerError as error:
-                await self._failed(card, error, now, report)
+                log.warning("editing the card of case #%s in %s %s failed: %s",
+                            case.id, card.messenger, card.channel, error)
+                await self._hold(card, error, limits, report)
                 return
             report.edited += 1
         else:
             report.unchanged += 1
+        notes_done = await self._notes(card, case, events, now, report)
         async with self._uow() as uow:
+            # With notes still to go, the card stays due until they are out.
             await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
-                                   next_due=next_due)
+                                   next_due=next_due if notes_done else now)
             await uow.commit()
-        await self._notes(card, case, events, now, report, queued)
 
     async def _post(
         self,
@@ -182,7 +191,6 @@ class Dispatcher:
         events: Sequence[Event],
         now: datetime,
         report: DispatchReport,
-        queued: dict[tuple[str, ...], int],
     ) -> None:
         assert case.id is not None
         if not case.is_open:
@@ -193,8 +201,8 @@ class Dispatcher:
                 await uow.commit()
             return
         messenger = self._messengers[card.messenger]
-        if not await self._room(messenger.limits("post", card.channel), card, now, report,
-                                queued):
+        limits = messenger.limits("post", card.channel)
+        if not await self._room(limits, card, report):
             return
         async with self._uow() as uow:
             mine = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
@@ -212,10 +220,9 @@ class Dispatcher:
                 message_id = await messenger.post_card(card.channel, view)
         except MessengerError as error:
             async with self._uow() as uow:
-                await uow.cards.post_failed(card, retry_at=now + self._backoff(card, error))
+                await uow.cards.post_failed(card)
                 await uow.commit()
-            await self._hold_off(error)
-            report.failed += 1
+            await self._hold(card, error, limits, report)
             log.warning("posting the card of case #%s to %s %s failed: %s",
                         case.id, card.messenger, card.channel, error)
             return
@@ -245,30 +252,30 @@ class Dispatcher:
         events: Sequence[Event],
         now: datetime,
         report: DispatchReport,
-        queued: dict[tuple[str, ...], int],
-    ) -> None:
+    ) -> bool:
+        """Post the card's pending alerts in its thread; tell whether none is left."""
         pending = [
             e for e in events
             if e.kind in _NOTE_KINDS and (e.id or 0) > card.notified_event_id
             and not e.data.get("superseded")
         ]
         if not pending or card.message_id is None:
-            return
+            return True
         messenger = self._messengers[card.messenger]
         primary = await self._is_primary(card)
         for event in pending:
             assert event.id is not None
             note, in_thread = self._note(case, event, now, pings=primary)
-            if not await self._room(messenger.limits("post", card.channel), card, now,
-                                    report, queued):
-                return
+            limits = messenger.limits("post", card.channel)
+            if not await self._room(limits, card, report):
+                return False
             # Claim the note before sending it: a ping may be lost in a crash, but is
             # never sent twice by two workers.
             async with self._uow() as uow:
                 claimed = await uow.cards.notified(card, event_id=event.id)
                 await uow.commit()
             if not claimed:
-                return
+                return True  # another worker is on it
             previous, card.notified_event_id = card.notified_event_id, event.id
             try:
                 await messenger.post_note(
@@ -277,13 +284,12 @@ class Dispatcher:
             except MessengerError as error:
                 async with self._uow() as uow:
                     await uow.cards.notified(card, event_id=previous)
-                    await uow.cards.defer(card, until=now + self._backoff(card, error))
                     await uow.commit()
                 card.notified_event_id = previous
-                await self._hold_off(error)
-                report.failed += 1
-                return
+                await self._hold(card, error, limits, report)
+                return False
             report.notes += 1
+        return True
 
     async def _is_primary(self, card: Card) -> bool:
         # Pings go with the first card of a case in each messenger, so that a lead who
@@ -313,50 +319,52 @@ class Dispatcher:
         return Note(body, mention=leads), True
 
     async def _room(
-        self,
-        limits: Sequence[RateLimit],
-        card: Card,
-        now: datetime,
-        report: DispatchReport,
-        queued: dict[tuple[str, ...], int],
+        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport
     ) -> bool:
-        """Take the call from the budgets, or schedule the card for when there is room."""
+        """Take the call from the budgets; if the channel has no room, hold it for the
+        rest of the round (its cards stay due and keep their order)."""
+        channel = (card.messenger, card.channel)
+        if channel in report.held:
+            report.deferred += 1
+            return False
         wait = await self._budgets.acquire(limits)
         if wait <= 0:
             return True
-        key = tuple(limit.key for limit in limits)
-        spacing = max((limit.per_seconds / limit.rate for limit in limits), default=1.0)
-        ahead = queued.get(key, 0)
-        queued[key] = ahead + 1
-        async with self._uow() as uow:
-            await uow.cards.defer(card, until=now + timedelta(seconds=wait + ahead * spacing))
-            await uow.commit()
+        report.held.add(channel)
         report.deferred += 1
+        report.retry_in = wait if report.retry_in is None else min(report.retry_in, wait)
         return False
 
-    async def _failed(
-        self, card: Card, error: MessengerError, now: datetime, report: DispatchReport
+    async def _hold(
+        self,
+        card: Card,
+        error: MessengerError,
+        limits: Sequence[RateLimit],
+        report: DispatchReport,
     ) -> None:
-        log.warning("syncing the card of case #%s in %s %s failed: %s",
-                    card.case_id, card.messenger, card.channel, error)
-        async with self._uow() as uow:
-            await uow.cards.defer(card, until=now + self._backoff(card, error))
-            await uow.commit()
-        await self._hold_off(error)
+        """After a failed call, stop the channel for the backoff: nothing of it is sent
+        until then, and then its most pressing card goes first."""
         report.failed += 1
+        report.held.add((card.messenger, card.channel))
+        backoff = self._backoff(card, error)
+        key = error.limit_key if isinstance(error, RateLimited) and error.limit_key else (
+            limits[0].key if limits else None
+        )
+        if key is not None:
+            await self._budgets.hold_off(key, backoff.total_seconds())
 
     async def _retry_later(self, card: Card, now: datetime) -> None:
         async with self._uow() as uow:
             await uow.cards.defer(card, until=now + RETRY_MAX)
             await uow.commit()
 
-    async def _hold_off(self, error: MessengerError) -> None:
-        if isinstance(error, RateLimited) and error.limit_key:
-            await self._budgets.hold_off(error.limit_key, error.retry_after or 1.0)
-
     @staticmethod
     def _backoff(card: Card, error: MessengerError) -> timedelta:
+        """Wait what the platform asked; else double the wait with each failed post
+        of this card (an edit or a note waits the first step: the channel is held
+        meanwhile, so a failing platform sees one try per step, not a stream)."""
         if error.retry_after is not None:
             return timedelta(seconds=error.retry_after)
-        backoff: timedelta = RETRY_FIRST * 2 ** min(card.post_attempts, 8)
+        failed_posts = max(0, card.post_attempts - 1) if card.message_id is None else 0
+        backoff: timedelta = RETRY_FIRST * 2 ** min(failed_posts, 9)
         return min(backoff, RETRY_MAX)

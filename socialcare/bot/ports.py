@@ -113,8 +113,11 @@ class CardRepository(Protocol):
         """Put the cards of these cases out of step: due at once."""
         ...
 
-    async def due(self, now: datetime, *, messengers: Collection[str], limit: int) -> list[Card]:
-        """Return the cards to sync now, most pressing first."""
+    async def due(
+        self, now: datetime, *, messengers: Collection[str], per_channel: int, limit: int
+    ) -> list[Card]:
+        """Return the cards to sync now, most pressing first, at most `per_channel` of
+        one channel."""
         ...
 
     async def for_case(self, case_id: int) -> list[Card]:
@@ -133,8 +136,8 @@ class CardRepository(Protocol):
         """Record where the card was posted."""
         ...
 
-    async def post_failed(self, card: Card, *, retry_at: datetime) -> None:
-        """Record a post that certainly failed."""
+    async def post_failed(self, card: Card) -> None:
+        """Record a post that failed or whose outcome is unknown."""
         ...
 
     async def synced(

@@ -51,8 +51,9 @@ async def _run(dispatcher: Dispatcher, deps: Deps) -> None:
             report = DispatchReport()
         if report.busy:
             continue
+        pause = min(backoff, report.retry_in) if report.retry_in is not None else backoff
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(deps.card_changes.wait(), backoff)
+            await asyncio.wait_for(deps.card_changes.wait(), max(pause, 0.05))
 
 
 def register(app: web.Application, dispatcher: Dispatcher, deps: Deps) -> None:

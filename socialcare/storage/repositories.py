@@ -332,13 +332,24 @@ class SqlCardRepository:
                 )
             )
 
-    async def due(self, now: datetime, *, messengers: Collection[str], limit: int) -> list[Card]:
+    async def due(
+        self, now: datetime, *, messengers: Collection[str], per_channel: int, limit: int
+    ) -> list[Card]:
         """Return cards to sync now: unposted first, then changed, then SLA steps;
-        within each, the earliest deadline first."""
-        rows = await self._conn.execute(
-            select(cards)
+        within each, the earliest deadline first; at most `per_channel` of a channel,
+        so that one busy channel cannot crowd the others out."""
+        order = (cards.c.rank, cards.c.deadline.asc().nulls_last(), cards.c.id)
+        ranked = (
+            select(cards, func.row_number().over(
+                partition_by=(cards.c.messenger, cards.c.channel), order_by=order,
+            ).label("place"))
             .where(cards.c.due_at <= now, cards.c.messenger.in_(list(messengers)))
-            .order_by(cards.c.rank, cards.c.deadline.asc().nulls_last(), cards.c.id)
+            .subquery()
+        )
+        rows = await self._conn.execute(
+            select(*(ranked.c[column.name] for column in cards.columns))
+            .where(ranked.c.place <= per_channel)
+            .order_by(ranked.c.rank, ranked.c.deadline.asc().nulls_last(), ranked.c.id)
             .limit(limit)
         )
         return [_card(row) for row in rows]
@@ -380,11 +391,10 @@ class SqlCardRepository:
             .values(message_id=message_id, posted_at=at, posting_since=None)
         )
 
-    async def post_failed(self, card: Card, *, retry_at: datetime) -> None:
-        """Record a post that certainly failed; try again at `retry_at`."""
+    async def post_failed(self, card: Card) -> None:
+        """Record a post that failed (or whose outcome is unknown): it may be tried again."""
         await self._conn.execute(
-            update(cards).where(cards.c.id == card.id)
-            .values(posting_since=None, due_at=retry_at)
+            update(cards).where(cards.c.id == card.id).values(posting_since=None)
         )
 
     async def synced(

@@ -18,8 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from socialcare.adapters.collectors.signature import sign, verify
+from socialcare.bot import timers
 from socialcare.deps import Deps
-from socialcare.handlers import scheduler
 from socialcare.main import App, build_app, runtime
 from socialcare.settings import Settings
 from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
@@ -121,11 +121,15 @@ class Chat:
             **({"secret_token": TELEGRAM_SECRET} | kwargs),
         )
 
-    async def tick(self, **advance: float) -> None:
-        """Move the clock, fire what fell due, and let the cards catch up."""
-        if advance:
-            self.clock.advance(**advance)
-        await scheduler.tick(self.deps)
+    async def tick(self, *, minutes: float = 0) -> None:
+        """Move the clock forward as the running scheduler would live through it: in
+        half-minute steps, firing what falls due at each; then let the cards catch up."""
+        steps = max(1, round(minutes * 2))
+        for _ in range(steps):
+            self.clock.advance(minutes=minutes / steps)
+            # The app's own scheduler runs too; the database lets each point fire once.
+            await timers.fire_due(uow=self.deps.uow(), clock=self.clock,
+                                  config=self.deps.team.sla)
         self.deps.wake()
 
     def slack_cards(self, channel: str = SLACK_CHANNEL) -> list[Any]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+from socialcare.bot import cases
 from socialcare.bot.actions import ActionKind, CaseAction
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
@@ -12,6 +14,8 @@ from tests.e2e.chat import (
     DANIYAR_TG,
     SAULE_TG,
     SLACK_CHANNEL,
+    STRANGER_SLACK,
+    STRANGER_TG,
     TELEGRAM_CHAT,
     eventually,
     mention,
@@ -102,3 +106,187 @@ async def test_two_claims_at_once_from_both_messengers_have_one_winner(
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
         assert [e.kind.value for e in events].count("claimed") == 1
+
+
+async def test_the_sla_line_moves_in_steps_and_the_breach_pings_the_leads_once_per_point(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 0)))
+        await eventually(lambda: chat.slack_cards() and chat.telegram_cards())
+        seen = [chat.telegram_cards()[0].text]
+
+        async def step(minutes: float, expected: str) -> None:
+            await chat.tick(minutes=minutes)
+            await eventually(lambda: expected in chat.telegram_cards()[0].text)
+            seen.append(expected)
+
+        await step(6, "⏱ 5+ min left")  # 6 of 15 minutes gone
+        await step(5.5, "⚠ 3 min left")  # 11.5 gone: past the 80 % warning
+        await step(4, "🔴 overdue")  # 15.5 gone
+        await step(1, "🔴 overdue 1 min")
+        await step(5, "🔴 overdue 5 min+")  # 21.5 gone: one step per 5 minutes now
+        slack_card = chat.slack_cards()[0]
+        card = chat.telegram_cards()[0]
+
+        def telegram_notes() -> list:  # type: ignore[type-arg]
+            return [m for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+                    if m.reply_to_message_id == card.message_id]
+
+        await eventually(lambda: len(chat.slack.thread(SLACK_CHANNEL, slack_card.ts)) == 4
+                         and len(telegram_notes()) == 4)
+        await chat.tick()  # a sweep with nothing due pings nobody again
+        await asyncio.sleep(1.5)
+
+        notes = [m.text for m in chat.slack.thread(SLACK_CHANNEL, slack_card.ts)]
+        assert notes[0].startswith("⚠ #1: warning 50%")
+        assert notes[1].startswith("⚠ #1: warning 80%")
+        assert notes[2].startswith("🔴 #1 has had no answer") and "<@U0LEAD0001>" in notes[2]
+        assert notes[3].startswith("🔴 #1 is still unanswered (breach +5 min)")
+        assert "<@U0LEAD0001>" in notes[3]
+        assert sum("<@U0LEAD0001>" in n for n in notes) == 2
+        replies = telegram_notes()
+        assert len(notes) == len(replies) == 4
+        assert all("late" not in note for note in notes)
+        assert 'tg://user?id=100000003' in (replies[2].raw_text or "")
+        # Slack gets the deadline as a date token, rendered in each reader's timezone.
+        assert "<!date^" in str(slack_card.blocks)
+
+
+NASTY = "<!channel> <!here> <@U123> *bold* <b>x</b> &amp; _it_ `code` "
+
+
+async def test_customer_text_is_shown_literally_cut_to_the_limits_and_pings_nobody(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    text = "Kcell " + NASTY + "word " * 2000  # over 10,000 characters
+    assert len(text) > 10_000
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", text, published=minutes_ago(flowing_clock, 1),
+                                 author={"name": "<!everyone> *Boss*", "handle": "@x&y"}))
+        [slack_card] = await eventually(lambda: chat.slack_cards())
+        [telegram_card] = await eventually(lambda: chat.telegram_cards())
+
+    # Slack: the customer's words are rich-text *text* elements, shown as written.
+    quote = next(e for block in slack_card.blocks if block["type"] == "rich_text"
+                 for e in block["elements"] if e["type"] == "rich_text_quote")
+    shown = quote["elements"][0]["text"]
+    assert shown.startswith("Kcell " + NASTY)
+    assert len(shown) < 3000 and shown.endswith("…")
+    author = str(next(b for b in slack_card.blocks if b["type"] == "rich_text"))
+    assert "<!everyone> *Boss*" in author
+    # ...and nowhere as markup that Slack would parse: no raw "<" in any mrkdwn text.
+    mrkdwn = [e["text"] for b in slack_card.blocks for e in _texts(b) if e["type"] == "mrkdwn"]
+    assert mrkdwn and not any("<!" in t.replace("<!date^", "") for t in mrkdwn)
+    assert "<" not in slack_card.text.replace("<!date^", "")
+    # Telegram: escaped HTML, so the parsed text is the customer's text itself.
+    assert "Kcell " + NASTY in (telegram_card.text or "")
+    assert "&lt;!channel&gt;" in (telegram_card.raw_text or "")
+    assert "&amp;amp;" in (telegram_card.raw_text or "")
+    assert len(telegram_card.text or "") < 4096
+    assert "<!everyone> *Boss*" in (telegram_card.text or "")
+
+
+def _texts(block: dict) -> list[dict]:  # type: ignore[type-arg]
+    found = []
+    for key in ("text", "elements", "fields"):
+        value = block.get(key)
+        if isinstance(value, dict) and "type" in value:
+            found.append(value)
+        elif isinstance(value, list):
+            found += [v for v in value if isinstance(v, dict) and v.get("type") == "mrkdwn"]
+    return found
+
+
+async def test_forged_stale_and_foreign_requests_change_nothing(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 1)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards() and chat.telegram_cards())
+        click = {"action_id": _claim(case_id), "channel": SLACK_CHANNEL, "user": AIGERIM_SLACK}
+
+        forged = await chat.slack_send(chat.slack.block_actions(**click,
+                                                                signing_secret="not-ours"))
+        stale = await chat.slack_send(chat.slack.block_actions(
+            **click, timestamp=int(time.time()) - 6 * 60))
+        tg_card = chat.telegram_cards()[0]
+        no_secret = await chat.telegram_send(
+            chat.telegram.callback_query_update(tg_card, _claim(case_id), from_user=DANIYAR_TG),
+            secret_token="")
+        wrong_secret = await chat.telegram_send(
+            chat.telegram.callback_query_update(tg_card, _claim(case_id), from_user=DANIYAR_TG),
+            secret_token="guess")
+        outsider_slack = await chat.slack_send(chat.slack.block_actions(
+            action_id=_claim(case_id), channel=SLACK_CHANNEL, user=STRANGER_SLACK))
+        outsider_update = chat.telegram.callback_query_update(
+            tg_card, _claim(case_id), from_user=STRANGER_TG)
+        outsider_tg = await chat.telegram_send(outsider_update)
+
+        assert (forged.status, stale.status) == (401, 401)
+        assert (no_secret.status, wrong_secret.status) == (403, 403)
+        assert (outsider_slack.status, outsider_tg.status) == (200, 200)
+        query = chat.telegram.callback_queries[outsider_update["callback_query"]["id"]]
+        await eventually(lambda: query.answered)
+        assert "not in this team's roster" in query.answer["text"]
+        told = await eventually(lambda: [r.body["text"] for r in chat.slack.responses()])
+        assert "not in this team's roster" in told[0]
+        async with chat.deps.uow() as uow:
+            case = await uow.cases.get(case_id)
+            events = await uow.events.for_case(case_id)
+        assert case.state.value == "new"
+        assert [e.kind.value for e in events] == ["created"]
+
+
+async def test_under_429_and_5xx_every_card_arrives_once_earliest_deadline_first(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    # Published so that deadlines interleave the tiers: main 15 min, forums 60 min.
+    burst = [
+        ("f1", "forums", 50), ("m1", "webhook", 2), ("f2", "forums", 55),
+        ("m2", "webhook", 12), ("m3", "webhook", 6), ("f3", "forums", 10),
+    ]
+    earliest_first = ["m2", "f2", "m3", "f1", "m1", "f3"]
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        chat.slack.fail_next("chat.postMessage", 429, retry_after=1)
+        chat.slack.fail_next("chat.postMessage", 503, times=2)
+        chat.telegram.fail_next("sendMessage", 429, retry_after=1)
+        chat.telegram.fail_next("sendMessage", 502, times=2)
+        results = await chat.ingest(*(
+            mention(name, f"Kcell {name}", source=source,
+                    published=minutes_ago(flowing_clock, ago))
+            for name, source, ago in burst
+        ))
+        ids = {name: r["case_id"] for (name, _, _), r in zip(burst, results, strict=True)}
+
+        await eventually(lambda: len(chat.slack_cards()) == 6 and len(chat.telegram_cards()) == 6,
+                         within=30)
+        slack_order = [c.metadata["event_payload"]["case_id"] for c in chat.slack_cards()]
+        telegram_order = [_case_of(m) for m in chat.telegram_cards()]
+        failures = (
+            [c.status for c in chat.slack.calls_to("chat.postMessage") if c.status != 200],
+            [c.status for c in chat.telegram.calls_to("sendMessage") if c.status != 200],
+        )
+
+        # No edit is lost: the case changes while edits fail; the cards end in step.
+        case = ids["m2"]
+        chat.slack.fail_next("chat.update", 500, times=2)
+        chat.telegram.fail_next("editMessageText", 502, times=2)
+        service = {"uow": chat.deps.uow(), "clock": chat.deps.clock, "team": chat.deps.team}
+        await cases.claim(cases.Claim(case, "aigerim"), **service)
+        chat.deps.wake()
+        await cases.mark_answered(cases.MarkAnswered(case, "aigerim"), **service)
+        await cases.resolve(cases.Resolve(case, "aigerim"), **service)
+        chat.deps.wake()
+        await eventually(lambda: "Resolved" in chat.telegram_cards()[0].text
+                         and "Resolved" in str(chat.slack_cards()[0].blocks), within=30)
+
+    assert failures == ([429, 503, 503], [429, 502, 502])
+    assert slack_order == telegram_order == [ids[name] for name in earliest_first]
+    assert chat.telegram_cards()[0].reply_markup in (None, {"inline_keyboard": []})
+    assert not any(b["type"] == "actions" for b in chat.slack_cards()[0].blocks)
+
+
+def _case_of(message) -> int:  # type: ignore[no-untyped-def]
+    return int((message.text or "").split(" ", 1)[0].removeprefix("#"))
