@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -154,9 +153,6 @@ def _telegram(settings: Settings) -> tuple[TelegramApp, TelegramMessenger]:
     if settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is None:
         raise ConfigError("environment: TELEGRAM_WEBHOOK_SECRET is needed with "
                           "TELEGRAM_WEBHOOK_URL (1-256 characters: A-Z a-z 0-9 _ -)")
-    # Opt in to python-telegram-bot's coming time type (RetryAfter.retry_after as a
-    # timedelta) instead of the deprecated int.
-    os.environ.setdefault("PTB_TIMEDELTA", "1")
     base_url = str(settings.telegram_api_url)
     builder = (
         ApplicationBuilder()
