@@ -143,8 +143,11 @@ def _slack(settings: Settings) -> tuple[AsyncApp, SlackMessenger]:
                         if settings.slack_signing_secret else None),
         request_verification_enabled=settings.slack_app_token is None,
     )
-    # Cards: a 429 comes straight back, so the dispatcher reschedules instead of waiting.
-    cards_client = AsyncWebClient(token=token, base_url=base_url)
+    # Cards: no retry inside the call. A 429 comes straight back, so the dispatcher
+    # holds the channel instead of waiting; and a post whose answer was lost is not
+    # sent again blindly (the SDK's connection-error retry would post a second card):
+    # the dispatcher first looks for it by its case id.
+    cards_client = AsyncWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=[])
     return bolt, SlackMessenger(cards_client)
 
 

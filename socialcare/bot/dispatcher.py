@@ -308,7 +308,8 @@ class Dispatcher:
         clock_name = data["clock"]
         point = data["point"]
         body = text(
-            f"note.{clock_name}.{point}", id=case.id, label=data["label"],
+            f"note.{clock_name}.{point}", id=case.id, percent=data["percent"],
+            minutes=data["minutes_over"],
             deadline=due.astimezone(self._team.zone).strftime("%H:%M"),
         )
         if data.get("late_seconds"):

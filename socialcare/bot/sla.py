@@ -220,6 +220,9 @@ def fire_due_points(case: Case, policy: SlaPolicy, now: datetime) -> list[Event]
                 "point": p.kind.value,
                 "index": p.index,
                 "label": p.label,
+                # For the notes: how much of the allowed time is gone, how long overdue.
+                "percent": _percent(policy, p),
+                "minutes_over": round((p.at - _deadline(case, p.clock)).total_seconds() / 60),
                 "cycle": case.response_cycle,
                 "due_at": p.at.isoformat(),
                 "late_seconds": round(late.total_seconds()) if late > LATE_AFTER else 0,
@@ -228,6 +231,16 @@ def fire_due_points(case: Case, policy: SlaPolicy, now: datetime) -> list[Event]
         ))
     schedule(case, policy)
     return events
+
+
+def _percent(policy: SlaPolicy, p: SlaPoint) -> int:
+    return round(policy.warning_points[p.index] * 100) if p.kind is PointKind.WARNING else 100
+
+
+def _deadline(case: Case, clock: SlaClock) -> datetime:
+    running = _clock(case, clock)
+    assert running is not None
+    return running[1]
 
 
 def _count_fired(case: Case, clock: SlaClock, fired: int) -> None:

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from telegram import ForceReply, Update
+from telegram import ForceReply, Message, ReplyParameters, Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -38,6 +38,21 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 PROMPT_SECONDS = 24 * 3600  # a reply prompt can be answered for a day
 _CALLBACK_TEXT = 200  # answerCallbackQuery text limit
+
+
+# A person waits for these answers: ride out a flood-control pause (retry_after)
+# instead of dropping the answer. Cards, which the dispatcher reschedules, get none.
+INTERACTIVE_RETRIES = 3
+
+
+async def _say(bot: Any, message: Message, text: str) -> None:
+    """Answer a message in its chat, quoting it in groups."""
+    await bot.send_message(
+        chat_id=message.chat_id, text=text,
+        reply_parameters=None if message.chat.type == "private"
+        else ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True),
+        rate_limit_args=INTERACTIVE_RETRIES,
+    )
 
 
 def _prompt_key(chat_id: int, message_id: int) -> str:
@@ -88,14 +103,14 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
                                             str(replied.message_id))
             if card is None:
                 if message.chat.type == "private":
-                    await message.reply_text(text("reply.not_a_prompt"))
+                    await _say(context.bot, message, text("reply.not_a_prompt"))
                 return
             case_id = card.case_id
         if person is None:
-            await message.reply_text(text("error.not_in_roster"))
+            await _say(context.bot, message, text("error.not_in_roster"))
             return
         outcome = await reply_to_case(int(case_id), message.text or "", person, deps)
-        await message.reply_text(outcome.text)
+        await _say(context.bot, message, outcome.text)
 
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1:"))
     for name in COMMANDS:
@@ -113,7 +128,7 @@ async def _prompt_reply(
     try:
         prompt = await context.bot.send_message(
             chat_id=user_id, text=deps.catalog("reply.prompt", id=clicked.case_id),
-            reply_markup=ForceReply(selective=True),
+            reply_markup=ForceReply(selective=True), rate_limit_args=INTERACTIVE_RETRIES,
         )
     except Forbidden:
         return deps.catalog("reply.start_dm"), True
@@ -131,7 +146,7 @@ def _command_handler(name: str, deps: Deps) -> Any:
         # Everything after "/cmd" or "/cmd@botname".
         _, _, args = (message.text or "").partition(" ")
         reply = await run_command(name, args, deps.team.person_by_telegram(user.id), deps)
-        await message.reply_text(reply.text, do_quote=message.chat.type != "private")
+        await _say(context.bot, message, reply.text)
 
     return on_command
 

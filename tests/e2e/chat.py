@@ -153,19 +153,11 @@ def mention(external_id: str, text: str = "Kcell, why is there no 4G in Almaty a
 
 
 def chat_config(tmp_path: Path, reply_url: str) -> Path:
-    """config.example.toml, with the webhook source publishing replies to `reply_url`."""
+    """config.example.toml, with its webhook source publishing replies to `reply_url`."""
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    text = text.replace(
-        'name = "webhook"\nkind = "webhook"\nplatform = "web"\ntier = "main"',
-        f'name = "webhook"\nkind = "webhook"\nplatform = "web"\ntier = "main"\n'
-        f'options = {{ reply_url = "{reply_url}" }}',
-    )
-    text = text.replace('role = "lead"\nslack = "U0LEAD0001"',
-                        'role = "lead"\nslack = "U0LEAD0001"\nhours = "00:00-23:59"')
-    text += (
-        '\n[[saved_replies]]\ntitle = "Outage apology"\n'
-        'text = "We are sorry: there is an outage in Almaty, engineers are on it."\n'
-    )
+    commented = '# options = { reply_url = "https://listening.example.com/socialcare/reply" }'
+    assert commented in text
+    text = text.replace(commented, f'options = {{ reply_url = "{reply_url}" }}')
     path = tmp_path / "socialcare.toml"
     path.write_text(text, encoding="utf-8")
     return path

@@ -139,10 +139,10 @@ async def test_the_sla_line_moves_in_steps_and_the_breach_pings_the_leads_once_p
         await asyncio.sleep(1.5)
 
         notes = [m.text for m in chat.slack.thread(SLACK_CHANNEL, slack_card.ts)]
-        assert notes[0].startswith("⚠ #1: warning 50%")
-        assert notes[1].startswith("⚠ #1: warning 80%")
+        assert notes[0].startswith("⚠ #1: 50% of the answer time is gone")
+        assert notes[1].startswith("⚠ #1: 80% of the answer time is gone")
         assert notes[2].startswith("🔴 #1 has had no answer") and "<@U0LEAD0001>" in notes[2]
-        assert notes[3].startswith("🔴 #1 is still unanswered (breach +5 min)")
+        assert notes[3].startswith("🔴 #1 is still unanswered, 5 min past its deadline")
         assert "<@U0LEAD0001>" in notes[3]
         assert sum("<@U0LEAD0001>" in n for n in notes) == 2
         replies = telegram_notes()
