@@ -164,8 +164,17 @@ def chat_config(tmp_path: Path, reply_url: str) -> Path:
 
 
 @asynccontextmanager
-async def running_chat(tmp_path: Path, clock: FakeClock, **fakes: Any) -> AsyncIterator[Chat]:
-    """Start the fakes, then socialcare with both messengers, on the back end under test."""
+async def running_chat(
+    tmp_path: Path,
+    clock: FakeClock,
+    *,
+    socket_mode: bool = False,
+    polling: bool = False,
+    **fakes: Any,
+) -> AsyncIterator[Chat]:
+    """Start the fakes, then socialcare with both messengers, on the back end under test.
+
+    Slack comes over HTTP (or Socket Mode), Telegram by webhook (or polling)."""
     url = database_url(tmp_path)
     await reset_database(url)
     platform = ListeningPlatform()
@@ -182,11 +191,13 @@ async def running_chat(tmp_path: Path, clock: FakeClock, **fakes: Any) -> AsyncI
             database_url=url, redis_url=TEST_REDIS_URL,
             config_file=chat_config(tmp_path, platform.url),
             ingest_webhook_secret=SECRET,
-            slack_bot_token=slack.bot_token, slack_signing_secret=slack.signing_secret,
-            slack_api_url=slack.url,
+            slack_bot_token=slack.bot_token, slack_api_url=slack.url,
+            slack_signing_secret=None if socket_mode else slack.signing_secret,
+            slack_app_token=slack.app_token if socket_mode else None,
             telegram_bot_token=telegram.token, telegram_api_url=telegram.url,
-            telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
-            telegram_webhook_secret=TELEGRAM_SECRET,
+            telegram_webhook_url=None if polling
+            else f"http://127.0.0.1:{port}/telegram/webhook",
+            telegram_webhook_secret=None if polling else TELEGRAM_SECRET,
         )
         async with runtime(settings, clock=clock) as app:
             await app.deps.redis.flushdb()

@@ -290,3 +290,27 @@ async def test_under_429_and_5xx_every_card_arrives_once_earliest_deadline_first
 
 def _case_of(message) -> int:  # type: ignore[no-untyped-def]
     return int((message.text or "").split(" ", 1)[0].removeprefix("#"))
+
+
+async def test_slack_over_socket_mode_and_telegram_by_polling_work_the_same(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, socket_mode=True, polling=True) as chat:
+        await chat.slack.socket_connected()
+        [result] = await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 1)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards() and chat.telegram_cards())
+
+        ack = await chat.slack.socket_send(chat.slack.block_actions(
+            action_id=_claim(case_id), channel=SLACK_CHANNEL, user=AIGERIM_SLACK))
+        await eventually(lambda: "Claimed by Aigerim" in chat.telegram_cards()[0].text)
+        release = CaseAction(ActionKind.RELEASE, case_id).pack()
+        update = chat.telegram.push_update(chat.telegram.callback_query_update(
+            chat.telegram_cards()[0], release, from_user=SAULE_TG))
+        await eventually(lambda: "Unclaimed" in str(chat.slack_cards()[0].blocks))
+        query = chat.telegram.callback_queries[update["callback_query"]["id"]]
+        await eventually(lambda: query.answered)
+
+    assert ack is not None and ack.seconds < 3
+    assert not chat.slack.calls_to("chat.postEphemeral")
+    assert chat.telegram.webhook.get("url", "") == ""
