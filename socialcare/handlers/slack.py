@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from socialcare.adapters.messengers.slack_card import escape
 from socialcare.bot.actions import ActionKind, BadAction, CaseAction
 from socialcare.bot.catalog import Catalog
+from socialcare.bot.ports import Note
 from socialcare.bot.team import SavedReply
 from socialcare.deps import Deps
 from socialcare.handlers.commands import (
@@ -91,8 +92,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             await client.chat_postEphemeral(channel=channel, user=user,
                                             text=escape(reply.text),
                                             blocks=private_blocks(reply.text))
-        else:
-            await client.chat_postMessage(channel=user, text=escape(reply.text))
+        elif person is not None and "slack" in deps.messengers:
+            await deps.messengers["slack"].message_person(person, Note(reply.text))
 
     for name in COMMANDS:
         bolt.command(f"/{name}")(_command_listener(name, deps, say_privately))

@@ -93,7 +93,10 @@ async def test_two_claims_at_once_from_both_messengers_have_one_winner(
         telegram_told = (query.answer or {}).get("text", "")
         card = await eventually(lambda: [m.text for m in chat.telegram_cards()
                                          if "Claimed by" in (m.text or "")])
-        if "Claimed by Aigerim" in card[0]:
+        winner = "Aigerim" if "Claimed by Aigerim" in card[0] else "Daniyar"
+        # Whichever messenger won, the other one's card says so too.
+        await eventually(lambda: f"Claimed by {winner}" in str(chat.slack_cards()[0].blocks))
+        if winner == "Aigerim":
             assert "already claimed by Aigerim" in telegram_told
             assert query.answer and query.answer.get("show_alert")
             await asyncio.sleep(0.3)
