@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from socialcare.bot.errors import ConcurrentUpdate
+from socialcare.storage.cards import SqlCardRepository
 from socialcare.storage.repositories import (
-    SqlCardRepository,
     SqlCaseRepository,
     SqlEventRepository,
     SqlMentionRepository,

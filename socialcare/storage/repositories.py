@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
-from sqlalchemy import case as case_when
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,7 +16,6 @@ from socialcare.bot.errors import CaseNotFound, ConcurrentUpdate, DuplicateMenti
 from socialcare.bot.model import (
     OPEN_STATES,
     Author,
-    Card,
     Case,
     Event,
     EventKind,
@@ -26,7 +24,7 @@ from socialcare.bot.model import (
     State,
     Tier,
 )
-from socialcare.storage.schema import cards, cases, events, mentions
+from socialcare.storage.schema import cases, events, mentions
 
 # Keeps every IN (...) list well under SQLite's and asyncpg's bind-parameter limits.
 CHUNK = 500
@@ -290,142 +288,3 @@ class SqlEventRepository:
             for row in rows:
                 found.setdefault(row.case_id, []).append(_event(row))
         return found
-
-
-def _card(row: Row[Any]) -> Card:
-    return Card(**dict(row._mapping))
-
-
-def _card_row(card: Card) -> dict[str, Any]:
-    return {f.name: getattr(card, f.name) for f in dataclasses.fields(Card) if f.name != "id"}
-
-
-class SqlCardRepository:
-    """Cards in the `cards` table: where each case was posted and how far it is in step."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    def _least(self, a: Any, b: Any) -> Any:
-        # SQLite's two-argument min() is PostgreSQL's least().
-        return (func.min if self._conn.dialect.name == "sqlite" else func.least)(a, b)
-
-    def _greatest(self, a: Any, b: Any) -> Any:
-        return (func.max if self._conn.dialect.name == "sqlite" else func.greatest)(a, b)
-
-    async def add(self, new: Sequence[Card]) -> None:
-        """Store new cards (not yet posted)."""
-        if new:
-            await self._conn.execute(insert(cards), [_card_row(card) for card in new])
-
-    async def mark_changed(self, changed: Sequence[Case], *, at: datetime) -> None:
-        """Put the cards of these cases out of step: due at once, ahead of SLA steps."""
-        for case in changed:
-            await self._conn.execute(
-                update(cards)
-                .where(cards.c.case_id == case.id)
-                .values(
-                    change_seq=cards.c.change_seq + 1,
-                    due_at=self._least(func.coalesce(cards.c.due_at, at), at),
-                    rank=case_when((cards.c.message_id.is_(None), 0), else_=1),
-                    deadline=case.response_due_at,
-                )
-            )
-
-    async def due(
-        self, now: datetime, *, messengers: Collection[str], per_channel: int, limit: int
-    ) -> list[Card]:
-        """Return cards to sync now: unposted first, then changed, then SLA steps;
-        within each, the earliest deadline first; at most `per_channel` of a channel,
-        so that one busy channel cannot crowd the others out."""
-        order = (cards.c.rank, cards.c.deadline.asc().nulls_last(), cards.c.id)
-        ranked = (
-            select(cards, func.row_number().over(
-                partition_by=(cards.c.messenger, cards.c.channel), order_by=order,
-            ).label("place"))
-            .where(cards.c.due_at <= now, cards.c.messenger.in_(list(messengers)))
-            .subquery()
-        )
-        rows = await self._conn.execute(
-            select(*(ranked.c[column.name] for column in cards.columns))
-            .where(ranked.c.place <= per_channel)
-            .order_by(ranked.c.rank, ranked.c.deadline.asc().nulls_last(), ranked.c.id)
-            .limit(limit)
-        )
-        return [_card(row) for row in rows]
-
-    async def for_case(self, case_id: int) -> list[Card]:
-        """Return a case's cards."""
-        rows = await self._conn.execute(
-            select(cards).where(cards.c.case_id == case_id).order_by(cards.c.id)
-        )
-        return [_card(row) for row in rows]
-
-    async def find(self, messenger: str, channel: str, message_id: str) -> Card | None:
-        """Return the card behind a posted message."""
-        row = (await self._conn.execute(
-            select(cards).where(
-                cards.c.messenger == messenger, cards.c.channel == channel,
-                cards.c.message_id == message_id,
-            )
-        )).first()
-        return None if row is None else _card(row)
-
-    async def begin_post(self, card: Card, *, now: datetime, stale: datetime) -> bool:
-        """Record an attempt to post the card; False if another worker is posting it."""
-        result = await self._conn.execute(
-            update(cards)
-            .where(
-                cards.c.id == card.id,
-                cards.c.message_id.is_(None),
-                or_(cards.c.posting_since.is_(None), cards.c.posting_since < stale),
-            )
-            .values(posting_since=now, post_attempts=cards.c.post_attempts + 1)
-        )
-        return bool(result.rowcount == 1)
-
-    async def posted(self, card: Card, *, message_id: str, at: datetime) -> None:
-        """Record where the card was posted."""
-        await self._conn.execute(
-            update(cards).where(cards.c.id == card.id)
-            .values(message_id=message_id, posted_at=at, posting_since=None)
-        )
-
-    async def post_failed(self, card: Card) -> None:
-        """Record a post that failed (or whose outcome is unknown): it may be tried again."""
-        await self._conn.execute(
-            update(cards).where(cards.c.id == card.id).values(posting_since=None)
-        )
-
-    async def synced(
-        self, card: Card, *, seq: int, fingerprint: str | None, next_due: datetime | None
-    ) -> None:
-        """Record that the card shows the case as of change `seq`; it is next due at
-        `next_due` unless the case changed again meanwhile."""
-        await self._conn.execute(
-            update(cards).where(cards.c.id == card.id)
-            .values(
-                synced_seq=self._greatest(cards.c.synced_seq, seq),
-                fingerprint=fingerprint,
-                due_at=case_when((cards.c.change_seq <= seq, next_due), else_=cards.c.due_at),
-                rank=case_when((cards.c.change_seq <= seq, 2), else_=cards.c.rank),
-            )
-        )
-
-    async def defer(self, card: Card, *, until: datetime) -> None:
-        """Look at the card again at `until` (a rate limit or a failure), or earlier if
-        the case changes."""
-        await self._conn.execute(
-            update(cards).where(cards.c.id == card.id, cards.c.change_seq == card.change_seq)
-            .values(due_at=until)
-        )
-
-    async def notified(self, card: Card, *, event_id: int) -> bool:
-        """Record that the card's thread has the notes up to `event_id`; False if
-        another worker got there first."""
-        result = await self._conn.execute(
-            update(cards)
-            .where(cards.c.id == card.id, cards.c.notified_event_id == card.notified_event_id)
-            .values(notified_event_id=event_id)
-        )
-        return bool(result.rowcount == 1)
