@@ -25,6 +25,7 @@ class ActionKind(StrEnum):
     ANSWERED = "answered"
     RESOLVE = "resolve"
     DISMISS = "dismiss"
+    ESCALATE = "escalate"
 
 
 _PATTERN = re.compile(rf"^{PREFIX}:(?P<kind>[a-z_]+):(?P<case_id>[1-9][0-9]{{0,17}})$")
@@ -58,3 +59,49 @@ class CaseAction:
         except ValueError:
             raise BadAction(f"unknown action {found['kind']!r}") from None
         return cls(kind, int(found["case_id"]))
+
+
+class EscalationActionKind(StrEnum):
+    """What an escalation card's button asks for; values are part of the wire format."""
+
+    ACKNOWLEDGE = "ack"
+    DECIDE = "decide"  # with the option's number
+    WRITE_DECISION = "write"
+    REASSIGN = "reassign"  # with the new director's place in the roster, or 0 to choose
+    COMMENT = "comment"
+    CLOSE = "close"
+
+
+_ESCALATION = re.compile(
+    rf"^{PREFIX}e:(?P<kind>[a-z]+):(?P<id>[1-9][0-9]{{0,17}})(?::(?P<arg>[0-9]{{1,3}}))?$"
+)
+
+
+@dataclass(frozen=True)
+class EscalationAction:
+    """A button's request on an escalation card: `kind`, with an optional number."""
+
+    kind: EscalationActionKind
+    escalation_id: int
+    arg: int | None = None
+
+    def pack(self) -> str:
+        """Return the payload for Slack action_id/value and Telegram callback_data."""
+        packed = f"{PREFIX}e:{self.kind.value}:{self.escalation_id}"
+        if self.arg is not None:
+            packed += f":{self.arg}"
+        assert len(packed.encode()) <= MAX_BYTES
+        return packed
+
+    @classmethod
+    def unpack(cls, payload: str) -> EscalationAction:
+        """Parse a payload, or raise BadAction."""
+        found = _ESCALATION.match(payload)
+        if found is None:
+            raise BadAction(f"not a socialcare escalation action: {payload[:80]!r}")
+        try:
+            kind = EscalationActionKind(found["kind"])
+        except ValueError:
+            raise BadAction(f"unknown escalation action {found['kind']!r}") from None
+        arg = found["arg"]
+        return cls(kind, int(found["id"]), None if arg is None else int(arg))

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.catalog import Catalog
+from socialcare.bot.escalations import Escalation
 from socialcare.bot.model import SYSTEM, Case, Event, EventKind, Mention, Priority, State
 from socialcare.bot.sla import SlaPolicy
 from socialcare.bot.team import Team
@@ -88,6 +89,7 @@ class CardView:
     buttons: tuple[Button, ...]
     original_label: str  # "Open the original"
     cut_label: str  # "… the rest is in the original"
+    escalation_text: str | None = None  # "🔺 Escalated to Nurlan (critical) · acknowledged"
 
 
 def render_card(
@@ -99,8 +101,9 @@ def render_card(
     catalog: Catalog,
     now: datetime,
     can_publish: bool,
+    escalation: Escalation | None = None,
 ) -> CardView:
-    """Build the card of a case as of `now`."""
+    """Build the card of a case as of `now` (with its newest escalation, if any)."""
     assert case.id is not None
     zone = team.zone
     policy = team.sla.for_tier(case.tier)
@@ -131,6 +134,12 @@ def render_card(
         buttons=tuple(_buttons(case, catalog, can_publish=can_publish)),
         original_label=catalog("card.original"),
         cut_label=catalog("card.cut"),
+        escalation_text=None if escalation is None else catalog(
+            "card.escalated", id=escalation.id,
+            director=display_name(escalation.director, team, catalog),
+            category=catalog(f"category.{escalation.category.value}"),
+            state=catalog(f"escalation_state.{escalation.state.value}"),
+        ),
     )
 
 
@@ -214,6 +223,8 @@ def _buttons(case: Case, catalog: Catalog, *, can_publish: bool) -> list[Button]
         kinds.append((ActionKind.RELEASE, None))
     if case.state is State.ANSWERED:
         kinds.append((ActionKind.RESOLVE, "primary"))
+    if case.state is not State.DISMISSED:
+        kinds.append((ActionKind.ESCALATE, None))
     if case.state in (State.NEW, State.CLAIMED, State.REOPENED):
         kinds.append((ActionKind.DISMISS, "danger"))
     assert case.id is not None

@@ -1,9 +1,12 @@
-"""Keep every card of every case in step with the case, within the messengers' limits.
+"""Keep every card in step with what it shows, within the messengers' limits.
 
-Cards are synced, not pushed: the dispatcher renders a case's current view and sends
-an edit only when it differs from what the card shows. Changes made while an edit
-was on its way are caught by the card's change counter and synced next round, so no
-edit is lost, several changes coalesce into one edit, and a retry cannot edit twice.
+A card shows a case (in a team channel) or an escalation (in a director's direct
+messages). Cards are synced, not pushed: the dispatcher renders the current view and
+sends an edit only when it differs from what the card shows. Changes made while an
+edit was on its way are caught by the card's change counter and synced next round,
+so no edit is lost, several changes coalesce into one edit, and a retry cannot edit
+twice. Alerts (SLA points, lapsed claims, escalation reminders) go into the card's
+thread once; notices (direct messages) go out once.
 
 Posting a new card is the one step that is not idempotent. The attempt is recorded
 before the call; if its outcome is unknown (a timeout), the next attempt first asks
@@ -26,7 +29,10 @@ from datetime import datetime, timedelta
 
 from socialcare.bot import cards as card_views
 from socialcare.bot.catalog import Catalog
+from socialcare.bot.escalation_card import EscalationView, render_escalation
+from socialcare.bot.escalations import Escalation, EscalationEvent
 from socialcare.bot.model import Card, Case, Event, EventKind, Mention, Tier
+from socialcare.bot.notices import Notice
 from socialcare.bot.ports import (
     Clock,
     Messenger,
@@ -48,12 +54,14 @@ RETRY_FIRST = timedelta(seconds=1)
 RETRY_MAX = timedelta(minutes=5)
 # Cards of one channel looked at per round: a channel sends about one a second.
 PER_CHANNEL = 5
-_NOTE_KINDS = frozenset({EventKind.SLA_POINT, EventKind.CLAIM_EXPIRED})
+NOTICES_PER_ROUND = 50
+_CASE_ALERTS = frozenset({EventKind.SLA_POINT, EventKind.CLAIM_EXPIRED})
+_ESCALATION_ALERTS = frozenset({"reminded", "handed_over"})
 
 
 @dataclass(frozen=True)
 class Posted:
-    """A card that reached its channel, and how long after the customer wrote."""
+    """A case card that reached its channel, and how long after the customer wrote."""
 
     case_id: int
     messenger: str
@@ -71,6 +79,7 @@ class DispatchReport:
     edited: int = 0
     unchanged: int = 0
     notes: int = 0
+    notices: int = 0
     deferred: int = 0
     failed: int = 0
     # Channels (messenger, id) that may send nothing more this round.
@@ -81,16 +90,28 @@ class DispatchReport:
     @property
     def busy(self) -> bool:
         """Tell whether the round sent anything or left work for later."""
-        return bool(self.posted or self.edited or self.notes or self.failed)
+        return bool(self.posted or self.edited or self.notes or self.notices or self.failed)
 
 
-def fingerprint(view: card_views.CardView) -> str:
+@dataclass
+class _Target:
+    """What a card should show now, and the alerts its thread still owes."""
+
+    view: card_views.CardView | EscalationView
+    next_due: datetime | None  # when the view changes by itself (an SLA step)
+    live: bool  # worth posting, if not posted yet
+    alerts: list[tuple[int, Note, bool]]  # (event id, note, in the card's thread)
+    latest_event: int  # alerts up to here predate the card
+    case: Case | None = None
+
+
+def fingerprint(view: card_views.CardView | EscalationView) -> str:
     """Return a short digest of a card view; equal views have equal digests."""
     return hashlib.sha256(repr(view).encode()).hexdigest()[:32]
 
 
 class Dispatcher:
-    """Sync due cards to their messengers."""
+    """Sync due cards and send pending notices."""
 
     def __init__(
         self,
@@ -112,7 +133,7 @@ class Dispatcher:
         self._can_publish = can_publish
 
     async def sync(self, *, limit: int = 100) -> DispatchReport:
-        """Sync up to `limit` due cards, most pressing first."""
+        """Sync up to `limit` due cards, most pressing first; then send notices."""
         report = DispatchReport()
         if not self._messengers:
             return report
@@ -120,80 +141,133 @@ class Dispatcher:
         async with self._uow() as uow:
             due = await uow.cards.due(now, messengers=list(self._messengers),
                                       per_channel=PER_CHANNEL, limit=limit)
-            if not due:
-                return report
-            case_ids = {card.case_id for card in due}
-            cases = await uow.cases.get_many(case_ids)
-            firsts = await uow.mentions.first_of(case_ids)
-            events = await uow.events.for_cases(case_ids)
+        targets = await self._targets(due, now)
         for card in due:
-            case = cases[card.case_id]
             try:
-                await self._sync(card, case, firsts.get(card.case_id),
-                                 events.get(card.case_id, []), now, report)
+                await self._sync(card, targets[card.id or 0], now, report)
             except Exception:
                 # One card's surprise must not stall the others.
-                log.exception("syncing card %s of case #%s failed", card.id, card.case_id)
+                log.exception("syncing card %s failed", card.id)
                 report.failed += 1
                 await self._retry_later(card, now)
+        await self._send_notices(now, report)
         return report
 
-    async def _sync(
+    async def _targets(self, due: Sequence[Card], now: datetime) -> dict[int, _Target]:
+        case_ids = {c.case_id for c in due if c.case_id is not None}
+        escalation_ids = {c.escalation_id for c in due if c.escalation_id is not None}
+        async with self._uow() as uow:
+            escalations = {e: await uow.escalations.get(e) for e in escalation_ids}
+            escalation_events = await uow.escalations.events_for(escalation_ids)
+            case_ids |= {i for e in escalations.values() for i in e.case_ids}
+            cases = await uow.cases.get_many(case_ids)
+            firsts = await uow.mentions.first_of(case_ids)
+            events = await uow.events.for_cases({c.case_id for c in due if c.case_id})
+            latest = await uow.escalations.latest_for_cases(case_ids)
+            siblings = {c.case_id: await uow.cards.for_case(c.case_id)
+                        for c in due if c.case_id is not None and c.message_id is not None}
+        targets: dict[int, _Target] = {}
+        for card in due:
+            if card.case_id is not None:
+                targets[card.id or 0] = self._case_target(
+                    card, cases[card.case_id], firsts.get(card.case_id),
+                    events.get(card.case_id, []), latest.get(card.case_id),
+                    siblings.get(card.case_id, []), now,
+                )
+            else:
+                assert card.escalation_id is not None
+                escalation = escalations[card.escalation_id]
+                targets[card.id or 0] = self._escalation_target(
+                    escalation, escalation_events.get(card.escalation_id, []), cases, firsts,
+                    now,
+                )
+        return targets
+
+    def _case_target(
         self,
         card: Card,
         case: Case,
         first: Mention | None,
         events: Sequence[Event],
+        escalation: Escalation | None,
+        siblings: Sequence[Card],
         now: datetime,
-        report: DispatchReport,
-    ) -> None:
-        messenger = self._messengers[card.messenger]
+    ) -> _Target:
         view = card_views.render_card(
             case, first, events, team=self._team, catalog=self._catalog, now=now,
-            can_publish=self._can_publish(case.source),
+            can_publish=self._can_publish(case.source), escalation=escalation,
         )
-        digest = fingerprint(view)
-        next_due = card_views.next_step(case, self._team.sla.for_tier(case.tier), now)
+        # Pings go with the first card of a case in each messenger, so that a lead who
+        # sits in two channels is pinged once per point.
+        primary = min((c.id or 0 for c in siblings if c.messenger == card.messenger),
+                      default=card.id) == card.id
+        alerts = [
+            (e.id or 0, *self._case_alert(case, e, now, pings=primary))
+            for e in events
+            if e.kind in _CASE_ALERTS and (e.id or 0) > card.notified_event_id
+            and not e.data.get("superseded")
+        ]
+        return _Target(
+            view=view,
+            next_due=card_views.next_step(case, self._team.sla.for_tier(case.tier), now),
+            live=case.is_open,
+            alerts=alerts,
+            latest_event=max((e.id or 0 for e in events), default=0),
+            case=case,
+        )
+
+    def _escalation_target(
+        self,
+        escalation: Escalation,
+        events: Sequence[EscalationEvent],
+        cases: Mapping[int, Case],
+        firsts: Mapping[int, Mention],
+        now: datetime,
+    ) -> _Target:
+        view = render_escalation(escalation, events, cases, firsts, team=self._team,
+                                 catalog=self._catalog, now=now)
+        alerts = [
+            (e.id or 0, Note(self._catalog(f"note.escalation.{e.kind}", id=escalation.id,
+                                           ping=e.data.get("ping", 0))), True)
+            for e in events if e.kind in _ESCALATION_ALERTS
+        ]
+        return _Target(view=view, next_due=None, live=True, alerts=alerts,
+                       latest_event=max((e.id or 0 for e in events), default=0))
+
+    async def _sync(self, card: Card, target: _Target, now: datetime,
+                    report: DispatchReport) -> None:
+        digest = fingerprint(target.view)
         if card.message_id is None:
-            await self._post(card, case, view, digest, next_due, events, now, report)
+            await self._post(card, target, digest, now, report)
             return
+        messenger = self._messengers[card.messenger]
         if digest != card.fingerprint:
             limits = messenger.limits("update", card.channel)
             if not await self._room(limits, card, report):
                 return
             try:
-                await messenger.update_card(card.channel, card.message_id, view)
+                await messenger.update_card(card.channel, card.message_id, target.view)
             except Undeliverable as gone:
-                log.warning("card of case #%s in %s %s cannot be edited: %s",
-                            case.id, card.messenger, card.channel, gone)
+                log.warning("card %s in %s %s cannot be edited: %s",
+                            card.id, card.messenger, card.channel, gone)
             except MessengerError as error:
-                log.warning("editing the card of case #%s in %s %s failed: %s",
-                            case.id, card.messenger, card.channel, error)
+                log.warning("editing card %s in %s %s failed: %s",
+                            card.id, card.messenger, card.channel, error)
                 await self._hold(card, error, limits, report)
                 return
             report.edited += 1
         else:
             report.unchanged += 1
-        notes_done = await self._notes(card, case, events, now, report)
+        done = await self._alerts(card, target, report)
         async with self._uow() as uow:
-            # With notes still to go, the card stays due until they are out.
+            # With alerts still to go, the card stays due until they are out.
             await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
-                                   next_due=next_due if notes_done else now)
+                                   next_due=target.next_due if done else now)
             await uow.commit()
 
-    async def _post(
-        self,
-        card: Card,
-        case: Case,
-        view: card_views.CardView,
-        digest: str,
-        next_due: datetime | None,
-        events: Sequence[Event],
-        now: datetime,
-        report: DispatchReport,
-    ) -> None:
-        assert case.id is not None
-        if not case.is_open:
+    async def _post(self, card: Card, target: _Target, digest: str, now: datetime,
+                    report: DispatchReport) -> None:
+        if not target.live:
             # Closed before its card could go out: nobody needs it any more.
             async with self._uow() as uow:
                 await uow.cards.synced(card, seq=card.change_seq, fingerprint=None,
@@ -211,72 +285,59 @@ class Dispatcher:
             return
         try:
             message_id = None
-            if card.post_attempts > 0:
-                message_id = await messenger.find_card(card.channel, case.id)
+            if card.post_attempts > 0 and card.case_id is not None:
+                message_id = await messenger.find_card(card.channel, card.case_id)
                 if message_id is not None:
                     log.info("card of case #%s was already in %s %s: not posting it again",
-                             case.id, card.messenger, card.channel)
+                             card.case_id, card.messenger, card.channel)
             if message_id is None:
-                message_id = await messenger.post_card(card.channel, view)
+                message_id = await messenger.post_card(card.channel, target.view)
         except MessengerError as error:
             async with self._uow() as uow:
                 await uow.cards.post_failed(card)
                 await uow.commit()
             await self._hold(card, error, limits, report)
-            log.warning("posting the card of case #%s to %s %s failed: %s",
-                        case.id, card.messenger, card.channel, error)
+            log.warning("posting card %s to %s %s failed: %s",
+                        card.id, card.messenger, card.channel, error)
             return
         sent = self._clock.now()
-        latest = max((e.id or 0 for e in events), default=0)
         async with self._uow() as uow:
             await uow.cards.posted(card, message_id=message_id, at=sent)
             await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
-                                   next_due=next_due)
+                                   next_due=target.next_due)
             # Alerts fired before the card existed are already history on it.
-            await uow.cards.notified(card, event_id=latest)
+            await uow.cards.notified(card, event_id=target.latest_event)
             await uow.commit()
-        posted = Posted(
-            case_id=case.id, messenger=card.messenger, channel=card.channel, tier=case.tier,
-            since_published=(sent - case.published_at).total_seconds(),
-            since_collected=(sent - case.collected_at).total_seconds(),
-        )
-        report.posted.append(posted)
-        log.info("card of case #%s posted to %s %s: %.1f s after publication, %.1f s after "
-                 "collection", case.id, card.messenger, card.channel, posted.since_published,
-                 posted.since_collected)
+        case = target.case
+        if case is not None and case.id is not None:
+            posted = Posted(
+                case_id=case.id, messenger=card.messenger, channel=card.channel,
+                tier=case.tier, since_published=(sent - case.published_at).total_seconds(),
+                since_collected=(sent - case.collected_at).total_seconds(),
+            )
+            report.posted.append(posted)
+            log.info("card of case #%s posted to %s %s: %.1f s after publication, %.1f s "
+                     "after collection", case.id, card.messenger, card.channel,
+                     posted.since_published, posted.since_collected)
 
-    async def _notes(
-        self,
-        card: Card,
-        case: Case,
-        events: Sequence[Event],
-        now: datetime,
-        report: DispatchReport,
-    ) -> bool:
+    async def _alerts(self, card: Card, target: _Target, report: DispatchReport) -> bool:
         """Post the card's pending alerts in its thread; tell whether none is left."""
-        pending = [
-            e for e in events
-            if e.kind in _NOTE_KINDS and (e.id or 0) > card.notified_event_id
-            and not e.data.get("superseded")
-        ]
+        pending = [a for a in target.alerts if a[0] > card.notified_event_id]
         if not pending or card.message_id is None:
             return True
         messenger = self._messengers[card.messenger]
-        primary = await self._is_primary(card)
-        for event in pending:
-            assert event.id is not None
-            note, in_thread = self._note(case, event, now, pings=primary)
+        for event_id, note, in_thread in pending:
             limits = messenger.limits("post", card.channel)
             if not await self._room(limits, card, report):
                 return False
-            # Claim the note before sending it: a ping may be lost in a crash, but is
+            # Claim the alert before sending it: a ping may be lost in a crash, but is
             # never sent twice by two workers.
             async with self._uow() as uow:
-                claimed = await uow.cards.notified(card, event_id=event.id)
+                claimed = await uow.cards.notified(card, event_id=event_id)
                 await uow.commit()
             if not claimed:
                 return True  # another worker is on it
-            previous, card.notified_event_id = card.notified_event_id, event.id
+            previous, card.notified_event_id = card.notified_event_id, event_id
             try:
                 await messenger.post_note(
                     card.channel, note, thread=card.message_id if in_thread else None
@@ -291,14 +352,8 @@ class Dispatcher:
             report.notes += 1
         return True
 
-    async def _is_primary(self, card: Card) -> bool:
-        # Pings go with the first card of a case in each messenger, so that a lead who
-        # sits in two channels is pinged once per point.
-        async with self._uow() as uow:
-            siblings = await uow.cards.for_case(card.case_id)
-        return min(c.id or 0 for c in siblings if c.messenger == card.messenger) == card.id
-
-    def _note(self, case: Case, event: Event, now: datetime, *, pings: bool) -> tuple[Note, bool]:
+    def _case_alert(self, case: Case, event: Event, now: datetime, *,
+                    pings: bool) -> tuple[Note, bool]:
         text = self._catalog
         data = event.data
         if event.kind is EventKind.CLAIM_EXPIRED:
@@ -318,6 +373,48 @@ class Dispatcher:
         if pings and point in ("breach", "repeat") and clock_name == "response":
             leads = tuple(self._team.leads_on_duty(now))
         return Note(body, mention=leads), True
+
+    async def _send_notices(self, now: datetime, report: DispatchReport) -> None:
+        """Send the direct messages that changes left behind, each once."""
+        async with self._uow() as uow:
+            pending = await uow.notices.pending(messengers=list(self._messengers),
+                                                limit=NOTICES_PER_ROUND)
+        for notice in pending:
+            messenger = self._messengers[notice.messenger]
+            limits = messenger.limits("post", notice.recipient)
+            if (notice.messenger, notice.recipient) in report.held:
+                continue
+            if await self._budgets.acquire(limits) > 0:
+                report.held.add((notice.messenger, notice.recipient))
+                continue
+            async with self._uow() as uow:
+                mine = await uow.notices.claim(notice, at=now)
+                await uow.commit()
+            if not mine:
+                continue
+            try:
+                await messenger.direct(notice.recipient, Note(self._notice_text(notice)))
+            except Undeliverable as gone:
+                log.warning("notice %s to %s %s cannot be delivered: %s", notice.id,
+                            notice.messenger, notice.recipient, gone)
+            except MessengerError as error:
+                async with self._uow() as uow:
+                    await uow.notices.release(notice)
+                    await uow.commit()
+                report.failed += 1
+                report.held.add((notice.messenger, notice.recipient))
+                log.warning("notice %s to %s failed: %s", notice.id, notice.messenger, error)
+                continue
+            async with self._uow() as uow:
+                await uow.notices.sent(notice, at=self._clock.now())
+                await uow.commit()
+            report.notices += 1
+
+    def _notice_text(self, notice: Notice) -> str:
+        params = dict(notice.params)
+        if "category" in params:
+            params["category"] = self._catalog(f"category.{params['category']}")
+        return self._catalog(notice.key, **params)
 
     async def _room(
         self, limits: Sequence[RateLimit], card: Card, report: DispatchReport

@@ -26,6 +26,14 @@ class CaseNotFound(DomainError):
         self.case_id = case_id
 
 
+class EscalationNotFound(DomainError):
+    """No escalation has this id."""
+
+    def __init__(self, escalation_id: int) -> None:
+        super().__init__(f"There is no escalation #{escalation_id}.",
+                         key="error.no_escalation", escalation=escalation_id)
+
+
 class InvalidTransition(DomainError):
     """The case's state does not allow this action."""
 

@@ -59,6 +59,9 @@ class EventKind(StrEnum):
     DISMISSED = "dismissed"
     REOPENED = "reopened"
     SLA_POINT = "sla_point"
+    ESCALATED = "escalated"
+    HANDED_OFF = "handed_off"
+    HANDED_BACK = "handed_back"
 
 
 SYSTEM = "system"
@@ -170,14 +173,15 @@ class Event:
 
 @dataclass
 class Card:
-    """One case's message in one channel of one messenger, and how far it is in step.
+    """A message that shows a case (in a team channel) or an escalation (in a
+    director's direct messages), and how far it is in step.
 
-    `change_seq` grows with every change of the case; the card is in step when
+    `change_seq` grows with every change of what it shows; the card is in step when
     `synced_seq` has caught up. `due_at` is when it must next be looked at: at once
     after a change, or at the next step of its SLA line.
     """
 
-    case_id: int
+    case_id: int | None
     messenger: str
     channel: str
     due_at: datetime
@@ -191,4 +195,5 @@ class Card:
     post_attempts: int = 0
     posted_at: datetime | None = None
     notified_event_id: int = 0
+    escalation_id: int | None = None
     id: int | None = None

@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Protocol, Self
 
 from socialcare.bot.model import Card, Case, Event, Mention, Tier
 
-if TYPE_CHECKING:  # cards and team use these protocols themselves
+if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
+    from socialcare.bot.escalation_card import EscalationView
+    from socialcare.bot.escalations import Escalation, EscalationEvent
+    from socialcare.bot.notices import Notice
     from socialcare.bot.team import Person, Source
 
 
@@ -113,6 +116,14 @@ class CardRepository(Protocol):
         """Put the cards of these cases out of step: due at once."""
         ...
 
+    async def mark_escalation_changed(self, escalation_id: int, *, at: datetime) -> None:
+        """Put the cards of an escalation out of step: due at once."""
+        ...
+
+    async def for_escalation(self, escalation_id: int) -> list[Card]:
+        """Return an escalation's cards."""
+        ...
+
     async def due(
         self, now: datetime, *, messengers: Collection[str], per_channel: int, limit: int
     ) -> list[Card]:
@@ -202,11 +213,13 @@ class Messenger(Protocol):
         to `channel` counts against."""
         ...
 
-    async def post_card(self, channel: str, card: CardView) -> str:
-        """Post a new card; return its message id."""
+    async def post_card(self, channel: str, card: CardView | EscalationView) -> str:
+        """Post a new card (a case's, or an escalation's to a director); return its id."""
         ...
 
-    async def update_card(self, channel: str, message_id: str, card: CardView) -> None:
+    async def update_card(
+        self, channel: str, message_id: str, card: CardView | EscalationView
+    ) -> None:
         """Replace a posted card with the current view."""
         ...
 
@@ -225,6 +238,14 @@ class Messenger(Protocol):
 
     async def message_person(self, person: Person, note: Note) -> bool:
         """Send a person a direct message; False if the platform does not know them."""
+        ...
+
+    async def direct(self, recipient: str, note: Note) -> None:
+        """Send a direct message to a user id of this platform."""
+        ...
+
+    async def post_file(self, channel: str, filename: str, content: bytes, note: Note) -> None:
+        """Post a file (e.g. the digest as Markdown) with a note."""
         ...
 
 
@@ -261,6 +282,69 @@ class RateBudgets(Protocol):
         ...
 
 
+class EscalationRepository(Protocol):
+    """Stores escalations, the cases they link and their events."""
+
+    async def add(self, escalation: Escalation) -> None:
+        """Store a new escalation (with its linked cases) and set its id."""
+        ...
+
+    async def get(self, escalation_id: int) -> Escalation:
+        """Return the escalation, or raise EscalationNotFound."""
+        ...
+
+    async def save(self, escalation: Escalation) -> None:
+        """Store a changed escalation if it is still at the version it was read at."""
+        ...
+
+    async def add_events(self, new: Sequence[EscalationEvent]) -> None:
+        """Append escalation events."""
+        ...
+
+    async def events_for(self, escalation_ids: Collection[int]) -> dict[int, list[EscalationEvent]]:
+        """Return the events of several escalations, each list in order."""
+        ...
+
+    async def find(
+        self, *, raised_since: datetime | None = None, raised_before: datetime | None = None,
+        states: Collection[str] = (), categories: Collection[str] = (), limit: int = 200,
+    ) -> list[Escalation]:
+        """Return escalations, newest first, filtered."""
+        ...
+
+    async def list_due(self, now: datetime, *, limit: int) -> list[Escalation]:
+        """Return escalations whose next reminder or hand-over is due."""
+        ...
+
+    async def latest_for_cases(self, case_ids: Collection[int]) -> dict[int, Escalation]:
+        """Return the newest escalation of each of these cases."""
+        ...
+
+
+class NoticeRepository(Protocol):
+    """Direct messages waiting to be sent."""
+
+    async def add(self, new: Sequence[Notice]) -> None:
+        """Store notices to send."""
+        ...
+
+    async def pending(self, *, messengers: Collection[str], limit: int) -> list[Notice]:
+        """Return unsent, unclaimed notices, oldest first."""
+        ...
+
+    async def claim(self, notice: Notice, *, at: datetime) -> bool:
+        """Take a notice for sending; False if another worker took it."""
+        ...
+
+    async def release(self, notice: Notice) -> None:
+        """Give a claimed notice back after a failed send."""
+        ...
+
+    async def sent(self, notice: Notice, *, at: datetime) -> None:
+        """Record a notice as sent."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -272,6 +356,8 @@ class UnitOfWork(Protocol):
     mentions: MentionRepository
     events: EventRepository
     cards: CardRepository
+    escalations: EscalationRepository
+    notices: NoticeRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -129,6 +129,56 @@ class Person:
         return self.role in (Role.LEAD, Role.ADMIN)
 
 
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class EscalationConfig:
+    """How escalations travel: reminders, hand-over chains, the weekly digest."""
+
+    __pydantic_config__ = _STRICT
+
+    critical_repeat_minutes: int = 10
+    critical_handover_minutes: int = 30
+    # Per responsibility area, the directors in the order a critical escalation
+    # passes to when nobody acknowledges it; "default" for everything else.
+    chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Where the weekly digest goes (the directors' channels).
+    channels: tuple[Channel, ...] = ()
+    digest_day: str = "monday"
+    digest_time: str = "09:00"
+
+    def __post_init__(self) -> None:
+        if self.critical_repeat_minutes <= 0 or self.critical_handover_minutes <= 0:
+            raise ValueError("critical_repeat_minutes, critical_handover_minutes: must be "
+                             "positive numbers of minutes")
+        if self.digest_day not in _WEEKDAYS:
+            raise ValueError(f"digest_day: one of {', '.join(_WEEKDAYS)}")
+        try:
+            time.fromisoformat(self.digest_time)
+        except ValueError:
+            raise ValueError(f"digest_time: {self.digest_time!r} is not like '09:00'") from None
+
+    @property
+    def repeat(self) -> timedelta:
+        """Return how often an unacknowledged critical escalation is re-sent."""
+        return timedelta(minutes=self.critical_repeat_minutes)
+
+    @property
+    def handover(self) -> timedelta:
+        """Return how long a director has before a critical escalation passes on."""
+        return timedelta(minutes=self.critical_handover_minutes)
+
+    @property
+    def digest_weekday(self) -> int:
+        """Return the digest's weekday, Monday = 0."""
+        return _WEEKDAYS.index(self.digest_day)
+
+    def chain_for(self, area: str | None) -> tuple[str, ...]:
+        """Return the hand-over chain of an area (or the default chain)."""
+        return self.chains.get(area or "default") or self.chains.get("default", ())
+
+
 @dataclass(frozen=True)
 class SavedReply:
     """A ready answer agents pick in the reply form, so that everyone says it alike."""
@@ -154,6 +204,7 @@ class Team:
     channels: tuple[Channel, ...] = ()
     people: tuple[Person, ...] = ()
     saved_replies: tuple[SavedReply, ...] = ()
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -169,6 +220,12 @@ class Team:
         _unique("people", "id", [p.id for p in self.people])
         _unique("people", "slack", [p.slack for p in self.people if p.slack])
         _unique("people", "telegram", [str(p.telegram) for p in self.people if p.telegram])
+        directors = {p.id for p in self.people if p.role is Role.DIRECTOR}
+        for area, chain in self.escalation.chains.items():
+            strangers = [d for d in chain if d not in directors]
+            if strangers:
+                raise ValueError(f"escalation.chains.{area}: {strangers} are not directors "
+                                 "of the roster")
         brand_names = {b.name for b in self.brands}
         for i, channel in enumerate(self.channels):
             unknown = set(channel.brands) - brand_names

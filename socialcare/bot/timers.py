@@ -1,18 +1,38 @@
-"""The scheduler's step: fire what is due on the cases' clocks, each exactly once.
+"""The scheduler's step: fire what is due on the clocks, each exactly once.
 
-Due are SLA points (warnings, breach, reminders) and lapsed claims. Any number of
-schedulers may run this at once: a case's clocks are stored with a conditional
-update, so of two schedulers that read the same case only one stores what fired;
-the other drops it.
+Due are SLA points (warnings, breach, reminders), lapsed claims, and reminders and
+hand-overs of unacknowledged critical escalations. Any number of schedulers may run
+this at once: what fired is stored with a conditional update, so of two schedulers
+that read the same case or escalation only one stores it; the other drops it.
 """
 
 from __future__ import annotations
 
-from socialcare.bot import lifecycle, sla
+from socialcare.bot import escalations, lifecycle, sla
 from socialcare.bot.errors import ConcurrentUpdate
+from socialcare.bot.escalations import EscalationEvent
 from socialcare.bot.model import SYSTEM, Case, Event
 from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.sla import SlaConfig
+from socialcare.bot.team import Team
+
+
+async def fire_escalations(
+    *, uow: UnitOfWork, clock: Clock, team: Team, limit: int = 100
+) -> list[EscalationEvent]:
+    """Re-send or hand over the critical escalations that wait too long."""
+    now = clock.now()
+    fired: list[EscalationEvent] = []
+    async with uow:
+        for escalation in await uow.escalations.list_due(now, limit=limit):
+            outcome = escalations.fire_due(escalation, team, now)
+            try:
+                await escalations.store(escalation, outcome, uow=uow, now=now)
+            except ConcurrentUpdate:
+                continue
+            fired += outcome[0]
+        await uow.commit()
+    return fired
 
 
 async def fire_due(

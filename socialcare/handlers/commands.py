@@ -53,6 +53,8 @@ def describe_error(error: DomainError, deps: Deps) -> str:
     params = dict(error.params)
     if "state" in params:
         params["state"] = text(f"state.{params['state']}")
+    if "escalation_state" in params:
+        params["escalation_state"] = text(f"escalation_state.{params['escalation_state']}")
     if "action" in params:
         params["action"] = text(f"verb.{params['action']}")
     if "by" in params:

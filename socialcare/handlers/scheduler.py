@@ -49,6 +49,10 @@ async def tick(deps: Deps) -> list[Event]:
 
 
 async def _fire(deps: Deps) -> list[Event]:
+    for step in await timers.fire_escalations(uow=deps.uow(), clock=deps.clock,
+                                              team=deps.team):
+        log.info("escalation #%d %s (%s)", step.escalation_id, step.kind, step.data)
+        deps.wake()
     events = await timers.fire_due(uow=deps.uow(), clock=deps.clock, config=deps.team.sla)
     zone = deps.team.zone
     for event in events:

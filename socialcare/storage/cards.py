@@ -55,6 +55,25 @@ class SqlCardRepository:
                 )
             )
 
+    async def mark_escalation_changed(self, escalation_id: int, *, at: datetime) -> None:
+        """Put the cards of an escalation out of step: due at once."""
+        await self._conn.execute(
+            update(cards)
+            .where(cards.c.escalation_id == escalation_id)
+            .values(
+                change_seq=cards.c.change_seq + 1,
+                due_at=self._least(func.coalesce(cards.c.due_at, at), at),
+                rank=case_when((cards.c.message_id.is_(None), 0), else_=1),
+            )
+        )
+
+    async def for_escalation(self, escalation_id: int) -> list[Card]:
+        """Return an escalation's cards."""
+        rows = await self._conn.execute(
+            select(cards).where(cards.c.escalation_id == escalation_id).order_by(cards.c.id)
+        )
+        return [_card(row) for row in rows]
+
     async def due(
         self, now: datetime, *, messengers: Collection[str], per_channel: int, limit: int
     ) -> list[Card]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from socialcare.bot.errors import ConcurrentUpdate
 from socialcare.storage.cards import SqlCardRepository
+from socialcare.storage.escalations import SqlEscalationRepository, SqlNoticeRepository
 from socialcare.storage.repositories import (
     SqlCaseRepository,
     SqlEventRepository,
@@ -68,6 +69,8 @@ class SqlUnitOfWork:
     mentions: SqlMentionRepository
     events: SqlEventRepository
     cards: SqlCardRepository
+    escalations: SqlEscalationRepository
+    notices: SqlNoticeRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -87,6 +90,8 @@ class SqlUnitOfWork:
         self.mentions = SqlMentionRepository(conn)
         self.events = SqlEventRepository(conn)
         self.cards = SqlCardRepository(conn)
+        self.escalations = SqlEscalationRepository(conn)
+        self.notices = SqlNoticeRepository(conn)
         return self
 
     async def __aexit__(

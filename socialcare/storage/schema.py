@@ -130,7 +130,7 @@ cards = Table(
     "cards",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("case_id", Id, ForeignKey("cases.id")),
     Column("messenger", String(16), nullable=False),
     Column("channel", String(64), nullable=False),
     Column("message_id", String(64)),
@@ -144,9 +144,70 @@ cards = Table(
     Column("post_attempts", Integer, nullable=False),
     Column("posted_at", UTCDateTime()),
     Column("notified_event_id", BigInteger, nullable=False),
+    Column("escalation_id", Id, ForeignKey("escalations.id")),
     UniqueConstraint("case_id", "messenger", "channel"),
+    UniqueConstraint("escalation_id", "messenger", "channel"),
     # The dispatcher's "what must be synced now".
     Index(None, "due_at"),
     # A click or a reply on a card finds its case.
     Index(None, "messenger", "channel", "message_id"),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("category", String(16), nullable=False),
+    Column("problem", Text, nullable=False),
+    Column("options", Json, nullable=False),
+    Column("director", String(128), nullable=False),
+    Column("raised_by", String(128), nullable=False),
+    Column("raised_at", UTCDateTime(), nullable=False),
+    Column("assigned_at", UTCDateTime(), nullable=False),
+    Column("area", String(128)),
+    Column("state", String(16), nullable=False),
+    Column("acknowledged_at", UTCDateTime()),
+    Column("decided_at", UTCDateTime()),
+    Column("decided_by", String(128)),
+    Column("decision", Text),
+    Column("closed_at", UTCDateTime()),
+    Column("next_ping_at", UTCDateTime()),
+    Column("pings", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index(None, "next_ping_at"),
+    Index(None, "raised_at"),
+)
+
+escalation_cases = Table(
+    "escalation_cases",
+    metadata,
+    Column("escalation_id", Id, ForeignKey("escalations.id"), primary_key=True),
+    Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
+    Index(None, "case_id"),
+)
+
+escalation_events = Table(
+    "escalation_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("data", Json, nullable=False),
+    Index(None, "escalation_id", "id"),
+)
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("messenger", String(16), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("claimed_at", UTCDateTime()),
+    Column("sent_at", UTCDateTime()),
+    Index(None, "sent_at", "claimed_at"),
 )

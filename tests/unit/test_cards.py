@@ -87,19 +87,21 @@ def _kinds(view) -> list[ActionKind]:  # type: ignore[no-untyped-def]
 
 def test_each_state_offers_only_the_buttons_that_make_sense() -> None:
     case = new_case()
-    assert _kinds(_view(case, 1)) == [ActionKind.CLAIM, ActionKind.REPLY, ActionKind.ANSWERED,
-                                      ActionKind.DISMISS]
+    k = ActionKind
+    assert _kinds(_view(case, 1)) == [k.CLAIM, k.REPLY, k.ANSWERED, k.ESCALATE, k.DISMISS]
     assert _kinds(_view(case, 1, can_publish=False)) == [
-        ActionKind.CLAIM, ActionKind.ANSWERED, ActionKind.DISMISS]
+        k.CLAIM, k.ANSWERED, k.ESCALATE, k.DISMISS]
     lifecycle.claim(case, by="aigerim", at=T0)
-    assert _kinds(_view(case, 1)) == [ActionKind.REPLY, ActionKind.ANSWERED,
-                                      ActionKind.RELEASE, ActionKind.DISMISS]
+    assert _kinds(_view(case, 1)) == [k.REPLY, k.ANSWERED, k.RELEASE, k.ESCALATE, k.DISMISS]
     lifecycle.answer(case, by="aigerim", at=T0, policy=POLICY)
-    assert _kinds(_view(case, 1)) == [ActionKind.REPLY, ActionKind.ANSWERED,
-                                      ActionKind.RESOLVE]
+    assert _kinds(_view(case, 1)) == [k.REPLY, k.ANSWERED, k.RESOLVE, k.ESCALATE]
     lifecycle.resolve(case, by="aigerim", at=T0, policy=POLICY)
-    assert _kinds(_view(case, 1)) == []
+    # Praise or a lesson can still go to a director after the case is closed.
+    assert _kinds(_view(case, 1)) == [k.ESCALATE]
     assert _view(case, 1).state_text == "Resolved"
+    lifecycle.add_customer_message(case, by="customer:x", at=T0, policy=POLICY)
+    lifecycle.dismiss(case, by="aigerim", at=T0, policy=POLICY, reason="spam")
+    assert _kinds(_view(case, 1)) == []
 
 
 def test_an_action_packs_into_64_bytes_and_back_and_refuses_strangers() -> None:

@@ -19,9 +19,12 @@ from socialcare.adapters.messengers.slack_card import (
     card_blocks,
     card_fallback,
     card_metadata,
+    escalation_blocks,
+    escalation_fallback,
     escape,
 )
 from socialcare.bot.cards import CardView
+from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
 from socialcare.bot.team import Person
 
@@ -39,6 +42,13 @@ _GONE = frozenset({
 _HISTORY_LIMIT = 200
 
 
+def _layout(card: CardView | EscalationView) -> dict[str, Any]:
+    if isinstance(card, EscalationView):
+        return {"text": escalation_fallback(card), "blocks": escalation_blocks(card)}
+    return {"text": card_fallback(card), "blocks": card_blocks(card),
+            "metadata": card_metadata(card)}
+
+
 def mention(person: Person) -> str:
     """Return a mrkdwn mention that pings a person, or their name if Slack lacks them."""
     return f"<@{person.slack}>" if person.slack else escape(person.name)
@@ -51,6 +61,8 @@ class SlackMessenger:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
+        # A person's direct-message channel never changes: open it once.
+        self._dms: dict[str, str] = {}
 
     def limits(self, operation: str, channel: str) -> Sequence[RateLimit]:
         """Return the rate limits a call counts against."""
@@ -58,21 +70,23 @@ class SlackMessenger:
             return [RateLimit("slack:update", UPDATES_PER_MINUTE, 60.0)]
         return [RateLimit(f"slack:post:{channel}", POSTS_PER_SECOND, 1.0)]
 
-    async def post_card(self, channel: str, card: CardView) -> str:
-        """Post a new card, tagged with its case id."""
+    async def post_card(self, channel: str, card: CardView | EscalationView) -> str:
+        """Post a new card (a case's tagged with its case id; an escalation's to a
+        director's direct messages)."""
         response = await self._call(
             f"slack:post:{channel}", self._client.chat_postMessage,
-            channel=channel, text=card_fallback(card), blocks=card_blocks(card),
-            metadata=card_metadata(card), unfurl_links=False, unfurl_media=False,
+            channel=await self._channel(channel), **_layout(card),
+            unfurl_links=False, unfurl_media=False,
         )
         return str(response["ts"])
 
-    async def update_card(self, channel: str, message_id: str, card: CardView) -> None:
+    async def update_card(
+        self, channel: str, message_id: str, card: CardView | EscalationView
+    ) -> None:
         """Replace a posted card's blocks."""
         await self._call(
             "slack:update", self._client.chat_update,
-            channel=channel, ts=message_id, text=card_fallback(card), blocks=card_blocks(card),
-            metadata=card_metadata(card),
+            channel=await self._channel(channel), ts=message_id, **_layout(card),
         )
 
     async def find_card(self, channel: str, case_id: int) -> str | None:
@@ -95,7 +109,8 @@ class SlackMessenger:
             text += "\n" + " ".join(mention(person) for person in note.mention)
         response = await self._call(
             f"slack:post:{channel}", self._client.chat_postMessage,
-            channel=channel, text=text, thread_ts=thread, unfurl_links=False,
+            channel=await self._channel(channel), text=text, thread_ts=thread,
+            unfurl_links=False,
         )
         return str(response["ts"])
 
@@ -108,11 +123,30 @@ class SlackMessenger:
         """Send a direct message; False if the person has no Slack id."""
         if person.slack is None:
             return False
-        opened = await self._call("slack:open", self._client.conversations_open,
-                                  users=person.slack)
-        channel = opened["channel"]["id"]
-        await self.post_note(channel, note)
+        await self.direct(person.slack, note)
         return True
+
+    async def direct(self, recipient: str, note: Note) -> None:
+        """Send a direct message to a Slack user id."""
+        await self.post_note(recipient, note)
+
+    async def post_file(self, channel: str, filename: str, content: bytes, note: Note) -> None:
+        """Upload a file to a channel with a note."""
+        await self._call(
+            f"slack:post:{channel}", self._client.files_upload_v2,
+            channel=await self._channel(channel), filename=filename, content=content,
+            initial_comment=escape(note.text),
+        )
+
+    async def _channel(self, channel: str) -> str:
+        """Return the channel to post to: a user id becomes their direct-message channel."""
+        if not channel.startswith(("U", "W")):
+            return channel
+        if channel not in self._dms:
+            opened = await self._call("slack:open", self._client.conversations_open,
+                                      users=channel)
+            self._dms[channel] = str(opened["channel"]["id"])
+        return self._dms[channel]
 
     @staticmethod
     async def _call(limit_key: str, method: Any, **params: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 from socialcare.adapters.messengers.text import cut, safe_url
 from socialcare.bot.cards import CardView, SlaLevel
+from socialcare.bot.escalation_card import EscalationView
 
 # Block Kit limits (section text 3000, header 150, button text 75, context 10 elements);
 # the customer's text is cut well inside them, with a link to the original.
@@ -71,10 +72,10 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
         "elements": [{"type": "mrkdwn",
                       "text": escape(f"{view.published_text} · {view.priority_text}")}],
     })
-    blocks.append({
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": f"{_sla(view)}\n*{escape(view.state_text)}*"},
-    })
+    state = f"{_sla(view)}\n*{escape(view.state_text)}*"
+    if view.escalation_text:
+        state += f"\n{escape(view.escalation_text)}"
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": state}})
     if view.history:
         lines = "\n".join(escape(line) for line in view.history[-MAX_HISTORY:])
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lines}]})
@@ -114,3 +115,61 @@ def card_fallback(view: CardView) -> str:
 def card_metadata(view: CardView) -> dict[str, Any]:
     """Return the message metadata that tags a card with its case."""
     return {"event_type": METADATA_EVENT, "event_payload": {"case_id": view.case_id}}
+
+
+def escalation_blocks(view: EscalationView) -> list[dict[str, Any]]:
+    """Return the blocks of an escalation card."""
+    blocks: list[dict[str, Any]] = [{
+        "type": "header",
+        "text": {"type": "plain_text", "text": view.title[:MAX_HEADER], "emoji": True},
+    }]
+    rich: list[dict[str, Any]] = [
+        {"type": "rich_text_section", "elements": [_text(view.problem_label + "\n", bold=True),
+                                                   _text(cut(view.problem, MAX_TEXT)[0])]},
+    ]
+    if view.options:
+        rich.append({"type": "rich_text_section",
+                     "elements": [_text("\n" + view.options_label, bold=True)]})
+        rich.append({"type": "rich_text_list", "style": "ordered", "elements": [
+            {"type": "rich_text_section", "elements": [_text(cut(option, 500)[0])]}
+            for option in view.options
+        ]})
+    if view.cases:
+        rich.append({"type": "rich_text_section",
+                     "elements": [_text(view.cases_label, bold=True)]})
+        items = []
+        for case in view.cases:
+            url = safe_url(case.url)
+            head = _link(url, case.label) if url else _text(case.label)
+            items.append({"type": "rich_text_section",
+                          "elements": [head, _text(f" — {case.excerpt}")]})
+        rich.append({"type": "rich_text_list", "style": "bullet", "elements": items})
+    blocks.append({"type": "rich_text", "elements": rich})
+    blocks.append({"type": "context", "elements": [{
+        "type": "mrkdwn", "text": escape(f"{view.raised_text} · {view.director_text}")}]})
+    state: list[dict[str, Any]] = [_text(view.state_text, bold=True)]
+    if view.decision:
+        state.append(_text("\n" + cut(view.decision, MAX_TEXT)[0]))
+    for comment in view.comments:
+        state.append(_text("\n" + cut(comment, 500)[0], italic=True))
+    blocks.append({"type": "rich_text",
+                   "elements": [{"type": "rich_text_section", "elements": state}]})
+    if view.buttons:
+        elements = []
+        for button in view.buttons[:25]:
+            packed = button.action.pack()
+            element: dict[str, Any] = {
+                "type": "button", "action_id": packed, "value": packed,
+                "text": {"type": "plain_text", "text": button.label[:MAX_BUTTON], "emoji": True},
+            }
+            if button.style:
+                element["style"] = button.style
+            elements.append(element)
+        blocks.append({"type": "actions", "block_id": f"escalation-{view.escalation_id}",
+                       "elements": elements})
+    return blocks
+
+
+def escalation_fallback(view: EscalationView) -> str:
+    """Return the notification text of an escalation card."""
+    return escape(f"{view.title} — {view.state_text}")

@@ -6,12 +6,19 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from socialcare.adapters.messengers.telegram_card import card_html, card_keyboard, note_html
+from socialcare.adapters.messengers.telegram_card import (
+    card_html,
+    card_keyboard,
+    escalation_html,
+    escalation_keyboard,
+    note_html,
+)
 from socialcare.bot.cards import CardView
+from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
 from socialcare.bot.team import Person
 
@@ -21,6 +28,12 @@ PER_CHAT_PER_SECOND = 1
 PER_GROUP_PER_MINUTE = 20
 OVERALL_PER_SECOND = 30
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def _layout(card: CardView | EscalationView) -> tuple[str, InlineKeyboardMarkup | None]:
+    if isinstance(card, EscalationView):
+        return escalation_html(card), escalation_keyboard(card)
+    return card_html(card), card_keyboard(card)
 
 
 def _seconds(retry_after: float | timedelta) -> float:
@@ -46,23 +59,27 @@ class TelegramMessenger:
         limits.append(RateLimit("telegram:all", OVERALL_PER_SECOND, 1.0))
         return limits
 
-    async def post_card(self, channel: str, card: CardView) -> str:
-        """Post a new card."""
+    async def post_card(self, channel: str, card: CardView | EscalationView) -> str:
+        """Post a new card (a case's in a team chat, an escalation's to a director)."""
+        text, keyboard = _layout(card)
         message = await self._call(
             channel, self._bot.send_message(
-                chat_id=channel, text=card_html(card), parse_mode=ParseMode.HTML,
-                reply_markup=card_keyboard(card), link_preview_options=_NO_PREVIEW,
+                chat_id=channel, text=text, parse_mode=ParseMode.HTML,
+                reply_markup=keyboard, link_preview_options=_NO_PREVIEW,
             )
         )
         return str(message.message_id)
 
-    async def update_card(self, channel: str, message_id: str, card: CardView) -> None:
+    async def update_card(
+        self, channel: str, message_id: str, card: CardView | EscalationView
+    ) -> None:
         """Replace a posted card's text and buttons."""
+        text, keyboard = _layout(card)
         try:
             await self._call(
                 channel, self._bot.edit_message_text(
-                    chat_id=channel, message_id=int(message_id), text=card_html(card),
-                    parse_mode=ParseMode.HTML, reply_markup=card_keyboard(card),
+                    chat_id=channel, message_id=int(message_id), text=text,
+                    parse_mode=ParseMode.HTML, reply_markup=keyboard,
                     link_preview_options=_NO_PREVIEW,
                 )
             )
@@ -91,6 +108,17 @@ class TelegramMessenger:
         """Pin a message, quietly."""
         await self._call(channel, self._bot.pin_chat_message(
             chat_id=channel, message_id=int(message_id), disable_notification=True
+        ))
+
+    async def direct(self, recipient: str, note: Note) -> None:
+        """Send a direct message to a Telegram user id (they must have started the bot)."""
+        await self.post_note(recipient, note)
+
+    async def post_file(self, channel: str, filename: str, content: bytes, note: Note) -> None:
+        """Send a document with a caption."""
+        await self._call(channel, self._bot.send_document(
+            chat_id=channel, document=InputFile(content, filename=filename),
+            caption=note_html(note)[:1024], parse_mode=ParseMode.HTML,
         ))
 
     async def message_person(self, person: Person, note: Note) -> bool:

@@ -13,6 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from socialcare.adapters.messengers.text import cut, safe_url
 from socialcare.bot.cards import CardView, SlaLevel
+from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
 
@@ -48,6 +49,8 @@ def card_html(view: CardView) -> str:
         sla += f" · ⏰ {escape(view.sla.deadline_text)}"
     lines.append(sla)
     lines.append(f"<b>{escape(view.state_text)}</b>")
+    if view.escalation_text:
+        lines.append(escape(view.escalation_text))
     if view.history:
         lines.append("<i>" + "\n".join(escape(line) for line in view.history) + "</i>")
     return "\n".join(lines)
@@ -79,3 +82,45 @@ def note_html(note: Note) -> str:
     if note.mention:
         text += "\n" + " ".join(mention(person) for person in note.mention)
     return text
+
+
+def escalation_html(view: EscalationView) -> str:
+    """Return the text of an escalation card in Telegram's HTML."""
+    lines = [f"<b>{escape(view.title)}</b>", "",
+             f"<b>{escape(view.problem_label)}</b>",
+             escape(cut(view.problem, MAX_TEXT // 2)[0])]
+    if view.options:
+        lines += ["", f"<b>{escape(view.options_label)}</b>"]
+        lines += [f"{n}. {escape(cut(option, 300)[0])}"
+                  for n, option in enumerate(view.options, start=1)]
+    if view.cases:
+        lines += ["", f"<b>{escape(view.cases_label)}</b>"]
+        for case in view.cases:
+            url = safe_url(case.url)
+            label = f'<a href="{escape(url)}">{escape(case.label)}</a>' if url \
+                else escape(case.label)
+            lines.append(f"• {label} — {escape(case.excerpt)}")
+        if view.more_cases:
+            lines.append(f"• … +{view.more_cases}")
+    lines += ["", f"<i>{escape(view.raised_text)} · {escape(view.director_text)}</i>",
+              f"<b>{escape(view.state_text)}</b>"]
+    if view.decision:
+        lines.append(escape(cut(view.decision, 500)[0]))
+    lines += [f"<i>{escape(cut(comment, 300)[0])}</i>" for comment in view.comments]
+    return "\n".join(lines)
+
+
+def escalation_keyboard(view: EscalationView) -> InlineKeyboardMarkup | None:
+    """Return an escalation card's buttons: one row per kind, numbers side by side."""
+    if not view.buttons:
+        return None
+    rows: list[list[InlineKeyboardButton]] = []
+    previous = None
+    for button in view.buttons:
+        key = InlineKeyboardButton(button.label, callback_data=button.action.pack())
+        if button.action.kind is previous and len(rows[-1]) < 5:
+            rows[-1].append(key)
+        else:
+            rows.append([key])
+        previous = button.action.kind
+    return InlineKeyboardMarkup(rows)
