@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 
 from socialcare.bot import cases
 from socialcare.bot.actions import ActionKind, CaseAction
-from socialcare.bot.cards import display_name, render_card
+from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, NotAllowed
 from socialcare.bot.model import Case, Mention, State
 from socialcare.bot.ports import MessengerError, Note
 from socialcare.bot.team import Person, Role
 from socialcare.deps import Deps
+from socialcare.handlers import escalating
+from socialcare.handlers.chat import ChatReply, describe_error, service
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "help")
+COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
+            "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -39,29 +41,6 @@ _ONE_CLICK = {
 }
 
 
-@dataclass(frozen=True)
-class ChatReply:
-    """What the bot answers: private to the person unless `public`."""
-
-    text: str
-    public: bool = False
-
-
-def describe_error(error: DomainError, deps: Deps) -> str:
-    """Return a domain error's reason in the team's language."""
-    text = deps.catalog
-    params = dict(error.params)
-    if "state" in params:
-        params["state"] = text(f"state.{params['state']}")
-    if "escalation_state" in params:
-        params["escalation_state"] = text(f"escalation_state.{params['escalation_state']}")
-    if "action" in params:
-        params["action"] = text(f"verb.{params['action']}")
-    if "by" in params:
-        params["by"] = display_name(str(params["by"]), deps.team, text)
-    return text(error.key, **params)
-
-
 async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatReply | None:
     """Carry out a card button (all but Reply, which each messenger asks for its way).
 
@@ -69,9 +48,9 @@ async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatRepl
     """
     if action.kind not in _ONE_CLICK:
         raise ValueError(f"{action.kind} is not a one-click action")
-    service, command = _ONE_CLICK[action.kind]
+    run, command = _ONE_CLICK[action.kind]
     try:
-        await service(command(action.case_id, person.id), **_service(deps))
+        await run(command(action.case_id, person.id), **service(deps))
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     deps.wake()
@@ -82,7 +61,7 @@ async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps) -> 
     """Publish an agent's reply and record it; say how it went."""
     try:
         await cases.reply(cases.Reply(case_id, person.id, text), publishers=deps.publishers,
-                          **_service(deps))
+                          **service(deps))
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     deps.wake()
@@ -110,23 +89,23 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             if name == "case":
                 return await _case(case_id, deps)
             if name == "claim":
-                await cases.claim(cases.Claim(case_id, person.id), **_service(deps))
+                await cases.claim(cases.Claim(case_id, person.id), **service(deps))
                 deps.wake()
                 return ChatReply(text("command.claimed", id=case_id))
-            await cases.resolve(cases.Resolve(case_id, person.id), **_service(deps))
+            await cases.resolve(cases.Resolve(case_id, person.id), **service(deps))
             deps.wake()
             return ChatReply(text("command.resolved", id=case_id))
         if name == "announce":
             if not args:
                 return ChatReply(text("usage.announce"))
             return await _announce(args, person, deps)
+        if name == "escalate":
+            return await escalating.run_escalate(args, person, deps)
+        if name == "escalations":
+            return await escalating.run_escalations(args, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))
-
-
-def _service(deps: Deps) -> dict[str, object]:
-    return {"uow": deps.uow(), "clock": deps.clock, "team": deps.team}
 
 
 async def _queue(person: Person, deps: Deps, *, mine_only: bool) -> ChatReply:

@@ -1,4 +1,4 @@
-"""Slack in: card buttons, the reply form and slash commands, through slack-bolt.
+"""Slack in: card buttons, forms and slash commands, through slack-bolt.
 
 Every listener acks first (Slack wants it within 3 seconds), then checks the roster,
 then calls the domain; anything for the person alone goes back as an ephemeral
@@ -17,23 +17,27 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from socialcare.adapters.messengers.slack_card import escape
-from socialcare.bot.actions import ActionKind, BadAction, CaseAction
-from socialcare.bot.catalog import Catalog
-from socialcare.bot.ports import Note
-from socialcare.bot.team import SavedReply
-from socialcare.deps import Deps
-from socialcare.handlers.commands import (
-    COMMANDS,
-    ChatReply,
-    reply_to_case,
-    run_action,
-    run_command,
+from socialcare.bot import escalations as esc
+from socialcare.bot.actions import (
+    ActionKind,
+    BadAction,
+    CaseAction,
+    EscalationAction,
+    EscalationActionKind,
 )
+from socialcare.bot.errors import DomainError
+from socialcare.bot.escalations import Category
+from socialcare.bot.ports import Note
+from socialcare.bot.team import Person
+from socialcare.deps import Deps
+from socialcare.handlers import escalating, slack_views
+from socialcare.handlers.chat import ChatReply, describe_error, service
+from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 
 log = logging.getLogger(__name__)
 
-REPLY_VIEW = "sc1_reply"
-_ACTION = re.compile(r"^sc1:")
+_CASE_BUTTON = re.compile(r"^sc1:")
+_ESCALATION_BUTTON = re.compile(r"^sc1e:")
 
 
 def private_blocks(text: str) -> list[dict[str, Any]]:
@@ -51,11 +55,24 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         await respond(text=escape(reply.text[:300]), blocks=private_blocks(reply.text),
                       response_type="ephemeral", replace_original=False)
 
-    @bolt.action(_ACTION)
-    async def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
-                        respond: Any, client: Any) -> None:
+    async def tell(client: Any, user: str, channel: str, reply: ChatReply) -> None:
+        """Tell someone privately after a form: in the channel it came from, else by DM."""
+        if channel:
+            await client.chat_postEphemeral(channel=channel, user=user, text=escape(reply.text),
+                                            blocks=private_blocks(reply.text))
+            return
+        person = deps.team.person_by_slack(user)
+        if person is not None and "slack" in deps.messengers:
+            await deps.messengers["slack"].message_person(person, Note(reply.text))
+
+    def roster(user: str) -> Person | None:
+        return deps.team.person_by_slack(user)
+
+    @bolt.action(_CASE_BUTTON)
+    async def on_case_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                             respond: Any, client: Any) -> None:
         await ack()
-        person = deps.team.person_by_slack(body["user"]["id"])
+        person = roster(body["user"]["id"])
         if person is None:
             await say_privately(respond, ChatReply(text("error.not_in_roster")))
             return
@@ -64,36 +81,124 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         except BadAction:
             await say_privately(respond, ChatReply(text("error.unknown_button")))
             return
+        channel = (body.get("channel") or {}).get("id", "")
         if clicked.kind is ActionKind.REPLY:
-            channel = (body.get("channel") or {}).get("id", "")
-            await client.views_open(
-                trigger_id=body["trigger_id"],
-                view=reply_view(clicked.case_id, channel, deps.team.saved_replies, text),
-            )
+            await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
+                clicked.case_id, channel, deps.team.saved_replies, text))
+            return
+        if clicked.kind is ActionKind.ESCALATE:
+            await client.views_open(trigger_id=body["trigger_id"],
+                                    view=await _escalate_form(clicked.case_id, channel, deps))
             return
         reply = await run_action(clicked, person, deps)
         if reply is not None:
             await say_privately(respond, reply)
 
-    @bolt.view(REPLY_VIEW)
+    @bolt.action(_ESCALATION_BUTTON)
+    async def on_escalation_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                                   respond: Any, client: Any) -> None:
+        await ack()
+        person = roster(body["user"]["id"])
+        if person is None:
+            await say_privately(respond, ChatReply(text("error.not_in_roster")))
+            return
+        try:
+            clicked = EscalationAction.unpack(action["action_id"])
+        except BadAction:
+            await say_privately(respond, ChatReply(text("error.unknown_button")))
+            return
+        kinds = EscalationActionKind
+        if clicked.kind in (kinds.WRITE_DECISION, kinds.COMMENT):
+            await client.views_open(trigger_id=body["trigger_id"], view=slack_views.write_view(
+                clicked.kind.value, clicked.escalation_id, text))
+            return
+        if clicked.kind is kinds.REASSIGN and not clicked.arg:
+            await client.views_open(trigger_id=body["trigger_id"],
+                                    view=slack_views.reassign_view(
+                                        clicked.escalation_id,
+                                        escalating.directors(deps.team), text))
+            return
+        reply = await escalating.run_escalation_action(clicked, person, deps)
+        if reply is not None:
+            await say_privately(respond, reply)
+
+    @bolt.view(slack_views.REPLY_VIEW)
     async def on_reply(ack: Any, body: dict[str, Any], view: dict[str, Any],
                        client: Any) -> None:
-        answer = _reply_text(view, deps.team.saved_replies)
+        answer = slack_views.reply_text(view, deps.team.saved_replies)
         if not answer:
             await ack(response_action="errors", errors={"text": text("reply.empty")})
             return
         await ack()
         user = body["user"]["id"]
-        person = deps.team.person_by_slack(user)
+        person = roster(user)
         case_id, _, channel = view["private_metadata"].partition("|")
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
             await reply_to_case(int(case_id), answer, person, deps)
-        if channel:
-            await client.chat_postEphemeral(channel=channel, user=user,
-                                            text=escape(reply.text),
-                                            blocks=private_blocks(reply.text))
-        elif person is not None and "slack" in deps.messengers:
-            await deps.messengers["slack"].message_person(person, Note(reply.text))
+        await tell(client, user, channel, reply)
+
+    @bolt.view(slack_views.ESCALATE_VIEW)
+    async def on_escalate(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                          client: Any) -> None:
+        given = slack_views.values(view)
+        case_id, _, channel = view["private_metadata"].partition("|")
+        errors = {}
+        if not given.get("problem"):
+            errors["problem"] = text("error.empty_problem")
+        try:
+            more = escalating.parse_cases(given["more"]) if given.get("more") else ()
+        except escalating.BadCommand:
+            errors["more"] = text("escalate.bad_cases")
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        user = body["user"]["id"]
+        person = roster(user)
+        if person is None:
+            await tell(client, user, channel, ChatReply(text("error.not_in_roster")))
+            return
+        parsed = escalating.Parsed(
+            case_ids=(int(case_id), *more), category=Category(given["category"]),
+            director=given["director"], problem=given["problem"],
+            options=tuple(line for line in given.get("options", "").splitlines()
+                          if line.strip()),
+        )
+        await tell(client, user, channel, await escalating.escalate(parsed, person, deps))
+
+    @bolt.view(slack_views.WRITE_VIEW)
+    async def on_write(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                       client: Any) -> None:
+        written = slack_views.values(view).get("text", "")
+        if not written:
+            await ack(response_action="errors", errors={"text": text("error.empty_comment")})
+            return
+        await ack()
+        user = body["user"]["id"]
+        person = roster(user)
+        kind, _, escalation_id = view["private_metadata"].partition("|")
+        reply = ChatReply(text("error.not_in_roster")) if person is None else \
+            await escalating.write_to_escalation(
+                EscalationActionKind(kind), int(escalation_id), written, person, deps)
+        await tell(client, user, "", reply)
+
+    @bolt.view(slack_views.REASSIGN_VIEW)
+    async def on_reassign(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                          client: Any) -> None:
+        await ack()
+        user = body["user"]["id"]
+        person = roster(user)
+        if person is None:
+            await tell(client, user, "", ChatReply(text("error.not_in_roster")))
+            return
+        try:
+            await esc.reassign(esc.Reassign(int(view["private_metadata"]), person.id,
+                                            slack_views.values(view).get("director", "")),
+                               **service(deps))
+        except DomainError as error:
+            await tell(client, user, "", ChatReply(describe_error(error, deps)))
+            return
+        deps.wake()
 
     for name in COMMANDS:
         bolt.command(f"/{name}")(_command_listener(name, deps, say_privately))
@@ -104,6 +209,16 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                   error, exc_info=error)
 
 
+async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:
+    async with deps.uow() as uow:
+        first = (await uow.mentions.first_of([case_id])).get(case_id)
+    excerpt = " ".join((first.text if first else "").split())[:500]
+    return slack_views.escalate_view(
+        case_id, channel, excerpt=excerpt, directors=escalating.directors(deps.team),
+        suggested=esc.suggest_director(deps.team, excerpt), text=deps.catalog,
+    )
+
+
 def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
     async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
@@ -112,54 +227,6 @@ def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
                                                        person, deps))
 
     return on_command
-
-
-def reply_view(
-    case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog
-) -> dict[str, Any]:
-    """Return the reply form of a case."""
-    blocks: list[dict[str, Any]] = []
-    if saved:
-        blocks.append({
-            "type": "input", "block_id": "saved", "optional": True,
-            "label": {"type": "plain_text", "text": text("reply.saved_label")},
-            "element": {
-                "type": "static_select", "action_id": "saved",
-                "placeholder": {"type": "plain_text", "text": text("reply.saved_hint")[:150]},
-                "options": [
-                    {"text": {"type": "plain_text", "text": reply.title[:75]},
-                     "value": str(i)}
-                    for i, reply in enumerate(saved[:100])
-                ],
-            },
-        })
-    blocks.append({
-        "type": "input", "block_id": "text", "optional": bool(saved),
-        "label": {"type": "plain_text", "text": text("reply.text_label")},
-        "hint": {"type": "plain_text", "text": text("reply.text_hint")},
-        "element": {"type": "plain_text_input", "action_id": "text", "multiline": True,
-                    "max_length": 2000},
-    })
-    return {
-        "type": "modal", "callback_id": REPLY_VIEW,
-        "private_metadata": f"{case_id}|{channel}",
-        "title": {"type": "plain_text", "text": text("reply.title", id=case_id)[:24]},
-        "submit": {"type": "plain_text", "text": text("reply.submit")[:24]},
-        "close": {"type": "plain_text", "text": text("reply.cancel")[:24]},
-        "blocks": blocks,
-    }
-
-
-def _reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:
-    values = view.get("state", {}).get("values", {})
-    typed = (values.get("text", {}).get("text", {}).get("value") or "").strip()
-    if typed:
-        return typed
-    option = (values.get("saved", {}).get("saved", {}).get("selected_option") or {})
-    index = option.get("value")
-    if index is not None and index.isdigit() and int(index) < len(saved):
-        return saved[int(index)].text
-    return ""
 
 
 def http_route(app: web.Application, bolt: AsyncApp) -> None:

@@ -1,13 +1,15 @@
-"""Telegram in: card buttons, replies and commands, through python-telegram-bot.
+"""Telegram in: card buttons, replies, escalations and commands, through
+python-telegram-bot.
 
 Every callback query is answered — with the outcome when it is quick, always within
 the same handler — because Telegram shows a spinner until it is. Updates arrive by
 polling or on `POST /telegram/webhook`, where the `X-Telegram-Bot-Api-Secret-Token`
 header must match (else 403).
 
-Reply: the Reply button sends the agent a private message to answer; a reply to
-that message (or to a card in the team chat) is the answer. Which case a prompt is
-about is kept in Redis, so a restart loses nothing.
+Anything the bot must ask for in words (a reply to the customer, a decision, a
+comment, an escalation's problem and options) is asked in the person's private chat
+as a message to reply to; what each such prompt is about, and an escalation being
+put together step by step, is kept in Redis, so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from telegram import ForceReply, Message, ReplyParameters, Update
+from telegram import (
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+)
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -29,60 +38,230 @@ from telegram.ext import (
     filters,
 )
 
-from socialcare.bot.actions import ActionKind, BadAction, CaseAction
+from socialcare.bot import escalations as esc
+from socialcare.bot.actions import (
+    ActionKind,
+    BadAction,
+    CaseAction,
+    EscalationAction,
+    EscalationActionKind,
+)
+from socialcare.bot.escalations import Category
+from socialcare.bot.team import Person
 from socialcare.deps import Deps
+from socialcare.handlers import escalating
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-PROMPT_SECONDS = 24 * 3600  # a reply prompt can be answered for a day
+PROMPT_SECONDS = 24 * 3600  # a prompt can be answered for a day
+DRAFT_SECONDS = 3600  # an escalation being put together is kept for an hour
 _CALLBACK_TEXT = 200  # answerCallbackQuery text limit
-
-
 # A person waits for these answers: ride out a flood-control pause (retry_after)
 # instead of dropping the answer. Cards, which the dispatcher reschedules, get none.
 INTERACTIVE_RETRIES = 3
-
-
-async def _say(bot: Any, message: Message, text: str) -> None:
-    """Answer a message in its chat, quoting it in groups."""
-    await bot.send_message(
-        chat_id=message.chat_id, text=text,
-        reply_parameters=None if message.chat.type == "private"
-        else ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True),
-        rate_limit_args=INTERACTIVE_RETRIES,
-    )
+_CATEGORIES = list(Category)
 
 
 def _prompt_key(chat_id: int, message_id: int) -> str:
     return f"telegram:prompt:{chat_id}:{message_id}"
 
 
+def _draft_key(user_id: int) -> str:
+    return f"telegram:escalation-draft:{user_id}"
+
+
+async def _say(bot: Any, chat_id: int, text: str, *, quote: Message | None = None,
+               markup: Any = None) -> Message:
+    """Send a message a person waits for (quoting theirs in groups)."""
+    reply = None
+    if quote is not None and quote.chat.type != "private":
+        reply = ReplyParameters(message_id=quote.message_id, allow_sending_without_reply=True)
+    sent: Message = await bot.send_message(chat_id=chat_id, text=text, reply_parameters=reply,
+                                           reply_markup=markup,
+                                           rate_limit_args=INTERACTIVE_RETRIES)
+    return sent
+
+
+class _Conversation:
+    """The questions the bot asks in private chats, and what their answers mean."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._text = deps.catalog
+
+    async def ask(self, bot: Any, user_id: int, text: str, about: dict[str, Any]) -> None:
+        """Ask something to be answered by replying; remember what it is `about`."""
+        prompt = await _say(bot, user_id, text, markup=ForceReply(selective=True))
+        await self._deps.redis.set(_prompt_key(prompt.chat_id, prompt.message_id),
+                                   json.dumps(about), ex=PROMPT_SECONDS)
+
+    async def prompt_of(self, message: Message) -> dict[str, Any] | None:
+        """Return what the message replied to was asking, if it was one of ours."""
+        assert message.reply_to_message is not None
+        found = await self._deps.redis.get(
+            _prompt_key(message.chat_id, message.reply_to_message.message_id))
+        return None if found is None else dict(json.loads(found))
+
+    async def draft(self, user_id: int) -> dict[str, Any] | None:
+        found = await self._deps.redis.get(_draft_key(user_id))
+        return None if found is None else dict(json.loads(found))
+
+    async def keep(self, user_id: int, draft: dict[str, Any]) -> None:
+        await self._deps.redis.set(_draft_key(user_id), json.dumps(draft), ex=DRAFT_SECONDS)
+
+    async def start_escalation(self, bot: Any, user_id: int, case_id: int) -> None:
+        """Begin an escalation: ask for the category."""
+        await self.keep(user_id, {"cases": [case_id]})
+        buttons = [[InlineKeyboardButton(self._text(f"category.{c.value}"),
+                                         callback_data=f"sc1d:cat:{i}")]
+                   for i, c in enumerate(_CATEGORIES)]
+        await _say(bot, user_id, self._text("escalate.ask_category", id=case_id),
+                   markup=InlineKeyboardMarkup(buttons))
+
+    async def step(self, bot: Any, user_id: int, person: Person, data: str) -> str:
+        """Take a click of the escalation conversation; return the click's answer."""
+        draft = await self.draft(user_id)
+        if draft is None:
+            return self._text("escalate.expired")
+        _, step, number = data.split(":")
+        index = int(number)
+        if step == "cat" and index < len(_CATEGORIES):
+            draft["category"] = _CATEGORIES[index].value
+            await self.keep(user_id, draft)
+            chiefs = escalating.directors(self._deps.team)
+            async with self._deps.uow() as uow:
+                first = (await uow.mentions.first_of(draft["cases"])).get(draft["cases"][0])
+            suggested = esc.suggest_director(self._deps.team, first.text if first else "")
+            buttons = [[InlineKeyboardButton(
+                ("★ " if p is suggested else "") + p.name, callback_data=f"sc1d:dir:{i}")]
+                for i, p in enumerate(chiefs)]
+            await _say(bot, user_id, self._text("escalate.ask_director"),
+                       markup=InlineKeyboardMarkup(buttons))
+        elif step == "dir" and index < len(escalating.directors(self._deps.team)):
+            draft["director"] = escalating.directors(self._deps.team)[index].id
+            await self.keep(user_id, draft)
+            await self.ask(bot, user_id, self._text("escalate.ask_problem"), {"kind": "problem"})
+        elif step == "send" and {"category", "director", "problem"} <= draft.keys():
+            await self._deps.redis.delete(_draft_key(user_id))
+            parsed = escalating.Parsed(
+                case_ids=tuple(draft["cases"]), category=Category(draft["category"]),
+                director=draft["director"], problem=draft["problem"],
+                options=tuple(draft.get("options", ())),
+            )
+            outcome = await escalating.escalate(parsed, person, self._deps)
+            await _say(bot, user_id, outcome.text)
+        elif step == "cancel":
+            await self._deps.redis.delete(_draft_key(user_id))
+            return self._text("escalate.cancelled")
+        return self._text("click.done")
+
+    async def answer(self, bot: Any, message: Message, person: Person,
+                     about: dict[str, Any]) -> None:
+        """Take a reply to one of our prompts."""
+        text = (message.text or "").strip()
+        kind = about.get("kind")
+        if kind == "reply":
+            outcome = await reply_to_case(int(about["case"]), text, person, self._deps)
+            await _say(bot, message.chat_id, outcome.text, quote=message)
+        elif kind in ("write", "comment"):
+            outcome = await escalating.write_to_escalation(
+                EscalationActionKind(kind), int(about["escalation"]), text, person, self._deps)
+            await _say(bot, message.chat_id, outcome.text, quote=message)
+        elif kind in ("problem", "options"):
+            await self._draft_answer(bot, message, kind, text)
+
+    async def _draft_answer(self, bot: Any, message: Message, kind: str, text: str) -> None:
+        assert message.from_user is not None
+        user_id = message.from_user.id
+        draft = await self.draft(user_id)
+        if draft is None:
+            await _say(bot, message.chat_id, self._text("escalate.expired"))
+            return
+        if kind == "problem":
+            draft["problem"] = text
+            await self.keep(user_id, draft)
+            await self.ask(bot, user_id, self._text("escalate.ask_options"), {"kind": "options"})
+            return
+        draft["options"] = [line.strip() for line in text.splitlines()
+                            if line.strip() and line.strip() != "-"]
+        await self.keep(user_id, draft)
+        summary = "\n".join([
+            self._text("escalate.confirm"),
+            f"#{', #'.join(map(str, draft['cases']))} · "
+            f"{self._text('category.' + draft['category'])} · @{draft['director']}",
+            draft["problem"],
+            *(f"{n}. {option}" for n, option in enumerate(draft["options"], start=1)),
+        ])
+        await _say(bot, user_id, summary, markup=InlineKeyboardMarkup([[
+            InlineKeyboardButton(self._text("escalate.send"), callback_data="sc1d:send:0"),
+            InlineKeyboardButton(self._text("escalate.cancel"), callback_data="sc1d:cancel:0"),
+        ]]))
+
+
 def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) -> None:
     """Add socialcare's handlers to a python-telegram-bot application."""
     text = deps.catalog
+    talk = _Conversation(deps)
+
+    async def clicked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[str, bool]:
+        query = update.callback_query
+        assert query is not None
+        person = deps.team.person_by_telegram(query.from_user.id)
+        if person is None:
+            return text("error.not_in_roster"), True
+        data = query.data or ""
+        bot = context.bot
+        if data.startswith("sc1d:"):
+            return await talk.step(bot, query.from_user.id, person, data), False
+        if data.startswith("sc1e:"):
+            return await _escalation_button(EscalationAction.unpack(data), person, bot)
+        action = CaseAction.unpack(data)
+        if action.kind is ActionKind.REPLY:
+            return await _in_private(bot, talk.ask(
+                bot, query.from_user.id, text("reply.prompt", id=action.case_id),
+                {"kind": "reply", "case": action.case_id}))
+        if action.kind is ActionKind.ESCALATE:
+            return await _in_private(bot, talk.start_escalation(bot, query.from_user.id,
+                                                                action.case_id))
+        reply = await run_action(action, person, deps)
+        return (reply.text, True) if reply else (text("click.done"), False)
+
+    async def _in_private(bot: Any, asking: Any) -> tuple[str, bool]:
+        try:
+            await asking
+        except Forbidden:
+            return text("reply.start_dm"), True
+        return text("reply.check_dm"), False
+
+    async def _escalation_button(action: EscalationAction, person: Person,
+                                 bot: Any) -> tuple[str, bool]:
+        kinds = EscalationActionKind
+        if action.kind in (kinds.WRITE_DECISION, kinds.COMMENT):
+            label = "escalate.decision" if action.kind is kinds.WRITE_DECISION \
+                else "escalate.comment"
+            return await _in_private(bot, talk.ask(
+                bot, person.telegram or 0, text(label) + " — #" + str(action.escalation_id),
+                {"kind": action.kind.value, "escalation": action.escalation_id}))
+        if action.kind is kinds.REASSIGN and not action.arg:
+            buttons = [[InlineKeyboardButton(p.name, callback_data=EscalationAction(
+                kinds.REASSIGN, action.escalation_id, i).pack())]
+                for i, p in enumerate(escalating.directors(deps.team), start=1)]
+            await _say(bot, person.telegram or 0, text("escalate.director"),
+                       markup=InlineKeyboardMarkup(buttons))
+            return text("click.done"), False
+        reply = await escalating.run_escalation_action(action, person, deps)
+        return (reply.text, True) if reply else (text("click.done"), False)
 
     async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        assert query is not None and query.from_user is not None
+        assert query is not None
         answer, alert = text("click.done"), False
         try:
-            person = deps.team.person_by_telegram(query.from_user.id)
-            if person is None:
-                answer, alert = text("error.not_in_roster"), True
-                return
-            try:
-                clicked = CaseAction.unpack(query.data or "")
-            except BadAction:
-                answer, alert = text("error.unknown_button"), True
-                return
-            if clicked.kind is ActionKind.REPLY:
-                answer, alert = await _prompt_reply(context, query.from_user.id, clicked, deps)
-                return
-            reply = await run_action(clicked, person, deps)
-            if reply is not None:
-                answer, alert = reply.text, True
+            answer, alert = await clicked(update, context)
+        except BadAction:
+            answer, alert = text("error.unknown_button"), True
         except Exception:
             log.exception("Telegram button %r failed", query.data)
             answer, alert = text("error.failed"), True
@@ -95,46 +274,28 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         if message is None or user is None or message.reply_to_message is None:
             return
         person = deps.team.person_by_telegram(user.id)
-        replied = message.reply_to_message
-        case_id = await deps.redis.get(_prompt_key(message.chat_id, replied.message_id))
-        if case_id is None:
+        about = await talk.prompt_of(message)
+        if about is None:
             async with deps.uow() as uow:
                 card = await uow.cards.find("telegram", str(message.chat_id),
-                                            str(replied.message_id))
-            if card is None:
+                                            str(message.reply_to_message.message_id))
+            if card is None or card.case_id is None:
                 if message.chat.type == "private":
-                    await _say(context.bot, message, text("reply.not_a_prompt"))
+                    await _say(context.bot, message.chat_id, text("reply.not_a_prompt"))
                 return
-            case_id = card.case_id
+            about = {"kind": "reply", "case": card.case_id}
         if person is None:
-            await _say(context.bot, message, text("error.not_in_roster"))
+            await _say(context.bot, message.chat_id, text("error.not_in_roster"), quote=message)
             return
-        outcome = await reply_to_case(int(case_id), message.text or "", person, deps)
-        await _say(context.bot, message, outcome.text)
+        await talk.answer(context.bot, message, person, about)
 
-    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1:"))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[de]?:"))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, _command_handler(name, deps)))
     application.add_handler(MessageHandler(
         filters.REPLY & filters.TEXT & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_reply
     ))
     application.add_error_handler(_on_error)
-
-
-async def _prompt_reply(
-    context: ContextTypes.DEFAULT_TYPE, user_id: int, clicked: CaseAction, deps: Deps
-) -> tuple[str, bool]:
-    """Ask the agent for the answer in a private chat; return the click's answer."""
-    try:
-        prompt = await context.bot.send_message(
-            chat_id=user_id, text=deps.catalog("reply.prompt", id=clicked.case_id),
-            reply_markup=ForceReply(selective=True), rate_limit_args=INTERACTIVE_RETRIES,
-        )
-    except Forbidden:
-        return deps.catalog("reply.start_dm"), True
-    await deps.redis.set(_prompt_key(prompt.chat_id, prompt.message_id), clicked.case_id,
-                         ex=PROMPT_SECONDS)
-    return deps.catalog("reply.check_dm"), False
 
 
 def _command_handler(name: str, deps: Deps) -> Any:
@@ -146,7 +307,7 @@ def _command_handler(name: str, deps: Deps) -> Any:
         # Everything after "/cmd" or "/cmd@botname".
         _, _, args = (message.text or "").partition(" ")
         reply = await run_command(name, args, deps.team.person_by_telegram(user.id), deps)
-        await _say(context.bot, message, reply.text)
+        await _say(context.bot, message.chat_id, reply.text, quote=message)
 
     return on_command
 

@@ -1,0 +1,37 @@
+"""What the chat handlers share: the reply they give, and domain errors in words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from socialcare.bot.cards import display_name
+from socialcare.bot.errors import DomainError
+from socialcare.deps import Deps
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """What the bot answers: private to the person unless `public`."""
+
+    text: str
+    public: bool = False
+
+
+def describe_error(error: DomainError, deps: Deps) -> str:
+    """Return a domain error's reason in the team's language."""
+    text = deps.catalog
+    params = dict(error.params)
+    if "state" in params:
+        params["state"] = text(f"state.{params['state']}")
+    if "escalation_state" in params:
+        params["escalation_state"] = text(f"escalation_state.{params['escalation_state']}")
+    if "action" in params:
+        params["action"] = text(f"verb.{params['action']}")
+    if "by" in params:
+        params["by"] = display_name(str(params["by"]), deps.team, text)
+    return text(error.key, **params)
+
+
+def service(deps: Deps) -> dict[str, object]:
+    """Return the keyword arguments every domain command takes."""
+    return {"uow": deps.uow(), "clock": deps.clock, "team": deps.team}

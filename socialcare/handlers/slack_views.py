@@ -1,0 +1,127 @@
+"""Slack modals: the reply form, the escalation form, and the director's forms.
+
+Each builder returns a view; each reader parses a submitted view's state into plain
+values once, at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from socialcare.bot.catalog import Catalog
+from socialcare.bot.escalations import Category
+from socialcare.bot.team import Person, SavedReply
+
+REPLY_VIEW = "sc1_reply"
+ESCALATE_VIEW = "sc1_escalate"
+WRITE_VIEW = "sc1_write"  # a director's written decision, or anyone's comment
+REASSIGN_VIEW = "sc1_reassign"
+
+
+def _plain(text: str, limit: int = 150) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:limit]}
+
+
+def _modal(callback_id: str, title: str, metadata: str, blocks: list[dict[str, Any]],
+           text: Catalog) -> dict[str, Any]:
+    return {
+        "type": "modal", "callback_id": callback_id, "private_metadata": metadata,
+        "title": _plain(title, 24), "submit": _plain(text("reply.submit"), 24),
+        "close": _plain(text("reply.cancel"), 24), "blocks": blocks,
+    }
+
+
+def _text_input(block_id: str, label: str, *, initial: str = "", multiline: bool = True,
+                optional: bool = False, hint: str | None = None,
+                max_length: int = 2000) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id,
+                               "multiline": multiline, "max_length": max_length}
+    if initial:
+        element["initial_value"] = initial[:max_length]
+    block: dict[str, Any] = {"type": "input", "block_id": block_id, "optional": optional,
+                             "label": _plain(label), "element": element}
+    if hint:
+        block["hint"] = _plain(hint)
+    return block
+
+
+def _select(block_id: str, label: str, options: list[tuple[str, str]],
+            initial: str | None = None, *, optional: bool = False) -> dict[str, Any]:
+    choices = [{"text": _plain(title, 75), "value": value} for title, value in options[:100]]
+    element: dict[str, Any] = {"type": "static_select", "action_id": block_id,
+                               "options": choices}
+    chosen = next((c for c in choices if c["value"] == initial), None)
+    if chosen is not None:
+        element["initial_option"] = chosen
+    return {"type": "input", "block_id": block_id, "optional": optional,
+            "label": _plain(label), "element": element}
+
+
+def values(view: dict[str, Any]) -> dict[str, str]:
+    """Return a submitted view's inputs as block id → text (a select gives its value)."""
+    found: dict[str, str] = {}
+    for block_id, actions in (view.get("state", {}).get("values", {}) or {}).items():
+        for action in actions.values():
+            if action.get("type") == "static_select":
+                found[block_id] = (action.get("selected_option") or {}).get("value") or ""
+            else:
+                found[block_id] = (action.get("value") or "").strip()
+    return found
+
+
+def reply_view(
+    case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog
+) -> dict[str, Any]:
+    """Return the reply form of a case."""
+    blocks: list[dict[str, Any]] = []
+    if saved:
+        blocks.append(_select("saved", text("reply.saved_label"),
+                              [(r.title, str(i)) for i, r in enumerate(saved)], optional=True))
+    blocks.append(_text_input("text", text("reply.text_label"), optional=bool(saved),
+                              hint=text("reply.text_hint")))
+    return _modal(REPLY_VIEW, text("reply.title", id=case_id), f"{case_id}|{channel}", blocks,
+                  text)
+
+
+def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:
+    """Return the answer a reply form carries: typed, else the saved reply picked."""
+    given = values(view)
+    if given.get("text"):
+        return given["text"]
+    index = given.get("saved", "")
+    return saved[int(index)].text if index.isdigit() and int(index) < len(saved) else ""
+
+
+def escalate_view(
+    case_id: int, channel: str, *, excerpt: str, directors: list[Person],
+    suggested: Person | None, text: Catalog,
+) -> dict[str, Any]:
+    """Return the escalation form of a case, prefilled from it."""
+    blocks = [
+        _select("category", text("escalate.category"),
+                [(text(f"category.{c.value}"), c.value) for c in Category]),
+        _select("director", text("escalate.director"), [(p.name, p.id) for p in directors],
+                suggested.id if suggested else None),
+        _text_input("problem", text("escalation.problem"),
+                    initial=text("escalate.prefill", id=case_id, excerpt=excerpt)),
+        _text_input("options", text("escalation.options"), optional=True,
+                    hint=text("escalate.options_hint")),
+        _text_input("more", text("escalate.more_cases"), optional=True, multiline=False,
+                    hint=text("escalate.more_hint"), max_length=200),
+    ]
+    return _modal(ESCALATE_VIEW, text("escalate.title", id=case_id), f"{case_id}|{channel}",
+                  blocks, text)
+
+
+def write_view(kind: str, escalation_id: int, text: Catalog) -> dict[str, Any]:
+    """Return the form for a written decision (`kind` "write") or a comment."""
+    label = text("escalate.decision" if kind == "write" else "escalate.comment")
+    return _modal(WRITE_VIEW, label, f"{kind}|{escalation_id}",
+                  [_text_input("text", label)], text)
+
+
+def reassign_view(escalation_id: int, directors: list[Person], text: Catalog) -> dict[str, Any]:
+    """Return the form that passes an escalation to another director."""
+    return _modal(REASSIGN_VIEW, text("button.reassign"), str(escalation_id),
+                  [_select("director", text("escalate.director"),
+                           [(p.name, p.id) for p in directors])], text)
