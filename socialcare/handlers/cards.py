@@ -52,8 +52,11 @@ async def _run(dispatcher: Dispatcher, deps: Deps) -> None:
         if report.busy:
             continue
         pause = min(backoff, report.retry_in) if report.retry_in is not None else backoff
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the
+        # cancellation that stops this loop at shutdown.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(deps.card_changes.wait(), max(pause, 0.05))
+            async with asyncio.timeout(max(pause, 0.05)):
+                await deps.card_changes.wait()
 
 
 def register(app: web.Application, dispatcher: Dispatcher, deps: Deps) -> None:

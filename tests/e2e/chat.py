@@ -35,6 +35,8 @@ AIGERIM_SLACK, AIGERIM_TG = "U0AGENT001", make_user(100000001, "Aigerim", userna
 DANIYAR_TG = make_user(100000002, "Daniyar", username="daniyar")
 SAULE_SLACK, SAULE_TG = "U0LEAD0001", make_user(100000003, "Saule", username="saule")
 STRANGER_SLACK, STRANGER_TG = "U0STRANGER", make_user(555, "Stranger", username="stranger")
+NURLAN_SLACK = "U0DIRECT01"  # a director known only in Slack
+ASKAR_TG = make_user(100000005, "Askar", username="askar")  # a director only in Telegram
 
 
 def free_port() -> int:
@@ -130,6 +132,8 @@ class Chat:
             # The app's own scheduler runs too; the database lets each point fire once.
             await timers.fire_due(uow=self.deps.uow(), clock=self.clock,
                                   config=self.deps.team.sla)
+            await timers.fire_escalations(uow=self.deps.uow(), clock=self.clock,
+                                          team=self.deps.team)
         self.deps.wake()
 
     def slack_cards(self, channel: str = SLACK_CHANNEL) -> list[Any]:
@@ -183,9 +187,11 @@ async def running_chat(
             FakeTelegram(**fakes.get("telegram", {})) as telegram:
         slack.add_channel("care", channel_id=SLACK_CHANNEL)
         for user, name in ((AIGERIM_SLACK, "aigerim"), (SAULE_SLACK, "saule"),
-                           (STRANGER_SLACK, "stranger")):
+                           (STRANGER_SLACK, "stranger"), (NURLAN_SLACK, "nurlan")):
             slack.add_user(user, name=name)
         telegram.add_chat(TELEGRAM_CHAT, title="Care team")
+        for private in (AIGERIM_TG, DANIYAR_TG, SAULE_TG, ASKAR_TG):
+            telegram.add_chat(private["id"], first_name=private["first_name"])
         port = free_port()
         settings = Settings(
             database_url=url, redis_url=TEST_REDIS_URL,

@@ -77,7 +77,6 @@ async def test_a_reply_in_telegram_goes_through_a_private_prompt_or_a_reply_to_t
         first, second = (r["case_id"] for r in results)
         cards = await eventually(lambda: len(chat.telegram_cards()) == 2
                                  and chat.telegram_cards())
-        chat.telegram.add_chat(AIGERIM_TG["id"])
         click = chat.telegram.callback_query_update(
             cards[0], _pack(ActionKind.REPLY, first), from_user=AIGERIM_TG)
         await chat.telegram_send(click)

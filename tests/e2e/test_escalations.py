@@ -1,0 +1,159 @@
+"""Escalations end to end: from either messenger to a director in the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from socialcare.bot.actions import ActionKind, CaseAction, EscalationAction
+from socialcare.bot.actions import EscalationActionKind as Kind
+from tests.conftest import FlowingClock
+from tests.e2e.chat import (
+    AIGERIM_SLACK,
+    AIGERIM_TG,
+    ASKAR_TG,
+    DANIYAR_TG,
+    NURLAN_SLACK,
+    SLACK_CHANNEL,
+    TELEGRAM_CHAT,
+    Chat,
+    eventually,
+    mention,
+    minutes_ago,
+    running_chat,
+)
+
+
+def _escalation_cards(chat: Chat, user_id: int) -> list:  # type: ignore[type-arg]
+    return [m for m in chat.telegram.bot_messages(user_id)
+            if any(d.startswith("sc1e:") for d in m.callback_data())]
+
+
+async def test_from_slack_to_a_director_only_in_telegram_whose_acknowledgement_updates_all(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell billing charged me twice!",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards() and chat.telegram_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.ESCALATE, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        submitted = await chat.slack_send(chat.slack.view_submission(values={
+            "category": {"category": "critical"},
+            "director": {"director": "askar"},
+            "problem": {"problem": "Double charge for the November bill"},
+            "options": {"options": "Refund today\nFix the billing run"},
+        }))
+        [card] = await eventually(lambda: _escalation_cards(chat, ASKAR_TG["id"]))
+        ack = EscalationAction(Kind.ACKNOWLEDGE, 1).pack()
+        await chat.telegram_send(chat.telegram.callback_query_update(card, ack,
+                                                                     from_user=ASKAR_TG))
+        await eventually(lambda: "acknowledged" in chat.telegram_cards()[0].text
+                         and "acknowledged" in str(chat.slack_cards()[0].blocks))
+        await eventually(lambda: "Acknowledged by Askar" in
+                         (chat.telegram.message(ASKAR_TG["id"], card.message_id).text or ""))
+        told = await eventually(lambda: [m for m in chat.telegram.bot_messages(AIGERIM_TG["id"])
+                                         if "acknowledged your escalation" in (m.text or "")])
+
+    suggested = form.view["blocks"][1]["element"]["initial_option"]["value"]
+    assert suggested == "askar"  # his area, billing, is named in the case
+    assert submitted.status == 200
+    assert "Double charge for the November bill" in card.text
+    assert "1. Refund today" in card.text and "2. Fix the billing run" in card.text
+    assert f"#{case_id}" in card.text
+    assert "Escalated #1 to Askar (critical)" in chat.telegram_cards()[0].text
+    assert told[0].text == "✅ Askar acknowledged your escalation #1 (critical)."
+
+
+async def test_from_a_telegram_command_to_a_director_only_in_slack_who_decides_there(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)),
+                          mention("ig-2", "Kcell 4G down", published=minutes_ago(flowing_clock, 1)))
+        await eventually(lambda: len(chat.slack_cards()) == 2)
+        await chat.telegram_send(chat.telegram.command_update(
+            "escalate", "1,2 insight @nurlan 4G drops in Samal | Add a tower | Warn customers",
+            from_user=DANIYAR_TG))
+
+        def nurlan_cards() -> list:  # type: ignore[type-arg]
+            dm = chat.slack.channels and [c for c, info in chat.slack.channels.items()
+                                          if info.get("user") == NURLAN_SLACK]
+            return [m for m in chat.slack.messages(dm[0]) if m.action_ids()] if dm else []
+
+        [card] = await eventually(nurlan_cards)
+        decide = EscalationAction(Kind.DECIDE, 1, 2).pack()
+        await chat.slack_send(chat.slack.block_actions(action_id=decide, channel=card.channel,
+                                                       message_ts=card.ts, user=NURLAN_SLACK))
+        await eventually(lambda: "decided" in chat.telegram_cards()[1].text)
+        told = await eventually(lambda: [m for m in chat.telegram.bot_messages(DANIYAR_TG["id"])
+                                         if "decided on your escalation" in (m.text or "")])
+        answered = [m.text for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+                    if (m.text or "").startswith("Escalation #1")]
+
+    assert answered == ["Escalation #1 (food for thought) is with Nurlan."]
+    assert "Option 2: Warn customers" in told[0].text
+    assert all("Escalated #1 to Nurlan (food for thought) · decided" in c.text
+               for c in chat.telegram_cards())
+    decided = chat.slack.messages(card.channel)[0]
+    assert "Decided by Nurlan" in str(decided.blocks)
+    assert "sc1e:ack:1" not in decided.action_ids()
+
+
+async def test_bad_escalate_arguments_get_a_usage_line_and_change_nothing(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
+        await eventually(lambda: chat.slack_cards())
+        for args in ("", "1 urgentish @nurlan x", "1 critical @aigerim Problem",
+                     "99 critical @nurlan Problem", "one critical @nurlan Problem"):
+            await chat.slack_send(chat.slack.slash_command("/escalate", args, user=AIGERIM_SLACK,
+                                                           channel=SLACK_CHANNEL))
+        answers = await eventually(lambda: len(chat.slack.responses()) == 5
+                                   and [r.body["text"] for r in chat.slack.responses()])
+        async with chat.deps.uow() as uow:
+            stored = await uow.escalations.find()
+
+    assert stored == []
+    assert all("Usage: /escalate CASE" in a for a in answers)
+    assert "Say which category" in answers[1]
+    assert "Name the responsible director: @nurlan, @askar" in answers[2]
+    assert "There is no case #99" in answers[3]
+    assert "The case numbers are not clear" in answers[4]
+
+
+async def test_an_unacknowledged_critical_escalation_is_resent_then_passed_on(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", "Kcell network down", published=minutes_ago(
+            flowing_clock, 1)))
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.slash_command(
+            "/escalate", "1 critical @nurlan Network down | Reboot", user=AIGERIM_SLACK,
+            channel=SLACK_CHANNEL))
+
+        def nurlan_dm() -> list:  # type: ignore[type-arg]
+            dm = [c for c, info in chat.slack.channels.items()
+                  if info.get("user") == NURLAN_SLACK]
+            return chat.slack.messages(dm[0]) if dm else []
+
+        await eventually(nurlan_dm)
+        await chat.tick(minutes=25)  # two reminders, at 10 and 20 minutes
+        await eventually(lambda: len(nurlan_dm()) == 3)
+        await chat.tick(minutes=6)  # 31 minutes: passed to the next in the chain
+        [askar_card] = await eventually(lambda: _escalation_cards(chat, ASKAR_TG["id"]))
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            askar_card, EscalationAction(Kind.ACKNOWLEDGE, 1).pack(), from_user=ASKAR_TG))
+        await eventually(lambda: "Acknowledged by Askar" in (
+            chat.telegram.message(ASKAR_TG["id"], askar_card.message_id).text or ""))
+        await chat.tick(minutes=30)
+        notes = [m.text for m in nurlan_dm()]
+
+    assert notes[1].startswith("🔴 Reminder 1: critical escalation #1 is waiting for you")
+    assert notes[2].startswith("🔴 Reminder 2")
+    assert notes[3].startswith("↪ Escalation #1 went on to the next director")
+    assert len(notes) == 4  # nothing more once acknowledged
