@@ -50,6 +50,10 @@ class CaseRepository(Protocol):
         """Return open cases, earliest response deadline first."""
         ...
 
+    async def published_between(self, start: datetime, end: datetime) -> list[int]:
+        """Return the ids of cases whose customer published in [start, end)."""
+        ...
+
     async def count_open(self) -> dict[Tier, int]:
         """Count open cases per tier."""
         ...
@@ -345,6 +349,18 @@ class NoticeRepository(Protocol):
         ...
 
 
+class JobRepository(Protocol):
+    """Records which scheduled job ran for which period, so that each runs once."""
+
+    async def claim(self, job: str, period: str, *, at: datetime) -> bool:
+        """Take the run of `job` for `period`; False if it ran (or runs) elsewhere."""
+        ...
+
+    async def release(self, job: str, period: str) -> None:
+        """Give a run back after it failed, so that a later tick tries again."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -358,6 +374,7 @@ class UnitOfWork(Protocol):
     cards: CardRepository
     escalations: EscalationRepository
     notices: NoticeRepository
+    jobs: JobRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

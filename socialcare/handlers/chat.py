@@ -15,6 +15,8 @@ class ChatReply:
 
     text: str
     public: bool = False
+    # A file to post along in the same chat: (file name, content).
+    attachment: tuple[str, bytes] | None = None
 
 
 def describe_error(error: DomainError, deps: Deps) -> str:

@@ -25,7 +25,7 @@ from socialcare.handlers.chat import ChatReply, describe_error, service
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
-            "help")
+            "digest", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -103,6 +103,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await escalating.run_escalate(args, person, deps)
         if name == "escalations":
             return await escalating.run_escalations(args, deps)
+        if name == "digest":
+            return await escalating.run_digest(args, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 
 from socialcare.bot import escalations as esc
 from socialcare.bot.actions import EscalationAction, EscalationActionKind
 from socialcare.bot.cards import display_name
+from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, EscalationState
 from socialcare.bot.team import Person, Role, Team
@@ -202,3 +203,26 @@ async def write_to_escalation(
         return ChatReply(describe_error(error, deps))
     deps.wake()
     return ChatReply(deps.catalog("command.noted", id=escalation_id))
+
+
+async def run_digest(args: str, deps: Deps) -> ChatReply:
+    """Run `/digest [week | last | YYYY-MM-DD]`: the summary, with the agenda attached."""
+    word = args.strip().casefold()
+    now = deps.clock.now()
+    this_week = Week.of(now, deps.team.zone)
+    if word in ("", "week"):
+        week = this_week
+    elif word == "last":
+        week = this_week.previous()
+    else:
+        try:
+            day = date.fromisoformat(word)
+        except ValueError:
+            return ChatReply(deps.catalog("usage.digest"))
+        week = Week.of(datetime.combine(day, time(12), deps.team.zone), deps.team.zone)
+    made = await build_digest(week, uow=deps.uow(), now=now)
+    return ChatReply(
+        digest_summary(made, team=deps.team, catalog=deps.catalog),
+        attachment=(f"digest-{week.key}.md",
+                    digest_markdown(made, team=deps.team, catalog=deps.catalog).encode()),
+    )

@@ -16,7 +16,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from socialcare.bot import sla, timers
+from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, Tier
+from socialcare.bot.ports import Note
 from socialcare.deps import Deps
 from socialcare.storage.redis import lease
 
@@ -74,6 +76,39 @@ async def _fire(deps: Deps) -> list[Event]:
     return events
 
 
+async def post_due_digest(deps: Deps) -> Week | None:
+    """Post the directors' weekly digest once it is due; once per week, whichever
+    process gets there first. Return the week posted."""
+    now = deps.clock.now()
+    week = due_digest(deps.team, now)
+    if week is None or not deps.team.escalation.channels:
+        return None
+    async with deps.uow() as uow:
+        mine = await uow.jobs.claim("digest", week.key, at=now)
+        await uow.commit()
+    if not mine:
+        return None
+    try:
+        made = await build_digest(week, uow=deps.uow(), now=now)
+        summary = digest_summary(made, team=deps.team, catalog=deps.catalog)
+        agenda = digest_markdown(made, team=deps.team, catalog=deps.catalog).encode()
+        for channel in deps.team.escalation.channels:
+            messenger = deps.messengers.get(channel.messenger)
+            if messenger is None:
+                log.warning("digest %s not posted to %s %s: that messenger is not set up",
+                            week.key, channel.messenger, channel.id)
+                continue
+            await messenger.post_file(channel.id, f"digest-{week.key}.md", agenda,
+                                      Note(summary))
+    except Exception:
+        async with deps.uow() as uow:
+            await uow.jobs.release("digest", week.key)
+            await uow.commit()
+        raise
+    log.info("directors' digest for %s posted", week.key)
+    return week
+
+
 async def count_open(deps: Deps) -> None:
     """Refresh the open-cases gauge."""
     async with deps.uow() as uow:
@@ -86,9 +121,13 @@ async def _run(deps: Deps) -> None:
     backoff = TICK_SECONDS
     counted = 0.0
     loop = asyncio.get_running_loop()
+    digest_done: Week | None = None  # spares the database a claim every second
     while True:
         try:
             await tick(deps)
+            if due_digest(deps.team, deps.clock.now()) != digest_done:
+                digest_done = await post_due_digest(deps) or due_digest(
+                    deps.team, deps.clock.now())
             if loop.time() - counted >= GAUGE_SECONDS:
                 await count_open(deps)
                 counted = loop.time()

@@ -223,8 +223,12 @@ def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
     async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
         person = deps.team.person_by_slack(command["user_id"])
-        await say_privately(respond, await run_command(name, command.get("text", ""),
-                                                       person, deps))
+        reply = await run_command(name, command.get("text", ""), person, deps)
+        await say_privately(respond, reply)
+        if reply.attachment is not None and "slack" in deps.messengers:
+            filename, content = reply.attachment
+            await deps.messengers["slack"].post_file(command["channel_id"], filename, content,
+                                                     Note(filename))
 
     return on_command
 

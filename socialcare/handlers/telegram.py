@@ -24,6 +24,7 @@ from telegram import (
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     ReplyParameters,
     Update,
@@ -308,6 +309,11 @@ def _command_handler(name: str, deps: Deps) -> Any:
         _, _, args = (message.text or "").partition(" ")
         reply = await run_command(name, args, deps.team.person_by_telegram(user.id), deps)
         await _say(context.bot, message.chat_id, reply.text, quote=message)
+        if reply.attachment is not None:
+            filename, content = reply.attachment
+            await context.bot.send_document(chat_id=message.chat_id,
+                                            document=InputFile(content, filename=filename),
+                                            rate_limit_args=INTERACTIVE_RETRIES)
 
     return on_command
 

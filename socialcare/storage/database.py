@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from socialcare.bot.errors import ConcurrentUpdate
 from socialcare.storage.cards import SqlCardRepository
 from socialcare.storage.escalations import SqlEscalationRepository, SqlNoticeRepository
+from socialcare.storage.jobs import SqlJobRepository
 from socialcare.storage.repositories import (
     SqlCaseRepository,
     SqlEventRepository,
@@ -71,6 +72,7 @@ class SqlUnitOfWork:
     cards: SqlCardRepository
     escalations: SqlEscalationRepository
     notices: SqlNoticeRepository
+    jobs: SqlJobRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -92,6 +94,7 @@ class SqlUnitOfWork:
         self.cards = SqlCardRepository(conn)
         self.escalations = SqlEscalationRepository(conn)
         self.notices = SqlNoticeRepository(conn)
+        self.jobs = SqlJobRepository(conn)
         return self
 
     async def __aexit__(

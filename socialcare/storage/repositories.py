@@ -104,6 +104,15 @@ class SqlCaseRepository:
         )
         return [_case(row) for row in rows]
 
+    async def published_between(self, start: datetime, end: datetime) -> list[int]:
+        """Return the ids of cases whose customer published in [start, end)."""
+        rows = await self._conn.execute(
+            select(cases.c.id)
+            .where(cases.c.published_at >= start, cases.c.published_at < end)
+            .order_by(cases.c.id)
+        )
+        return [case_id for (case_id,) in rows]
+
     async def count_open(self) -> dict[Tier, int]:
         """Count open cases per tier."""
         rows = await self._conn.execute(

@@ -211,3 +211,11 @@ notices = Table(
     Column("sent_at", UTCDateTime()),
     Index(None, "sent_at", "claimed_at"),
 )
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("period", String(64), primary_key=True),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from socialcare.bot.actions import ActionKind, CaseAction, EscalationAction
 from socialcare.bot.actions import EscalationActionKind as Kind
+from socialcare.handlers import scheduler
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
@@ -157,3 +158,33 @@ async def test_an_unacknowledged_critical_escalation_is_resent_then_passed_on(
     assert notes[2].startswith("🔴 Reminder 2")
     assert notes[3].startswith("↪ Escalation #1 went on to the next director")
     assert len(notes) == 4  # nothing more once acknowledged
+
+
+async def test_the_weekly_digest_is_posted_once_with_its_agenda_and_on_demand(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        # It is Wednesday: last week's digest fell due on Monday 09:00, so the running
+        # scheduler posts it at start; a second process finds it done.
+        posted = await eventually(lambda: [m for m in chat.slack.messages("C0DIRECTORS")
+                                           if m.files])
+        again = await scheduler.post_due_digest(chat.deps)
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.slash_command(
+            "/escalate", "1 positive @nurlan Customers love the new tariff | Tell marketing",
+            user=AIGERIM_SLACK, channel=SLACK_CHANNEL))
+        await eventually(lambda: chat.slack.responses())
+        await chat.telegram_send(chat.telegram.command_update("digest", "", from_user=DANIYAR_TG))
+        document = await eventually(lambda: [m for m in chat.telegram.bot_messages(
+            TELEGRAM_CHAT) if m.media])
+
+    assert len(posted) == 1 and again is None
+    assert posted[0].files[0]["name"] == "digest-2026-W47.md"
+    assert posted[0].text.startswith("📋 Directors' digest for 2026-W47")
+    agenda = next(iter(chat.slack.files.values()))["data"].decode()
+    assert agenda.startswith("# Directors' digest, week 2026-W47 (16.11–22.11.2026)")
+    assert document[0].media["filename"] == "digest-2026-W48.md"
+    summary = [m.text for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+               if (m.text or "").startswith("📋")]
+    assert "positive feedback: 1" in summary[0]
