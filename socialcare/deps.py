@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from socialcare.adapters.telemetry import Telemetry
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.pipeline import Pipeline
-from socialcare.bot.ports import Clock, Messenger, Publisher
+from socialcare.bot.ports import Clock, Messenger, Publisher, WebhookSender
 from socialcare.bot.team import Team
 from socialcare.settings import Settings
 from socialcare.storage.database import SqlUnitOfWork
@@ -36,6 +36,7 @@ class Deps:
     telemetry: Telemetry
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
     publishers: Mapping[str, Publisher] = field(default_factory=dict)
+    webhooks: WebhookSender | None = None
     # Set to wake the dispatcher when a case changed in this process.
     card_changes: asyncio.Event = field(default_factory=asyncio.Event)
 

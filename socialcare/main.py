@@ -40,12 +40,13 @@ from socialcare.adapters.collectors.webhook_reply import WebhookReplyPublisher, 
 from socialcare.adapters.messengers.slack import SlackMessenger
 from socialcare.adapters.messengers.telegram import TelegramMessenger
 from socialcare.adapters.telemetry import Telemetry
+from socialcare.adapters.webhooks import SignedWebhookSender
 from socialcare.bot.dispatcher import Dispatcher
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher
-from socialcare.bot.team import Source
+from socialcare.bot.team import Source, Team
 from socialcare.deps import Deps
-from socialcare.handlers import cards, commands, health, ingest, scheduler, terminal
+from socialcare.handlers import cards, commands, handoff, health, ingest, scheduler, terminal
 from socialcare.handlers import slack as slack_handlers
 from socialcare.handlers import telegram as telegram_handlers
 from socialcare.settings import (
@@ -98,6 +99,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIte
             settings=settings, team=team, catalog=catalog, clock=clock, engine=engine,
             redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=Telemetry(),
             messengers=messengers, publishers=publishers,
+            webhooks=_webhooks(settings, team, session),
         )
         if bolt is not None:
             slack_handlers.register(bolt, deps)
@@ -123,6 +125,18 @@ def _publishers(
         return {}
     publisher = WebhookReplyPublisher(session, settings.ingest_webhook_secret.get_secret_value())
     return {source.name: publisher for source in publishing}
+
+
+def _webhooks(
+    settings: Settings, team: Team, session: aiohttp.ClientSession
+) -> SignedWebhookSender | None:
+    with_webhook = [t.name for t in team.second_line if t.webhook_url]
+    if with_webhook and settings.handoff_webhook_secret is None:
+        raise ConfigError(f"environment: HANDOFF_WEBHOOK_SECRET is needed to sign hand-offs "
+                          f"to second-line team {with_webhook[0]!r} (it has a webhook_url)")
+    if settings.handoff_webhook_secret is None:
+        return None
+    return SignedWebhookSender(session, settings.handoff_webhook_secret.get_secret_value())
 
 
 def _slack(settings: Settings) -> tuple[AsyncApp, SlackMessenger]:
@@ -176,6 +190,7 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
     web_app = web.Application(client_max_size=ingest.MAX_BODY)
     health.register(web_app, deps)
     ingest.register(web_app, deps)
+    handoff.register(web_app, deps)
     if app.bolt is not None and deps.settings.slack_app_token is None:
         slack_handlers.http_route(web_app, app.bolt)
     if app.telegram is not None:

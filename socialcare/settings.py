@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org/bot")
     ingest_webhook_secret: SecretStr | None = None
+    handoff_webhook_secret: SecretStr | None = None
 
     @property
     def async_database_url(self) -> str:

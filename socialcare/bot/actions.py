@@ -26,9 +26,13 @@ class ActionKind(StrEnum):
     RESOLVE = "resolve"
     DISMISS = "dismiss"
     ESCALATE = "escalate"
+    HAND_OFF = "handoff"  # with the second-line team's number, or none to choose
+    HAND_BACK = "handback"
 
 
-_PATTERN = re.compile(rf"^{PREFIX}:(?P<kind>[a-z_]+):(?P<case_id>[1-9][0-9]{{0,17}})$")
+_PATTERN = re.compile(
+    rf"^{PREFIX}:(?P<kind>[a-z_]+):(?P<case_id>[1-9][0-9]{{0,17}})(?::(?P<arg>[0-9]{{1,3}}))?$"
+)
 
 
 class BadAction(ValueError):
@@ -37,14 +41,17 @@ class BadAction(ValueError):
 
 @dataclass(frozen=True)
 class CaseAction:
-    """A button's request: do `kind` to case `case_id`."""
+    """A button's request: do `kind` to case `case_id` (with an optional number)."""
 
     kind: ActionKind
     case_id: int
+    arg: int | None = None
 
     def pack(self) -> str:
         """Return the payload for Slack action_id/value and Telegram callback_data."""
         packed = f"{PREFIX}:{self.kind.value}:{self.case_id}"
+        if self.arg is not None:
+            packed += f":{self.arg}"
         assert len(packed.encode()) <= MAX_BYTES
         return packed
 
@@ -58,7 +65,8 @@ class CaseAction:
             kind = ActionKind(found["kind"])
         except ValueError:
             raise BadAction(f"unknown action {found['kind']!r}") from None
-        return cls(kind, int(found["case_id"]))
+        arg = found["arg"]
+        return cls(kind, int(found["case_id"]), None if arg is None else int(arg))
 
 
 class EscalationActionKind(StrEnum):

@@ -24,12 +24,13 @@ from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalations import Escalation
 from socialcare.bot.model import SYSTEM, Case, Event, EventKind, Mention, Priority, State
 from socialcare.bot.sla import SlaPolicy
-from socialcare.bot.team import Team
+from socialcare.bot.team import SecondLineTeam, Team
 
 HISTORY_LINES = 5
 _HISTORY_KINDS = frozenset({
     EventKind.CLAIMED, EventKind.RELEASED, EventKind.CLAIM_EXPIRED, EventKind.AGENT_MESSAGE,
     EventKind.CUSTOMER_MESSAGE, EventKind.RESOLVED, EventKind.DISMISSED, EventKind.REOPENED,
+    EventKind.ESCALATED, EventKind.HANDED_OFF, EventKind.HANDED_BACK,
 })
 _MINUTE = timedelta(minutes=1)
 # A rendering boundary is passed one second after it, so that the floor of the
@@ -90,6 +91,7 @@ class CardView:
     original_label: str  # "Open the original"
     cut_label: str  # "… the rest is in the original"
     escalation_text: str | None = None  # "🔺 Escalated to Nurlan (critical) · acknowledged"
+    handoff_text: str | None = None  # "🔧 With the second line: Billing (since 15:20)"
 
 
 def render_card(
@@ -102,8 +104,13 @@ def render_card(
     now: datetime,
     can_publish: bool,
     escalation: Escalation | None = None,
+    second_line: SecondLineTeam | None = None,
 ) -> CardView:
-    """Build the card of a case as of `now` (with its newest escalation, if any)."""
+    """Build the card of a case as of `now` (with its newest escalation, if any).
+
+    `second_line` is set for the card in a second-line team's channel: that team
+    only sends the case back.
+    """
     assert case.id is not None
     zone = team.zone
     policy = team.sla.for_tier(case.tier)
@@ -131,9 +138,14 @@ def render_card(
         state=case.state,
         state_text=_state_text(case, team, catalog),
         history=tuple(_history(events, team, catalog, zone, now)),
-        buttons=tuple(_buttons(case, catalog, can_publish=can_publish)),
+        buttons=tuple(
+            _second_line_buttons(case, second_line, catalog) if second_line is not None
+            else _buttons(case, catalog, can_publish=can_publish,
+                          can_hand_off=bool(team.second_line))
+        ),
         original_label=catalog("card.original"),
         cut_label=catalog("card.cut"),
+        handoff_text=_handoff_text(case, team, catalog),
         escalation_text=None if escalation is None else catalog(
             "card.escalated", id=escalation.id,
             director=display_name(escalation.director, team, catalog),
@@ -211,7 +223,28 @@ def _state_text(case: Case, team: Team, catalog: Catalog) -> str:
     return catalog(f"state.{case.state.value}")
 
 
-def _buttons(case: Case, catalog: Catalog, *, can_publish: bool) -> list[Button]:
+def _handoff_text(case: Case, team: Team, catalog: Catalog) -> str | None:
+    if case.handoff_team is None or case.handed_off_at is None:
+        return None
+    second = team.second_line_team(case.handoff_team)
+    local = case.handed_off_at.astimezone(team.zone).strftime("%H:%M")
+    return catalog("card.with_second_line", team=second.title if second else case.handoff_team,
+                   since=local)
+
+
+def _second_line_buttons(
+    case: Case, second_line: SecondLineTeam, catalog: Catalog
+) -> list[Button]:
+    assert case.id is not None
+    if case.handoff_team != second_line.name:
+        return []
+    return [Button(CaseAction(ActionKind.HAND_BACK, case.id), catalog("button.handback"),
+                   "primary")]
+
+
+def _buttons(
+    case: Case, catalog: Catalog, *, can_publish: bool, can_hand_off: bool
+) -> list[Button]:
     kinds: list[tuple[ActionKind, str | None]] = []
     if case.state in (State.NEW, State.REOPENED):
         kinds.append((ActionKind.CLAIM, "primary"))
@@ -223,6 +256,8 @@ def _buttons(case: Case, catalog: Catalog, *, can_publish: bool) -> list[Button]
         kinds.append((ActionKind.RELEASE, None))
     if case.state is State.ANSWERED:
         kinds.append((ActionKind.RESOLVE, "primary"))
+    if can_hand_off and case.is_open and case.handoff_team is None:
+        kinds.append((ActionKind.HAND_OFF, None))
     if case.state is not State.DISMISSED:
         kinds.append((ActionKind.ESCALATE, None))
     if case.state in (State.NEW, State.CLAIMED, State.REOPENED):
@@ -256,6 +291,9 @@ def display_name(actor: str, team: Team, catalog: Catalog) -> str:
     kind, _, rest = actor.partition(":")
     if kind in ("brand", "customer", "source") and rest:
         return rest
+    if kind == "team" and rest:
+        second = team.second_line_team(rest)
+        return second.title if second else rest
     person = team.person(actor)
     return person.name if person else actor
 

@@ -9,7 +9,7 @@ reason (for a second claim: who won).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,10 +103,12 @@ def _holder_or_lead(case: Case, person: Person, action: str) -> None:
         )
 
 
-async def _change(
+async def change(
     case_id: int, apply: Callable[[Case, datetime], list[Event]], *, uow: UnitOfWork,
-    clock: Clock, mentions: Sequence[Mention] = (),
+    clock: Clock, after: Callable[[UnitOfWork, Case, datetime], Awaitable[None]] | None = None,
 ) -> Changed:
+    """Apply a change to a case and store it with its events, retrying on a concurrent
+    change; `after` stores what else the change brings, in the same transaction."""
     for _ in range(ATTEMPTS):
         at = clock.now()
         async with uow:
@@ -116,7 +118,8 @@ async def _change(
                 await uow.cases.save(case)
             except ConcurrentUpdate:
                 continue
-            await uow.mentions.add(mentions)
+            if after is not None:
+                await after(uow, case, at)
             await uow.cards.mark_changed([case], at=at)
             await uow.events.add(events)
             await uow.commit()
@@ -127,7 +130,7 @@ async def _change(
 async def claim(cmd: Claim, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
     """Give the case to the person; exactly one of several concurrent claims wins."""
     person = worker(team, cmd.actor)
-    return await _change(
+    return await change(
         cmd.case_id, lambda case, at: [lifecycle.claim(case, by=person.id, at=at)],
         uow=uow, clock=clock,
     )
@@ -142,7 +145,7 @@ async def release(cmd: Release, *, uow: UnitOfWork, clock: Clock, team: Team) ->
         policy = team.sla.for_tier(case.tier)
         return [lifecycle.release(case, by=person.id, at=at, policy=policy)]
 
-    return await _change(cmd.case_id, apply, uow=uow, clock=clock)
+    return await change(cmd.case_id, apply, uow=uow, clock=clock)
 
 
 async def mark_answered(
@@ -158,7 +161,7 @@ async def mark_answered(
             text=cmd.text, url=cmd.url,
         )]
 
-    return await _change(cmd.case_id, apply, uow=uow, clock=clock)
+    return await change(cmd.case_id, apply, uow=uow, clock=clock)
 
 
 async def reply(
@@ -209,7 +212,10 @@ async def reply(
             url=published.url, mention=published.external_id,
         )]
 
-    return await _change(cmd.case_id, apply, uow=uow, clock=clock, mentions=echo)
+    async def store_echo(uow: UnitOfWork, case: Case, at: datetime) -> None:
+        await uow.mentions.add(echo)
+
+    return await change(cmd.case_id, apply, uow=uow, clock=clock, after=store_echo)
 
 
 async def resolve(cmd: Resolve, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
@@ -221,7 +227,7 @@ async def resolve(cmd: Resolve, *, uow: UnitOfWork, clock: Clock, team: Team) ->
         policy = team.sla.for_tier(case.tier)
         return [lifecycle.resolve(case, by=person.id, at=at, policy=policy)]
 
-    return await _change(cmd.case_id, apply, uow=uow, clock=clock)
+    return await change(cmd.case_id, apply, uow=uow, clock=clock)
 
 
 async def dismiss(cmd: Dismiss, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:
@@ -235,4 +241,4 @@ async def dismiss(cmd: Dismiss, *, uow: UnitOfWork, clock: Clock, team: Team) ->
             case, by=person.id, at=at, policy=policy, reason=cmd.reason
         )]
 
-    return await _change(cmd.case_id, apply, uow=uow, clock=clock)
+    return await change(cmd.case_id, apply, uow=uow, clock=clock)

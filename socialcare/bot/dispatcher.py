@@ -193,9 +193,11 @@ class Dispatcher:
         siblings: Sequence[Card],
         now: datetime,
     ) -> _Target:
+        second_line = self._team.second_line_of_channel(card.messenger, card.channel)
         view = card_views.render_card(
             case, first, events, team=self._team, catalog=self._catalog, now=now,
             can_publish=self._can_publish(case.source), escalation=escalation,
+            second_line=second_line,
         )
         # Pings go with the first card of a case in each messenger, so that a lead who
         # sits in two channels is pinged once per point.
@@ -210,7 +212,9 @@ class Dispatcher:
         return _Target(
             view=view,
             next_due=card_views.next_step(case, self._team.sla.for_tier(case.tier), now),
-            live=case.is_open,
+            # A card in a second-line team's channel goes out while the team has the case.
+            live=case.is_open and (second_line is None
+                                   or case.handoff_team == second_line.name),
             alerts=alerts,
             latest_event=max((e.id or 0 for e in events), default=0),
             case=case,

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from socialcare.bot import sla
-from socialcare.bot.errors import AlreadyClaimed, InvalidTransition
+from socialcare.bot.errors import AlreadyClaimed, DomainError, InvalidTransition
 from socialcare.bot.model import Case, Event, EventKind, State
 from socialcare.bot.sla import SlaPolicy
 
@@ -28,6 +28,7 @@ ALLOWED: Mapping[str, frozenset[State]] = {
     "answered": frozenset({State.NEW, State.REOPENED, State.CLAIMED, State.ANSWERED}),
     "resolved": frozenset({State.ANSWERED}),
     "dismissed": frozenset({State.NEW, State.CLAIMED, State.REOPENED}),
+    "handed_off": frozenset({State.NEW, State.CLAIMED, State.ANSWERED, State.REOPENED}),
 }
 
 
@@ -131,3 +132,37 @@ def dismiss(case: Case, *, by: str, at: datetime, policy: SlaPolicy, reason: str
     case.state = State.DISMISSED
     sla.schedule(case, policy)
     return _event(case, EventKind.DISMISSED, by, at, reason=reason)
+
+
+def hand_off(
+    case: Case, *, by: str, at: datetime, team: str, policy: SlaPolicy, note: str = ""
+) -> Event:
+    """Send an open case to a second-line team; its SLA keeps counting meanwhile."""
+    check(case, "handed_off")
+    if case.handoff_team is not None:
+        raise DomainError(
+            f"Case #{case.id} is already with {case.handoff_team}.",
+            key="error.already_handed_off", case=case.id, team=case.handoff_team,
+        )
+    case.handoff_team, case.handed_off_by, case.handed_off_at = team, by, at
+    sla.schedule(case, policy)  # a claim does not lapse while the second line has it
+    return _event(case, EventKind.HANDED_OFF, by, at, team=team, note=note or None)
+
+
+def hand_back(case: Case, *, by: str, at: datetime, policy: SlaPolicy, note: str = "") -> Event:
+    """Return a case from the second line to the agent who handed it off, who holds it."""
+    if case.handoff_team is None or case.handed_off_at is None:
+        raise DomainError(f"Case #{case.id} is not with the second line.",
+                          key="error.not_handed_off", case=case.id)
+    team, agent = case.handoff_team, case.handed_off_by
+    seconds = round((at - case.handed_off_at).total_seconds())
+    case.handoff_team = case.handed_off_by = case.handed_off_at = None
+    if agent is not None and not agent.startswith(("brand:", "customer:")):
+        if case.state in (State.NEW, State.REOPENED):
+            case.state = State.CLAIMED
+        if case.state in (State.CLAIMED, State.ANSWERED):
+            # The agent holds it again from now: a claim's time starts over.
+            case.claimed_by, case.claimed_at = agent, at
+    sla.schedule(case, policy)
+    return _event(case, EventKind.HANDED_BACK, by, at, team=team, to=agent, seconds=seconds,
+                  note=note or None)

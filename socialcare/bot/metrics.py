@@ -5,7 +5,8 @@
 - resolution time: the customer published → the case was (last) resolved;
 - messages to resolve: customer and agent messages, the first mention included,
   until the case was resolved;
-- SLA met: the first answer came by the first-response deadline.
+- SLA met: the first answer came by the first-response deadline;
+- time with the second line: from each hand-off to its hand-back (or to now).
 
 A case still open has no resolution time and no message count — never zero — and
 its SLA is "pending" until the deadline passes unanswered.
@@ -55,6 +56,7 @@ class CaseFigures:
     resolution: timedelta | None
     messages_to_resolve: int | None
     sla_met: bool | None  # None: no answer yet, deadline not passed
+    second_line: timedelta = timedelta(0)
 
 
 def case_figures(events: Sequence[Event], *, now: datetime) -> CaseFigures:
@@ -69,7 +71,14 @@ def case_figures(events: Sequence[Event], *, now: datetime) -> CaseFigures:
     first_answer: datetime | None = None
     messages = 0
     resolved: tuple[datetime, int] | None = None
+    with_team_since: datetime | None = None
+    second_line = timedelta(0)
     for event in events:
+        if event.kind is EventKind.HANDED_OFF:
+            with_team_since = event.at
+        elif event.kind is EventKind.HANDED_BACK and with_team_since is not None:
+            second_line += event.at - with_team_since
+            with_team_since = None
         if event.kind in _MESSAGES:
             messages += 1
         standing = _STANDING_AFTER.get(event.kind, standing)
@@ -95,6 +104,7 @@ def case_figures(events: Sequence[Event], *, now: datetime) -> CaseFigures:
         resolution=None if resolved is None else resolved[0] - published,
         messages_to_resolve=None if resolved is None else resolved[1],
         sla_met=sla_met,
+        second_line=second_line + (now - with_team_since if with_team_since else timedelta(0)),
     )
 
 

@@ -140,6 +140,10 @@ class Case:
     resolve_due_at: datetime | None = None
     resolve_alerts: int = 0
     next_alert_at: datetime | None = None
+    # While a second-line team works on it: which team, who handed it off, since when.
+    handoff_team: str | None = None
+    handed_off_by: str | None = None
+    handed_off_at: datetime | None = None
     version: int = 0
     id: int | None = None
 
@@ -196,4 +200,18 @@ class Card:
     posted_at: datetime | None = None
     notified_event_id: int = 0
     escalation_id: int | None = None
+    id: int | None = None
+
+
+@dataclass
+class WebhookDelivery:
+    """A JSON body to POST to a URL (a ticket system), retried until it is taken."""
+
+    url: str
+    body: dict[str, Any]
+    created_at: datetime
+    next_try_at: datetime | None
+    attempts: int = 0
+    sent_at: datetime | None = None
+    last_error: str | None = None
     id: int | None = None

@@ -6,9 +6,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from socialcare.bot.model import Card, Case, Event, Mention, Tier
+from socialcare.bot.model import Card, Case, Event, Mention, Tier, WebhookDelivery
 
 if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
@@ -361,6 +361,38 @@ class JobRepository(Protocol):
         ...
 
 
+class WebhookRepository(Protocol):
+    """Webhook deliveries waiting to go out."""
+
+    async def add(self, new: Sequence[WebhookDelivery]) -> None:
+        """Store deliveries to make."""
+        ...
+
+    async def due(self, now: datetime, *, limit: int) -> list[WebhookDelivery]:
+        """Return unsent deliveries whose time has come, oldest first."""
+        ...
+
+    async def lease(self, delivery: WebhookDelivery, *, until: datetime) -> bool:
+        """Take a delivery until `until`; False if another worker took it."""
+        ...
+
+    async def save(self, delivery: WebhookDelivery) -> None:
+        """Store a delivery's outcome."""
+        ...
+
+
+class DeliveryFailed(Exception):
+    """A webhook was not taken; the message says why."""
+
+
+class WebhookSender(Protocol):
+    """POSTs signed JSON to other systems."""
+
+    async def post(self, url: str, body: Mapping[str, Any]) -> None:
+        """POST the body, or raise DeliveryFailed."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -375,6 +407,7 @@ class UnitOfWork(Protocol):
     escalations: EscalationRepository
     notices: NoticeRepository
     jobs: JobRepository
+    webhooks: WebhookRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

@@ -172,6 +172,7 @@ def claim_expires_at(case: Case, policy: SlaPolicy) -> datetime | None:
     """Return when the current claim lapses if the case stays unanswered, if ever."""
     if (
         policy.claim_expiry_minutes is None
+        or case.handoff_team is not None  # the second line has it; the agent waits
         or case.state is not State.CLAIMED
         or case.claimed_at is None
         or not case.awaits_response

@@ -28,6 +28,7 @@ class Role(StrEnum):
     LEAD = "lead"
     DIRECTOR = "director"
     ADMIN = "admin"
+    SECOND_LINE = "second_line"  # works in a second-line team (billing, network, …)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Person:
     slack: str | None = None
     telegram: int | None = None
     areas: tuple[str, ...] = ()
+    # For second-line people: the name of their team in `second_line`.
+    team: str | None = None
     # Working hours in the team's timezone, "09:00-18:00" (may pass midnight:
     # "20:00-08:00"); none = always. Shift leads are pinged only while on duty.
     hours: str | None = None
@@ -180,6 +183,25 @@ class EscalationConfig:
 
 
 @dataclass(frozen=True)
+class SecondLineTeam:
+    """A second-line team cases are handed to: billing, network, the call centre."""
+
+    __pydantic_config__ = _STRICT
+
+    name: str
+    title: str
+    channels: tuple[Channel, ...] = ()
+    # The team's ticket system: each hand-off is POSTed there as signed JSON.
+    webhook_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.channels and not self.webhook_url:
+            raise ValueError("channels, webhook_url: a team needs a channel or a webhook")
+        if self.webhook_url and not self.webhook_url.startswith(("https://", "http://")):
+            raise ValueError("webhook_url: must be an http(s) URL")
+
+
+@dataclass(frozen=True)
 class SavedReply:
     """A ready answer agents pick in the reply form, so that everyone says it alike."""
 
@@ -205,6 +227,7 @@ class Team:
     people: tuple[Person, ...] = ()
     saved_replies: tuple[SavedReply, ...] = ()
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
+    second_line: tuple[SecondLineTeam, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -220,6 +243,12 @@ class Team:
         _unique("people", "id", [p.id for p in self.people])
         _unique("people", "slack", [p.slack for p in self.people if p.slack])
         _unique("people", "telegram", [str(p.telegram) for p in self.people if p.telegram])
+        _unique("second_line", "name", [t.name for t in self.second_line])
+        teams = {t.name for t in self.second_line}
+        for person in self.people:
+            if person.role is Role.SECOND_LINE and person.team not in teams:
+                raise ValueError(f"people: {person.id!r} is second_line but their team "
+                                 f"{person.team!r} is not in second_line")
         directors = {p.id for p in self.people if p.role is Role.DIRECTOR}
         for area, chain in self.escalation.chains.items():
             strangers = [d for d in chain if d not in directors]
@@ -244,6 +273,15 @@ class Team:
     def channels_for(self, *, brand: str, tier: Tier, platform: str) -> list[Channel]:
         """Return the channels that get a card for a case with these attributes."""
         return [c for c in self.channels if c.routes(brand=brand, tier=tier, platform=platform)]
+
+    def second_line_team(self, name: str) -> SecondLineTeam | None:
+        """Return the second-line team with this name."""
+        return next((t for t in self.second_line if t.name == name), None)
+
+    def second_line_of_channel(self, messenger: str, channel: str) -> SecondLineTeam | None:
+        """Return the second-line team whose channel this is, if any."""
+        return next((t for t in self.second_line for c in t.channels
+                     if c.messenger == messenger and c.id == channel), None)
 
     def person(self, person_id: str) -> Person | None:
         """Return the person with this roster id."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 
-from socialcare.bot import cases
+from socialcare.bot import cases, handoffs
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, NotAllowed
@@ -25,7 +26,7 @@ from socialcare.handlers.chat import ChatReply, describe_error, service
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
-            "digest", "help")
+            "digest", "handoff", "handback", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -42,10 +43,19 @@ _ONE_CLICK = {
 
 
 async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatReply | None:
-    """Carry out a card button (all but Reply, which each messenger asks for its way).
+    """Carry out a one-click card button (the others open a form in each messenger).
 
     Returns a private note for the person, or None when the card's change says enough.
     """
+    if action.kind is ActionKind.HAND_BACK:
+        return await _handing(handoffs.hand_back(
+            handoffs.HandBack(action.case_id, person.id), **service(deps)), deps)
+    if action.kind is ActionKind.HAND_OFF and action.arg:
+        teams = deps.team.second_line
+        if not 0 < action.arg <= len(teams):
+            return ChatReply(deps.catalog("error.unknown_button"))
+        return await _handing(handoffs.hand_off(handoffs.HandOff(
+            action.case_id, person.id, teams[action.arg - 1].name), **service(deps)), deps)
     if action.kind not in _ONE_CLICK:
         raise ValueError(f"{action.kind} is not a one-click action")
     run, command = _ONE_CLICK[action.kind]
@@ -105,6 +115,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await escalating.run_escalations(args, deps)
         if name == "digest":
             return await escalating.run_digest(args, deps)
+        if name in ("handoff", "handback"):
+            return await _hand(name, args, person, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))
@@ -151,6 +163,37 @@ async def _case(case_id: int, deps: Deps) -> ChatReply:
     if view.url:
         lines.insert(2, view.url)
     return ChatReply("\n".join(lines))
+
+
+async def _handing(command: Awaitable[object], deps: Deps) -> ChatReply | None:
+    try:
+        await command
+    except DomainError as error:
+        return ChatReply(describe_error(error, deps))
+    deps.wake()
+    return None
+
+
+async def _hand(name: str, args: str, person: Person, deps: Deps) -> ChatReply:
+    """Run `/handoff CASE TEAM [note]` or `/handback CASE [note]`."""
+    words = args.split(maxsplit=2 if name == "handoff" else 1)
+    needed = 2 if name == "handoff" else 1
+    found = _CASE_ID.fullmatch(words[0]) if words else None
+    if found is None or len(words) < needed:
+        return ChatReply(deps.catalog(f"usage.{name}"))
+    case_id = int(found[1])
+    if name == "handoff":
+        note = words[2] if len(words) > 2 else ""
+        refused = await _handing(handoffs.hand_off(
+            handoffs.HandOff(case_id, person.id, words[1], note), **service(deps)), deps)
+        if refused is not None:
+            return refused
+        team = handoffs.second_line_team(deps.team, words[1])
+        return ChatReply(deps.catalog("command.handed_off", id=case_id, team=team.title))
+    note = words[1] if len(words) > 1 else ""
+    refused = await _handing(handoffs.hand_back(
+        handoffs.HandBack(case_id, person.id, note), **service(deps)), deps)
+    return refused or ChatReply(deps.catalog("command.handed_back", id=case_id))
 
 
 async def _announce(message: str, person: Person, deps: Deps) -> ChatReply:

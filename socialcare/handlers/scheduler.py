@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from socialcare.bot import sla, timers
+from socialcare.bot import handoffs, sla, timers
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, Tier
 from socialcare.bot.ports import Note
@@ -48,6 +48,16 @@ async def tick(deps: Deps) -> list[Event]:
     except RedisError as error:
         log.warning("SLA sweep without a lease, Redis is unavailable: %s", type(error).__name__)
         return await _fire(deps)
+
+
+async def deliver_webhooks(deps: Deps) -> None:
+    """Send the hand-offs waiting for the second line's ticket systems."""
+    if deps.webhooks is None:
+        return
+    for delivery in await handoffs.deliver_webhooks(uow=deps.uow(), clock=deps.clock,
+                                                    sender=deps.webhooks):
+        log.info("hand-off of case #%s delivered to %s", delivery.body.get("case_id"),
+                 delivery.url)
 
 
 async def _fire(deps: Deps) -> list[Event]:
@@ -125,6 +135,7 @@ async def _run(deps: Deps) -> None:
     while True:
         try:
             await tick(deps)
+            await deliver_webhooks(deps)
             if due_digest(deps.team, deps.clock.now()) != digest_done:
                 digest_done = await post_due_digest(deps) or due_digest(
                     deps.team, deps.clock.now())

@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncApp
 
 from socialcare.adapters.messengers.slack_card import escape
 from socialcare.bot import escalations as esc
+from socialcare.bot import handoffs
 from socialcare.bot.actions import (
     ActionKind,
     BadAction,
@@ -89,6 +90,10 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         if clicked.kind is ActionKind.ESCALATE:
             await client.views_open(trigger_id=body["trigger_id"],
                                     view=await _escalate_form(clicked.case_id, channel, deps))
+            return
+        if clicked.kind is ActionKind.HAND_OFF and not clicked.arg:
+            await client.views_open(trigger_id=body["trigger_id"], view=slack_views.handoff_view(
+                clicked.case_id, channel, deps.team.second_line, text))
             return
         reply = await run_action(clicked, person, deps)
         if reply is not None:
@@ -197,6 +202,26 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                                **service(deps))
         except DomainError as error:
             await tell(client, user, "", ChatReply(describe_error(error, deps)))
+            return
+        deps.wake()
+
+    @bolt.view(slack_views.HANDOFF_VIEW)
+    async def on_handoff(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                         client: Any) -> None:
+        await ack()
+        user = body["user"]["id"]
+        person = roster(user)
+        case_id, _, channel = view["private_metadata"].partition("|")
+        given = slack_views.values(view)
+        if person is None:
+            await tell(client, user, channel, ChatReply(text("error.not_in_roster")))
+            return
+        try:
+            await handoffs.hand_off(handoffs.HandOff(int(case_id), person.id,
+                                                     given.get("team", ""), given.get("note", "")),
+                                    **service(deps))
+        except DomainError as error:
+            await tell(client, user, channel, ChatReply(describe_error(error, deps)))
             return
         deps.wake()
 

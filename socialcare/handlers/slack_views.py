@@ -10,12 +10,13 @@ from typing import Any
 
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalations import Category
-from socialcare.bot.team import Person, SavedReply
+from socialcare.bot.team import Person, SavedReply, SecondLineTeam
 
 REPLY_VIEW = "sc1_reply"
 ESCALATE_VIEW = "sc1_escalate"
 WRITE_VIEW = "sc1_write"  # a director's written decision, or anyone's comment
 REASSIGN_VIEW = "sc1_reassign"
+HANDOFF_VIEW = "sc1_handoff"
 
 
 def _plain(text: str, limit: int = 150) -> dict[str, Any]:
@@ -125,3 +126,14 @@ def reassign_view(escalation_id: int, directors: list[Person], text: Catalog) ->
     return _modal(REASSIGN_VIEW, text("button.reassign"), str(escalation_id),
                   [_select("director", text("escalate.director"),
                            [(p.name, p.id) for p in directors])], text)
+
+
+def handoff_view(case_id: int, channel: str, teams: tuple[SecondLineTeam, ...],
+                 text: Catalog) -> dict[str, Any]:
+    """Return the form that sends a case to a second-line team."""
+    return _modal(HANDOFF_VIEW, text("escalate.handoff_title", id=case_id),
+                  f"{case_id}|{channel}", [
+                      _select("team", text("escalate.handoff_team"),
+                              [(t.title, t.name) for t in teams]),
+                      _text_input("note", text("escalate.handoff_note"), optional=True),
+                  ], text)

@@ -226,6 +226,13 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         if action.kind is ActionKind.ESCALATE:
             return await _in_private(bot, talk.start_escalation(bot, query.from_user.id,
                                                                 action.case_id))
+        if action.kind is ActionKind.HAND_OFF and not action.arg:
+            buttons = [[InlineKeyboardButton(team.title, callback_data=CaseAction(
+                ActionKind.HAND_OFF, action.case_id, number).pack())]
+                for number, team in enumerate(deps.team.second_line, start=1)]
+            return await _in_private(bot, _say(
+                bot, query.from_user.id, text("escalate.handoff_title", id=action.case_id),
+                markup=InlineKeyboardMarkup(buttons)))
         reply = await run_action(action, person, deps)
         return (reply.text, True) if reply else (text("click.done"), False)
 

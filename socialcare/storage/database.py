@@ -28,6 +28,7 @@ from socialcare.storage.repositories import (
     SqlEventRepository,
     SqlMentionRepository,
 )
+from socialcare.storage.webhooks import SqlWebhookRepository
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class SqlUnitOfWork:
     escalations: SqlEscalationRepository
     notices: SqlNoticeRepository
     jobs: SqlJobRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -95,6 +97,7 @@ class SqlUnitOfWork:
         self.escalations = SqlEscalationRepository(conn)
         self.notices = SqlNoticeRepository(conn)
         self.jobs = SqlJobRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
         return self
 
     async def __aexit__(

@@ -82,6 +82,9 @@ cases = Table(
     Column("resolve_alerts", Integer, nullable=False),
     Column("next_alert_at", UTCDateTime()),
     Column("version", Integer, nullable=False),
+    Column("handoff_team", String(64)),
+    Column("handed_off_by", String(128)),
+    Column("handed_off_at", UTCDateTime()),
     # The open queue, earliest deadline first.
     Index(None, "state", "response_due_at"),
     # The SLA scheduler's "what is due now".
@@ -218,4 +221,18 @@ job_runs = Table(
     Column("job", String(64), primary_key=True),
     Column("period", String(64), primary_key=True),
     Column("claimed_at", UTCDateTime(), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("body", Json, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_try_at", UTCDateTime()),
+    Column("attempts", Integer, nullable=False),
+    Column("sent_at", UTCDateTime()),
+    Column("last_error", Text),
+    Index(None, "next_try_at"),
 )

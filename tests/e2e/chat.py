@@ -27,6 +27,7 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram, make_user
 
 SECRET = "ingest-secret-for-chat-tests"
+HANDOFF_SECRET = "handoff-secret-for-chat-tests"
 TELEGRAM_SECRET = "telegram-webhook-secret_42"
 SLACK_CHANNEL = "C0123456789"
 TELEGRAM_CHAT = -1001234567890
@@ -37,6 +38,9 @@ SAULE_SLACK, SAULE_TG = "U0LEAD0001", make_user(100000003, "Saule", username="sa
 STRANGER_SLACK, STRANGER_TG = "U0STRANGER", make_user(555, "Stranger", username="stranger")
 NURLAN_SLACK = "U0DIRECT01"  # a director known only in Slack
 ASKAR_TG = make_user(100000005, "Askar", username="askar")  # a director only in Telegram
+GULNARA_SLACK = "U0BILLING1"  # of the billing team (second line)
+BILLING_CHANNEL = "C0BILLING0"
+CALLBACK_CHAT = -1009876543210  # the call centre's Telegram group
 
 
 def free_port() -> int:
@@ -62,17 +66,19 @@ async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
 
 
 @dataclass
-class ListeningPlatform:
-    """A social-listening platform's reply endpoint: checks our signature, keeps replies."""
+class SignedEndpoint:
+    """Another system's webhook — a listening platform's reply endpoint, a ticket system —
+    that checks our signature and keeps what it was sent."""
 
+    secret: str
     replies: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
     server: TestServer | None = None
 
     async def start(self) -> None:
-        async def reply(request: web.Request) -> web.Response:
+        async def take(request: web.Request) -> web.Response:
             body = await request.read()
-            if not verify(body, SECRET, request.headers.get("X-Signature")):
+            if not verify(body, self.secret, request.headers.get("X-Signature")):
                 self.refused += 1
                 return web.json_response({"error": "bad signature"}, status=401)
             data = json.loads(body)
@@ -81,14 +87,18 @@ class ListeningPlatform:
             return web.json_response({"id": reply_id, "url": f"https://example.org/{reply_id}"})
 
         app = web.Application()
-        app.router.add_post("/reply", reply)
+        app.router.add_post("/hook", take)
         self.server = TestServer(app)
         await self.server.start_server()
+
+    async def close(self) -> None:
+        assert self.server is not None
+        await self.server.close()
 
     @property
     def url(self) -> str:
         assert self.server is not None
-        return str(self.server.make_url("/reply"))
+        return str(self.server.make_url("/hook"))
 
 
 @dataclass
@@ -98,7 +108,8 @@ class Chat:
     app: App
     slack: FakeSlack
     telegram: FakeTelegram
-    platform: ListeningPlatform
+    platform: SignedEndpoint  # the listening platform that publishes replies
+    tickets: SignedEndpoint  # the billing team's ticket system
     base_url: str
     clock: FakeClock
 
@@ -156,12 +167,18 @@ def mention(external_id: str, text: str = "Kcell, why is there no 4G in Almaty a
     }
 
 
-def chat_config(tmp_path: Path, reply_url: str) -> Path:
-    """config.example.toml, with its webhook source publishing replies to `reply_url`."""
+def chat_config(tmp_path: Path, reply_url: str, tickets_url: str) -> Path:
+    """config.example.toml, with its webhook source publishing replies to `reply_url`
+    and its billing team's ticket system at `tickets_url`."""
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    commented = '# options = { reply_url = "https://listening.example.com/socialcare/reply" }'
-    assert commented in text
-    text = text.replace(commented, f'options = {{ reply_url = "{reply_url}" }}')
+    for commented, live in (
+        ('# options = { reply_url = "https://listening.example.com/socialcare/reply" }',
+         f'options = {{ reply_url = "{reply_url}" }}'),
+        ('# webhook_url = "https://tickets.example.com/api/socialcare"',
+         f'webhook_url = "{tickets_url}"'),
+    ):
+        assert commented in text
+        text = text.replace(commented, live)
     path = tmp_path / "socialcare.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -181,22 +198,25 @@ async def running_chat(
     Slack comes over HTTP (or Socket Mode), Telegram by webhook (or polling)."""
     url = database_url(tmp_path)
     await reset_database(url)
-    platform = ListeningPlatform()
+    platform, tickets = SignedEndpoint(SECRET), SignedEndpoint(HANDOFF_SECRET)
     await platform.start()
+    await tickets.start()
     async with FakeSlack(**fakes.get("slack", {})) as slack, \
             FakeTelegram(**fakes.get("telegram", {})) as telegram:
         slack.add_channel("care", channel_id=SLACK_CHANNEL)
         for user, name in ((AIGERIM_SLACK, "aigerim"), (SAULE_SLACK, "saule"),
-                           (STRANGER_SLACK, "stranger"), (NURLAN_SLACK, "nurlan")):
+                           (STRANGER_SLACK, "stranger"), (NURLAN_SLACK, "nurlan"),
+                           (GULNARA_SLACK, "gulnara")):
             slack.add_user(user, name=name)
         telegram.add_chat(TELEGRAM_CHAT, title="Care team")
+        telegram.add_chat(CALLBACK_CHAT, title="Call centre")
         for private in (AIGERIM_TG, DANIYAR_TG, SAULE_TG, ASKAR_TG):
             telegram.add_chat(private["id"], first_name=private["first_name"])
         port = free_port()
         settings = Settings(
             database_url=url, redis_url=TEST_REDIS_URL,
-            config_file=chat_config(tmp_path, platform.url),
-            ingest_webhook_secret=SECRET,
+            config_file=chat_config(tmp_path, platform.url, tickets.url),
+            ingest_webhook_secret=SECRET, handoff_webhook_secret=HANDOFF_SECRET,
             slack_bot_token=slack.bot_token, slack_api_url=slack.url,
             slack_signing_secret=None if socket_mode else slack.signing_secret,
             slack_app_token=slack.app_token if socket_mode else None,
@@ -210,11 +230,12 @@ async def running_chat(
             server = TestServer(build_app(app), port=port)
             await server.start_server()
             try:
-                yield Chat(app, slack, telegram, platform, f"http://127.0.0.1:{port}", clock)
+                yield Chat(app, slack, telegram, platform, tickets, f"http://127.0.0.1:{port}",
+                           clock)
             finally:
                 await server.close()
-    assert platform.server is not None
-    await platform.server.close()
+    await platform.close()
+    await tickets.close()
 
 
 def minutes_ago(clock: FakeClock, minutes: float) -> datetime:

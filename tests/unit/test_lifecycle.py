@@ -96,11 +96,15 @@ def _apply(case, action: str, at=T0, by: str = "aigerim"):  # type: ignore[no-un
         return [lifecycle.resolve(case, by=by, at=at, policy=POLICY)]
     if action == "dismiss":
         return [lifecycle.dismiss(case, by=by, at=at, policy=POLICY, reason="spam")]
+    if action == "handoff":
+        return [lifecycle.hand_off(case, by=by, at=at, team="billing", policy=POLICY)]
+    if action == "handback":
+        return [lifecycle.hand_back(case, by="billing-agent", at=at, policy=POLICY)]
     raise AssertionError(action)
 
 
 ACTIONS = ["claim", "release", "expire", "answer", "brand_answer", "customer", "resolve",
-           "dismiss"]
+           "dismiss", "handoff", "handback"]
 
 
 class CaseMachine(RuleBasedStateMachine):
@@ -147,6 +151,9 @@ class CaseMachine(RuleBasedStateMachine):
             assert case.response_due_at is not None, "an unanswered case has a deadline"
         if case.state not in OPEN_STATES:
             assert case.next_alert_at is None
+        if case.handoff_team is not None:
+            assert case.handed_off_at is not None and case.handed_off_by is not None
+            assert sla.claim_expires_at(case, POLICY) is None
         before = case.next_alert_at
         sla.schedule(case, POLICY)
         assert case.next_alert_at == before, "the stored next alert matches the clocks"

@@ -48,6 +48,14 @@ def _brute_force(ledger, published, now) -> dict:  # type: ignore[no-untyped-def
     answers = [at for action, at in ledger if action in ("answer", "brand_answer")]
     standing = Standing.OPEN
     last_resolve = None
+    with_team, since = timedelta(0), None
+    for action, at in ledger:
+        if action == "handoff":
+            since = at
+        elif action == "handback" and since is not None:
+            with_team, since = with_team + (at - since), None
+    if since is not None:
+        with_team += now - since
     for i, (action, at) in enumerate(ledger):
         if action == "resolve":
             standing, last_resolve = Standing.RESOLVED, (i, at)
@@ -61,6 +69,7 @@ def _brute_force(ledger, published, now) -> dict:  # type: ignore[no-untyped-def
         "sla_met": (min(answers) <= due) if answers else (None if now <= due else False),
         "resolution": None,
         "messages_to_resolve": None,
+        "second_line": with_team,
     }
     if standing is Standing.RESOLVED and last_resolve is not None:
         index, at = last_resolve
@@ -89,6 +98,7 @@ def test_case_figures_equal_a_brute_force_recomputation(
         "sla_met": figures.sla_met,
         "resolution": figures.resolution,
         "messages_to_resolve": figures.messages_to_resolve,
+        "second_line": figures.second_line,
     } == _brute_force(ledger, published, now)
 
 

@@ -73,8 +73,9 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
                       "text": escape(f"{view.published_text} · {view.priority_text}")}],
     })
     state = f"{_sla(view)}\n*{escape(view.state_text)}*"
-    if view.escalation_text:
-        state += f"\n{escape(view.escalation_text)}"
+    for extra in (view.handoff_text, view.escalation_text):
+        if extra:
+            state += f"\n{escape(extra)}"
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": state}})
     if view.history:
         lines = "\n".join(escape(line) for line in view.history[-MAX_HISTORY:])

@@ -49,8 +49,7 @@ def card_html(view: CardView) -> str:
         sla += f" · ⏰ {escape(view.sla.deadline_text)}"
     lines.append(sla)
     lines.append(f"<b>{escape(view.state_text)}</b>")
-    if view.escalation_text:
-        lines.append(escape(view.escalation_text))
+    lines += [escape(extra) for extra in (view.handoff_text, view.escalation_text) if extra]
     if view.history:
         lines.append("<i>" + "\n".join(escape(line) for line in view.history) + "</i>")
     return "\n".join(lines)
