@@ -177,9 +177,12 @@ class Dispatcher:
             else:
                 assert card.escalation_id is not None
                 escalation = escalations[card.escalation_id]
+                director = self._team.person(escalation.director)
+                addressed = director is not None and card.channel in (
+                    director.slack, str(director.telegram))
                 targets[card.id or 0] = self._escalation_target(
                     escalation, escalation_events.get(card.escalation_id, []), cases, firsts,
-                    now,
+                    now, for_director=addressed,
                 )
         return targets
 
@@ -227,9 +230,11 @@ class Dispatcher:
         cases: Mapping[int, Case],
         firsts: Mapping[int, Mention],
         now: datetime,
+        *,
+        for_director: bool,
     ) -> _Target:
         view = render_escalation(escalation, events, cases, firsts, team=self._team,
-                                 catalog=self._catalog, now=now)
+                                 catalog=self._catalog, now=now, for_director=for_director)
         alerts = [
             (e.id or 0, Note(self._catalog(f"note.escalation.{e.kind}", id=escalation.id,
                                            ping=e.data.get("ping", 0))), True)

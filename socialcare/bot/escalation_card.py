@@ -76,8 +76,10 @@ def render_escalation(
     team: Team,
     catalog: Catalog,
     now: datetime,
+    for_director: bool = True,
 ) -> EscalationView:
-    """Build the card of an escalation."""
+    """Build the card of an escalation; a director it has passed from sees it without
+    the director's buttons (`for_director` False)."""
     e = escalation
     assert e.id is not None
     text = catalog
@@ -131,7 +133,8 @@ def render_escalation(
         state_text=state_text,
         decision=e.decision,
         comments=tuple(comments),
-        buttons=tuple(_buttons(e, text)),
+        buttons=tuple(b for b in _buttons(e, text)
+                      if for_director or b.action.kind is EscalationActionKind.COMMENT),
         problem_label=text("escalation.problem"),
         options_label=text("escalation.options"),
         cases_label=text("escalation.cases"),

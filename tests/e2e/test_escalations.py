@@ -85,6 +85,10 @@ async def test_from_a_telegram_command_to_a_director_only_in_slack_who_decides_t
             return [m for m in chat.slack.messages(dm[0]) if m.action_ids()] if dm else []
 
         [card] = await eventually(nurlan_cards)
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=EscalationAction(Kind.ACKNOWLEDGE, 1).pack(), channel=card.channel,
+            message_ts=card.ts, user=NURLAN_SLACK))
+        await eventually(lambda: "acknowledged" in chat.telegram_cards()[0].text)
         decide = EscalationAction(Kind.DECIDE, 1, 2).pack()
         await chat.slack_send(chat.slack.block_actions(action_id=decide, channel=card.channel,
                                                        message_ts=card.ts, user=NURLAN_SLACK))
@@ -188,3 +192,98 @@ async def test_the_weekly_digest_is_posted_once_with_its_agenda_and_on_demand(
     summary = [m.text for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
                if (m.text or "").startswith("📋")]
     assert "positive feedback: 1" in summary[0]
+
+
+async def test_the_telegram_conversation_escalates_and_the_director_writes_back(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", "Kcell billing: wrong tariff applied",
+                                  published=minutes_ago(flowing_clock, 2)))
+        [card] = await eventually(lambda: chat.telegram_cards())
+        agent, director = DANIYAR_TG, ASKAR_TG
+
+        def last_from_bot(user: dict) -> object:  # type: ignore[type-arg]
+            messages = chat.telegram.bot_messages(user["id"])
+            return messages[-1] if messages else None
+
+        async def click(user: dict, message: object, data: str) -> None:  # type: ignore[type-arg]
+            await chat.telegram_send(chat.telegram.callback_query_update(message, data,
+                                                                         from_user=user))
+
+        async def reply(user: dict, prompt: object, text: str) -> None:  # type: ignore[type-arg]
+            await chat.telegram_send(chat.telegram.reply_update(prompt, text, from_user=user))
+
+        await click(agent, card, CaseAction(ActionKind.ESCALATE, 1).pack())
+        ask = await eventually(lambda: last_from_bot(agent))
+        await click(agent, ask, "sc1d:cat:1")  # food for thought
+        ask = await eventually(lambda: "Who is responsible?" in (last_from_bot(agent).text or "")
+                               and last_from_bot(agent))
+        suggested = ask.buttons()[1][0]  # Askar: billing is his area
+        await click(agent, ask, "sc1d:dir:1")
+        ask = await eventually(lambda: "Describe the problem" in (last_from_bot(agent).text or "")
+                               and last_from_bot(agent))
+        await reply(agent, ask, "Tariff migration applied the wrong plan")
+        ask = await eventually(lambda: "Proposed solutions" in (last_from_bot(agent).text or "")
+                               and last_from_bot(agent))
+        await reply(agent, ask, "Audit the migration\nRefund the difference")
+        ask = await eventually(lambda: "Send this escalation?" in (last_from_bot(agent).text or "")
+                               and last_from_bot(agent))
+        await click(agent, ask, "sc1d:send:0")
+        [escalation_card] = await eventually(lambda: _escalation_cards(chat, director["id"]))
+
+        await click(director, escalation_card, EscalationAction(Kind.COMMENT, 1).pack())
+        ask = await eventually(lambda: "Comment" in (last_from_bot(director).text or "")
+                               and last_from_bot(director))
+        await reply(director, ask, "Checking with finance")
+        await click(director, escalation_card, EscalationAction(Kind.WRITE_DECISION, 1).pack())
+        ask = await eventually(lambda: "Your decision" in (last_from_bot(director).text or "")
+                               and last_from_bot(director))
+        await reply(director, ask, "Audit first, then refund everyone affected")
+        await eventually(lambda: "Audit first, then refund everyone affected" in (
+            chat.telegram.message(director["id"], escalation_card.message_id).text or ""))
+        await chat.slack_send(chat.slack.slash_command("/escalations", "insight",
+                                                       user=AIGERIM_SLACK, channel=SLACK_CHANNEL))
+        listed = await eventually(lambda: chat.slack.responses())
+        shown = chat.telegram.message(director["id"], escalation_card.message_id).text
+
+    assert suggested.startswith("★ Askar")
+    assert "Tariff migration applied the wrong plan" in shown
+    assert "1. Audit the migration" in shown and "2. Refund the difference" in shown
+    assert "Checking with finance" in shown
+    assert "Decided by Askar" in shown
+    assert listed[0].body["text"].startswith("Escalations (1):\n#1 food for thought · decided")
+
+
+async def test_a_director_reassigns_from_the_slack_form_to_a_director_in_telegram(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.slash_command(
+            "/escalate", "1 critical @nurlan Outage | Reboot", user=AIGERIM_SLACK,
+            channel=SLACK_CHANNEL))
+
+        def nurlan_card() -> list:  # type: ignore[type-arg]
+            dm = [c for c, info in chat.slack.channels.items()
+                  if info.get("user") == NURLAN_SLACK]
+            return [m for m in chat.slack.messages(dm[0]) if m.action_ids()] if dm else []
+
+        [card] = await eventually(nurlan_card)
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=EscalationAction(Kind.REASSIGN, 1, 0).pack(), channel=card.channel,
+            message_ts=card.ts, user=NURLAN_SLACK))
+        await eventually(lambda: chat.slack.views)
+        await chat.slack_send(chat.slack.view_submission(values={
+            "director": {"director": "askar"}}))
+        [askar_card] = await eventually(lambda: _escalation_cards(chat, ASKAR_TG["id"]))
+        await eventually(lambda: "Waiting for Askar" in str(nurlan_card()[0].blocks)
+                         if nurlan_card() else False)
+        told = await eventually(lambda: [m for m in chat.telegram.bot_messages(AIGERIM_TG["id"])
+                                         if "is now with Askar" in (m.text or "")])
+
+    assert "Waiting for Askar to acknowledge" in (askar_card.text or "")
+    assert told
+    # Nurlan's card stays, for the record, with nothing left for him to press but Comment.
+    assert nurlan_card()[0].action_ids() == [EscalationAction(Kind.COMMENT, 1).pack()]
