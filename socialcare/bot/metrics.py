@@ -8,12 +8,19 @@
 - SLA met: the first answer came by the first-response deadline;
 - time with the second line: from each hand-off to its hand-back (or to now).
 
-A case still open has no resolution time and no message count — never zero — and
-its SLA is "pending" until the deadline passes unanswered.
+A case's *facts* (`case_facts`) depend on its events only; its *figures*
+(`figures`) are the facts as of a moment, because an unanswered case turns from
+"pending" to "missed" when its deadline passes. A case still open has no resolution
+time and no message count — never zero.
+
+Medians and percentiles are linear interpolations between the closest ranks — the
+definition of PostgreSQL's `percentile_cont`, so that a report computed in SQL and
+one computed here agree exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,8 +49,29 @@ _STANDING_AFTER = {
 
 
 @dataclass(frozen=True)
+class CaseFacts:
+    """What a case's events establish, whatever the time now."""
+
+    case_id: int
+    tier: Tier
+    platform: str
+    brand: str
+    source: str
+    published_at: datetime
+    collected_at: datetime
+    response_due_at: datetime
+    standing: Standing
+    first_answer_at: datetime | None
+    first_answer_by: str | None
+    resolved_at: datetime | None  # the last resolution, if the case stands resolved
+    messages_to_resolve: int | None
+    second_line_closed: timedelta  # finished stays with the second line
+    with_second_line_since: datetime | None  # a stay still going on
+
+
+@dataclass(frozen=True)
 class CaseFigures:
-    """One case's figures."""
+    """One case's figures as of a moment."""
 
     case_id: int
     tier: Tier
@@ -57,18 +85,16 @@ class CaseFigures:
     messages_to_resolve: int | None
     sla_met: bool | None  # None: no answer yet, deadline not passed
     second_line: timedelta = timedelta(0)
+    first_answer_by: str | None = None
 
 
-def case_figures(events: Sequence[Event], *, now: datetime) -> CaseFigures:
-    """Compute a case's figures from its events, in the order they were appended."""
+def case_facts(events: Sequence[Event]) -> CaseFacts:
+    """Establish a case's facts from its events, in the order they were appended."""
     created = events[0]
     if created.kind is not EventKind.CREATED:
         raise ValueError(f"case #{created.case_id}: the first event must be 'created'")
-    published = datetime.fromisoformat(created.data["published_at"])
-    collected = datetime.fromisoformat(created.data["collected_at"])
-    due = datetime.fromisoformat(created.data["response_due_at"])
     standing = Standing.OPEN
-    first_answer: datetime | None = None
+    first_answer: Event | None = None
     messages = 0
     resolved: tuple[datetime, int] | None = None
     with_team_since: datetime | None = None
@@ -83,29 +109,62 @@ def case_figures(events: Sequence[Event], *, now: datetime) -> CaseFigures:
             messages += 1
         standing = _STANDING_AFTER.get(event.kind, standing)
         if event.kind is EventKind.AGENT_MESSAGE and first_answer is None:
-            first_answer = event.at
+            first_answer = event
         if event.kind is EventKind.RESOLVED:
             resolved = (event.at, messages)
     if standing is not Standing.RESOLVED:
         resolved = None  # reopened and not resolved again, or dismissed
-    if first_answer is not None:
-        sla_met: bool | None = first_answer <= due
-    else:
-        sla_met = False if now > due else None
-    return CaseFigures(
+    data = created.data
+    return CaseFacts(
         case_id=created.case_id,
-        tier=Tier(created.data["tier"]),
-        platform=created.data["platform"],
-        brand=created.data["brand"],
-        published_at=published,
+        tier=Tier(data["tier"]),
+        platform=data["platform"],
+        brand=data["brand"],
+        source=data.get("source", ""),
+        published_at=datetime.fromisoformat(data["published_at"]),
+        collected_at=datetime.fromisoformat(data["collected_at"]),
+        response_due_at=datetime.fromisoformat(data["response_due_at"]),
         standing=standing,
-        collector_lag=max(timedelta(0), collected - published),
-        reaction=None if first_answer is None else first_answer - published,
-        resolution=None if resolved is None else resolved[0] - published,
+        first_answer_at=None if first_answer is None else first_answer.at,
+        first_answer_by=None if first_answer is None else first_answer.actor,
+        resolved_at=None if resolved is None else resolved[0],
         messages_to_resolve=None if resolved is None else resolved[1],
-        sla_met=sla_met,
-        second_line=second_line + (now - with_team_since if with_team_since else timedelta(0)),
+        second_line_closed=second_line,
+        with_second_line_since=with_team_since,
     )
+
+
+def sla_met(facts: CaseFacts, now: datetime) -> bool | None:
+    """Tell whether the first answer met its deadline; None while it still may."""
+    if facts.first_answer_at is not None:
+        return facts.first_answer_at <= facts.response_due_at
+    return False if now > facts.response_due_at else None
+
+
+def figures(facts: CaseFacts, *, now: datetime) -> CaseFigures:
+    """Return a case's figures as of `now`."""
+    published = facts.published_at
+    open_stay = now - facts.with_second_line_since if facts.with_second_line_since else None
+    return CaseFigures(
+        case_id=facts.case_id,
+        tier=facts.tier,
+        platform=facts.platform,
+        brand=facts.brand,
+        published_at=published,
+        standing=facts.standing,
+        collector_lag=max(timedelta(0), facts.collected_at - published),
+        reaction=None if facts.first_answer_at is None else facts.first_answer_at - published,
+        resolution=None if facts.resolved_at is None else facts.resolved_at - published,
+        messages_to_resolve=facts.messages_to_resolve,
+        sla_met=sla_met(facts, now),
+        second_line=facts.second_line_closed + (open_stay or timedelta(0)),
+        first_answer_by=facts.first_answer_by,
+    )
+
+
+def case_figures(events: Sequence[Event], *, now: datetime) -> CaseFigures:
+    """Compute a case's figures from its events, as of `now`."""
+    return figures(case_facts(events), now=now)
 
 
 @dataclass(frozen=True)
@@ -130,3 +189,15 @@ def sla_by_tier(figures: Iterable[CaseFigures]) -> dict[Tier, SlaTally]:
     for f in figures:
         counts[f.tier][0 if f.sla_met else 1 if f.sla_met is False else 2] += 1
     return {tier: SlaTally(tier, *c) for tier, c in counts.items()}
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """Return the q-quantile (0..1) by linear interpolation between the closest ranks;
+    None for no values. The same as PostgreSQL's percentile_cont."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

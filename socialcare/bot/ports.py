@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -14,7 +14,9 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
     from socialcare.bot.escalation_card import EscalationView
     from socialcare.bot.escalations import Escalation, EscalationEvent
+    from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
+    from socialcare.bot.reports import Period, Report
     from socialcare.bot.team import Person, Source
 
 
@@ -393,6 +395,18 @@ class WebhookSender(Protocol):
         ...
 
 
+class ReportRepository(Protocol):
+    """Reports over the cases' facts."""
+
+    def facts(self, period: Period) -> AsyncIterator[CaseFacts]:
+        """Yield the period's cases' facts, in publication order."""
+        ...
+
+    async def report(self, period: Period, *, now: datetime) -> Report:
+        """Return the period's report."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -408,6 +422,7 @@ class UnitOfWork(Protocol):
     notices: NoticeRepository
     jobs: JobRepository
     webhooks: WebhookRepository
+    reports: ReportRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

@@ -20,9 +20,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from socialcare.bot.errors import ConcurrentUpdate
+from socialcare.storage import facts
 from socialcare.storage.cards import SqlCardRepository
 from socialcare.storage.escalations import SqlEscalationRepository, SqlNoticeRepository
 from socialcare.storage.jobs import SqlJobRepository
+from socialcare.storage.reports import SqlReportRepository
 from socialcare.storage.repositories import (
     SqlCaseRepository,
     SqlEventRepository,
@@ -75,6 +77,7 @@ class SqlUnitOfWork:
     notices: SqlNoticeRepository
     jobs: SqlJobRepository
     webhooks: SqlWebhookRepository
+    reports: SqlReportRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -98,6 +101,7 @@ class SqlUnitOfWork:
         self.notices = SqlNoticeRepository(conn)
         self.jobs = SqlJobRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.reports = SqlReportRepository(conn)
         return self
 
     async def __aexit__(
@@ -119,9 +123,11 @@ class SqlUnitOfWork:
             raise ConcurrentUpdate(str(exc.orig)) from exc
 
     async def commit(self) -> None:
-        """Commit the transaction."""
+        """Bring the touched cases' facts in step with their events, and commit."""
         if self._conn is None:
             raise RuntimeError("commit outside a transaction")
+        await facts.refresh(self._conn, self.events.touched, self.events)
+        self.events.touched.clear()
         await self._conn.commit()
 
 

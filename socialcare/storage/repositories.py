@@ -272,6 +272,8 @@ class SqlEventRepository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        # Cases whose facts must be re-established before the transaction commits.
+        self.touched: set[int] = set()
 
     async def add(self, new: Iterable[Event]) -> None:
         """Append events."""
@@ -282,6 +284,7 @@ class SqlEventRepository:
         ]
         if rows:
             await self._conn.execute(insert(events), rows)
+            self.touched.update(row["case_id"] for row in rows)
 
     async def for_case(self, case_id: int) -> list[Event]:
         """Return a case's events in the order they happened."""

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -235,4 +236,27 @@ webhook_deliveries = Table(
     Column("sent_at", UTCDateTime()),
     Column("last_error", Text),
     Index(None, "next_try_at"),
+)
+
+# Each case's facts, established from its events by `socialcare.bot.metrics` and kept
+# in step in the same transaction as the events: reports aggregate this table.
+case_facts = Table(
+    "case_facts",
+    metadata,
+    Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
+    Column("tier", String(16), nullable=False),
+    Column("platform", String(64), nullable=False),
+    Column("brand", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Column("response_due_at", UTCDateTime(), nullable=False),
+    Column("standing", String(16), nullable=False),
+    Column("first_answer_at", UTCDateTime()),
+    Column("first_answer_by", String(256)),
+    Column("resolved_at", UTCDateTime()),
+    Column("messages_to_resolve", Integer),
+    Column("second_line_seconds", Float, nullable=False),
+    Column("with_second_line_since", UTCDateTime()),
+    Index(None, "published_at"),
 )

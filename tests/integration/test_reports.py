@@ -1,0 +1,170 @@
+"""Reports equal a brute-force recomputation from the events, over random histories."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from socialcare.bot import cases, handoffs
+from socialcare.bot.errors import DomainError
+from socialcare.bot.metrics import case_facts
+from socialcare.bot.model import Event, EventKind
+from socialcare.bot.pipeline import Pipeline
+from socialcare.bot.reports import Period, parse_period
+from socialcare.bot.team import Channel, SecondLineTeam
+from socialcare.storage.facts import facts_row
+from tests.conftest import T0, FakeClock, Storage, make_team
+from tests.mentions import mention
+
+TEAM = make_team(second_line=(SecondLineTeam(name="billing", title="Billing", channels=(
+    Channel(messenger="slack", id="C0BILL"),)),))
+AGENTS = ["aigerim", "daniyar", "saule"]
+ACTIONS = ["claim", "answer", "customer", "resolve", "dismiss", "handoff", "handback", "wait"]
+
+
+async def _random_history(storage: Storage, clock: FakeClock, rng: random.Random) -> None:
+    """Ingest cases over three days and act on them at random."""
+    raws = []
+    for i in range(rng.randint(5, 25)):
+        published = T0 + timedelta(minutes=rng.randint(0, 3 * 24 * 60))
+        source = rng.choice(["webhook", "forums"])
+        platform = rng.choice(["instagram", "vk", "forum"])
+        raws.append(mention(f"m{i}", f"Kcell #{i}", source=source, platform=platform,
+                            published_at=published))
+    clock.current = max(r.published_at for r in raws) + timedelta(minutes=rng.randint(0, 20))
+    results = await Pipeline(TEAM, clock=clock).ingest(raws, uow=storage.uow())
+    ids = [r.case_id for r in results if r.case_id]
+    for _ in range(rng.randint(0, 60)):
+        case_id, action, who = rng.choice(ids), rng.choice(ACTIONS), rng.choice(AGENTS)
+        clock.advance(minutes=rng.randint(0, 40))
+        deps = {"uow": storage.uow(), "clock": clock, "team": TEAM}
+        try:
+            if action == "claim":
+                await cases.claim(cases.Claim(case_id, who), **deps)
+            elif action == "answer":
+                await cases.mark_answered(cases.MarkAnswered(case_id, who), **deps)
+            elif action == "resolve":
+                await cases.resolve(cases.Resolve(case_id, who), **deps)
+            elif action == "dismiss":
+                await cases.dismiss(cases.Dismiss(case_id, who), **deps)
+            elif action == "handoff":
+                await handoffs.hand_off(handoffs.HandOff(case_id, who, "billing"), **deps)
+            elif action == "handback":
+                await handoffs.hand_back(handoffs.HandBack(case_id, "team:billing"), **deps)
+            elif action == "customer":
+                await Pipeline(TEAM, clock=clock).ingest([mention(
+                    f"c{rng.random()}", "and?", thread_id=_thread(case_id, raws, results),
+                    published_at=clock.now())], uow=storage.uow())
+        except DomainError:
+            pass
+
+
+def _thread(case_id: int, raws, results) -> str:  # type: ignore[no-untyped-def]
+    return next(r.external_id for r, res in zip(raws, results, strict=True)
+                if res.case_id == case_id)
+
+
+def _q(values: list[float], q: float) -> float | None:
+    """The percentile as the team defines it, by the standard library."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[8] if q == 0.9 \
+        else statistics.median(values)
+
+
+def _brute_force(histories: dict[int, list[Event]], period: Period, now: datetime) -> dict:  # type: ignore[type-arg]
+    """Every figure straight from the events, without the metrics module."""
+    reactions, lags, resolutions, messages = [], [], [], {"1": 0, "2": 0, "3": 0, "4+": 0}
+    met = missed = dismissed = 0
+    per_tier: dict[str, list[float]] = {}
+    for events in histories.values():
+        created = events[0].data
+        published = datetime.fromisoformat(created["published_at"])
+        if not period.start <= published < period.end:
+            continue
+        due = datetime.fromisoformat(created["response_due_at"])
+        answers = [e.at for e in events if e.kind is EventKind.AGENT_MESSAGE]
+        lags.append(max(0.0, (datetime.fromisoformat(created["collected_at"])
+                              - published).total_seconds()))
+        if answers:
+            reactions.append((answers[0] - published).total_seconds())
+            per_tier.setdefault(created["tier"], []).append(reactions[-1])
+            met += answers[0] <= due
+            missed += answers[0] > due
+        elif now > due:
+            missed += 1
+        closing = [e for e in events if e.kind in (EventKind.RESOLVED, EventKind.DISMISSED,
+                                                   EventKind.REOPENED)]
+        last = closing[-1].kind if closing else None
+        dismissed += last is EventKind.DISMISSED
+        if last is EventKind.RESOLVED:
+            at = closing[-1]
+            resolutions.append((at.at - published).total_seconds())
+            count = sum(1 for e in events[:events.index(at)] if e.kind in (
+                EventKind.CREATED, EventKind.CUSTOMER_MESSAGE, EventKind.AGENT_MESSAGE))
+            messages["4+" if count >= 4 else str(count)] += 1
+    return {
+        "reaction": (len(reactions), _q(reactions, 0.5), _q(reactions, 0.9)),
+        "lag": (len(lags), _q(lags, 0.5), _q(lags, 0.9)),
+        "resolution": (len(resolutions), _q(resolutions, 0.5), _q(resolutions, 0.9)),
+        "messages": messages, "met": met, "missed": missed, "dismissed": dismissed,
+        "tiers": {t: (len(v), _q(v, 0.5), _q(v, 0.9)) for t, v in per_tier.items()},
+    }
+
+
+def _stat(stat) -> tuple:  # type: ignore[no-untyped-def,type-arg]
+    return (stat.count, stat.median, stat.p90)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(min_value=0, max_value=10_000),
+       span=st.sampled_from(["2026-11-25..2026-11-25", "2026-11-25..2026-11-27",
+                             "2026-11-26..2026-11-30"]))
+@pytest.mark.asyncio
+async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
+    seed: int, span: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from socialcare.storage import redis as redis_store
+    from socialcare.storage.database import create_engine
+    from tests.conftest import database_url, reset_database
+
+    url = database_url(tmp_path_factory.mktemp("reports"))
+    await reset_database(url)
+    engine = create_engine(url)
+    storage = Storage(url=url, engine=engine, redis=redis_store.connect(None))
+    try:
+        clock = FakeClock()
+        await _random_history(storage, clock, random.Random(seed))
+        now = clock.now() + timedelta(hours=1)
+        period = parse_period(span, now=now, zone=TEAM.zone)
+        async with storage.uow() as uow:
+            report = await uow.reports.report(period, now=now)
+            stored = [row async for row in uow.reports.facts(period)]
+            histories = await uow.events.for_cases(range(1, 200))
+    finally:
+        await engine.dispose()
+
+    expected = _brute_force(histories, period, now)
+    assert [facts_row(f) for f in stored] == sorted(
+        (facts_row(case_facts(h)) for h in histories.values()
+         if period.start <= case_facts(h).published_at < period.end),
+        key=lambda r: (r["published_at"], r["case_id"]))
+    assert _stat(report.total.reaction) == pytest.approx(expected["reaction"])
+    assert _stat(report.collector_lag) == pytest.approx(expected["lag"])
+    assert _stat(report.resolution) == pytest.approx(expected["resolution"])
+    assert report.messages == expected["messages"]
+    assert (report.total.met, report.total.missed, report.total.dismissed) == (
+        expected["met"], expected["missed"], expected["dismissed"])
+    assert report.breaches == expected["missed"]
+    tiers = {g.key: _stat(g.reaction) for g in report.groups["tier"] if g.reaction.count}
+    assert tiers.keys() == expected["tiers"].keys()
+    for tier, stat in tiers.items():
+        assert stat == pytest.approx(expected["tiers"][tier])
+    assert sum(d.cases for d in report.days) == report.total.cases
