@@ -250,8 +250,10 @@ class Messenger(Protocol):
         """Send a direct message to a user id of this platform."""
         ...
 
-    async def post_file(self, channel: str, filename: str, content: bytes, note: Note) -> None:
-        """Post a file (e.g. the digest as Markdown) with a note."""
+    async def post_file(
+        self, channel: str, filename: str, content: bytes, note: Note, *, image: bool = False
+    ) -> None:
+        """Post a file (the digest as Markdown, a report's CSV or chart) with a note."""
         ...
 
 

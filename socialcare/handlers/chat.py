@@ -10,13 +10,22 @@ from socialcare.deps import Deps
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file that goes with a reply: a chart (an image) or a document."""
+
+    filename: str
+    content: bytes
+    image: bool = False
+
+
+@dataclass(frozen=True)
 class ChatReply:
     """What the bot answers: private to the person unless `public`."""
 
     text: str
     public: bool = False
-    # A file to post along in the same chat: (file name, content).
-    attachment: tuple[str, bytes] | None = None
+    # Files to post along in the same chat.
+    attachments: tuple[Attachment, ...] = ()
 
 
 def describe_error(error: DomainError, deps: Deps) -> str:

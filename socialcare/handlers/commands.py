@@ -20,13 +20,13 @@ from socialcare.bot.model import Case, Mention, State
 from socialcare.bot.ports import MessengerError, Note
 from socialcare.bot.team import Person, Role
 from socialcare.deps import Deps
-from socialcare.handlers import escalating
+from socialcare.handlers import escalating, reporting
 from socialcare.handlers.chat import ChatReply, describe_error, service
 
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
-            "digest", "handoff", "handback", "help")
+            "digest", "handoff", "handback", "report", "agent", "sla", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -117,6 +117,12 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await escalating.run_digest(args, deps)
         if name in ("handoff", "handback"):
             return await _hand(name, args, person, deps)
+        if name == "report":
+            return await reporting.run_report(args, deps)
+        if name == "agent":
+            return await reporting.run_agent(args, person, deps)
+        if name == "sla":
+            return await reporting.run_sla(deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))

@@ -15,7 +15,7 @@ from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, EscalationState
 from socialcare.bot.team import Person, Role, Team
 from socialcare.deps import Deps
-from socialcare.handlers.chat import ChatReply, describe_error, service
+from socialcare.handlers.chat import Attachment, ChatReply, describe_error, service
 
 # Words people type for each category, in the languages the team writes.
 CATEGORY_WORDS = {
@@ -223,6 +223,7 @@ async def run_digest(args: str, deps: Deps) -> ChatReply:
     made = await build_digest(week, uow=deps.uow(), now=now)
     return ChatReply(
         digest_summary(made, team=deps.team, catalog=deps.catalog),
-        attachment=(f"digest-{week.key}.md",
-                    digest_markdown(made, team=deps.team, catalog=deps.catalog).encode()),
+        attachments=(Attachment(
+            f"digest-{week.key}.md",
+            digest_markdown(made, team=deps.team, catalog=deps.catalog).encode()),),
     )

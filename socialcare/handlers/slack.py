@@ -250,10 +250,13 @@ def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
         person = deps.team.person_by_slack(command["user_id"])
         reply = await run_command(name, command.get("text", ""), person, deps)
         await say_privately(respond, reply)
-        if reply.attachment is not None and "slack" in deps.messengers:
-            filename, content = reply.attachment
-            await deps.messengers["slack"].post_file(command["channel_id"], filename, content,
-                                                     Note(filename))
+        messenger = deps.messengers.get("slack")
+        if messenger is None:
+            return
+        for attached in reply.attachments:
+            await messenger.post_file(command["channel_id"], attached.filename,
+                                      attached.content, Note(attached.filename),
+                                      image=attached.image)
 
     return on_command
 

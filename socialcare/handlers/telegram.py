@@ -316,11 +316,14 @@ def _command_handler(name: str, deps: Deps) -> Any:
         _, _, args = (message.text or "").partition(" ")
         reply = await run_command(name, args, deps.team.person_by_telegram(user.id), deps)
         await _say(context.bot, message.chat_id, reply.text, quote=message)
-        if reply.attachment is not None:
-            filename, content = reply.attachment
-            await context.bot.send_document(chat_id=message.chat_id,
-                                            document=InputFile(content, filename=filename),
-                                            rate_limit_args=INTERACTIVE_RETRIES)
+        for attached in reply.attachments:
+            upload = InputFile(attached.content, filename=attached.filename)
+            if attached.image:
+                await context.bot.send_photo(chat_id=message.chat_id, photo=upload,
+                                             rate_limit_args=INTERACTIVE_RETRIES)
+            else:
+                await context.bot.send_document(chat_id=message.chat_id, document=upload,
+                                                rate_limit_args=INTERACTIVE_RETRIES)
 
     return on_command
 

@@ -130,8 +130,10 @@ class SlackMessenger:
         """Send a direct message to a Slack user id."""
         await self.post_note(recipient, note)
 
-    async def post_file(self, channel: str, filename: str, content: bytes, note: Note) -> None:
-        """Upload a file to a channel with a note."""
+    async def post_file(
+        self, channel: str, filename: str, content: bytes, note: Note, *, image: bool = False
+    ) -> None:
+        """Upload a file (an image shows inline) to a channel with a note."""
         await self._call(
             f"slack:post:{channel}", self._client.files_upload_v2,
             channel=await self._channel(channel), filename=filename, content=content,

@@ -114,12 +114,18 @@ class TelegramMessenger:
         """Send a direct message to a Telegram user id (they must have started the bot)."""
         await self.post_note(recipient, note)
 
-    async def post_file(self, channel: str, filename: str, content: bytes, note: Note) -> None:
-        """Send a document with a caption."""
+    async def post_file(
+        self, channel: str, filename: str, content: bytes, note: Note, *, image: bool = False
+    ) -> None:
+        """Send a photo (a chart) or a document, with a caption."""
+        upload = InputFile(content, filename=filename)
+        caption = note_html(note)[:1024]
+        if image:
+            await self._call(channel, self._bot.send_photo(
+                chat_id=channel, photo=upload, caption=caption, parse_mode=ParseMode.HTML))
+            return
         await self._call(channel, self._bot.send_document(
-            chat_id=channel, document=InputFile(content, filename=filename),
-            caption=note_html(note)[:1024], parse_mode=ParseMode.HTML,
-        ))
+            chat_id=channel, document=upload, caption=caption, parse_mode=ParseMode.HTML))
 
     async def message_person(self, person: Person, note: Note) -> bool:
         """Send a direct message; False if the person has no Telegram id or never

@@ -1,0 +1,115 @@
+"""A report in words, the same in every messenger: the team reads it at a glance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from socialcare.bot.cards import display_name
+from socialcare.bot.catalog import Catalog
+from socialcare.bot.reports import Group, Report, Stat
+from socialcare.bot.team import Team
+
+# The breakdowns shown when the report is not asked for one.
+DEFAULT_BREAKDOWNS = ("tier", "platform")
+AGENTS_SHOWN = 10
+GROUPS_SHOWN = 12
+
+
+def duration(seconds: float | None, catalog: Catalog) -> str:
+    """Return a duration as people say it: 45 s, 6 min, 2 h 10 min, 3 d 4 h."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return catalog("duration.seconds", seconds=max(0, round(seconds)))
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return catalog("duration.minutes", minutes=minutes)
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return catalog("duration.hours", hours=hours, minutes=minutes)
+    return catalog("duration.days", days=hours // 24, hours=hours % 24)
+
+
+def share(part: float | None) -> str:
+    """Return a share as a whole percentage, or a dash for none."""
+    return "—" if part is None else f"{round(part * 100)}%"
+
+
+def _stat(stat: Stat, catalog: Catalog) -> str:
+    return catalog("report.stat", median=duration(stat.median, catalog),
+                   p90=duration(stat.p90, catalog))
+
+
+def _group_line(group: Group, label: str, catalog: Catalog) -> str:
+    return catalog(
+        "report.group", name=label, cases=group.cases, reaction=_stat(group.reaction, catalog),
+        share=share(group.met_share), met=group.met, missed=group.missed,
+        pending=group.pending, dismissed=share(group.dismissed / group.cases
+                                                if group.cases else None),
+    )
+
+
+def render_report(
+    report: Report,
+    *,
+    team: Team,
+    catalog: Catalog,
+    breakdowns: tuple[str, ...] = DEFAULT_BREAKDOWNS,
+    links: Mapping[int, str] | None = None,
+) -> str:
+    """Return the report's text; `links` gives the original of the worst cases."""
+    text = catalog
+    total = report.total
+    lines = [text("report.title", period=report.period.label, name=report.period.name,
+                  cases=total.cases,
+                  dismissed=share(total.dismissed / total.cases if total.cases else None))]
+    lines.append(text("report.reaction_all", reaction=_stat(total.reaction, text),
+                      share=share(total.met_share), met=total.met, missed=total.missed,
+                      pending=total.pending))
+    for dimension in breakdowns:
+        groups = report.groups.get(dimension, [])
+        if not groups:
+            continue
+        lines.append(text(f"report.by_{dimension}"))
+        for group in groups[:GROUPS_SHOWN]:
+            lines.append("  " + _group_line(group, _label(dimension, group.key, team, text),
+                                            text))
+    lines.append(text("report.lag", stat=_stat(report.collector_lag, text)))
+    lines.append(text("report.resolution", stat=_stat(report.resolution, text)))
+    if report.resolved:
+        parts = " · ".join(f"{k}: {share(v / report.resolved)}"
+                           for k, v in report.messages.items())
+        lines.append(text("report.messages", parts=parts,
+                          within_two=share(report.within_messages(2))))
+    else:
+        lines.append(text("report.messages_none"))
+    worst = ", ".join(
+        f"#{b.case_id} (+{duration(b.overdue_seconds, text)})"
+        + (f" {links[b.case_id]}" if links and links.get(b.case_id) else "")
+        for b in report.worst
+    )
+    lines.append(text("report.breaches", count=report.breaches, worst=worst or "—"))
+    agents = [g for g in report.groups.get("agent", [])
+              if not g.key.startswith(("brand:", "customer:"))][:AGENTS_SHOWN]
+    if agents:
+        lines.append(text("report.agents"))
+        lines += ["  " + text("report.agent", name=display_name(g.key, team, text),
+                              answered=g.reaction.count,
+                              median=duration(g.reaction.median, text))
+                  for g in agents]
+    if report.escalations:
+        lines.append(text("report.escalations", parts=" · ".join(
+            f"{text(f'category.{k}')}: {v}" for k, v in sorted(report.escalations.items()))))
+    return "\n".join(lines)
+
+
+def _label(dimension: str, key: str, team: Team, text: Catalog) -> str:
+    if dimension == "tier":
+        minutes = team.sla.main.first_response_minutes if key == "main" \
+            else team.sla.extra.first_response_minutes
+        return text(f"report.tier_{key}", minutes=minutes)
+    if dimension == "platform":
+        return text(f"platform.{key}") if text.has(f"platform.{key}") else key
+    if dimension == "agent":
+        return display_name(key, team, text)
+    return key

@@ -1,0 +1,93 @@
+"""Reports from the chat: the same numbers in both messengers, charts, CSV, usage."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.image import imread
+
+from socialcare.bot import cases
+from tests.conftest import FlowingClock
+from tests.e2e.chat import (
+    AIGERIM_SLACK,
+    DANIYAR_TG,
+    SLACK_CHANNEL,
+    TELEGRAM_CHAT,
+    eventually,
+    mention,
+    minutes_ago,
+    running_chat,
+)
+
+SLA_RED = np.array([0xd6, 0x27, 0x28]) / 255
+
+
+def _has_red_line(png: bytes) -> bool:
+    pixels = imread(io.BytesIO(png))[:, :, :3]
+    return bool((np.abs(pixels - SLA_RED).sum(axis=2) < 0.05).sum() > 50)
+
+
+async def test_the_same_report_in_slack_and_telegram_with_charts_and_csv(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        results = await chat.ingest(
+            mention("ig-1", published=minutes_ago(flowing_clock, 30)),
+            mention("ig-2", "Kcell again", published=minutes_ago(flowing_clock, 10)),
+            mention("f-1", "Kcell forum post", source="forums",
+                    published=minutes_ago(flowing_clock, 20)),
+        )
+        service = {"uow": chat.deps.uow(), "clock": chat.deps.clock, "team": chat.deps.team}
+        await cases.mark_answered(cases.MarkAnswered(results[1]["case_id"], "aigerim"),
+                                  **service)
+        await cases.mark_answered(cases.MarkAnswered(results[2]["case_id"], "daniyar"),
+                                  **service)
+        await chat.slack_send(chat.slack.slash_command("/report", "today csv",
+                                                       user=AIGERIM_SLACK,
+                                                       channel=SLACK_CHANNEL))
+        await chat.telegram_send(chat.telegram.command_update("report", "today",
+                                                              from_user=DANIYAR_TG))
+        answer = (await eventually(lambda: chat.slack.responses()))[0].body
+        slack_text = answer["blocks"][0]["elements"][0]["elements"][0]["text"]
+        telegram_text = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+             if (m.text or "").startswith("📊")), None))
+        def telegram_photos() -> list:  # type: ignore[type-arg]
+            return [m for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+                    if m.media and m.media.get("kind") == "photo"]
+
+        def report_files() -> dict[str, bytes]:
+            return {f["name"]: f["data"] for f in chat.slack.files.values()
+                    if f["name"].endswith("-today.png") or f["name"].endswith(".csv")}
+
+        files = await eventually(lambda: len(report_files()) == 3 and report_files())
+        photos = await eventually(lambda: len(telegram_photos()) == 2 and telegram_photos())
+        await chat.slack_send(chat.slack.slash_command("/report", "someday",
+                                                       user=AIGERIM_SLACK,
+                                                       channel=SLACK_CHANNEL))
+        await chat.slack_send(chat.slack.slash_command("/report", "2026-11-30..2026-11-01",
+                                                       user=AIGERIM_SLACK,
+                                                       channel=SLACK_CHANNEL))
+        await chat.slack_send(chat.slack.slash_command("/sla", user=AIGERIM_SLACK,
+                                                       channel=SLACK_CHANNEL))
+        answers = await eventually(lambda: len(chat.slack.responses()) == 4
+                                   and [r.body["text"] for r in chat.slack.responses()])
+
+    assert slack_text == telegram_text
+    assert slack_text.startswith("📊 Report 25.11.2026 (today): 3 cases, 0% dismissed")
+    # Answered after 10 and 20 minutes; the third, 30 minutes old, missed its 15.
+    assert "Reaction: median 15 min · p90 19 min · within SLA 67% (2 met, 1 missed, 0 pending)" \
+        in slack_text
+    assert "SLA breaches: 1 — worst: #1 (+15 min) https://www.instagram.com/p/ig-1" in slack_text
+    assert _has_red_line(files["reaction-today.png"])
+    assert files["volume-today.png"].startswith(b"\x89PNG")
+    rows = list(csv.DictReader(io.StringIO(files["cases-today.csv"].decode("utf-8-sig"))))
+    assert len(rows) == 3
+    assert sorted(r["sla"] for r in rows) == ["met", "met", "missed"]
+    assert len(photos) == 2
+    assert answers[1].startswith("Usage: /report") and answers[2].startswith("Usage: /report")
+    assert answers[3].startswith("⏱ The queue now:")
+    assert "Social networks (15 min): 2 open" in answers[3]
