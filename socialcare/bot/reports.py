@@ -17,8 +17,10 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from socialcare.bot.metrics import CaseFacts, Standing, quantile, sla_met
+from socialcare.bot.team import ReportSchedule
 
 DIMENSIONS = ("tier", "platform", "brand", "agent")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 WORST = 5
 HISTOGRAM_CAP = 120  # minutes: slower answers share the last bar
 _RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
@@ -240,3 +242,38 @@ def _group(key: str, members: Sequence[CaseFacts], now: datetime) -> Group:
         missed=statuses.count(False),
         pending=statuses.count(None),
     )
+
+
+@dataclass(frozen=True)
+class ScheduledReport:
+    """A report that is due: its job, the period it covers, and that period's key."""
+
+    job: str  # "report-daily", "report-weekly", "report-monthly"
+    key: str  # the period, e.g. 2026-11-24, 2026-W47, 2026-10
+    period: Period
+
+
+def due_reports(schedule: ReportSchedule, *, now: datetime, zone: ZoneInfo) -> list[
+        ScheduledReport]:
+    """Return the scheduled reports due by now: yesterday's once today's time has come,
+    last week's on the weekly day, last month's on the monthly day."""
+    local = now.astimezone(zone)
+    today = local.date()
+    if local.time() < schedule.at:
+        return []
+    due = []
+    yesterday = today - timedelta(days=1)
+    due.append(ScheduledReport("report-daily", yesterday.isoformat(),
+                               Period(yesterday, yesterday, zone, "yesterday")))
+    if today.weekday() == _WEEKDAYS.index(schedule.weekly_day):
+        monday = today - timedelta(days=today.weekday() + 7)
+        year, number, _ = monday.isocalendar()
+        due.append(ScheduledReport("report-weekly", f"{year}-W{number:02d}",
+                                   Period(monday, monday + timedelta(days=6), zone,
+                                          "last week")))
+    if today.day == schedule.monthly_day:
+        last_day = today.replace(day=1) - timedelta(days=1)
+        first_day = last_day.replace(day=1)
+        due.append(ScheduledReport("report-monthly", first_day.strftime("%Y-%m"),
+                                   Period(first_day, last_day, zone, "last month")))
+    return due

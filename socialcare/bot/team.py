@@ -202,6 +202,33 @@ class SecondLineTeam:
 
 
 @dataclass(frozen=True)
+class ReportSchedule:
+    """Where and when the daily, weekly and monthly reports go."""
+
+    __pydantic_config__ = _STRICT
+
+    channels: tuple[Channel, ...] = ()
+    daily_time: str = "09:00"  # yesterday's report, every day at this time
+    weekly_day: str = "monday"  # last week's, on this day at daily_time
+    monthly_day: int = 1  # last month's, on this day of the month at daily_time
+
+    def __post_init__(self) -> None:
+        if self.weekly_day not in _WEEKDAYS:
+            raise ValueError(f"weekly_day: one of {', '.join(_WEEKDAYS)}")
+        if not 1 <= self.monthly_day <= 28:
+            raise ValueError("monthly_day: a day from 1 to 28 (every month has it)")
+        try:
+            time.fromisoformat(self.daily_time)
+        except ValueError:
+            raise ValueError(f"daily_time: {self.daily_time!r} is not like '09:00'") from None
+
+    @property
+    def at(self) -> time:
+        """Return the time of day the reports go out."""
+        return time.fromisoformat(self.daily_time)
+
+
+@dataclass(frozen=True)
 class SavedReply:
     """A ready answer agents pick in the reply form, so that everyone says it alike."""
 
@@ -228,6 +255,7 @@ class Team:
     saved_replies: tuple[SavedReply, ...] = ()
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     second_line: tuple[SecondLineTeam, ...] = ()
+    reports: ReportSchedule = field(default_factory=ReportSchedule)
 
     def __post_init__(self) -> None:
         try:

@@ -19,7 +19,10 @@ from socialcare.bot import handoffs, sla, timers
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, Tier
 from socialcare.bot.ports import Note
+from socialcare.bot.report_text import DEFAULT_BREAKDOWNS
+from socialcare.bot.reports import due_reports
 from socialcare.deps import Deps
+from socialcare.handlers import reporting
 from socialcare.storage.redis import lease
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 # Long enough for a sweep; short enough that a crashed holder is replaced quickly.
 LEASE_SECONDS = 15.0
+# How often scheduled reports are looked for (each runs once; this only bounds the delay).
+REPORTS_CHECK_SECONDS = 30.0
 # How often the open-cases gauge is recounted.
 GAUGE_SECONDS = 15.0
 # After a failed tick (database away), wait longer each time, up to this.
@@ -119,6 +124,41 @@ async def post_due_digest(deps: Deps) -> Week | None:
     return week
 
 
+async def post_due_reports(deps: Deps) -> list[str]:
+    """Post the scheduled reports that are due, each once whichever process gets there
+    first; return the jobs posted."""
+    schedule = deps.team.reports
+    if not schedule.channels:
+        return []
+    now = deps.clock.now()
+    posted = []
+    for due in due_reports(schedule, now=now, zone=deps.team.zone):
+        async with deps.uow() as uow:
+            mine = await uow.jobs.claim(due.job, due.key, at=now)
+            await uow.commit()
+        if not mine:
+            continue
+        try:
+            reply = await reporting.report_reply(due.period, deps,
+                                                 breakdowns=DEFAULT_BREAKDOWNS, csv=False)
+            for channel in schedule.channels:
+                messenger = deps.messengers.get(channel.messenger)
+                if messenger is None:
+                    continue
+                await messenger.post_note(channel.id, Note(reply.text))
+                for attached in reply.attachments:
+                    await messenger.post_file(channel.id, attached.filename, attached.content,
+                                              Note(attached.filename), image=attached.image)
+        except Exception:
+            async with deps.uow() as uow:
+                await uow.jobs.release(due.job, due.key)
+                await uow.commit()
+            raise
+        log.info("%s for %s posted", due.job, due.key)
+        posted.append(due.job)
+    return posted
+
+
 async def count_open(deps: Deps) -> None:
     """Refresh the open-cases gauge."""
     async with deps.uow() as uow:
@@ -132,10 +172,14 @@ async def _run(deps: Deps) -> None:
     counted = 0.0
     loop = asyncio.get_running_loop()
     digest_done: Week | None = None  # spares the database a claim every second
+    reports_checked = -1.0
     while True:
         try:
             await tick(deps)
             await deliver_webhooks(deps)
+            if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
+                await post_due_reports(deps)
+                reports_checked = loop.time()
             if due_digest(deps.team, deps.clock.now()) != digest_done:
                 digest_done = await post_due_digest(deps) or due_digest(
                     deps.team, deps.clock.now())

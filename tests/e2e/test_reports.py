@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.image import imread
 
 from socialcare.bot import cases
+from socialcare.handlers import scheduler
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
@@ -91,3 +92,18 @@ async def test_the_same_report_in_slack_and_telegram_with_charts_and_csv(
     assert answers[1].startswith("Usage: /report") and answers[2].startswith("Usage: /report")
     assert answers[3].startswith("⏱ The queue now:")
     assert "Social networks (15 min): 2 open" in answers[3]
+
+
+async def test_the_daily_report_goes_out_once_at_its_time(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        # 15:00 in Almaty: past 09:00, so yesterday's report is due at start.
+        posted = await eventually(lambda: [m for m in chat.slack.messages("C0REPORTS0")
+                                           if m.text.startswith("📊")])
+        charts = await eventually(lambda: len([m for m in chat.slack.messages("C0REPORTS0")
+                                               if m.files]) == 2)
+        again = await scheduler.post_due_reports(chat.deps)
+
+    assert posted[0].text.startswith("📊 Report 24.11.2026 (yesterday): 0 cases")
+    assert charts and again == []
