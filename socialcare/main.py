@@ -89,15 +89,16 @@ async def runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIte
         stack.push_async_callback(redis.aclose)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         publishers = _publishers(settings, team.sources, session)
+        telemetry = Telemetry()
         messengers: dict[str, Messenger] = {}
         bolt = telegram = None
         if settings.slack_bot_token is not None:
-            bolt, messengers["slack"] = _slack(settings)
+            bolt, messengers["slack"] = _slack(settings, telemetry)
         if settings.telegram_bot_token is not None:
-            telegram, messengers["telegram"] = _telegram(settings)
+            telegram, messengers["telegram"] = _telegram(settings, telemetry)
         deps = Deps(
             settings=settings, team=team, catalog=catalog, clock=clock, engine=engine,
-            redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=Telemetry(),
+            redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=telemetry,
             messengers=messengers, publishers=publishers,
             webhooks=_webhooks(settings, team, session),
         )
@@ -139,7 +140,7 @@ def _webhooks(
     return SignedWebhookSender(session, settings.handoff_webhook_secret.get_secret_value())
 
 
-def _slack(settings: Settings) -> tuple[AsyncApp, SlackMessenger]:
+def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMessenger]:
     assert settings.slack_bot_token is not None
     token = settings.slack_bot_token.get_secret_value()
     base_url = str(settings.slack_api_url)
@@ -162,10 +163,12 @@ def _slack(settings: Settings) -> tuple[AsyncApp, SlackMessenger]:
     # sent again blindly (the SDK's connection-error retry would post a second card):
     # the dispatcher first looks for it by its case id.
     cards_client = AsyncWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=[])
-    return bolt, SlackMessenger(cards_client)
+    return bolt, SlackMessenger(cards_client, observe=telemetry.messenger_call)
 
 
-def _telegram(settings: Settings) -> tuple[TelegramApp, TelegramMessenger]:
+def _telegram(
+    settings: Settings, telemetry: Telemetry
+) -> tuple[TelegramApp, TelegramMessenger]:
     assert settings.telegram_bot_token is not None
     if settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is None:
         raise ConfigError("environment: TELEGRAM_WEBHOOK_SECRET is needed with "
@@ -181,7 +184,7 @@ def _telegram(settings: Settings) -> tuple[TelegramApp, TelegramMessenger]:
     if settings.telegram_webhook_url is not None:
         builder = builder.updater(None)
     application = builder.build()
-    return application, TelegramMessenger(application.bot)
+    return application, TelegramMessenger(application.bot, observe=telemetry.messenger_call)
 
 
 def build_app(app: App, *, with_timers: bool = True) -> web.Application:

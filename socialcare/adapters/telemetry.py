@@ -39,9 +39,24 @@ class Telemetry:
             "socialcare_card_syncs", "Card syncs by outcome.", ["outcome"],
             registry=self.registry,
         )
+        self.messenger_calls = Counter(
+            "socialcare_messenger_calls", "Messenger API calls, by outcome (429 = rate_limited).",
+            ["messenger", "method", "outcome"], registry=self.registry,
+        )
+        self.cases = Gauge(
+            "socialcare_cases", "Cases by state.", ["state"], registry=self.registry,
+        )
+        self.queue_lag = Gauge(
+            "socialcare_card_queue_lag_seconds",
+            "How long the most overdue card has waited to be synced.", registry=self.registry,
+        )
         self.open_cases = Gauge(
             "socialcare_open_cases", "Open cases, by tier.", ["tier"], registry=self.registry,
         )
+
+    def messenger_call(self, messenger: str, method: str, outcome: str) -> None:
+        """Count one messenger API call."""
+        self.messenger_calls.labels(messenger, method, outcome).inc()
 
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format."""

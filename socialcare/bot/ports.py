@@ -8,7 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from socialcare.bot.model import Card, Case, Event, Mention, Tier, WebhookDelivery
+from socialcare.bot.model import Card, Case, Event, Mention, State, Tier, WebhookDelivery
 
 if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
@@ -54,6 +54,10 @@ class CaseRepository(Protocol):
 
     async def published_between(self, start: datetime, end: datetime) -> list[int]:
         """Return the ids of cases whose customer published in [start, end)."""
+        ...
+
+    async def count_by_state(self) -> dict[State, int]:
+        """Count cases per state."""
         ...
 
     async def count_open(self) -> dict[Tier, int]:
@@ -139,6 +143,10 @@ class CardRepository(Protocol):
 
     async def for_case(self, case_id: int) -> list[Card]:
         """Return a case's cards."""
+        ...
+
+    async def oldest_due(self, now: datetime, *, messengers: Collection[str]) -> datetime | None:
+        """Return when the card that has waited longest to be synced fell due."""
         ...
 
     async def find(self, messenger: str, channel: str, message_id: str) -> Card | None:

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from socialcare.bot import handoffs, sla, timers
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
-from socialcare.bot.model import Event, EventKind, Tier
+from socialcare.bot.model import Event, EventKind, State, Tier
 from socialcare.bot.ports import Note
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS
 from socialcare.bot.reports import due_reports
@@ -160,11 +160,17 @@ async def post_due_reports(deps: Deps) -> list[str]:
 
 
 async def count_open(deps: Deps) -> None:
-    """Refresh the open-cases gauge."""
+    """Refresh the gauges: open cases per tier, cases per state, the card queue's lag."""
+    now = deps.clock.now()
     async with deps.uow() as uow:
         counts = await uow.cases.count_open()
+        states = await uow.cases.count_by_state()
+        oldest = await uow.cards.oldest_due(now, messengers=list(deps.messengers))
     for tier in Tier:
         deps.telemetry.open_cases.labels(tier.value).set(counts.get(tier, 0))
+    for state in State:
+        deps.telemetry.cases.labels(state.value).set(states.get(state, 0))
+    deps.telemetry.queue_lag.set(0 if oldest is None else (now - oldest).total_seconds())
 
 
 async def _run(deps: Deps) -> None:

@@ -74,6 +74,14 @@ class SqlCardRepository:
         )
         return [_card(row) for row in rows]
 
+    async def oldest_due(self, now: datetime, *, messengers: Collection[str]) -> datetime | None:
+        """Return when the card that has waited longest to be synced fell due."""
+        found = await self._conn.execute(
+            select(func.min(cards.c.due_at))
+            .where(cards.c.due_at <= now, cards.c.messenger.in_(list(messengers)))
+        )
+        return found.scalar_one_or_none()
+
     async def due(
         self, now: datetime, *, messengers: Collection[str], per_channel: int, limit: int
     ) -> list[Card]:

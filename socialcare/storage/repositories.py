@@ -113,6 +113,13 @@ class SqlCaseRepository:
         )
         return [case_id for (case_id,) in rows]
 
+    async def count_by_state(self) -> dict[State, int]:
+        """Count cases per state."""
+        rows = await self._conn.execute(
+            select(cases.c.state, func.count()).group_by(cases.c.state)
+        )
+        return {State(state): count for state, count in rows}
+
     async def count_open(self) -> dict[Tier, int]:
         """Count open cases per tier."""
         rows = await self._conn.execute(

@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 from matplotlib.image import imread
 
@@ -107,3 +108,33 @@ async def test_the_daily_report_goes_out_once_at_its_time(
 
     assert posted[0].text.startswith("📊 Report 24.11.2026 (yesterday): 0 cases")
     assert charts and again == []
+
+
+async def test_metrics_count_mentions_cards_sla_points_and_messenger_calls(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        chat.slack.fail_next("chat.postMessage", 429, retry_after=1)
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 20)),
+                          mention("ig-2", "nothing about us", published=minutes_ago(
+                              flowing_clock, 1)))
+        await eventually(lambda: chat.slack_cards() and chat.telegram_cards(), within=15)
+        await chat.tick()
+        await scheduler.count_open(chat.deps)
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{chat.base_url}/metrics") as response:
+            metrics = await response.text()
+
+    for line in (
+        'socialcare_mentions_total{outcome="created",reason="",source="webhook"} 1.0',
+        'socialcare_mentions_total{outcome="dropped",reason="no brand matched",source="webhook"}'
+        ' 1.0',
+        'socialcare_messenger_calls_total{messenger="slack",method="chat_postMessage",'
+        'outcome="rate_limited"} 1.0',
+        'socialcare_time_to_card_seconds_count{messenger="telegram",tier="main"} 1.0',
+        'socialcare_sla_points_total{clock="response",point="breach",tier="main"} 1.0',
+        'socialcare_cases{state="new"} 1.0',
+        'socialcare_open_cases{tier="main"} 1.0',
+        "socialcare_card_queue_lag_seconds",
+    ):
+        assert line in metrics, line

@@ -7,7 +7,7 @@ goes on with other channels instead of sleeping inside the call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,9 @@ from socialcare.bot.cards import CardView
 from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
 from socialcare.bot.team import Person
+
+# Told of every call: messenger, API method, outcome (ok, rate_limited, refused, failed).
+Observe = Callable[[str, str, str], None]
 
 # Slack: chat.postMessage about 1 per second per channel; chat.update is Tier 3,
 # about 50 per minute per workspace.
@@ -59,8 +62,9 @@ class SlackMessenger:
 
     name = "slack"
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, observe: Observe | None = None) -> None:
         self._client = client
+        self._observe = observe or (lambda messenger, method, outcome: None)
         # A person's direct-message channel never changes: open it once.
         self._dms: dict[str, str] = {}
 
@@ -150,19 +154,25 @@ class SlackMessenger:
             self._dms[channel] = str(opened["channel"]["id"])
         return self._dms[channel]
 
-    @staticmethod
-    async def _call(limit_key: str, method: Any, **params: Any) -> Any:
+    async def _call(self, limit_key: str, method: Any, **params: Any) -> Any:
+        name = getattr(method, "__name__", "?")
         try:
-            return await method(**params)
+            result = await method(**params)
         except SlackApiError as error:
             status = error.response.status_code
             code = error.response.get("error") if isinstance(error.response.data, dict) else None
             if status == 429:
+                self._observe(self.name, name, "rate_limited")
                 retry_after = float(error.response.headers.get("Retry-After", 1))
                 raise RateLimited(f"Slack rate limit ({code})", retry_after=retry_after,
                                   limit_key=limit_key) from error
             if code in _GONE:
+                self._observe(self.name, name, "refused")
                 raise Undeliverable(f"Slack refused: {code}") from error
+            self._observe(self.name, name, "failed")
             raise MessengerError(f"Slack answered {status}: {code}") from error
         except (TimeoutError, aiohttp.ClientError) as error:
+            self._observe(self.name, name, "failed")
             raise MessengerError(f"Slack unreachable: {type(error).__name__}") from error
+        self._observe(self.name, name, "ok")
+        return result

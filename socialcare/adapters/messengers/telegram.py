@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from socialcare.adapters.messengers.telegram_card import (
     card_html,
@@ -21,6 +21,9 @@ from socialcare.bot.cards import CardView
 from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
 from socialcare.bot.team import Person
+
+# Told of every call: messenger, API method, outcome (ok, rate_limited, refused, failed).
+Observe = Callable[[str, str, str], None]
 
 # Telegram: about 1 message per second per chat, 20 per minute per group (edits seem
 # to count too), 30 per second overall.
@@ -48,8 +51,9 @@ class TelegramMessenger:
 
     name = "telegram"
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, observe: Observe | None = None) -> None:
         self._bot = bot
+        self._observe = observe or (lambda messenger, method, outcome: None)
 
     def limits(self, operation: str, channel: str) -> Sequence[RateLimit]:
         """Return the rate limits a call to this chat counts against."""
@@ -138,18 +142,21 @@ class TelegramMessenger:
             return False
         return True
 
-    @staticmethod
-    async def _call(channel: str, call: Any) -> Any:
+    async def _call(self, channel: str, call: Any) -> Any:
+        name = str(getattr(call, "__qualname__", "?")).rsplit(".", 1)[-1]
         try:
-            return await call
+            result = await call
         except RetryAfter as error:
+            self._observe(self.name, name, "rate_limited")
             raise RateLimited(
                 f"Telegram flood control: {error}", retry_after=_seconds(error.retry_after),
                 limit_key=f"telegram:chat:{channel}",
             ) from error
         except (BadRequest, Forbidden) as error:
+            self._observe(self.name, name, "refused")
             raise Undeliverable(f"Telegram refused: {error.message}") from error
-        except NetworkError as error:
-            raise MessengerError(f"Telegram unreachable: {error}") from error
-        except TelegramError as error:
-            raise MessengerError(f"Telegram error: {error}") from error
+        except TelegramError as error:  # NetworkError, TimedOut and the rest
+            self._observe(self.name, name, "failed")
+            raise MessengerError(f"Telegram call failed: {error}") from error
+        self._observe(self.name, name, "ok")
+        return result
