@@ -128,6 +128,16 @@ class Chat:
     async def slack_send(self, request: Any) -> Any:
         return await self.slack.deliver(request, f"{self.base_url}/slack/events")
 
+    async def slack_command(self, command: str, text: str = "", *, user: str,
+                            channel: str = SLACK_CHANNEL) -> Any:
+        """Type a slash command and wait for its (private) answer, which Slack gets after
+        the ack: commands sent one after another are answered in that order."""
+        before = len(self.slack.responses())
+        await self.slack_send(self.slack.slash_command(command, text, user=user,
+                                                       channel=channel))
+        return await eventually(lambda: len(self.slack.responses()) > before
+                                and self.slack.responses()[before])
+
     async def telegram_send(self, update: dict[str, Any], **kwargs: Any) -> Any:
         return await self.telegram.deliver_webhook(
             update, f"{self.base_url}/telegram/webhook",
