@@ -7,6 +7,7 @@ write lock instead of failing half-way through a read-then-write transaction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from types import TracebackType
@@ -113,11 +114,9 @@ class SqlUnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        try:
-            if conn.in_transaction():
-                await conn.rollback()
-        finally:
-            await conn.close()
+        # Shielded: a task cancelled mid-transaction (a loop stopping at shutdown) must
+        # still roll back and hand the connection back, or it keeps SQLite's write lock.
+        await asyncio.shield(_end(conn))
         if isinstance(exc, DBAPIError) and _is_transient(exc):
             # Lost a race with another transaction: the command runs again on fresh data.
             raise ConcurrentUpdate(str(exc.orig)) from exc
@@ -129,6 +128,14 @@ class SqlUnitOfWork:
         await facts.refresh(self._conn, self.events.touched, self.events)
         self.events.touched.clear()
         await self._conn.commit()
+
+
+async def _end(conn: AsyncConnection) -> None:
+    try:
+        if conn.in_transaction():
+            await conn.rollback()
+    finally:
+        await conn.close()
 
 
 # PostgreSQL: serialization_failure, deadlock_detected.

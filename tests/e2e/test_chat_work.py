@@ -51,6 +51,8 @@ async def test_a_reply_from_the_slack_form_is_published_at_the_source_and_record
                                            published=minutes_ago(flowing_clock, 0)))
         await eventually(lambda: "Answered by Aigerim" in str(chat.slack_cards()[0].blocks))
         told = await eventually(lambda: chat.slack.ephemerals_for(AIGERIM_SLACK))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
 
     assert view.view["private_metadata"] == f"{case_id}|{SLACK_CHANNEL}"
     [published] = chat.platform.replies
@@ -60,8 +62,6 @@ async def test_a_reply_from_the_slack_form_is_published_at_the_source_and_record
     assert chat.platform.refused == 0
     assert echo == {"external_id": "reply-1", "outcome": "dropped", "reason": "duplicate"}
     assert "was published and recorded" in told[-1].text
-    async with chat.deps.uow() as uow:
-        events = await uow.events.for_case(case_id)
     assert events[-1].kind.value == "agent_message"
     assert events[-1].data["mention"] == "reply-1"
 
