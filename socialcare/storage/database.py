@@ -102,7 +102,7 @@ class SqlUnitOfWork:
         self.notices = SqlNoticeRepository(conn)
         self.jobs = SqlJobRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
-        self.reports = SqlReportRepository(conn)
+        self.reports = SqlReportRepository(conn, self._engine)
         return self
 
     async def __aexit__(

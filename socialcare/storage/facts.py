@@ -30,6 +30,11 @@ def facts_row(facts: CaseFacts) -> dict[str, Any]:
         "messages_to_resolve": facts.messages_to_resolve,
         "second_line_seconds": facts.second_line_closed.total_seconds(),
         "with_second_line_since": facts.with_second_line_since,
+        "reaction_seconds": None if facts.first_answer_at is None
+        else (facts.first_answer_at - facts.published_at).total_seconds(),
+        "lag_seconds": max(0.0, (facts.collected_at - facts.published_at).total_seconds()),
+        "resolution_seconds": None if facts.resolved_at is None
+        else (facts.resolved_at - facts.published_at).total_seconds(),
     }
 
 

@@ -1,0 +1,164 @@
+"""Time `/report month` over a million cases on PostgreSQL.
+
+    python -m benchmarks.report_month [--cases 1000000] [--runs 5]
+
+Seeds (once, and again only if the count differs) a benchmark database with cases
+and their facts spread over the current month, then builds the month's report —
+the query path of `/report month` — several times and prints the median. The
+database is BENCH_DATABASE_URL (default: postgresql+asyncpg://postgres@127.0.0.1:5432/
+socialcare_bench, created if missing). Results are also written to
+benchmarks/results/report_month.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from socialcare.bot.reports import parse_period
+from socialcare.storage.database import SqlUnitOfWork, create_engine, upgrade
+from socialcare.storage.schema import case_facts
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/socialcare_bench"
+ZONE = ZoneInfo("Asia/Almaty")
+RESULTS = Path(__file__).parent / "results"
+TARGET_SECONDS = 2.0
+
+# Cases spread evenly over [start, end); a fifth unanswered, a tenth dismissed, a third
+# answered late; two of three resolved after 1-4 messages; forum cases every fourth.
+SEED = """
+WITH spread AS (
+    SELECT n, CAST(:start AS timestamptz)
+              + make_interval(secs => CAST(:span AS double precision) * n / :count) AS published
+    FROM generate_series(1, :count) AS n
+)
+INSERT INTO {table} ({columns})
+SELECT {values} FROM spread
+"""
+CASES = {
+    "id": "n", "brand": "CASE WHEN n % 3 = 0 THEN 'activ' ELSE 'Kcell' END",
+    "source": "CASE WHEN n % 4 = 0 THEN 'forums' ELSE 'webhook' END",
+    "platform": "(ARRAY['instagram','vk','facebook','youtube','x','forum'])[1 + n % 6]",
+    "tier": "CASE WHEN n % 4 = 0 THEN 'extra' ELSE 'main' END", "priority": "'high'",
+    "thread_key": "n::text", "state": "CASE WHEN n % 10 = 0 THEN 'dismissed' ELSE 'resolved' END",
+    "published_at": "published", "collected_at": "published + interval '40 seconds'",
+    "response_cycle": "1", "response_alerts": "0", "resolve_alerts": "0", "version": "0",
+}
+FACTS = {
+    "case_id": "n", "tier": "CASE WHEN n % 4 = 0 THEN 'extra' ELSE 'main' END",
+    "platform": "(ARRAY['instagram','vk','facebook','youtube','x','forum'])[1 + n % 6]",
+    "brand": "CASE WHEN n % 3 = 0 THEN 'activ' ELSE 'Kcell' END",
+    "source": "CASE WHEN n % 4 = 0 THEN 'forums' ELSE 'webhook' END",
+    "published_at": "published", "collected_at": "published + (n % 300) * interval '1 second'",
+    "response_due_at": "published + CASE WHEN n % 4 = 0 THEN interval '60 minutes' "
+                       "ELSE interval '15 minutes' END",
+    "standing": "CASE WHEN n % 10 = 0 THEN 'dismissed' WHEN n % 3 = 0 THEN 'open' "
+                "ELSE 'resolved' END",
+    "first_answer_at": "CASE WHEN n % 5 = 0 THEN NULL "
+                       "ELSE published + (n % 1500) * interval '1 second' END",
+    "first_answer_by": "CASE WHEN n % 5 = 0 THEN NULL ELSE 'agent' || (n % 30) END",
+    "resolved_at": "CASE WHEN n % 10 <> 0 AND n % 3 <> 0 "
+                   "THEN published + (n % 20000) * interval '1 second' END",
+    "messages_to_resolve": "CASE WHEN n % 10 <> 0 AND n % 3 <> 0 THEN 1 + n % 4 END",
+    "second_line_seconds": "0",
+    "reaction_seconds": "CASE WHEN n % 5 = 0 THEN NULL ELSE (n % 1500)::float END",
+    "lag_seconds": "(n % 300)::float",
+    "resolution_seconds": "CASE WHEN n % 10 <> 0 AND n % 3 <> 0 THEN (n % 20000)::float END",
+}
+
+
+async def ensure_database(url: str) -> None:
+    """Create the benchmark database if it does not exist."""
+    parsed = make_url(url)
+    server = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
+                                   password=parsed.password, database="postgres")
+    try:
+        exists = await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
+                                       parsed.database)
+        if not exists:
+            await server.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await server.close()
+
+
+async def seed(url: str, count: int, start: datetime, end: datetime) -> float:
+    """Fill the database with `count` cases over [start, end); return the seconds taken."""
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            have = (await conn.execute(select(func.count()).select_from(case_facts))).scalar()
+        if have == count:
+            return 0.0
+        began = time.perf_counter()
+        async with engine.begin() as conn:
+            await conn.execute(text("TRUNCATE cases, mentions, events, cards, case_facts, "
+                                    "escalation_cases, escalation_events, escalations CASCADE"))
+            for table, columns in (("cases", CASES), ("case_facts", FACTS)):
+                sql = SEED.format(table=table, columns=", ".join(columns),
+                                  values=", ".join(columns.values()))
+                await conn.execute(text(sql), {"start": start,
+                                               "span": (end - start).total_seconds(),
+                                               "count": count})
+            await conn.execute(text("ANALYZE case_facts"))
+        return time.perf_counter() - began
+    finally:
+        await engine.dispose()
+
+
+async def time_report(url: str, runs: int, now: datetime) -> tuple[list[float], int]:
+    """Build the month's report `runs` times; return the timings and the cases counted."""
+    engine = create_engine(url)
+    period = parse_period("month", now=now, zone=ZONE)
+    timings = []
+    try:
+        for _ in range(runs):
+            began = time.perf_counter()
+            async with SqlUnitOfWork(engine) as uow:
+                report = await uow.reports.report(period, now=now)
+            timings.append(time.perf_counter() - began)
+    finally:
+        await engine.dispose()
+    return timings, report.total.cases
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    now = datetime.now(UTC)
+    period = parse_period("month", now=now, zone=ZONE)
+    await ensure_database(url)
+    seeded = await seed(url, args.cases, period.start, min(period.end, now))
+    timings, counted = await time_report(url, args.runs, now)
+    median = statistics.median(timings)
+    result = {
+        "benchmark": "/report month", "database": "postgresql", "cases": counted,
+        "runs": len(timings), "median_seconds": round(median, 3),
+        "min_seconds": round(min(timings), 3), "max_seconds": round(max(timings), 3),
+        "target_seconds": TARGET_SECONDS, "met": median <= TARGET_SECONDS,
+        "seed_seconds": round(seeded, 1), "at": now.isoformat(timespec="seconds"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "report_month.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'benchmark':<16} {'cases':>10} {'median s':>9} {'min s':>7} {'max s':>7} "
+          f"{'target s':>9} {'met':>4}")
+    print(f"{result['benchmark']:<16} {counted:>10,} {median:>9.3f} {min(timings):>7.3f} "
+          f"{max(timings):>7.3f} {TARGET_SECONDS:>9.1f} {'yes' if result['met'] else 'NO':>4}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
