@@ -136,3 +136,26 @@ async def test_metrics_count_mentions_cards_sla_points_and_messenger_calls(
         "socialcare_card_queue_lag_seconds",
     ):
         assert line in metrics, line
+
+
+async def test_an_agents_figures_and_usage_for_nobody(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        results = await chat.ingest(
+            mention("ig-1", published=minutes_ago(flowing_clock, 12)),
+            mention("ig-2", "Kcell again", published=minutes_ago(flowing_clock, 20)),
+        )
+        service = {"uow": chat.deps.uow(), "clock": chat.deps.clock, "team": chat.deps.team}
+        for result in results:
+            await cases.mark_answered(cases.MarkAnswered(result["case_id"], "aigerim"),
+                                      **service)
+        own = await chat.slack_command("/agent", "today", user=AIGERIM_SLACK)
+        other = await chat.slack_command("/agent", "@daniyar week", user=AIGERIM_SLACK)
+        nobody = await chat.slack_command("/agent", "@ghost", user=AIGERIM_SLACK)
+
+    assert own.body["text"].startswith(
+        "👤 Aigerim, 25.11.2026: answered 2 cases first · reaction median 16 min, p90 19 min"
+        " · within SLA 50% (1 met, 1 missed)")
+    assert other.body["text"].startswith("Daniyar answered no case first in 23.11–25.11.2026")
+    assert nobody.body["text"].startswith("Usage: /agent")
