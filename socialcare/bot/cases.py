@@ -213,7 +213,11 @@ async def reply(
         )]
 
     async def store_echo(uow: UnitOfWork, case: Case, at: datetime) -> None:
-        await uow.mentions.add(echo)
+        # The platform may have sent our reply back already: then it is stored.
+        keys = {(m.source, m.external_id) for m in echo}
+        await uow.mentions.reserve(keys)
+        stored = await uow.mentions.existing(keys)
+        await uow.mentions.add([m for m in echo if (m.source, m.external_id) not in stored])
 
     return await change(cmd.case_id, apply, uow=uow, clock=clock, after=store_echo)
 
