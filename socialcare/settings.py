@@ -139,10 +139,13 @@ def _refuse_secrets(path: Path, raw: dict[str, Any]) -> None:
         if not isinstance(source, dict):
             continue
         for name in (source.get("options") or {}):
+            # `…_env` options name the environment variable that holds a secret.
+            if str(name).endswith("_env"):
+                continue
             if any(word in str(name).lower() for word in _SECRET_WORDS):
                 raise ConfigError(
                     f"{path}: sources[{i}].options.{name}: secrets do not belong in the config "
-                    "file; set them in the environment"
+                    f"file; put it in an environment variable and name that in {name}_env"
                 )
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
     from socialcare.bot.reports import Period, Report
+    from socialcare.bot.sources import Polled, SourceState
     from socialcare.bot.team import Person, Source
 
 
@@ -417,6 +418,31 @@ class ReportRepository(Protocol):
         ...
 
 
+class SourceStateRepository(Protocol):
+    """Each source's cursor and health."""
+
+    async def get(self, name: str) -> SourceState:
+        """Return a source's state (a fresh one if it has none yet)."""
+        ...
+
+    async def save(self, state: SourceState) -> None:
+        """Store the state if nobody changed it since it was read, else raise
+        ConcurrentUpdate."""
+        ...
+
+    async def all(self) -> list[SourceState]:
+        """Return every source's state."""
+        ...
+
+
+class Poller(Protocol):
+    """A source that is asked for what is new."""
+
+    async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
+        """Fetch what is new since `cursor`, or raise SourceUnavailable."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -433,6 +459,7 @@ class UnitOfWork(Protocol):
     jobs: JobRepository
     webhooks: WebhookRepository
     reports: ReportRepository
+    sources: SourceStateRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

@@ -61,11 +61,15 @@ class Source:
     platform: str
     tier: Tier
     poll_seconds: int = 300
+    # Tell the team when nothing has come from this source for this long.
+    silent_minutes: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.poll_seconds <= 0:
             raise ValueError("poll_seconds: must be a positive number of seconds")
+        if self.silent_minutes is not None and self.silent_minutes <= 0:
+            raise ValueError("silent_minutes: must be a positive number of minutes")
 
 
 @dataclass(frozen=True)

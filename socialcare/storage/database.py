@@ -31,6 +31,7 @@ from socialcare.storage.repositories import (
     SqlEventRepository,
     SqlMentionRepository,
 )
+from socialcare.storage.sources import SqlSourceStateRepository
 from socialcare.storage.webhooks import SqlWebhookRepository
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class SqlUnitOfWork:
     jobs: SqlJobRepository
     webhooks: SqlWebhookRepository
     reports: SqlReportRepository
+    sources: SqlSourceStateRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -103,6 +105,7 @@ class SqlUnitOfWork:
         self.jobs = SqlJobRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
         self.reports = SqlReportRepository(conn, self._engine)
+        self.sources = SqlSourceStateRepository(conn)
         return self
 
     async def __aexit__(

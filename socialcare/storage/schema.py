@@ -264,3 +264,21 @@ case_facts = Table(
     Column("resolution_seconds", Float),
     Index(None, "published_at"),
 )
+
+source_states = Table(
+    "source_states",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("cursor", Json, nullable=False),
+    Column("last_success_at", UTCDateTime()),
+    Column("last_error_at", UTCDateTime()),
+    Column("last_error", Text),
+    Column("failures", Integer, nullable=False),
+    Column("items_found", BigInteger, nullable=False),
+    Column("last_item_at", UTCDateTime()),
+    Column("lag_seconds", Float),
+    Column("next_poll_at", UTCDateTime()),
+    Column("alert", String(16), nullable=False),
+    Column("note", Text),
+    Column("version", Integer, nullable=False),
+)

@@ -1,0 +1,131 @@
+"""Collecting: poll a source, feed what it found to the pipeline, keep its health.
+
+The cursor is stored only after what it covers is stored: a crash in between means
+the next poll fetches those items again, and the pipeline drops them as duplicates —
+nothing is lost, nothing is doubled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from socialcare.bot.errors import ConcurrentUpdate
+from socialcare.bot.model import RawMention
+from socialcare.bot.pipeline import IngestResult, Outcome, Pipeline
+from socialcare.bot.ports import Clock, Poller, UnitOfWork
+from socialcare.bot.sources import (
+    Alert,
+    SourceState,
+    SourceUnavailable,
+    changed_alert,
+    next_poll,
+    record_failure,
+    record_success,
+)
+from socialcare.bot.team import Source
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What one poll or delivery of a source came to."""
+
+    source: str
+    found: int = 0
+    created: int = 0
+    error: str | None = None
+    alert: tuple[Alert, Alert] | None = None  # (was, is) when the team must be told
+    results: tuple[IngestResult, ...] = ()
+
+
+async def poll(
+    source: Source,
+    poller: Poller,
+    *,
+    uow: Callable[[], UnitOfWork],
+    pipeline: Pipeline,
+    clock: Clock,
+) -> Collected | None:
+    """Poll the source if it is due; return what came of it, or None if not due."""
+    now = clock.now()
+    async with uow() as unit:
+        state = await unit.sources.get(source.name)
+    if state.next_poll_at is not None and state.next_poll_at > now:
+        return None
+    try:
+        polled = await poller.poll(source, state.cursor)
+    except SourceUnavailable as failure:
+        record_failure(state, str(failure), now=now)
+        state.next_poll_at = next_poll(source, state, now=now, retry_after=failure.retry_after)
+        alert = changed_alert(source, state, now=now, polled=True)
+        await _save(state, uow)
+        return Collected(source.name, error=str(failure), alert=alert)
+    results = await ingest(polled.mentions, pipeline=pipeline, uow=uow)
+    record_success(state, polled.mentions, now=now, note=polled.note)
+    state.cursor = dict(polled.cursor)
+    state.next_poll_at = next_poll(source, state, now=now, retry_after=polled.retry_after)
+    alert = changed_alert(source, state, now=now, polled=True)
+    await _save(state, uow)
+    return Collected(source.name, found=len(polled.mentions), created=_created(results),
+                     alert=alert, results=tuple(results))
+
+
+async def ingest(mentions: Sequence[RawMention], *, pipeline: Pipeline,
+                 uow: Callable[[], UnitOfWork]) -> list[IngestResult]:
+    """Feed mentions to the pipeline in batches."""
+    results: list[IngestResult] = []
+    for start in range(0, len(mentions), BATCH):
+        results += await pipeline.ingest(mentions[start:start + BATCH], uow=uow())
+    return results
+
+
+async def delivered(
+    source: Source, mentions: Sequence[RawMention], *, uow: Callable[[], UnitOfWork],
+    clock: Clock,
+) -> tuple[Alert, Alert] | None:
+    """Note a pushed source's delivery in its health; return an alert change."""
+    now = clock.now()
+    for _ in range(3):
+        async with uow() as unit:
+            state = await unit.sources.get(source.name)
+        record_success(state, list(mentions), now=now)
+        alert = changed_alert(source, state, now=now, polled=False)
+        if await _save(state, uow):
+            return alert
+    return None
+
+
+async def check_silence(
+    sources: Sequence[Source], *, polled: Callable[[Source], bool],
+    uow: Callable[[], UnitOfWork], clock: Clock,
+) -> list[tuple[Source, tuple[Alert, Alert]]]:
+    """Find the sources that went silent (or spoke again) since they were last looked at."""
+    now = clock.now()
+    changes = []
+    for source in sources:
+        async with uow() as unit:
+            state = await unit.sources.get(source.name)
+        if state.last_success_at is None and state.last_item_at is None \
+                and source.silent_minutes is None:
+            continue
+        alert = changed_alert(source, state, now=now, polled=polled(source))
+        if alert is not None and await _save(state, uow):
+            changes.append((source, alert))
+    return changes
+
+
+async def _save(state: SourceState, uow: Callable[[], UnitOfWork]) -> bool:
+    """Store the state; False if another process stored it first (it then wins)."""
+    async with uow() as unit:
+        try:
+            await unit.sources.save(state)
+        except ConcurrentUpdate:
+            return False
+        await unit.commit()
+    return True
+
+
+def _created(results: Sequence[IngestResult]) -> int:
+    return sum(r.outcome is Outcome.CREATED for r in results)

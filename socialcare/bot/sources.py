@@ -1,0 +1,122 @@
+"""Sources: where mentions come from, polled or pushed, and how each one is doing.
+
+A polled source (an RSS feed, VK, YouTube, X) is asked "what is new since this
+cursor?" every so often; a pushed source (a listening platform's webhook, Meta, the
+Telegram groups the bot is in) delivers by itself. Either way socialcare keeps, per
+source, its cursor and its health — last success, last error, items found, lag —
+and tells the team once when a source starts failing or goes silent, and once when
+it recovers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from socialcare.bot.model import RawMention
+from socialcare.bot.team import Source
+
+# Consecutive failed polls before the team is told a source is failing.
+FAILING_AFTER = 3
+# Longest wait between polls of a failing source.
+BACKOFF_MAX = timedelta(hours=1)
+
+
+class Alert(StrEnum):
+    """What the team was last told about a source."""
+
+    OK = "ok"
+    FAILING = "failing"
+    SILENT = "silent"
+
+
+@dataclass
+class SourceState:
+    """A source's cursor and health, kept in the database."""
+
+    name: str
+    cursor: dict[str, Any] = field(default_factory=dict)
+    last_success_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0
+    items_found: int = 0
+    last_item_at: datetime | None = None
+    lag_seconds: float | None = None
+    next_poll_at: datetime | None = None
+    alert: Alert = Alert.OK
+    note: str | None = None  # e.g. "quota used up until 09:00"
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Polled:
+    """What one poll found, the cursor to poll from next, and whether to slow down."""
+
+    mentions: list[RawMention]
+    cursor: dict[str, Any]
+    retry_after: float | None = None  # the source asked for a pause (rate limit, quota)
+    note: str | None = None
+
+
+class SourceUnavailable(Exception):
+    """A poll failed; the message says why. `retry_after` when the source said when."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def record_success(state: SourceState, found: list[RawMention], *, now: datetime,
+                   note: str | None = None) -> None:
+    """Note a successful poll or delivery and what it found."""
+    state.last_success_at = now
+    state.failures = 0
+    state.note = note
+    state.items_found += len(found)
+    if found:
+        newest = max(m.published_at for m in found)
+        state.last_item_at = max(state.last_item_at or newest, newest)
+        state.lag_seconds = max(0.0, (now - newest).total_seconds())
+
+
+def record_failure(state: SourceState, error: str, *, now: datetime) -> None:
+    """Note a failed poll."""
+    state.failures += 1
+    state.last_error_at = now
+    state.last_error = error[:500]
+
+
+def next_poll(source: Source, state: SourceState, *, now: datetime,
+              retry_after: float | None = None) -> datetime:
+    """Return when to poll again: the source's interval, longer if it asked for a pause,
+    doubling (up to an hour) while it keeps failing."""
+    wait = timedelta(seconds=source.poll_seconds)
+    if state.failures:
+        wait = min(wait * 2 ** min(state.failures - 1, 10), max(BACKOFF_MAX, wait))
+    if retry_after is not None:
+        wait = max(wait, timedelta(seconds=retry_after))
+    return now + wait
+
+
+def assess(source: Source, state: SourceState, *, now: datetime, polled: bool) -> Alert:
+    """Return how the source should be described now: failing, silent, or fine."""
+    if polled and state.failures >= FAILING_AFTER:
+        return Alert.FAILING
+    if source.silent_minutes is not None:
+        since = state.last_item_at or state.last_success_at
+        if since is None or now - since > timedelta(minutes=source.silent_minutes):
+            return Alert.SILENT
+    return Alert.OK
+
+
+def changed_alert(source: Source, state: SourceState, *, now: datetime,
+                  polled: bool) -> tuple[Alert, Alert] | None:
+    """Move the state's alert to what it should be; return (was, is) if it changed."""
+    wanted = assess(source, state, now=now, polled=polled)
+    if wanted is state.alert:
+        return None
+    was, state.alert = state.alert, wanted
+    return was, wanted
