@@ -13,6 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from socialcare.adapters.collectors.kinds import Collectors
 from socialcare.adapters.telemetry import Telemetry
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.pipeline import Pipeline
@@ -37,6 +38,7 @@ class Deps:
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
     publishers: Mapping[str, Publisher] = field(default_factory=dict)
     webhooks: WebhookSender | None = None
+    collectors: Collectors = field(default_factory=Collectors)
     # Set to wake the dispatcher when a case changed in this process.
     card_changes: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -36,6 +36,7 @@ from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from socialcare.adapters.clock import SystemClock
+from socialcare.adapters.collectors import kinds
 from socialcare.adapters.collectors.webhook_reply import WebhookReplyPublisher, can_publish
 from socialcare.adapters.messengers.slack import SlackMessenger
 from socialcare.adapters.messengers.telegram import TelegramMessenger
@@ -46,12 +47,22 @@ from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher
 from socialcare.bot.team import Source, Team
 from socialcare.deps import Deps
-from socialcare.handlers import cards, commands, handoff, health, ingest, scheduler, terminal
+from socialcare.handlers import (
+    cards,
+    collectors,
+    commands,
+    handoff,
+    health,
+    ingest,
+    scheduler,
+    terminal,
+)
 from socialcare.handlers import slack as slack_handlers
 from socialcare.handlers import telegram as telegram_handlers
 from socialcare.settings import (
     ConfigError,
     Settings,
+    environment,
     load_catalog,
     load_settings,
     load_team,
@@ -63,6 +74,8 @@ from socialcare.storage.database import create_engine, upgrade
 log = logging.getLogger("socialcare")
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+# What Telegram sends us: commands, replies and group messages; clicks; channel posts.
+UPDATES = ["message", "callback_query", "channel_post"]
 
 
 @dataclass(frozen=True)
@@ -96,10 +109,18 @@ async def runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIte
             bolt, messengers["slack"] = _slack(settings, telemetry)
         if settings.telegram_bot_token is not None:
             telegram, messengers["telegram"] = _telegram(settings, telemetry)
+        try:
+            collecting = kinds.build(
+                team, session=session, clock=clock, environ=environment(),
+                telegram_bot=telegram.bot if telegram is not None else None,
+                team_chats=team.own_chats("telegram"))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        publishers |= collecting.publishers
         deps = Deps(
             settings=settings, team=team, catalog=catalog, clock=clock, engine=engine,
             redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=telemetry,
-            messengers=messengers, publishers=publishers,
+            messengers=messengers, publishers=publishers, collectors=collecting,
             webhooks=_webhooks(settings, team, session),
         )
         if bolt is not None:
@@ -205,6 +226,7 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
         web_app.cleanup_ctx.append(_run_socket_mode(app.bolt, deps))
     if with_timers:
         scheduler.register(web_app, deps)
+        collectors.register(web_app, deps)
     if deps.messengers:
         cards.register(web_app, app.dispatcher, deps)
     return web_app
@@ -225,12 +247,11 @@ def _run_telegram(
             assert secret is not None
             await application.bot.set_webhook(
                 url=str(settings.telegram_webhook_url), secret_token=secret.get_secret_value(),
-                allowed_updates=["message", "callback_query"],
+                allowed_updates=UPDATES,
             )
         await application.start()
         if application.updater is not None:
-            await application.updater.start_polling(allowed_updates=["message",
-                                                                     "callback_query"])
+            await application.updater.start_polling(allowed_updates=UPDATES)
         log.info("Telegram bot @%s is up (%s)", application.bot.username,
                  "webhook" if application.updater is None else "polling")
         yield

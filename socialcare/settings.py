@@ -7,15 +7,18 @@ the key and the problem.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialcare.adapters.collectors import kinds
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.team import Team
 
@@ -65,6 +68,12 @@ class Settings(BaseSettings):
         return url
 
 
+def environment(env_file: Path = Path(".env")) -> dict[str, str]:
+    """The environment over `.env`: where the secrets that sources' options name are read."""
+    values = dotenv_values(env_file) if env_file.is_file() else {}
+    return {k: v for k, v in values.items() if v is not None} | dict(os.environ)
+
+
 def load_settings() -> Settings:
     """Read the environment, or raise ConfigError naming the variable."""
     try:
@@ -106,6 +115,11 @@ def load_team(path: Path) -> Team:
             f"{path}: language: no catalog {team.language!r} (available: "
             f"{', '.join(sorted(languages()))}; a translator adds locales/<code>.toml)"
         )
+    for i, source in enumerate(team.sources):
+        try:
+            kinds.check(source)
+        except kinds.BadOptions as error:
+            raise ConfigError(f"{path}: sources[{i}] ({source.name}).{error}") from None
     return team
 
 

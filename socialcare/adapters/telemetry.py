@@ -25,6 +25,15 @@ class Telemetry:
             "socialcare_mentions", "Mentions ingested, by source and outcome.",
             ["source", "outcome", "reason"], registry=self.registry,
         )
+        self.source_polls = Counter(
+            "socialcare_source_polls", "Polls of a source, by outcome (ok or failed).",
+            ["source", "outcome"], registry=self.registry,
+        )
+        self.source_lag = Gauge(
+            "socialcare_source_lag_seconds",
+            "From the newest item's publication to its collection, by source.", ["source"],
+            registry=self.registry,
+        )
         self.sla_points = Counter(
             "socialcare_sla_points", "SLA points fired, by tier, clock and kind.",
             ["tier", "clock", "point"], registry=self.registry,

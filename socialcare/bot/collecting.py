@@ -7,8 +7,11 @@ nothing is lost, nothing is doubled.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from socialcare.bot.errors import ConcurrentUpdate
 from socialcare.bot.model import RawMention
@@ -25,7 +28,11 @@ from socialcare.bot.sources import (
 )
 from socialcare.bot.team import Source
 
+log = logging.getLogger(__name__)
+
 BATCH = 500
+# A poll that takes longer than this is given up (and counted as failed).
+POLL_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class Collected:
     """What one poll or delivery of a source came to."""
 
     source: str
+    next_poll_at: datetime | None = None
+    skipped: bool = False  # it was not due (another process may have polled it)
     found: int = 0
     created: int = 0
     error: str | None = None
@@ -47,29 +56,42 @@ async def poll(
     uow: Callable[[], UnitOfWork],
     pipeline: Pipeline,
     clock: Clock,
-) -> Collected | None:
-    """Poll the source if it is due; return what came of it, or None if not due."""
+) -> Collected:
+    """Poll the source if it is due; return what came of it."""
     now = clock.now()
     async with uow() as unit:
         state = await unit.sources.get(source.name)
     if state.next_poll_at is not None and state.next_poll_at > now:
-        return None
+        return Collected(source.name, next_poll_at=state.next_poll_at, skipped=True)
     try:
-        polled = await poller.poll(source, state.cursor)
-    except SourceUnavailable as failure:
+        async with asyncio.timeout(POLL_TIMEOUT):
+            polled = await poller.poll(source, state.cursor)
+    except Exception as error:
+        failure = _as_unavailable(source, error)
         record_failure(state, str(failure), now=now)
         state.next_poll_at = next_poll(source, state, now=now, retry_after=failure.retry_after)
         alert = changed_alert(source, state, now=now, polled=True)
         await _save(state, uow)
-        return Collected(source.name, error=str(failure), alert=alert)
+        return Collected(source.name, next_poll_at=state.next_poll_at, error=str(failure),
+                         alert=alert)
     results = await ingest(polled.mentions, pipeline=pipeline, uow=uow)
     record_success(state, polled.mentions, now=now, note=polled.note)
     state.cursor = dict(polled.cursor)
     state.next_poll_at = next_poll(source, state, now=now, retry_after=polled.retry_after)
     alert = changed_alert(source, state, now=now, polled=True)
     await _save(state, uow)
-    return Collected(source.name, found=len(polled.mentions), created=_created(results),
-                     alert=alert, results=tuple(results))
+    return Collected(source.name, next_poll_at=state.next_poll_at, found=len(polled.mentions),
+                     created=_created(results), alert=alert, results=tuple(results))
+
+
+def _as_unavailable(source: Source, error: Exception) -> SourceUnavailable:
+    if isinstance(error, SourceUnavailable):
+        return error
+    if isinstance(error, TimeoutError):
+        return SourceUnavailable(f"the poll took over {POLL_TIMEOUT:.0f} s")
+    # A collector's bug must not stop the others: it shows as this source failing.
+    log.exception("polling source %s failed", source.name)
+    return SourceUnavailable(f"unexpected {type(error).__name__}: {error}")
 
 
 async def ingest(mentions: Sequence[RawMention], *, pipeline: Pipeline,

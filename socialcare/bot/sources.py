@@ -10,12 +10,15 @@ it recovers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from socialcare.bot.catalog import Catalog
 from socialcare.bot.model import RawMention
+from socialcare.bot.report_text import duration
 from socialcare.bot.team import Source
 
 # Consecutive failed polls before the team is told a source is failing.
@@ -120,3 +123,54 @@ def changed_alert(source: Source, state: SourceState, *, now: datetime,
         return None
     was, state.alert = state.alert, wanted
     return was, wanted
+
+
+def table(sources: Sequence[Source], states: Mapping[str, SourceState], *, now: datetime,
+          catalog: Catalog, polled: Callable[[Source], bool]) -> str:
+    """The `/sources` table: one line per source, how it is doing and since when."""
+    lines = [catalog("sources.title", count=len(sources))]
+    for source in sources:
+        state = states.get(source.name) or SourceState(source.name)
+        status = assess(source, state, now=now, polled=polled(source))
+        ago = _ago(now, catalog)
+        if state.last_success_at is None and state.failures == 0:
+            head = catalog("sources.never", name=source.name, kind=source.kind,
+                           tier=source.tier.value)
+        else:
+            head = catalog(f"sources.{status.value}", name=source.name, kind=source.kind,
+                           tier=source.tier.value)
+        parts = [head]
+        if state.last_success_at is not None:
+            parts.append(catalog("sources.last_ok", ago=ago(state.last_success_at)))
+        parts.append(catalog("sources.items", count=state.items_found))
+        if state.lag_seconds is not None:
+            parts.append(catalog("sources.lag", lag=duration(state.lag_seconds, catalog)))
+        if state.failures:
+            parts.append(catalog("sources.failures", count=state.failures))
+        if state.last_error_at is not None and (state.failures or status is not Alert.OK):
+            parts.append(catalog("sources.error", ago=ago(state.last_error_at),
+                                 error=state.last_error or "?"))
+        if state.note:
+            parts.append(state.note)
+        if polled(source) and state.next_poll_at is not None and state.next_poll_at > now:
+            parts.append(catalog("sources.next", wait=duration(
+                (state.next_poll_at - now).total_seconds(), catalog)))
+        lines.append(" · ".join(parts))
+    return "\n".join(lines)
+
+
+def alert_text(source: Source, change: tuple[Alert, Alert], state: SourceState, *,
+               catalog: Catalog) -> str:
+    """What the team channel is told when a source starts failing, goes silent or recovers."""
+    _, now_is = change
+    if now_is is Alert.FAILING:
+        return catalog("sources.alert_failing", name=source.name, failures=state.failures,
+                       error=state.last_error or "?")
+    if now_is is Alert.SILENT:
+        return catalog("sources.alert_silent", name=source.name,
+                       minutes=source.silent_minutes or 0)
+    return catalog("sources.alert_recovered", name=source.name)
+
+
+def _ago(now: datetime, catalog: Catalog) -> Callable[[datetime], str]:
+    return lambda at: duration(max(0.0, (now - at).total_seconds()), catalog)

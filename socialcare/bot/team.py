@@ -306,6 +306,20 @@ class Team:
         """Return the channels that get a card for a case with these attributes."""
         return [c for c in self.channels if c.routes(brand=brand, tier=tier, platform=platform)]
 
+    def channels_for_source(self, source: Source) -> list[Channel]:
+        """Return the channels that get cards from a source (whatever the brand): where
+        its health alerts go."""
+        return [c for c in self.channels
+                if (not c.tiers or source.tier in c.tiers)
+                and (not c.platforms or source.platform in c.platforms)]
+
+    def own_chats(self, messenger: str) -> set[str]:
+        """Every chat the team itself uses in a messenger: cards, escalations, reports,
+        second-line teams. Customers' messages are never collected from these."""
+        channels = [*self.channels, *self.escalation.channels, *self.reports.channels,
+                    *(c for t in self.second_line for c in t.channels)]
+        return {c.id for c in channels if c.messenger == messenger}
+
     def second_line_team(self, name: str) -> SecondLineTeam | None:
         """Return the second-line team with this name."""
         return next((t for t in self.second_line if t.name == name), None)

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable
 
-from socialcare.bot import cases, handoffs
+from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, NotAllowed
@@ -26,7 +26,7 @@ from socialcare.handlers.chat import ChatReply, describe_error, service
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
-            "digest", "handoff", "handback", "report", "agent", "sla", "help")
+            "digest", "handoff", "handback", "report", "agent", "sla", "sources", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -123,6 +123,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await reporting.run_agent(args, person, deps)
         if name == "sla":
             return await reporting.run_sla(deps)
+        if name == "sources":
+            return await _sources(deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))
@@ -169,6 +171,13 @@ async def _case(case_id: int, deps: Deps) -> ChatReply:
     if view.url:
         lines.insert(2, view.url)
     return ChatReply("\n".join(lines))
+
+
+async def _sources(deps: Deps) -> ChatReply:
+    async with deps.uow() as uow:
+        states = {state.name: state for state in await uow.sources.all()}
+    return ChatReply(sources.table(deps.team.sources, states, now=deps.clock.now(),
+                                   catalog=deps.catalog, polled=deps.collectors.polled))
 
 
 async def _handing(command: Awaitable[object], deps: Deps) -> ChatReply | None:

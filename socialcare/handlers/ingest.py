@@ -1,4 +1,6 @@
-"""`POST /ingest`: signed JSON mentions from webhooks and social-listening platforms.
+"""`POST /ingest`: signed JSON mentions from webhooks and social-listening platforms;
+`POST /ingest/{name}`: a listening platform's own JSON, mapped by the config;
+`GET|POST /meta/{name}`: Meta's webhooks (Facebook pages, Instagram).
 
 The body is one mention or a JSON list of them, at most 1 MiB, signed with
 `X-Signature: sha256=<hex HMAC-SHA256 of the raw body with INGEST_WEBHOOK_SECRET>`.
@@ -14,9 +16,11 @@ import logging
 from aiohttp import web
 
 from socialcare.adapters.collectors.mention_json import BadMentions, parse_body
+from socialcare.adapters.collectors.push import Pushed, Refused
 from socialcare.adapters.collectors.signature import HEADER, verify
 from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
+from socialcare.handlers import collectors
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +56,12 @@ def register(app: web.Application, deps: Deps) -> None:
         except Exception:
             log.exception("ingest of %d mention(s) failed; nothing was stored", len(raws))
             return _problem(503, "storage is unavailable; nothing was stored, retry later")
-        deps.wake()
-        for raw, result in zip(raws, results, strict=True):
-            deps.telemetry.mentions.labels(
-                raw.source, result.outcome.value, result.reason.value if result.reason else ""
-            ).inc()
+        for name in dict.fromkeys(raw.source for raw in raws):
+            pairs = [(r, res) for r, res in zip(raws, results, strict=True) if r.source == name]
+            source = deps.team.source(name)
+            assert source is not None  # parse_body accepts configured sources only
+            await collectors.received(deps, source, [r for r, _ in pairs],
+                                      [res for _, res in pairs])
         return web.json_response({
             "results": [
                 _result_json(raw.external_id, result)
@@ -65,6 +70,50 @@ def register(app: web.Application, deps: Deps) -> None:
         })
 
     app.router.add_post("/ingest", ingest)
+    app.router.add_post("/ingest/{name}", lambda request: _pushed(request, deps, "mapped"))
+    app.router.add_get("/meta/{name}", lambda request: _meta_challenge(request, deps))
+    app.router.add_post("/meta/{name}", lambda request: _pushed(request, deps, "meta"))
+
+
+async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
+    """A pushed source's delivery: check, map, store; answer per mention."""
+    name = request.match_info["name"]
+    receivers = deps.collectors.mapped if kind == "mapped" else deps.collectors.meta
+    receiver = receivers.get(name)
+    source = deps.team.source(name)
+    if receiver is None or source is None:
+        return _problem(404, f"no {kind} source named {name!r} in the config")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _problem(413, f"body over {MAX_BODY} bytes: send fewer mentions per request")
+    pushed = Pushed(query=request.query, headers=request.headers, body=body)
+    try:
+        raws = await receiver.receive(source, pushed, now=deps.clock.now())
+    except Refused as refused:
+        return _problem(refused.status, str(refused))
+    try:
+        results = await deps.pipeline.ingest(raws, uow=deps.uow()) if raws else []
+    except Exception:
+        log.exception("ingest of %d mention(s) from %s failed; nothing was stored",
+                      len(raws), name)
+        return _problem(503, "storage is unavailable; nothing was stored, retry later")
+    await collectors.received(deps, source, raws, results)
+    return web.json_response({
+        "results": [_result_json(raw.external_id, result)
+                    for raw, result in zip(raws, results, strict=True)]
+    })
+
+
+async def _meta_challenge(request: web.Request, deps: Deps) -> web.Response:
+    """Meta's check of the endpoint: echo hub.challenge if the verify token matches."""
+    receiver = deps.collectors.meta.get(request.match_info["name"])
+    if receiver is None:
+        return _problem(404, f"no meta source named {request.match_info['name']!r}")
+    try:
+        return web.Response(text=receiver.challenge(request.query))
+    except Refused as refused:
+        return _problem(refused.status, str(refused))
 
 
 def _result_json(external_id: str, result: IngestResult) -> dict[str, object]:

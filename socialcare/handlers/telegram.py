@@ -50,7 +50,7 @@ from socialcare.bot.actions import (
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import escalating
+from socialcare.handlers import collectors, escalating
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 
 log = logging.getLogger(__name__)
@@ -297,12 +297,33 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             return
         await talk.answer(context.bot, message, person, about)
 
+    async def on_group_message(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        for name, groups in deps.collectors.telegram.items():
+            source = deps.team.source(name)
+            if source is None or not groups.watches(message.chat):
+                continue
+            mention = groups.mention(source, message)
+            if mention is None:
+                return
+            results = await deps.pipeline.ingest([mention], uow=deps.uow())
+            await collectors.received(deps, source, [mention], results)
+            return
+
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[de]?:"))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, _command_handler(name, deps)))
     application.add_handler(MessageHandler(
         filters.REPLY & filters.TEXT & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_reply
     ))
+    if deps.collectors.telegram:
+        # Its own group, so that a reply in a customers' chat is collected as well as
+        # looked at as a possible answer to a card.
+        application.add_handler(MessageHandler(
+            (filters.ChatType.GROUPS | filters.UpdateType.CHANNEL_POST)
+            & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_group_message), group=1)
     application.add_error_handler(_on_error)
 
 

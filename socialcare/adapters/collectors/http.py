@@ -1,0 +1,122 @@
+"""HTTP for collectors: one place that turns a source API's trouble into SourceUnavailable.
+
+Every collector calls its API through `request_json`, so a timeout, a refused
+connection, a 5xx, a 429 (with its Retry-After or X-Rate-Limit-Reset) or a body that
+is not JSON all end the same way: the poll fails with a reason the team can read,
+and the source is polled again later — never hammered, never crashed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from socialcare.bot.sources import SourceUnavailable
+
+TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+MAX_JSON = 5 * 1024 * 1024
+
+
+class ApiRefused(SourceUnavailable):
+    """The API answered with an error status; `status` and `body` say which."""
+
+    def __init__(self, message: str, *, status: int, body: Any,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+        self.body = body
+
+
+async def request_json(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    params: Mapping[str, str | int] | None = None,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    data: Mapping[str, str] | None = None,
+) -> Any:
+    """Call a JSON API and return its decoded answer; raise SourceUnavailable on trouble.
+
+    `what` names the call in the reason ("VK newsfeed.search"); the URL is never in
+    it, since some APIs carry the token in the query.
+    """
+    try:
+        async with session.request(method, url, params=params, headers=headers,
+                                   json=json_body, data=data, timeout=TIMEOUT) as response:
+            body = await response.content.read(MAX_JSON + 1)
+            status, answer_headers = response.status, response.headers
+    except TimeoutError:
+        raise SourceUnavailable(f"{what}: no answer within {TIMEOUT.total:.0f} s") from None
+    except aiohttp.ClientError as error:
+        raise SourceUnavailable(f"{what}: {_connection_reason(error)}") from None
+    if len(body) > MAX_JSON:
+        raise SourceUnavailable(f"{what}: answer over {MAX_JSON // (1024 * 1024)} MB")
+    try:
+        decoded = json.loads(body) if body.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        decoded = None
+        if status < 400:
+            raise SourceUnavailable(f"{what}: the answer is not JSON (HTTP {status})") from None
+    if status == 429:
+        wait = retry_after(answer_headers)
+        raise ApiRefused(
+            f"{what}: rate limited (HTTP 429)" + (f", retry in {wait:.0f} s" if wait else ""),
+            status=status, body=decoded, retry_after=wait)
+    if status >= 400:
+        raise ApiRefused(f"{what}: HTTP {status}{_detail(decoded)}", status=status,
+                         body=decoded, retry_after=retry_after(answer_headers))
+    return decoded
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Read how long the API asked us to wait: Retry-After seconds, or X-Rate-Limit-Reset
+    (a Unix time, as X sends it)."""
+    value = headers.get("Retry-After")
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    reset = headers.get("x-rate-limit-reset")
+    if reset is not None and headers.get("x-rate-limit-remaining") == "0":
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            return None
+    return None
+
+
+def _detail(body: Any) -> str:
+    """Pick the API's own words out of an error body, briefly."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("error_msg")
+    elif isinstance(error, str):
+        message = body.get("error_description") or error
+    else:
+        message = body.get("detail") or body.get("title")
+    return f": {str(message)[:200]}" if message else ""
+
+
+def _connection_reason(error: aiohttp.ClientError) -> str:
+    if isinstance(error, aiohttp.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect to {error.host}:{error.port}"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    return type(error).__name__
+
+
+def dumps(value: Any) -> str:
+    """JSON text for a form field (some APIs take JSON inside form posts)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,156 @@
+"""The source kinds: which options each takes, and the collectors built from them.
+
+A kind is polled (rss, vk, youtube, x: asked for what is new since a cursor),
+pushed (mapped, meta, webhook: they call us) or joined (telegram: the bot is in the
+chats). Options are checked when the config loads; secrets are read from the
+environment variables the options name (`…_env`) when the app starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, HttpUrl, ValidationError
+from telegram import Bot
+
+from socialcare.adapters.collectors import mapped, meta, rss, telegram_groups, vk, x, youtube
+from socialcare.bot.ports import Clock, Poller, Publisher
+from socialcare.bot.team import Source, Team
+
+
+class WebhookOptions(BaseModel):
+    """The generic signed webhook (`POST /ingest`): optionally, where replies go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reply_url: HttpUrl | None = None
+
+
+OPTIONS: dict[str, type[BaseModel]] = {
+    "webhook": WebhookOptions,
+    "mapped": mapped.Options,
+    "rss": rss.Options,
+    "vk": vk.Options,
+    "youtube": youtube.Options,
+    "x": x.Options,
+    "meta": meta.Options,
+    "telegram": telegram_groups.Options,
+}
+POLLED = frozenset({"rss", "vk", "youtube", "x"})
+
+
+class BadOptions(ValueError):
+    """A source's options are wrong; `key` is the option (dotted) and the message why."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key
+
+
+class MissingSecret(ValueError):
+    """An environment variable that a source's options name is not set."""
+
+
+def check(source: Source) -> BaseModel:
+    """Validate a source's kind and options; raise BadOptions naming the option."""
+    model = OPTIONS.get(source.kind)
+    if model is None:
+        raise BadOptions("kind", f"unknown kind {source.kind!r} (known: "
+                                 f"{', '.join(sorted(OPTIONS))})")
+    try:
+        return model.model_validate(dict(source.options))
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = "options." + ".".join(str(part) for part in first["loc"]) if first["loc"] \
+            else "options"
+        problem = ("unknown option (check the spelling against config.example.toml)"
+                   if first["type"] == "extra_forbidden"
+                   else str(first["msg"]).removeprefix("Value error, "))
+        raise BadOptions(key, problem) from None
+
+
+@dataclass
+class Collectors:
+    """What the app collects with, by source name."""
+
+    pollers: dict[str, Poller] = field(default_factory=dict)
+    publishers: dict[str, Publisher] = field(default_factory=dict)
+    mapped: dict[str, mapped.MappedReceiver] = field(default_factory=dict)
+    meta: dict[str, meta.MetaReceiver] = field(default_factory=dict)
+    telegram: dict[str, telegram_groups.TelegramGroups] = field(default_factory=dict)
+
+    def polled(self, source: Source) -> bool:
+        """Tell whether socialcare asks this source (rather than being told by it)."""
+        return source.name in self.pollers
+
+
+def build(
+    team: Team,
+    *,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    environ: Mapping[str, str],
+    telegram_bot: Bot | None,
+    team_chats: Collection[str] = (),
+) -> Collectors:
+    """Build every source's collector; raise MissingSecret or ValueError naming the source."""
+    collectors = Collectors()
+    keywords = [k for brand in team.brands for k in brand.keywords]
+    for source in team.sources:
+        options: Any = check(source)
+
+        def secret(option: str, *, required: bool = True, source: Source = source,
+                   options: Any = options) -> str | None:
+            return _secret(source, options, option, environ, required=required)
+
+        made: Any = None
+        if source.kind == "rss":
+            made = rss.FeedCollector(session, options, clock=clock)
+        elif source.kind == "vk":
+            made = vk.VkCollector(session, options, token=secret("token_env") or "",
+                                  reply_token=secret("reply_token_env", required=False),
+                                  queries=keywords)
+        elif source.kind == "youtube":
+            made = youtube.YoutubeCollector(
+                session, options, key=secret("key_env") or "",
+                token=secret("oauth_token_env", required=False), keywords=keywords,
+                clock=clock)
+        elif source.kind == "x":
+            made = x.XCollector(session, options, bearer=secret("bearer_env") or "",
+                                user_token=secret("user_token_env", required=False),
+                                keywords=keywords, clock=clock)
+        elif source.kind == "mapped":
+            collectors.mapped[source.name] = mapped.MappedReceiver(
+                options, secret("secret_env") or "")
+        elif source.kind == "meta":
+            made = collectors.meta[source.name] = meta.MetaReceiver(
+                session, options, app_secret=secret("app_secret_env") or "",
+                verify_token=secret("verify_token_env") or "",
+                page_token=secret("page_token_env", required=False))
+        elif source.kind == "telegram":
+            if telegram_bot is None:
+                raise ValueError(f"source {source.name!r} (kind telegram) needs the Telegram "
+                                 "bot: set TELEGRAM_BOT_TOKEN")
+            made = collectors.telegram[source.name] = telegram_groups.TelegramGroups(
+                telegram_bot, options, team_chats=team_chats)
+        if source.kind in POLLED:
+            collectors.pollers[source.name] = made
+        if made is not None and made.can_publish:
+            collectors.publishers[source.name] = made
+    return collectors
+
+
+def _secret(source: Source, options: Any, option: str, environ: Mapping[str, str], *,
+            required: bool) -> str | None:
+    name = getattr(options, option)
+    if name is None:
+        return None
+    value = environ.get(name, "").strip()
+    if not value:
+        hint = "" if required else "; or leave the option out to go without"
+        raise MissingSecret(f"environment: {name} is not set (sources {source.name!r} "
+                            f"options.{option} names it{hint})")
+    return value

@@ -1,0 +1,237 @@
+"""Facebook and Instagram: Meta Graph webhooks in, Graph API replies out.
+
+    [[sources]]
+    name = "meta"
+    kind = "meta"
+    platform = "facebook"              # Instagram items are marked "instagram"
+    tier = "main"
+    [sources.options]
+    app_secret_env = "META_APP_SECRET"        # checks X-Hub-Signature-256
+    verify_token_env = "META_VERIFY_TOKEN"    # answers the hub.challenge
+    page_token_env = "META_PAGE_TOKEN"        # reads mentions, posts replies
+    page_id = "1142469655832956"
+    ig_user_id = "17841405726653026"
+
+Meta calls `GET /meta/meta?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
+once to check the endpoint, then POSTs changes signed with the app secret. Page
+`feed` changes bring comments and visitors' posts whole; Instagram `comments` come
+whole too, but Instagram `mentions` bring only ids, so the comment or caption is
+looked up in the Graph API before it becomes a mention.
+
+Ids: a Facebook comment or post keeps its Graph id; an Instagram comment on our
+media its comment id; an @mention `mention:{media}` (a caption) or
+`mention:{media}:{comment}` (a comment), because a reply to a mention goes through
+the `/{ig-user}/mentions` edge, which needs both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from socialcare.adapters.collectors.http import request_json
+from socialcare.adapters.collectors.push import Pushed, Refused, hmac_sha256, same
+from socialcare.bot.model import Author, Mention, RawMention
+from socialcare.bot.ports import Published, PublishFailed
+from socialcare.bot.sources import SourceUnavailable
+from socialcare.bot.team import Source
+
+SIGNATURE = "X-Hub-Signature-256"
+# Page feed items that are someone saying something.
+FEED_ITEMS = frozenset({"comment", "post", "status", "photo", "video", "share"})
+
+
+class Options(BaseModel):
+    """A Meta source's options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    graph_url: HttpUrl = HttpUrl("https://graph.facebook.com/v21.0")
+    app_secret_env: str = Field(min_length=1)
+    verify_token_env: str = Field(min_length=1)
+    page_token_env: str | None = None
+    page_id: str | None = None
+    ig_user_id: str | None = None
+
+
+class MetaReceiver:
+    """Checks, reads and answers one Meta app's webhooks for one source."""
+
+    def __init__(self, session: aiohttp.ClientSession, options: Options, *, app_secret: str,
+                 verify_token: str, page_token: str | None) -> None:
+        self._session = session
+        self._options = options
+        self._app_secret = app_secret
+        self._verify_token = verify_token
+        self._page_token = page_token
+        self._graph = str(options.graph_url).rstrip("/")
+
+    @property
+    def can_publish(self) -> bool:
+        """Replies need the page token."""
+        return self._page_token is not None
+
+    def challenge(self, query: Mapping[str, str]) -> str:
+        """Answer Meta's endpoint check with its challenge, or refuse it."""
+        if query.get("hub.mode") != "subscribe" or not query.get("hub.challenge"):
+            raise Refused(400, "expected hub.mode=subscribe and a hub.challenge")
+        if not same(query.get("hub.verify_token"), self._verify_token):
+            raise Refused(403, "hub.verify_token does not match")
+        return query["hub.challenge"]
+
+    def verify(self, pushed: Pushed) -> None:
+        """Refuse a body that the app secret did not sign."""
+        if not same(pushed.headers.get(SIGNATURE),
+                    "sha256=" + hmac_sha256(self._app_secret, pushed.body)):
+            raise Refused(401, f"bad or missing {SIGNATURE} signature")
+
+    async def receive(self, source: Source, pushed: Pushed, *,
+                      now: datetime) -> list[RawMention]:
+        """Return the mentions of a signed delivery (looking up Instagram mentions)."""
+        self.verify(pushed)
+        try:
+            body = json.loads(pushed.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise Refused(400, f"malformed JSON: {error}") from None
+        if not isinstance(body, dict) or body.get("object") not in ("page", "instagram"):
+            raise Refused(400, "expected object \"page\" or \"instagram\"")
+        found: list[RawMention] = []
+        for entry in body.get("entry") or []:
+            for change in entry.get("changes") or [] if isinstance(entry, dict) else []:
+                if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+                    continue
+                field, value = change.get("field"), change["value"]
+                if body["object"] == "page" and field == "feed":
+                    mention = _feed(source, value, now)
+                elif field == "comments":
+                    mention = _ig_comment(source, value, now)
+                elif field == "mentions":
+                    mention = await self._ig_mention(source, value, now)
+                else:
+                    mention = None
+                if mention is not None:
+                    found.append(mention)
+        return found
+
+    async def publish(self, source: Source, to: Mention, text: str) -> Published:
+        """Reply where the customer wrote: under the comment, post or mention."""
+        if self._page_token is None:
+            raise PublishFailed("no page_token_env is set for this Meta source")
+        if to.external_id.startswith("mention:"):
+            if self._options.ig_user_id is None:
+                raise PublishFailed("no ig_user_id is set for this Meta source")
+            media, _, comment = to.external_id.removeprefix("mention:").partition(":")
+            path = f"{self._options.ig_user_id}/mentions"
+            form = {"media_id": media, "message": text} | (
+                {"comment_id": comment} if comment else {})
+        elif to.platform == "instagram":
+            path, form = f"{to.external_id}/replies", {"message": text}
+        else:
+            path, form = f"{to.external_id}/comments", {"message": text}
+        try:
+            answer = await request_json(
+                self._session, "POST", f"{self._graph}/{path}",
+                data=form | {"access_token": self._page_token}, what="Graph API reply")
+        except SourceUnavailable as failure:
+            raise PublishFailed(str(failure)) from None
+        reply_id = answer.get("id") if isinstance(answer, dict) else None
+        if not reply_id:
+            raise PublishFailed("Graph API reply: no id in the answer")
+        return Published(external_id=str(reply_id), url=to.url)
+
+    async def _ig_mention(self, source: Source, value: Mapping[str, Any],
+                          now: datetime) -> RawMention | None:
+        """Look up what an Instagram @mention says (the webhook brings only ids)."""
+        media, comment = value.get("media_id"), value.get("comment_id")
+        if not media or self._options.ig_user_id is None or self._page_token is None:
+            return None
+        if comment:
+            fields = (f"mentioned_comment.comment_id({comment})"
+                      "{id,text,username,timestamp,media{id,permalink}}")
+        else:
+            fields = f"mentioned_media.media_id({media}){{id,caption,username,timestamp,permalink}}"
+        try:
+            answer = await request_json(
+                self._session, "GET", f"{self._graph}/{self._options.ig_user_id}",
+                params={"fields": fields, "access_token": self._page_token},
+                what="Graph API mention lookup")
+        except SourceUnavailable as failure:
+            # Meta delivers again when we answer with an error.
+            raise Refused(503, f"{failure}; deliver again later") from None
+        found = (answer or {}).get("mentioned_comment" if comment else "mentioned_media")
+        if not isinstance(found, dict):
+            return None
+        username = found.get("username")
+        link = ((found.get("media") or {}).get("permalink") if comment
+                else found.get("permalink"))
+        return RawMention(
+            source=source.name,
+            external_id=f"mention:{media}:{comment}" if comment else f"mention:{media}",
+            text=str(found.get("text") if comment else found.get("caption") or ""),
+            published_at=_time(found.get("timestamp"), now), url=link, platform="instagram",
+            author=Author(name=username, handle=f"@{username}" if username else None,
+                          url=f"https://www.instagram.com/{username}/" if username else None),
+        )
+
+
+def _feed(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention | None:
+    """A page feed change: a new comment, or a visitor's post on the page."""
+    if value.get("item") not in FEED_ITEMS or value.get("verb") != "add":
+        return None
+    sender = value.get("from") or {}
+    sender_id = str(sender.get("id") or value.get("sender_id") or "") or None
+    name = sender.get("name") or value.get("sender_name")
+    post = str(value.get("post_id") or "")
+    comment = value.get("comment_id")
+    parent = str(value.get("parent_id") or "")
+    text = value.get("message") or ""
+    if not text or not post:
+        return None
+    return RawMention(
+        source=source.name, external_id=str(comment or post), text=text,
+        published_at=_time(value.get("created_time"), now), platform="facebook",
+        url=f"https://www.facebook.com/{post}" + (f"?comment_id={comment}" if comment else ""),
+        author=Author(id=sender_id, name=name,
+                      url=f"https://www.facebook.com/{sender_id}" if sender_id else None),
+        # One person's comments under one post are one conversation.
+        thread_id=f"{post}:{sender_id}" if comment and sender_id else None,
+        parent_id=parent if comment and parent and parent != post else None,
+    )
+
+
+def _ig_comment(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention | None:
+    """A comment on one of our Instagram media."""
+    comment, text = value.get("id"), value.get("text")
+    if not comment or not text:
+        return None
+    sender = value.get("from") or {}
+    username = sender.get("username")
+    media = (value.get("media") or {}).get("id")
+    sender_id = str(sender.get("id") or "") or None
+    return RawMention(
+        source=source.name, external_id=str(comment), text=str(text),
+        published_at=_time(value.get("timestamp"), now), platform="instagram",
+        url=f"https://www.instagram.com/{username}/" if username else None,
+        author=Author(id=sender_id, name=username,
+                      handle=f"@{username}" if username else None,
+                      url=f"https://www.instagram.com/{username}/" if username else None),
+        thread_id=f"{media}:{sender_id}" if media and sender_id else None,
+        parent_id=str(value["parent_id"]) if value.get("parent_id") else None,
+    )
+
+
+def _time(value: Any, now: datetime) -> datetime:
+    """Graph times are Unix seconds in webhooks and ISO 8601 in lookups."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("+0000", "+00:00").replace("Z", "+00:00"))
+        except ValueError:
+            return now
+    return now

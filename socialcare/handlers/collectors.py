@@ -1,0 +1,188 @@
+"""Collecting as the app runs it: poll the due sources, tell the team about their health.
+
+Every process with the collector role runs this loop. A Redis lease per source
+lets one process poll a source at a time; without Redis every process polls, and
+the pipeline still stores each mention once. Sources are polled side by side, so
+a feed that hangs holds up nobody but itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from socialcare.bot import collecting
+from socialcare.bot.model import RawMention
+from socialcare.bot.pipeline import IngestResult
+from socialcare.bot.ports import Note, Poller
+from socialcare.bot.sources import Alert, alert_text
+from socialcare.bot.team import Source
+from socialcare.deps import Deps
+from socialcare.storage.redis import lease
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+# After a poll could not run at all (database away), look again after this.
+RETRY_SECONDS = 30.0
+# How often pushed sources are checked for going silent.
+SILENCE_CHECK_SECONDS = 60.0
+# A poll holds its source this long at most (collecting gives a poll 300 s).
+LEASE_SECONDS = collecting.POLL_TIMEOUT + 30
+
+
+async def poll_due(deps: Deps) -> list[collecting.Collected]:
+    """Poll every source that is due, side by side, and wait for all; return the polls."""
+    pollers = deps.collectors.pollers
+    sources = [s for s in deps.team.sources if s.name in pollers]
+    done = await asyncio.gather(*(_poll(deps, s, pollers[s.name]) for s in sources))
+    return [c for c in done if c is not None and not c.skipped]
+
+
+async def _poll(deps: Deps, source: Source, poller: Poller) -> collecting.Collected | None:
+    try:
+        async with lease(deps.redis, f"source:{source.name}", seconds=LEASE_SECONDS) as held:
+            if not held:
+                return None
+            collected = await _poll_now(deps, source, poller)
+    except RedisError as error:
+        log.warning("polling %s without a lease, Redis is unavailable: %s", source.name,
+                    type(error).__name__)
+        collected = await _poll_now(deps, source, poller)
+    return collected
+
+
+async def _poll_now(deps: Deps, source: Source, poller: Poller) -> collecting.Collected:
+    collected = await collecting.poll(source, poller, uow=deps.uow, pipeline=deps.pipeline,
+                                      clock=deps.clock)
+    if collected.skipped:
+        return collected
+    if collected.error is not None:
+        deps.telemetry.source_polls.labels(source.name, "failed").inc()
+        log.warning("source %s: %s", source.name, collected.error)
+    else:
+        deps.telemetry.source_polls.labels(source.name, "ok").inc()
+        if collected.found:
+            log.info("source %s: %d found, %d new case(s)", source.name, collected.found,
+                     collected.created)
+    await after_ingest(deps, source, [], list(collected.results), alert=collected.alert)
+    return collected
+
+
+async def received(deps: Deps, source: Source, mentions: Sequence[RawMention],
+                   results: Sequence[IngestResult]) -> None:
+    """Note what a pushed source delivered in its health; tell the team if that changed."""
+    alert = await collecting.delivered(source, mentions, uow=deps.uow, clock=deps.clock)
+    await after_ingest(deps, source, mentions, results, alert=alert)
+
+
+async def after_ingest(deps: Deps, source: Source, mentions: Sequence[RawMention],
+                       results: Sequence[IngestResult],
+                       *, alert: tuple[Alert, Alert] | None) -> None:
+    """Count the outcomes, wake the cards, and announce a change of health."""
+    for result in results:
+        deps.telemetry.mentions.labels(
+            source.name, result.outcome.value, result.reason.value if result.reason else ""
+        ).inc()
+    if any(result.case_id is not None for result in results):
+        deps.wake()
+    if mentions:
+        newest = max(m.published_at for m in mentions)
+        deps.telemetry.source_lag.labels(source.name).set(
+            max(0.0, (deps.clock.now() - newest).total_seconds()))
+    if alert is not None:
+        await announce(deps, source, alert)
+
+
+async def check_silence(deps: Deps) -> None:
+    """Tell the team about sources that went silent, or spoke again."""
+    for source, change in await collecting.check_silence(
+            deps.team.sources, polled=deps.collectors.polled, uow=deps.uow, clock=deps.clock):
+        await announce(deps, source, change)
+
+
+async def announce(deps: Deps, source: Source, change: tuple[Alert, Alert]) -> None:
+    """Post a source's change of health in the channels its cards go to.
+
+    The database decided that this process saw the change (the state's version), so
+    the team hears it once, whichever process polled.
+    """
+    async with deps.uow() as uow:
+        state = await uow.sources.get(source.name)
+    text = alert_text(source, change, state, catalog=deps.catalog)
+    log.warning("source %s: %s → %s", source.name, change[0].value, change[1].value)
+    for channel in deps.team.channels_for_source(source):
+        messenger = deps.messengers.get(channel.messenger)
+        if messenger is None:
+            continue
+        try:
+            await messenger.post_note(channel.id, Note(text))
+        except Exception:
+            log.exception("source alert for %s not posted to %s %s", source.name,
+                          channel.messenger, channel.id)
+
+
+async def _run(deps: Deps) -> None:
+    loop = asyncio.get_running_loop()
+    silence_checked = -SILENCE_CHECK_SECONDS
+    polls: dict[str, asyncio.Task[collecting.Collected | None]] = {}
+    due: dict[str, datetime] = {}  # when each source is next due, as last seen
+    pollers = deps.collectors.pollers
+    sources = [s for s in deps.team.sources if s.name in pollers]
+    while True:
+        now = deps.clock.now()
+        for source in sources:
+            task = polls.pop(source.name, None)
+            if task is not None and not task.done():
+                polls[source.name] = task  # still polling: it holds up nobody else
+                continue
+            if task is not None:
+                due[source.name] = _next_due(source, task, now)
+            if due.get(source.name, now) <= now:
+                polls[source.name] = asyncio.create_task(
+                    _poll(deps, source, pollers[source.name]), name=f"poll {source.name}")
+        try:
+            if loop.time() - silence_checked >= SILENCE_CHECK_SECONDS:
+                await check_silence(deps)
+                silence_checked = loop.time()
+        except Exception:
+            log.exception("checking the sources for silence failed; trying again")
+        try:
+            await asyncio.sleep(TICK_SECONDS)
+        except asyncio.CancelledError:
+            for task in polls.values():
+                task.cancel()
+            raise
+
+
+def _next_due(source: Source, task: asyncio.Task[collecting.Collected | None],
+              now: datetime) -> datetime:
+    """When to look at a source again, after its last poll task ended."""
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        # Its state could not even be read (the database is away): try again shortly.
+        log.error("polling source %s failed: %s", source.name, error, exc_info=error)
+        return now + timedelta(seconds=RETRY_SECONDS)
+    collected = None if task.cancelled() else task.result()
+    if collected is None or collected.next_poll_at is None:
+        return now  # another process holds it: look again next tick
+    return collected.next_poll_at
+
+
+def register(app: web.Application, deps: Deps) -> None:
+    """Collect from the polled sources, and watch all of them, while the app runs."""
+
+    async def collecting_task(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_run(deps), name="collectors")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(collecting_task)
