@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def load_team(path: Path) -> Team:
             kinds.check(source)
         except kinds.BadOptions as error:
             raise ConfigError(f"{path}: sources[{i}] ({source.name}).{error}") from None
-    return team
+    return replace(team, sources=tuple(s for s in team.sources if s.enabled))
 
 
 def languages() -> set[str]:

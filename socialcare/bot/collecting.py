@@ -31,6 +31,7 @@ from socialcare.bot.team import Source
 log = logging.getLogger(__name__)
 
 BATCH = 500
+_ATTEMPTS = 5
 # A poll that takes longer than this is given up (and counted as failed).
 POLL_TIMEOUT = 300.0
 
@@ -68,18 +69,23 @@ async def poll(
             polled = await poller.poll(source, state.cursor)
     except Exception as error:
         failure = _as_unavailable(source, error)
-        record_failure(state, str(failure), now=now)
-        state.next_poll_at = next_poll(source, state, now=now, retry_after=failure.retry_after)
-        alert = changed_alert(source, state, now=now, polled=True)
-        await _save(state, uow)
+
+        def failed(state: SourceState) -> None:
+            record_failure(state, str(failure), now=now)
+            state.next_poll_at = next_poll(source, state, now=now,
+                                           retry_after=failure.retry_after)
+
+        state, alert = await _update(source, failed, uow=uow, now=now, polled=True)
         return Collected(source.name, next_poll_at=state.next_poll_at, error=str(failure),
                          alert=alert)
     results = await ingest(polled.mentions, pipeline=pipeline, uow=uow)
-    record_success(state, polled.mentions, now=now, note=polled.note)
-    state.cursor = dict(polled.cursor)
-    state.next_poll_at = next_poll(source, state, now=now, retry_after=polled.retry_after)
-    alert = changed_alert(source, state, now=now, polled=True)
-    await _save(state, uow)
+
+    def succeeded(state: SourceState) -> None:
+        record_success(state, polled.mentions, now=now, note=polled.note)
+        state.cursor = dict(polled.cursor)
+        state.next_poll_at = next_poll(source, state, now=now, retry_after=polled.retry_after)
+
+    state, alert = await _update(source, succeeded, uow=uow, now=now, polled=True)
     return Collected(source.name, next_poll_at=state.next_poll_at, found=len(polled.mentions),
                      created=_created(results), alert=alert, results=tuple(results))
 
@@ -109,44 +115,57 @@ async def delivered(
 ) -> tuple[Alert, Alert] | None:
     """Note a pushed source's delivery in its health; return an alert change."""
     now = clock.now()
-    for _ in range(3):
-        async with uow() as unit:
-            state = await unit.sources.get(source.name)
+
+    def got(state: SourceState) -> None:
         record_success(state, list(mentions), now=now)
-        alert = changed_alert(source, state, now=now, polled=False)
-        if await _save(state, uow):
-            return alert
-    return None
+
+    _, alert = await _update(source, got, uow=uow, now=now, polled=False)
+    return alert
 
 
 async def check_silence(
     sources: Sequence[Source], *, polled: Callable[[Source], bool],
     uow: Callable[[], UnitOfWork], clock: Clock,
 ) -> list[tuple[Source, tuple[Alert, Alert]]]:
-    """Find the sources that went silent (or spoke again) since they were last looked at."""
+    """Find the sources that went silent (or spoke again) since they were last looked at.
+
+    Silence is counted from the last item (or success) seen: a source never heard from
+    is not called silent, it shows as "nothing yet" in `/sources`.
+    """
     now = clock.now()
     changes = []
     for source in sources:
         async with uow() as unit:
             state = await unit.sources.get(source.name)
-        if state.last_success_at is None and state.last_item_at is None \
-                and source.silent_minutes is None:
+        if state.version == 0 or changed_alert(source, state, now=now,
+                                               polled=polled(source)) is None:
             continue
-        alert = changed_alert(source, state, now=now, polled=polled(source))
-        if alert is not None and await _save(state, uow):
+        _, alert = await _update(source, lambda state: None, uow=uow, now=now,
+                                 polled=polled(source))
+        if alert is not None:
             changes.append((source, alert))
     return changes
 
 
-async def _save(state: SourceState, uow: Callable[[], UnitOfWork]) -> bool:
-    """Store the state; False if another process stored it first (it then wins)."""
-    async with uow() as unit:
-        try:
-            await unit.sources.save(state)
-        except ConcurrentUpdate:
-            return False
-        await unit.commit()
-    return True
+async def _update(
+    source: Source, apply: Callable[[SourceState], None], *,
+    uow: Callable[[], UnitOfWork], now: datetime, polled: bool,
+) -> tuple[SourceState, tuple[Alert, Alert] | None]:
+    """Read the source's state, apply a change, move its alert, store it; again from a
+    fresh read if another process stored it meanwhile. Return the state and the alert
+    change (which only the process that stored it sees, so the team hears it once)."""
+    for _ in range(_ATTEMPTS):
+        async with uow() as unit:
+            state = await unit.sources.get(source.name)
+            apply(state)
+            alert = changed_alert(source, state, now=now, polled=polled)
+            try:
+                await unit.sources.save(state)
+            except ConcurrentUpdate:
+                continue
+            await unit.commit()
+        return state, alert
+    raise ConcurrentUpdate(f"source {source.name}: its state kept changing meanwhile")
 
 
 def _created(results: Sequence[IngestResult]) -> int:

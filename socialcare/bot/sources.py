@@ -108,10 +108,10 @@ def assess(source: Source, state: SourceState, *, now: datetime, polled: bool) -
     """Return how the source should be described now: failing, silent, or fine."""
     if polled and state.failures >= FAILING_AFTER:
         return Alert.FAILING
-    if source.silent_minutes is not None:
-        since = state.last_item_at or state.last_success_at
-        if since is None or now - since > timedelta(minutes=source.silent_minutes):
-            return Alert.SILENT
+    since = state.last_item_at or state.last_success_at
+    if source.silent_minutes is not None and since is not None \
+            and now - since > timedelta(minutes=source.silent_minutes):
+        return Alert.SILENT
     return Alert.OK
 
 

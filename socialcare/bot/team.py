@@ -63,6 +63,8 @@ class Source:
     poll_seconds: int = 300
     # Tell the team when nothing has come from this source for this long.
     silent_minutes: int | None = None
+    # A disabled source is checked with the config but not run.
+    enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -157,6 +157,20 @@ class Chat:
                                           team=self.deps.team)
         self.deps.wake()
 
+    async def card_recorded(self, card: Any) -> None:
+        """Wait until the app has recorded a Telegram card it posted (the message id comes
+        back after the post), so that a reply to it finds its case."""
+        async def recorded() -> bool:
+            async with self.deps.uow() as uow:
+                return await uow.cards.find("telegram", str(card.chat_id),
+                                            str(card.message_id)) is not None
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await recorded():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"card {card.message_id} not recorded within 10 s")
+            await asyncio.sleep(0.05)
+
     def slack_cards(self, channel: str = SLACK_CHANNEL) -> list[Any]:
         return [m for m in self.slack.messages(channel, include_replies=False)
                 if m.metadata and m.metadata.get("event_type") == "socialcare_case"]
@@ -177,9 +191,10 @@ def mention(external_id: str, text: str = "Kcell, why is there no 4G in Almaty a
     }
 
 
-def chat_config(tmp_path: Path, reply_url: str, tickets_url: str) -> Path:
+def chat_config(tmp_path: Path, reply_url: str, tickets_url: str,
+                edit: Callable[[str], str] | None = None) -> Path:
     """config.example.toml, with its webhook source publishing replies to `reply_url`
-    and its billing team's ticket system at `tickets_url`."""
+    and its billing team's ticket system at `tickets_url`; then `edit`ed."""
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     for commented, live in (
         ('# options = { reply_url = "https://listening.example.com/socialcare/reply" }',
@@ -189,6 +204,8 @@ def chat_config(tmp_path: Path, reply_url: str, tickets_url: str) -> Path:
     ):
         assert commented in text
         text = text.replace(commented, live)
+    if edit is not None:
+        text = edit(text)
     path = tmp_path / "socialcare.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -201,11 +218,13 @@ async def running_chat(
     *,
     socket_mode: bool = False,
     polling: bool = False,
+    config: Callable[[str], str] | None = None,
     **fakes: Any,
 ) -> AsyncIterator[Chat]:
     """Start the fakes, then socialcare with both messengers, on the back end under test.
 
-    Slack comes over HTTP (or Socket Mode), Telegram by webhook (or polling)."""
+    Slack comes over HTTP (or Socket Mode), Telegram by webhook (or polling); `config`
+    edits the config file's text (to enable sources, say)."""
     url = database_url(tmp_path)
     await reset_database(url)
     platform, tickets = SignedEndpoint(SECRET), SignedEndpoint(HANDOFF_SECRET)
@@ -225,7 +244,7 @@ async def running_chat(
         port = free_port()
         settings = Settings(
             database_url=url, redis_url=TEST_REDIS_URL,
-            config_file=chat_config(tmp_path, platform.url, tickets.url),
+            config_file=chat_config(tmp_path, platform.url, tickets.url, config),
             ingest_webhook_secret=SECRET, handoff_webhook_secret=HANDOFF_SECRET,
             slack_bot_token=slack.bot_token, slack_api_url=slack.url,
             slack_signing_secret=None if socket_mode else slack.signing_secret,

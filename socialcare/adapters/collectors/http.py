@@ -50,7 +50,7 @@ async def request_json(
     try:
         async with session.request(method, url, params=params, headers=headers,
                                    json=json_body, data=data, timeout=TIMEOUT) as response:
-            body = await response.content.read(MAX_JSON + 1)
+            body = await read_body(response, MAX_JSON + 1)
             status, answer_headers = response.status, response.headers
     except TimeoutError:
         raise SourceUnavailable(f"{what}: no answer within {TIMEOUT.total:.0f} s") from None
@@ -73,6 +73,20 @@ async def request_json(
         raise ApiRefused(f"{what}: HTTP {status}{_detail(decoded)}", status=status,
                          body=decoded, retry_after=retry_after(answer_headers))
     return decoded
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Return the body, or its first `limit` bytes if it is longer.
+
+    Not `content.read(limit)`: that returns whatever has arrived so far, which for a
+    body of more than a few packets is only its beginning."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -24,8 +24,10 @@ import calendar
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from html.entities import name2codepoint
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
@@ -34,6 +36,7 @@ import feedparser
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from socialcare.adapters.collectors.html_text import plain_text
+from socialcare.adapters.collectors.http import read_body
 from socialcare.bot.model import Author, RawMention
 from socialcare.bot.ports import Clock
 from socialcare.bot.sources import Polled, SourceUnavailable
@@ -43,9 +46,18 @@ log = logging.getLogger(__name__)
 
 MAX_FEED = 10 * 1024 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10, sock_read=30)
-# How many item ids the cursor remembers: more than any feed carries at once.
+# How many item ids the cursor remembers at least (every id the feed still carries is kept).
 SEEN = 2000
 USER_AGENT = "socialcare feed reader (+https://github.com/socialcare)"
+# What Kazakh and Russian sites wrote before UTF-8, and still send labelled as UTF-8
+# or not labelled at all.
+LEGACY_ENCODING = "windows-1251"
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding=[\"']([A-Za-z0-9._:-]+)[\"']")
+# CDATA sections and comments are left as they are; outside them, `&` starts a reference.
+_VERBATIM = re.compile(r"(<!\[CDATA\[.*?\]\]>|<!--.*?-->)", re.DOTALL)
+_REFERENCE = re.compile(r"&(?:(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)?")
+_XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 
 
 class Options(BaseModel):
@@ -59,13 +71,16 @@ class Options(BaseModel):
 
 
 class FeedCollector:
-    """Polls one feed."""
+    """Polls one feed (feeds take no replies)."""
+
+    can_publish = False
 
     def __init__(self, session: aiohttp.ClientSession, options: Options, *,
-                 clock: Clock) -> None:
+                 clock: Clock, timeout: aiohttp.ClientTimeout = TIMEOUT) -> None:
         self._session = session
         self._options = options
         self._clock = clock
+        self._timeout = timeout
 
     async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
         """Fetch the feed if it changed and return the items not seen before."""
@@ -80,29 +95,33 @@ class FeedCollector:
         if fetched is None:
             return Polled([], dict(cursor), note="not modified")
         body, response_headers, final_url, truncated = fetched
-        parsed = await asyncio.to_thread(_parse, body, response_headers, final_url)
+        text = await asyncio.to_thread(_decode, body, response_headers.get("content-type", ""))
+        parsed = await asyncio.to_thread(_parse, text, response_headers, final_url)
         entries = parsed.get("entries") or []
-        problem = _problem(parsed, truncated)
+        problem = _problem(parsed, text, truncated)
         if not entries and problem is not None:
             raise SourceUnavailable(f"feed unreadable: {problem}")
         now = self._clock.now()
         first = "seen" not in cursor
-        seen = list(cursor.get("seen") or [])
-        known = set(seen)
+        remembered = list(cursor.get("seen") or [])
+        known = set(remembered)
+        carried: dict[str, None] = {}  # the ids in the feed now, in its order
         oldest = now - timedelta(hours=self._options.backfill_hours)
         mentions = []
         for entry in entries:
             mention = _mention(source, entry, base=final_url, now=now)
-            if mention is None or mention.external_id in known:
+            if mention is None or mention.external_id in carried:
                 continue
-            known.add(mention.external_id)
-            seen.append(mention.external_id)
-            if first and mention.published_at < oldest:
+            carried[mention.external_id] = None
+            if mention.external_id in known or (first and mention.published_at < oldest):
                 continue
             mentions.append(mention)
         if problem is not None:
             log.warning("feed %s: %s; read %d item(s) of it", source.name, problem, len(entries))
-        next_cursor: dict[str, Any] = {"seen": seen[-SEEN:]}
+        # The ids the feed still carries go last and are all kept, however long the feed:
+        # what is forgotten first is what the feed itself has dropped.
+        seen = [i for i in remembered if i not in carried] + list(carried)
+        next_cursor: dict[str, Any] = {"seen": seen[-max(SEEN, len(carried)):]}
         if not truncated:
             next_cursor |= {"etag": response_headers.get("etag"),
                             "modified": response_headers.get("last-modified")}
@@ -113,7 +132,7 @@ class FeedCollector:
     ) -> tuple[bytes, dict[str, str], str, bool] | None:
         """GET the feed: None if not modified, else (body, headers, final url, truncated)."""
         try:
-            async with self._session.get(url, headers=headers, timeout=TIMEOUT,
+            async with self._session.get(url, headers=headers, timeout=self._timeout,
                                          max_redirects=5) as response:
                 if response.status == 304:
                     return None
@@ -124,12 +143,13 @@ class FeedCollector:
                         retry_after=float(wait) if wait and wait.isdigit() else None)
                 if response.status >= 400:
                     raise SourceUnavailable(f"the feed answered HTTP {response.status}")
-                body = await response.content.read(MAX_FEED + 1)
+                body = await read_body(response, MAX_FEED + 1)
                 response_headers = {k.lower(): v for k, v in response.headers.items()}
                 final_url = str(response.url)
         except TimeoutError:
-            raise SourceUnavailable(f"the feed gave no answer within "
-                                    f"{TIMEOUT.total:.0f} s") from None
+            limit = self._timeout.total or self._timeout.sock_read
+            raise SourceUnavailable("the feed gave no answer in time" + (
+                f" ({limit:g} s)" if limit else "")) from None
         except aiohttp.TooManyRedirects:
             raise SourceUnavailable("the feed redirects too many times") from None
         except aiohttp.ClientError as error:
@@ -139,35 +159,80 @@ class FeedCollector:
         return body[:MAX_FEED], response_headers, final_url, truncated
 
 
-def _parse(body: bytes, headers: dict[str, str], url: str) -> Any:
+def _decode(body: bytes, content_type: str) -> str:
+    """Return the feed's text: in its declared encoding, else UTF-8 (a few broken bytes
+    replaced), else the legacy encoding the bytes were most likely written in."""
+    declared = next((name for bom, name in _BOMS if body.startswith(bom)), None)
+    charset = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", content_type or "")
+    xml = _XML_ENCODING.match(body[:512])
+    declared = declared or (charset.group(1) if charset else None) \
+        or (xml.group(1).decode("ascii") if xml else None)
+    for encoding in dict.fromkeys(filter(None, (declared, "utf-8"))):
+        try:
+            return body.decode(encoding).removeprefix("\ufeff")
+        except (LookupError, UnicodeDecodeError):
+            continue
+    text = body.decode("utf-8", errors="replace")
+    broken = text.count("\ufffd")
+    # UTF-8 with a few bad bytes (a feed cut mid-character, a pasted fragment) still has
+    # far more good multi-byte characters than bad ones; legacy bytes are nearly all bad.
+    if len(text) - len(text.encode("ascii", "ignore")) - broken > broken:
+        return text.removeprefix("\ufeff")
+    return body.decode(LEGACY_ENCODING, errors="replace")
+
+
+def _mend_references(text: str) -> str:
+    """Escape bare ampersands and spell HTML entities as characters, outside CDATA, so
+    that a feed broken only by those is read by the XML parser rather than guessed at."""
+
+    def mend(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "&amp;"
+        if name.startswith("#") or name in _XML_ENTITIES or name not in name2codepoint:
+            return match.group(0)
+        return f"&#{name2codepoint[name]};"
+
+    parts = _VERBATIM.split(text)
+    parts[::2] = [_REFERENCE.sub(mend, part) if "&" in part else part for part in parts[::2]]
+    return "".join(parts)
+
+
+def _parse(text: str, headers: dict[str, str], url: str) -> Any:
+    media_type = headers.get("content-type", "").split(";")[0].strip() or "application/xml"
     # A file object, not bytes: feedparser would take a short body for a file name.
-    return feedparser.parse(io.BytesIO(body), response_headers={
-        "content-type": headers.get("content-type", "application/xml"),
+    return feedparser.parse(io.BytesIO(_mend_references(text).encode()), response_headers={
+        "content-type": f"{media_type}; charset=utf-8",
         "content-location": url,
     })
 
 
-def _problem(parsed: Any, truncated: bool) -> str | None:
+def _problem(parsed: Any, text: str, truncated: bool) -> str | None:
     """Say what is wrong with the feed, if anything."""
     if truncated:
         return f"the feed is over {MAX_FEED // (1024 * 1024)} MB; read its first part"
-    if not parsed.get("bozo"):
-        return None
     version = parsed.get("version")
+    if version and not parsed.get("bozo"):
+        return None
     error = parsed.get("bozo_exception")
     reason = type(error).__name__ if error is not None else "malformed"
     detail = str(error).splitlines()[0][:160] if error is not None else ""
     if not version:
         content_type = parsed.get("headers", {}).get("content-type", "")
-        if "html" in content_type:
-            return f"not a feed: an HTML page ({content_type})"
+        start = text.lstrip()[:100].lower()
+        if not start:
+            return "not a feed: the answer is empty"
+        if "html" in content_type or start.startswith(("<!doctype html", "<html")):
+            return "not a feed: an HTML page"
+        if start.startswith(("{", "[")):
+            return "not a feed: JSON"
         return f"not a feed ({reason}: {detail})" if detail else f"not a feed ({reason})"
     return f"malformed feed ({reason}: {detail})" if detail else f"malformed feed ({reason})"
 
 
 def _mention(source: Source, entry: Any, *, base: str, now: datetime) -> RawMention | None:
     """Turn a feed item into a mention; None if it has nothing to say."""
-    title = plain_text(entry.get("title") or "")
+    title = " ".join(plain_text(entry.get("title") or "").split())  # a title is one line
     summary = _body(entry)
     text = title if summary in ("", title) else f"{title}\n\n{summary}".strip()
     if not text.strip():

@@ -174,14 +174,15 @@ class VkCollector:
             count = int((post.get("comments") or {}).get("count") or 0)
             if counts.get(post_id) == count:
                 continue
-            if not first and count:
-                comments = await self._comments(source, wall, post_id, after=last)
-                found += comments
+            if count:
+                # The first look only learns where the walls are (the newest comment,
+                # replies included); history is not news.
+                comments = await self._comments(source, wall, post_id,
+                                                after=0 if first else last)
+                if not first:
+                    found += comments
                 for mention in comments:
                     newest = max(newest, int(mention.external_id.rsplit("_", 1)[1]))
-            elif first and count:
-                # The first look only learns where the walls are; history is not news.
-                newest = max(newest, await self._newest_comment(wall, post_id))
             counts[post_id] = count
         keep = {str(p.get("id")) for p in answer.get("items") or []}
         state["comments"] = {k: v for k, v in counts.items() if k in keep}
@@ -200,7 +201,12 @@ class VkCollector:
             items = answer.get("items") or []
             older = False
             for item in items:
-                for comment in [item, *((item.get("thread") or {}).get("items") or [])]:
+                thread = item.get("thread") or {}
+                replies = thread.get("items") or []
+                if int(thread.get("count") or 0) > len(replies):
+                    # VK shows only a thread's first replies: a longer one is read by itself.
+                    replies = await self._replies(wall, post, item, people, after=after)
+                for comment in [item, *replies]:
                     if int(comment.get("id") or 0) <= after:
                         older = older or comment is item
                         continue
@@ -209,10 +215,20 @@ class VkCollector:
             if older or not items or offset >= int(answer.get("count") or 0):
                 return found
 
-    async def _newest_comment(self, wall: int, post: str) -> int:
-        answer = await self._call("wall.getComments", {
-            "owner_id": str(wall), "post_id": post, "sort": "desc", "count": "1"})
-        return max((int(c.get("id") or 0) for c in answer.get("items") or []), default=0)
+    async def _replies(self, wall: int, post: str, top: Mapping[str, Any],
+                       people: dict[int, Author], *, after: int) -> list[dict[str, Any]]:
+        """Read a thread's replies, newest first, down to the first one seen before."""
+        replies: list[dict[str, Any]] = []
+        while True:
+            answer = await self._call("wall.getComments", {
+                "owner_id": str(wall), "post_id": post, "comment_id": str(top["id"]),
+                "sort": "desc", "count": "100", "offset": str(len(replies)), "extended": "1"})
+            people.update(_people(answer))
+            items = answer.get("items") or []
+            replies += items
+            total = int(answer.get("current_level_count") or answer.get("count") or 0)
+            if not items or int(items[-1].get("id") or 0) <= after or len(replies) >= total:
+                return replies
 
     async def _call(self, name: str, params: Mapping[str, str], *, token: str | None = None,
                     method: str = "GET") -> Any:

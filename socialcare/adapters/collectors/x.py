@@ -12,9 +12,9 @@
     # query = "acme -is:retweet"       # default: the brand keywords, OR-ed, no retweets
 
 Each poll pages through everything newer than the newest post seen. If a page
-fails (a 429 with its reset time, say), the cursor keeps the old `since_id` and the
-page token it stopped at, and the next poll goes on from there: a burst bigger than
-one poll is neither skipped nor fed twice.
+fails (a 429 with its reset time, say), the cursor keeps the old `since_id` (or
+`start_time`) and the page token it stopped at, and the next poll goes on from there: a
+burst bigger than one poll is neither skipped nor fed twice.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from socialcare.bot.team import Source
 
 TWEET_FIELDS = "created_at,author_id,conversation_id,referenced_tweets,lang"
 MAX_PAGES = 10
+# Recent search reaches seven days back; a little less, for clocks that differ.
+SEARCHABLE = timedelta(days=7) - timedelta(minutes=5)
 
 
 class Options(BaseModel):
@@ -75,16 +77,25 @@ class XCollector:
 
     async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
         """Fetch every post newer than the cursor's, going on where a failed poll stopped."""
+        now = self._clock.now()
+        oldest = now - SEARCHABLE
         since = cursor.get("since_id")
         token = cursor.get("resume_token")
         newest = cursor.get("resume_newest") or since
+        # A resumed walk keeps its start_time: a later one would cut off its oldest pages.
+        start = _parse_time(cursor.get("resume_start")) if token else None
+        if since and datetime.fromtimestamp(_snowflake_seconds(str(since)), UTC) < oldest:
+            # X refuses a since_id older than its seven days (after a quiet week, say):
+            # start again from the oldest time it still searches.
+            since = token = newest = None
+            start = oldest
         params: dict[str, str] = {"query": self._query, "max_results": "100",
                                   "tweet.fields": TWEET_FIELDS, "expansions": "author_id",
                                   "user.fields": "username,name"}
         if since:
             params["since_id"] = str(since)
         else:
-            start = self._clock.now() - timedelta(hours=self._options.backfill_hours)
+            start = max(start or now - timedelta(hours=self._options.backfill_hours), oldest)
             params["start_time"] = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         found: list[RawMention] = []
         for _ in range(MAX_PAGES):
@@ -97,7 +108,8 @@ class XCollector:
             except SourceUnavailable as failure:
                 if not found:
                     raise
-                stopped = {"since_id": since, "resume_token": token, "resume_newest": newest}
+                stopped = {"since_id": since, "resume_token": token, "resume_newest": newest,
+                           "resume_start": params.get("start_time")}
                 return Polled(found, stopped, retry_after=failure.retry_after,
                               note=str(failure))
             page = page if isinstance(page, dict) else {}
@@ -109,8 +121,9 @@ class XCollector:
             token = meta.get("next_token")
             if not token:
                 return Polled(found, {"since_id": newest})
-        return Polled(found, {"since_id": since, "resume_token": token,
-                              "resume_newest": newest}, note="more pages than one poll reads")
+        return Polled(found, {"since_id": since, "resume_token": token, "resume_newest": newest,
+                              "resume_start": params.get("start_time")},
+                      note="more pages than one poll reads")
 
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Post the reply under the customer's post."""
@@ -132,6 +145,11 @@ class XCollector:
     @staticmethod
     def _auth(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """Read a start_time kept in the cursor ("2026-11-25T10:00:00Z")."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _newer(candidate: str, than: str | None) -> bool:

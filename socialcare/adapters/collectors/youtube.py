@@ -240,15 +240,17 @@ class YoutubeCollector:
     async def _threads(self, source: Source, budget: QuotaBudget,
                        places: dict[str, dict[str, Any]], place: str,
                        which: Mapping[str, str], now: datetime) -> list[RawMention]:
-        state = places.get(place)
-        first = state is None
-        seen = list((state or {}).get("seen") or [])
+        state = places.get(place) or {}
+        seen = list(state.get("seen") or [])
         known = set(seen)
-        saved = (state or {}).get("newest")
+        saved = state.get("newest")
         newest = datetime.fromisoformat(saved) if saved else (
             now - timedelta(hours=self._options.backfill_hours))
         # Read a little before the newest seen (late-indexed comments): ids skip the known.
         since = newest - timedelta(minutes=5) if saved else newest
+        # What was published before the first look is history, now and on later looks.
+        start = state.get("from") or since.isoformat()
+        history = datetime.fromisoformat(start)
         found: list[RawMention] = []
         params = {"part": "snippet,replies", "order": "time", "maxResults": "100",
                   "textFormat": "plainText", **which}
@@ -264,7 +266,7 @@ class YoutubeCollector:
                     top = comment is thread["snippet"]["topLevelComment"]
                     if published < since and top:
                         older = True
-                    if published < since and (first or top):
+                    if published < history or (published < since and top):
                         continue
                     known.add(comment["id"])
                     seen.append(comment["id"])
@@ -274,7 +276,7 @@ class YoutubeCollector:
             if older or not token:
                 break
             params["pageToken"] = token
-        places[place] = {"newest": newest.isoformat(), "seen": seen[-SEEN:]}
+        places[place] = {"newest": newest.isoformat(), "seen": seen[-SEEN:], "from": start}
         return found
 
     async def _spend(self, budget: QuotaBudget, cost: int, now: datetime, what: str) -> None:

@@ -1,0 +1,253 @@
+"""Collecting in the running app: sources polled and pushed into cards, replies published
+where the customer wrote, and the team told about a source's health once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from socialcare.adapters.collectors.push import hmac_sha256
+from tests.conftest import FlowingClock
+from tests.e2e.chat import (
+    AIGERIM_SLACK,
+    DANIYAR_TG,
+    SAULE_TG,
+    SLACK_CHANNEL,
+    STRANGER_TG,
+    TELEGRAM_CHAT,
+    Chat,
+    eventually,
+    running_chat,
+)
+from tests.fakes.feeds import FakeFeeds, FeedItem
+from tests.fakes.meta import FakeMeta
+from tests.fakes.vk import FakeVK
+
+CUSTOMERS_GROUP = -1007000000001
+YOUSCAN_SECRET = "youscan-secret-for-chat-tests"
+META_VERIFY = "meta-verify-token-for-chat-tests"
+
+
+def _enable(name: str, *replacements: tuple[str, str]) -> Callable[[str], str]:
+    """An edit of config.example.toml that turns source `name` on (and edits its lines)."""
+
+    def edit(text: str) -> str:
+        head = f'name = "{name}"'
+        start = text.index(head)
+        end = text.index("[[sources]]", start) if "[[sources]]" in text[start:] else len(text)
+        block = text[start:end].replace("enabled = false", "enabled = true", 1)
+        for old, new in replacements:
+            assert old in block, old
+            block = block.replace(old, new, 1)
+        return text[:start] + block + text[end:]
+
+    return edit
+
+
+def _each(*edits: Callable[[str], str]) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        for one in edits:
+            text = one(text)
+        return text
+
+    return edit
+
+
+def _notes(chat: Chat, words: str) -> list[str]:
+    """Texts in the team's Slack channel and Telegram chat that contain `words`."""
+    slack = [m.text for m in chat.slack.messages(SLACK_CHANNEL, include_replies=False)
+             if words in (m.text or "")]
+    telegram = [m.text or "" for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+                if words in (m.text or "")]
+    return slack + telegram
+
+
+async def test_a_feed_and_vk_are_polled_into_cards_and_an_answer_is_published_on_vk(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeFeeds(now=flowing_clock.now) as feeds, \
+            FakeVK(now=flowing_clock.now, rate_limits=False) as vk:
+        feeds.publish("forum", [FeedItem("Kcell: no 4G in Aksay since Monday",
+                                         guid="forum-1", link="/topic/7#p1",
+                                         author="Bolat")])
+        vk.add_group(12345678, "Kcell", screen_name="kcell")
+        vk.add_profile(501, "Dana", "K.", screen_name="dana_k")
+        post = vk.add_post(501, "Кселл, верните деньги за роуминг!", flowing_clock.now(),
+                           from_id=501)
+        monkeypatch.setenv("VK_SERVICE_TOKEN", vk.token)
+        monkeypatch.setenv("VK_GROUP_TOKEN", vk.token)
+        config = _each(
+            _enable("autoforum", ('url = "https://forum.example.kz/feed.php"',
+                                  f'url = "{feeds.url("forum")}"')),
+            _enable("vk", ("walls = [-12345678]", "walls = []\ncalls_per_second = 100"),
+                    ('# api_url = "https://api.vk.com/method"',
+                     f'api_url = "{vk.url}/method"')),
+        )
+        async with running_chat(tmp_path, flowing_clock, config=config) as chat:
+            cards = await eventually(lambda: len(chat.telegram_cards()) == 2
+                                     and chat.telegram_cards())
+            vk_card = next(c for c in cards if "роуминг" in (c.text or ""))
+            await chat.card_recorded(vk_card)
+            await chat.telegram_send(chat.telegram.reply_update(
+                vk_card, "Dana, we will refund it today.", from_user=DANIYAR_TG))
+            await eventually(lambda: vk.created_comments)
+            await eventually(lambda: any("Answered by" in (c.text or "")
+                                         for c in chat.telegram_cards()))
+            table = (await chat.slack_command("/sources", user=AIGERIM_SLACK)).body["text"]
+            async with chat.deps.uow() as uow:
+                [vk_case] = [c for c in (await uow.cases.get_many({1, 2})).values()
+                             if c.source == "vk"]
+
+    forum_card = next(c for c in cards if "Aksay" in (c.text or ""))
+    assert "Bolat" in (forum_card.text or "")
+    [comment] = vk.created_comments
+    assert (comment.owner_id, comment.post_id) == (501, post.id)
+    assert comment.text == "Dana, we will refund it today."
+    assert vk_case.state.value == "answered"
+    assert "🟢 autoforum (rss, extra)" in table
+    assert "🟢 vk (vk, main)" in table
+    assert "1 found" in table
+
+
+async def test_a_failing_feed_is_announced_once_and_its_recovery_once(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with FakeFeeds(now=flowing_clock.now) as feeds:
+        feeds.publish("forum", [FeedItem("Nothing about brands here", guid="quiet-1")])
+        config = _enable("autoforum", ('url = "https://forum.example.kz/feed.php"',
+                                       f'url = "{feeds.url("forum")}"'),
+                         ("poll_seconds = 300", "poll_seconds = 60"))
+        async with running_chat(tmp_path, flowing_clock, config=config) as chat:
+            await eventually(lambda: feeds.requests_to("forum"))
+            feeds.remove("forum")
+            for _ in range(4):  # 4 failed polls: told at the 3rd, not again at the 4th
+                seen = len(feeds.requests_to("forum"))
+                flowing_clock.advance(minutes=10)
+                await eventually(lambda seen=seen: len(feeds.requests_to("forum")) > seen)
+            failing = await eventually(lambda: len(_notes(chat, "is failing")) == 2
+                                       and _notes(chat, "is failing"))
+            table = (await chat.slack_command("/sources", user=AIGERIM_SLACK)).body["text"]
+            feeds.publish("forum", [FeedItem("Still quiet", guid="quiet-2")])
+            flowing_clock.advance(minutes=60)
+            recovered = await eventually(lambda: len(_notes(chat, "working again")) == 2
+                                         and _notes(chat, "working again"))
+            flowing_clock.advance(minutes=10)
+            seen = len(feeds.requests_to("forum"))
+            await eventually(lambda: len(feeds.requests_to("forum")) > seen)
+            failing_after, recovered_after = (_notes(chat, "is failing"),
+                                              _notes(chat, "working again"))
+
+    assert all("autoforum" in text and "404" in text for text in failing)
+    assert len(failing_after) == 2 and len(recovered_after) == 2
+    assert "🔴 autoforum (rss, extra) · failing" in table
+    assert "HTTP 404" in table
+    assert all("autoforum" in text for text in recovered)
+
+
+async def test_a_mapped_webhook_makes_cases_and_refuses_a_bad_signature(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YOUSCAN_SECRET", YOUSCAN_SECRET)
+    body = json.dumps({"mentions": [{
+        "id": "ys-77", "text": "Kcell support never answers the phone",
+        "published": flowing_clock.now().isoformat(), "url": "https://example.org/p/77",
+        "source": {"type": "facebook"},
+        "author": {"id": "9", "fullName": "Marat O.", "nickname": "marat",
+                   "url": "https://example.org/u/marat"},
+        "post": {"id": "p-77"},
+    }]}).encode()
+    async with running_chat(tmp_path, flowing_clock, config=_enable("youscan")) as chat:
+        async with aiohttp.ClientSession() as session:
+            url = f"{chat.base_url}/ingest/youscan"
+            async with session.post(url, data=body, headers={
+                    "X-Signature": "sha256=" + hmac_sha256("wrong", body)}) as refused:
+                refused_status = refused.status
+                refused_reason = (await refused.json())["error"]
+            async with session.post(f"{chat.base_url}/ingest/nobody", data=body) as unknown:
+                unknown_status = unknown.status
+            async with session.post(url, data=body, headers={
+                    "X-Signature": "sha256=" + hmac_sha256(YOUSCAN_SECRET, body)}) as taken:
+                results = (await taken.json())["results"]
+        card = await eventually(lambda: chat.slack_cards() and chat.slack_cards()[0])
+        async with chat.deps.uow() as uow:
+            [stored] = await uow.mentions.for_case(results[0]["case_id"])
+            state = await uow.sources.get("youscan")
+
+    assert (refused_status, unknown_status) == (401, 404)
+    assert "X-Signature" in refused_reason
+    assert results == [{"external_id": "ys-77", "outcome": "created", "case_id": 1}]
+    assert "never answers" in str(card.blocks)
+    assert (stored.platform, stored.author.name, stored.author.handle) == (
+        "facebook", "Marat O.", "marat")
+    assert stored.thread_key == "p-77"
+    assert state.items_found == 1 and state.last_success_at is not None
+
+
+async def test_meta_checks_the_endpoint_delivers_a_comment_and_gets_the_answer(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeMeta() as meta:
+        monkeypatch.setenv("META_APP_SECRET", meta.app_secret)
+        monkeypatch.setenv("META_VERIFY_TOKEN", META_VERIFY)
+        monkeypatch.setenv("META_PAGE_TOKEN", meta.access_token)
+        config = _enable("meta", ('page_id = "1142469655832956"',
+                                  f'page_id = "{meta.page_id}"\ngraph_url = "{meta.graph_url}"'))
+        comment = meta.add_fb_comment("Kcell, my SIM was blocked for no reason",
+                                      from_name="Aliya B.")
+        async with running_chat(tmp_path, flowing_clock, config=config) as chat:
+            url = f"{chat.base_url}/meta/meta"
+            challenge = await meta.verify(url, META_VERIFY)
+            wrong = await meta.verify(url, "guess")
+            forged = await meta.deliver(meta.fb_comment_webhook(comment), url, signature="bad")
+            delivered = await meta.deliver(meta.fb_comment_webhook(comment), url)
+            [card] = await eventually(lambda: chat.telegram_cards())
+            await chat.card_recorded(card)
+            await chat.telegram_send(chat.telegram.reply_update(
+                card, "Aliya, please DM us the number.", from_user=SAULE_TG))
+            await eventually(lambda: meta.replies)
+            again = await meta.deliver(meta.fb_comment_webhook(comment), url)
+
+    assert challenge == (200, "1158201444")
+    assert wrong[0] == 403
+    assert forged.status == 401
+    assert delivered.status == 200 and json.loads(delivered.text)["results"][0]["case_id"] == 1
+    assert "Aliya B." in (card.text or "")
+    [reply] = meta.replies
+    assert (reply.kind, reply.target_id) == ("facebook_comment", comment.id)
+    assert reply.message == "Aliya, please DM us the number."
+    assert json.loads(again.text)["results"][0]["reason"] == "duplicate"
+
+
+async def test_a_customer_group_message_becomes_a_case_answered_as_a_reply_in_the_group(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, config=_enable("telegram-groups")) as chat:
+        chat.telegram.add_chat(CUSTOMERS_GROUP, title="Kcell users Almaty")
+        asked = chat.telegram.message_update("Kcell, is the network down in Almaty?",
+                                             chat_id=CUSTOMERS_GROUP, from_user=STRANGER_TG)
+        await chat.telegram_send(asked)
+        # The team's own chat is never collected, brand or not.
+        await chat.telegram_send(chat.telegram.message_update(
+            "Kcell outage call at 11", chat_id=TELEGRAM_CHAT, from_user=DANIYAR_TG))
+        [card] = await eventually(lambda: chat.telegram_cards())
+        await chat.card_recorded(card)
+        await chat.telegram_send(chat.telegram.reply_update(
+            card, "Yes, since 10:40; fixed by noon.", from_user=DANIYAR_TG))
+        answer = await eventually(lambda: chat.telegram.bot_messages(CUSTOMERS_GROUP))
+        await eventually(lambda: "Answered by" in (chat.telegram_cards()[0].text or ""))
+        async with chat.deps.uow() as uow:
+            [case] = await uow.cases.list_open(limit=10)
+            thread = await uow.mentions.for_case(1)
+
+    assert case.source == "telegram-groups" and case.state.value == "answered"
+    [reply] = answer
+    assert reply.text == "Yes, since 10:40; fixed by noon."
+    assert reply.reply_to_message_id == asked["message"]["message_id"]
+    assert thread[0].author.handle == "@stranger"
+    assert thread[0].url == f"https://t.me/c/{str(CUSTOMERS_GROUP).removeprefix('-100')}/" \
+                            f"{asked['message']['message_id']}"
+    assert [m.from_brand for m in thread] == [False, True]

@@ -1,0 +1,107 @@
+"""Sources in the config: every kind loads from config.example.toml and is built from
+the environment's secrets; a wrong option or a missing secret is named."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+from telegram import Bot
+
+from socialcare.adapters.collectors import kinds
+from socialcare.settings import ConfigError, load_team
+from tests.conftest import ROOT, FakeClock
+
+EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+SECRETS = sorted(set(re.findall(r'_env = "([A-Z_]+)"', EXAMPLE)))
+
+
+def _all_enabled(tmp_path: Path) -> Path:
+    path = tmp_path / "all.toml"
+    path.write_text(EXAMPLE.replace("enabled = false", "enabled = true"), encoding="utf-8")
+    return path
+
+
+def test_the_example_config_has_every_kind_of_source_but_runs_only_the_webhooks() -> None:
+    kinds_in_example = set(re.findall(r'^kind = "(\w+)"', EXAMPLE, flags=re.MULTILINE))
+    team = load_team(ROOT / "config.example.toml")
+
+    assert kinds_in_example == set(kinds.OPTIONS)
+    assert [s.name for s in team.sources] == ["webhook", "forums"]
+
+
+async def test_every_source_of_the_example_is_built_from_the_environments_secrets(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    team = load_team(_all_enabled(tmp_path))
+    environ = {name: f"secret-of-{name.lower()}" for name in SECRETS}
+    bot = Bot("123456:TEST-TOKEN")
+
+    async with aiohttp.ClientSession() as session:
+        built = kinds.build(team, session=session, clock=clock, environ=environ,
+                            telegram_bot=bot, team_chats={"-1001234567890"})
+
+    assert set(built.pollers) == {"autoforum", "tengrinews", "vk", "youtube", "x"}
+    assert set(built.mapped) == {"youscan"}
+    assert set(built.meta) == {"meta"}
+    assert set(built.telegram) == {"telegram-groups"}
+    assert set(built.publishers) == {"vk", "youtube", "x", "meta", "telegram-groups"}
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+async def test_a_secret_missing_from_the_environment_is_named_with_its_source(
+    tmp_path: Path, clock: FakeClock, missing: str
+) -> None:
+    team = load_team(_all_enabled(tmp_path))
+    environ = {name: "set" for name in SECRETS if name != missing}
+
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(kinds.MissingSecret, match=f"environment: {missing} is not set"):
+            kinds.build(team, session=session, clock=clock, environ=environ,
+                        telegram_bot=Bot("123456:TEST-TOKEN"))
+
+
+async def test_a_telegram_source_without_the_telegram_bot_says_what_to_set(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    team = load_team(_all_enabled(tmp_path))
+
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ValueError, match="set TELEGRAM_BOT_TOKEN"):
+            kinds.build(team, session=session, clock=clock,
+                        environ={name: "set" for name in SECRETS}, telegram_bot=None)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('kind = "x"', 'kind = "myspace"', "sources[7] (x).kind: unknown kind 'myspace'"),
+        ('options = { url = "https://news.example.kz/rss" }', "options = {}",
+         "sources[3] (tengrinews).options.url: Field required"),
+        ('options = { url = "https://news.example.kz/rss" }',
+         'options = { url = "not a url" }', "sources[3] (tengrinews).options.url: "),
+        ("walls = [-12345678]", 'wallz = [-12345678]',
+         "sources[5] (vk).options.wallz: unknown option"),
+        ("daily_quota = 10000", "daily_quota = 0",
+         "sources[6] (youtube).options.daily_quota: Input should be greater than or equal"),
+        ('signature = "hmac-sha256"', 'signature = "md5"',
+         "sources[4] (youscan).options.signature: Input should be"),
+        ('text = "text"\n', "", "sources[4] (youscan).options.fields.text: Field required"),
+        ('key_env = "YOUTUBE_API_KEY"', 'api_key = "AIzaSy-real-key"',
+         "sources[6].options.api_key: secrets do not belong in the config file"),
+    ],
+)
+def test_a_wrong_source_option_names_the_source_and_the_option(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    assert old in EXAMPLE
+    path = tmp_path / "broken.toml"
+    path.write_text(EXAMPLE.replace(old, new, 1), encoding="utf-8")
+
+    with pytest.raises(ConfigError) as error:
+        load_team(path)
+
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
