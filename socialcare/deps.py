@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,6 +22,19 @@ from socialcare.bot.ports import Clock, Messenger, Publisher, WebhookSender
 from socialcare.bot.team import Team
 from socialcare.settings import Settings
 from socialcare.storage.database import SqlUnitOfWork
+from socialcare.storage.queue import IngestQueue
+
+
+class Role(StrEnum):
+    """A part of the work a process takes on; any number of processes may share one."""
+
+    COLLECTORS = "collectors"  # poll sources; take pushed mentions (/ingest, /meta)
+    WORKERS = "workers"  # ingest: mentions into cases (and the queue the others fill)
+    MESSENGERS = "messengers"  # Slack and Telegram: clicks, commands, cards
+    SCHEDULER = "scheduler"  # SLA points, escalation steps, digests, reports, hand-offs
+
+
+ALL_ROLES = frozenset(Role)
 
 
 @dataclass(frozen=True)
@@ -39,12 +53,20 @@ class Deps:
     publishers: Mapping[str, Publisher] = field(default_factory=dict)
     webhooks: WebhookSender | None = None
     collectors: Collectors = field(default_factory=Collectors)
+    roles: frozenset[Role] = ALL_ROLES
+    # Where a process without the workers role hands its mentions over.
+    queue: IngestQueue | None = None
     # Set to wake the dispatcher when a case changed in this process.
     card_changes: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:
         """Tell the dispatcher that cards are out of step."""
         self.card_changes.set()
+
+    @property
+    def hands_over(self) -> bool:
+        """Whether mentions this process collects go to other processes' workers."""
+        return Role.WORKERS not in self.roles and self.queue is not None
 
     def uow(self) -> SqlUnitOfWork:
         """Return a new unit of work (one per request or command)."""

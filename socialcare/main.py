@@ -46,7 +46,7 @@ from socialcare.bot.dispatcher import Dispatcher
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher
 from socialcare.bot.team import Source, Team
-from socialcare.deps import Deps
+from socialcare.deps import ALL_ROLES, Deps, Role
 from socialcare.handlers import (
     cards,
     collectors,
@@ -56,6 +56,7 @@ from socialcare.handlers import (
     ingest,
     scheduler,
     terminal,
+    workers,
 )
 from socialcare.handlers import slack as slack_handlers
 from socialcare.handlers import telegram as telegram_handlers
@@ -70,6 +71,7 @@ from socialcare.settings import (
 from socialcare.storage import redis as redis_store
 from socialcare.storage.budgets import RedisRateBudgets
 from socialcare.storage.database import create_engine, upgrade
+from socialcare.storage.queue import IngestQueue
 
 log = logging.getLogger("socialcare")
 
@@ -89,7 +91,8 @@ class App:
 
 
 @asynccontextmanager
-async def runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
+async def runtime(settings: Settings, *, clock: Clock | None = None,
+                  roles: frozenset[Role] = ALL_ROLES) -> AsyncIterator[App]:
     """Build the app's parts from settings, migrate the database, and close all at the end."""
     team = load_team(settings.config_file)
     catalog = load_catalog(team.language)
@@ -121,7 +124,8 @@ async def runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIte
             settings=settings, team=team, catalog=catalog, clock=clock, engine=engine,
             redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=telemetry,
             messengers=messengers, publishers=publishers, collectors=collecting,
-            webhooks=_webhooks(settings, team, session),
+            webhooks=_webhooks(settings, team, session), roles=roles,
+            queue=IngestQueue(engine, redis),
         )
         if bolt is not None:
             slack_handlers.register(bolt, deps)
@@ -209,26 +213,36 @@ def _telegram(
 
 
 def build_app(app: App, *, with_timers: bool = True) -> web.Application:
-    """Build the HTTP app; handlers register in this order."""
+    """Build the HTTP app with the routes and loops of the process's roles.
+
+    Every process answers /healthz and /metrics. Collectors take /ingest and /meta and
+    poll the sources; messengers take Slack's and Telegram's requests and keep the
+    cards; the scheduler fires timers; workers read the ingest queue."""
     deps = app.deps
+    roles = deps.roles
     web_app = web.Application(client_max_size=ingest.MAX_BODY)
     health.register(web_app, deps)
-    ingest.register(web_app, deps)
-    handoff.register(web_app, deps)
-    if app.bolt is not None and deps.settings.slack_app_token is None:
-        slack_handlers.http_route(web_app, app.bolt)
-    if app.telegram is not None:
-        secret = deps.settings.telegram_webhook_secret
-        if deps.settings.telegram_webhook_url is not None and secret is not None:
-            telegram_handlers.webhook_route(web_app, app.telegram, secret.get_secret_value())
-        web_app.cleanup_ctx.append(_run_telegram(app.telegram, deps))
-    if app.bolt is not None and deps.settings.slack_app_token is not None:
-        web_app.cleanup_ctx.append(_run_socket_mode(app.bolt, deps))
-    if with_timers:
+    if Role.COLLECTORS in roles:
+        ingest.register(web_app, deps)
+    if Role.MESSENGERS in roles:
+        handoff.register(web_app, deps)
+        if app.bolt is not None and deps.settings.slack_app_token is None:
+            slack_handlers.http_route(web_app, app.bolt)
+        if app.telegram is not None:
+            secret = deps.settings.telegram_webhook_secret
+            if deps.settings.telegram_webhook_url is not None and secret is not None:
+                telegram_handlers.webhook_route(web_app, app.telegram, secret.get_secret_value())
+            web_app.cleanup_ctx.append(_run_telegram(app.telegram, deps))
+        if app.bolt is not None and deps.settings.slack_app_token is not None:
+            web_app.cleanup_ctx.append(_run_socket_mode(app.bolt, deps))
+        if deps.messengers:
+            cards.register(web_app, app.dispatcher, deps)
+    if with_timers and Role.SCHEDULER in roles:
         scheduler.register(web_app, deps)
+    if with_timers and Role.COLLECTORS in roles:
         collectors.register(web_app, deps)
-    if deps.messengers:
-        cards.register(web_app, app.dispatcher, deps)
+    if Role.WORKERS in roles:
+        workers.register(web_app, deps, claim_seconds=deps.settings.ingest_claim_seconds)
     return web_app
 
 
@@ -286,8 +300,9 @@ async def serve(app: App, *, host: str, port: int) -> None:
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        log.info("socialcare is up on http://%s:%d (database: %s, redis: %s)",
-                 host, port, _redacted(deps.settings.async_database_url),
+        log.info("socialcare is up on http://%s:%d as %s (database: %s, redis: %s)",
+                 host, port, "all" if deps.roles == ALL_ROLES else "+".join(sorted(deps.roles)),
+                 _redacted(deps.settings.async_database_url),
                  "server" if deps.settings.redis_url else "in-process")
         if not deps.messengers:
             log.info("no messenger configured: collecting, tracking SLAs and logging only")
@@ -338,6 +353,10 @@ def _parser() -> argparse.ArgumentParser:
                                           "SLA timers until stopped (Ctrl-C).")
     run.add_argument("--host", help="listen address (default: HTTP_HOST or 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default: HTTP_PORT or 8080)")
+    run.add_argument("--role", action="append", choices=["all", *Role], dest="roles",
+                     help="what this process does (repeatable; default all): collectors "
+                          "poll and take pushed mentions, workers ingest them, messengers "
+                          "serve Slack and Telegram, scheduler fires the timers")
     feed = commands.add_parser(
         "ingest", help="load mentions from a JSON Lines file",
         description="Load mentions, one JSON object a line, in the format of POST /ingest. "
@@ -364,7 +383,13 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         return await check_config(settings, out)
     if args.command == "db":
         return await db_upgrade(settings, out)
-    async with runtime(settings) as app:
+    roles = ALL_ROLES if args.command != "run" or not args.roles or "all" in args.roles \
+        else frozenset(Role(role) for role in args.roles)
+    if roles != ALL_ROLES and settings.redis_url is None:
+        print("socialcare: --role needs REDIS_URL: processes with different roles share "
+              "the ingest queue, leases and rate budgets through Redis", file=sys.stderr)
+        return 2
+    async with runtime(settings, roles=roles) as app:
         deps = app.deps
         if args.command == "run":
             await serve(app, host=args.host or settings.http_host,

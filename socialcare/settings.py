@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org/bot")
     ingest_webhook_secret: SecretStr | None = None
     handoff_webhook_secret: SecretStr | None = None
+    # A queued batch a worker took and has not finished this long is taken by another.
+    ingest_claim_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def async_database_url(self) -> str:

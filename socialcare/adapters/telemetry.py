@@ -34,6 +34,14 @@ class Telemetry:
             "From the newest item's publication to its collection, by source.", ["source"],
             registry=self.registry,
         )
+        self.queued = Counter(
+            "socialcare_mentions_queued", "Mentions handed to the workers through the queue.",
+            registry=self.registry,
+        )
+        self.inbox = Gauge(
+            "socialcare_inbox_mentions", "Mentions waiting in the queue for a worker.",
+            registry=self.registry,
+        )
         self.sla_points = Counter(
             "socialcare_sla_points", "SLA points fired, by tier, clock and kind.",
             ["tier", "clock", "point"], registry=self.registry,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,8 +57,13 @@ async def poll(
     uow: Callable[[], UnitOfWork],
     pipeline: Pipeline,
     clock: Clock,
+    hand_over: Callable[[Sequence[RawMention]], Awaitable[None]] | None = None,
 ) -> Collected:
-    """Poll the source if it is due; return what came of it."""
+    """Poll the source if it is due; return what came of it.
+
+    With `hand_over`, what the poll found is given to it (another process's workers
+    ingest it) instead of to the pipeline; either way it is stored before the cursor.
+    """
     now = clock.now()
     async with uow() as unit:
         state = await unit.sources.get(source.name)
@@ -78,7 +83,11 @@ async def poll(
         state, alert = await _update(source, failed, uow=uow, now=now, polled=True)
         return Collected(source.name, next_poll_at=state.next_poll_at, error=str(failure),
                          alert=alert)
-    results = await ingest(polled.mentions, pipeline=pipeline, uow=uow)
+    if hand_over is None:
+        results = await ingest(polled.mentions, pipeline=pipeline, uow=uow)
+    else:
+        await hand_over(polled.mentions)
+        results = []
 
     def succeeded(state: SourceState) -> None:
         record_success(state, polled.mentions, now=now, note=polled.note)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -60,7 +61,9 @@ async def _poll(deps: Deps, source: Source, poller: Poller) -> collecting.Collec
 
 async def _poll_now(deps: Deps, source: Source, poller: Poller) -> collecting.Collected:
     collected = await collecting.poll(source, poller, uow=deps.uow, pipeline=deps.pipeline,
-                                      clock=deps.clock)
+                                      clock=deps.clock,
+                                      hand_over=partial(hand_over, deps) if deps.hands_over
+                                      else None)
     if collected.skipped:
         return collected
     if collected.error is not None:
@@ -73,6 +76,31 @@ async def _poll_now(deps: Deps, source: Source, poller: Poller) -> collecting.Co
                      collected.created)
     await after_ingest(deps, source, [], list(collected.results), alert=collected.alert)
     return collected
+
+
+async def take_in(deps: Deps, raws: Sequence[RawMention]) -> list[IngestResult] | None:
+    """Ingest pushed mentions now (one transaction), or hand them to the workers if
+    this process is not one (None then); note each source's delivery in its health."""
+    if deps.hands_over:
+        await hand_over(deps, raws)
+        results = None
+    else:
+        results = await deps.pipeline.ingest(raws, uow=deps.uow()) if raws else []
+    for name in dict.fromkeys(raw.source for raw in raws):
+        source = deps.team.source(name)
+        if source is None:
+            continue
+        picked = [i for i, raw in enumerate(raws) if raw.source == name]
+        await received(deps, source, [raws[i] for i in picked],
+                       [] if results is None else [results[i] for i in picked])
+    return results
+
+
+async def hand_over(deps: Deps, raws: Sequence[RawMention]) -> None:
+    """Give mentions to the workers through the ingest queue."""
+    assert deps.queue is not None
+    await deps.queue.put(raws, now=deps.clock.now())
+    deps.telemetry.queued.inc(len(raws))
 
 
 async def received(deps: Deps, source: Source, mentions: Sequence[RawMention],

@@ -12,12 +12,14 @@ dropped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from aiohttp import web
 
 from socialcare.adapters.collectors.mention_json import BadMentions, parse_body
 from socialcare.adapters.collectors.push import Pushed, Refused
 from socialcare.adapters.collectors.signature import HEADER, verify
+from socialcare.bot.model import RawMention
 from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
 from socialcare.handlers import collectors
@@ -52,22 +54,11 @@ def register(app: web.Application, deps: Deps) -> None:
         except BadMentions as error:
             return _problem(400, str(error))
         try:
-            results = await deps.pipeline.ingest(raws, uow=deps.uow())
+            results = await collectors.take_in(deps, raws)
         except Exception:
             log.exception("ingest of %d mention(s) failed; nothing was stored", len(raws))
             return _problem(503, "storage is unavailable; nothing was stored, retry later")
-        for name in dict.fromkeys(raw.source for raw in raws):
-            pairs = [(r, res) for r, res in zip(raws, results, strict=True) if r.source == name]
-            source = deps.team.source(name)
-            assert source is not None  # parse_body accepts configured sources only
-            await collectors.received(deps, source, [r for r, _ in pairs],
-                                      [res for _, res in pairs])
-        return web.json_response({
-            "results": [
-                _result_json(raw.external_id, result)
-                for raw, result in zip(raws, results, strict=True)
-            ]
-        })
+        return _answer(raws, results)
 
     app.router.add_post("/ingest", ingest)
     app.router.add_post("/ingest/{name}", lambda request: _pushed(request, deps, "mapped"))
@@ -93,16 +84,13 @@ async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
     except Refused as refused:
         return _problem(refused.status, str(refused))
     try:
-        results = await deps.pipeline.ingest(raws, uow=deps.uow()) if raws else []
+        results = await collectors.take_in(deps, raws)
     except Exception:
         log.exception("ingest of %d mention(s) from %s failed; nothing was stored",
                       len(raws), name)
         return _problem(503, "storage is unavailable; nothing was stored, retry later")
-    await collectors.received(deps, source, raws, results)
-    return web.json_response({
-        "results": [_result_json(raw.external_id, result)
-                    for raw, result in zip(raws, results, strict=True)]
-    })
+    # Meta wants a 200 for every delivery it should not send again.
+    return _answer(raws, results, queued_status=200 if kind == "meta" else 202)
 
 
 async def _meta_challenge(request: web.Request, deps: Deps) -> web.Response:
@@ -114,6 +102,18 @@ async def _meta_challenge(request: web.Request, deps: Deps) -> web.Response:
         return web.Response(text=receiver.challenge(request.query))
     except Refused as refused:
         return _problem(refused.status, str(refused))
+
+
+def _answer(raws: Sequence[RawMention], results: Sequence[IngestResult] | None, *,
+            queued_status: int = 202) -> web.Response:
+    """Each mention's outcome; or, handed to the workers, 202 and `queued` for each."""
+    if results is None:
+        return web.json_response({"results": [
+            {"external_id": raw.external_id, "outcome": "queued"} for raw in raws
+        ]}, status=queued_status)
+    return web.json_response({"results": [
+        _result_json(raw.external_id, result) for raw, result in zip(raws, results, strict=True)
+    ]})
 
 
 def _result_json(external_id: str, result: IngestResult) -> dict[str, object]:

@@ -308,8 +308,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             mention = groups.mention(source, message)
             if mention is None:
                 return
-            results = await deps.pipeline.ingest([mention], uow=deps.uow())
-            await collectors.received(deps, source, [mention], results)
+            await collectors.take_in(deps, [mention])
             return
 
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[de]?:"))

@@ -282,3 +282,14 @@ source_states = Table(
     Column("note", Text),
     Column("version", Integer, nullable=False),
 )
+
+# Mentions handed from a collecting process to the workers (see storage/queue.py).
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("mention", Json, nullable=False),
+    Column("queued_at", UTCDateTime(), nullable=False),
+    Index("ix_inbox_queued_at", "queued_at"),
+)

@@ -4,6 +4,7 @@ python-telegram-bot against the fake servers in tests/fakes."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +26,9 @@ from socialcare.settings import Settings
 from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram, make_user
+
+# An e2e test still running after this long is stuck: fail it, showing every task.
+STUCK_AFTER = 120.0
 
 SECRET = "ingest-secret-for-chat-tests"
 HANDOFF_SECRET = "handoff-secret-for-chat-tests"
@@ -259,12 +263,28 @@ async def running_chat(
             server = TestServer(build_app(app), port=port)
             await server.start_server()
             try:
-                yield Chat(app, slack, telegram, platform, tickets, f"http://127.0.0.1:{port}",
-                           clock)
+                async with _stuck_after(STUCK_AFTER):
+                    yield Chat(app, slack, telegram, platform, tickets,
+                               f"http://127.0.0.1:{port}", clock)
             finally:
                 await server.close()
     await platform.close()
     await tickets.close()
+
+
+@asynccontextmanager
+async def _stuck_after(seconds: float) -> AsyncIterator[None]:
+    """Fail a test that is still running after `seconds`, printing where every task is
+    waiting, rather than letting it hang until the suite's timeout with no clue."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=8, file=stacks)
+        raise AssertionError(f"stuck for {seconds:.0f} s; the tasks:\n{stacks.getvalue()}") \
+            from None
 
 
 def minutes_ago(clock: FakeClock, minutes: float) -> datetime:

@@ -354,6 +354,9 @@ class FakeFeeds(FakeServer):
         super().__init__(clock=clock, rate_limits=False)
         self._faults = _PathFaults(self.chaos_exempt)
         self.now = now or (lambda: datetime.now(UTC))
+        # Retry-After as an HTTP-date (`now` + the wait) rather than seconds: RFC 9110 allows
+        # either, and CDNs and proxies in front of feeds send dates.
+        self.retry_after_dates = False
         self.corpus: dict[str, CorpusFeed] = dict(load_corpus()) if corpus else {}
         self._feeds: dict[str, _Feed] = {}
         self._redirects: dict[str, tuple[str, int, bool]] = {}
@@ -567,7 +570,10 @@ class FakeFeeds(FakeServer):
     def fault_reply(self, method: str, fault: Fault) -> Reply:
         """Answer an injected error with an nginx-style page (429 and 503 carry Retry-After)."""
         headers: dict[str, str] = {hdrs.CONTENT_TYPE: "text/html"}
-        if fault.status in (429, 503):
+        if fault.status in (429, 503) and self.retry_after_dates:
+            until = _whole_seconds(self.now() + timedelta(seconds=fault.retry_after))
+            headers[hdrs.RETRY_AFTER] = format_datetime(until, usegmt=True)
+        elif fault.status in (429, 503):
             headers[hdrs.RETRY_AFTER] = str(fault.retry_after)
         return Reply(fault.status, fault.error or _page(fault.status), headers)
 

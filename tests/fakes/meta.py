@@ -20,7 +20,9 @@ The Graph API side answers at ``{url}/{version}/...`` (`graph_url`):
   someone else's media), each answering ``{"id": ...}``.
 
 Field selection follows Graph's syntax (``a,b{c,d},e.modifier(x){f}``), ``id`` is always
-returned, unknown fields answer ``(#100) Tried accessing nonexisting field``. Tokens come as
+returned, unknown fields answer ``(#100) Tried accessing nonexisting field``, and a field
+without a value is left out of the answer, as Graph leaves it out (`withhold` makes an
+object's field answer so). Tokens come as
 ``access_token`` (query or body) or ``Authorization: Bearer``/``OAuth``. Errors use Graph's
 envelope ``{"error": {"message", "type", "code", "error_subcode"?, "fbtrace_id"}}``.
 
@@ -421,6 +423,7 @@ class FakeMeta(FakeServer):
         self.replies: list[GraphReply] = []
         self.deliveries: list[WebhookDelivery] = []
         self.handshakes: list[Handshake] = []
+        self.withheld: dict[str, set[str]] = {}  # object id → fields answered as valueless
         self.default_post_id = f"{page_id}_1163393020407286"
         self._wall_start = time.time()
         self._clock_start = self.clock()
@@ -565,6 +568,11 @@ class FakeMeta(FakeServer):
         )
         self.ig_comments[comment.id] = comment
         return comment
+
+    def withhold(self, object_id: str, *fields: str) -> None:
+        """Answer lookups of `object_id` without `fields`, as Graph does for a field it has
+        no value for (the object itself is unchanged: a comment still mentions the IG user)."""
+        self.withheld.setdefault(object_id, set()).update(fields)
 
     def is_own(self, media: IgMedia) -> bool:
         """Tell whether `media` belongs to the IG user."""
@@ -800,6 +808,7 @@ class FakeMeta(FakeServer):
     ) -> dict[str, Any]:
         """Render the requested fields of a node; `id` always comes back, last."""
         out: dict[str, Any] = {}
+        withheld = self.withheld.get(getters["id"](FieldSpec("id")), set())
         for spec in specs:
             if spec.name not in known:
                 raise GraphError(
@@ -809,7 +818,7 @@ class FakeMeta(FakeServer):
                 )
             getter = getters.get(spec.name)
             value = getter(spec) if getter is not None else None
-            if value is not None and spec.name != "id":
+            if value is not None and spec.name != "id" and spec.name not in withheld:
                 out[spec.name] = value
         out["id"] = getters["id"](FieldSpec("id"))
         return out

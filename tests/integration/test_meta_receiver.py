@@ -8,6 +8,7 @@ looked up, and replies posted, in the fake Graph API over HTTP.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -70,12 +71,13 @@ async def fake_meta() -> AsyncIterator[FakeMeta]:
 
 
 def receiver(http: aiohttp.ClientSession, fake: FakeMeta, *,
-             page_token: str | None = "page") -> meta.MetaReceiver:
+             page_token: str | None = "page", ig_user: bool = True) -> meta.MetaReceiver:
     """Return a receiver on the fake; `page_token` "page" is the fake's own token."""
     options = meta.Options(
         graph_url=fake.graph_url, app_secret_env="META_APP_SECRET",
-        verify_token_env="META_VERIFY_TOKEN", page_token_env="META_PAGE_TOKEN",
-        page_id=fake.page_id, ig_user_id=fake.ig_user_id)
+        verify_token_env="META_VERIFY_TOKEN",
+        page_token_env="META_PAGE_TOKEN" if page_token is not None else None,
+        page_id=fake.page_id, ig_user_id=fake.ig_user_id if ig_user else None)
     return meta.MetaReceiver(
         http, options, app_secret=fake.app_secret, verify_token=VERIFY_TOKEN,
         page_token=fake.access_token if page_token == "page" else page_token)
@@ -289,7 +291,7 @@ async def test_a_batched_delivery_gives_every_mention_in_it(
 # --------------------------------------------------------------------------- Instagram
 
 
-async def test_an_instagram_comment_on_our_media_becomes_a_mention(
+async def test_an_instagram_comment_on_our_media_becomes_a_mention_linking_the_post(
     http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock
 ) -> None:
     comment = fake_meta.add_ig_comment("Do you ship to Almaty?", username="jane_doe")
@@ -298,13 +300,65 @@ async def test_an_instagram_comment_on_our_media_becomes_a_mention(
     found = await receiver(http, fake_meta).receive(SOURCE, pushed, now=clock.now())
 
     profile = "https://www.instagram.com/jane_doe/"
+    post = fake_meta.ig_media[comment.media_id]
     assert found == [RawMention(
         source="meta", external_id=comment.id, text="Do you ship to Almaty?",
         published_at=clock.now(),  # the webhook carries no time
-        platform="instagram", url=profile,
+        platform="instagram", url=post.permalink,
         author=Author(id=comment.from_id, name="jane_doe", handle="@jane_doe", url=profile),
         thread_id=f"{comment.media_id}:{comment.from_id}", parent_id=None,
     )]
+    [lookup] = fake_meta.calls_to(f"GET /{post.id}")
+    assert lookup.params == {"fields": "permalink"}
+
+
+async def test_comments_on_one_post_look_its_permalink_up_once(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock
+) -> None:
+    first = fake_meta.add_ig_comment("Do you ship to Almaty?", username="jane_doe")
+    second = fake_meta.add_ig_comment("And to Astana?", username="john_roe")
+    meta_receiver = receiver(http, fake_meta)
+
+    found = [m for c in (first, second) for m in await meta_receiver.receive(
+        SOURCE, signed(fake_meta, fake_meta.ig_comments_webhook(c)), now=clock.now())]
+
+    post = fake_meta.ig_media[first.media_id]
+    assert [m.url for m in found] == [post.permalink, post.permalink]
+    assert len(fake_meta.calls_to(f"GET /{post.id}")) == 1
+
+
+async def test_an_instagram_comment_links_the_commenter_when_graph_cannot_tell_the_post(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock
+) -> None:
+    comment = fake_meta.add_ig_comment("Do you ship to Almaty?", username="jane_doe")
+    pushed = signed(fake_meta, fake_meta.ig_comments_webhook(comment))
+    fake_meta.fail_next_graph(f"/{comment.media_id}", 80002)
+    meta_receiver = receiver(http, fake_meta)
+
+    [found] = await meta_receiver.receive(SOURCE, pushed, now=clock.now())
+    [tokenless] = await receiver(http, fake_meta, page_token=None).receive(
+        SOURCE, pushed, now=clock.now())
+
+    profile = "https://www.instagram.com/jane_doe/"
+    assert (found.text, found.url) == ("Do you ship to Almaty?", profile)
+    assert tokenless.url == profile
+    assert len(fake_meta.calls_to(f"GET /{comment.media_id}")) == 1  # not without a token
+
+
+async def test_an_instagram_comment_without_text_is_skipped(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    comment = fake_meta.add_ig_comment("Do you ship to Almaty?")
+    body = fake_meta.ig_comments_webhook(comment)
+    del body["entry"][0]["changes"][0]["value"]["text"]
+    caplog.set_level(logging.DEBUG, logger=meta.__name__)
+
+    found = await receiver(http, fake_meta).receive(SOURCE, signed(fake_meta, body),
+                                                    now=clock.now())
+
+    assert found == []
+    assert f"Instagram comment {comment.id} has no text" in caplog.text
 
 
 async def test_an_instagram_comment_mention_is_looked_up_in_the_graph_api(
@@ -345,6 +399,55 @@ async def test_an_instagram_caption_mention_is_looked_up_in_the_graph_api(
     )]
     [lookup] = fake_meta.calls_to(f"GET /{fake_meta.ig_user_id}")
     assert f"mentioned_media.media_id({theirs.id})" in lookup.params["fields"]
+
+
+@pytest.mark.parametrize("kind", ["comment", "caption"])
+async def test_an_instagram_mention_graph_answers_without_text_is_skipped_not_said_none(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture, kind: str,
+) -> None:
+    theirs = fake_meta.add_ig_media("Haul from @acme", username="jane_doe")
+    comment = fake_meta.add_ig_comment("@acme the zip broke", media=theirs)
+    if kind == "comment":
+        fake_meta.withhold(comment.id, "text")
+        body, external_id = (fake_meta.ig_mention_comment_webhook(comment),
+                             f"mention:{theirs.id}:{comment.id}")
+    else:
+        fake_meta.withhold(theirs.id, "caption")
+        body, external_id = fake_meta.ig_mention_caption_webhook(theirs), f"mention:{theirs.id}"
+    caplog.set_level(logging.INFO, logger=meta.__name__)
+
+    found = await receiver(http, fake_meta).receive(SOURCE, signed(fake_meta, body),
+                                                    now=clock.now())
+
+    assert found == []
+    assert f"Instagram {external_id} has no text" in caplog.text
+
+
+@pytest.mark.parametrize(("page_token", "ig_user", "missing"), [
+    (None, True, "options.page_token_env"),
+    ("page", False, "options.ig_user_id"),
+    (None, False, "options.page_token_env and options.ig_user_id"),
+], ids=["no page token", "no ig_user_id", "neither"])
+async def test_instagram_mentions_that_cannot_be_looked_up_are_dropped_with_one_warning(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture, page_token: str | None, ig_user: bool, missing: str,
+) -> None:
+    theirs = fake_meta.add_ig_media("Haul from @acme", username="jane_doe")
+    comment = fake_meta.add_ig_comment("@acme the zip broke", media=theirs)
+    body = FakeMeta.batch(fake_meta.ig_mention_caption_webhook(theirs),
+                          fake_meta.ig_mention_comment_webhook(comment))
+    caplog.set_level(logging.INFO, logger=meta.__name__)
+
+    found = await receiver(http, fake_meta, page_token=page_token, ig_user=ig_user).receive(
+        SOURCE, signed(fake_meta, body), now=clock.now())
+
+    assert found == [] and fake_meta.calls == []
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        f"Meta source meta: 2 Instagram mention(s) dropped: looking them up needs {missing}")
+    assert fake_meta.access_token not in caplog.text
+    assert fake_meta.app_secret not in caplog.text
 
 
 async def test_a_failed_mention_lookup_refuses_the_delivery_503_for_meta_to_retry(

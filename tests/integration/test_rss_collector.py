@@ -398,6 +398,19 @@ async def test_a_server_error_or_rate_limit_fails_the_poll_with_its_retry_after(
     assert failed.value.retry_after == retry_after
 
 
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_retry_after_date_is_counted_from_the_collectors_clock(
+    status: int, feeds: FakeFeeds, http: aiohttp.ClientSession, clock: FakeClock,
+) -> None:
+    feeds.retry_after_dates = True  # "Retry-After: <the test clock's now + 120 s>"
+    feeds.fail_next(LIVE, status, retry_after=120)
+
+    with pytest.raises(SourceUnavailable, match=rf"^the feed answered HTTP {status}$") as failed:
+        await reader(http, feeds.url(LIVE), clock).poll(FEED, {})
+
+    assert failed.value.retry_after == 120.0
+
+
 async def test_a_feed_that_is_gone_fails_the_poll_with_404(
     feeds: FakeFeeds, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:

@@ -229,6 +229,19 @@ async def test_a_429_on_the_first_page_fails_the_poll_with_x_rate_limit_reset(
     assert "rate limited" in str(failure.value)
 
 
+async def test_the_rate_limit_reset_is_counted_from_the_collectors_clock(
+    http: aiohttp.ClientSession, fake_x: FakeX, ticks: ManualClock
+) -> None:
+    ticks.advance(3600)  # X's time, and the bot's, an hour past the wall clock
+    fake_x.add_tweet("Kcell hello")
+    fake_x.fail_next(SEARCH, 429, retry_after=600)
+
+    with pytest.raises(SourceUnavailable) as failure:
+        await collector(http, fake_x).poll(SOURCE, {})
+
+    assert failure.value.retry_after is not None and 599 <= failure.value.retry_after <= 601
+
+
 async def test_a_since_id_older_than_x_searches_is_dropped_for_the_oldest_start_it_takes(
     http: aiohttp.ClientSession, fake_x: FakeX
 ) -> None:

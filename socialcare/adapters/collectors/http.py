@@ -9,16 +9,24 @@ and the source is polled again later — never hammered, never crashed.
 from __future__ import annotations
 
 import json
-import time
+import math
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
+from socialcare.bot.ports import Clock
 from socialcare.bot.sources import SourceUnavailable
 
 TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 MAX_JSON = 5 * 1024 * 1024
+# A longer pause asked for is likelier a wrong clock or header than meant: the source is
+# tried again a day later rather than forgotten (or the wait overflowing a datetime).
+MAX_WAIT = 24 * 60 * 60.0
+DELTA_SECONDS = re.compile(r"\d+(\.\d+)?", re.ASCII)
 
 
 class ApiRefused(SourceUnavailable):
@@ -41,19 +49,26 @@ async def request_json(
     headers: Mapping[str, str] | None = None,
     json_body: Any = None,
     data: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    client_timeout: aiohttp.ClientTimeout = TIMEOUT,
 ) -> Any:
     """Call a JSON API and return its decoded answer; raise SourceUnavailable on trouble.
 
     `what` names the call in the reason ("VK newsfeed.search"); the URL is never in
-    it, since some APIs carry the token in the query.
+    it, since some APIs carry the token in the query. A wait the API gives as a time
+    (Retry-After as a date, X-Rate-Limit-Reset) is counted from `clock`'s now, or from
+    the wall clock's without one.
     """
     try:
         async with session.request(method, url, params=params, headers=headers,
-                                   json=json_body, data=data, timeout=TIMEOUT) as response:
+                                   json=json_body, data=data,
+                                   timeout=client_timeout) as response:
             body = await read_body(response, MAX_JSON + 1)
             status, answer_headers = response.status, response.headers
     except TimeoutError:
-        raise SourceUnavailable(f"{what}: no answer within {TIMEOUT.total:.0f} s") from None
+        total = client_timeout.total
+        within = f"within {total:g} s" if total else "in time"
+        raise SourceUnavailable(f"{what}: no answer {within}") from None
     except aiohttp.ClientError as error:
         raise SourceUnavailable(f"{what}: {_connection_reason(error)}") from None
     if len(body) > MAX_JSON:
@@ -64,14 +79,14 @@ async def request_json(
         decoded = None
         if status < 400:
             raise SourceUnavailable(f"{what}: the answer is not JSON (HTTP {status})") from None
-    if status == 429:
-        wait = retry_after(answer_headers)
-        raise ApiRefused(
-            f"{what}: rate limited (HTTP 429)" + (f", retry in {wait:.0f} s" if wait else ""),
-            status=status, body=decoded, retry_after=wait)
     if status >= 400:
+        wait = retry_after(answer_headers, now=clock.now() if clock else datetime.now(UTC))
+        if status == 429:
+            raise ApiRefused(
+                f"{what}: rate limited (HTTP 429)" + (f", retry in {wait:.0f} s" if wait else ""),
+                status=status, body=decoded, retry_after=wait)
         raise ApiRefused(f"{what}: HTTP {status}{_detail(decoded)}", status=status,
-                         body=decoded, retry_after=retry_after(answer_headers))
+                         body=decoded, retry_after=wait)
     return decoded
 
 
@@ -89,22 +104,41 @@ async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Read how long the API asked us to wait: Retry-After seconds, or X-Rate-Limit-Reset
-    (a Unix time, as X sends it)."""
+def retry_after(headers: Mapping[str, str], *, now: datetime) -> float | None:
+    """Read how long the API asked us to wait: Retry-After, or X-Rate-Limit-Reset
+    (a Unix time, as X sends it) once no calls are left; None if it did not say."""
     value = headers.get("Retry-After")
     if value is not None:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return None
+        return retry_after_header(value, now=now)
     reset = headers.get("x-rate-limit-reset")
     if reset is not None and headers.get("x-rate-limit-remaining") == "0":
         try:
-            return max(0.0, float(reset) - time.time())
+            at = float(reset)
         except ValueError:
             return None
+        return _bounded(at - now.timestamp()) if math.isfinite(at) else None
     return None
+
+
+def retry_after_header(value: str, *, now: datetime) -> float | None:
+    """Read a Retry-After value: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+
+    A date is counted from `now` and a past one means "now" (0 s); anything else that
+    is not a number of seconds is ignored (None)."""
+    value = value.strip()
+    if DELTA_SECONDS.fullmatch(value):
+        return _bounded(float(value))
+    try:
+        until = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if until.tzinfo is None:  # "-0000": an HTTP-date is always GMT
+        until = until.replace(tzinfo=UTC)
+    return _bounded((until - now).total_seconds())
+
+
+def _bounded(seconds: float) -> float:
+    return min(max(0.0, seconds), MAX_WAIT)
 
 
 def _detail(body: Any) -> str:

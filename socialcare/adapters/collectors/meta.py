@@ -15,8 +15,10 @@
 Meta calls `GET /meta/meta?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
 once to check the endpoint, then POSTs changes signed with the app secret. Page
 `feed` changes bring comments and visitors' posts whole; Instagram `comments` come
-whole too, but Instagram `mentions` bring only ids, so the comment or caption is
-looked up in the Graph API before it becomes a mention.
+whole too (only the permalink of the post they are under is looked up), but Instagram
+`mentions` bring only ids, so the comment or caption is looked up in the Graph API
+before it becomes a mention: without the page token and `ig_user_id` they are dropped,
+with a warning.
 
 Ids: a Facebook comment or post keeps its Graph id; an Instagram comment on our
 media its comment id; an @mention `mention:{media}` (a caption) or
@@ -27,7 +29,9 @@ the `/{ig-user}/mentions` edge, which needs both.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,9 +45,14 @@ from socialcare.bot.ports import Published, PublishFailed
 from socialcare.bot.sources import SourceUnavailable
 from socialcare.bot.team import Source
 
+log = logging.getLogger(__name__)
+
 SIGNATURE = "X-Hub-Signature-256"
 # Page feed items that are someone saying something.
 FEED_ITEMS = frozenset({"comment", "post", "status", "photo", "video", "share"})
+# A permalink only makes a card's link better: asked for briefly, remembered per post.
+PERMALINK_TIMEOUT = aiohttp.ClientTimeout(total=5)
+PERMALINKS_KEPT = 512
 
 
 class Options(BaseModel):
@@ -70,6 +79,7 @@ class MetaReceiver:
         self._verify_token = verify_token
         self._page_token = page_token
         self._graph = str(options.graph_url).rstrip("/")
+        self._permalinks: dict[str, str] = {}  # our Instagram media id → its permalink
 
     @property
     def can_publish(self) -> bool:
@@ -101,6 +111,7 @@ class MetaReceiver:
         if not isinstance(body, dict) or body.get("object") not in ("page", "instagram"):
             raise Refused(400, "expected object \"page\" or \"instagram\"")
         found: list[RawMention] = []
+        unread = 0  # Instagram mentions that cannot be looked up
         for entry in body.get("entry") or []:
             for change in entry.get("changes") or [] if isinstance(entry, dict) else []:
                 if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
@@ -110,13 +121,27 @@ class MetaReceiver:
                     mention = _feed(source, value, now)
                 elif field == "comments":
                     mention = _ig_comment(source, value, now)
+                    if mention is not None:
+                        mention = await self._with_permalink(source, mention, value)
+                elif field == "mentions" and self._missing_for_mentions():
+                    mention, unread = None, unread + 1
                 elif field == "mentions":
                     mention = await self._ig_mention(source, value, now)
                 else:
                     mention = None
                 if mention is not None:
                     found.append(mention)
+        if unread:
+            log.warning("Meta source %s: %d Instagram mention(s) dropped: looking them up "
+                        "needs options.%s", source.name, unread,
+                        " and options.".join(self._missing_for_mentions()))
         return found
+
+    def _missing_for_mentions(self) -> list[str]:
+        """Name the options an Instagram mention lookup needs and this source lacks."""
+        return [option for option, value in (("page_token_env", self._page_token),
+                                              ("ig_user_id", self._options.ig_user_id))
+                if value is None]
 
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Reply where the customer wrote: under the comment, post or mention."""
@@ -150,6 +175,7 @@ class MetaReceiver:
         media, comment = value.get("media_id"), value.get("comment_id")
         if not media or self._options.ig_user_id is None or self._page_token is None:
             return None
+        external_id = f"mention:{media}:{comment}" if comment else f"mention:{media}"
         if comment:
             fields = (f"mentioned_comment.comment_id({comment})"
                       "{id,text,username,timestamp,media{id,permalink}}")
@@ -166,17 +192,48 @@ class MetaReceiver:
         found = (answer or {}).get("mentioned_comment" if comment else "mentioned_media")
         if not isinstance(found, dict):
             return None
+        text = found.get("text" if comment else "caption")
+        if not isinstance(text, str) or not text.strip():
+            log.info("Meta source %s: Instagram %s has no text; skipped", source.name,
+                     external_id)
+            return None
         username = found.get("username")
         link = ((found.get("media") or {}).get("permalink") if comment
                 else found.get("permalink"))
         return RawMention(
-            source=source.name,
-            external_id=f"mention:{media}:{comment}" if comment else f"mention:{media}",
-            text=str(found.get("text") if comment else found.get("caption") or ""),
+            source=source.name, external_id=external_id, text=text,
             published_at=_time(found.get("timestamp"), now), url=link, platform="instagram",
             author=Author(name=username, handle=f"@{username}" if username else None,
                           url=f"https://www.instagram.com/{username}/" if username else None),
         )
+
+    async def _with_permalink(self, source: Source, mention: RawMention,
+                              value: Mapping[str, Any]) -> RawMention:
+        """Link a comment on our media to that post, if Graph tells its permalink.
+
+        The `comments` webhook names the media by id only; without the page token, or
+        when Graph does not answer, the link stays the commenter's profile."""
+        media = str((value.get("media") or {}).get("id") or "")
+        if self._page_token is None or not media.isdigit():
+            return mention
+        link = self._permalinks.get(media)
+        if link is None:
+            try:
+                answer = await request_json(
+                    self._session, "GET", f"{self._graph}/{media}",
+                    params={"fields": "permalink", "access_token": self._page_token},
+                    what="Graph API media lookup", client_timeout=PERMALINK_TIMEOUT)
+            except SourceUnavailable as failure:
+                log.info("Meta source %s: no permalink for Instagram media %s, linking the "
+                         "commenter instead: %s", source.name, media, failure)
+                return mention
+            found = answer.get("permalink") if isinstance(answer, dict) else None
+            if not isinstance(found, str) or not found.startswith("https://"):
+                return mention
+            if len(self._permalinks) >= PERMALINKS_KEPT:
+                del self._permalinks[next(iter(self._permalinks))]
+            link = self._permalinks[media] = found
+        return replace(mention, url=link)
 
 
 def _feed(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention | None:
@@ -207,14 +264,16 @@ def _feed(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention
 def _ig_comment(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention | None:
     """A comment on one of our Instagram media."""
     comment, text = value.get("id"), value.get("text")
-    if not comment or not text:
+    if not comment or not isinstance(text, str) or not text.strip():
+        log.debug("Meta source %s: Instagram comment %s has no text; skipped", source.name,
+                  comment)
         return None
     sender = value.get("from") or {}
     username = sender.get("username")
     media = (value.get("media") or {}).get("id")
     sender_id = str(sender.get("id") or "") or None
     return RawMention(
-        source=source.name, external_id=str(comment), text=str(text),
+        source=source.name, external_id=str(comment), text=text,
         published_at=_time(value.get("timestamp"), now), platform="instagram",
         url=f"https://www.instagram.com/{username}/" if username else None,
         author=Author(id=sender_id, name=username,

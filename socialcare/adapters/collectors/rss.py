@@ -36,7 +36,7 @@ import feedparser
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from socialcare.adapters.collectors.html_text import plain_text
-from socialcare.adapters.collectors.http import read_body
+from socialcare.adapters.collectors.http import read_body, retry_after_header
 from socialcare.bot.model import Author, RawMention
 from socialcare.bot.ports import Clock
 from socialcare.bot.sources import Polled, SourceUnavailable
@@ -140,7 +140,8 @@ class FeedCollector:
                     wait = response.headers.get("Retry-After")
                     raise SourceUnavailable(
                         f"the feed answered HTTP {response.status}",
-                        retry_after=float(wait) if wait and wait.isdigit() else None)
+                        retry_after=None if wait is None else retry_after_header(
+                            wait, now=self._clock.now()))
                 if response.status >= 400:
                     raise SourceUnavailable(f"the feed answered HTTP {response.status}")
                 body = await read_body(response, MAX_FEED + 1)

@@ -104,7 +104,8 @@ class XCollector:
             try:
                 page = await request_json(
                     self._session, "GET", f"{self._base}/2/tweets/search/recent",
-                    params=params, headers=self._auth(self._bearer), what="X recent search")
+                    params=params, headers=self._auth(self._bearer), what="X recent search",
+                    clock=self._clock)
             except SourceUnavailable as failure:
                 if not found:
                     raise
@@ -133,7 +134,7 @@ class XCollector:
             answer = await request_json(
                 self._session, "POST", f"{self._base}/2/tweets",
                 json_body={"text": text, "reply": {"in_reply_to_tweet_id": to.external_id}},
-                headers=self._auth(self._user_token), what="X post")
+                headers=self._auth(self._user_token), what="X post", clock=self._clock)
         except SourceUnavailable as failure:
             raise PublishFailed(str(failure)) from None
         data = answer.get("data") if isinstance(answer, dict) else None

@@ -183,7 +183,8 @@ class YoutubeCollector:
         try:
             answer = await request_json(self._session, "POST", f"{self._base}/{path}",
                                         params={"part": "snippet"}, json_body=body,
-                                        headers=headers, what=f"YouTube {path}.insert")
+                                        headers=headers, what=f"YouTube {path}.insert",
+                                        clock=self._clock)
         except SourceUnavailable as failure:
             raise PublishFailed(str(failure)) from None
         reply_id = answer.get("id") if isinstance(answer, dict) else None
@@ -291,7 +292,7 @@ class YoutubeCollector:
         try:
             answer = await request_json(self._session, "GET", f"{self._base}/{path}",
                                         params={**params, "key": self._key},
-                                        what=f"YouTube {path}.list")
+                                        what=f"YouTube {path}.list", clock=self._clock)
         except ApiRefused as refused:
             if refused.status == 403 and "quotaExceeded" in str(refused.body):
                 midnight = (self._clock.now().astimezone(PACIFIC) + DAY).replace(

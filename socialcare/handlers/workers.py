@@ -1,0 +1,117 @@
+"""Workers: ingest the mentions other processes handed over through the queue.
+
+Every process with the workers role runs this loop, as one consumer of the stream's
+group. An entry is acknowledged only after its mentions are stored; a worker killed
+in between leaves it pending, and another worker claims it after `claim_seconds`.
+The pipeline drops what was already stored, so a claimed entry is never doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from socialcare.bot import collecting
+from socialcare.bot.model import RawMention
+from socialcare.bot.pipeline import IngestResult
+from socialcare.deps import Deps
+from socialcare.handlers import collectors
+from socialcare.storage.queue import IngestQueue, consumer_name
+from socialcare.storage.redis import lease
+
+log = logging.getLogger(__name__)
+
+# Stream entries per round (each names up to IDS_PER_ENTRY mentions).
+ENTRIES = 5
+BLOCK_MS = 1000
+# Rows in the inbox this long without a worker are announced again (Redis lost them).
+REQUEUE_AFTER = timedelta(minutes=2)
+REQUEUE_CHECK_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 30.0
+
+
+async def work_once(deps: Deps, queue: IngestQueue, consumer: str, *,
+                    claim_seconds: float, block_ms: int = BLOCK_MS) -> int:
+    """Take one batch from the queue, ingest it, and acknowledge it; return its size."""
+    taken = await queue.take(consumer, count=ENTRIES, block_ms=block_ms,
+                             claim_idle_ms=int(claim_seconds * 1000))
+    if taken.claimed:
+        log.info("took over %d queue entries a stopped worker left", taken.claimed)
+    known = [(row_id, raw) for row_id, raw in taken.rows if deps.team.source(raw.source)]
+    for row_id, raw in taken.rows:
+        if deps.team.source(raw.source) is None:
+            log.warning("queued mention %s (row %d) is from source %r, which is no longer "
+                        "in the config: dropped", raw.external_id, row_id, raw.source)
+    raws = [raw for _, raw in known]
+    results = await collecting.ingest(raws, pipeline=deps.pipeline, uow=deps.uow)
+    await queue.done(taken)
+    await _count(deps, raws, results)
+    return len(taken.rows)
+
+
+async def _count(deps: Deps, raws: list[RawMention], results: list[IngestResult]) -> None:
+    for name in dict.fromkeys(raw.source for raw in raws):
+        source = deps.team.source(name)
+        assert source is not None
+        picked = [i for i, raw in enumerate(raws) if raw.source == name]
+        await collectors.after_ingest(deps, source, [], [results[i] for i in picked],
+                                      alert=None)
+
+
+async def requeue(deps: Deps, queue: IngestQueue) -> int:
+    """Announce again what waited in the inbox too long (one process at a time)."""
+    async with lease(deps.redis, "inbox-requeue", seconds=REQUEUE_CHECK_SECONDS) as held:
+        if not held:
+            return 0
+        count = await queue.requeue(now=deps.clock.now(), waited=REQUEUE_AFTER)
+    if count:
+        log.warning("%d mention(s) waited in the inbox over %s: announced again", count,
+                    REQUEUE_AFTER)
+    deps.telemetry.inbox.set(await queue.backlog())
+    return count
+
+
+async def _run(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> None:
+    consumer = consumer_name()
+    loop = asyncio.get_running_loop()
+    checked = -REQUEUE_CHECK_SECONDS
+    backoff = 1.0
+    log.info("worker %s reads the ingest queue", consumer)
+    while True:
+        try:
+            if loop.time() - checked >= REQUEUE_CHECK_SECONDS:
+                checked = loop.time()
+                await requeue(deps, queue)
+            await work_once(deps, queue, consumer, claim_seconds=claim_seconds)
+            backoff = 1.0
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            what = "Redis" if isinstance(error, RedisError) else "ingest"
+            log.warning("worker: %s failed (%s); trying again in %.0f s", what,
+                        type(error).__name__, backoff, exc_info=what == "ingest")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+
+def register(app: web.Application, deps: Deps, *, claim_seconds: float) -> None:
+    """Read the ingest queue for as long as the app runs."""
+    queue = deps.queue
+    assert queue is not None
+
+    async def worker(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_run(deps, queue, claim_seconds=claim_seconds),
+                                   name="worker")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(worker)
+

@@ -1,0 +1,184 @@
+"""The ingest queue from the processes that collect to the processes that ingest.
+
+A mention handed over is first written to the `inbox` table — the database is the
+truth — and then announced on the Redis stream `ingest`, which the consumer group
+`workers` reads. A worker reads entries, ingests the inbox rows they name, deletes
+the rows and acknowledges the entries. A worker that dies leaves its entries
+pending; another claims them once they have been idle long enough (XAUTOCLAIM).
+If Redis loses the stream (a restart without persistence), the rows are still in
+the inbox, and `requeue` announces again the ones that waited too long. Ingesting a
+row twice is harmless: the pipeline drops a mention it already has as a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from socialcare.bot.model import Author, RawMention
+from socialcare.storage.schema import inbox
+
+log = logging.getLogger(__name__)
+
+STREAM = "ingest"
+GROUP = "workers"
+# Row ids per stream entry: one entry per handed-over batch, up to this many rows.
+IDS_PER_ENTRY = 200
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Stream entries a worker took, and the inbox rows they name that still wait."""
+
+    entries: tuple[str, ...]
+    rows: tuple[tuple[int, RawMention], ...]
+    claimed: int = 0  # entries taken over from a worker that stopped answering
+
+
+def consumer_name() -> str:
+    """This process's name in the consumer group: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class IngestQueue:
+    """The inbox table and the stream that announces its rows."""
+
+    def __init__(self, engine: AsyncEngine, redis: Redis[Any], *, stream: str = STREAM,
+                 group: str = GROUP) -> None:
+        self._engine = engine
+        self._redis = redis
+        self._stream = stream
+        self._group = group
+
+    async def put(self, raws: Sequence[RawMention], *, now: datetime) -> list[int]:
+        """Store mentions in the inbox and announce them; return their row ids.
+
+        Once this returns they are safe: if Redis is away the announcement is lost,
+        not the mentions (`requeue` announces them later)."""
+        if not raws:
+            return []
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True),
+                [{"source": raw.source, "mention": _to_json(raw), "queued_at": now}
+                 for raw in raws],
+            )
+            ids = [row.id for row in result]
+        try:
+            await self._announce(ids)
+        except RedisError as error:
+            log.warning("%d queued mention(s) not announced, Redis is unavailable (%s); "
+                        "they wait in the inbox", len(ids), type(error).__name__)
+        return ids
+
+    async def take(self, consumer: str, *, count: int, block_ms: int,
+                   claim_idle_ms: int) -> Taken:
+        """Take entries: first those another worker left idle too long, else new ones
+        (waiting up to `block_ms` for some)."""
+        try:
+            entries, claimed = await self._read(consumer, count, block_ms, claim_idle_ms)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            await self.ensure_group()  # Redis lost the stream: start it again
+            entries, claimed = await self._read(consumer, count, block_ms, claim_idle_ms)
+        ids = sorted({int(i) for _, fields in entries for i in fields.get("ids", "").split(",")
+                      if i.isdigit()})
+        rows: list[tuple[int, RawMention]] = []
+        if ids:
+            async with self._engine.connect() as conn:
+                found = await conn.execute(
+                    select(inbox.c.id, inbox.c.mention).where(inbox.c.id.in_(ids))
+                    .order_by(inbox.c.id))
+                rows = [(row.id, _from_json(row.mention)) for row in found]
+        return Taken(tuple(entry_id for entry_id, _ in entries), tuple(rows), claimed)
+
+    async def done(self, taken: Taken) -> None:
+        """Forget what was taken: delete its rows, then acknowledge its entries."""
+        if taken.rows:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    delete(inbox).where(inbox.c.id.in_([row_id for row_id, _ in taken.rows])))
+        if taken.entries:
+            await self._redis.xack(self._stream, self._group, *taken.entries)
+            await self._redis.xdel(self._stream, *taken.entries)
+
+    async def requeue(self, *, now: datetime, waited: timedelta, limit: int = 5000) -> int:
+        """Announce again the rows that have waited longer than `waited`; return how many.
+
+        Each row is taken by one conditional update, so two processes sweeping at once
+        announce it once."""
+        async with self._engine.begin() as conn:
+            stale = [row.id for row in await conn.execute(
+                select(inbox.c.id).where(inbox.c.queued_at < now - waited)
+                .order_by(inbox.c.id).limit(limit))]
+            if not stale:
+                return 0
+            result = await conn.execute(
+                update(inbox).where(inbox.c.id.in_(stale), inbox.c.queued_at < now - waited)
+                .values(queued_at=now).returning(inbox.c.id))
+            ids = sorted(row.id for row in result)
+        await self._announce(ids)
+        return len(ids)
+
+    async def backlog(self) -> int:
+        """How many mentions wait in the inbox."""
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(inbox))).scalar_one())
+
+    async def ensure_group(self) -> None:
+        """Create the stream and its consumer group unless they exist."""
+        try:
+            await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def _announce(self, ids: Sequence[int]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(ids), IDS_PER_ENTRY):
+                chunk = ids[start:start + IDS_PER_ENTRY]
+                pipe.xadd(self._stream, {"ids": ",".join(map(str, chunk))})
+            await pipe.execute()
+
+    async def _read(self, consumer: str, count: int, block_ms: int,
+                    claim_idle_ms: int) -> tuple[list[tuple[str, dict[str, str]]], int]:
+        _, claimed, _ = await self._redis.xautoclaim(
+            self._stream, self._group, consumer, min_idle_time=claim_idle_ms,
+            start_id="0-0", count=count)
+        claimed = [(entry_id, fields) for entry_id, fields in claimed if fields]
+        if claimed:
+            return claimed, len(claimed)
+        answer = await self._redis.xreadgroup(self._group, consumer, {self._stream: ">"},
+                                              count=count, block=block_ms)
+        return [entry for _, entries in answer or [] for entry in entries], 0
+
+
+def _to_json(raw: RawMention) -> dict[str, Any]:
+    author = raw.author
+    return {
+        "source": raw.source, "external_id": raw.external_id, "text": raw.text,
+        "published_at": raw.published_at.isoformat(), "url": raw.url,
+        "platform": raw.platform, "thread_id": raw.thread_id, "parent_id": raw.parent_id,
+        "author": {"id": author.id, "name": author.name, "handle": author.handle,
+                   "url": author.url},
+    }
+
+
+def _from_json(data: dict[str, Any]) -> RawMention:
+    return RawMention(
+        source=data["source"], external_id=data["external_id"], text=data["text"],
+        published_at=datetime.fromisoformat(data["published_at"]), url=data.get("url"),
+        platform=data.get("platform"), thread_id=data.get("thread_id"),
+        parent_id=data.get("parent_id"), author=Author(**data.get("author") or {}),
+    )

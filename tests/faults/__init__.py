@@ -1,0 +1,1 @@
+"""Fault tests: the app against failing messengers, schedulers and databases."""

@@ -1,0 +1,151 @@
+"""The ingest queue: mentions handed over by collecting processes reach a case once,
+whatever happens to the worker that took them or to Redis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+
+from socialcare.adapters.telemetry import Telemetry
+from socialcare.bot.model import Author, RawMention
+from socialcare.bot.pipeline import Pipeline
+from socialcare.bot.team import Team
+from socialcare.deps import Deps, Role
+from socialcare.handlers import workers
+from socialcare.settings import Settings, load_catalog
+from socialcare.storage.queue import IngestQueue
+from socialcare.storage.schema import cases, inbox, mentions
+from tests.conftest import FakeClock, Storage
+
+
+def _mention(n: int, *, source: str = "webhook") -> RawMention:
+    return RawMention(
+        source=source, external_id=f"m{n}", text=f"Kcell, no signal in block {n}",
+        published_at=FakeClock().now() - timedelta(minutes=1), url=f"https://example.org/{n}",
+        author=Author(id=f"u{n}", name=f"Customer {n}", handle=f"@c{n}"), thread_id=f"t{n}",
+    )
+
+
+def _deps(storage: Storage, team: Team, clock: FakeClock, *,
+          roles: frozenset[Role] = frozenset({Role.WORKERS})) -> Deps:
+    return Deps(
+        settings=Settings(database_url=storage.url), team=team, catalog=load_catalog("en"),
+        clock=clock, engine=storage.engine, redis=storage.redis,
+        pipeline=Pipeline(team, clock=clock), telemetry=Telemetry(), roles=roles,
+        queue=IngestQueue(storage.engine, storage.redis),
+    )
+
+
+async def _count(storage: Storage, table: object) -> int:
+    async with storage.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_a_worker_ingests_what_was_handed_over_and_forgets_it(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    assert deps.queue is not None
+    await deps.queue.put([_mention(n) for n in range(450)], now=clock.now())
+
+    done = 0
+    while (taken := await workers.work_once(deps, deps.queue, "w1", claim_seconds=30,
+                                            block_ms=10)):
+        done += taken
+
+    assert done == 450
+    assert await _count(storage, cases) == 450
+    assert await _count(storage, inbox) == 0
+    assert await storage.redis.xpending("ingest", "workers") == {
+        "pending": 0, "min": None, "max": None, "consumers": []}
+    assert deps.telemetry.mentions.labels("webhook", "created", "")._value.get() == 450
+
+
+async def test_what_a_dead_worker_took_is_claimed_by_another_and_stored_once(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    queue = deps.queue
+    assert queue is not None
+    await queue.put([_mention(n) for n in range(30)], now=clock.now())
+    # The first worker takes the entry and stores the mentions, then dies before
+    # acknowledging: the entry stays pending under its name.
+    taken = await queue.take("dead", count=5, block_ms=10, claim_idle_ms=60_000)
+    await deps.pipeline.ingest([raw for _, raw in taken.rows], uow=deps.uow())
+
+    nothing_yet = await workers.work_once(deps, queue, "alive", claim_seconds=60, block_ms=10)
+    claimed = await workers.work_once(deps, queue, "alive", claim_seconds=0, block_ms=10)
+
+    assert len(taken.rows) == 30
+    assert nothing_yet == 0  # not idle long enough to be taken from its worker
+    assert claimed == 30
+    assert await _count(storage, cases) == 30
+    assert await _count(storage, mentions) == 30
+    assert deps.telemetry.mentions.labels("webhook", "dropped", "duplicate")._value.get() == 30
+    assert (await storage.redis.xpending("ingest", "workers"))["pending"] == 0
+
+
+async def test_mentions_survive_redis_losing_the_stream(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    queue = deps.queue
+    assert queue is not None
+    await queue.put([_mention(n) for n in range(10)], now=clock.now())
+    await storage.redis.flushdb()  # a Redis restarted without persistence
+
+    lost = await workers.work_once(deps, queue, "w1", claim_seconds=30, block_ms=10)
+    early = await workers.requeue(deps, queue)
+    clock.advance(minutes=3)
+    again = await workers.requeue(deps, queue)
+    stored = await workers.work_once(deps, queue, "w1", claim_seconds=30, block_ms=10)
+
+    assert (lost, early, again, stored) == (0, 0, 10, 10)
+    assert await _count(storage, cases) == 10
+
+
+async def test_a_mention_handed_over_while_redis_is_away_is_kept_and_sent_later(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    assert deps.queue is not None
+    away = IngestQueue(storage.engine, _unreachable_redis())
+
+    ids = await away.put([_mention(1), _mention(2)], now=clock.now())
+    clock.advance(minutes=3)
+    announced = await workers.requeue(deps, deps.queue)
+    stored = await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
+
+    assert len(ids) == 2
+    assert (announced, stored) == (2, 2)
+
+
+async def test_a_queued_mention_of_a_source_no_longer_configured_is_dropped_not_stuck(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    assert deps.queue is not None
+    await deps.queue.put([_mention(1, source="retired"), _mention(2)], now=clock.now())
+
+    taken = await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
+
+    assert taken == 2
+    assert await _count(storage, cases) == 1
+    assert await _count(storage, inbox) == 0
+
+
+def _unreachable_redis() -> Redis[Any]:
+    return Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                 retry_on_error=[], retry=None)
+
+
+@pytest.mark.parametrize("roles", [frozenset({Role.COLLECTORS}), frozenset(Role)])
+async def test_only_a_process_without_workers_hands_over(
+    storage: Storage, team: Team, clock: FakeClock, roles: frozenset[Role]
+) -> None:
+    assert _deps(storage, team, clock, roles=roles).hands_over is (Role.WORKERS not in roles)
+
