@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from socialcare.bot.dispatcher import Dispatcher, DispatchReport
 from socialcare.deps import Deps
+from socialcare.handlers import background
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,4 @@ async def _run(dispatcher: Dispatcher, deps: Deps) -> None:
 
 def register(app: web.Application, dispatcher: Dispatcher, deps: Deps) -> None:
     """Run the dispatcher for as long as the app runs."""
-
-    async def cards(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_run(dispatcher, deps), name="cards")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(cards)
+    background.run_while_serving(app, "cards", lambda: _run(dispatcher, deps))

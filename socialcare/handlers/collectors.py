@@ -9,9 +9,8 @@ a feed that hangs holds up nobody but itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -25,6 +24,7 @@ from socialcare.bot.ports import Note, Poller
 from socialcare.bot.sources import Alert, alert_text
 from socialcare.bot.team import Source
 from socialcare.deps import Deps
+from socialcare.handlers import background
 from socialcare.storage.redis import lease
 
 log = logging.getLogger(__name__)
@@ -205,12 +205,4 @@ def _next_due(source: Source, task: asyncio.Task[collecting.Collected | None],
 
 def register(app: web.Application, deps: Deps) -> None:
     """Collect from the polled sources, and watch all of them, while the app runs."""
-
-    async def collecting_task(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_run(deps), name="collectors")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(collecting_task)
+    background.run_while_serving(app, "collectors", lambda: _run(deps))

@@ -8,9 +8,7 @@ process fires a point, so any number of them may run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -22,7 +20,7 @@ from socialcare.bot.ports import Note
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS
 from socialcare.bot.reports import due_reports
 from socialcare.deps import Deps
-from socialcare.handlers import reporting
+from socialcare.handlers import background, reporting
 from socialcare.storage.redis import lease
 
 log = logging.getLogger(__name__)
@@ -201,12 +199,4 @@ async def _run(deps: Deps) -> None:
 
 def register(app: web.Application, deps: Deps) -> None:
     """Run the SLA timers for as long as the app runs."""
-
-    async def timers(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_run(deps), name="scheduler")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(timers)
+    background.run_while_serving(app, "scheduler", lambda: _run(deps))

@@ -9,9 +9,7 @@ The pipeline drops what was already stored, so a claimed entry is never doubled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
@@ -21,7 +19,7 @@ from socialcare.bot import collecting
 from socialcare.bot.model import RawMention
 from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
-from socialcare.handlers import collectors
+from socialcare.handlers import background, collectors
 from socialcare.storage.queue import IngestQueue, consumer_name
 from socialcare.storage.redis import lease
 
@@ -30,9 +28,9 @@ log = logging.getLogger(__name__)
 # Stream entries per round (each names up to IDS_PER_ENTRY mentions).
 ENTRIES = 5
 BLOCK_MS = 1000
-# Rows in the inbox this long without a worker are announced again (Redis lost them).
-REQUEUE_AFTER = timedelta(minutes=2)
-REQUEUE_CHECK_SECONDS = 30.0
+# A row still in the inbox after this many claim periods has lost its announcement
+# (Redis restarted without it): it is announced again. Looked for once a claim period.
+REQUEUE_AFTER_CLAIMS = 4
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -64,15 +62,16 @@ async def _count(deps: Deps, raws: list[RawMention], results: list[IngestResult]
                                       alert=None)
 
 
-async def requeue(deps: Deps, queue: IngestQueue) -> int:
+async def requeue(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> int:
     """Announce again what waited in the inbox too long (one process at a time)."""
-    async with lease(deps.redis, "inbox-requeue", seconds=REQUEUE_CHECK_SECONDS) as held:
+    waited = timedelta(seconds=claim_seconds * REQUEUE_AFTER_CLAIMS)
+    async with lease(deps.redis, "inbox-requeue", seconds=claim_seconds) as held:
         if not held:
             return 0
-        count = await queue.requeue(now=deps.clock.now(), waited=REQUEUE_AFTER)
+        count = await queue.requeue(now=deps.clock.now(), waited=waited)
     if count:
-        log.warning("%d mention(s) waited in the inbox over %s: announced again", count,
-                    REQUEUE_AFTER)
+        log.warning("%d mention(s) waited in the inbox over %.0f s: announced again", count,
+                    waited.total_seconds())
     deps.telemetry.inbox.set(await queue.backlog())
     return count
 
@@ -80,14 +79,14 @@ async def requeue(deps: Deps, queue: IngestQueue) -> int:
 async def _run(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> None:
     consumer = consumer_name()
     loop = asyncio.get_running_loop()
-    checked = -REQUEUE_CHECK_SECONDS
+    checked = -claim_seconds
     backoff = 1.0
     log.info("worker %s reads the ingest queue", consumer)
     while True:
         try:
-            if loop.time() - checked >= REQUEUE_CHECK_SECONDS:
+            if loop.time() - checked >= claim_seconds:
                 checked = loop.time()
-                await requeue(deps, queue)
+                await requeue(deps, queue, claim_seconds=claim_seconds)
             await work_once(deps, queue, consumer, claim_seconds=claim_seconds)
             backoff = 1.0
         except asyncio.CancelledError:
@@ -104,14 +103,5 @@ def register(app: web.Application, deps: Deps, *, claim_seconds: float) -> None:
     """Read the ingest queue for as long as the app runs."""
     queue = deps.queue
     assert queue is not None
-
-    async def worker(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_run(deps, queue, claim_seconds=claim_seconds),
-                                   name="worker")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(worker)
-
+    background.run_while_serving(app, "worker",
+                                 lambda: _run(deps, queue, claim_seconds=claim_seconds))

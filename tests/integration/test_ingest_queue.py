@@ -99,9 +99,9 @@ async def test_mentions_survive_redis_losing_the_stream(
     await storage.redis.flushdb()  # a Redis restarted without persistence
 
     lost = await workers.work_once(deps, queue, "w1", claim_seconds=30, block_ms=10)
-    early = await workers.requeue(deps, queue)
+    early = await workers.requeue(deps, queue, claim_seconds=30)
     clock.advance(minutes=3)
-    again = await workers.requeue(deps, queue)
+    again = await workers.requeue(deps, queue, claim_seconds=30)
     stored = await workers.work_once(deps, queue, "w1", claim_seconds=30, block_ms=10)
 
     assert (lost, early, again, stored) == (0, 0, 10, 10)
@@ -117,7 +117,7 @@ async def test_a_mention_handed_over_while_redis_is_away_is_kept_and_sent_later(
 
     ids = await away.put([_mention(1), _mention(2)], now=clock.now())
     clock.advance(minutes=3)
-    announced = await workers.requeue(deps, deps.queue)
+    announced = await workers.requeue(deps, deps.queue, claim_seconds=30)
     stored = await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
 
     assert len(ids) == 2

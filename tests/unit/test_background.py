@@ -1,0 +1,49 @@
+"""Background loops stop with the app, even when a library swallowed a cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from socialcare.handlers.background import stop
+
+
+async def test_a_loop_that_takes_a_cancellation_for_an_error_is_still_stopped() -> None:
+    rounds = 0
+
+    async def retrying_loop() -> None:
+        nonlocal rounds
+        while True:
+            rounds += 1
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                # What a client library does when the cancel lands in its own timeout.
+                if rounds == 1:
+                    continue
+                raise
+
+    task = asyncio.create_task(retrying_loop())
+    await asyncio.sleep(0.01)
+
+    async with asyncio.timeout(5):
+        await stop(task)
+
+    assert task.cancelled()
+    assert rounds >= 2
+
+
+async def test_a_loop_that_never_stops_is_left_after_the_grace_time() -> None:
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                continue
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        await stop(task, seconds=0.6)
+
+    assert not task.done()
+    task.cancel()
