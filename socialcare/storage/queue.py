@@ -116,8 +116,12 @@ class IngestQueue:
     async def requeue(self, *, now: datetime, waited: timedelta, limit: int = 5000) -> int:
         """Announce again the rows that have waited longer than `waited`; return how many.
 
-        Each row is taken by one conditional update, so two processes sweeping at once
-        announce it once."""
+        Only when the stream has nothing left to deliver or acknowledge — so a row still
+        waiting can no longer be on its way — or when a row has waited ten times that
+        long (a stream never idle). Each row is taken by one conditional update, so two
+        processes sweeping at once announce it once."""
+        if not await self._stream_idle():
+            waited *= 10
         async with self._engine.begin() as conn:
             stale = [row.id for row in await conn.execute(
                 select(inbox.c.id).where(inbox.c.queued_at < now - waited)
@@ -143,6 +147,16 @@ class IngestQueue:
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+
+    async def _stream_idle(self) -> bool:
+        try:
+            groups = await self._redis.xinfo_groups(self._stream)
+        except ResponseError:
+            return True  # no stream: Redis lost it
+        mine = [group for group in groups if group["name"] == self._group]
+        if not mine:  # no worker has read it yet
+            return int(await self._redis.xlen(self._stream)) == 0
+        return mine[0]["pending"] == 0 and not mine[0].get("lag")
 
     async def _announce(self, ids: Sequence[int]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:

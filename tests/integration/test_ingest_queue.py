@@ -149,3 +149,19 @@ async def test_only_a_process_without_workers_hands_over(
 ) -> None:
     assert _deps(storage, team, clock, roles=roles).hands_over is (Role.WORKERS not in roles)
 
+
+
+async def test_rows_on_their_way_through_a_busy_stream_are_not_announced_twice(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    queue = deps.queue
+    assert queue is not None
+    await queue.put([_mention(n) for n in range(10)], now=clock.now())
+    clock.advance(minutes=3)
+
+    busy = await workers.requeue(deps, queue, claim_seconds=30)  # undelivered: on their way
+    clock.advance(minutes=20)
+    stuck = await workers.requeue(deps, queue, claim_seconds=30)  # ten times as long: stuck
+
+    assert (busy, stuck) == (0, 10)
