@@ -61,9 +61,18 @@ def register(app: web.Application, deps: Deps) -> None:
         return _answer(raws, results)
 
     app.router.add_post("/ingest", ingest)
-    app.router.add_post("/ingest/{name}", lambda request: _pushed(request, deps, "mapped"))
-    app.router.add_get("/meta/{name}", lambda request: _meta_challenge(request, deps))
-    app.router.add_post("/meta/{name}", lambda request: _pushed(request, deps, "meta"))
+    async def mapped(request: web.Request) -> web.Response:
+        return await _pushed(request, deps, "mapped")
+
+    async def meta_challenge(request: web.Request) -> web.Response:
+        return await _meta_challenge(request, deps)
+
+    async def meta(request: web.Request) -> web.Response:
+        return await _pushed(request, deps, "meta")
+
+    app.router.add_post("/ingest/{name}", mapped)
+    app.router.add_get("/meta/{name}", meta_challenge)
+    app.router.add_post("/meta/{name}", meta)
 
 
 async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
