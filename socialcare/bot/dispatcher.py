@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 POST_STALE = timedelta(seconds=60)
 RETRY_FIRST = timedelta(seconds=1)
 RETRY_MAX = timedelta(minutes=5)
+# A card whose sync failed unexpectedly (a storage hiccup, a bug) is tried again after
+# this: soon enough that a new case's card is not held back long, not so soon that a
+# card that always fails floods the log.
+RETRY_SURPRISE = timedelta(seconds=30)
 # Cards of one channel looked at per round: a channel sends about one a second.
 PER_CHANNEL = 5
 NOTICES_PER_ROUND = 50
@@ -283,6 +287,10 @@ class Dispatcher:
                                        next_due=None)
                 await uow.commit()
             return
+        if card.posting_since is not None and card.posting_since >= now - POST_STALE:
+            # Another round's post is on its way, or its outcome was never recorded: it
+            # is looked for once stale. Meanwhile it takes none of the channel's budget.
+            return
         messenger = self._messengers[card.messenger]
         limits = messenger.limits("post", card.channel)
         if not await self._room(limits, card, report):
@@ -462,7 +470,7 @@ class Dispatcher:
 
     async def _retry_later(self, card: Card, now: datetime) -> None:
         async with self._uow() as uow:
-            await uow.cards.defer(card, until=now + RETRY_MAX)
+            await uow.cards.defer(card, until=now + RETRY_SURPRISE)
             await uow.commit()
 
     @staticmethod
