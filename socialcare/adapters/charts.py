@@ -7,19 +7,22 @@ display, safe to draw in a worker thread.
 from __future__ import annotations
 
 import io
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.model import Tier
 from socialcare.bot.reports import HISTOGRAM_CAP, Report
 from socialcare.bot.team import Team
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 _COLOURS = {"main": "#3b6fd8", "extra": "#7a4fc4"}
 
 
 def _png(figure: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -28,6 +31,8 @@ def _png(figure: Figure) -> bytes:
 
 def reaction_chart(report: Report, *, team: Team, catalog: Catalog) -> bytes:
     """Reaction times per tier as histograms, each with its SLA as a red line."""
+    from matplotlib.figure import Figure  # 30 MB: loaded with the first chart
+
     figure = Figure(figsize=(8, 4.5))
     axes = figure.subplots(1, len(Tier), sharey=False, squeeze=False)[0]
     for ax, tier in zip(axes, Tier, strict=True):
@@ -48,6 +53,8 @@ def reaction_chart(report: Report, *, team: Team, catalog: Catalog) -> bytes:
 
 def volume_chart(report: Report, *, catalog: Catalog) -> bytes:
     """Cases per day as bars, with the share answered within the SLA as a line."""
+    from matplotlib.figure import Figure  # 30 MB: loaded with the first chart
+
     figure = Figure(figsize=(8, 4))
     ax = figure.subplots()
     labels = [day.day.strftime("%d.%m") for day in report.days]

@@ -56,6 +56,10 @@ RETRY_MAX = timedelta(minutes=5)
 # this: soon enough that a new case's card is not held back long, not so soon that a
 # card that always fails floods the log.
 RETRY_SURPRISE = timedelta(seconds=30)
+# New cards of the extra tier (forums, news) may use this share of a channel's
+# per-minute post budget at most, so that a burst of them leaves room for the main
+# tier's 15-minute cases (a Telegram group takes 20 messages a minute).
+EXTRA_SHARE = 0.6
 # Cards of one channel looked at per round: a channel sends about one a second.
 PER_CHANNEL = 5
 NOTICES_PER_ROUND = 50
@@ -293,6 +297,8 @@ class Dispatcher:
             return
         messenger = self._messengers[card.messenger]
         limits = messenger.limits("post", card.channel)
+        if target.case is not None and target.case.tier is Tier.EXTRA:
+            limits = extra_share(limits)
         if not await self._room(limits, card, report):
             return
         async with self._uow() as uow:
@@ -483,3 +489,12 @@ class Dispatcher:
         failed_posts = max(0, card.post_attempts - 1) if card.message_id is None else 0
         backoff: timedelta = RETRY_FIRST * 2 ** min(failed_posts, 9)
         return min(backoff, RETRY_MAX)
+
+
+def extra_share(limits: Sequence[RateLimit]) -> list[RateLimit]:
+    """The limits of an extra-tier post: each per-minute (or longer) limit again, at
+    EXTRA_SHARE of its rate, under a key of the extra tier's own."""
+    shares = [RateLimit(f"{limit.key}:extra", max(1, int(limit.rate * EXTRA_SHARE)),
+                        limit.per_seconds)
+              for limit in limits if limit.per_seconds >= 60]
+    return [*limits, *shares]

@@ -35,8 +35,12 @@ async def fire_escalations(
     return fired
 
 
+# Cases whose points one sweep fires at most; a full sweep is followed by another.
+BATCH = 200
+
+
 async def fire_due(
-    *, uow: UnitOfWork, clock: Clock, config: SlaConfig, limit: int = 200
+    *, uow: UnitOfWork, clock: Clock, config: SlaConfig, limit: int = BATCH
 ) -> list[Event]:
     """Fire what is due now and return the events; the cases' cards go out of step."""
     now = clock.now()

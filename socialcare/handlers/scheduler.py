@@ -178,8 +178,10 @@ async def _run(deps: Deps) -> None:
     digest_done: Week | None = None  # spares the database a claim every second
     reports_checked = -1.0
     while True:
+        busy = False
         try:
-            await tick(deps)
+            # A full sweep means more is due: sweep again at once, not a second later.
+            busy = len(await tick(deps)) >= timers.BATCH
             await deliver_webhooks(deps)
             if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
                 await post_due_reports(deps)
@@ -194,7 +196,7 @@ async def _run(deps: Deps) -> None:
         except Exception:
             log.exception("SLA tick failed; retrying in %.0f s", backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        await asyncio.sleep(backoff)
+        await asyncio.sleep(0 if busy else backoff)
 
 
 def register(app: web.Application, deps: Deps) -> None:

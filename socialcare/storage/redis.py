@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import fakeredis
 from redis.asyncio import Redis
 
 # Delete the key only if it still holds our token: a lease that expired and was
@@ -28,6 +27,8 @@ return 0
 def connect(url: str | None) -> Redis[Any]:
     """Return a client for the Redis at `url`, or an in-process stand-in if None."""
     if url is None:
+        import fakeredis  # the stand-in: not loaded where a real Redis is used
+
         return fakeredis.FakeAsyncRedis(decode_responses=True)
     return Redis.from_url(url, decode_responses=True, health_check_interval=30)
 

@@ -1,0 +1,179 @@
+"""Run every benchmark of socialcare, print the table and save it as JSON.
+
+    python -m benchmarks [--quick] [--only abcdef] [--markdown]
+
+  a. ingest throughput, SQLite and PostgreSQL, vs a bare SQLAlchemy insert
+  b. SLA point lateness (fired − due) with 10,000 open cases
+  c. peak RSS of the running app with 10,000 open cases
+  d. claim click → ack through socialcare's slack-bolt app, vs a bare one
+  e. main-tier time to card while 1,000 forum mentions arrive at once
+  f. /report month over 1,000,000 cases (benchmarks.report_month)
+
+Each figure is the median of several runs; a "÷" row is a ratio taken run by run in
+the same run. `--quick` does fewer and smaller runs (and skips f unless its million
+cases are already seeded): its figures are a smoke test, not comparable to a full run.
+PostgreSQL and Redis: BENCH_DATABASE_URL (default
+postgresql+asyncpg://postgres@127.0.0.1:5432/test_bench — wiped before each
+measurement), BENCH_REDIS_URL (default redis://127.0.0.1:6379/14 — flushed), and
+BENCH_REPORT_DATABASE_URL for f (default …/socialcare_bench, seeded once). The table
+goes to benchmarks/results/latest.json (and full.json or quick.json); the app's
+warnings to benchmarks/results/benchmark.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+from sqlalchemy.engine import make_url
+
+from benchmarks import ack, ingest, memory, report_month, sla_lateness, stores, time_to_card
+from benchmarks.table import RESULTS, Figure, at_most, markdown, render, save
+
+log = logging.getLogger("benchmarks")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much each benchmark does: a full run, or a quick one."""
+
+    ingest_mentions: int
+    ingest_runs: int
+    sla_points: int
+    sla_window: float
+    sla_runs: int
+    memory_seconds: float
+    memory_runs: int
+    clicks: int
+    click_runs: int
+    card_main: int
+    card_settle: float
+    card_runs: int
+    report_runs: int
+
+
+FULL = Scale(ingest_mentions=5_000, ingest_runs=5, sla_points=10_000, sla_window=60.0,
+             sla_runs=3, memory_seconds=30.0, memory_runs=3, clicks=200, click_runs=3,
+             card_main=15, card_settle=60.0, card_runs=3, report_runs=5)
+QUICK = Scale(ingest_mentions=1_000, ingest_runs=1, sla_points=2_500, sla_window=15.0,
+              sla_runs=1, memory_seconds=10.0, memory_runs=1, clicks=100, click_runs=1,
+              card_main=10, card_settle=40.0, card_runs=1, report_runs=1)
+OPEN_CASES = 10_000
+FORUM_BURST = 1_000
+REPORT_CASES = 1_000_000
+
+
+def progress(line: str) -> None:
+    """Tell the person waiting how far the benchmarks are (stderr; the table is stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+async def report_figure(scale: Scale, quick: bool) -> list[Figure]:
+    """f. Time /report month over a million cases (seeding them once, ~40 s)."""
+    url = report_month.database_url()
+    key = "f. /report month, 1,000,000 cases"
+    if quick and not await report_month.is_seeded(url, REPORT_CASES):
+        return [at_most(key, [], "s", report_month.TARGET_SECONDS,
+                        note="skipped under --quick: the million cases are not seeded yet "
+                             "(python -m benchmarks.report_month seeds them)")]
+    result = await report_month.measure(url, cases=REPORT_CASES, runs=scale.report_runs)
+    timings = cast(list[float], result["timings"])
+    return [at_most(key, timings, "s", report_month.TARGET_SECONDS,
+                    note=f"PostgreSQL; {result['cases']:,} cases counted in the month; "
+                         f"seeding took {result['seed_seconds']} s",
+                    detail=result)]
+
+
+def benchmarks(scale: Scale, quick: bool) -> dict[str, Callable[[], Awaitable[list[Figure]]]]:
+    """Return each benchmark by its letter, ready to run."""
+    return {
+        "a": lambda: ingest.measure(count=scale.ingest_mentions, runs=scale.ingest_runs,
+                                    log=progress),
+        "b": lambda: sla_lateness.measure(open_count=OPEN_CASES, due=scale.sla_points,
+                                          window=scale.sla_window, runs=scale.sla_runs,
+                                          log=progress),
+        "c": lambda: memory.measure(open_count=OPEN_CASES, seconds=scale.memory_seconds,
+                                    runs=scale.memory_runs, log=progress),
+        "d": lambda: ack.measure(clicks=scale.clicks, runs=scale.click_runs, log=progress),
+        "e": lambda: time_to_card.measure(forum=FORUM_BURST, main=scale.card_main,
+                                          settle=scale.card_settle, runs=scale.card_runs,
+                                          log=progress),
+        "f": lambda: report_figure(scale, quick),
+    }
+
+
+async def run(letters: str, quick: bool) -> list[Figure]:
+    """Run the chosen benchmarks in order; a failing one becomes a row saying so."""
+    figures: list[Figure] = []
+    for letter, measure in benchmarks(QUICK if quick else FULL, quick).items():
+        if letter not in letters:
+            continue
+        progress(f"{letter}. …")
+        began = time.perf_counter()
+        try:
+            figures += await measure()
+        except Exception as error:
+            log.exception("benchmark %s failed", letter)
+            figures.append(Figure(f"{letter}. (failed)", None, "",
+                                  note=f"{type(error).__name__}: {error}"))
+        progress(f"{letter}. done in {time.perf_counter() - began:.0f} s")
+    return figures
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=RESULTS.parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+                               text=True, check=True, cwd=RESULTS.parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{' (uncommitted changes)' if dirty else ''}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer and smaller runs (about 2-3 minutes): a smoke test")
+    parser.add_argument("--only", default="abcdef", metavar="LETTERS",
+                        help="run only these benchmarks, e.g. --only ad (default: all)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="also print the table in Markdown (for the README)")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    logging.basicConfig(filename=RESULTS / "benchmark.log", level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = datetime.now(UTC)
+    began = time.perf_counter()
+    figures = asyncio.run(run(args.only.lower(), args.quick))
+    meta = {
+        "at": started.isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
+        "seconds": round(time.perf_counter() - began), "commit": _commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}",
+        "database": make_url(stores.postgres_url()).render_as_string(hide_password=True),
+        "redis": stores.redis_url(),
+    }
+    for name in ("latest.json", f"{meta['mode']}.json"):
+        path = save(figures, meta, name)
+    print(render(figures))
+    print(f"\n{meta['mode']} run, {meta['seconds']} s, {meta['machine']}, "
+          f"commit {meta['commit']}; saved to {path.parent}/latest.json")
+    if args.markdown:
+        print("\n" + markdown(figures))
+    return 1 if any(f.value is None and "skipped" not in f.note for f in figures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
