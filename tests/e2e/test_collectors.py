@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from socialcare.adapters.collectors.push import hmac_sha256
+from socialcare.bot.actions import ActionKind, CaseAction
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
@@ -26,10 +28,13 @@ from tests.e2e.chat import (
 from tests.fakes.feeds import FakeFeeds, FeedItem
 from tests.fakes.meta import FakeMeta
 from tests.fakes.vk import FakeVK
+from tests.fakes.x import CREATE, FakeX
+from tests.fakes.youtube import FakeYouTube
 
 CUSTOMERS_GROUP = -1007000000001
 YOUSCAN_SECRET = "youscan-secret-for-chat-tests"
 META_VERIFY = "meta-verify-token-for-chat-tests"
+KCELL_CHANNEL = "UCkcellOfficialChannel0001"  # the brand's YouTube channel
 
 
 def _enable(name: str, *replacements: tuple[str, str]) -> Callable[[str], str]:
@@ -111,6 +116,73 @@ async def test_a_feed_and_vk_are_polled_into_cards_and_an_answer_is_published_on
     assert "🟢 autoforum (rss, extra)" in table
     assert "🟢 vk (vk, main)" in table
     assert "1 found" in table
+
+
+async def test_youtube_and_x_are_polled_into_cards_and_answered_under_the_customers_posts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = FakeX()
+    # The fake X searches seven days back from today's date, not from T0: the app runs
+    # on X's time, as it does in life.
+    clock = FlowingClock(current=x.now())
+    async with x, FakeYouTube(now=clock.now) as yt:
+        video = yt.add_video(KCELL_CHANNEL, "Tariffs for the new year", "",
+                             clock.now() - timedelta(days=2))
+        comment = yt.add_comment(video.id, "Kcell, my bonus minutes vanished overnight",
+                                 "@aida_k", clock.now() - timedelta(minutes=3))
+        tweet = x.add_tweet("Kcell no 4G in Astana since the morning", author="jane_doe")
+        monkeypatch.setenv("YOUTUBE_API_KEY", yt.api_key)
+        monkeypatch.setenv("YOUTUBE_OAUTH_TOKEN", yt.oauth_token)
+        monkeypatch.setenv("X_BEARER_TOKEN", x.bearer_token)
+        monkeypatch.setenv("X_USER_TOKEN", x.user_token)
+        config = _each(
+            _enable("youtube", ('key_env = "YOUTUBE_API_KEY"',
+                                f'api_url = "{yt.url}/youtube/v3"\nkey_env = "YOUTUBE_API_KEY"'),
+                    ('channels = ["UCxxxxxxxxxxxxxxxxxxxxxx"]', f'channels = ["{KCELL_CHANNEL}"]')),
+            _enable("x", ("options = { bearer_env",
+                          f'options = {{ api_url = "{x.url}", bearer_env')),
+        )
+        async with running_chat(tmp_path, clock, config=config) as chat:
+            slack_cards = await eventually(lambda: len(chat.slack_cards()) == 2
+                                           and chat.slack_cards())
+            telegram_cards = await eventually(lambda: len(chat.telegram_cards()) == 2
+                                              and chat.telegram_cards())
+            youtube_card = next(c for c in slack_cards if "bonus minutes" in str(c.blocks))
+            youtube_case = youtube_card.metadata["event_payload"]["case_id"]
+            await chat.slack_send(chat.slack.block_actions(
+                action_id=CaseAction(ActionKind.REPLY, youtube_case).pack(),
+                channel=SLACK_CHANNEL, message_ts=youtube_card.ts, user=AIGERIM_SLACK))
+            await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+            await chat.slack_send(chat.slack.view_submission(
+                values={"text": {"text": "Aida, the minutes are back on your balance."}}))
+            x_card = next(c for c in telegram_cards if "Astana" in (c.text or ""))
+            await chat.card_recorded(x_card)
+            await chat.telegram_send(chat.telegram.reply_update(
+                x_card, "Jane, engineers are on it; back by 14:00.", from_user=DANIYAR_TG))
+            await eventually(lambda: yt.inserted_comments and x.posted)
+            await eventually(lambda: all("Answered by" in (c.text or "")
+                                         for c in chat.telegram_cards()))
+            async with chat.deps.uow() as uow:
+                cases = {c.source: c for c in (await uow.cases.get_many({1, 2})).values()}
+                threads = {source: await uow.mentions.for_case(case.id)
+                           for source, case in cases.items()}
+
+    [inserted] = yt.calls_to("comments.insert")
+    assert inserted.params["body"] == {"snippet": {
+        "parentId": comment.id, "textOriginal": "Aida, the minutes are back on your balance."}}
+    [reply] = yt.inserted_comments
+    [posted] = x.calls_to(CREATE)
+    assert posted.params["_auth"] == "user"
+    assert posted.params["reply"] == {"in_reply_to_tweet_id": tweet.id}
+    assert posted.params["text"] == "Jane, engineers are on it; back by 14:00."
+    [answer] = x.replies_to(tweet)
+    assert cases["youtube"].id == youtube_case
+    assert {source: case.state.value for source, case in cases.items()} == {
+        "youtube": "answered", "x": "answered"}
+    assert [(m.external_id, m.from_brand) for m in threads["youtube"]] == [
+        (comment.id, False), (reply.id, True)]
+    assert [(m.external_id, m.from_brand) for m in threads["x"]] == [
+        (tweet.id, False), (answer.id, True)]
 
 
 async def test_a_failing_feed_is_announced_once_and_its_recovery_once(
