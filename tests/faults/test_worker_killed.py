@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 
 from socialcare.storage.database import create_engine
-from socialcare.storage.schema import cases, inbox, mentions
+from socialcare.storage.schema import cards, cases, inbox, mentions
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, reset_database
 from tests.faults.processes import bodies, post_all, running, until
 
@@ -58,6 +58,11 @@ async def test_a_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path: Pa
             stored, distinct = (await conn.execute(select(
                 func.count(), func.count(func.distinct(mentions.c.external_id))))).one()
         made = await count(cases)
+        async with engine.connect() as conn:
+            card_rows, card_places = (await conn.execute(select(
+                func.count(), func.count(func.distinct(
+                    cards.c.case_id.cast(String) + ":" + cards.c.messenger + ":"
+                    + cards.c.channel))))).one()
     finally:
         await redis.aclose()
         await engine.dispose()
@@ -66,4 +71,7 @@ async def test_a_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path: Pa
     assert killed_with == -signal.SIGKILL
     assert MENTIONS // 5 <= stored_when_killed < MENTIONS
     assert stored == distinct == made == MENTIONS
+    # One card per channel: the example config's Slack channel and Telegram chat, each
+    # queued once for the messenger processes to post (they post each card once).
+    assert card_rows == card_places == 2 * MENTIONS
     assert pending == 0
