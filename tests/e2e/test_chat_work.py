@@ -46,10 +46,11 @@ async def test_a_reply_from_the_slack_form_is_published_at_the_source_and_record
         await chat.slack_send(chat.slack.view_submission(
             values={"saved": {"saved": "0"}}))
         await eventually(lambda: chat.platform.replies)
+        await eventually(lambda: "Answered by Aigerim" in str(chat.slack_cards()[0].blocks))
         # The platform echoes our reply back as a mention: it is a duplicate, not a case.
+        # (An echo that comes before the reply is stored: tests/integration/test_replies.py.)
         [echo] = await chat.ingest(mention("reply-1", "We are sorry", thread_id="ig-thread-1",
                                            published=minutes_ago(flowing_clock, 0)))
-        await eventually(lambda: "Answered by Aigerim" in str(chat.slack_cards()[0].blocks))
         told = await eventually(lambda: chat.slack.ephemerals_for(AIGERIM_SLACK))
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
