@@ -58,8 +58,10 @@ RETRY_MAX = timedelta(minutes=5)
 RETRY_SURPRISE = timedelta(seconds=30)
 # New cards of the extra tier (forums, news) may use this share of a channel's
 # per-minute post budget at most, so that a burst of them leaves room for the main
-# tier's 15-minute cases (a Telegram group takes 20 messages a minute).
-EXTRA_SHARE = 0.6
+# tier's 15-minute cases: a Telegram group takes 20 messages a minute, 5 of them
+# forum cards (60-minute SLA), 15 left for the main networks. Slack's per-second
+# channel limit has no per-minute key and is not shared out.
+EXTRA_SHARE = 0.25
 # Cards of one channel looked at per round: a channel sends about one a second.
 PER_CHANNEL = 5
 NOTICES_PER_ROUND = 50
