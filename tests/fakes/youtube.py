@@ -7,10 +7,12 @@ Usage::
         yt.add_comment(video.id, "Где мой заказ?", "Aida", datetime(2026, 11, 25, tzinfo=UTC))
         # GET {yt.url}/youtube/v3/commentThreads?part=snippet&videoId=...&key={yt.api_key}
 
-Resources: ``commentThreads.list``, ``search.list`` (videos only), ``comments.insert`` (a reply)
-and ``commentThreads.insert`` (a top-level comment on a video); inserts land in
-`inserted_comments`. Shapes follow the samples ``youtube_commentThreads_list.json`` and
-``youtube_search_list.json`` (sns-sdks/python-youtube captures) and the v3 reference:
+Resources: ``commentThreads.list``, ``comments.list`` (a thread's replies by ``parentId``, or
+comments by ``id``), ``search.list`` (videos only), ``comments.insert`` (a reply) and
+``commentThreads.insert`` (a top-level comment on a video); inserts land in
+`inserted_comments`. Shapes follow the samples ``youtube_commentThreads_list.json``,
+``youtube_search_list.json`` and ``comments/comments_by_parent_paged_1.json``
+(sns-sdks/python-youtube captures) and the v3 reference:
 ``textDisplay`` is HTML (escaped, ``<br />`` for newlines, http(s) links and #hashtags as
 anchors) unless ``textFormat=plainText``; ``textOriginal`` is raw; search titles come
 HTML-escaped (``&amp;``, ``&#39;``), channel titles and descriptions do not (as in the sample).
@@ -24,7 +26,8 @@ wrong: 401). Errors use Google's envelope ``{"error": {"code", "message", "error
 
 Quota: a daily budget (`daily_quota`, default 10,000 units) that resets at midnight Pacific
 time, charged before a method runs, also when the method then answers an error:
-commentThreads.list 1, comments.insert and commentThreads.insert 50, search.list 100 units.
+commentThreads.list and comments.list 1, comments.insert and commentThreads.insert 50,
+search.list 100 units.
 That is the classic cost table (search = 100 units); the current quota page instead gives
 search.list its own bucket of 100 calls a day at 1 call each: pass ``search_quota="bucket"``
 to play that (then search does not touch the unit budget). A call that would overspend
@@ -34,7 +37,11 @@ bucket.
 
 Knowingly simplified: order=relevance sorts by likes then time; search matches every word of
 ``q`` (or ``|`` alternatives) in title or description, only videos, and orders relevance like
-date; ``replies`` carries up to 5 replies, oldest first; no rate limits besides the quota.
+date; a thread's ``replies`` carries only its first 5 replies, oldest first (the rest, as
+``totalReplyCount`` tells, only through comments.list); comments.list answers a thread's
+replies newest first, as in the capture, its items without ``videoId`` or ``channelId``, and
+at most `replies_page_size` of them a page when that is set (YouTube may answer fewer than
+``maxResults``); no rate limits besides the quota.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ DEFAULT_OAUTH_TOKEN = "ya29.a0FakeSocialCareOAuthToken_0123456789"
 DEFAULT_DAILY_QUOTA = 10_000
 QUOTA_COSTS = {
     "commentThreads.list": 1,
+    "comments.list": 1,
     "comments.insert": 50,
     "commentThreads.insert": 50,
     "search.list": 100,
@@ -73,6 +81,7 @@ MAX_COMMENT_LENGTH = 10_000
 DESCRIPTION_PREVIEW = 160
 RESOURCES = {
     ("GET", "commentThreads"): "commentThreads.list",
+    ("GET", "comments"): "comments.list",
     ("GET", "search"): "search.list",
     ("POST", "comments"): "comments.insert",
     ("POST", "commentThreads"): "commentThreads.insert",
@@ -270,6 +279,7 @@ class FakeYouTube(FakeServer):
         now: Callable[[], datetime] | None = None,
         clock: Clock | None = None,
         rate_limits: bool = True,
+        replies_page_size: int | None = None,
     ) -> None:
         super().__init__(clock=clock, rate_limits=rate_limits)
         if search_quota not in {"units", "bucket"}:
@@ -284,6 +294,7 @@ class FakeYouTube(FakeServer):
         self.search_calls_per_day = search_calls_per_day
         self.region_code = region_code
         self.legacy_key_errors = legacy_key_errors
+        self.replies_page_size = replies_page_size
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
         self.quota_used = 0
         self.search_calls_used = 0  # only counted with search_quota="bucket"
@@ -661,6 +672,8 @@ class FakeYouTube(FakeServer):
     def _run(self, method: str, params: dict[str, Any], body: Any) -> dict[str, Any]:
         if method == "commentThreads.list":
             return self._comment_threads_list(params)
+        if method == "comments.list":
+            return self._comments_list(params)
         if method == "search.list":
             return self._search_list(params)
         if method == "commentThreads.insert":
@@ -740,6 +753,73 @@ class FakeYouTube(FakeServer):
                     location="allThreadsRelatedToChannelId",
                 )
         return [c for c in self._comments.values() if c.parent_id is None and c.video_id in videos]
+
+    def _comments_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        parts = _parts(params, {"id", "snippet"})
+        text_format = params.get("textFormat", "html")
+        if text_format not in {"html", "plainText"}:
+            raise invalid_parameter("textFormat", f"Invalid value '{text_format}'.")
+        parent_id, ids = params.get("parentId"), params.get("id")
+        if bool(parent_id) == bool(ids):
+            raise YouTubeApiFailure(
+                400,
+                "missingRequiredParameter",
+                "No filter selected. Expected one of: id, parentId",
+                domain="youtube.parameter",
+            )
+        if ids:
+            if "maxResults" in params:
+                raise invalid_parameter(
+                    "maxResults",
+                    "The maxResults parameter is not supported in conjunction with id.",
+                    reason="incompatibleParameters",
+                )
+            wanted = [i.strip() for i in str(ids).split(",") if i.strip()]
+            found = [self._comments[i] for i in wanted if i in self._comments]
+            return {
+                "kind": "youtube#commentListResponse",
+                "etag": _etag(f"comments:{wanted}"),
+                "pageInfo": {"totalResults": len(found), "resultsPerPage": len(found)},
+                "items": [self._render_listed(c, parts, text_format) for c in found],
+            }
+        max_results = _int_in(params, "maxResults", 20, 1, 100)
+        parent = self._comments.get(str(parent_id))
+        if parent is None or parent.parent_id is not None:
+            raise YouTubeApiFailure(
+                404,
+                "commentNotFound",
+                "One or more of the comments identified by the <code>id</code> or"
+                " <code>parentId</code> parameter could not be found.",
+                domain="youtube.comment",
+                location="parentId",
+            )
+        replies = sorted(self.replies(parent.id), key=_by_time)  # newest first
+        if params.get("pageToken"):
+            cursor = _decode_cursor(params["pageToken"])
+            replies = [r for r in replies if list(_by_time(r)) > cursor]
+        size = min(max_results, self.replies_page_size or max_results)
+        page = replies[:size]
+        result: dict[str, Any] = {
+            "kind": "youtube#commentListResponse",
+            "etag": _etag(f"replies:{parent.id}:{[r.id for r in page]}"),
+        }
+        if len(replies) > len(page):
+            result["nextPageToken"] = _encode_cursor(list(_by_time(page[-1])))
+        result["pageInfo"] = {"resultsPerPage": max_results}
+        result["items"] = [self._render_listed(r, parts, text_format) for r in page]
+        return result
+
+    def _render_listed(
+        self, comment: YouTubeComment, parts: set[str], text_format: str
+    ) -> dict[str, Any]:
+        """Render a comment as comments.list does: no ``videoId``/``channelId`` in a reply."""
+        rendered = self.render_comment(comment, text_format=text_format)
+        if comment.parent_id is not None:
+            rendered["snippet"].pop("videoId")
+            rendered["snippet"].pop("channelId")
+        if "snippet" not in parts:
+            del rendered["snippet"]
+        return rendered
 
     def _search_list(self, params: dict[str, Any]) -> dict[str, Any]:
         _parts(params, {"id", "snippet"})

@@ -154,6 +154,137 @@ async def test_comment_threads_are_paged_through_next_page_token(
     assert polled.cursor["quota"] == {"day": "2026-11-25", "used": 3}
 
 
+# --------------------------------------------------------------------------- busy threads
+
+
+def busy_thread(yt: FakeYouTube, clock: FakeClock, replies: int) -> tuple[str, str, list[str]]:
+    """Seed a video with a question and `replies` replies, a minute apart; return the ids."""
+    video = yt.add_video(CHANNEL, "New tariffs", "", ago(clock, days=3))
+    question = yt.add_comment(video.id, "Kcell, no signal since Monday", "Ann",
+                              ago(clock, hours=2))
+    answers = [yt.add_comment(video.id, f"still nothing #{n}", "Ann" if n % 2 else "Bob",
+                              ago(clock, minutes=100 - n), parent_id=question.id)
+               for n in range(1, replies + 1)]
+    return video.id, question.id, [a.id for a in answers]
+
+
+async def test_replies_past_the_fifth_are_paged_through_comments_list(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    yt.replies_page_size = 4  # YouTube may answer fewer than maxResults a page
+    video, question, replies = busy_thread(yt, clock, 12)
+    quiet = yt.add_comment(video, "and in Astana?", "Cem", ago(clock, minutes=50))
+    yt.add_comment(video, "same", "Dan", ago(clock, minutes=40), parent_id=quiet.id)
+
+    polled = await collector(http, yt, clock).poll(SOURCE, {})
+
+    [thread] = [t for t in yt.calls_to("commentThreads.list")[0].response["items"]
+                if t["id"] == question]
+    assert thread["snippet"]["totalReplyCount"] == 12 and len(thread["replies"]["comments"]) == 5
+    by_id = {m.external_id: m for m in polled.mentions}
+    assert len(polled.mentions) == len(by_id) == 1 + 12 + 2
+    assert set(replies) <= set(by_id)
+    last = by_id[replies[-1]]
+    assert (last.text, last.thread_id, last.parent_id) == ("still nothing #12", question,
+                                                           question)
+    assert last.url == f"https://www.youtube.com/watch?v={video}&lc={replies[-1]}"
+    assert last.author.name == "Bob" and last.author.id == channel_id_for("Bob")
+    calls = yt.calls_to("comments.list")  # only for the busy thread: the quiet one came whole
+    assert [{k: v for k, v in c.params.items() if k != "key"} for c in calls] == [
+        {"part": "snippet", "parentId": question, "maxResults": "100",
+         "textFormat": "plainText"},
+        {"part": "snippet", "parentId": question, "maxResults": "100",
+         "textFormat": "plainText", "pageToken": calls[0].response["nextPageToken"]},
+    ]
+    page = calls[0].response
+    assert page["kind"] == "youtube#commentListResponse"
+    assert [(i["kind"], i["id"], i["snippet"]["parentId"]) for i in page["items"]] == [
+        ("youtube#comment", r, question) for r in reversed(replies[-4:])]  # newest first
+    # The second page reached the replies the thread answered: no third call.
+    assert replies[4] in [i["id"] for i in calls[1].response["items"]]
+    assert "nextPageToken" in calls[1].response
+    assert polled.cursor["quota"] == {"day": "2026-11-25", "used": 1 + 2}
+    assert yt.quota_by_method["comments.list"] == 2
+    assert polled.cursor["places"][f"channel:{CHANNEL}"]["replies"] == {question: 12}
+
+
+async def test_a_poll_with_no_new_replies_does_not_read_the_busy_thread_again(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    busy_thread(yt, clock, 12)
+    source = collector(http, yt, clock)
+    first = await source.poll(SOURCE, {})
+    clock.advance(minutes=5)
+
+    second = await source.poll(SOURCE, first.cursor)
+
+    assert second.mentions == []
+    assert len(yt.calls_to("comments.list")) == 1
+    assert second.cursor["quota"]["used"] == 1 + 1 + 1  # the second poll: one page of threads
+
+
+async def test_a_new_reply_in_a_busy_thread_is_collected_with_one_more_call(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    yt.replies_page_size = 4
+    video, question, _ = busy_thread(yt, clock, 12)
+    source = collector(http, yt, clock)
+    first = await source.poll(SOURCE, {})
+    clock.advance(minutes=5)
+    thirteenth = yt.add_comment(video, "hello?? 13th time", "Ann", ago(clock, minutes=1),
+                                parent_id=question)
+
+    second = await source.poll(SOURCE, first.cursor)
+    clock.advance(minutes=5)
+    third = await source.poll(SOURCE, second.cursor)
+
+    assert ids(second) == [thirteenth.id]
+    assert second.mentions[0].parent_id == question
+    assert third.mentions == []
+    calls = yt.calls_to("comments.list")
+    assert len(calls) == 2 + 1  # the first read, then one page for the 13th
+    assert "pageToken" not in calls[-1].params
+    assert third.cursor["quota"]["used"] == (1 + 2) + (1 + 1) + 1
+    assert yt.quota_used == third.cursor["quota"]["used"]
+
+
+async def test_a_busy_thread_from_before_the_first_look_is_read_once_and_yields_nothing(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    video = yt.add_video(CHANNEL, "New tariffs", "", ago(clock, days=5))
+    old = yt.add_comment(video.id, "old question", "Ann", ago(clock, days=3))
+    for n in range(8):
+        yt.add_comment(video.id, f"old reply {n}", "Bob", ago(clock, days=2, minutes=-n),
+                       parent_id=old.id)
+    source = collector(http, yt, clock)
+
+    first = await source.poll(SOURCE, {})
+    clock.advance(minutes=5)
+    second = await source.poll(SOURCE, first.cursor)
+
+    assert first.mentions == second.mentions == []
+    assert len(yt.calls_to("comments.list")) == 1
+
+
+async def test_the_budget_stops_before_a_page_of_replies_and_the_thread_is_read_later(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    _, _, replies = busy_thread(yt, clock, 7)
+    # 800 units a day: at 02:00 in Los Angeles 100 may be spent; 99 already are.
+    source = collector(http, yt, clock, daily_quota=800)
+
+    with pytest.raises(SourceUnavailable) as stopped:
+        await source.poll(SOURCE, {"quota": {"day": "2026-11-25", "used": 99}})
+    clock.advance(hours=1)
+    resumed = await source.poll(SOURCE, {"quota": {"day": "2026-11-25", "used": 100}})
+
+    assert "the next page of replies fits at" in str(stopped.value)
+    assert stopped.value.retry_after == pytest.approx(108, abs=1)  # 101 of 800: 02:01:48
+    assert len(yt.calls_to("comments.list")) == 1  # made by the resumed poll
+    assert set(replies) <= set(ids(resumed))
+    assert resumed.cursor["quota"]["used"] == 100 + 1 + 1
+
+
 # --------------------------------------------------------------------------- search
 
 
@@ -449,7 +580,8 @@ async def test_cursors_survive_a_restart_nothing_ingested_twice_nothing_skipped(
     http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock, storage: Storage
 ) -> None:
     team = make_team(sources=(SOURCE,))
-    deps = {"uow": storage.uow, "pipeline": Pipeline(team, clock=clock), "clock": clock}
+    deps: dict[str, Any] = {"uow": storage.uow, "pipeline": Pipeline(team, clock=clock),
+                            "clock": clock}
     own = yt.add_video(CHANNEL, "New tariffs", "", ago(clock, days=3))
     yt.add_comment(own.id, "Kcell, no signal in Almaty", "Ann", ago(clock, hours=2))
     yt.add_comment(own.id, "Kcell, the app crashes", "Bob", ago(clock, hours=1))
@@ -475,11 +607,36 @@ async def test_cursors_survive_a_restart_nothing_ingested_twice_nothing_skipped(
     assert len(yt.calls_to("search.list")) == 1  # the search waits its hour across restarts
 
 
+async def test_every_reply_of_a_busy_thread_becomes_a_mention_once(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock, storage: Storage
+) -> None:
+    pipeline = Pipeline(make_team(sources=(SOURCE,)), clock=clock)
+    deps: dict[str, Any] = {"uow": storage.uow, "pipeline": pipeline, "clock": clock}
+    yt.replies_page_size = 4
+    video, question, _ = busy_thread(yt, clock, 12)
+
+    first = await collecting.poll(SOURCE, collector(http, yt, clock), **deps)
+    clock.advance(minutes=6)
+    second = await collecting.poll(SOURCE, collector(http, yt, clock), **deps)
+    clock.advance(minutes=6)
+    yt.add_comment(video, "13th: anyone?", "Ann", ago(clock, minutes=1), parent_id=question)
+    third = await collecting.poll(SOURCE, collector(http, yt, clock), **deps)
+
+    assert (first.error, first.found) == (None, 1 + 12)
+    assert (second.error, second.found) == (None, 0)
+    assert (third.error, third.found) == (None, 1)
+    assert await _count(storage, mentions_table) == 1 + 12 + 1
+    assert len(yt.calls_to("comments.list")) == 2 + 0 + 1
+    async with storage.uow() as uow:
+        state = await uow.sources.get("youtube")
+    assert state.cursor["quota"]["used"] == yt.quota_used == (1 + 2) + 1 + (1 + 1)
+
+
 async def test_a_poll_refused_for_quota_is_next_tried_at_pacific_midnight(
     http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock, storage: Storage
 ) -> None:
-    deps = {"uow": storage.uow, "pipeline": Pipeline(make_team(sources=(SOURCE,)), clock=clock),
-            "clock": clock}
+    pipeline = Pipeline(make_team(sources=(SOURCE,)), clock=clock)
+    deps: dict[str, Any] = {"uow": storage.uow, "pipeline": pipeline, "clock": clock}
     video = yt.add_video(CHANNEL, "New tariffs", "", ago(clock, days=3))
     yt.add_comment(video.id, "Kcell, no signal", "Ann", ago(clock, minutes=30))
     yt.fail_next_quota("commentThreads.list")

@@ -14,7 +14,10 @@
     daily_quota = 10000                  # units a day, reset at midnight Pacific time
     search_cost = 100                    # what one search.list costs (see your console)
 
-Every call costs quota: a page of comment threads 1 unit, a search 100. The day's
+Every call costs quota: a page of comment threads 1 unit, a page of a thread's replies 1,
+a search 100. A thread answers only its first few replies (`totalReplyCount` says how
+many there are); the rest of a busy thread is paged through `comments.list`, but only
+when its count has grown past what the cursor remembers for it. The day's
 quota is let out evenly over the day (by any hour, no more than that hour's share
 plus an hour's head start), so a busy morning cannot spend the evening's polls;
 when a call does not fit, the poll stops there, says when it goes on, and the
@@ -42,8 +45,10 @@ from socialcare.bot.team import Source
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 THREADS_COST = 1
+REPLIES_COST = 1
 MAX_PAGES = 5
 SEEN = 2000
+BUSY_THREADS = 500  # reply counts remembered per place, for threads with unanswered replies
 DAY = timedelta(days=1)
 
 
@@ -242,6 +247,7 @@ class YoutubeCollector:
                        places: dict[str, dict[str, Any]], place: str,
                        which: Mapping[str, str], now: datetime) -> list[RawMention]:
         state = places.get(place) or {}
+        counts: dict[str, int] = dict(state.get("replies") or {})
         seen = list(state.get("seen") or [])
         known = set(seen)
         saved = state.get("newest")
@@ -273,12 +279,60 @@ class YoutubeCollector:
                     seen.append(comment["id"])
                     newest = max(newest, published)
                     found.append(_mention(source, thread, comment, published))
+                for reply, published in await self._unanswered_replies(
+                        budget, thread, counts, known, now):
+                    if published < history:
+                        continue
+                    known.add(reply["id"])
+                    seen.append(reply["id"])
+                    newest = max(newest, published)
+                    found.append(_mention(source, thread, reply, published))
             token = answer.get("nextPageToken")
             if older or not token:
                 break
             params["pageToken"] = token
-        places[place] = {"newest": newest.isoformat(), "seen": seen[-SEEN:], "from": start}
+        places[place] = {"newest": newest.isoformat(), "seen": seen[-SEEN:], "from": start,
+                         "replies": dict(list(counts.items())[-BUSY_THREADS:])}
         return found
+
+    async def _unanswered_replies(
+            self, budget: QuotaBudget, thread: Mapping[str, Any], counts: dict[str, int],
+            known: set[str], now: datetime) -> list[tuple[dict[str, Any], datetime]]:
+        """Page through the replies a thread left out, if its count grew since the last look.
+
+        `counts` holds, per busy thread, the `totalReplyCount` last read in full; it is
+        updated here. The replies returned are neither known nor in the thread's answer.
+        """
+        included = [r["id"] for r in _comments(thread)[1:]]
+        total = int(thread["snippet"].get("totalReplyCount") or 0)
+        remembered = counts.pop(thread["id"], len(included))
+        if total <= len(included):
+            return []  # all of them came with the thread: nothing to remember
+        counts[thread["id"]] = total  # moved last: threads seen lately are kept longest
+        if total <= remembered:
+            return []  # no new reply (or some deleted): no call
+        expected = total - remembered
+        skip = known | set(included)
+        params = {"part": "snippet", "parentId": thread["id"], "maxResults": "100",
+                  "textFormat": "plainText"}
+        replies: list[tuple[dict[str, Any], datetime]] = []
+        unknown = 0
+        for _ in range(MAX_PAGES):
+            await self._spend(budget, REPLIES_COST, now, "page of replies")
+            answer = await self._get("comments", params)
+            for reply in answer.get("items") or []:
+                if reply.get("id") in skip or not reply.get("snippet"):
+                    continue
+                skip.add(reply["id"])
+                unknown += 1
+                replies.append((reply, _time(reply["snippet"].get("publishedAt"), now)))
+            token = answer.get("nextPageToken")
+            # YouTube answers newest first: once as many unknown replies as the count grew
+            # by have turned up, the rest were read before (or are older than we look).
+            if unknown >= expected or not token:
+                break
+            params["pageToken"] = token
+        return replies
 
     async def _spend(self, budget: QuotaBudget, cost: int, now: datetime, what: str) -> None:
         if not budget.take(cost, now):
