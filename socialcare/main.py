@@ -5,6 +5,7 @@
     socialcare check-config    check the environment and the config file
     socialcare db upgrade      apply the database migrations
     socialcare cases           print the open cases with their time left
+    socialcare console password ID   set a person's web-console password (read from stdin)
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from socialcare.bot.dispatcher import Dispatcher
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher
 from socialcare.bot.team import Source, Team
+from socialcare.console import admin as console_admin
+from socialcare.console import routes as console
 from socialcare.deps import ALL_ROLES, Deps, Role
 from socialcare.handlers import (
     cards,
@@ -226,6 +229,7 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
         ingest.register(web_app, deps)
     if Role.MESSENGERS in roles:
         handoff.register(web_app, deps)
+        console.register(web_app, deps)
         if app.bolt is not None and deps.settings.slack_app_token is None:
             slack_handlers.http_route(web_app, app.bolt)
         if app.telegram is not None:
@@ -374,6 +378,18 @@ def _parser() -> argparse.ArgumentParser:
     cases = commands.add_parser("cases", help="print the open cases with their time left",
                                 description="Print the open cases, earliest deadline first.")
     cases.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
+    console_parser = commands.add_parser(
+        "console", help="web console administration",
+        description="Web console administration. People sign in with a one-time link from "
+                    "/console in Slack or Telegram, or with a password set here.")
+    console_commands = console_parser.add_subparsers(dest="console_command", required=True,
+                                                     metavar="COMMAND")
+    password = console_commands.add_parser(
+        "password", help="set a person's console password (read from stdin)",
+        description="Set the console password of a person of the roster. The password is "
+                    "read from stdin (asked twice on a terminal); only a salted scrypt hash "
+                    "is stored.")
+    password.add_argument("person", help="the person's id in the config's [[people]]")
     return parser
 
 
@@ -395,6 +411,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
             await serve(app, host=args.host or settings.http_host,
                         port=args.port if args.port is not None else settings.http_port)
             return 0
+        if args.command == "console":
+            return await console_admin.set_password(deps, args.person, sys.stdin, out)
         if args.command == "ingest":
             if args.file == "-":
                 return await terminal.ingest_file(deps, sys.stdin, out)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     handoff_webhook_secret: SecretStr | None = None
     # A queued batch a worker took and has not finished this long is taken by another.
     ingest_claim_seconds: float = Field(default=30.0, gt=0)
+    # The web console's public base URL: one-time sign-in links point there, and its
+    # cookies are Secure when it is https.
+    console_url: AnyHttpUrl | None = None
 
     @property
     def async_database_url(self) -> str:

@@ -155,6 +155,17 @@ def render_card(
     )
 
 
+def warning_from(case: Case, policy: SlaPolicy) -> datetime | None:
+    """Return when the case's SLA line turns to warning (as on its card): at the last
+    warning point, or five minutes before the deadline if that comes first; None when
+    no answer is awaited."""
+    due, started = case.response_due_at, case.response_started_at
+    if not case.awaits_response or due is None or started is None:
+        return None
+    last_warning = policy.warning_points[-1] if policy.warning_points else 1.0
+    return min(started + (due - started) * last_warning, due - 5 * _MINUTE)
+
+
 def next_step(case: Case, policy: SlaPolicy, now: datetime) -> datetime | None:
     """Return when the card's SLA line next changes, or None if it will not."""
     return _step(case, policy, now).next_at

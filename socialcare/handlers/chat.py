@@ -26,6 +26,11 @@ class ChatReply:
     public: bool = False
     # Files to post along in the same chat.
     attachments: tuple[Attachment, ...] = ()
+    # For the person's eyes only (a sign-in link): Telegram sends it to their private
+    # chat even when the command was typed in a group.
+    personal: bool = False
+    # A link the reply is about, shown as a link where plain text would not be one.
+    link: str | None = None
 
 
 def describe_error(error: DomainError, deps: Deps) -> str:

@@ -19,6 +19,7 @@ from socialcare.bot.errors import DomainError, NotAllowed
 from socialcare.bot.model import Case, Mention, State
 from socialcare.bot.ports import MessengerError, Note
 from socialcare.bot.team import Person, Role
+from socialcare.console import access
 from socialcare.deps import Deps
 from socialcare.handlers import escalating, reporting
 from socialcare.handlers.chat import ChatReply, describe_error, service
@@ -26,7 +27,7 @@ from socialcare.handlers.chat import ChatReply, describe_error, service
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
-            "digest", "handoff", "handback", "report", "agent", "sla", "sources", "help")
+            "digest", "handoff", "handback", "report", "agent", "sla", "sources", "console", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -125,6 +126,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await reporting.run_sla(deps)
         if name == "sources":
             return await _sources(deps)
+        if name == "console":
+            return await _console(person, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))
@@ -171,6 +174,16 @@ async def _case(case_id: int, deps: Deps) -> ChatReply:
     if view.url:
         lines.insert(2, view.url)
     return ChatReply("\n".join(lines))
+
+
+async def _console(person: Person, deps: Deps) -> ChatReply:
+    """Send the person a one-time link that signs them in to the web console."""
+    url = await access.issue_link(deps, person)
+    if url is None:
+        return ChatReply(deps.catalog("console.no_url"))
+    minutes = int(access.LINK_LIFETIME.total_seconds() // 60)
+    return ChatReply(deps.catalog("console.link", url=url, minutes=minutes), personal=True,
+                     link=url)
 
 
 async def _sources(deps: Deps) -> ChatReply:

@@ -41,10 +41,14 @@ _CASE_BUTTON = re.compile(r"^sc1:")
 _ESCALATION_BUTTON = re.compile(r"^sc1e:")
 
 
-def private_blocks(text: str) -> list[dict[str, Any]]:
-    """Lay out a private reply so that any customer text in it shows literally."""
+def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
+    """Lay out a private reply so that any customer text in it shows literally (and its
+    link, if it has one, as a link)."""
+    elements: list[dict[str, Any]] = [{"type": "text", "text": text[:3000]}]
+    if link is not None:
+        elements += [{"type": "text", "text": "\n"}, {"type": "link", "url": link}]
     return [{"type": "rich_text", "elements": [
-        {"type": "rich_text_section", "elements": [{"type": "text", "text": text[:3000]}]}
+        {"type": "rich_text_section", "elements": elements}
     ]}]
 
 
@@ -53,7 +57,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     text = deps.catalog
 
     async def say_privately(respond: Any, reply: ChatReply) -> None:
-        await respond(text=escape(reply.text[:300]), blocks=private_blocks(reply.text),
+        await respond(text=escape(reply.text[:300]),
+                      blocks=private_blocks(reply.text, reply.link),
                       response_type="ephemeral", replace_original=False)
 
     async def tell(client: Any, user: str, channel: str, reply: ChatReply) -> None:

@@ -25,6 +25,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    LinkPreviewOptions,
     Message,
     ReplyParameters,
     Update,
@@ -74,14 +75,15 @@ def _draft_key(user_id: int) -> str:
 
 
 async def _say(bot: Any, chat_id: int, text: str, *, quote: Message | None = None,
-               markup: Any = None) -> Message:
+               markup: Any = None, preview: bool = True) -> Message:
     """Send a message a person waits for (quoting theirs in groups)."""
     reply = None
     if quote is not None and quote.chat.type != "private":
         reply = ReplyParameters(message_id=quote.message_id, allow_sending_without_reply=True)
-    sent: Message = await bot.send_message(chat_id=chat_id, text=text, reply_parameters=reply,
-                                           reply_markup=markup,
-                                           rate_limit_args=INTERACTIVE_RETRIES)
+    sent: Message = await bot.send_message(
+        chat_id=chat_id, text=text, reply_parameters=reply, reply_markup=markup,
+        link_preview_options=None if preview else LinkPreviewOptions(is_disabled=True),
+        rate_limit_args=INTERACTIVE_RETRIES)
     return sent
 
 
@@ -335,6 +337,9 @@ def _command_handler(name: str, deps: Deps) -> Any:
         # Everything after "/cmd" or "/cmd@botname".
         _, _, args = (message.text or "").partition(" ")
         reply = await run_command(name, args, deps.team.person_by_telegram(user.id), deps)
+        if reply.personal:
+            await _say_personally(context.bot, message, user.id, reply.text, deps)
+            return
         await _say(context.bot, message.chat_id, reply.text, quote=message)
         for attached in reply.attachments:
             upload = InputFile(attached.content, filename=attached.filename)
@@ -346,6 +351,21 @@ def _command_handler(name: str, deps: Deps) -> Any:
                                                 rate_limit_args=INTERACTIVE_RETRIES)
 
     return on_command
+
+
+async def _say_personally(bot: Any, message: Message, user_id: int, text: str,
+                          deps: Deps) -> None:
+    """Send something for one person's eyes (a sign-in link) to their private chat; in a
+    group, say only where it went. No link preview: nothing fetches the link first."""
+    if message.chat.type == "private":
+        await _say(bot, message.chat_id, text, preview=False)
+        return
+    try:
+        await _say(bot, user_id, text, preview=False)
+    except Forbidden:
+        await _say(bot, message.chat_id, deps.catalog("console.start_dm"), quote=message)
+        return
+    await _say(bot, message.chat_id, deps.catalog("console.check_dm"), quote=message)
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from socialcare.bot.errors import ConcurrentUpdate
 from socialcare.storage import facts
 from socialcare.storage.cards import SqlCardRepository
+from socialcare.storage.console import SqlConsoleRepository
 from socialcare.storage.escalations import SqlEscalationRepository, SqlNoticeRepository
 from socialcare.storage.jobs import SqlJobRepository
 from socialcare.storage.reports import SqlReportRepository
@@ -81,6 +82,7 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
     reports: SqlReportRepository
     sources: SqlSourceStateRepository
+    console: SqlConsoleRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -106,6 +108,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn)
         self.reports = SqlReportRepository(conn, self._engine)
         self.sources = SqlSourceStateRepository(conn)
+        self.console = SqlConsoleRepository(conn)
         return self
 
     async def __aexit__(

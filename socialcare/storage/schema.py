@@ -293,3 +293,37 @@ inbox = Table(
     Column("queued_at", UTCDateTime(), nullable=False),
     Index("ix_inbox_queued_at", "queued_at"),
 )
+
+# The web console's sign-in (see storage/console.py). Only hashes of the secrets are
+# kept: a copy of the database lets nobody sign in.
+console_passwords = Table(
+    "console_passwords",
+    metadata,
+    Column("person_id", String(128), primary_key=True),
+    Column("hash", Text, nullable=False),
+    Column("set_at", UTCDateTime(), nullable=False),
+)
+
+console_links = Table(
+    "console_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("person_id", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime()),
+    Index(None, "expires_at"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("person_id", String(128), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Index(None, "expires_at"),
+)

@@ -257,6 +257,7 @@ async def running_chat(
             telegram_webhook_url=None if polling
             else f"http://127.0.0.1:{port}/telegram/webhook",
             telegram_webhook_secret=None if polling else TELEGRAM_SECRET,
+            console_url=f"http://127.0.0.1:{port}",
         )
         async with runtime(settings, clock=clock) as app:
             await app.deps.redis.flushdb()

@@ -65,7 +65,9 @@ async def test_the_same_report_in_slack_and_telegram_with_charts_and_csv(
             return {f["name"]: f["data"] for f in chat.slack.files.values()
                     if f["name"].endswith("-today.png") or f["name"].endswith(".csv")}
 
-        files = await eventually(lambda: len(report_files()) == 3 and report_files())
+        # A file is listed once announced and has its data once uploaded: wait for both.
+        files = await eventually(lambda: len(report_files()) == 3
+                                 and all(report_files().values()) and report_files())
         photos = await eventually(lambda: len(telegram_photos()) == 2 and telegram_photos())
         answers = [r.body["text"] for r in chat.slack.responses()[:1]]
         for command, text in (("/report", "someday"), ("/report", "2026-11-30..2026-11-01"),

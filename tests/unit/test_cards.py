@@ -10,7 +10,7 @@ from socialcare.adapters.messengers.slack_card import card_blocks
 from socialcare.adapters.messengers.telegram_card import card_html, card_keyboard
 from socialcare.bot import lifecycle
 from socialcare.bot.actions import ActionKind, BadAction, CaseAction
-from socialcare.bot.cards import SlaLevel, next_step, render_card
+from socialcare.bot.cards import SlaLevel, next_step, render_card, warning_from
 from socialcare.bot.model import Author, Mention
 from socialcare.settings import load_catalog
 from tests.conftest import T0, make_team
@@ -129,3 +129,18 @@ def test_layouts_stay_inside_the_messengers_limits_with_a_huge_text() -> None:
     assert keyboard is not None
     assert all(len(b.callback_data.encode()) <= 64 for row in keyboard.inline_keyboard
                for b in row)
+
+
+def test_warning_from_is_when_the_cards_sla_line_turns_to_warning() -> None:
+    case = new_case()
+    turns = warning_from(case, POLICY)
+
+    assert turns is not None
+    for quarter in range(1, 60):
+        now = T0 + timedelta(minutes=quarter / 4)
+        if now == turns:
+            continue
+        level = _view(case, quarter / 4).sla.level
+        assert (level is SlaLevel.WARNING) == (now > turns), now
+    lifecycle.answer(case, by="aigerim", at=T0 + timedelta(minutes=3), policy=POLICY)
+    assert warning_from(case, POLICY) is None

@@ -1,0 +1,40 @@
+"""The console's command line: `socialcare console password ID`."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import TextIO
+
+from socialcare.console import access
+from socialcare.deps import Deps
+
+
+def read_password(stream: TextIO) -> str | None:
+    """Read a new password: asked twice on a terminal, else the first line of the stream.
+
+    Returns None when the two typed on a terminal differ."""
+    if stream.isatty():
+        first = getpass.getpass("New console password: ")
+        again = getpass.getpass("Again: ")
+        return first if first == again else None
+    return stream.readline().rstrip("\r\n")
+
+
+async def set_password(deps: Deps, person_id: str, stream: TextIO, out: TextIO) -> int:
+    """Set a person's console password from `stream`; return the exit code."""
+    password = await asyncio.to_thread(read_password, stream)
+    if password is None:
+        print("socialcare console password: the two passwords differ; nothing was changed",
+              file=sys.stderr)
+        return 2
+    try:
+        person = await access.set_password(deps, person_id, password)
+    except access.BadPassword as bad:
+        print(f"socialcare console password: {bad}; nothing was changed", file=sys.stderr)
+        return 2
+    where = f"{access.console_url(deps)}/signin" if access.console_url(deps) else "/signin"
+    print(f"console password set for {person.name} ({person.id}, {person.role.value}); "
+          f"they sign in at {where}", file=out)
+    return 0

@@ -1,0 +1,201 @@
+"""A case's page: its thread, every event, its cards and escalation; and its actions,
+carried out by the same commands as the chat's buttons and forms."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from socialcare.bot import cases, handoffs
+from socialcare.bot import escalations as esc
+from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.cards import Button, CardView, display_name, render_card, warning_from
+from socialcare.bot.errors import DomainError
+from socialcare.bot.escalations import Category, Escalation
+from socialcare.bot.model import Card, Event, Mention
+from socialcare.bot.team import Person
+from socialcare.console.pages import Flash, local_time
+from socialcare.deps import Deps
+from socialcare.handlers import escalating
+from socialcare.handlers.chat import describe_error, service
+from socialcare.handlers.commands import run_action
+
+# The buttons that act at once, as on a card.
+ONE_CLICK = (ActionKind.CLAIM, ActionKind.RELEASE, ActionKind.ANSWERED, ActionKind.RESOLVE,
+             ActionKind.DISMISS, ActionKind.HAND_BACK)
+# What the chat's commands say after the same action.
+_DONE = {ActionKind.CLAIM: "command.claimed", ActionKind.RESOLVE: "command.resolved"}
+# Event details worth showing, in this order.
+_DETAILS = ("text", "reason", "team", "note", "to", "holder", "label", "url")
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """One event of the case, as the page lists it."""
+
+    at: str
+    who: str
+    what: str
+    details: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class CardLine:
+    """Where a card of the case is, and whether it shows the case as it is."""
+
+    messenger: str
+    channel: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CasePage:
+    """Everything the case page shows."""
+
+    view: CardView
+    warn: str | None
+    thread: list[Mention]
+    events: list[EventLine]
+    cards: list[CardLine]
+    escalation: Escalation | None
+    one_click: list[tuple[ActionKind, str, str | None]]
+    can_reply: bool
+    can_escalate: bool
+    can_hand_off: bool
+
+
+def _event_line(event: Event, deps: Deps) -> EventLine:
+    text = deps.catalog
+    details = [(key, str(event.data[key])) for key in _DETAILS
+               if key in event.data and event.data[key] not in (None, "")]
+    return EventLine(at=local_time(event.at, deps, seconds=True),
+                     who=display_name(event.actor, deps.team, text),
+                     what=text(f"console.event.{event.kind.value}"), details=details)
+
+
+def _channel_name(card: Card, deps: Deps) -> str:
+    team = deps.team
+    channels = [*team.channels, *team.escalation.channels,
+                *(c for t in team.second_line for c in t.channels)]
+    found = next((c for c in channels
+                  if c.messenger == card.messenger and c.id == card.channel), None)
+    return found.name if found and found.name else card.channel
+
+
+def _card_line(card: Card, deps: Deps) -> CardLine:
+    text = deps.catalog
+    if card.message_id is None:
+        status = text("console.case.card_pending")
+    elif card.synced_seq >= card.change_seq:
+        status = text("console.case.card_in_step", time=local_time(card.posted_at, deps))
+    else:
+        status = text("console.case.card_behind", time=local_time(card.posted_at, deps))
+    return CardLine(messenger=card.messenger.capitalize(), channel=_channel_name(card, deps),
+                    status=status)
+
+
+async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
+    """Read a case for its page (raises CaseNotFound)."""
+    async with deps.uow() as uow:
+        case = await uow.cases.get(case_id)
+        thread = await uow.mentions.for_case(case_id)
+        events = await uow.events.for_case(case_id)
+        cards = await uow.cards.for_case(case_id)
+        escalation = (await uow.escalations.latest_for_cases([case_id])).get(case_id)
+    customer = [m for m in thread if not m.from_brand]
+    view = render_card(case, customer[0] if customer else None, events, team=deps.team,
+                       catalog=deps.catalog, now=deps.clock.now(),
+                       can_publish=case.source in deps.publishers, escalation=escalation)
+    offered = {button.action.kind: button for button in view.buttons}
+    works = person.works_cases
+    if case.handoff_team is not None and (works or person.team == case.handoff_team):
+        # On a card this button is in the second-line team's channel only.
+        offered[ActionKind.HAND_BACK] = Button(CaseAction(ActionKind.HAND_BACK, case_id),
+                                               deps.catalog("button.handback"), "primary")
+    warn = warning_from(case, deps.team.sla.for_tier(case.tier))
+    return CasePage(
+        view=view, warn=warn.isoformat() if warn else None, thread=thread,
+        events=[_event_line(e, deps) for e in events],
+        cards=[_card_line(c, deps) for c in cards], escalation=escalation,
+        one_click=[(kind, offered[kind].label, offered[kind].style)
+                   for kind in ONE_CLICK
+                   if kind in offered and (works or kind is ActionKind.HAND_BACK)],
+        can_reply=works and ActionKind.REPLY in offered,
+        can_escalate=works and ActionKind.ESCALATE in offered,
+        can_hand_off=works and ActionKind.HAND_OFF in offered,
+    )
+
+
+async def act(case_id: int, kind: str, form: dict[str, Any], person: Person,
+              deps: Deps) -> Flash:
+    """Carry out an action from the case page; say how it went."""
+    text = deps.catalog
+    try:
+        action = ActionKind(kind)
+    except ValueError:
+        return Flash(text("error.unknown_button"), ok=False)
+    if action in ONE_CLICK:
+        reply = await run_action(CaseAction(action, case_id), person, deps)
+        if reply is not None:
+            return Flash(reply.text, ok=False)
+        done = _DONE.get(action)
+        return Flash(text(done, id=case_id) if done else text("click.done"))
+    if action is ActionKind.REPLY:
+        return await _reply(case_id, form, person, deps)
+    if action is ActionKind.ESCALATE:
+        return await _escalate(case_id, form, person, deps)
+    if action is ActionKind.HAND_OFF:
+        return await _run(handoffs.hand_off(handoffs.HandOff(
+            case_id, person.id, str(form.get("team", "")), str(form.get("note", ""))),
+            **service(deps)), text("click.done"), deps)
+    return Flash(text("error.unknown_button"), ok=False)
+
+
+async def _reply(case_id: int, form: dict[str, Any], person: Person, deps: Deps) -> Flash:
+    written = str(form.get("text", "")).strip()
+    saved = str(form.get("saved", ""))
+    replies = deps.team.saved_replies
+    if not written and saved.isdigit() and int(saved) < len(replies):
+        written = replies[int(saved)].text
+    if not written:
+        return Flash(deps.catalog("reply.empty"), ok=False)
+    return await _run(cases.reply(cases.Reply(case_id, person.id, written),
+                                  publishers=deps.publishers, **service(deps)),
+                      deps.catalog("reply.sent", id=case_id), deps)
+
+
+async def _escalate(case_id: int, form: dict[str, Any], person: Person, deps: Deps) -> Flash:
+    text = deps.catalog
+    more = str(form.get("more", "")).strip()
+    try:
+        others = escalating.parse_cases(more) if more else ()
+    except escalating.BadCommand:
+        return Flash(text("escalate.bad_cases"), ok=False)
+    try:
+        category = Category(str(form.get("category", "")))
+    except ValueError:
+        return Flash(text("escalate.bad_category"), ok=False)
+    try:
+        escalation = await esc.escalate(esc.Escalate(
+            case_ids=(case_id, *others), actor=person.id, category=category,
+            problem=str(form.get("problem", "")), director=str(form.get("director", "")),
+            options=tuple(line.strip() for line in str(form.get("options", "")).splitlines()
+                          if line.strip()),
+        ), **service(deps))
+    except DomainError as error:
+        return Flash(describe_error(error, deps), ok=False)
+    deps.wake()
+    return Flash(text("command.escalated", id=escalation.id,
+                      director=display_name(escalation.director, deps.team, text),
+                      category=text(f"category.{category.value}")))
+
+
+async def _run(command: Awaitable[object], done: str, deps: Deps) -> Flash:
+    """Run a domain command; on success wake the cards and say `done`."""
+    try:
+        await command
+    except DomainError as error:
+        return Flash(describe_error(error, deps), ok=False)
+    deps.wake()
+    return Flash(done)

@@ -1,0 +1,218 @@
+"""The wallboard: the open queue, earliest deadline first, and its live updates.
+
+Cases change in any process, so the board watches the database, not this process's
+memory: once a second one watcher per process reads a small mark (the newest event,
+the open cases' count and summed versions); only when it moved — or every half
+minute, for the day's share — does it read the queue, render the rows once, and push
+them to every connected browser as a server-sent event. The countdowns run in the
+browser from the absolute deadlines; the rows carry when each turns to warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from socialcare.bot.cards import display_name, sla_line, warning_from
+from socialcare.bot.model import Case, Mention, Tier
+from socialcare.bot.reports import parse_period
+from socialcare.console.pages import Pages
+from socialcare.deps import Deps
+from socialcare.storage.console import QueueMark
+
+log = logging.getLogger(__name__)
+
+ROWS = 300  # shown on the board; the counters count every open case
+WORDS = 120  # characters of the first mention shown
+POLL_SECONDS = 1.0
+REFRESH_SECONDS = 30.0  # push even without a change: the day's share moves with time
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One open case on the board."""
+
+    case_id: int
+    tier: str
+    platform: str
+    brand: str
+    author: str
+    words: str
+    holder: str
+    state: str
+    level: str  # calm, warning, overdue, settled
+    sla_text: str
+    due: datetime | None
+    warn: datetime | None
+    deadline_text: str
+    second_line: str | None
+
+
+@dataclass(frozen=True)
+class TierCount:
+    """A tier's counters."""
+
+    tier: str
+    label: str
+    open: int
+    warning: int
+    overdue: int
+
+
+@dataclass(frozen=True)
+class Board:
+    """What the wallboard shows at a moment."""
+
+    now: datetime
+    rows: list[Row]
+    more: int
+    tiers: list[TierCount]
+    met_share: float | None
+    met: int
+    missed: int
+    pending: int
+
+
+def _platform(platform: str, deps: Deps) -> str:
+    key = f"platform.{platform}"
+    return deps.catalog(key) if deps.catalog.has(key) else platform
+
+
+def _row(case: Case, first: Mention | None, deps: Deps, now: datetime) -> Row:
+    assert case.id is not None
+    text = deps.catalog
+    policy = deps.team.sla.for_tier(case.tier)
+    line = sla_line(case, policy, now=now, zone=deps.team.zone, catalog=text)
+    words = " ".join((first.text if first else "").split())
+    author = (first.author.handle or first.author.name) if first else None
+    team = deps.team.second_line_team(case.handoff_team) if case.handoff_team else None
+    return Row(
+        case_id=case.id, tier=case.tier.value, platform=_platform(case.platform, deps),
+        brand=case.brand, author=author or text("card.author_unknown"),
+        words=words[:WORDS] + ("…" if len(words) > WORDS else ""),
+        holder=display_name(case.claimed_by, deps.team, text) if case.claimed_by else "",
+        state=text(f"state.{case.state.value}"), level=line.level.value, sla_text=line.text,
+        due=line.deadline_at, warn=warning_from(case, policy), deadline_text=line.deadline_text,
+        second_line=(team.title if team else case.handoff_team) if case.handoff_team else None,
+    )
+
+
+async def board(deps: Deps) -> Board:
+    """Read the open queue and today's SLA share."""
+    now = deps.clock.now()
+    async with deps.uow() as uow:
+        open_cases = await uow.cases.list_open(limit=ROWS + 1)
+        shown = open_cases[:ROWS]
+        firsts = await uow.mentions.first_of([c.id for c in shown if c.id is not None])
+        counts = await uow.cases.count_open()
+        today = await uow.reports.report(
+            parse_period("today", now=now, zone=deps.team.zone), now=now)
+    rows = [_row(case, firsts.get(case.id or 0), deps, now) for case in shown]
+    tiers = []
+    for tier in Tier:
+        mine = [r for r in rows if r.tier == tier.value]
+        minutes = deps.team.sla.for_tier(tier).first_response_minutes
+        tiers.append(TierCount(
+            tier=tier.value, label=deps.catalog(f"report.tier_{tier.value}", minutes=minutes),
+            open=counts.get(tier, 0),
+            warning=sum(r.level == "warning" for r in mine),
+            overdue=sum(r.level == "overdue" for r in mine),
+        ))
+    total = today.total
+    more = sum(counts.values()) - len(rows)
+    return Board(now=now, rows=rows, more=max(0, more), tiers=tiers,
+                 met_share=total.met_share, met=total.met, missed=total.missed,
+                 pending=total.pending)
+
+
+def payload(board: Board, pages: Pages) -> str:
+    """Return the board as one server-sent event's data: the rendered rows and counters."""
+    return json.dumps({
+        "now": board.now.isoformat(),
+        "rows": pages.html("_rows.html", board=board),
+        "counters": pages.html("_counters.html", board=board),
+    })
+
+
+class LiveBoard:
+    """Pushes the board to connected browsers when the queue changes (in any process)."""
+
+    def __init__(self, deps: Deps, pages: Pages) -> None:
+        self._deps = deps
+        self._pages = pages
+        self._listeners: set[asyncio.Queue[str | None]] = set()
+        self._joined: set[asyncio.Queue[str | None]] = set()  # still waiting for a board
+        self._someone = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def listen(self) -> AsyncIterator[asyncio.Queue[str | None]]:
+        """Receive the board at once, then each change (None: the server is stopping),
+        while inside."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
+        if self._closed:
+            queue.put_nowait(None)
+        self._listeners.add(queue)
+        self._joined.add(queue)
+        self._someone.set()
+        self._wake.set()
+        try:
+            yield queue
+        finally:
+            self._listeners.discard(queue)
+            self._joined.discard(queue)
+            if not self._listeners:
+                self._someone.clear()
+
+    def close(self) -> None:
+        """Tell every listener that the server is stopping."""
+        self._closed = True
+        for queue in self._listeners:
+            _replace(queue, None)
+
+    async def _mark(self) -> QueueMark:
+        async with self._deps.uow() as uow:
+            return await uow.console.queue_mark()
+
+    async def run(self) -> None:
+        """Watch the queue while anyone listens; push each change, and the board to each
+        newcomer."""
+        last: QueueMark | None = None
+        pushed_at = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._listeners:
+                last = None
+                await self._someone.wait()
+            self._wake.clear()
+            joined, self._joined = self._joined, set()
+            try:
+                mark = await self._mark()
+                changed = mark != last or loop.time() - pushed_at >= REFRESH_SECONDS
+                targets = set(self._listeners) if changed else joined & self._listeners
+                if targets:
+                    data = payload(await board(self._deps), self._pages)
+                    for queue in targets:
+                        _replace(queue, data)
+                if changed:
+                    last, pushed_at = mark, loop.time()
+            except Exception:
+                self._joined |= joined & self._listeners
+                log.exception("the wallboard could not read the queue; trying again")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
+
+
+def _replace(queue: asyncio.Queue[str | None], item: str | None) -> None:
+    """Put the newest board in a listener's queue, dropping one it has not taken yet."""
+    with contextlib.suppress(asyncio.QueueEmpty):
+        queue.get_nowait()
+    queue.put_nowait(item)
