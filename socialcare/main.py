@@ -6,16 +6,18 @@
     socialcare db upgrade      apply the database migrations
     socialcare cases           print the open cases with their time left
     socialcare console password ID   set a person's web-console password (read from stdin)
+    socialcare demo            the whole app with a bundled team, sample mentions and agents
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ from socialcare.bot.ports import Clock, Messenger, Publisher
 from socialcare.bot.team import Source, Team
 from socialcare.console import admin as console_admin
 from socialcare.console import routes as console
+from socialcare.demo import show as demo_show
 from socialcare.deps import ALL_ROLES, Deps, Role
 from socialcare.handlers import (
     cards,
@@ -95,8 +98,11 @@ class App:
 
 @asynccontextmanager
 async def runtime(settings: Settings, *, clock: Clock | None = None,
-                  roles: frozenset[Role] = ALL_ROLES) -> AsyncIterator[App]:
-    """Build the app's parts from settings, migrate the database, and close all at the end."""
+                  roles: frozenset[Role] = ALL_ROLES,
+                  extra_publishers: Mapping[str, Publisher] | None = None) -> AsyncIterator[App]:
+    """Build the app's parts from settings, migrate the database, and close all at the end.
+
+    `extra_publishers` publish replies for sources by name (the demo keeps them locally)."""
     team = load_team(settings.config_file)
     catalog = load_catalog(team.language)
     clock = clock or SystemClock()
@@ -123,6 +129,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
         except ValueError as error:
             raise ConfigError(str(error)) from None
         publishers |= collecting.publishers
+        publishers |= extra_publishers or {}
         deps = Deps(
             settings=settings, team=team, catalog=catalog, clock=clock, engine=engine,
             redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=telemetry,
@@ -296,10 +303,17 @@ def _run_socket_mode(
     return run
 
 
-async def serve(app: App, *, host: str, port: int) -> None:
-    """Serve HTTP, the messengers and the timers until SIGINT or SIGTERM."""
+async def serve(app: App, *, host: str, port: int,
+                extend: Callable[[web.Application], None] | None = None,
+                ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve HTTP, the messengers and the timers until SIGINT or SIGTERM.
+
+    `extend` adds to the HTTP app before it starts; `ready` runs once it listens."""
     deps = app.deps
-    runner = web.AppRunner(build_app(app), access_log=None)
+    web_app = build_app(app)
+    if extend is not None:
+        extend(web_app)
+    runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -314,6 +328,8 @@ async def serve(app: App, *, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            await ready()
         await stop.wait()
         log.info("stopping")
     finally:
@@ -342,6 +358,39 @@ async def db_upgrade(settings: Settings, out: TextIO) -> int:
         await engine.dispose()
     print(f"database is up to date: {_redacted(settings.async_database_url)}", file=out)
     return 0
+
+
+async def demo(out: TextIO, *, port: int = demo_show.DEFAULT_PORT, speed: float = 1.0,
+               agents: bool = True, data_dir: Path = demo_show.DATA_DIR,
+               seed: int | None = None) -> int:
+    """Run the demo until SIGINT or SIGTERM: the bundled team on a fresh embedded database,
+    the sample mentions arriving `speed` times faster than written, simulated agents."""
+    settings = demo_show.demo_settings(port=port, data_dir=data_dir)
+    demo_show.reset(settings)
+    clock = SystemClock()
+    async with runtime(settings, clock=clock,
+                       extra_publishers=demo_show.publishers(settings, clock)) as app:
+        stage = demo_show.Demo(app.deps, speed=speed, agents=agents, out=out, seed=seed)
+        try:
+            await serve(app, host=settings.http_host, port=settings.http_port,
+                        extend=stage.register, ready=stage.welcome)
+        except OSError as error:
+            if error.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            print(f"socialcare demo: cannot listen on {settings.http_host}:{port}: "
+                  f"{error.strerror}; choose another with --port", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0, at most 1000")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -390,6 +439,21 @@ def _parser() -> argparse.ArgumentParser:
                     "read from stdin (asked twice on a terminal); only a salted scrypt hash "
                     "is stored.")
     password.add_argument("person", help="the person's id in the config's [[people]]")
+    show = commands.add_parser(
+        "demo", help="run a demo: a bundled team, sample mentions and simulated agents",
+        description="Start everything on the embedded default with a bundled team and "
+                    "sample mentions (Russian, Kazakh, English; social networks, forums, "
+                    "news) arriving over a few minutes, worked by simulated agents; print "
+                    "the web console's address and how to sign in. The database "
+                    "(data/demo.db) is new at every start; the environment is not read and "
+                    "no network is touched. Ctrl-C stops it.")
+    show.add_argument("--port", type=int, default=demo_show.DEFAULT_PORT,
+                      help=f"listen port on 127.0.0.1 (default {demo_show.DEFAULT_PORT})")
+    show.add_argument("--speed", type=_speed, default=1.0,
+                      help="how many times faster the sample arrives and the agents work "
+                           "(default 1; SLA clocks keep real time)")
+    show.add_argument("--agents", action=argparse.BooleanOptionalAction, default=True,
+                      help="simulated agents work the cases (default: on)")
     return parser
 
 
@@ -399,6 +463,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         return await check_config(settings, out)
     if args.command == "db":
         return await db_upgrade(settings, out)
+    if args.command == "demo":
+        return await demo(out, port=args.port, speed=args.speed, agents=args.agents)
     roles = ALL_ROLES if args.command != "run" or not args.roles or "all" in args.roles \
         else frozenset(Role(role) for role in args.roles)
     if roles != ALL_ROLES and settings.redis_url is None:
