@@ -28,7 +28,7 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram, make_user
 
 # An e2e test still running after this long is stuck: fail it, showing every task.
-STUCK_AFTER = 120.0
+STUCK_AFTER = 200.0
 
 SECRET = "ingest-secret-for-chat-tests"
 HANDOFF_SECRET = "handoff-secret-for-chat-tests"
