@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -86,14 +86,21 @@ async def take_in(deps: Deps, raws: Sequence[RawMention]) -> list[IngestResult] 
         results = None
     else:
         results = await deps.pipeline.ingest(raws, uow=deps.uow()) if raws else []
+    for source, mentions, outcomes in by_source(deps, raws, results or []):
+        await received(deps, source, mentions, outcomes)
+    return results
+
+
+def by_source(deps: Deps, raws: Sequence[RawMention], results: Sequence[IngestResult],
+              ) -> Iterator[tuple[Source, list[RawMention], list[IngestResult]]]:
+    """Split a batch by configured source, each mention with its result if it has one."""
     for name in dict.fromkeys(raw.source for raw in raws):
         source = deps.team.source(name)
         if source is None:
             continue
         picked = [i for i, raw in enumerate(raws) if raw.source == name]
-        await received(deps, source, [raws[i] for i in picked],
-                       [] if results is None else [results[i] for i in picked])
-    return results
+        yield (source, [raws[i] for i in picked],
+               [results[i] for i in picked] if results else [])
 
 
 async def hand_over(deps: Deps, raws: Sequence[RawMention]) -> None:

@@ -16,8 +16,6 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from socialcare.bot import collecting
-from socialcare.bot.model import RawMention
-from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
 from socialcare.handlers import background, collectors
 from socialcare.storage.queue import IngestQueue, consumer_name
@@ -41,25 +39,18 @@ async def work_once(deps: Deps, queue: IngestQueue, consumer: str, *,
                              claim_idle_ms=int(claim_seconds * 1000))
     if taken.claimed:
         log.info("took over %d queue entries a stopped worker left", taken.claimed)
-    known = [(row_id, raw) for row_id, raw in taken.rows if deps.team.source(raw.source)]
+    raws = []
     for row_id, raw in taken.rows:
         if deps.team.source(raw.source) is None:
             log.warning("queued mention %s (row %d) is from source %r, which is no longer "
                         "in the config: dropped", raw.external_id, row_id, raw.source)
-    raws = [raw for _, raw in known]
+        else:
+            raws.append(raw)
     results = await collecting.ingest(raws, pipeline=deps.pipeline, uow=deps.uow)
     await queue.done(taken)
-    await _count(deps, raws, results)
+    for source, _, outcomes in collectors.by_source(deps, raws, results):
+        await collectors.after_ingest(deps, source, [], outcomes, alert=None)
     return len(taken.rows)
-
-
-async def _count(deps: Deps, raws: list[RawMention], results: list[IngestResult]) -> None:
-    for name in dict.fromkeys(raw.source for raw in raws):
-        source = deps.team.source(name)
-        assert source is not None
-        picked = [i for i, raw in enumerate(raws) if raw.source == name]
-        await collectors.after_ingest(deps, source, [], [results[i] for i in picked],
-                                      alert=None)
 
 
 async def requeue(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> int:

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from socialcare.adapters.collectors.signature import sign
 from tests.conftest import ROOT
@@ -108,3 +110,10 @@ async def until(read: Callable[[], Awaitable[int]], done: Callable[[int], bool],
             if done(value):
                 return value
             await asyncio.sleep(0.05)
+
+
+async def count(engine: AsyncEngine, table: object) -> int:
+    """How many rows a table holds."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(
+            select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from socialcare.storage.database import create_engine
 from socialcare.storage.schema import cases, inbox, mentions
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, reset_database
-from tests.faults.processes import bodies, free_port, post_all, running, until
+from tests.faults.processes import bodies, count, free_port, post_all, running, until
 
 pytestmark = pytest.mark.skipif(
     not (TEST_DATABASE_URL and TEST_REDIS_URL),
@@ -62,28 +62,26 @@ async def test_a_redis_restart_mid_run_loses_no_mention(tmp_path: Path) -> None:
     port = free_port()
     urls = {"database_url": TEST_DATABASE_URL, "redis_url": f"redis://127.0.0.1:{port}/0"}
 
-    async def count(table: object) -> int:
-        async with engine.connect() as conn:
-            return int((await conn.execute(
-                select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+    def rows(table: object) -> Awaitable[int]:
+        return count(engine, table)
 
     try:
         async with _redis_server(port) as first, \
                 running(tmp_path, "collectors", **urls) as collector, \
                 running(tmp_path, "workers", **urls):
             before = await post_all(collector.url, bodies(0, BEFORE))
-            await until(lambda: count(cases), lambda made: made >= 200, seconds=60)
+            await until(lambda: rows(cases), lambda made: made >= 200, seconds=60)
             first.kill()  # gone, and the stream with it
             await first.wait()
             during = await post_all(collector.url, bodies(BEFORE, DURING))
-            stored_while_away = await count(cases)
+            stored_while_away = await rows(cases)
             async with _redis_server(port):
                 after = await post_all(collector.url, bodies(BEFORE + DURING, AFTER))
-                await until(lambda: count(inbox), lambda waiting: waiting == 0, seconds=120)
+                await until(lambda: rows(inbox), lambda waiting: waiting == 0, seconds=120)
         async with engine.connect() as conn:
             stored, distinct = (await conn.execute(select(
                 func.count(), func.count(func.distinct(mentions.c.external_id))))).one()
-        made = await count(cases)
+        made = await rows(cases)
     finally:
         await engine.dispose()
 

@@ -7,6 +7,7 @@ Separate processes share the queue through Redis, so this runs on the servers on
 from __future__ import annotations
 
 import signal
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy import String, func, select
 from socialcare.storage.database import create_engine
 from socialcare.storage.schema import cards, cases, inbox, mentions
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, reset_database
-from tests.faults.processes import bodies, post_all, running, until
+from tests.faults.processes import bodies, count, post_all, running, until
 
 pytestmark = pytest.mark.skipif(
     not (TEST_DATABASE_URL and TEST_REDIS_URL),
@@ -34,10 +35,8 @@ async def test_a_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path: Pa
     engine = create_engine(TEST_DATABASE_URL)
     urls = {"database_url": TEST_DATABASE_URL, "redis_url": TEST_REDIS_URL}
 
-    async def count(table: object) -> int:
-        async with engine.connect() as conn:
-            return int((await conn.execute(
-                select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+    def rows(table: object) -> Awaitable[int]:
+        return count(engine, table)
 
     async def pending_entries() -> int:
         return int((await redis.xpending("ingest", "workers"))["pending"])
@@ -46,18 +45,18 @@ async def test_a_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path: Pa
         async with running(tmp_path, "collectors", **urls) as collector:
             answers = await post_all(collector.url, bodies(0, MENTIONS))
             async with running(tmp_path, "workers", **urls) as doomed:
-                await until(lambda: count(cases), lambda made: made >= MENTIONS // 5,
+                await until(lambda: rows(cases), lambda made: made >= MENTIONS // 5,
                             seconds=120)
                 killed_with = await doomed.kill()
-            stored_when_killed = await count(cases)
+            stored_when_killed = await rows(cases)
             async with running(tmp_path, "workers", **urls):
-                await until(lambda: count(inbox), lambda waiting: waiting == 0, seconds=180)
+                await until(lambda: rows(inbox), lambda waiting: waiting == 0, seconds=180)
                 # What the killed worker took and never acknowledged is taken over too.
                 pending = await until(pending_entries, lambda left: left == 0, seconds=30)
         async with engine.connect() as conn:
             stored, distinct = (await conn.execute(select(
                 func.count(), func.count(func.distinct(mentions.c.external_id))))).one()
-        made = await count(cases)
+        made = await rows(cases)
         async with engine.connect() as conn:
             card_rows, card_places = (await conn.execute(select(
                 func.count(), func.count(func.distinct(
