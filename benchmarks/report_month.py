@@ -32,6 +32,8 @@ from socialcare.bot.reports import parse_period
 from socialcare.storage.database import SqlUnitOfWork, create_engine, upgrade
 from socialcare.storage.schema import case_facts
 
+from .stores import ensure_database
+
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/socialcare_bench"
 ZONE = ZoneInfo("Asia/Almaty")
 RESULTS = Path(__file__).parent / "results"
@@ -83,20 +85,6 @@ FACTS = {
 def database_url() -> str:
     """Return the URL of the million-case database."""
     return os.environ.get("BENCH_REPORT_DATABASE_URL", DEFAULT_URL)
-
-
-async def ensure_database(url: str) -> None:
-    """Create the benchmark database if it does not exist."""
-    parsed = make_url(url)
-    server = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
-                                   password=parsed.password, database="postgres")
-    try:
-        exists = await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
-                                       parsed.database)
-        if not exists:
-            await server.execute(f'CREATE DATABASE "{parsed.database}"')
-    finally:
-        await server.close()
 
 
 async def seed(url: str, count: int, start: datetime, end: datetime) -> float:

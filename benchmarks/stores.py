@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from socialcare.storage import redis as redis_store
 from socialcare.storage.database import create_engine, upgrade
@@ -38,8 +40,24 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+async def ensure_database(url: str) -> None:
+    """Create a PostgreSQL database if it does not exist."""
+    parsed = make_url(url)
+    server = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
+                                   password=parsed.password, database="postgres")
+    try:
+        exists = await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
+                                       parsed.database)
+        if not exists:
+            await server.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await server.close()
+
+
 async def reset_database(url: str) -> None:
-    """Bring a database to an empty, fully migrated state."""
+    """Bring a database (created if missing) to an empty, fully migrated state."""
+    if make_url(url).get_backend_name() == "postgresql":
+        await ensure_database(url)
     engine = create_engine(url)
     try:
         if engine.dialect.name == "postgresql":
