@@ -16,6 +16,7 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -62,6 +63,7 @@ from socialcare.handlers import (
     ingest,
     scheduler,
     terminal,
+    wakeups,
     workers,
 )
 from socialcare.handlers import slack as slack_handlers
@@ -254,6 +256,7 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
         collectors.register(web_app, deps)
     if Role.WORKERS in roles:
         workers.register(web_app, deps, claim_seconds=deps.settings.ingest_claim_seconds)
+    wakeups.register(web_app, deps)
     return web_app
 
 
@@ -303,6 +306,10 @@ def _run_socket_mode(
     return run
 
 
+class CannotListen(Exception):
+    """The HTTP server could not bind its address."""
+
+
 async def serve(app: App, *, host: str, port: int,
                 extend: Callable[[web.Application], None] | None = None,
                 ready: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -310,14 +317,18 @@ async def serve(app: App, *, host: str, port: int,
 
     `extend` adds to the HTTP app before it starts; `ready` runs once it listens."""
     deps = app.deps
+    # Bind first: a taken port stops the process before any loop has done any work.
+    try:
+        listening = socket.create_server((host, port))
+    except OSError as error:
+        raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from error
     web_app = build_app(app)
     if extend is not None:
         extend(web_app)
     runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await runner.setup()
+        await web.SockSite(runner, listening).start()
         log.info("socialcare is up on http://%s:%d as %s (database: %s, redis: %s)",
                  host, port, "all" if deps.roles == ALL_ROLES else "+".join(sorted(deps.roles)),
                  _redacted(deps.settings.async_database_url),
@@ -334,6 +345,7 @@ async def serve(app: App, *, host: str, port: int,
         log.info("stopping")
     finally:
         await runner.cleanup()
+        listening.close()
 
 
 def _redacted(url: str) -> str:
@@ -504,6 +516,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"socialcare: {error}", file=sys.stderr)
         return 2
+    except CannotListen as error:
+        print(f"socialcare: {error} (HTTP_PORT sets another port)", file=sys.stderr)
+        return 1
     except (OSError, DBAPIError) as error:
         reason = error.orig if isinstance(error, DBAPIError) else error
         print(f"socialcare: cannot reach the database at "

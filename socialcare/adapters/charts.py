@@ -57,18 +57,21 @@ def volume_chart(report: Report, *, catalog: Catalog) -> bytes:
 
     figure = Figure(figsize=(8, 4))
     ax = figure.subplots()
-    labels = [day.day.strftime("%d.%m") for day in report.days]
-    ax.bar(labels, [day.cases for day in report.days], color="#9db4e8",
+    # Days at positions 0, 1, …, labelled "29.11": labels as x values read as numbers.
+    xs = list(range(len(report.days)))
+    ax.bar(xs, [day.cases for day in report.days], color="#9db4e8",
            label=catalog("chart.cases"))
+    ax.set_xticks(xs, [day.day.strftime("%d.%m") for day in report.days])
     ax.set_ylabel(catalog("chart.cases"))
+    ax.set_ylim(bottom=0)
     shares = ax.twinx()
     values = [day.met / (day.met + day.missed) * 100 if day.met + day.missed else None
               for day in report.days]
-    shares.plot(labels, [v if v is not None else float("nan") for v in values],
+    shares.plot(xs, [v if v is not None else float("nan") for v in values],
                 color="#2ca02c", marker="o", label=catalog("chart.met_share"))
     shares.set_ylim(0, 105)
     shares.set_ylabel(catalog("chart.met_share"))
     ax.set_title(catalog("chart.volume_title", period=report.period.label))
-    if len(labels) > 10:
+    if len(xs) > 10:
         ax.tick_params(axis="x", labelrotation=60)
     return _png(figure)

@@ -160,3 +160,18 @@ def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -
     )
     assert "hunter2" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_taken_port_is_named_as_such(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _env(tmp_path, HTTP_PORT=str(port))
+
+        result = _run(["run"], env)
+
+    assert result.returncode == 1
+    assert f"socialcare: cannot listen on 127.0.0.1:{port}: " in result.stderr
+    assert "database" not in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
