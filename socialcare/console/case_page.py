@@ -3,6 +3,8 @@ carried out by the same commands as the chat's buttons and forms."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,8 @@ ONE_CLICK = (ActionKind.CLAIM, ActionKind.RELEASE, ActionKind.ANSWERED, ActionKi
              ActionKind.DISMISS, ActionKind.HAND_BACK)
 # What the chat's commands say after the same action.
 _DONE = {ActionKind.CLAIM: "command.claimed", ActionKind.RESOLVE: "command.resolved"}
+# How often an open case page's case is looked at for changes.
+CHANGES_SECONDS = 1.0
 # Event details worth showing, in this order.
 _DETAILS = ("text", "reason", "team", "note", "to", "holder", "label", "url")
 
@@ -54,6 +58,7 @@ class CasePage:
     """Everything the case page shows."""
 
     view: CardView
+    mark: str  # moves with anything the page shows: see `changes`
     warn: str | None
     thread: list[Mention]
     events: list[EventLine]
@@ -98,6 +103,8 @@ def _card_line(card: Card, deps: Deps) -> CardLine:
 async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
     """Read a case for its page (raises CaseNotFound)."""
     async with deps.uow() as uow:
+        # The mark first: a change landing while the page is read shows as a change.
+        mark = await uow.console.case_mark(case_id)
         case = await uow.cases.get(case_id)
         thread = await uow.mentions.for_case(case_id)
         events = await uow.events.for_case(case_id)
@@ -115,7 +122,7 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
                                                deps.catalog("button.handback"), "primary")
     warn = warning_from(case, deps.team.sla.for_tier(case.tier))
     return CasePage(
-        view=view, warn=warn.isoformat() if warn else None, thread=thread,
+        view=view, mark=mark, warn=warn.isoformat() if warn else None, thread=thread,
         events=[_event_line(e, deps) for e in events],
         cards=[_card_line(c, deps) for c in cards], escalation=escalation,
         one_click=[(kind, offered[kind].label, offered[kind].style)
@@ -125,6 +132,23 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
         can_escalate=works and ActionKind.ESCALATE in offered,
         can_hand_off=works and ActionKind.HAND_OFF in offered,
     )
+
+
+async def changes(case_id: int, mark: str, deps: Deps,
+                  changed: asyncio.Queue[str | None]) -> None:
+    """Put the case's new mark in `changed` whenever it moves from `mark` (looked at once
+    a second; a case that is gone puts None)."""
+    while True:
+        async with deps.uow() as uow:
+            now = await uow.console.case_mark(case_id)
+        if now != mark:
+            mark = now
+            with contextlib.suppress(asyncio.QueueEmpty):
+                changed.get_nowait()  # the browser only needs the latest
+            changed.put_nowait(now or None)
+            if not now:
+                return
+        await asyncio.sleep(CHANGES_SECONDS)
 
 
 async def act(case_id: int, kind: str, form: dict[str, Any], person: Person,

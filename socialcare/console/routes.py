@@ -2,6 +2,7 @@
 
     GET  /                      the wallboard          GET  /events       its live updates (SSE)
     GET  /cases/{id}            a case                 POST /cases/{id}/{action}
+    GET  /cases/{id}/events     its changes (SSE)
     GET  /reports               figures, charts, escalations, digest
     GET  /reports/{chart}.png   GET /reports/cases.csv   GET /reports/digest.md
     GET  /signin  POST /signin  GET|POST /signin/link/{token}   POST /signout
@@ -31,7 +32,7 @@ from socialcare.bot.reports import BadPeriod
 from socialcare.bot.team import Person
 from socialcare.console import access
 from socialcare.console.access import SignedIn, TooManyAttempts, Visitor
-from socialcare.console.case_page import act, case_page
+from socialcare.console.case_page import act, case_page, changes
 from socialcare.console.pages import (
     Flash,
     Pages,
@@ -92,9 +93,15 @@ def register(app: web.Application, deps: Deps) -> None:
     pages = Pages(deps)
     live = LiveBoard(deps, pages)
     secure = access.secure_cookies(deps)
+    case_streams: dict[asyncio.Queue[str | None], asyncio.Task[None]] = {}
 
     async def stop_streams(_app: web.Application) -> None:
         live.close()
+        for stream, watcher in case_streams.items():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.QueueEmpty):
+                stream.get_nowait()
+            stream.put_nowait(None)  # the end of the stream
 
     app.on_shutdown.append(stop_streams)
     background.run_while_serving(app, "wallboard", live.run)
@@ -194,7 +201,10 @@ def register(app: web.Application, deps: Deps) -> None:
     async def wallboard(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         return await pages.page(request, "wallboard.html", visitor, board=await board(deps))
 
-    async def events(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+    async def event_stream(request: web.Request, name: str,
+                           updates: asyncio.Queue[str | None]) -> web.StreamResponse:
+        """Send each update as a server-sent event `name` (with keep-alives between) until
+        None (the end), the browser leaves, or the session ends."""
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no",  # a proxy in front must not hold the events back
@@ -205,24 +215,40 @@ def register(app: web.Application, deps: Deps) -> None:
         token = request.cookies.get(SESSION_COOKIE)
         with contextlib.suppress(ConnectionResetError):
             await response.write(b"retry: 3000\n\n")
-            async with live.listen() as updates:
-                while True:
-                    try:
-                        async with asyncio.timeout(KEEPALIVE_SECONDS):
-                            data = await updates.get()
-                    except TimeoutError:
-                        await response.write(b": still here\n\n")
-                        data = ""
-                    if data is None:  # the server is stopping
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        data = await updates.get()
+                except TimeoutError:
+                    await response.write(b": still here\n\n")
+                    data = ""
+                if data is None:
+                    break
+                if data:
+                    await response.write(f"event: {name}\ndata: {data}\n\n".encode())
+                if loop.time() - checked >= RECHECK_SECONDS:
+                    checked = loop.time()
+                    if await access.visitor(deps, token) is None:
+                        await response.write(b"event: signout\ndata: {}\n\n")
                         break
-                    if data:
-                        await response.write(f"event: board\ndata: {data}\n\n".encode())
-                    if loop.time() - checked >= RECHECK_SECONDS:
-                        checked = loop.time()
-                        if await access.visitor(deps, token) is None:
-                            await response.write(b"event: signout\ndata: {}\n\n")
-                            break
         return response
+
+    async def events(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        async with live.listen() as updates:  # None when the server is stopping
+            return await event_stream(request, "board", updates)
+
+    async def case_events(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        changed: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
+        case_id = int(request.match_info["case_id"])
+        watcher = asyncio.create_task(
+            changes(case_id, request.query.get("mark", ""), deps, changed),
+            name=f"case-{case_id}-changes")
+        case_streams[changed] = watcher
+        try:
+            return await event_stream(request, "changed", changed)
+        finally:
+            del case_streams[changed]
+            await background.stop(watcher)
 
     # ── Cases ──────────────────────────────────────────────────────────────────────
 
@@ -293,6 +319,7 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_get("/", signed_in(wallboard)),
         router.add_get("/events", signed_in(events)),
         router.add_get(r"/cases/{case_id:\d{1,18}}", signed_in(show_case)),
+        router.add_get(r"/cases/{case_id:\d{1,18}}/events", signed_in(case_events)),
         router.add_post(r"/cases/{case_id:\d{1,18}}/{action:[a-z_]+}",
                         signed_in(case_action)),
         router.add_get("/reports", signed_in(reports, allowed=may_report)),

@@ -14,10 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.model import OPEN_STATES
 from socialcare.storage.schema import (
+    cards,
     cases,
     console_links,
     console_passwords,
     console_sessions,
+    escalation_cases,
+    escalations,
     events,
 )
 
@@ -46,7 +49,7 @@ class QueueMark:
 
 
 class SqlConsoleRepository:
-    """The console's sign-in tables."""
+    """The console's sign-in tables, and the marks its live pages watch."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -132,3 +135,22 @@ class SqlConsoleRepository:
             .where(cases.c.state.in_([s.value for s in OPEN_STATES]))
         )).one()
         return QueueMark(int(last_event or 0), int(count), int(versions))
+
+    async def case_mark(self, case_id: int) -> str:
+        """Return a mark of everything a case's page shows (empty if there is no such
+        case): it moves with the case's state, its events, its cards and escalations."""
+        mark = select(
+            select(cases.c.version).where(cases.c.id == case_id).scalar_subquery(),
+            select(func.max(events.c.id)).where(events.c.case_id == case_id)
+            .scalar_subquery(),
+            select(func.count(cards.c.message_id) + func.sum(cards.c.change_seq)
+                   + func.sum(cards.c.synced_seq)).where(cards.c.case_id == case_id)
+            .scalar_subquery(),
+            select(func.sum(escalations.c.version))
+            .where(escalations.c.id == escalation_cases.c.escalation_id,
+                   escalation_cases.c.case_id == case_id).scalar_subquery(),
+        )
+        version, *others = (await self._conn.execute(mark)).one()
+        if version is None:
+            return ""
+        return ".".join(str(value or 0) for value in (version, *others))

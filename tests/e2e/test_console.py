@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import html
 import io
 import json
 import os
@@ -126,8 +127,9 @@ async def test_without_signing_in_pages_redirect_to_sign_in_and_nothing_else_ans
     async with browser(_base(http)) as visitor:
         pages = [await visitor.get(path) for path in ("/", "/cases/1", "/reports")]
         others = [await visitor.get(path, headers={"Accept": accept}) for path, accept in (
-            ("/events", "text/event-stream"), ("/reports/cases.csv", "*/*"),
-            ("/reports/reaction.png", "image/png"), ("/reports/digest.md", "*/*"))]
+            ("/events", "text/event-stream"), ("/cases/1/events", "text/event-stream"),
+            ("/reports/cases.csv", "*/*"), ("/reports/reaction.png", "image/png"),
+            ("/reports/digest.md", "*/*"))]
         claim = await visitor.post("/cases/1/claim", {"csrf": "guess"})
         signout = await visitor.post("/signout", {})
         signin = await visitor.get("/signin")
@@ -136,7 +138,7 @@ async def test_without_signing_in_pages_redirect_to_sign_in_and_nothing_else_ans
     assert [(status, r.headers["Location"]) for status, _, r in pages] == [
         (303, "/signin?next=/"), (303, "/signin?next=/cases/1"),
         (303, "/signin?next=/reports")]
-    assert [status for status, _, _ in others] == [401, 401, 401, 401]
+    assert [status for status, _, _ in others] == [401, 401, 401, 401, 401]
     assert claim[0] == signout[0] == 401
     assert await _state(app_deps, created["case_id"]) == "new"
     assert signin[0] == 200 and 'name="password"' in signin[1]
@@ -393,14 +395,58 @@ async def test_the_wallboard_stream_delivers_a_new_case_without_a_reload(
 
 async def _next_board(stream: aiohttp.ClientResponse) -> dict[str, Any]:
     """Read the stream up to its next board event."""
+    return dict(json.loads(await _next_event(stream, "board")))
+
+
+async def _next_event(stream: aiohttp.ClientResponse, name: str) -> str:
+    """Read the stream up to its next event `name`; return its data."""
     async with asyncio.timeout(10):
         event = ""
         while True:
             line = (await stream.content.readline()).decode().rstrip("\n")
             if line.startswith("event: "):
                 event = line.removeprefix("event: ")
-            elif line.startswith("data: ") and event == "board":
-                return dict(json.loads(line.removeprefix("data: ")))
+            elif line.startswith("data: ") and event == name:
+                return line.removeprefix("data: ")
+
+
+async def _case_mark(deps: Deps, case_id: int) -> str:
+    async with deps.uow() as uow:
+        return await uow.console.case_mark(case_id)
+
+
+async def test_a_case_page_hears_of_each_change_to_its_case_and_no_other(
+    http: TestClient, app_deps: Deps, clock: FakeClock
+) -> None:
+    from socialcare.bot import cases
+
+    first, other = await _ingest(http, mention("ig-1", published=minutes_ago(clock, 3)),
+                                 mention("ig-2", "Kcell?", published=minutes_ago(clock, 2)))
+    service = {"uow": app_deps.uow(), "clock": app_deps.clock, "team": app_deps.team}
+    await access.set_password(app_deps, "saule", PASSWORD)
+    async with browser(_base(http)) as lead:
+        assert await lead.sign_in("saule") == 303
+        _, page, _ = await lead.get(f"/cases/{first['case_id']}")
+        found = re.search(r'data-case-events="([^"]+)"', page)
+        assert found is not None
+        url = _base(http) + html.unescape(found[1])
+        async with lead.session.get(url, headers={"Accept": "text/event-stream"}) as stream:
+            assert stream.headers["Content-Type"] == "text/event-stream"
+            before = await _case_mark(app_deps, first["case_id"])
+            await cases.claim(cases.Claim(other["case_id"], "daniyar"), **service)
+            assert await _case_mark(app_deps, first["case_id"]) == before
+            await cases.claim(cases.Claim(first["case_id"], "aigerim"), **service)
+            claimed = await _next_event(stream, "changed")
+            await cases.mark_answered(cases.MarkAnswered(first["case_id"], "aigerim"),
+                                      **service)
+            answered = await _next_event(stream, "changed")
+        # A page read before a change hears of it as soon as it listens.
+        async with lead.session.get(url, headers={"Accept": "text/event-stream"}) as stale:
+            late = await _next_event(stale, "changed")
+
+    opened = url.rsplit("mark=", 1)[1]
+    assert len({opened, claimed, answered}) == 3
+    assert late == answered
 
 
 async def test_reports_show_the_figures_charts_csv_escalations_and_digest(

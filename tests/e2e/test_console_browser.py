@@ -150,6 +150,48 @@ async def test_a_wall_screen_sees_a_case_arrive_and_an_agent_claim_it_from_a_pho
         shutil.copyfile(picture, ROOT / "docs" / "wallboard.png")
 
 
+async def test_an_open_case_page_follows_the_case_and_keeps_what_is_being_typed(
+    tmp_path: Path, flowing_clock: FlowingClock, chromium: str
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat, async_playwright() as pw:
+        await access.set_password(chat.deps, "saule", PASSWORD)
+        service = {"uow": chat.deps.uow(), "clock": chat.deps.clock, "team": chat.deps.team}
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
+                                           headless=True)
+        try:
+            page = await (await browser.new_context(locale="en-GB")).new_page()
+            await _sign_in_with_password(page, chat.base_url)
+            [created] = await chat.ingest(mention(
+                "ig-1", "Kcell, no 4G in Almaty", published=minutes_ago(flowing_clock, 2)))
+            case_id = created["case_id"]
+            await page.goto(f"{chat.base_url}/cases/{case_id}")
+            await page.evaluate("window.notReloaded = true")
+
+            # An agent claims the case in the chat: the page, untouched, shows it.
+            await cases.claim(cases.Claim(case_id, "aigerim"), **service)
+            await page.wait_for_function(
+                "() => document.querySelector('#case-state').innerText.includes('Aigerim')",
+                timeout=WAIT_MS)
+            assert await page.evaluate("window.notReloaded") is None
+
+            # The lead starts an escalation; the agent answers meanwhile: the page says so
+            # and keeps the text until the lead chooses to see the case as it is.
+            await page.evaluate("window.notReloaded = true")
+            await page.click("summary:has-text('Escalate')")
+            await page.fill("textarea[name=problem]", "Whole district without 4G")
+            await cases.mark_answered(cases.MarkAnswered(case_id, "aigerim"), **service)
+            await page.wait_for_selector("#case-changed", state="visible", timeout=WAIT_MS)
+            assert await page.evaluate("window.notReloaded") is True
+            assert await page.input_value("textarea[name=problem]") == \
+                "Whole district without 4G"
+            await page.click("#case-changed a")
+            await page.wait_for_function(
+                "() => document.querySelector('#case-state').innerText.includes('Answered')",
+                timeout=WAIT_MS)
+        finally:
+            await browser.close()
+
+
 async def _save(page: Page, name: str, *, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name

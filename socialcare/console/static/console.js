@@ -1,4 +1,5 @@
-/* socialcare console: live SLA countdowns and the wallboard's server-sent events.
+/* socialcare console: live SLA countdowns, the wallboard's and case pages' server-sent
+   events.
    Plain JavaScript, no library. Times come from the server as absolute ISO moments;
    the browser counts down against the server's clock (its offset is measured on each
    update), so a wrong clock on the wall screen does not matter. */
@@ -101,10 +102,42 @@
     };
   }
 
+  function formState(page) {
+    var forms = page.querySelectorAll("form");
+    var parts = [];
+    for (var i = 0; i < forms.length; i++) {
+      new FormData(forms[i]).forEach(function (value, name) {
+        parts.push(i + ":" + name + "=" + value);
+      });
+    }
+    return parts.join("&");
+  }
+
+  // A case page shows the case as it is: it reloads when the case changes, unless
+  // something is being typed into its forms; then it says so and offers to reload.
+  function followCase(page) {
+    var untouched = formState(page);
+    var source = new EventSource(page.getAttribute("data-case-events"));
+    source.addEventListener("changed", function () {
+      if (formState(page) !== untouched) {
+        document.getElementById("case-changed").hidden = false;
+      } else {
+        source.close();
+        window.location.reload();
+      }
+    });
+    source.addEventListener("signout", function () {
+      source.close();
+      window.location.assign("/signin?next=" + encodeURIComponent(window.location.pathname));
+    });
+  }
+
   var stamped = document.querySelector("[data-now]");
   if (stamped) { setNow(stamped.getAttribute("data-now")); }
   tick();
   window.setInterval(tick, 1000);
   var rows = document.getElementById("rows");
   if (rows && window.EventSource) { follow(rows); }
+  var casePage = document.querySelector("[data-case-events]");
+  if (casePage && window.EventSource) { followCase(casePage); }
 }());
