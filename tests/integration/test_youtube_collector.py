@@ -37,6 +37,42 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
+async def test_a_busy_hour_of_videos_is_read_over_several_rounds_without_a_gap(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    # 180 videos in the backfill day: more than one round's three pages of 50.
+    made = {yt.add_video(REVIEWER, f"Kcell review #{n}", "", ago(clock, minutes=5 * n)).id
+            for n in range(1, 181)}
+    source = collector(http, yt, clock, channels=(), keywords=("Kcell",), search_minutes=60,
+                       daily_quota=1_000_000)
+    first = await source.poll(SOURCE, {})
+    clock.advance(minutes=60)
+    latest = yt.add_video(REVIEWER, "Kcell news", "", ago(clock, minutes=1))
+    second = await source.poll(SOURCE, first.cursor)
+    clock.advance(minutes=60)
+    third = await source.poll(SOURCE, second.cursor)
+
+    videos = [i for polled in (first, second, third) for i in ids(polled)
+              if i.startswith("video:")]
+    assert len(videos) == len(set(videos))
+    assert set(videos) == {f"video:{v}" for v in made | {latest.id}}
+    assert len([i for i in ids(first) if i.startswith("video:")]) == 150
+    searches = yt.calls_to("search.list")
+    assert [c.params.get("pageToken") is None for c in searches] == [
+        True, False, False, True, True]
+    # The second round reads on below the first's last page; the third from the newest.
+    assert searches[3].params["publishedAfter"] == "2026-11-24T10:00:00Z"
+    assert searches[3].params["publishedBefore"] == _rfc3339(
+        ago(clock, minutes=120 + 5 * 150) + timedelta(seconds=1))
+    assert "publishedBefore" not in searches[4].params
+    assert searches[4].params["publishedAfter"] == _rfc3339(ago(clock, minutes=120 + 5))
+    assert third.cursor["search"]["newest"] == ago(clock, minutes=61).isoformat()
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @pytest.fixture
 async def yt(clock: FakeClock) -> AsyncIterator[FakeYouTube]:
     fake = FakeYouTube(now=clock.now)

@@ -22,11 +22,14 @@ quota is let out evenly over the day (by any hour, no more than that hour's shar
 plus an hour's head start), so a busy morning cannot spend the evening's polls;
 when a call does not fit, the poll stops there, says when it goes on, and the
 cursor keeps its place. Search — by far the dearest — runs at most every
-`search_minutes`; the videos it finds are watched for comments for `watch_days`.
+`search_minutes`, reading up to three pages of 50 videos; a busier interval is read on
+in the next rounds, newest first, from where the last one stopped. The videos it finds
+are watched for comments for `watch_days`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,10 +46,13 @@ from socialcare.bot.ports import Clock, Published, PublishFailed
 from socialcare.bot.sources import Polled, SourceUnavailable
 from socialcare.bot.team import Source
 
+log = logging.getLogger(__name__)
+
 PACIFIC = ZoneInfo("America/Los_Angeles")
 THREADS_COST = 1
 REPLIES_COST = 1
 MAX_PAGES = 5
+SEARCH_PAGES = 3  # of 50 videos, per search round: at the classic 100 units a page
 SEEN = 2000
 BUSY_THREADS = 500  # reply counts remembered per place, for threads with unanswered replies
 DAY = timedelta(days=1)
@@ -210,37 +216,51 @@ class YoutubeCollector:
 
     async def _search(self, source: Source, budget: QuotaBudget, search: dict[str, Any],
                       videos: dict[str, str], now: datetime) -> list[RawMention]:
-        after = search.get("newest") or (
-            now - timedelta(hours=self._options.backfill_hours)).isoformat()
-        await self._spend(budget, self._options.search_cost, now, "search")
-        answer = await self._get("search", {
-            "part": "snippet", "q": self._query, "type": "video", "order": "date",
-            "maxResults": "50", "publishedAfter": _rfc3339(datetime.fromisoformat(after))})
-        search["at"] = now.isoformat()
-        found = []
-        newest = datetime.fromisoformat(after)
-        for item in answer.get("items") or []:
-            video = (item.get("id") or {}).get("videoId")
-            snippet = item.get("snippet") or {}
-            if not video or not snippet.get("publishedAt"):
-                continue
-            published = _time(snippet["publishedAt"], now)
-            newest = max(newest, published)
-            if video in videos:
-                continue
-            videos[video] = now.isoformat()
-            channel = snippet.get("channelId")
-            found.append(RawMention(
-                source=source.name, external_id=f"video:{video}",
-                text="\n\n".join(plain_text(p) for p in (snippet.get("title"),
-                                                        snippet.get("description")) if p),
-                published_at=published, url=f"https://www.youtube.com/watch?v={video}",
-                author=Author(id=channel, name=plain_text(snippet.get("channelTitle") or "")
-                              or None,
-                              url=f"https://www.youtube.com/channel/{channel}" if channel
-                              else None),
-            ))
-        search["newest"] = newest.isoformat()
+        """Search for new videos naming the brands, newest first, up to SEARCH_PAGES pages.
+
+        Everything published before `newest` has been read. A round that cannot read
+        every page leaves `before`: what was published since then has been read (the
+        newest of it is `top`), and the next round goes on below it. The cursor is
+        brought up to date after each page, so a round stopped by the quota loses no
+        place."""
+        newest = datetime.fromisoformat(search.get("newest") or (
+            now - timedelta(hours=self._options.backfill_hours)).isoformat())
+        top = datetime.fromisoformat(search.get("top") or newest.isoformat())
+        params = {"part": "snippet", "q": self._query, "type": "video", "order": "date",
+                  "maxResults": "50", "publishedAfter": _rfc3339(newest)}
+        if search.get("before"):
+            params["publishedBefore"] = search["before"]
+        found: list[RawMention] = []
+        for _page in range(SEARCH_PAGES):
+            await self._spend(budget, self._options.search_cost, now, "search")
+            answer = await self._get("search", params)
+            search["at"] = now.isoformat()
+            oldest = None
+            for item in answer.get("items") or []:
+                video = (item.get("id") or {}).get("videoId")
+                snippet = item.get("snippet") or {}
+                if not video or not snippet.get("publishedAt"):
+                    continue
+                published = _time(snippet["publishedAt"], now)
+                top = max(top, published)
+                oldest = published if oldest is None else min(oldest, published)
+                if video not in videos:
+                    videos[video] = now.isoformat()
+                    found.append(_video_mention(source, video, snippet, published))
+            token = answer.get("nextPageToken")
+            if not token:  # read to the end
+                search["newest"] = top.isoformat()
+                search.pop("before", None)
+                search.pop("top", None)
+                return found
+            params["pageToken"] = token
+            if oldest is not None:  # a second more: publishedBefore is exclusive
+                search["newest"] = newest.isoformat()  # the backfill's start stays put
+                search["before"] = _rfc3339(oldest + timedelta(seconds=1))
+                search["top"] = top.isoformat()
+        log.info("YouTube search for %s: more videos than %d pages; the next round reads "
+                 "on from those published before %s", source.name, SEARCH_PAGES,
+                 search.get("before"))
         return found
 
     async def _threads(self, source: Source, budget: QuotaBudget,
@@ -379,6 +399,19 @@ def _mention(source: Source, thread: Mapping[str, Any], comment: Mapping[str, An
                       url=snippet.get("authorChannelUrl")),
         thread_id=thread["id"],
         parent_id=snippet.get("parentId"),
+    )
+
+
+def _video_mention(source: Source, video: str, snippet: Mapping[str, Any],
+                   published: datetime) -> RawMention:
+    channel = snippet.get("channelId")
+    return RawMention(
+        source=source.name, external_id=f"video:{video}",
+        text="\n\n".join(plain_text(p) for p in (snippet.get("title"),
+                                                snippet.get("description")) if p),
+        published_at=published, url=f"https://www.youtube.com/watch?v={video}",
+        author=Author(id=channel, name=plain_text(snippet.get("channelTitle") or "") or None,
+                      url=f"https://www.youtube.com/channel/{channel}" if channel else None),
     )
 
 
