@@ -349,10 +349,14 @@ async def test_a_feed_over_the_limit_is_read_up_to_it_with_a_note(
     feeds.serve("archive.xml", generated.body)
     whole_items_within_limit = generated.body[:MAX_FEED].count(b"</item>")
 
-    polled = await reader(http, feeds.url("archive.xml"), clock,
-                          backfill_hours=ALL_HISTORY).poll(FEED, {})
+    collector = reader(http, feeds.url("archive.xml"), clock, backfill_hours=ALL_HISTORY)
+    polled = await collector.poll(FEED, {})
+    again = await collector.poll(FEED, polled.cursor)
 
     assert polled.note == "the feed is over 10 MB; read its first part"
+    # Unchanged, it is not fetched again: all 10 MB would only give the same part.
+    assert again.note == "not modified" and again.mentions == []
+    assert [r.body_bytes > MAX_FEED for r in feeds.requests_to("archive.xml")] == [True, False]
     read = ids(polled)
     assert read == [item.guid for item in generated.items[:len(read)]]
     assert whole_items_within_limit <= len(read) <= whole_items_within_limit + 1

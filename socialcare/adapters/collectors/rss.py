@@ -121,10 +121,11 @@ class FeedCollector:
         # The ids the feed still carries go last and are all kept, however long the feed:
         # what is forgotten first is what the feed itself has dropped.
         seen = [i for i in remembered if i not in carried] + list(carried)
-        next_cursor: dict[str, Any] = {"seen": seen[-max(SEEN, len(carried)):]}
-        if not truncated:
-            next_cursor |= {"etag": response_headers.get("etag"),
-                            "modified": response_headers.get("last-modified")}
+        # The validators are kept for a feed over the limit too: its first part is all that
+        # is ever read of it, so until it changes there is nothing to fetch again.
+        next_cursor: dict[str, Any] = {"seen": seen[-max(SEEN, len(carried)):],
+                                       "etag": response_headers.get("etag"),
+                                       "modified": response_headers.get("last-modified")}
         return Polled(mentions, next_cursor, note=problem)
 
     async def _fetch(
