@@ -6,6 +6,7 @@
     socialcare db upgrade      apply the database migrations
     socialcare cases           print the open cases with their time left
     socialcare console password ID   set a person's web-console password (read from stdin)
+    socialcare console signout ID    end every web-console session of a person
     socialcare demo            the whole app with a bundled team, sample mentions and agents
 """
 
@@ -451,6 +452,11 @@ def _parser() -> argparse.ArgumentParser:
                     "read from stdin (asked twice on a terminal); only a salted scrypt hash "
                     "is stored.")
     password.add_argument("person", help="the person's id in the config's [[people]]")
+    signout = console_commands.add_parser(
+        "signout", help="end every console session of a person (a lost phone)",
+        description="End every web-console session of a person of the roster: each of "
+                    "their browsers is asked to sign in again.")
+    signout.add_argument("person", help="the person's id in the config's [[people]]")
     show = commands.add_parser(
         "demo", help="run a demo: a bundled team, sample mentions and simulated agents",
         description="Start everything on the embedded default with a bundled team and "
@@ -489,6 +495,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
             await serve(app, host=args.host or settings.http_host,
                         port=args.port if args.port is not None else settings.http_port)
             return 0
+        if args.command == "console" and args.console_command == "signout":
+            return await console_admin.sign_out_everywhere(deps, args.person, out)
         if args.command == "console":
             return await console_admin.set_password(deps, args.person, sys.stdin, out)
         if args.command == "ingest":

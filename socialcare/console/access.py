@@ -227,3 +227,11 @@ async def sign_out(deps: Deps, session: ConsoleSession) -> None:
     async with deps.uow() as uow:
         await uow.console.end_session(session.token_hash, at=deps.clock.now())
         await uow.commit()
+
+
+async def sign_out_everywhere(deps: Deps, person_id: str) -> int:
+    """End every session of a person (a lost phone, a shared screen); return how many."""
+    async with deps.uow() as uow:
+        ended = await uow.console.end_sessions_of(person_id, at=deps.clock.now())
+        await uow.commit()
+    return ended

@@ -1,4 +1,4 @@
-"""The console's command line: `socialcare console password ID`."""
+"""The console's command line: `socialcare console password ID`, `… signout ID`."""
 
 from __future__ import annotations
 
@@ -37,4 +37,16 @@ async def set_password(deps: Deps, person_id: str, stream: TextIO, out: TextIO) 
     where = f"{access.console_url(deps)}/signin" if access.console_url(deps) else "/signin"
     print(f"console password set for {person.name} ({person.id}, {person.role.value}); "
           f"they sign in at {where}", file=out)
+    return 0
+
+
+async def sign_out_everywhere(deps: Deps, person_id: str, out: TextIO) -> int:
+    """End every console session of a roster person; return the exit code."""
+    person = access.find_person(deps.team, person_id)
+    if person is None:
+        print(f"socialcare console signout: {person_id!r} is not in the roster of "
+              f"{deps.settings.config_file}", file=sys.stderr)
+        return 2
+    ended = await access.sign_out_everywhere(deps, person.id)
+    print(f"{ended} console session(s) of {person.name} ({person.id}) ended", file=out)
     return 0

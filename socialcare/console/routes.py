@@ -5,7 +5,8 @@
     GET  /cases/{id}/events     its changes (SSE)
     GET  /reports               figures, charts, escalations, digest
     GET  /reports/{chart}.png   GET /reports/cases.csv   GET /reports/digest.md
-    GET  /signin  POST /signin  GET|POST /signin/link/{token}   POST /signout
+    GET  /signin  POST /signin  GET|POST /signin/link/{token}
+    POST /signout  POST /signout/everywhere (every session of the person)
     GET  /static/…              the stylesheet and the script
 
 Everything but the sign-in pages and the static files needs a session: a page asked
@@ -196,6 +197,12 @@ def register(app: web.Application, deps: Deps) -> None:
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
+    async def signout_everywhere(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        await access.sign_out_everywhere(deps, visitor.person.id)
+        response = _see_other("/signin")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
     # ── The wallboard ──────────────────────────────────────────────────────────────
 
     async def wallboard(request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -316,6 +323,7 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_get("/signin/link/{token}", show_link),
         router.add_post("/signin/link/{token}", link_signin),
         router.add_post("/signout", signed_in(signout)),
+        router.add_post("/signout/everywhere", signed_in(signout_everywhere)),
         router.add_get("/", signed_in(wallboard)),
         router.add_get("/events", signed_in(events)),
         router.add_get(r"/cases/{case_id:\d{1,18}}", signed_in(show_case)),

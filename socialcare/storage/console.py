@@ -120,6 +120,15 @@ class SqlConsoleRepository:
                                         console_sessions.c.ended_at.is_(None))
                                  .values(ended_at=at))
 
+    async def end_sessions_of(self, person_id: str, *, at: datetime) -> int:
+        """Sign every session of a person out; return how many were open."""
+        result = await self._conn.execute(update(console_sessions)
+                                          .where(console_sessions.c.person_id == person_id,
+                                                 console_sessions.c.ended_at.is_(None),
+                                                 console_sessions.c.expires_at > at)
+                                          .values(ended_at=at))
+        return result.rowcount
+
     async def purge(self, *, before: datetime) -> None:
         """Forget links and sessions that expired before `before`."""
         await self._conn.execute(delete(console_links)

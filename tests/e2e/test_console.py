@@ -205,6 +205,26 @@ async def test_a_session_lasts_while_used_ends_after_12_idle_hours_and_at_sign_o
     assert after[0] == 303
 
 
+async def test_signing_out_everywhere_ends_every_session_of_the_person_and_no_other(
+    http: TestClient, app_deps: Deps
+) -> None:
+    await access.set_password(app_deps, "saule", PASSWORD)
+    await access.set_password(app_deps, "aigerim", PASSWORD)
+    async with browser(_base(http)) as desk, browser(_base(http)) as phone, \
+            browser(_base(http)) as colleague:
+        for visitor, person in ((desk, "saule"), (phone, "saule"), (colleague, "aigerim")):
+            assert await visitor.sign_in(person) == 303
+        token = await desk.csrf()
+        refused = await desk.post("/signout/everywhere", {})
+        still = await phone.get("/")
+        out = await desk.post("/signout/everywhere", {"csrf": token})
+        after = [(await visitor.get("/"))[0] for visitor in (desk, phone, colleague)]
+
+    assert refused[0] == 403 and still[0] == 200
+    assert out[0] == 303 and out[2].headers["Location"] == "/signin"
+    assert after == [303, 303, 200]
+
+
 async def test_a_post_without_the_csrf_token_is_refused_and_does_nothing(
     http: TestClient, app_deps: Deps, clock: FakeClock
 ) -> None:
@@ -513,7 +533,8 @@ async def test_over_https_the_cookies_are_secure(tmp_path: Path, clock: FakeCloc
     assert link is not None and link.startswith("https://care.example.com/signin/link/")
 
 
-def test_an_admin_sets_a_password_from_the_command_line(tmp_path: Path) -> None:
+def _console_command(tmp_path: Path, *args: str, stdin: str = ""
+                     ) -> subprocess.CompletedProcess[str]:
     script = str(Path(sys.executable).parent / "socialcare")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TEST_", "SLACK_", "TELEGRAM_"))}
@@ -521,11 +542,18 @@ def test_an_admin_sets_a_password_from_the_command_line(tmp_path: Path) -> None:
             "DATABASE_URL": database_url(tmp_path)}
     if TEST_REDIS_URL:
         env["REDIS_URL"] = TEST_REDIS_URL
+    return subprocess.run([script, "console", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=60)
 
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url(tmp_path), redis_url=TEST_REDIS_URL,
+                    config_file=ROOT / "config.example.toml")
+
+
+def test_an_admin_sets_a_password_from_the_command_line(tmp_path: Path) -> None:
     def run(person: str, password: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([script, "console", "password", person], env=env,
-                              input=password + "\n", capture_output=True, text=True,
-                              timeout=60)
+        return _console_command(tmp_path, "password", person, stdin=password + "\n")
 
     short = run("aigerim", "short")
     stranger = run("nobody", PASSWORD)
@@ -537,12 +565,35 @@ def test_an_admin_sets_a_password_from_the_command_line(tmp_path: Path) -> None:
     assert "console password set for Aigerim (aigerim, agent)" in done.stdout
 
     async def signs_in() -> bool:
-        settings = Settings(database_url=database_url(tmp_path), redis_url=TEST_REDIS_URL,
-                            config_file=ROOT / "config.example.toml")
-        async with runtime(settings) as app:
+        async with runtime(_settings(tmp_path)) as app:
             return await _signs_in(app)
 
     assert asyncio.run(signs_in())
+
+
+def test_an_admin_ends_a_person_s_sessions_from_the_command_line(tmp_path: Path) -> None:
+    async def sign_in_twice_each() -> list[str]:
+        async with runtime(_settings(tmp_path)) as app:
+            tokens = []
+            for person in ("aigerim", "aigerim", "daniyar"):
+                await access.set_password(app.deps, person, PASSWORD)
+                made = await access.sign_in_with_password(app.deps, person, PASSWORD)
+                assert made is not None
+                tokens.append(made.token)
+            return tokens
+
+    async def still_signed_in(tokens: list[str]) -> list[bool]:
+        async with runtime(_settings(tmp_path)) as app:
+            return [await access.visitor(app.deps, token) is not None for token in tokens]
+
+    tokens = asyncio.run(sign_in_twice_each())
+    stranger = _console_command(tmp_path, "signout", "nobody")
+    done = _console_command(tmp_path, "signout", "aigerim")
+
+    assert stranger.returncode == 2 and "not in the roster" in stranger.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2 console session(s) of Aigerim (aigerim) ended"
+    assert asyncio.run(still_signed_in(tokens)) == [False, False, True]
 
 
 async def _signs_in(app: App) -> bool:
