@@ -146,14 +146,15 @@ class SqlConsoleRepository:
         return QueueMark(int(last_event or 0), int(count), int(versions))
 
     async def case_mark(self, case_id: int) -> str:
-        """Return a mark of everything a case's page shows (empty if there is no such
-        case): it moves with the case's state, its events, its cards and escalations."""
+        """Return a mark of what a case's page shows (empty if there is no such case): it
+        moves with the case's state, its events, its cards being posted and its
+        escalations — not with each edit of a card, which follows every action a moment
+        later and would reload the page of the agent who just acted."""
         mark = select(
             select(cases.c.version).where(cases.c.id == case_id).scalar_subquery(),
             select(func.max(events.c.id)).where(events.c.case_id == case_id)
             .scalar_subquery(),
-            select(func.count(cards.c.message_id) + func.sum(cards.c.change_seq)
-                   + func.sum(cards.c.synced_seq)).where(cards.c.case_id == case_id)
+            select(func.count(cards.c.message_id)).where(cards.c.case_id == case_id)
             .scalar_subquery(),
             select(func.sum(escalations.c.version))
             .where(escalations.c.id == escalation_cases.c.escalation_id,

@@ -10,6 +10,8 @@ to docs/wallboard.png, the README's picture).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -17,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright
 
 from socialcare.bot import cases
@@ -165,6 +168,7 @@ async def test_an_open_case_page_follows_the_case_and_keeps_what_is_being_typed(
                 "ig-1", "Kcell, no 4G in Almaty", published=minutes_ago(flowing_clock, 2)))
             case_id = created["case_id"]
             await page.goto(f"{chat.base_url}/cases/{case_id}")
+            await _shows_the_case_as_stored(page, chat, case_id)
             await page.evaluate("window.notReloaded = true")
 
             # An agent claims the case in the chat: the page, untouched, shows it.
@@ -176,6 +180,7 @@ async def test_an_open_case_page_follows_the_case_and_keeps_what_is_being_typed(
 
             # The lead starts an escalation; the agent answers meanwhile: the page says so
             # and keeps the text until the lead chooses to see the case as it is.
+            await _shows_the_case_as_stored(page, chat, case_id)
             await page.evaluate("window.notReloaded = true")
             await page.click("summary:has-text('Escalate')")
             await page.fill("textarea[name=problem]", "Whole district without 4G")
@@ -190,6 +195,23 @@ async def test_an_open_case_page_follows_the_case_and_keeps_what_is_being_typed(
                 timeout=WAIT_MS)
         finally:
             await browser.close()
+
+
+async def _shows_the_case_as_stored(page: Page, chat: Chat, case_id: int) -> None:
+    """Wait until the cards of the case are posted and in step, and the page shows the
+    case as stored: the page lists the cards, so each post or edit reloads it."""
+    deadline = asyncio.get_running_loop().time() + WAIT_MS / 1000
+    while True:
+        async with chat.deps.uow() as uow:
+            stored = await uow.console.case_mark(case_id)
+            cards = await uow.cards.for_case(case_id)
+        settled = cards and all(c.message_id and c.synced_seq >= c.change_seq for c in cards)
+        with contextlib.suppress(PlaywrightError):
+            shown = await page.get_attribute("[data-case-events]", "data-case-events")
+            if settled and shown and shown.endswith(f"mark={stored}"):
+                return
+        assert asyncio.get_running_loop().time() < deadline, (stored, cards)
+        await asyncio.sleep(0.1)
 
 
 async def _save(page: Page, name: str, *, full_page: bool = True) -> Path:
