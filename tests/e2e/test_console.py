@@ -586,6 +586,7 @@ def test_an_admin_ends_a_person_s_sessions_from_the_command_line(tmp_path: Path)
         async with runtime(_settings(tmp_path)) as app:
             return [await access.visitor(app.deps, token) is not None for token in tokens]
 
+    asyncio.run(reset_database(database_url(tmp_path)))
     tokens = asyncio.run(sign_in_twice_each())
     stranger = _console_command(tmp_path, "signout", "nobody")
     done = _console_command(tmp_path, "signout", "aigerim")
