@@ -177,7 +177,10 @@ class SqlReportRepository:
     async def _side_query(self, query: Any) -> list[Any]:
         # Its own connection, so that the server can run the queries at once.
         async with self._engine.connect() as conn:
-            await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+            # The queries already run side by side: no worker processes besides.
+            await conn.execute(select(func.set_config("work_mem", WORK_MEM, True),
+                                      func.set_config("max_parallel_workers_per_gather", "0",
+                                                      True)))
             return list((await conn.execute(query)).all())
 
 
