@@ -61,12 +61,27 @@ async def test_a_busy_hour_of_videos_is_read_over_several_rounds_without_a_gap(
     assert [c.params.get("pageToken") is None for c in searches] == [
         True, False, False, True, True]
     # The second round reads on below the first's last page; the third from the newest.
-    assert searches[3].params["publishedAfter"] == "2026-11-24T10:00:00Z"
+    assert searches[3].params["publishedAfter"] == "2026-11-24T09:00:00Z"
     assert searches[3].params["publishedBefore"] == _rfc3339(
         ago(clock, minutes=120 + 5 * 150) + timedelta(seconds=1))
     assert "publishedBefore" not in searches[4].params
-    assert searches[4].params["publishedAfter"] == _rfc3339(ago(clock, minutes=120 + 5))
+    assert searches[4].params["publishedAfter"] == _rfc3339(ago(clock, minutes=120 + 5 + 60))
     assert third.cursor["search"]["newest"] == ago(clock, minutes=61).isoformat()
+
+
+async def test_a_video_the_search_index_takes_in_late_is_still_found(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    source = collector(http, yt, clock, channels=(), keywords=("Kcell",), search_minutes=60)
+    yt.add_video(REVIEWER, "Kcell news", "", ago(clock, minutes=10))
+    first = await source.poll(SOURCE, {})
+    clock.advance(minutes=60)
+    # Published before the video the first search found, but searchable only now.
+    late = yt.add_video(REVIEWER, "Kcell unboxing", "", ago(clock, minutes=90))
+
+    second = await source.poll(SOURCE, first.cursor)
+
+    assert ids(second) == [f"video:{late.id}"]
 
 
 def _rfc3339(at: datetime) -> str:
@@ -344,7 +359,8 @@ async def test_search_finds_a_new_video_naming_the_brand_as_a_mention(
     )]
     [search] = yt.calls_to("search.list")
     assert search.params["q"] == "Kcell|Кселл"
-    assert search.params["publishedAfter"] == "2026-11-24T10:00:00Z"
+    # The backfill day, and an hour more for the search index's lag.
+    assert search.params["publishedAfter"] == "2026-11-24T09:00:00Z"
 
 
 async def test_comments_on_a_video_found_by_search_are_watched(
@@ -380,7 +396,8 @@ async def test_search_runs_at_most_every_search_minutes(
         found.append(len(polled.mentions))
 
     assert searches == [1, 1, 1, 2]
-    assert yt.calls_to("search.list")[1].params["publishedAfter"] == "2026-11-25T08:00:00Z"
+    # From the newest video seen, less an hour for the search index's lag.
+    assert yt.calls_to("search.list")[1].params["publishedAfter"] == "2026-11-25T07:00:00Z"
     assert found == [1, 0, 0, 0]  # the second search sees the video again: not news
 
 

@@ -53,6 +53,9 @@ THREADS_COST = 1
 REPLIES_COST = 1
 MAX_PAGES = 5
 SEARCH_PAGES = 3  # of 50 videos, per search round: at the classic 100 units a page
+# Search finds a video some time after it is published: each search looks back this far
+# before the newest video seen (the videos already found are not news again).
+INDEXING_LAG = timedelta(hours=1)
 SEEN = 2000
 BUSY_THREADS = 500  # reply counts remembered per place, for threads with unanswered replies
 DAY = timedelta(days=1)
@@ -218,7 +221,8 @@ class YoutubeCollector:
                       videos: dict[str, str], now: datetime) -> list[RawMention]:
         """Search for new videos naming the brands, newest first, up to SEARCH_PAGES pages.
 
-        Everything published before `newest` has been read. A round that cannot read
+        Everything published before `newest` has been read (give or take the search
+        index's lag, which each round looks back over again). A round that cannot read
         every page leaves `before`: what was published since then has been read (the
         newest of it is `top`), and the next round goes on below it. The cursor is
         brought up to date after each page, so a round stopped by the quota loses no
@@ -227,7 +231,7 @@ class YoutubeCollector:
             now - timedelta(hours=self._options.backfill_hours)).isoformat())
         top = datetime.fromisoformat(search.get("top") or newest.isoformat())
         params = {"part": "snippet", "q": self._query, "type": "video", "order": "date",
-                  "maxResults": "50", "publishedAfter": _rfc3339(newest)}
+                  "maxResults": "50", "publishedAfter": _rfc3339(newest - INDEXING_LAG)}
         if search.get("before"):
             params["publishedBefore"] = search["before"]
         found: list[RawMention] = []
