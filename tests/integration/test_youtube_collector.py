@@ -69,6 +69,27 @@ async def test_a_busy_hour_of_videos_is_read_over_several_rounds_without_a_gap(
     assert third.cursor["search"]["newest"] == ago(clock, minutes=61).isoformat()
 
 
+async def test_a_search_stopped_by_the_quota_keeps_what_it_read_and_goes_on_later(
+    http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
+) -> None:
+    video = yt.add_video(CHANNEL, "New tariffs", "", ago(clock, days=3))
+    comment = yt.add_comment(video.id, "Kcell, no signal", "@aida_k", ago(clock, hours=1))
+    made = {yt.add_video(REVIEWER, f"Kcell review #{n}", "", ago(clock, minutes=5 * n)).id
+            for n in range(1, 71)}
+    # 1,200 units a day: at 02:00 in Los Angeles 150 may be spent — the channel's
+    # threads (1) and one page of search (100), not a second page.
+    source = collector(http, yt, clock, keywords=("Kcell",), daily_quota=1200)
+    first = await source.poll(SOURCE, {})
+    clock.advance(hours=12)
+    second = await source.poll(SOURCE, first.cursor)
+
+    assert first.note is not None and "the next search fits at" in first.note
+    assert ids(first)[0] == comment.id
+    videos = [i for polled in (first, second) for i in ids(polled) if i.startswith("video:")]
+    assert len([i for i in ids(first) if i.startswith("video:")]) == 50
+    assert sorted(videos) == sorted(f"video:{v}" for v in made)
+
+
 async def test_a_video_the_search_index_takes_in_late_is_still_found(
     http: aiohttp.ClientSession, yt: FakeYouTube, clock: FakeClock
 ) -> None:

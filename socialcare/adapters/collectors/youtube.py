@@ -165,7 +165,7 @@ class YoutubeCollector:
                 found += await self._threads(source, budget, places, f"channel:{channel}",
                                              {"allThreadsRelatedToChannelId": channel}, now)
             if self._search_due(search, now):
-                found += await self._search(source, budget, search, videos, now)
+                await self._search(source, budget, search, videos, now, found)
             for video in list(videos):
                 found += await self._threads(source, budget, places, f"video:{video}",
                                              {"videoId": video}, now)
@@ -218,15 +218,15 @@ class YoutubeCollector:
             minutes=self._options.search_minutes)
 
     async def _search(self, source: Source, budget: QuotaBudget, search: dict[str, Any],
-                      videos: dict[str, str], now: datetime) -> list[RawMention]:
+                      videos: dict[str, str], now: datetime, found: list[RawMention]) -> None:
         """Search for new videos naming the brands, newest first, up to SEARCH_PAGES pages.
 
         Everything published before `newest` has been read (give or take the search
         index's lag, which each round looks back over again). A round that cannot read
         every page leaves `before`: what was published since then has been read (the
         newest of it is `top`), and the next round goes on below it. The cursor is
-        brought up to date after each page, so a round stopped by the quota loses no
-        place."""
+        brought up to date after each page, and the page's videos go into `found` at
+        once: a round stopped by the quota or an error keeps what it read."""
         newest = datetime.fromisoformat(search.get("newest") or (
             now - timedelta(hours=self._options.backfill_hours)).isoformat())
         top = datetime.fromisoformat(search.get("top") or newest.isoformat())
@@ -234,7 +234,6 @@ class YoutubeCollector:
                   "maxResults": "50", "publishedAfter": _rfc3339(newest - INDEXING_LAG)}
         if search.get("before"):
             params["publishedBefore"] = search["before"]
-        found: list[RawMention] = []
         for _page in range(SEARCH_PAGES):
             await self._spend(budget, self._options.search_cost, now, "search")
             answer = await self._get("search", params)
@@ -256,7 +255,7 @@ class YoutubeCollector:
                 search["newest"] = top.isoformat()
                 search.pop("before", None)
                 search.pop("top", None)
-                return found
+                return
             params["pageToken"] = token
             if oldest is not None:  # a second more: publishedBefore is exclusive
                 search["newest"] = newest.isoformat()  # the backfill's start stays put
@@ -265,7 +264,6 @@ class YoutubeCollector:
         log.info("YouTube search for %s: more videos than %d pages; the next round reads "
                  "on from those published before %s", source.name, SEARCH_PAGES,
                  search.get("before"))
-        return found
 
     async def _threads(self, source: Source, budget: QuotaBudget,
                        places: dict[str, dict[str, Any]], place: str,
