@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import logging
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -318,18 +316,19 @@ async def serve(app: App, *, host: str, port: int,
 
     `extend` adds to the HTTP app before it starts; `ready` runs once it listens."""
     deps = app.deps
-    # Bind first: a taken port stops the process before any loop has done any work.
-    try:
-        listening = socket.create_server((host, port))
-    except OSError as error:
-        raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    # A taken port stops the process before any loop (started by the runner's setup)
+    # has done any work: try the address first, as the site will bind it.
+    await _check_address(host, port)
     web_app = build_app(app)
     if extend is not None:
         extend(web_app)
     runner = web.AppRunner(web_app, access_log=None)
     try:
         await runner.setup()
-        await web.SockSite(runner, listening).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as error:  # taken in the moment since the check
+            raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from error
         log.info("socialcare is up on http://%s:%d as %s (database: %s, redis: %s)",
                  host, port, "all" if deps.roles == ALL_ROLES else "+".join(sorted(deps.roles)),
                  _redacted(deps.settings.async_database_url),
@@ -346,7 +345,17 @@ async def serve(app: App, *, host: str, port: int,
         log.info("stopping")
     finally:
         await runner.cleanup()
-        listening.close()
+
+
+async def _check_address(host: str, port: int) -> None:
+    """Raise CannotListen if the server could not bind `host:port` (every address of it)."""
+    try:
+        probe = await asyncio.get_running_loop().create_server(
+            asyncio.Protocol, host, port, reuse_address=True, start_serving=False)
+    except OSError as error:
+        raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    probe.close()
+    await probe.wait_closed()
 
 
 def _redacted(url: str) -> str:
@@ -387,11 +396,9 @@ async def demo(out: TextIO, *, port: int = demo_show.DEFAULT_PORT, speed: float 
         try:
             await serve(app, host=settings.http_host, port=settings.http_port,
                         extend=stage.register, ready=stage.welcome)
-        except OSError as error:
-            if error.errno not in (errno.EADDRINUSE, errno.EACCES):
-                raise
-            print(f"socialcare demo: cannot listen on {settings.http_host}:{port}: "
-                  f"{error.strerror}; choose another with --port", file=sys.stderr)
+        except CannotListen as error:
+            print(f"socialcare demo: {error}; choose another port with --port",
+                  file=sys.stderr)
             return 1
     return 0
 
@@ -525,7 +532,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         print(f"socialcare: {error}", file=sys.stderr)
         return 2
     except CannotListen as error:
-        print(f"socialcare: {error} (HTTP_PORT sets another port)", file=sys.stderr)
+        print(f"socialcare: {error} (--port or HTTP_PORT sets another)", file=sys.stderr)
         return 1
     except (OSError, DBAPIError) as error:
         reason = error.orig if isinstance(error, DBAPIError) else error

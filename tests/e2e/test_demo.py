@@ -232,3 +232,19 @@ async def test_the_command_prints_the_address_and_stops_cleanly_on_a_signal(
     assert counts["created"] == 36
     if stop is signal.SIGTERM:  # --no-agents: the cases wait for people
         assert "claimed" not in counts and "resolved" not in counts
+
+
+def test_the_demo_on_a_taken_port_says_how_to_choose_another(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([SCRIPT, "demo", "--port", str(port)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        f"socialcare demo: cannot listen on 127.0.0.1:{port}: ")
+    assert result.stderr.splitlines()[-1].endswith("; choose another port with --port")
+    assert "Traceback" not in result.stderr
