@@ -3,8 +3,6 @@ carried out by the same commands as the chat's buttons and forms."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +26,6 @@ ONE_CLICK = (ActionKind.CLAIM, ActionKind.RELEASE, ActionKind.ANSWERED, ActionKi
              ActionKind.DISMISS, ActionKind.HAND_BACK)
 # What the chat's commands say after the same action.
 _DONE = {ActionKind.CLAIM: "command.claimed", ActionKind.RESOLVE: "command.resolved"}
-# How often an open case page's case is looked at for changes.
-CHANGES_SECONDS = 1.0
 # Event details worth showing, in this order.
 _DETAILS = ("text", "reason", "team", "note", "to", "holder", "label", "url")
 
@@ -58,7 +54,7 @@ class CasePage:
     """Everything the case page shows."""
 
     view: CardView
-    mark: str  # moves with anything the page shows: see `changes`
+    mark: str  # moves with what the page shows: see `SqlConsoleRepository.case_mark`
     warn: str | None
     thread: list[Mention]
     events: list[EventLine]
@@ -132,23 +128,6 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
         can_escalate=works and ActionKind.ESCALATE in offered,
         can_hand_off=works and ActionKind.HAND_OFF in offered,
     )
-
-
-async def changes(case_id: int, mark: str, deps: Deps,
-                  changed: asyncio.Queue[str | None]) -> None:
-    """Put the case's new mark in `changed` whenever it moves from `mark` (looked at once
-    a second; a case that is gone puts None)."""
-    while True:
-        async with deps.uow() as uow:
-            now = await uow.console.case_mark(case_id)
-        if now != mark:
-            mark = now
-            with contextlib.suppress(asyncio.QueueEmpty):
-                changed.get_nowait()  # the browser only needs the latest
-            changed.put_nowait(now or None)
-            if not now:
-                return
-        await asyncio.sleep(CHANGES_SECONDS)
 
 
 async def act(case_id: int, kind: str, form: dict[str, Any], person: Person,

@@ -33,7 +33,7 @@ from socialcare.bot.reports import BadPeriod
 from socialcare.bot.team import Person
 from socialcare.console import access
 from socialcare.console.access import SignedIn, TooManyAttempts, Visitor
-from socialcare.console.case_page import act, case_page, changes
+from socialcare.console.case_page import act, case_page
 from socialcare.console.pages import (
     Flash,
     Pages,
@@ -51,6 +51,7 @@ from socialcare.console.reports_page import (
     reports_page,
     week_of,
 )
+from socialcare.console.streams import CaseWatch, Stream
 from socialcare.console.wallboard import KEEPALIVE_SECONDS, LiveBoard, board
 from socialcare.deps import Deps
 from socialcare.handlers import background, escalating
@@ -93,16 +94,12 @@ def register(app: web.Application, deps: Deps) -> None:
     """Add the console's routes, its live wallboard and its security headers."""
     pages = Pages(deps)
     live = LiveBoard(deps, pages)
+    watch = CaseWatch(deps)
     secure = access.secure_cookies(deps)
-    case_streams: dict[asyncio.Queue[str | None], asyncio.Task[None]] = {}
 
     async def stop_streams(_app: web.Application) -> None:
         live.close()
-        for stream, watcher in case_streams.items():
-            watcher.cancel()
-            with contextlib.suppress(asyncio.QueueEmpty):
-                stream.get_nowait()
-            stream.put_nowait(None)  # the end of the stream
+        watch.close()
 
     app.on_shutdown.append(stop_streams)
     background.run_while_serving(app, "wallboard", live.run)
@@ -209,7 +206,7 @@ def register(app: web.Application, deps: Deps) -> None:
         return await pages.page(request, "wallboard.html", visitor, board=await board(deps))
 
     async def event_stream(request: web.Request, name: str,
-                           updates: asyncio.Queue[str | None]) -> web.StreamResponse:
+                           updates: Stream) -> web.StreamResponse:
         """Send each update as a server-sent event `name` (with keep-alives between) until
         None (the end), the browser leaves, or the session ends."""
         response = web.StreamResponse(headers={
@@ -245,17 +242,12 @@ def register(app: web.Application, deps: Deps) -> None:
             return await event_stream(request, "board", updates)
 
     async def case_events(request: web.Request, visitor: Visitor) -> web.StreamResponse:
-        changed: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
         case_id = int(request.match_info["case_id"])
-        watcher = asyncio.create_task(
-            changes(case_id, request.query.get("mark", ""), deps, changed),
-            name=f"case-{case_id}-changes")
-        case_streams[changed] = watcher
-        try:
-            return await event_stream(request, "changed", changed)
-        finally:
-            del case_streams[changed]
-            await background.stop(watcher)
+        async with deps.uow() as uow:
+            if not await uow.console.case_mark(case_id):
+                return web.Response(status=404, text=f"404: there is no case #{case_id}\n")
+        async with watch.listen(case_id, request.query.get("mark", "")) as changes:
+            return await event_stream(request, "changed", changes)
 
     # ── Cases ──────────────────────────────────────────────────────────────────────
 

@@ -22,6 +22,7 @@ from socialcare.bot.cards import display_name, sla_line, warning_from
 from socialcare.bot.model import Case, Mention, Tier
 from socialcare.bot.reports import parse_period
 from socialcare.console.pages import Pages
+from socialcare.console.streams import Stream, put_latest
 from socialcare.deps import Deps
 from socialcare.storage.console import QueueMark
 
@@ -146,17 +147,17 @@ class LiveBoard:
     def __init__(self, deps: Deps, pages: Pages) -> None:
         self._deps = deps
         self._pages = pages
-        self._listeners: set[asyncio.Queue[str | None]] = set()
-        self._joined: set[asyncio.Queue[str | None]] = set()  # still waiting for a board
+        self._listeners: set[Stream] = set()
+        self._joined: set[Stream] = set()  # still waiting for a board
         self._someone = asyncio.Event()
         self._wake = asyncio.Event()
         self._closed = False
 
     @contextlib.asynccontextmanager
-    async def listen(self) -> AsyncIterator[asyncio.Queue[str | None]]:
+    async def listen(self) -> AsyncIterator[Stream]:
         """Receive the board at once, then each change (None: the server is stopping),
         while inside."""
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
+        queue: Stream = asyncio.Queue(maxsize=1)
         if self._closed:
             queue.put_nowait(None)
         self._listeners.add(queue)
@@ -175,7 +176,7 @@ class LiveBoard:
         """Tell every listener that the server is stopping."""
         self._closed = True
         for queue in self._listeners:
-            _replace(queue, None)
+            put_latest(queue, None)
 
     async def _mark(self) -> QueueMark:
         async with self._deps.uow() as uow:
@@ -200,7 +201,7 @@ class LiveBoard:
                 if targets:
                     data = payload(await board(self._deps), self._pages)
                     for queue in targets:
-                        _replace(queue, data)
+                        put_latest(queue, data)
                 if changed:
                     last, pushed_at = mark, loop.time()
             except Exception:
@@ -209,10 +210,3 @@ class LiveBoard:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_SECONDS):
                     await self._wake.wait()
-
-
-def _replace(queue: asyncio.Queue[str | None], item: str | None) -> None:
-    """Put the newest board in a listener's queue, dropping one it has not taken yet."""
-    with contextlib.suppress(asyncio.QueueEmpty):
-        queue.get_nowait()
-    queue.put_nowait(item)

@@ -450,23 +450,27 @@ async def test_a_case_page_hears_of_each_change_to_its_case_and_no_other(
         found = re.search(r'data-case-events="([^"]+)"', page)
         assert found is not None
         url = _base(http) + html.unescape(found[1])
-        async with lead.session.get(url, headers={"Accept": "text/event-stream"}) as stream:
+        async with lead.session.get(url, headers={"Accept": "text/event-stream"}) as stream, \
+                lead.session.get(url, headers={"Accept": "text/event-stream"}) as other_tab:
             assert stream.headers["Content-Type"] == "text/event-stream"
             before = await _case_mark(app_deps, first["case_id"])
             await cases.claim(cases.Claim(other["case_id"], "daniyar"), **service)
             assert await _case_mark(app_deps, first["case_id"]) == before
             await cases.claim(cases.Claim(first["case_id"], "aigerim"), **service)
             claimed = await _next_event(stream, "changed")
+            assert await _next_event(other_tab, "changed") == claimed
             await cases.mark_answered(cases.MarkAnswered(first["case_id"], "aigerim"),
                                       **service)
             answered = await _next_event(stream, "changed")
         # A page read before a change hears of it as soon as it listens.
         async with lead.session.get(url, headers={"Accept": "text/event-stream"}) as stale:
             late = await _next_event(stale, "changed")
+        missing = await lead.get("/cases/999/events", headers={"Accept": "text/event-stream"})
 
     opened = url.rsplit("mark=", 1)[1]
     assert len({opened, claimed, answered}) == 3
     assert late == answered
+    assert missing[0] == 404
 
 
 async def test_reports_show_the_figures_charts_csv_escalations_and_digest(

@@ -183,6 +183,7 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
     for tier, stat in tiers.items():
         assert stat == pytest.approx(expected["tiers"][tier])
     assert sum(d.cases for d in report.days) == report.total.cases
-    # Every breakdown, day and breach of the stored report (SQL on PostgreSQL) is the
-    # definition's, computed in Python from the same facts.
-    assert _comparable(report) == _comparable(aggregate(stored, period=period, now=now))
+    if url.startswith("postgresql"):  # on SQLite the report is this very computation
+        # Every breakdown, day and breach of the report aggregated in SQL is the
+        # definition's, computed in Python from the same facts.
+        assert _comparable(report) == _comparable(aggregate(stored, period=period, now=now))
