@@ -329,8 +329,9 @@ async def serve(app: App, *, host: str, port: int,
             await web.TCPSite(runner, host, port).start()
         except OSError as error:  # taken in the moment since the check
             raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from error
+        roles = "all" if deps.roles == ALL_ROLES else "+".join(sorted(deps.roles))
         log.info("socialcare is up on http://%s:%d as %s (database: %s, redis: %s)",
-                 host, port, "all" if deps.roles == ALL_ROLES else "+".join(sorted(deps.roles)),
+                 f"[{host}]" if ":" in host else host, port, roles,
                  _redacted(deps.settings.async_database_url),
                  "server" if deps.settings.redis_url else "in-process")
         if not deps.messengers:
