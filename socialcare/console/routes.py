@@ -75,8 +75,12 @@ def _same(given: object, expected: str) -> bool:
 
 
 def _safe_next(value: str | None) -> str:
-    """Return where to go after signing in: a path of this site, never another site."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Return where to go after signing in: a path of this site, never another site.
+
+    Browsers drop tabs and newlines from a Location and read a backslash as a slash, so
+    "/\t/evil.example" would lead to //evil.example: only printable ASCII is let through."""
+    if (not value or not value.startswith("/") or value.startswith("//") or "\\" in value
+            or any(not " " < c < "\x7f" for c in value)):
         return "/"
     return value
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from socialcare.adapters.collectors.signature import sign
@@ -180,6 +181,35 @@ async def test_a_password_signs_in_a_wrong_one_is_refused_and_many_wrong_ones_wa
     async with app_deps.uow() as uow:
         stored = await uow.console.password_hash("aigerim")
     assert stored is not None and stored.startswith("scrypt$") and PASSWORD not in stored
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "/\t/evil.example", "/\n/evil.example",
+                                    "/\\evil.example", "https://evil.example", "/%09/x\x7f"])
+async def test_after_signing_in_nothing_leads_off_the_site(
+    http: TestClient, app_deps: Deps, target: str
+) -> None:
+    await access.set_password(app_deps, "daniyar", PASSWORD)
+    async with browser(_base(http)) as tricked:
+        signed = await tricked.attempt("daniyar", PASSWORD, next=target)
+        again = await tricked.get("/signin", params={"next": target})
+
+    assert signed[0] == 303 and signed[2].headers["Location"] == "/"
+    assert again[0] == 303 and again[2].headers["Location"] == "/"
+
+
+async def test_wrong_passwords_sent_at_once_are_all_counted(
+    http: TestClient, app_deps: Deps
+) -> None:
+    await access.set_password(app_deps, "aigerim", PASSWORD)
+    guesses = await asyncio.gather(*(access.sign_in_with_password(app_deps, "aigerim", "guess")
+                                     for _ in range(3 * access.MAX_FAILURES)),
+                                   return_exceptions=True)
+
+    refused = [g for g in guesses if isinstance(g, access.TooManyAttempts)]
+    assert len(refused) == 2 * access.MAX_FAILURES
+    assert all(g is None for g in guesses if g not in refused)
+    with pytest.raises(access.TooManyAttempts):
+        await access.sign_in_with_password(app_deps, "aigerim", PASSWORD)
 
 
 async def test_a_session_lasts_while_used_ends_after_12_idle_hours_and_at_sign_out(
