@@ -51,7 +51,14 @@ from socialcare.console.reports_page import (
     reports_page,
     week_of,
 )
-from socialcare.console.streams import CaseWatch, Stream
+from socialcare.console.streams import (
+    STREAMS_PER_SESSION,
+    Audience,
+    CaseWatch,
+    OpenStream,
+    Stream,
+    TooManyStreams,
+)
 from socialcare.console.wallboard import KEEPALIVE_SECONDS, LiveBoard, board
 from socialcare.deps import Deps
 from socialcare.handlers import background, escalating
@@ -60,7 +67,8 @@ STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE = "sc_session"
 SIGNIN_COOKIE = "sc_signin"  # the sign-in forms' CSRF token, before there is a session
 # An open event stream checks its session again this often.
-RECHECK_SECONDS = 60.0
+# (A sign-out in this process ends its streams at once; one elsewhere, by this.)
+RECHECK_SECONDS = 15.0
 
 Handler = Callable[[web.Request, Visitor], Awaitable[web.StreamResponse]]
 
@@ -99,6 +107,7 @@ def register(app: web.Application, deps: Deps) -> None:
     pages = Pages(deps)
     live = LiveBoard(deps, pages)
     watch = CaseWatch(deps)
+    audience = Audience()
     secure = access.secure_cookies(deps)
 
     async def stop_streams(_app: web.Application) -> None:
@@ -194,12 +203,14 @@ def register(app: web.Application, deps: Deps) -> None:
 
     async def signout(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         await access.sign_out(deps, visitor.session)
+        audience.end(session=visitor.session.token_hash)
         response = _see_other("/signin")
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
     async def signout_everywhere(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         await access.sign_out_everywhere(deps, visitor.person.id)
+        audience.end(person_id=visitor.person.id)
         response = _see_other("/signin")
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
@@ -209,10 +220,20 @@ def register(app: web.Application, deps: Deps) -> None:
     async def wallboard(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         return await pages.page(request, "wallboard.html", visitor, board=await board(deps))
 
-    async def event_stream(request: web.Request, name: str,
+    async def event_stream(request: web.Request, visitor: Visitor, name: str,
                            updates: Stream) -> web.StreamResponse:
         """Send each update as a server-sent event `name` (with keep-alives between) until
         None (the end), the browser leaves, or the session ends."""
+        try:
+            with audience.opened(visitor.person.id, visitor.session.token_hash,
+                                 updates) as stream:
+                return await send_events(request, name, stream)
+        except TooManyStreams:
+            return web.Response(status=429, text="429: this session has "
+                                f"{STREAMS_PER_SESSION} live pages open already\n")
+
+    async def send_events(request: web.Request, name: str,
+                          stream: OpenStream) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no",  # a proxy in front must not hold the events back
@@ -226,10 +247,13 @@ def register(app: web.Application, deps: Deps) -> None:
             while True:
                 try:
                     async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        data = await updates.get()
+                        data = await stream.updates.get()
                 except TimeoutError:
                     await response.write(b": still here\n\n")
                     data = ""
+                if stream.ended:
+                    await response.write(b"event: signout\ndata: {}\n\n")
+                    break
                 if data is None:
                     break
                 if data:
@@ -243,7 +267,7 @@ def register(app: web.Application, deps: Deps) -> None:
 
     async def events(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         async with live.listen() as updates:  # None when the server is stopping
-            return await event_stream(request, "board", updates)
+            return await event_stream(request, visitor, "board", updates)
 
     async def case_events(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         case_id = int(request.match_info["case_id"])
@@ -251,7 +275,7 @@ def register(app: web.Application, deps: Deps) -> None:
             if not await uow.console.case_mark(case_id):
                 return web.Response(status=404, text=f"404: there is no case #{case_id}\n")
         async with watch.listen(case_id, request.query.get("mark", "")) as changes:
-            return await event_stream(request, "changed", changes)
+            return await event_stream(request, visitor, "changed", changes)
 
     # ── Cases ──────────────────────────────────────────────────────────────────────
 

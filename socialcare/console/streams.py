@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 
 from socialcare.deps import Deps
 from socialcare.handlers import background
@@ -22,6 +23,12 @@ Stream = asyncio.Queue[str | None]
 # How often a case that a page shows is looked at for changes.
 CASE_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
+# Streams one session may hold open at once (a wallboard and some case pages).
+STREAMS_PER_SESSION = 8
+
+
+class TooManyStreams(Exception):
+    """The session already holds STREAMS_PER_SESSION streams open."""
 
 
 def put_latest(stream: Stream, item: str | None) -> None:
@@ -29,6 +36,42 @@ def put_latest(stream: Stream, item: str | None) -> None:
     with contextlib.suppress(asyncio.QueueEmpty):
         stream.get_nowait()
     stream.put_nowait(item)
+
+
+@dataclass(eq=False)
+class OpenStream:
+    """A stream being sent to a browser, and whose session it serves."""
+
+    person_id: str
+    session: str  # the session token's hash
+    updates: Stream
+    ended: bool = field(default=False)  # its session was signed out
+
+
+class Audience:
+    """The streams open in this process, so that signing out ends them at once."""
+
+    def __init__(self) -> None:
+        self._open: set[OpenStream] = set()
+
+    @contextlib.contextmanager
+    def opened(self, person_id: str, session: str, updates: Stream) -> Iterator[OpenStream]:
+        """Count a stream as open while inside (raises TooManyStreams)."""
+        if sum(1 for s in self._open if s.session == session) >= STREAMS_PER_SESSION:
+            raise TooManyStreams()
+        stream = OpenStream(person_id, session, updates)
+        self._open.add(stream)
+        try:
+            yield stream
+        finally:
+            self._open.discard(stream)
+
+    def end(self, *, session: str | None = None, person_id: str | None = None) -> None:
+        """End the streams of a session, or of every session of a person."""
+        for stream in self._open:
+            if stream.session == session or stream.person_id == person_id:
+                stream.ended = True
+                put_latest(stream.updates, None)
 
 
 class CaseWatch:

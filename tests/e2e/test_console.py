@@ -4,6 +4,7 @@ actions reaching the Slack and Telegram cards, the wallboard's live stream, repo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import html
 import io
@@ -458,6 +459,37 @@ async def _next_event(stream: aiohttp.ClientResponse, name: str) -> str:
                 event = line.removeprefix("event: ")
             elif line.startswith("data: ") and event == name:
                 return line.removeprefix("data: ")
+
+
+async def test_signing_out_ends_the_session_s_live_pages_at_once(
+    http: TestClient, app_deps: Deps, clock: FakeClock
+) -> None:
+    from socialcare.console.streams import STREAMS_PER_SESSION
+
+    await access.set_password(app_deps, "saule", PASSWORD)
+    headers = {"Accept": "text/event-stream"}
+    async with browser(_base(http)) as lead, browser(_base(http)) as other:
+        assert await lead.sign_in("saule") == 303
+        assert await other.sign_in("saule") == 303
+        async with contextlib.AsyncExitStack() as open_pages:
+            streams = [await open_pages.enter_async_context(
+                lead.session.get(_base(http) + "/events", headers=headers))
+                for _ in range(STREAMS_PER_SESSION)]
+            one_more = await lead.get("/events", headers=headers)
+            elsewhere = await open_pages.enter_async_context(
+                other.session.get(_base(http) + "/events", headers=headers))
+            await _next_board(streams[0])
+            token = await lead.csrf()
+            await lead.post("/signout", {"csrf": token})
+            ended = await _next_event(streams[0], "signout")
+            async with asyncio.timeout(10):
+                rest = await streams[0].content.read()
+            still = await _next_board(elsewhere)
+
+    assert [s.status for s in streams] == [200] * STREAMS_PER_SESSION
+    assert one_more[0] == 429
+    assert ended == "{}" and rest.strip() == b""  # the stream ended there
+    assert "rows" in still  # the person's other session goes on
 
 
 async def _case_mark(deps: Deps, case_id: int) -> str:
