@@ -259,22 +259,9 @@ class Dispatcher:
         if card.message_id is None:
             await self._post(card, target, digest, now, report)
             return
-        messenger = self._messengers[card.messenger]
         if digest != card.fingerprint:
-            limits = messenger.limits("update", card.channel)
-            if not await self._room(limits, card, report):
+            if not await self._edit(card, target, now, report):
                 return
-            try:
-                await messenger.update_card(card.channel, card.message_id, target.view)
-            except Undeliverable as gone:
-                log.warning("card %s in %s %s cannot be edited: %s",
-                            card.id, card.messenger, card.channel, gone)
-            except MessengerError as error:
-                log.warning("editing card %s in %s %s failed: %s",
-                            card.id, card.messenger, card.channel, error)
-                await self._hold(card, error, limits, report)
-                return
-            report.edited += 1
         else:
             report.unchanged += 1
         done = await self._alerts(card, target, report)
@@ -283,6 +270,42 @@ class Dispatcher:
             await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
                                    next_due=target.next_due if done else now)
             await uow.commit()
+
+    async def _edit(self, card: Card, target: _Target, now: datetime,
+                    report: DispatchReport) -> bool:
+        """Edit the card to show the target; tell whether it was sent (or cannot be).
+
+        The card is claimed first, and only if the case has not changed since the card
+        was read: of two workers looking at once one edits and takes the budget, and no
+        edit from an older reading lands after a newer one."""
+        if card.posting_since is not None and card.posting_since >= now - POST_STALE:
+            return False
+        async with self._uow() as uow:
+            mine = await uow.cards.begin_edit(card, now=now, stale=now - POST_STALE)
+            await uow.commit()
+        if not mine:
+            return False
+        messenger = self._messengers[card.messenger]
+        limits = messenger.limits("update", card.channel)
+        try:
+            if not await self._room(limits, card, report):
+                return False
+            try:
+                await messenger.update_card(card.channel, card.message_id or "", target.view)
+            except Undeliverable as gone:
+                log.warning("card %s in %s %s cannot be edited: %s",
+                            card.id, card.messenger, card.channel, gone)
+            except MessengerError as error:
+                log.warning("editing card %s in %s %s failed: %s",
+                            card.id, card.messenger, card.channel, error)
+                await self._hold(card, error, limits, report)
+                return False
+            report.edited += 1
+            return True
+        finally:
+            async with self._uow() as uow:
+                await uow.cards.end_edit(card, began=now)
+                await uow.commit()
 
     async def _post(self, card: Card, target: _Target, digest: str, now: datetime,
                     report: DispatchReport) -> None:

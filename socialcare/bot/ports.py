@@ -158,6 +158,15 @@ class CardRepository(Protocol):
         """Record an attempt to post; False if another worker is posting the card."""
         ...
 
+    async def begin_edit(self, card: Card, *, now: datetime, stale: datetime) -> bool:
+        """Claim a posted card for an edit; False if another worker is sending it or
+        the case changed since `card` was read."""
+        ...
+
+    async def end_edit(self, card: Card, *, began: datetime) -> None:
+        """Give back the claim `begin_edit` took at `began`."""
+        ...
+
     async def posted(self, card: Card, *, message_id: str, at: datetime) -> None:
         """Record where the card was posted."""
         ...

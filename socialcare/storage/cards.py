@@ -134,6 +134,30 @@ class SqlCardRepository:
         )
         return bool(result.rowcount == 1)
 
+    async def begin_edit(self, card: Card, *, now: datetime, stale: datetime) -> bool:
+        """Claim a posted card for an edit; False if another worker is sending it, or
+        if the case changed since `card` was read (the view would be old: the card is
+        due again for the change). One edit at a time: two racing could leave the older
+        view on the card last."""
+        result = await self._conn.execute(
+            update(cards)
+            .where(
+                cards.c.id == card.id,
+                cards.c.message_id.is_not(None),
+                cards.c.change_seq == card.change_seq,
+                or_(cards.c.posting_since.is_(None), cards.c.posting_since < stale),
+            )
+            .values(posting_since=now)
+        )
+        return bool(result.rowcount == 1)
+
+    async def end_edit(self, card: Card, *, began: datetime) -> None:
+        """Give back the claim `begin_edit` took at `began` (not a later one's)."""
+        await self._conn.execute(
+            update(cards).where(cards.c.id == card.id, cards.c.posting_since == began)
+            .values(posting_since=None)
+        )
+
     async def posted(self, card: Card, *, message_id: str, at: datetime) -> None:
         """Record where the card was posted."""
         await self._conn.execute(
