@@ -65,6 +65,26 @@ async def test_a_worker_ingests_what_was_handed_over_and_forgets_it(
     assert deps.telemetry.mentions.labels("webhook", "created", "")._value.get() == 450
 
 
+async def test_a_mention_with_nul_characters_is_handed_over_like_any_other(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    assert deps.queue is not None
+    raw = RawMention(
+        source="webhook", external_id="m\x001", text="Kcell\x00, no signal",
+        published_at=clock.now() - timedelta(minutes=1),
+        author=Author(id="u1", name="Ai\x00gerim", handle="@aigerim"))
+
+    await deps.queue.put([raw], now=clock.now())
+    taken = await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
+
+    async with storage.engine.connect() as conn:
+        stored = (await conn.execute(select(mentions.c.text, mentions.c.author_name))).one()
+    assert taken == 1
+    assert tuple(stored) == ("Kcell, no signal", "Aigerim")
+    assert await _count(storage, inbox) == 0
+
+
 async def test_what_a_dead_worker_took_is_claimed_by_another_and_stored_once(
     storage: Storage, team: Team, clock: FakeClock
 ) -> None:
