@@ -23,6 +23,8 @@ DIMENSIONS = ("tier", "platform", "brand", "agent")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 WORST = 5
 HISTOGRAM_CAP = 120  # minutes: slower answers share the last bar
+# Reports cover days in this span (a date far beyond it overflows the clock's arithmetic).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 _RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
 
 
@@ -82,7 +84,7 @@ def parse_period(word: str, *, now: datetime, zone: ZoneInfo) -> Period:
         first, last = (date.fromisoformat(found[i]) for i in (1, 2))
     except ValueError:
         raise BadPeriod(word) from None
-    if last < first or (last - first).days > 366:
+    if last < first or (last - first).days > 366 or not FIRST_DAY <= first <= last <= LAST_DAY:
         raise BadPeriod(word)
     return Period(first, last, zone, word)
 

@@ -15,7 +15,14 @@ from socialcare.bot.digest import Digest, Week, build_digest, digest_markdown, s
 from socialcare.bot.escalations import Escalation
 from socialcare.bot.model import Tier
 from socialcare.bot.report_text import duration, render_report, share
-from socialcare.bot.reports import Group, Period, Report, parse_period
+from socialcare.bot.reports import (
+    FIRST_DAY,
+    LAST_DAY,
+    Group,
+    Period,
+    Report,
+    parse_period,
+)
 from socialcare.deps import Deps
 from socialcare.handlers import reporting
 
@@ -73,6 +80,8 @@ def week_of(word: str, deps: Deps) -> Week:
     try:
         day = date.fromisoformat(word)
     except ValueError:
+        return this_week
+    if not FIRST_DAY <= day <= LAST_DAY:
         return this_week
     return Week.of(datetime.combine(day, time(12), deps.team.zone), deps.team.zone)
 

@@ -23,6 +23,7 @@ CATEGORY_WORDS = {
     Category.INSIGHT: ("insight", "food", "thought", "idea", "размышление", "идея", "мысль"),
     Category.POSITIVE: ("positive", "praise", "kudos", "позитив", "похвала", "отзыв"),
 }
+MAX_CASES = 20  # in one escalation: a director reads them all
 _CASES = re.compile(r"#?[1-9][0-9]{0,17}(?:\s*,\s*#?[1-9][0-9]{0,17})*")
 _SLACK_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 LIST_FILTERS = ("open", "week", "critical", "insight", "positive")
@@ -59,8 +60,8 @@ def person_named(team: Team, word: str) -> Person | None:
 
 
 def parse_cases(text: str) -> tuple[int, ...]:
-    """Parse "12", "#12" or "12, 15, 16" into case ids."""
-    if not _CASES.fullmatch(text.strip()):
+    """Parse "12", "#12" or "12, 15, 16" (at most MAX_CASES) into case ids."""
+    if not _CASES.fullmatch(text.strip()) or text.count(",") >= MAX_CASES:
         raise BadCommand(text)
     return tuple(int(part.strip().removeprefix("#")) for part in text.split(","))
 

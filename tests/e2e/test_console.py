@@ -558,6 +558,7 @@ async def test_reports_show_the_figures_charts_csv_escalations_and_digest(
         csv_file = await director.get("/reports/cases.csv?period=today")
         digest = await director.get("/reports/digest.md")
         bad = await director.get("/reports?from=2026-11-30&to=2026-11-01")
+        far = await director.get("/reports?from=9999-12-31&to=9999-12-31&week=9999-12-31")
 
     status, html, _ = page
     assert status == 200
@@ -570,6 +571,7 @@ async def test_reports_show_the_figures_charts_csv_escalations_and_digest(
     assert rows[0][0] == "case_id" and len(rows) == 3
     assert digest[0] == 200 and "No 4G \\<in\\> Almaty" in digest[1]
     assert bad[0] == 400 and "That period is not clear" in bad[1]
+    assert far[0] == 400 and "That period is not clear" in far[1]
 
 
 async def test_over_https_the_cookies_are_secure(tmp_path: Path, clock: FakeClock) -> None:

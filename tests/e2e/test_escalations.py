@@ -116,7 +116,8 @@ async def test_bad_escalate_arguments_get_a_usage_line_and_change_nothing(
         answers = [
             (await chat.slack_command("/escalate", args, user=AIGERIM_SLACK)).body["text"]
             for args in ("", "1 urgentish @nurlan x", "1 critical @aigerim Problem",
-                         "99 critical @nurlan Problem", "one critical @nurlan Problem")
+                         "99 critical @nurlan Problem", "one critical @nurlan Problem",
+                         ",".join(["1"] * 21) + " critical @nurlan Too many cases")
         ]
         async with chat.deps.uow() as uow:
             stored = await uow.escalations.find()

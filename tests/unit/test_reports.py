@@ -41,7 +41,8 @@ def test_a_case_belongs_to_the_day_it_was_published_in_the_team_zone() -> None:
 
 
 @pytest.mark.parametrize("word", ["someday", "2026-11-30..2026-11-01", "2026-13-01..2026-13-02",
-                                  "2020-01-01..2026-01-01", "week month"])
+                                  "2020-01-01..2026-01-01", "week month",
+                                  "9999-12-31..9999-12-31", "0001-01-01..0001-01-02"])
 def test_a_period_that_makes_no_sense_is_refused(word: str) -> None:
     with pytest.raises(BadPeriod):
         parse_period(word, now=NOW, zone=ALMATY)
