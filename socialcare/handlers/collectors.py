@@ -170,30 +170,32 @@ async def _run(deps: Deps) -> None:
     due: dict[str, datetime] = {}  # when each source is next due, as last seen
     pollers = deps.collectors.pollers
     sources = [s for s in deps.team.sources if s.name in pollers]
-    while True:
-        now = deps.clock.now()
-        for source in sources:
-            task = polls.pop(source.name, None)
-            if task is not None and not task.done():
-                polls[source.name] = task  # still polling: it holds up nobody else
-                continue
-            if task is not None:
-                due[source.name] = _next_due(source, task, now)
-            if due.get(source.name, now) <= now:
-                polls[source.name] = asyncio.create_task(
-                    _poll(deps, source, pollers[source.name]), name=f"poll {source.name}")
-        try:
-            if loop.time() - silence_checked >= SILENCE_CHECK_SECONDS:
-                await check_silence(deps)
-                silence_checked = loop.time()
-        except Exception:
-            log.exception("checking the sources for silence failed; trying again")
-        try:
+    try:
+        while True:
+            now = deps.clock.now()
+            for source in sources:
+                task = polls.pop(source.name, None)
+                if task is not None and not task.done():
+                    polls[source.name] = task  # still polling: it holds up nobody else
+                    continue
+                if task is not None:
+                    due[source.name] = _next_due(source, task, now)
+                if due.get(source.name, now) <= now:
+                    polls[source.name] = asyncio.create_task(
+                        _poll(deps, source, pollers[source.name]), name=f"poll {source.name}")
+            try:
+                if loop.time() - silence_checked >= SILENCE_CHECK_SECONDS:
+                    await check_silence(deps)
+                    silence_checked = loop.time()
+            except Exception:
+                log.exception("checking the sources for silence failed; trying again")
             await asyncio.sleep(TICK_SECONDS)
-        except asyncio.CancelledError:
-            for task in polls.values():
-                task.cancel()
-            raise
+    finally:
+        # Stopping, wherever the loop was: the polls end with it, before the storage
+        # they use closes.
+        for task in polls.values():
+            task.cancel()
+        await asyncio.gather(*polls.values(), return_exceptions=True)
 
 
 def _next_due(source: Source, task: asyncio.Task[collecting.Collected | None],
