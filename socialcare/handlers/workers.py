@@ -14,8 +14,11 @@ from datetime import timedelta
 
 from aiohttp import web
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from socialcare.bot import collecting
+from socialcare.bot.model import RawMention
+from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
 from socialcare.handlers import background, collectors
 from socialcare.storage.queue import IngestQueue, consumer_name
@@ -39,18 +42,54 @@ async def work_once(deps: Deps, queue: IngestQueue, consumer: str, *,
                              claim_idle_ms=int(claim_seconds * 1000))
     if taken.claimed:
         log.info("took over %d queue entries a stopped worker left", taken.claimed)
-    raws = []
+    rows = []
     for row_id, raw in taken.rows:
         if deps.team.source(raw.source) is None:
             log.warning("queued mention %s (row %d) is from source %r, which is no longer "
                         "in the config: dropped", raw.external_id, row_id, raw.source)
         else:
-            raws.append(raw)
-    results = await collecting.ingest(raws, pipeline=deps.pipeline, uow=deps.uow)
-    await queue.done(taken)
+            rows.append((row_id, raw))
+    raws = [raw for _, raw in rows]
+    kept: list[int] = []
+    try:
+        results = await collecting.ingest(raws, pipeline=deps.pipeline, uow=deps.uow)
+    except Exception as error:
+        if _outage(error):
+            raise
+        results, kept = await _one_by_one(deps, rows)
+        raws = [raw for row_id, raw in rows if row_id not in kept]
+    await queue.done(taken, kept=kept, now=deps.clock.now())
     for source, _, outcomes in collectors.by_source(deps, raws, results):
         await collectors.after_ingest(deps, source, [], outcomes, alert=None)
-    return len(taken.rows)
+    return len(taken.rows) + len(taken.unreadable)
+
+
+async def _one_by_one(deps: Deps, rows: list[tuple[int, RawMention]]
+                      ) -> tuple[list[IngestResult], list[int]]:
+    """Store a batch that failed as a whole mention by mention; return the results of
+    those stored and the rows of those that fail alone, which stay in the inbox (to be
+    tried again later, after a fix) instead of holding up the others for ever."""
+    results: list[IngestResult] = []
+    kept: list[int] = []
+    for row_id, raw in rows:
+        try:
+            results += await collecting.ingest([raw], pipeline=deps.pipeline, uow=deps.uow)
+        except Exception as error:
+            if _outage(error):
+                raise
+            log.error("queued mention %s of %s (inbox row %d) cannot be stored (%s: %s); it "
+                      "stays in the inbox and is tried again later", raw.external_id,
+                      raw.source, row_id, type(error).__name__, error)
+            kept.append(row_id)
+    return results, kept
+
+
+def _outage(error: Exception) -> bool:
+    """Tell a storage outage (wait and retry everything) from a mention that cannot be
+    stored (set it aside)."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
+    return isinstance(error, OSError | TimeoutError | RedisError)
 
 
 async def requeue(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> int:

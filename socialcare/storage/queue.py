@@ -43,6 +43,7 @@ class Taken:
     entries: tuple[str, ...]
     rows: tuple[tuple[int, RawMention], ...]
     claimed: int = 0  # entries taken over from a worker that stopped answering
+    unreadable: tuple[int, ...] = ()  # rows this version cannot read: they stay
 
 
 def consumer_name() -> str:
@@ -95,20 +96,34 @@ class IngestQueue:
         ids = sorted({int(i) for _, fields in entries for i in fields.get("ids", "").split(",")
                       if i.isdigit()})
         rows: list[tuple[int, RawMention]] = []
+        unreadable: list[int] = []
         if ids:
             async with self._engine.connect() as conn:
                 found = await conn.execute(
                     select(inbox.c.id, inbox.c.mention).where(inbox.c.id.in_(ids))
                     .order_by(inbox.c.id))
-                rows = [(row.id, _from_json(row.mention)) for row in found]
-        return Taken(tuple(entry_id for entry_id, _ in entries), tuple(rows), claimed)
+                for row in found:
+                    try:
+                        rows.append((row.id, _from_json(row.mention)))
+                    except (KeyError, TypeError, ValueError) as error:
+                        log.error("inbox row %d cannot be read (%s: %s); it stays in the "
+                                  "inbox and is tried again later", row.id,
+                                  type(error).__name__, error)
+                        unreadable.append(row.id)
+        return Taken(tuple(entry_id for entry_id, _ in entries), tuple(rows), claimed,
+                     tuple(unreadable))
 
-    async def done(self, taken: Taken) -> None:
-        """Forget what was taken: delete its rows, then acknowledge its entries."""
-        if taken.rows:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    delete(inbox).where(inbox.c.id.in_([row_id for row_id, _ in taken.rows])))
+    async def done(self, taken: Taken, *, kept: Sequence[int] = (), now: datetime) -> None:
+        """Forget what was taken: delete its rows — but the unreadable ones and `kept`,
+        which wait to be announced again — then acknowledge its entries."""
+        stay = {*taken.unreadable, *kept}
+        async with self._engine.begin() as conn:
+            stored = [row_id for row_id, _ in taken.rows if row_id not in stay]
+            if stored:
+                await conn.execute(delete(inbox).where(inbox.c.id.in_(stored)))
+            if stay:  # not announced again before the sweep's full wait
+                await conn.execute(update(inbox).where(inbox.c.id.in_(sorted(stay)))
+                                   .values(queued_at=now))
         if taken.entries:
             await self._redis.xack(self._stream, self._group, *taken.entries)
             await self._redis.xdel(self._stream, *taken.entries)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from socialcare.adapters.telemetry import Telemetry
 from socialcare.bot.model import Author, RawMention
@@ -83,6 +83,34 @@ async def test_a_mention_with_nul_characters_is_handed_over_like_any_other(
     assert taken == 1
     assert tuple(stored) == ("Kcell, no signal", "Aigerim")
     assert await _count(storage, inbox) == 0
+
+
+async def test_a_row_that_cannot_be_read_or_stored_waits_aside_and_holds_up_no_other(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    assert deps.queue is not None
+    too_long = RawMention(  # longer than the column: PostgreSQL refuses it
+        source="webhook", external_id="x" * 300, text="Kcell?",
+        published_at=clock.now() - timedelta(minutes=1), author=Author(id="u9"))
+    ids = await deps.queue.put([_mention(1), _mention(2), too_long, _mention(3)],
+                               now=clock.now())
+    async with storage.engine.begin() as conn:  # written by a version that knew more
+        await conn.execute(update(inbox).where(inbox.c.id == ids[1])
+                           .values(mention={"source": "webhook", "shape": "unknown"}))
+
+    clock.advance(seconds=5)
+    taken = await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
+
+    async with storage.engine.connect() as conn:
+        waiting = (await conn.execute(select(inbox.c.id, inbox.c.queued_at))).all()
+    refuses_long_ids = storage.url.startswith("postgresql")
+    assert taken == 4
+    assert await _count(storage, cases) == (2 if refuses_long_ids else 3)
+    assert sorted(row.id for row in waiting) == (
+        [ids[1], ids[2]] if refuses_long_ids else [ids[1]])
+    assert all(row.queued_at == clock.now() for row in waiting)  # wait a full sweep again
+    assert (await storage.redis.xpending("ingest", "workers"))["pending"] == 0
 
 
 async def test_what_a_dead_worker_took_is_claimed_by_another_and_stored_once(
