@@ -49,6 +49,9 @@ async def test_a_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path: Pa
                             seconds=120)
                 killed_with = await doomed.kill()
             stored_when_killed = await rows(cases)
+            # It dies mid-batch (it is never idle with thousands queued): what it had
+            # taken is left pending, for XAUTOCLAIM.
+            left_pending = await pending_entries()
             async with running(tmp_path, "workers", **urls):
                 await until(lambda: rows(inbox), lambda waiting: waiting == 0, seconds=180)
                 # What the killed worker took and never acknowledged is taken over too.
@@ -69,6 +72,7 @@ async def test_a_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path: Pa
     assert answers == [(202, {"queued"})] * (MENTIONS // 500)
     assert killed_with == -signal.SIGKILL
     assert MENTIONS // 5 <= stored_when_killed < MENTIONS
+    assert left_pending > 0
     assert stored == distinct == made == MENTIONS
     # One card per channel: the example config's Slack channel and Telegram chat, each
     # queued once for the messenger processes to post (they post each card once).
