@@ -78,6 +78,13 @@ async def test_a_redis_restart_mid_run_loses_no_mention(tmp_path: Path) -> None:
             async with _redis_server(port):
                 after = await post_all(collector.url, bodies(BEFORE + DURING, AFTER))
                 await until(lambda: rows(inbox), lambda waiting: waiting == 0, seconds=120)
+                # Nothing is left on its way either: every entry was acknowledged.
+                redis = Redis.from_url(urls["redis_url"], decode_responses=True)
+                try:
+                    pending = await until(
+                        lambda: _pending(redis), lambda left: left == 0, seconds=30)
+                finally:
+                    await redis.aclose()
         async with engine.connect() as conn:
             stored, distinct = (await conn.execute(select(
                 func.count(), func.count(func.distinct(mentions.c.external_id))))).one()
@@ -89,3 +96,8 @@ async def test_a_redis_restart_mid_run_loses_no_mention(tmp_path: Path) -> None:
     assert before + during + after == [(202, {"queued"})] * ((BEFORE + DURING + AFTER) // 500)
     assert stored_while_away < BEFORE + DURING
     assert stored == distinct == made == BEFORE + DURING + AFTER
+    assert pending == 0
+
+
+async def _pending(redis: Redis) -> int:  # type: ignore[type-arg]
+    return int((await redis.xpending("ingest", "workers"))["pending"])
