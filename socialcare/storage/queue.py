@@ -60,6 +60,9 @@ class IngestQueue:
         self._redis = redis
         self._stream = stream
         self._group = group
+        # Rows this process stored while Redis was away: announced with the next put
+        # that reaches it (the inbox sweep is the fallback, should the process stop).
+        self._unannounced: set[int] = set()
 
     async def put(self, raws: Sequence[RawMention], *, now: datetime) -> list[int]:
         """Store mentions in the inbox and announce them; return their row ids.
@@ -75,11 +78,18 @@ class IngestQueue:
                  for raw in raws],
             )
             ids = [row.id for row in result]
+        late = sorted(self._unannounced)
         try:
-            await self._announce(ids)
+            await self._announce([*late, *ids])
         except RedisError as error:
+            self._unannounced.update(ids)
             log.warning("%d queued mention(s) not announced, Redis is unavailable (%s); "
-                        "they wait in the inbox", len(ids), type(error).__name__)
+                        "they wait in the inbox", len(self._unannounced),
+                        type(error).__name__)
+        else:
+            self._unannounced.difference_update(late)
+            if late:
+                log.info("announced %d mention(s) queued while Redis was away", len(late))
         return ids
 
     async def take(self, consumer: str, *, count: int, block_ms: int,

@@ -3,9 +3,11 @@ whatever happens to the worker that took them or to Redis."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
+import fakeredis
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
@@ -170,6 +172,28 @@ async def test_a_mention_handed_over_while_redis_is_away_is_kept_and_sent_later(
 
     assert len(ids) == 2
     assert (announced, stored) == (2, 2)
+
+
+async def test_what_was_queued_while_redis_was_away_goes_out_with_the_next_hand_over(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    server = fakeredis.FakeServer()  # a Redis this test can take away and bring back
+    redis = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+    deps = dataclasses.replace(_deps(storage, team, clock), redis=redis,
+                               queue=IngestQueue(storage.engine, redis))
+    assert deps.queue is not None
+    await deps.queue.ensure_group()
+    server.connected = False
+    away = await deps.queue.put([_mention(1), _mention(2)], now=clock.now())
+    server.connected = True
+    back = await deps.queue.put([_mention(3)], now=clock.now())
+
+    taken = await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
+
+    assert len(away) == 2 and len(back) == 1
+    assert taken == 3  # all of them, at once: no sweep was needed
+    assert await _count(storage, cases) == 3
+    assert await _count(storage, inbox) == 0
 
 
 async def test_a_queued_mention_of_a_source_no_longer_configured_is_dropped_not_stuck(
