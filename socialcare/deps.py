@@ -35,6 +35,7 @@ class Role(StrEnum):
 
 
 ALL_ROLES = frozenset(Role)
+PASSWORD_CHECKS_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class Deps:
     queue: IngestQueue | None = None
     # Set to wake the dispatcher when a case changed in this process.
     card_changes: asyncio.Event = field(default_factory=asyncio.Event)
+    # Console password checks hashing at once (16 MiB and tens of ms of a core each);
+    # the others wait their turn.
+    password_checks: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(PASSWORD_CHECKS_AT_ONCE))
 
     def wake(self) -> None:
         """Tell the dispatcher that cards are out of step."""

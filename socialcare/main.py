@@ -308,6 +308,9 @@ def _run_socket_mode(
 class CannotListen(Exception):
     """The HTTP server could not bind its address."""
 
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {error.strerror}")
+
 
 async def serve(app: App, *, host: str, port: int,
                 extend: Callable[[web.Application], None] | None = None,
@@ -328,7 +331,7 @@ async def serve(app: App, *, host: str, port: int,
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as error:  # taken in the moment since the check
-            raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from error
+            raise CannotListen(host, port, error) from error
         roles = "all" if deps.roles == ALL_ROLES else "+".join(sorted(deps.roles))
         log.info("socialcare is up on http://%s:%d as %s (database: %s, redis: %s)",
                  f"[{host}]" if ":" in host else host, port, roles,
@@ -354,7 +357,7 @@ async def _check_address(host: str, port: int) -> None:
         probe = await asyncio.get_running_loop().create_server(
             asyncio.Protocol, host, port, reuse_address=True, start_serving=False)
     except OSError as error:
-        raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from error
+        raise CannotListen(host, port, error) from error
     probe.close()
     await probe.wait_closed()
 

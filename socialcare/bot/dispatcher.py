@@ -260,7 +260,7 @@ class Dispatcher:
             await self._post(card, target, digest, now, report)
             return
         if digest != card.fingerprint:
-            if not await self._edit(card, target, now, report):
+            if not await self._edit(card, card.message_id, target, now, report):
                 return
         else:
             report.unchanged += 1
@@ -271,7 +271,7 @@ class Dispatcher:
                                    next_due=target.next_due if done else now)
             await uow.commit()
 
-    async def _edit(self, card: Card, target: _Target, now: datetime,
+    async def _edit(self, card: Card, message_id: str, target: _Target, now: datetime,
                     report: DispatchReport) -> bool:
         """Edit the card to show the target; tell whether it was sent (or cannot be).
 
@@ -291,7 +291,7 @@ class Dispatcher:
             if not await self._room(limits, card, report):
                 return False
             try:
-                await messenger.update_card(card.channel, card.message_id or "", target.view)
+                await messenger.update_card(card.channel, message_id, target.view)
             except Undeliverable as gone:
                 log.warning("card %s in %s %s cannot be edited: %s",
                             card.id, card.messenger, card.channel, gone)

@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,7 +34,6 @@ MIN_PASSWORD = 10
 # Wrong passwords for one person within the window, after which sign-in waits.
 MAX_FAILURES = 5
 FAILURE_WINDOW_SECONDS = 15 * 60
-HASHING_AT_ONCE = 2  # password checks running at once; the others wait their turn
 # scrypt's cost: 16 MiB and ~50 ms per try (OWASP's minimum is N=2^17 with r=8 for
 # interactive logins on dedicated hardware; this keeps a small server responsive).
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -169,16 +167,6 @@ async def sign_in_with_link(deps: Deps, token: str) -> SignedIn | None:
     return signed
 
 
-_hashing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary())
-
-
-def _hashing_slots() -> asyncio.Semaphore:
-    """The running loop's password-check slots (a semaphore belongs to one loop)."""
-    loop = asyncio.get_running_loop()
-    return _hashing.setdefault(loop, asyncio.Semaphore(HASHING_AT_ONCE))
-
-
 async def sign_in_with_password(deps: Deps, typed: str, password: str) -> SignedIn | None:
     """Check a password; None if the person or the password is wrong.
 
@@ -195,9 +183,8 @@ async def sign_in_with_password(deps: Deps, typed: str, password: str) -> Signed
     if person is not None:
         async with deps.uow() as uow:
             stored = await uow.console.password_hash(person.id)
-    # Hash anyway when there is nothing to compare with: the answer takes as long. A few
-    # at a time: each takes 16 MiB and tens of milliseconds of a core.
-    async with _hashing_slots():
+    # Hash anyway when there is nothing to compare with: the answer takes as long.
+    async with deps.password_checks:
         matches = await asyncio.to_thread(password_matches, password, stored or _DUMMY_HASH)
     if person is None or stored is None or not matches:
         return None

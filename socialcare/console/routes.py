@@ -97,6 +97,12 @@ def _see_other(to: str) -> web.Response:
     return web.Response(status=303, headers={"Location": to})
 
 
+def _signed_out() -> web.Response:
+    response = _see_other("/signin")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
 def _download(body: bytes, content_type: str, filename: str) -> web.Response:
     return web.Response(body=body, content_type=content_type, charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -204,16 +210,12 @@ def register(app: web.Application, deps: Deps) -> None:
     async def signout(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         await access.sign_out(deps, visitor.session)
         audience.end(session=visitor.session.token_hash)
-        response = _see_other("/signin")
-        response.del_cookie(SESSION_COOKIE, path="/")
-        return response
+        return _signed_out()
 
     async def signout_everywhere(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         await access.sign_out_everywhere(deps, visitor.person.id)
         audience.end(person_id=visitor.person.id)
-        response = _see_other("/signin")
-        response.del_cookie(SESSION_COOKIE, path="/")
-        return response
+        return _signed_out()
 
     # ── The wallboard ──────────────────────────────────────────────────────────────
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from socialcare.deps import Deps
 from socialcare.handlers import background
@@ -45,7 +45,7 @@ class OpenStream:
     person_id: str
     session: str  # the session token's hash
     updates: Stream
-    ended: bool = field(default=False)  # its session was signed out
+    ended: bool = False  # its session was signed out
 
 
 class Audience:

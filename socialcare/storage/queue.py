@@ -18,7 +18,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -205,24 +205,21 @@ class IngestQueue:
 
 def _to_json(raw: RawMention) -> dict[str, Any]:
     author = raw.author
-    return {
-        "source": raw.source, "external_id": _storable(raw.external_id),
-        "text": _storable(raw.text), "published_at": raw.published_at.isoformat(),
-        "url": _storable(raw.url), "platform": raw.platform,
-        "thread_id": _storable(raw.thread_id), "parent_id": _storable(raw.parent_id),
-        "author": {"id": _storable(author.id), "name": _storable(author.name),
-                   "handle": _storable(author.handle), "url": _storable(author.url)},
-    }
+    return _without_nul({
+        "source": raw.source, "external_id": raw.external_id, "text": raw.text,
+        "published_at": raw.published_at.isoformat(), "url": raw.url,
+        "platform": raw.platform, "thread_id": raw.thread_id, "parent_id": raw.parent_id,
+        "author": {"id": author.id, "name": author.name, "handle": author.handle,
+                   "url": author.url},
+    })
 
 
-@overload
-def _storable(value: str) -> str: ...
-@overload
-def _storable(value: None) -> None: ...
-def _storable(value: str | None) -> str | None:
+def _without_nul(data: dict[str, Any]) -> dict[str, Any]:
     """Drop NUL, which PostgreSQL's JSON cannot hold (the pipeline drops control
     characters from what it stores anyway)."""
-    return None if value is None else value.replace("\x00", "")
+    return {key: _without_nul(value) if isinstance(value, dict)
+            else value.replace("\x00", "") if isinstance(value, str) else value
+            for key, value in data.items()}
 
 
 def _from_json(data: dict[str, Any]) -> RawMention:
