@@ -63,6 +63,14 @@ class NotAllowed(DomainError):
     """The person may not do this; `key` says which rule refused them."""
 
 
+class TeamFiguresOnly(NotAllowed):
+    """The team's figures are for leads, directors and admins (`Person.reads_team_figures`)."""
+
+    def __init__(self) -> None:
+        super().__init__("Only shift leads, directors and admins read the team's figures; "
+                         "agents read their own and the queue.", key="error.team_figures")
+
+
 class ConcurrentUpdate(Exception):
     """The case changed after it was read; the command must be retried on fresh state.
 

@@ -137,6 +137,15 @@ class Person:
         """Tell whether this person may overrule a claim."""
         return self.role in (Role.LEAD, Role.ADMIN)
 
+    @property
+    def reads_team_figures(self) -> bool:
+        """Tell whether this person may read the team's figures — reports, other agents'
+        figures, escalation lists, the digest — in the chat and the console alike.
+
+        Shift leads, directors and admins may; agents read their own figures and the
+        queue, and the second line neither."""
+        return self.role in (Role.LEAD, Role.DIRECTOR, Role.ADMIN)
+
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 

@@ -14,7 +14,7 @@ from aiohttp.web_urldispatcher import AbstractResource
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from socialcare.bot.cards import display_name
-from socialcare.bot.team import Person, Role
+from socialcare.bot.team import Person
 from socialcare.console.access import Visitor
 from socialcare.deps import Deps
 
@@ -42,8 +42,8 @@ def templates() -> Environment:
 
 
 def may_report(person: Person) -> bool:
-    """Tell whether a person may read the reports (shift leads, directors, admins)."""
-    return person.role in (Role.LEAD, Role.DIRECTOR, Role.ADMIN)
+    """Tell whether a person may read the reports: the team's rule for its figures."""
+    return person.reads_team_figures
 
 
 def local_time(at: datetime | None, deps: Deps, *, seconds: bool = False) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.cards import render_card
-from socialcare.bot.errors import DomainError, NotAllowed
+from socialcare.bot.errors import DomainError, NotAllowed, TeamFiguresOnly
 from socialcare.bot.model import Case, Mention, State
 from socialcare.bot.ports import MessengerError, Note
 from socialcare.bot.team import Person, Role
@@ -31,6 +31,8 @@ COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate",
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
+# Commands that read the team's figures: the same rule as the console's /reports.
+TEAM_FIGURES = frozenset({"report", "digest", "escalations"})
 
 
 # Buttons that act at once, and the domain command each one sends.
@@ -86,6 +88,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
         return ChatReply(text("error.not_in_roster"))
     args = args.strip()
     try:
+        if name in TEAM_FIGURES and not person.reads_team_figures:
+            raise TeamFiguresOnly()
         if name == "help":
             return ChatReply(text("command.help"))
         if name == "queue":

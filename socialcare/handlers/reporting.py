@@ -6,6 +6,7 @@ import asyncio
 
 from socialcare.adapters.charts import reaction_chart, volume_chart
 from socialcare.adapters.spreadsheet import cases_csv
+from socialcare.bot.errors import TeamFiguresOnly
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS, duration, render_report, share
 from socialcare.bot.reports import BadPeriod, Period, Report, parse_period
 from socialcare.bot.team import Person
@@ -67,7 +68,8 @@ async def run_report(args: str, deps: Deps) -> ChatReply:
 
 
 async def run_agent(args: str, person: Person, deps: Deps) -> ChatReply:
-    """Run `/agent [@someone] [period]`: one agent's figures (default: your own, this week)."""
+    """Run `/agent [@someone] [period]`: one agent's figures (default: your own, this week;
+    someone else's for those who read the team's figures)."""
     text = deps.catalog
     agent, period_word = person, "week"
     for word in args.split():
@@ -78,6 +80,8 @@ async def run_agent(args: str, person: Person, deps: Deps) -> ChatReply:
             agent = found
         else:
             period_word = word
+    if agent.id != person.id and not person.reads_team_figures:
+        raise TeamFiguresOnly()
     try:
         period = parse_period(period_word, now=deps.clock.now(), zone=deps.team.zone)
     except BadPeriod:

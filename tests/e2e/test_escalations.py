@@ -14,6 +14,8 @@ from tests.e2e.chat import (
     ASKAR_TG,
     DANIYAR_TG,
     NURLAN_SLACK,
+    SAULE_SLACK,
+    SAULE_TG,
     SLACK_CHANNEL,
     TELEGRAM_CHAT,
     Chat,
@@ -179,7 +181,7 @@ async def test_the_weekly_digest_is_posted_once_with_its_agenda_and_on_demand(
             "/escalate", "1 positive @nurlan Customers love the new tariff | Tell marketing",
             user=AIGERIM_SLACK, channel=SLACK_CHANNEL))
         await eventually(lambda: chat.slack.responses())
-        await chat.telegram_send(chat.telegram.command_update("digest", "", from_user=DANIYAR_TG))
+        await chat.telegram_send(chat.telegram.command_update("digest", "", from_user=SAULE_TG))
         document = await eventually(lambda: [m for m in chat.telegram.bot_messages(
             TELEGRAM_CHAT) if m.media])
 
@@ -244,7 +246,7 @@ async def test_the_telegram_conversation_escalates_and_the_director_writes_back(
         await eventually(lambda: "Audit first, then refund everyone affected" in (
             chat.telegram.message(director["id"], escalation_card.message_id).text or ""))
         await chat.slack_send(chat.slack.slash_command("/escalations", "insight",
-                                                       user=AIGERIM_SLACK, channel=SLACK_CHANNEL))
+                                                       user=SAULE_SLACK, channel=SLACK_CHANNEL))
         listed = await eventually(lambda: chat.slack.responses())
         shown = chat.telegram.message(director["id"], escalation_card.message_id).text
 

@@ -11,11 +11,14 @@ import numpy as np
 from matplotlib.image import imread
 
 from socialcare.bot import cases
+from socialcare.console import access
 from socialcare.handlers import scheduler
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
     DANIYAR_TG,
+    SAULE_SLACK,
+    SAULE_TG,
     SLACK_CHANNEL,
     TELEGRAM_CHAT,
     eventually,
@@ -23,6 +26,7 @@ from tests.e2e.chat import (
     minutes_ago,
     running_chat,
 )
+from tests.e2e.test_console import PASSWORD, browser
 
 SLA_RED = np.array([0xd6, 0x27, 0x28]) / 255
 
@@ -48,10 +52,10 @@ async def test_the_same_report_in_slack_and_telegram_with_charts_and_csv(
         await cases.mark_answered(cases.MarkAnswered(results[2]["case_id"], "daniyar"),
                                   **service)
         await chat.slack_send(chat.slack.slash_command("/report", "today csv",
-                                                       user=AIGERIM_SLACK,
+                                                       user=SAULE_SLACK,
                                                        channel=SLACK_CHANNEL))
         await chat.telegram_send(chat.telegram.command_update("report", "today",
-                                                              from_user=DANIYAR_TG))
+                                                              from_user=SAULE_TG))
         answer = (await eventually(lambda: chat.slack.responses()))[0].body
         slack_text = answer["blocks"][0]["elements"][0]["elements"][0]["text"]
         telegram_text = await eventually(lambda: next(
@@ -73,7 +77,7 @@ async def test_the_same_report_in_slack_and_telegram_with_charts_and_csv(
         for command, text in (("/report", "someday"), ("/report", "2026-11-30..2026-11-01"),
                               ("/sla", "")):
             answers.append((await chat.slack_command(command, text,
-                                                     user=AIGERIM_SLACK)).body["text"])
+                                                     user=SAULE_SLACK)).body["text"])
 
     assert slack_text == telegram_text
     assert slack_text.startswith("📊 Report 25.11.2026 (today): 3 cases, 0% dismissed")
@@ -153,11 +157,47 @@ async def test_an_agents_figures_and_usage_for_nobody(
             await cases.mark_answered(cases.MarkAnswered(result["case_id"], "aigerim"),
                                       **service)
         own = await chat.slack_command("/agent", "today", user=AIGERIM_SLACK)
-        other = await chat.slack_command("/agent", "@daniyar week", user=AIGERIM_SLACK)
-        nobody = await chat.slack_command("/agent", "@ghost", user=AIGERIM_SLACK)
+        other = await chat.slack_command("/agent", "@daniyar week", user=SAULE_SLACK)
+        nobody = await chat.slack_command("/agent", "@ghost", user=SAULE_SLACK)
 
     assert own.body["text"].startswith(
         "👤 Aigerim, 25.11.2026: answered 2 cases first · reaction median 16 min, p90 19 min"
         " · within SLA 50% (1 met, 1 missed)")
     assert other.body["text"].startswith("Daniyar answered no case first in 23.11–25.11.2026")
     assert nobody.body["text"].startswith("Usage: /agent")
+
+
+async def test_the_team_figures_follow_one_rule_in_the_chat_and_the_console(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 5)))
+        agent = [(await chat.slack_command(command, text, user=AIGERIM_SLACK)).body["text"]
+                 for command, text in (("/report", "today"), ("/digest", ""),
+                                       ("/escalations", ""), ("/agent", "@daniyar"),
+                                       ("/agent", "today"), ("/queue", ""), ("/sla", ""))]
+        await chat.telegram_send(chat.telegram.command_update("report", "today",
+                                                              from_user=DANIYAR_TG))
+        in_telegram = await eventually(lambda: [
+            m.text for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+            if (m.text or "").startswith("The team's figures")])
+        lead = [(await chat.slack_command(command, text, user=SAULE_SLACK)).body["text"]
+                for command, text in (("/report", "today"), ("/escalations", ""),
+                                      ("/agent", "@aigerim"))]
+        pages = {}
+        for person in ("aigerim", "saule", "nurlan", "gulnara"):
+            await access.set_password(chat.deps, person, PASSWORD)
+            async with browser(chat.base_url) as visitor:
+                assert await visitor.sign_in(person) == 303
+                pages[person] = (await visitor.get("/reports"))[0]
+
+    refused = "The team's figures are for shift leads, directors and admins"
+    assert [text.startswith(refused) for text in agent] == [True] * 4 + [False] * 3
+    assert agent[4].startswith("Aigerim answered no case first")
+    assert len(in_telegram) == 1
+    assert lead[0].startswith("📊 Report") and lead[1].startswith("No escalations")
+    assert lead[2].startswith("Aigerim answered no case first")
+    assert pages == {"aigerim": 403, "saule": 200, "nurlan": 200, "gulnara": 403}
+    team = chat.deps.team
+    assert [p.id for p in team.people if p.reads_team_figures] == ["saule", "nurlan", "askar",
+                                                                  "admin"]
