@@ -53,6 +53,13 @@ class CaseRepository(Protocol):
         """Return open cases, earliest response deadline first."""
         ...
 
+    async def list_queue(self, holder: str, *, unclaimed: bool,
+                         limit: int) -> tuple[list[Case], int]:
+        """Return the open cases `holder` holds — with `unclaimed`, also the new and
+        reopened ones nobody holds — earliest response deadline first, at most `limit`
+        of them, and how many there are in all."""
+        ...
+
     async def published_between(self, start: datetime, end: datetime) -> list[int]:
         """Return the ids of cases whose customer published in [start, end)."""
         ...

@@ -16,7 +16,7 @@ from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, NotAllowed, TeamFiguresOnly
-from socialcare.bot.model import Case, Mention, State
+from socialcare.bot.model import Case, Mention
 from socialcare.bot.ports import MessengerError, Note
 from socialcare.bot.team import Person, Role
 from socialcare.console import access
@@ -139,21 +139,16 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
 
 async def _queue(person: Person, deps: Deps, *, mine_only: bool) -> ChatReply:
     async with deps.uow() as uow:
-        open_cases = await uow.cases.list_open(limit=500)
-        wanted = [
-            case for case in open_cases
-            if case.claimed_by == person.id
-            or (not mine_only and case.state in (State.NEW, State.REOPENED))
-        ]
-        firsts = await uow.mentions.first_of([c.id for c in wanted[:QUEUE_LINES] if c.id])
+        shown, count = await uow.cases.list_queue(person.id, unclaimed=not mine_only,
+                                                  limit=QUEUE_LINES)
+        firsts = await uow.mentions.first_of([c.id for c in shown if c.id])
     text = deps.catalog
-    if not wanted:
+    if not shown:
         return ChatReply(text("command.mine_empty" if mine_only else "command.queue_empty"))
-    lines = [text("command.mine_title" if mine_only else "command.queue_title",
-                  count=len(wanted))]
-    lines += [_queue_line(case, firsts.get(case.id or 0), deps) for case in wanted[:QUEUE_LINES]]
-    if len(wanted) > QUEUE_LINES:
-        lines.append(text("command.more", count=len(wanted) - QUEUE_LINES))
+    lines = [text("command.mine_title" if mine_only else "command.queue_title", count=count)]
+    lines += [_queue_line(case, firsts.get(case.id or 0), deps) for case in shown]
+    if count > len(shown):
+        lines.append(text("command.more", count=count - len(shown)))
     return ChatReply("\n".join(lines))
 
 

@@ -104,6 +104,26 @@ class SqlCaseRepository:
         )
         return [_case(row) for row in rows]
 
+    async def list_queue(self, holder: str, *, unclaimed: bool,
+                         limit: int) -> tuple[list[Case], int]:
+        """Return the open cases `holder` holds (and, with `unclaimed`, the new and
+        reopened ones), earliest response deadline first, at most `limit`; and the count."""
+        wanted = cases.c.claimed_by == holder
+        if unclaimed:
+            waiting = cases.c.state.in_([State.NEW.value, State.REOPENED.value])
+            wanted = or_(wanted, waiting)
+        where = (cases.c.state.in_([s.value for s in OPEN_STATES]), wanted)
+        rows = await self._conn.execute(
+            select(cases).where(*where)
+            .order_by(cases.c.response_due_at.asc().nulls_last(), cases.c.id)
+            .limit(limit)
+        )
+        found = [_case(row) for row in rows]
+        if len(found) < limit:
+            return found, len(found)
+        total = await self._conn.scalar(select(func.count()).select_from(cases).where(*where))
+        return found, int(total or 0)
+
     async def published_between(self, start: datetime, end: datetime) -> list[int]:
         """Return the ids of cases whose customer published in [start, end)."""
         rows = await self._conn.execute(
