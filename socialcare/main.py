@@ -145,6 +145,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
         dispatcher = Dispatcher(
             team, catalog, uow=deps.uow, clock=clock, messengers=messengers,
             budgets=RedisRateBudgets(redis), can_publish=lambda source: source in publishers,
+            escalation_url=lambda escalation_id: console.escalation_url(deps, escalation_id),
         )
         yield App(deps=deps, dispatcher=dispatcher, bolt=bolt, telegram=telegram)
 

@@ -133,6 +133,7 @@ class Dispatcher:
         messengers: Mapping[str, Messenger],
         budgets: RateBudgets,
         can_publish: Callable[[str], bool] = lambda source: False,
+        escalation_url: Callable[[int], str | None] = lambda escalation_id: None,
     ) -> None:
         self._team = team
         self._catalog = catalog
@@ -141,6 +142,8 @@ class Dispatcher:
         self._messengers = messengers
         self._budgets = budgets
         self._can_publish = can_publish
+        # Where every case of an escalation is listed (the console), if anywhere.
+        self._escalation_url = escalation_url
 
     async def sync(self, *, limit: int = 100) -> DispatchReport:
         """Sync up to `limit` due cards, most pressing first; then send notices."""
@@ -244,7 +247,8 @@ class Dispatcher:
         for_director: bool,
     ) -> _Target:
         view = render_escalation(escalation, events, cases, firsts, team=self._team,
-                                 catalog=self._catalog, now=now, for_director=for_director)
+                                 catalog=self._catalog, now=now, for_director=for_director,
+                                 cases_url=self._escalation_url(escalation.id or 0))
         alerts = [
             (e.id or 0, Note(self._catalog(f"note.escalation.{e.kind}", id=escalation.id,
                                            ping=e.data.get("ping", 0))), True)

@@ -52,6 +52,11 @@ class EscalationView:
     options: tuple[str, ...]  # raw
     cases: tuple[LinkedCase, ...]
     more_cases: int
+    # The cases past those listed: "… and 5 more: #31, #32, …" (None when all are listed).
+    more_text: str | None
+    # The console's list of every case of the escalation, when the console has an address.
+    all_cases_url: str | None
+    all_cases_label: str
     raised_text: str
     director_text: str
     state: EscalationState
@@ -77,9 +82,11 @@ def render_escalation(
     catalog: Catalog,
     now: datetime,
     for_director: bool = True,
+    cases_url: str | None = None,
 ) -> EscalationView:
     """Build the card of an escalation; a director it has passed from sees it without
-    the director's buttons (`for_director` False)."""
+    the director's buttons (`for_director` False). `cases_url` is where every case of
+    it is listed (the console), for the cases the card has no room for."""
     e = escalation
     assert e.id is not None
     text = catalog
@@ -101,6 +108,7 @@ def render_escalation(
             excerpt=words[:120] + ("…" if len(words) > 120 else ""),
             url=first.url if first else None,
         ))
+    rest = e.case_ids[CASES_SHOWN:]
     who = display_name(e.director, team, text)
     if e.state is EscalationState.OPEN:
         state_text = text("escalation.waiting", who=who)
@@ -125,7 +133,11 @@ def render_escalation(
         problem=e.problem,
         options=e.options,
         cases=tuple(linked),
-        more_cases=max(0, len(e.case_ids) - CASES_SHOWN),
+        more_cases=len(rest),
+        more_text=text("escalation.more_cases", count=len(rest),
+                       ids=", ".join(f"#{case_id}" for case_id in rest)) if rest else None,
+        all_cases_url=cases_url,
+        all_cases_label=text("escalation.all_cases", count=len(e.case_ids)),
         raised_text=text("escalation.raised", who=display_name(e.raised_by, team, text),
                          time=clock(e.raised_at)),
         director_text=text("escalation.director", who=who),

@@ -3,6 +3,7 @@
     GET  /                      the wallboard          GET  /events       its live updates (SSE)
     GET  /cases/{id}            a case                 POST /cases/{id}/{action}
     GET  /cases/{id}/events     its changes (SSE)
+    GET  /escalations/{id}      an escalation and every case it links
     GET  /reports               figures, charts, escalations, digest
     GET  /reports/{chart}.png   GET /reports/cases.csv   GET /reports/digest.md
     GET  /signin  POST /signin  GET|POST /signin/link/{token}
@@ -27,13 +28,14 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from socialcare.bot.errors import CaseNotFound
+from socialcare.bot.errors import CaseNotFound, EscalationNotFound
 from socialcare.bot.escalations import Category
 from socialcare.bot.reports import BadPeriod
 from socialcare.bot.team import Person
 from socialcare.console import access
 from socialcare.console.access import SignedIn, TooManyAttempts, Visitor
 from socialcare.console.case_page import act, case_page
+from socialcare.console.escalation_page import escalation_page
 from socialcare.console.pages import (
     Flash,
     Pages,
@@ -106,6 +108,13 @@ def _signed_out() -> web.Response:
 def _download(body: bytes, content_type: str, filename: str) -> web.Response:
     return web.Response(body=body, content_type=content_type, charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def escalation_url(deps: Deps, escalation_id: int) -> str | None:
+    """Return the console page listing an escalation's cases, if the console has an
+    address (CONSOLE_URL)."""
+    base = access.console_url(deps)
+    return None if base is None else f"{base}/escalations/{escalation_id}"
 
 
 def register(app: web.Application, deps: Deps) -> None:
@@ -301,6 +310,19 @@ def register(app: web.Application, deps: Deps) -> None:
         await keep_flash(deps, visitor, flash)
         raise web.HTTPSeeOther(f"/cases/{case_id}")
 
+    # ── Escalations ───────────────────────────────────────────────────────────────
+
+    async def show_escalation(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        escalation_id = int(request.match_info["escalation_id"])
+        try:
+            page = await escalation_page(escalation_id, deps)
+        except EscalationNotFound:
+            missing = deps.catalog("console.escalation.not_found", id=escalation_id)
+            return await pages.page(request, "message.html", visitor, status=404,
+                                    message=missing)
+        return await pages.page(request, "escalation.html", visitor, page=page,
+                                name_of=pages.name_of)
+
     # ── Reports ────────────────────────────────────────────────────────────────────
 
     async def reports(request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -352,6 +374,7 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_get(r"/cases/{case_id:\d{1,18}}/events", signed_in(case_events)),
         router.add_post(r"/cases/{case_id:\d{1,18}}/{action:[a-z_]+}",
                         signed_in(case_action)),
+        router.add_get(r"/escalations/{escalation_id:\d{1,18}}", signed_in(show_escalation)),
         router.add_get("/reports", signed_in(reports, allowed=may_report)),
         router.add_get("/reports/cases.csv", signed_in(report_csv, allowed=may_report)),
         router.add_get("/reports/digest.md", signed_in(report_digest, allowed=may_report)),

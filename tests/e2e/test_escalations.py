@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from socialcare.bot.actions import ActionKind, CaseAction, EscalationAction
 from socialcare.bot.actions import EscalationActionKind as Kind
+from socialcare.console import access
 from socialcare.handlers import scheduler
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
@@ -24,6 +26,7 @@ from tests.e2e.chat import (
     minutes_ago,
     running_chat,
 )
+from tests.e2e.test_console import PASSWORD, browser
 
 
 def _escalation_cards(chat: Chat, user_id: int) -> list:  # type: ignore[type-arg]
@@ -290,3 +293,41 @@ async def test_a_director_reassigns_from_the_slack_form_to_a_director_in_telegra
     assert told
     # Nurlan's card stays, for the record, with nothing left for him to press but Comment.
     assert nurlan_card()[0].action_ids() == [EscalationAction(Kind.COMMENT, 1).pack()]
+
+
+async def test_an_escalation_card_counts_the_cases_it_has_no_room_for_and_links_them_all(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(*(mention(f"ig-{n}", f"Kcell 4G down again, day {n}",
+                                    published=minutes_ago(flowing_clock, 2))
+                            for n in range(1, 16)))
+        ids = ",".join(str(n) for n in range(1, 16))
+        await chat.slack_command("/escalate", f"{ids} critical @nurlan 4G down in Samal",
+                                 user=AIGERIM_SLACK)
+        await chat.telegram_send(chat.telegram.command_update(
+            "escalate", f"{ids} insight @askar 4G down in Samal", from_user=DANIYAR_TG))
+
+        def nurlan_cards() -> list:  # type: ignore[type-arg]
+            dm = [c for c, info in chat.slack.channels.items() if info.get("user") == NURLAN_SLACK]
+            return [m for m in chat.slack.messages(dm[0]) if m.action_ids()] if dm else []
+
+        [in_slack] = await eventually(nurlan_cards)
+        [in_telegram] = await eventually(lambda: _escalation_cards(chat, ASKAR_TG["id"]))
+        await access.set_password(chat.deps, "nurlan", PASSWORD)
+        async with browser(chat.base_url) as director:
+            assert await director.sign_in("nurlan") == 303
+            status, page, _ = await director.get("/escalations/1")
+            missing = (await director.get("/escalations/99"))[0]
+
+    rest = "… and 5 more: #11, #12, #13, #14, #15"
+    link = f"{chat.base_url}/escalations/"
+    blocks = json.dumps(in_slack.blocks, ensure_ascii=False)
+    assert rest in blocks and "#10 · instagram" in blocks and "#11 · instagram" not in blocks
+    assert f'"url": "{link}1"' in blocks and "All 15 cases in the console" in blocks
+    assert rest in in_telegram.text and "All 15 cases in the console" in in_telegram.text
+    assert any(e.get("url") == f"{link}2" for e in in_telegram.entities)
+    assert status == 200
+    assert page.count('class="escalation-case"') == 15
+    assert 'href="/cases/15"' in page and "4G down in Samal" in page
+    assert missing == 404

@@ -145,6 +145,14 @@ def escalation_blocks(view: EscalationView) -> list[dict[str, Any]]:
             items.append({"type": "rich_text_section",
                           "elements": [head, _text(f" — {case.excerpt}")]})
         rich.append({"type": "rich_text_list", "style": "bullet", "elements": items})
+    rest: list[dict[str, Any]] = []
+    if view.more_text:
+        rest.append(_text(view.more_text))
+    url = safe_url(view.all_cases_url)
+    if url and view.more_text:
+        rest += [_text("\n"), _link(url, view.all_cases_label)]
+    if rest:
+        rich.append({"type": "rich_text_section", "elements": rest})
     blocks.append({"type": "rich_text", "elements": rich})
     blocks.append({"type": "context", "elements": [{
         "type": "mrkdwn", "text": escape(f"{view.raised_text} · {view.director_text}")}]})

@@ -99,8 +99,11 @@ def escalation_html(view: EscalationView) -> str:
             label = f'<a href="{escape(url)}">{escape(case.label)}</a>' if url \
                 else escape(case.label)
             lines.append(f"• {label} — {escape(case.excerpt)}")
-        if view.more_cases:
-            lines.append(f"• … +{view.more_cases}")
+        if view.more_text:
+            lines.append(escape(view.more_text))
+            url = safe_url(view.all_cases_url)
+            if url:
+                lines.append(f'<a href="{escape(url)}">{escape(view.all_cases_label)}</a>')
     lines += ["", f"<i>{escape(view.raised_text)} · {escape(view.director_text)}</i>",
               f"<b>{escape(view.state_text)}</b>"]
     if view.decision:
