@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from socialcare.adapters.messengers.slack_card import escape
 from socialcare.bot import escalations as esc
@@ -34,6 +37,7 @@ from socialcare.deps import Deps
 from socialcare.handlers import escalating, slack_views
 from socialcare.handlers.chat import ChatReply, describe_error, service
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
+from socialcare.storage.replays import SLACK_SECONDS, Replays, slack_key, storage_failed
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,25 @@ def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
 def register(bolt: AsyncApp, deps: Deps) -> None:
     """Add socialcare's listeners to a Bolt app."""
     text = deps.catalog
+    replays = Replays(deps.redis)
+
+    @bolt.middleware
+    async def once(req: AsyncBoltRequest, resp: BoltResponse,
+                   next_: Callable[[], Awaitable[None]]) -> BoltResponse:
+        """Acknowledge a request already acted on (a replay, a redelivery) and drop it.
+
+        Runs after Bolt has checked the signature: only Slack's own requests are marked."""
+        body = req.body
+        key = slack_key((req.headers.get("x-slack-request-timestamp") or [""])[0], req.raw_body,
+                        event_id=body.get("event_id") if body.get("type") == "event_callback"
+                        else None)
+        if not await replays.take(key, seconds=SLACK_SECONDS):
+            log.info("a Slack %s request came again: acknowledged, not acted on twice",
+                     body.get("type") or body.get("command") or "?")
+            return BoltResponse(status=200, body="")
+        req.context["replay_key"] = key
+        await next_()
+        return resp
 
     async def say_privately(respond: Any, reply: ChatReply) -> None:
         await respond(text=escape(reply.text[:300]),
@@ -234,9 +257,12 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         bolt.command(f"/{name}")(_command_listener(name, deps, say_privately))
 
     @bolt.error
-    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+    async def on_error(error: Exception, body: dict[str, Any], context: dict[str, Any]) -> None:
         log.error("Slack listener failed on a %s request: %s", body.get("type", "?"),
                   error, exc_info=error)
+        key = context.get("replay_key")
+        if key and storage_failed(error):
+            await replays.give_back(key)
 
 
 async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:
