@@ -7,6 +7,7 @@ the key and the problem.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from socialcare.adapters.collectors import kinds
@@ -59,6 +60,27 @@ class Settings(BaseSettings):
     # The web console's public base URL: one-time sign-in links point there, and its
     # cookies are Secure when it is https.
     console_url: AnyHttpUrl | None = None
+    # Reverse proxies in front of the server (addresses or networks, comma-separated)
+    # whose X-Forwarded-For names the client: sign-in limits are kept per client address.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{part.strip()!r} is not an address or a network "
+                                     "(e.g. 10.0.0.5 or 10.0.0.0/8)") from None
+        return value
+
+    @property
+    def proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Return the trusted proxies' networks."""
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in self.trusted_proxies.split(",") if part.strip())
 
     @property
     def async_database_url(self) -> str:

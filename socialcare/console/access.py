@@ -31,8 +31,16 @@ TOUCH_EVERY = timedelta(minutes=1)
 # Forget ended links and sessions this long after they stopped counting.
 KEEP_EXPIRED = timedelta(days=1)
 MIN_PASSWORD = 10
-# Wrong passwords for one person within the window, after which sign-in waits.
+# Password sign-in is limited per client address, so that nobody can lock anyone else
+# out. Within the window: wrong passwords for one person from one address, after which
+# that address waits (the person, elsewhere, does not) ...
 MAX_FAILURES = 5
+# ... wrong passwords from one address for anyone, known or not ...
+MAX_CLIENT_FAILURES = 20
+# ... and wrong passwords for one person from every address, past which each further
+# check of that person's password is slowed down — never refused.
+SLOW_DOWN_AFTER = 10
+SLOW_DOWN_SECONDS = 2.0
 FAILURE_WINDOW_SECONDS = 15 * 60
 # scrypt's cost: 16 MiB and ~50 ms per try (OWASP's minimum is N=2^17 with r=8 for
 # interactive logins on dedicated hardware; this keeps a small server responsive).
@@ -48,7 +56,7 @@ class BadPassword(ValueError):
 
 
 class TooManyAttempts(Exception):
-    """Too many wrong passwords for this person lately: wait, or use a link."""
+    """Too many wrong passwords from this address lately: wait, or use a link."""
 
 
 @dataclass(frozen=True)
@@ -167,18 +175,43 @@ async def sign_in_with_link(deps: Deps, token: str) -> SignedIn | None:
     return signed
 
 
-async def sign_in_with_password(deps: Deps, typed: str, password: str) -> SignedIn | None:
-    """Check a password; None if the person or the password is wrong.
+# KEYS: the counters of one attempt; ARGV: the window. Count the attempt in each
+# (a new counter starts the window) and return the counts.
+_COUNT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+    counts[i] = redis.call('INCR', key)
+    if counts[i] == 1 then
+        redis.call('EXPIRE', key, ARGV[1])
+    end
+end
+return counts
+"""
 
-    Raises TooManyAttempts after MAX_FAILURES wrong ones for a person in the window."""
+
+def _failure_keys(name: str, client: str) -> list[str]:
+    return [f"console:signin-failures:{name}:{client}",  # this person from this address
+            f"console:signin-failures:client:{client}",  # anyone from this address
+            f"console:signin-failures:person:{name}"]  # this person from anywhere
+
+
+async def sign_in_with_password(deps: Deps, typed: str, password: str, *,
+                                client: str) -> SignedIn | None:
+    """Check a password typed at the client address `client`; None if the person or the
+    password is wrong.
+
+    Raises TooManyAttempts after MAX_FAILURES wrong ones for a person from this address,
+    or MAX_CLIENT_FAILURES for anyone, in the window; past SLOW_DOWN_AFTER wrong ones
+    for a person from anywhere, each check waits SLOW_DOWN_SECONDS first."""
     person = find_person(deps.team, typed)
-    failures = f"console:signin-failures:{person.id if person else typed.casefold()[:64]}"
+    keys = _failure_keys(person.id if person else typed.strip().casefold()[:64], client)
     # Counted before the check, so that attempts sent at once cannot all pass the limit.
-    attempts = int(await deps.redis.incr(failures))
-    if attempts == 1:
-        await deps.redis.expire(failures, FAILURE_WINDOW_SECONDS)
-    if attempts > MAX_FAILURES:
+    pair, from_client, for_person = (int(n) for n in await deps.redis.eval(
+        _COUNT, len(keys), *keys, FAILURE_WINDOW_SECONDS))
+    if pair > MAX_FAILURES or from_client > MAX_CLIENT_FAILURES:
         raise TooManyAttempts()
+    if for_person > SLOW_DOWN_AFTER:
+        await asyncio.sleep(SLOW_DOWN_SECONDS)
     stored = None
     if person is not None:
         async with deps.uow() as uow:
@@ -188,7 +221,10 @@ async def sign_in_with_password(deps: Deps, typed: str, password: str) -> Signed
         matches = await asyncio.to_thread(password_matches, password, stored or _DUMMY_HASH)
     if person is None or stored is None or not matches:
         return None
-    await deps.redis.delete(failures)
+    # Not a wrong password after all: it counts nowhere.
+    await deps.redis.delete(keys[0])
+    for key in keys[1:]:
+        await deps.redis.decr(key)
     async with deps.uow() as uow:
         signed = await _open_session(uow, person, deps)
         await uow.commit()

@@ -35,6 +35,7 @@ from socialcare.bot.team import Person
 from socialcare.console import access
 from socialcare.console.access import SignedIn, TooManyAttempts, Visitor
 from socialcare.console.case_page import act, case_page
+from socialcare.console.clients import client_address
 from socialcare.console.escalation_page import escalation_page
 from socialcare.console.pages import (
     Flash,
@@ -192,7 +193,9 @@ def register(app: web.Application, deps: Deps) -> None:
         form = await request.post()
         typed, to = str(form.get("person", "")), _safe_next(str(form.get("next", "")))
         try:
-            made = await access.sign_in_with_password(deps, typed, str(form.get("password", "")))
+            made = await access.sign_in_with_password(
+                deps, typed, str(form.get("password", "")),
+                client=client_address(request, deps.settings.proxies))
             error = None if made else deps.catalog("console.signin.wrong")
         except TooManyAttempts:
             made, error = None, deps.catalog("console.signin.throttled")

@@ -80,3 +80,15 @@ def test_secrets_do_not_show_in_the_settings_repr() -> None:
     settings = Settings(ingest_webhook_secret="hunter2", slack_bot_token="xoxb-secret")
     assert "hunter2" not in repr(settings)
     assert "xoxb-secret" not in repr(settings)
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxies = Settings(trusted_proxies="127.0.0.1, 10.0.0.0/8,::1").proxies
+    none = Settings(trusted_proxies="").proxies
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.1, proxy.internal")
+
+    assert [str(p) for p in proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert none == ()
+    with pytest.raises(ConfigError, match=r"TRUSTED_PROXIES: Value error, 'proxy\.internal' "
+                                          r"is not an address or a network"):
+        load_settings()
