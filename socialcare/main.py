@@ -36,13 +36,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from telegram import BotCommand
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder
 
 from socialcare.adapters.clock import SystemClock
 from socialcare.adapters.collectors import kinds
 from socialcare.adapters.collectors.webhook_reply import WebhookReplyPublisher, can_publish
 from socialcare.adapters.messengers.slack import SlackMessenger
 from socialcare.adapters.messengers.telegram import TelegramMessenger
+from socialcare.adapters.messengers.telegram_budget import SharedBudgets
 from socialcare.adapters.telemetry import Telemetry
 from socialcare.adapters.webhooks import SignedWebhookSender
 from socialcare.bot.dispatcher import Dispatcher
@@ -116,12 +117,19 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
         session = await stack.enter_async_context(aiohttp.ClientSession())
         publishers = _publishers(settings, team.sources, session)
         telemetry = Telemetry()
+        budgets = RedisRateBudgets(redis)
         messengers: dict[str, Messenger] = {}
         bolt = telegram = None
         if settings.slack_bot_token is not None:
             bolt, messengers["slack"] = _slack(settings, telemetry)
+        # The dispatcher takes every card's call from the budgets before making it.
+        card_messengers = dict(messengers)
         if settings.telegram_bot_token is not None:
-            telegram, messengers["telegram"] = _telegram(settings, telemetry)
+            telegram = _telegram(settings, budgets)
+            messengers["telegram"] = TelegramMessenger(
+                telegram.bot, observe=telemetry.messenger_call)
+            card_messengers["telegram"] = TelegramMessenger(
+                telegram.bot, observe=telemetry.messenger_call, budget_taken=True)
         try:
             collecting = kinds.build(
                 team, session=session, clock=clock, environ=environment(),
@@ -143,8 +151,8 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
         if telegram is not None:
             telegram_handlers.register(telegram, deps)
         dispatcher = Dispatcher(
-            team, catalog, uow=deps.uow, clock=clock, messengers=messengers,
-            budgets=RedisRateBudgets(redis), can_publish=lambda source: source in publishers,
+            team, catalog, uow=deps.uow, clock=clock, messengers=card_messengers,
+            budgets=budgets, can_publish=lambda source: source in publishers,
             escalation_url=lambda escalation_id: console.escalation_url(deps, escalation_id),
         )
         yield App(deps=deps, dispatcher=dispatcher, bolt=bolt, telegram=telegram)
@@ -203,9 +211,7 @@ def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMes
     return bolt, SlackMessenger(cards_client, observe=telemetry.messenger_call)
 
 
-def _telegram(
-    settings: Settings, telemetry: Telemetry
-) -> tuple[TelegramApp, TelegramMessenger]:
+def _telegram(settings: Settings, budgets: RedisRateBudgets) -> TelegramApp:
     assert settings.telegram_bot_token is not None
     if settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is None:
         raise ConfigError("environment: TELEGRAM_WEBHOOK_SECRET is needed with "
@@ -216,12 +222,12 @@ def _telegram(
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(base_url)
         .base_file_url(base_url.removesuffix("bot") + "file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=0))
+        # Every message to a chat takes the chat's budget shared with the cards.
+        .rate_limiter(SharedBudgets(budgets))
     )
     if settings.telegram_webhook_url is not None:
         builder = builder.updater(None)
-    application = builder.build()
-    return application, TelegramMessenger(application.bot, observe=telemetry.messenger_call)
+    return builder.build()
 
 
 def build_app(app: App, *, with_timers: bool = True) -> web.Application:

@@ -33,13 +33,16 @@ from telegram import (
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
+from socialcare.adapters.messengers.telegram_budget import Budget
 from socialcare.bot import escalations as esc
 from socialcare.bot.actions import (
     ActionKind,
@@ -53,6 +56,7 @@ from socialcare.bot.team import Person
 from socialcare.deps import Deps
 from socialcare.handlers import collectors, escalating
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
+from socialcare.storage.replays import TELEGRAM_SECONDS, Replays, storage_failed, telegram_key
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 PROMPT_SECONDS = 24 * 3600  # a prompt can be answered for a day
 DRAFT_SECONDS = 3600  # an escalation being put together is kept for an hour
 _CALLBACK_TEXT = 200  # answerCallbackQuery text limit
-# A person waits for these answers: ride out a flood-control pause (retry_after)
-# instead of dropping the answer. Cards, which the dispatcher reschedules, get none.
+# A person waits for these answers: they wait for room in the chat's shared budget and
+# ride out a flood-control pause (retry_after) instead of dropping the answer. Cards,
+# which the dispatcher reschedules, get none.
 INTERACTIVE_RETRIES = 3
 _CATEGORIES = list(Category)
 
@@ -83,7 +88,7 @@ async def _say(bot: Any, chat_id: int, text: str, *, quote: Message | None = Non
     sent: Message = await bot.send_message(
         chat_id=chat_id, text=text, reply_parameters=reply, reply_markup=markup,
         link_preview_options=None if preview else LinkPreviewOptions(is_disabled=True),
-        rate_limit_args=INTERACTIVE_RETRIES)
+        rate_limit_args=Budget(retries=INTERACTIVE_RETRIES))
     return sent
 
 
@@ -207,6 +212,23 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     """Add socialcare's handlers to a python-telegram-bot application."""
     text = deps.catalog
     talk = _Conversation(deps)
+    replays = Replays(deps.redis)
+
+    def replay_key(update: Update, bot: Any) -> str:
+        return telegram_key(str(bot.token).partition(":")[0], update.update_id)
+
+    async def once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Drop an update already acted on (Telegram delivers again what it thinks was
+        lost, by webhook or to the next poll), whichever process took it first."""
+        if not await replays.take(replay_key(update, context.bot), seconds=TELEGRAM_SECONDS):
+            log.info("Telegram update %s came again: not acted on twice", update.update_id)
+            raise ApplicationHandlerStop
+
+    async def failed(update: object, context: ContextTypes.DEFAULT_TYPE,
+                     error: BaseException | None) -> None:
+        """Let a redelivery act when storage failed before anything was stored."""
+        if isinstance(update, Update) and error is not None and storage_failed(error):
+            await replays.give_back(replay_key(update, context.bot))
 
     async def clicked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[str, bool]:
         query = update.callback_query
@@ -272,9 +294,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             answer, alert = await clicked(update, context)
         except BadAction:
             answer, alert = text("error.unknown_button"), True
-        except Exception:
+        except Exception as error:
             log.exception("Telegram button %r failed", query.data)
             answer, alert = text("error.failed"), True
+            await failed(update, context, error)
         finally:
             await query.answer(text=answer[:_CALLBACK_TEXT], show_alert=alert)
 
@@ -313,6 +336,11 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             await collectors.take_in(deps, [mention])
             return
 
+    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("Telegram handler failed on %r", update, exc_info=context.error)
+        await failed(update, context, context.error)
+
+    application.add_handler(TypeHandler(Update, once), group=-1)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[de]?:"))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, _command_handler(name, deps)))
@@ -325,7 +353,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         application.add_handler(MessageHandler(
             (filters.ChatType.GROUPS | filters.UpdateType.CHANNEL_POST)
             & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_group_message), group=1)
-    application.add_error_handler(_on_error)
+    application.add_error_handler(on_error)
 
 
 def _command_handler(name: str, deps: Deps) -> Any:
@@ -345,10 +373,11 @@ def _command_handler(name: str, deps: Deps) -> Any:
             upload = InputFile(attached.content, filename=attached.filename)
             if attached.image:
                 await context.bot.send_photo(chat_id=message.chat_id, photo=upload,
-                                             rate_limit_args=INTERACTIVE_RETRIES)
+                                             rate_limit_args=Budget(retries=INTERACTIVE_RETRIES))
             else:
-                await context.bot.send_document(chat_id=message.chat_id, document=upload,
-                                                rate_limit_args=INTERACTIVE_RETRIES)
+                await context.bot.send_document(
+                    chat_id=message.chat_id, document=upload,
+                    rate_limit_args=Budget(retries=INTERACTIVE_RETRIES))
 
     return on_command
 
@@ -366,10 +395,6 @@ async def _say_personally(bot: Any, message: Message, user_id: int, text: str,
         await _say(bot, message.chat_id, deps.catalog("console.start_dm"), quote=message)
         return
     await _say(bot, message.chat_id, deps.catalog("console.check_dm"), quote=message)
-
-
-async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    log.error("Telegram handler failed on %r", update, exc_info=context.error)
 
 
 def webhook_route(

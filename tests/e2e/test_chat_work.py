@@ -200,3 +200,24 @@ async def test_a_restart_re_syncs_without_posting_twice(
     assert len(chat.slack.calls_to("chat.postMessage")) == posts_before
     assert not report.posted and not report.edited
     assert result["case_id"] == 1
+
+
+async def test_a_burst_of_commands_next_to_new_cards_draws_no_flood_control(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(*(mention(f"ig-{n}", f"Kcell 4G down, street {n}",
+                                    published=minutes_ago(flowing_clock, 2))
+                            for n in range(3)))
+        for _ in range(4):
+            await chat.telegram_send(chat.telegram.command_update("help", from_user=AIGERIM_TG))
+
+        def answers() -> list:  # type: ignore[type-arg]
+            return [m for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+                    if (m.text or "").startswith("Commands:")]
+
+        await eventually(lambda: len(chat.telegram_cards()) == 3, within=30)
+        await eventually(lambda: len(answers()) == 4, within=30)
+
+    flood = [c.method for c in chat.telegram.calls if c.status == 429]
+    assert flood == []

@@ -10,6 +10,7 @@ from telegram import Bot, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, R
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from socialcare.adapters.messengers.telegram_budget import TAKEN, chat_limits, hold_key
 from socialcare.adapters.messengers.telegram_card import (
     card_html,
     card_keyboard,
@@ -25,11 +26,6 @@ from socialcare.bot.team import Person
 # Told of every call: messenger, API method, outcome (ok, rate_limited, refused, failed).
 Observe = Callable[[str, str, str], None]
 
-# Telegram: about 1 message per second per chat, 20 per minute per group (edits seem
-# to count too), 30 per second overall.
-PER_CHAT_PER_SECOND = 1
-PER_GROUP_PER_MINUTE = 20
-OVERALL_PER_SECOND = 30
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -47,21 +43,23 @@ def _seconds(retry_after: float | timedelta) -> float:
 
 
 class TelegramMessenger:
-    """Post and edit cards, notes and direct messages through one bot."""
+    """Post and edit cards, notes and direct messages through one bot.
+
+    Every call takes its chat's shared budget in the bot's rate limiter (see
+    `telegram_budget`), waiting for room; with `budget_taken` the caller has taken each
+    call from the budgets before making it (the dispatcher), and nothing waits."""
 
     name = "telegram"
 
-    def __init__(self, bot: Bot, *, observe: Observe | None = None) -> None:
+    def __init__(self, bot: Bot, *, observe: Observe | None = None,
+                 budget_taken: bool = False) -> None:
         self._bot = bot
         self._observe = observe or (lambda messenger, method, outcome: None)
+        self._budget = {"rate_limit_args": TAKEN} if budget_taken else {}
 
     def limits(self, operation: str, channel: str) -> Sequence[RateLimit]:
         """Return the rate limits a call to this chat counts against."""
-        limits = [RateLimit(f"telegram:chat:{channel}", PER_CHAT_PER_SECOND, 1.0)]
-        if channel.startswith("-"):  # groups, supergroups and channels
-            limits.append(RateLimit(f"telegram:group:{channel}", PER_GROUP_PER_MINUTE, 60.0))
-        limits.append(RateLimit("telegram:all", OVERALL_PER_SECOND, 1.0))
-        return limits
+        return chat_limits(channel)
 
     async def post_card(self, channel: str, card: CardView | EscalationView) -> str:
         """Post a new card (a case's in a team chat, an escalation's to a director)."""
@@ -69,7 +67,7 @@ class TelegramMessenger:
         message = await self._call(
             channel, self._bot.send_message(
                 chat_id=channel, text=text, parse_mode=ParseMode.HTML,
-                reply_markup=keyboard, link_preview_options=_NO_PREVIEW,
+                reply_markup=keyboard, link_preview_options=_NO_PREVIEW, **self._budget,
             )
         )
         return str(message.message_id)
@@ -84,7 +82,7 @@ class TelegramMessenger:
                 channel, self._bot.edit_message_text(
                     chat_id=channel, message_id=int(message_id), text=text,
                     parse_mode=ParseMode.HTML, reply_markup=keyboard,
-                    link_preview_options=_NO_PREVIEW,
+                    link_preview_options=_NO_PREVIEW, **self._budget,
                 )
             )
         except Undeliverable as error:
@@ -103,7 +101,7 @@ class TelegramMessenger:
         message = await self._call(
             channel, self._bot.send_message(
                 chat_id=channel, text=note_html(note), parse_mode=ParseMode.HTML,
-                reply_parameters=reply, link_preview_options=_NO_PREVIEW,
+                reply_parameters=reply, link_preview_options=_NO_PREVIEW, **self._budget,
             )
         )
         return str(message.message_id)
@@ -126,10 +124,12 @@ class TelegramMessenger:
         caption = note_html(note)[:1024]
         if image:
             await self._call(channel, self._bot.send_photo(
-                chat_id=channel, photo=upload, caption=caption, parse_mode=ParseMode.HTML))
+                chat_id=channel, photo=upload, caption=caption, parse_mode=ParseMode.HTML,
+                **self._budget))
             return
         await self._call(channel, self._bot.send_document(
-            chat_id=channel, document=upload, caption=caption, parse_mode=ParseMode.HTML))
+            chat_id=channel, document=upload, caption=caption, parse_mode=ParseMode.HTML,
+            **self._budget))
 
     async def message_person(self, person: Person, note: Note) -> bool:
         """Send a direct message; False if the person has no Telegram id or never
@@ -150,7 +150,7 @@ class TelegramMessenger:
             self._observe(self.name, name, "rate_limited")
             raise RateLimited(
                 f"Telegram flood control: {error}", retry_after=_seconds(error.retry_after),
-                limit_key=f"telegram:chat:{channel}",
+                limit_key=hold_key(channel),
             ) from error
         except (BadRequest, Forbidden) as error:
             self._observe(self.name, name, "refused")
