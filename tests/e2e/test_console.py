@@ -672,3 +672,19 @@ async def _signs_in(app: App) -> bool:
     return await access.sign_in_with_password(app.deps, "aigerim", PASSWORD,
                                               client="127.0.0.1") is not None
 
+
+
+async def test_an_escalation_page_refuses_strangers_and_odd_ids_without_an_error(
+    http: TestClient, app_deps: Deps
+) -> None:
+    await access.set_password(app_deps, "saule", PASSWORD)
+    async with browser(_base(http)) as anyone, browser(_base(http)) as lead:
+        signed_out = [(await anyone.get("/escalations/1"))[0],
+                      (await anyone.get("/escalations/1", headers={"Accept": "*/*"}))[0]]
+        assert await lead.sign_in("saule") == 303
+        odd = [(await lead.get(path))[0] for path in (
+            "/escalations/999999999999999999", "/escalations/0", "/escalations/-1",
+            "/escalations/1%00", "/escalations/abc", "/escalations/" + "9" * 40)]
+
+    assert signed_out == [303, 401]
+    assert odd == [404] * 6
