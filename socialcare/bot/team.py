@@ -65,9 +65,21 @@ class Source:
     silent_minutes: int | None = None
     # A disabled source is checked with the config but not run.
     enabled: bool = True
+    # Every item from this source is about this brand (the brand's own shop reviews,
+    # comments under its own videos), whether or not it names it.
+    brand: str | None = None
+    # The timezone of the dates the source writes without one ("вчера в 14:30");
+    # none = the team's.
+    timezone: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone: unknown {self.timezone!r}; use an IANA name such "
+                                 "as 'Asia/Almaty'") from None
         if self.poll_seconds <= 0:
             raise ValueError("poll_seconds: must be a positive number of seconds")
         if self.silent_minutes is not None and self.silent_minutes <= 0:
@@ -299,6 +311,10 @@ class Team:
                 raise ValueError(f"escalation.chains.{area}: {strangers} are not directors "
                                  "of the roster")
         brand_names = {b.name for b in self.brands}
+        for source in self.sources:
+            if source.brand is not None and source.brand not in brand_names:
+                raise ValueError(f"sources: {source.name!r} names brand {source.brand!r}, "
+                                 "which is not in brands")
         for i, channel in enumerate(self.channels):
             unknown = set(channel.brands) - brand_names
             if unknown:
@@ -308,6 +324,10 @@ class Team:
     def zone(self) -> ZoneInfo:
         """Return the team's timezone."""
         return ZoneInfo(self.timezone)
+
+    def zone_of(self, source: Source) -> str:
+        """Return the timezone a source's dates without one are written in."""
+        return source.timezone or self.timezone
 
     def source(self, name: str) -> Source | None:
         """Return the source with this name."""

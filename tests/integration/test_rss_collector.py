@@ -9,8 +9,9 @@ through `collecting.poll`, the source's cursor and health live in the real datab
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -569,3 +570,30 @@ async def test_the_team_is_told_once_when_a_feed_starts_failing_and_once_when_it
     assert alerts == [None, None, (Alert.OK, Alert.FAILING), None, (Alert.FAILING, Alert.OK),
                       None]
     assert (await state_of(storage)).alert is Alert.OK
+
+
+async def test_an_item_dated_in_words_is_dated_in_the_sources_timezone(
+    feeds: FakeFeeds, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    local = T0.astimezone(ZoneInfo("Asia/Almaty"))
+    yesterday = (local - timedelta(days=1)).replace(hour=14, minute=30, second=0,
+                                                    microsecond=0)
+    feeds.serve("words.xml", (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Форум</title>'
+        "<item><title>Kcell опять нет связи</title><guid>w-1</guid>"
+        "<pubDate>вчера в 14:30</pubDate></item>"
+        "<item><title>Кселл, қашан түзелесіздер?</title><guid>w-2</guid>"
+        "<pubDate>2 сағат бұрын</pubDate></item>"
+        "<item><title>Kcell roaming</title><guid>w-3</guid><pubDate>sometime</pubDate></item>"
+        "</channel></rss>").encode())
+    options = Options.model_validate({"url": feeds.url("words.xml"), "backfill_hours": 48})
+    collector = FeedCollector(http, options, clock=clock, zone="Asia/Almaty")
+
+    polled = await collector.poll(FEED, {})
+
+    dated = {m.external_id.rsplit("/", 1)[-1]: m.published_at for m in polled.mentions}
+    assert dated == {
+        "w-1": yesterday.astimezone(UTC),
+        "w-2": T0.replace(second=0, microsecond=0) - timedelta(hours=2),
+        "w-3": T0,  # no date to read: dated when collected, as before
+    }

@@ -40,6 +40,10 @@ def test_the_shipped_example_config_loads() -> None:
         ('platform = "forum"', 'platform = "forum"\noptions = { api_token = "abc" }',
          "sources[1].options.api_token: secrets do not belong in the config file"),
         ("[[sources]]", "[[sources]", "not valid TOML"),
+        ('silent_minutes = 1440\ntimezone = "Asia/Almaty"',
+         'silent_minutes = 1440\ntimezone = "Asia/Atlantis"', "timezone: unknown 'Asia/Atlantis'"),
+        ('name = "forums"', 'name = "forums"\nbrand = "Tele2"',
+         "sources: 'forums' names brand 'Tele2', which is not in brands"),
     ],
 )
 def test_a_wrong_config_names_the_file_the_key_and_the_problem(

@@ -108,7 +108,7 @@ def build(
 
         made: Any = None
         if source.kind == "rss":
-            made = rss.FeedCollector(session, options, clock=clock)
+            made = rss.FeedCollector(session, options, clock=clock, zone=team.zone_of(source))
         elif source.kind == "vk":
             made = vk.VkCollector(session, options, token=secret("token_env") or "",
                                   reply_token=secret("reply_token_env", required=False),

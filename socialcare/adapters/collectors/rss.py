@@ -35,6 +35,7 @@ import aiohttp
 import feedparser
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from socialcare.adapters.collectors.dates import read_date
 from socialcare.adapters.collectors.html_text import plain_text
 from socialcare.adapters.collectors.http import read_body, retry_after_header
 from socialcare.bot.model import Author, RawMention
@@ -58,6 +59,9 @@ _XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding=[\"']([A-Za-z0-9._:-]+)[\
 _VERBATIM = re.compile(r"(<!\[CDATA\[.*?\]\]>|<!--.*?-->)", re.DOTALL)
 _REFERENCE = re.compile(r"&(?:(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)?")
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
+_DATES = ("published", "updated", "created")
+# Where an item's date written in words ("вчера в 14:30") is kept once read.
+_TEXT_DATE = "socialcare_text_date"
 
 
 class Options(BaseModel):
@@ -76,10 +80,12 @@ class FeedCollector:
     can_publish = False
 
     def __init__(self, session: aiohttp.ClientSession, options: Options, *,
-                 clock: Clock, timeout: aiohttp.ClientTimeout = TIMEOUT) -> None:
+                 clock: Clock, zone: str = "UTC",
+                 timeout: aiohttp.ClientTimeout = TIMEOUT) -> None:
         self._session = session
         self._options = options
         self._clock = clock
+        self._zone = zone  # of dates the feed writes in words, without an offset
         self._timeout = timeout
 
     async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
@@ -96,12 +102,13 @@ class FeedCollector:
             return Polled([], dict(cursor), note="not modified")
         body, response_headers, final_url, truncated = fetched
         text = await asyncio.to_thread(_decode, body, response_headers.get("content-type", ""))
-        parsed = await asyncio.to_thread(_parse, text, response_headers, final_url)
+        now = self._clock.now()
+        parsed = await asyncio.to_thread(_parse, text, response_headers, final_url,
+                                         zone=self._zone, now=now)
         entries = parsed.get("entries") or []
         problem = _problem(parsed, text, truncated)
         if not entries and problem is not None:
             raise SourceUnavailable(f"feed unreadable: {problem}")
-        now = self._clock.now()
         first = "seen" not in cursor
         remembered = list(cursor.get("seen") or [])
         known = set(remembered)
@@ -200,13 +207,25 @@ def _mend_references(text: str) -> str:
     return "".join(parts)
 
 
-def _parse(text: str, headers: dict[str, str], url: str) -> Any:
+def _parse(text: str, headers: dict[str, str], url: str, *, zone: str, now: datetime) -> Any:
+    """Parse the feed, and read the dates feedparser could not (written in words)."""
     media_type = headers.get("content-type", "").split(";")[0].strip() or "application/xml"
     # A file object, not bytes: feedparser would take a short body for a file name.
-    return feedparser.parse(io.BytesIO(_mend_references(text).encode()), response_headers={
+    parsed = feedparser.parse(io.BytesIO(_mend_references(text).encode()), response_headers={
         "content-type": f"{media_type}; charset=utf-8",
         "content-location": url,
     })
+    for entry in parsed.get("entries") or []:
+        # dict.get: feedparser's own get() maps "updated" to "published", with a warning.
+        if any(dict.get(entry, f"{key}_parsed") for key in _DATES):
+            continue
+        for key in _DATES:
+            written = dict.get(entry, key)
+            when = read_date(written, zone=zone, now=now) if isinstance(written, str) else None
+            if when is not None:
+                entry[_TEXT_DATE] = when
+                break
+    return parsed
 
 
 def _problem(parsed: Any, text: str, truncated: bool) -> str | None:
@@ -273,4 +292,5 @@ def _published(entry: Any, now: datetime) -> datetime:
                 return datetime.fromtimestamp(calendar.timegm(value), UTC)
             except (OverflowError, ValueError, OSError):
                 continue
-    return now
+    written = entry.get(_TEXT_DATE)
+    return written if isinstance(written, datetime) else now
