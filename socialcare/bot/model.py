@@ -90,6 +90,8 @@ class RawMention:
     author: Author = field(default_factory=Author)
     thread_id: str | None = None
     parent_id: str | None = None
+    # A review's stars, 1–5: one or two make its case urgent.
+    rating: int | None = None
 
 
 @dataclass

@@ -36,6 +36,8 @@ from socialcare.bot.team import Team
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ATTEMPTS = 5
+# A review of this many stars or fewer is urgent.
+URGENT_RATING = 2
 
 
 class Outcome(StrEnum):
@@ -70,6 +72,7 @@ class _Step:
     """One mention on its way through a batch."""
 
     mention: Mention
+    rating: int | None = None
     case: Case | None = None
     new: bool = False
     drop: DropReason | None = None
@@ -120,7 +123,7 @@ class Pipeline:
         self, raws: Sequence[RawMention], uow: UnitOfWork
     ) -> list[IngestResult]:
         now = self._clock.now()
-        steps = [_Step(self._normalise(raw, now)) for raw in raws]
+        steps = [_Step(self._normalise(raw, now), rating=raw.rating) for raw in raws]
         async with uow:
             keys = {(s.mention.source, s.mention.external_id) for s in steps}
             await uow.mentions.reserve(keys)
@@ -181,11 +184,20 @@ class Pipeline:
             step.drop = DropReason.EMPTY
         elif mention.from_brand:
             step.drop = DropReason.OWN_ACCOUNT
-        elif (brand := self._brands.match(mention.text)) is None:
+        elif (brand := self._brand_of(mention)) is None:
             step.drop = DropReason.NO_BRAND
         else:
-            step.case = self._open_case(mention, brand.name, now)
+            step.case = self._open_case(mention, brand, now, rating=step.rating)
             step.new = True
+
+    def _brand_of(self, mention: Mention) -> str | None:
+        """Return the brand a mention is about: its source's, if the source names one
+        (its own shops' reviews, its own videos' comments), else the one its text names."""
+        source = self._team.source(mention.source)
+        if source is not None and source.brand is not None:
+            return source.brand
+        named = self._brands.match(mention.text)
+        return named.name if named is not None else None
 
     async def _known_threads(
         self, uow: UnitOfWork, mentions: Sequence[Mention]
@@ -224,7 +236,8 @@ class Pipeline:
     def _policy(self, tier: Tier) -> sla.SlaPolicy:
         return self._team.sla.for_tier(tier)
 
-    def _open_case(self, mention: Mention, brand: str, now: datetime) -> Case:
+    def _open_case(self, mention: Mention, brand: str, now: datetime, *,
+                   rating: int | None = None) -> Case:
         source = self._team.source(mention.source)
         assert source is not None
         policy = self._policy(source.tier)
@@ -233,7 +246,7 @@ class Pipeline:
             source=source.name,
             platform=mention.platform,
             tier=source.tier,
-            priority=self._priority(source.tier, mention.text),
+            priority=self._priority(source.tier, mention.text, rating),
             thread_key=mention.thread_key,
             published_at=mention.published_at,
             collected_at=now,
@@ -243,7 +256,9 @@ class Pipeline:
         sla.start_response_clock(case, mention.published_at, policy, first=True)
         return case
 
-    def _priority(self, tier: Tier, text: str) -> Priority:
+    def _priority(self, tier: Tier, text: str, rating: int | None = None) -> Priority:
+        if rating is not None and rating <= URGENT_RATING:
+            return Priority.URGENT
         if self._urgent is not None and self._urgent.search(fold(text)):
             return Priority.URGENT
         return Priority.HIGH if tier is Tier.MAIN else Priority.NORMAL

@@ -209,6 +209,7 @@ def _to_json(raw: RawMention) -> dict[str, Any]:
         "source": raw.source, "external_id": raw.external_id, "text": raw.text,
         "published_at": raw.published_at.isoformat(), "url": raw.url,
         "platform": raw.platform, "thread_id": raw.thread_id, "parent_id": raw.parent_id,
+        "rating": raw.rating,
         "author": {"id": author.id, "name": author.name, "handle": author.handle,
                    "url": author.url},
     })
@@ -227,5 +228,6 @@ def _from_json(data: dict[str, Any]) -> RawMention:
         source=data["source"], external_id=data["external_id"], text=data["text"],
         published_at=datetime.fromisoformat(data["published_at"]), url=data.get("url"),
         platform=data.get("platform"), thread_id=data.get("thread_id"),
-        parent_id=data.get("parent_id"), author=Author(**data.get("author") or {}),
+        parent_id=data.get("parent_id"), rating=data.get("rating"),
+        author=Author(**data.get("author") or {}),
     )

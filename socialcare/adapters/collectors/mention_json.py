@@ -71,6 +71,7 @@ class _Mention(BaseModel):
     author: _Author | None = None
     thread_id: ExternalId | None = None
     parent_id: ExternalId | None = None
+    rating: int | None = Field(default=None, ge=1, le=5, strict=True)
 
     def to_raw(self) -> RawMention:
         author = self.author or _Author()
@@ -84,6 +85,7 @@ class _Mention(BaseModel):
             author=Author(id=author.id, name=author.name, handle=author.handle, url=author.url),
             thread_id=self.thread_id,
             parent_id=self.parent_id,
+            rating=self.rating,
         )
 
 
