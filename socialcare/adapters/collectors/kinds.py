@@ -16,7 +16,16 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, HttpUrl, ValidationError
 from telegram import Bot
 
-from socialcare.adapters.collectors import mapped, meta, rss, telegram_groups, vk, x, youtube
+from socialcare.adapters.collectors import (
+    mapped,
+    meta,
+    rss,
+    telegram_groups,
+    tiktok,
+    vk,
+    x,
+    youtube,
+)
 from socialcare.bot.ports import Clock, Poller, Publisher
 from socialcare.bot.team import Source, Team
 
@@ -38,8 +47,9 @@ OPTIONS: dict[str, type[BaseModel]] = {
     "x": x.Options,
     "meta": meta.Options,
     "telegram": telegram_groups.Options,
+    "tiktok": tiktok.Options,
 }
-POLLED = frozenset({"rss", "vk", "youtube", "x"})
+POLLED = frozenset({"rss", "vk", "youtube", "x", "tiktok"})
 
 
 class BadOptions(ValueError):
@@ -122,6 +132,11 @@ def build(
             made = x.XCollector(session, options, bearer=secret("bearer_env") or "",
                                 user_token=secret("user_token_env", required=False),
                                 keywords=keywords, clock=clock)
+        elif source.kind == "tiktok":
+            made = tiktok.TikTokCollector(
+                session, options, access_token=secret("access_token_env") or "",
+                refresh_token=secret("refresh_token_env", required=False),
+                app_secret=secret("app_secret_env", required=False), clock=clock)
         elif source.kind == "mapped":
             collectors.mapped[source.name] = mapped.MappedReceiver(
                 options, secret("secret_env") or "")
