@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, HttpUrl, ValidationError
 from telegram import Bot
 
 from socialcare.adapters.collectors import (
+    google_reviews,
     mapped,
     meta,
     rss,
@@ -48,8 +49,9 @@ OPTIONS: dict[str, type[BaseModel]] = {
     "meta": meta.Options,
     "telegram": telegram_groups.Options,
     "tiktok": tiktok.Options,
+    "google_reviews": google_reviews.Options,
 }
-POLLED = frozenset({"rss", "vk", "youtube", "x", "tiktok"})
+POLLED = frozenset({"rss", "vk", "youtube", "x", "tiktok", "google_reviews"})
 
 
 class BadOptions(ValueError):
@@ -137,6 +139,10 @@ def build(
                 session, options, access_token=secret("access_token_env") or "",
                 refresh_token=secret("refresh_token_env", required=False),
                 app_secret=secret("app_secret_env", required=False), clock=clock)
+        elif source.kind == "google_reviews":
+            made = google_reviews.ReviewsCollector(
+                session, options, client_secret=secret("client_secret_env") or "",
+                refresh_token=secret("refresh_token_env") or "", clock=clock)
         elif source.kind == "mapped":
             collectors.mapped[source.name] = mapped.MappedReceiver(
                 options, secret("secret_env") or "")
