@@ -22,6 +22,7 @@ from socialcare.adapters.collectors import (
     meta,
     rss,
     telegram_groups,
+    threads,
     tiktok,
     vk,
     x,
@@ -50,8 +51,9 @@ OPTIONS: dict[str, type[BaseModel]] = {
     "telegram": telegram_groups.Options,
     "tiktok": tiktok.Options,
     "google_reviews": google_reviews.Options,
+    "threads": threads.Options,
 }
-POLLED = frozenset({"rss", "vk", "youtube", "x", "tiktok", "google_reviews"})
+POLLED = frozenset({"rss", "vk", "youtube", "x", "tiktok", "google_reviews", "threads"})
 
 
 class BadOptions(ValueError):
@@ -143,6 +145,9 @@ def build(
             made = google_reviews.ReviewsCollector(
                 session, options, client_secret=secret("client_secret_env") or "",
                 refresh_token=secret("refresh_token_env") or "", clock=clock)
+        elif source.kind == "threads":
+            made = threads.ThreadsCollector(session, options, token=secret("token_env") or "",
+                                            clock=clock)
         elif source.kind == "mapped":
             collectors.mapped[source.name] = mapped.MappedReceiver(
                 options, secret("secret_env") or "")
