@@ -26,7 +26,18 @@ from tests.e2e.chat import (
     running_chat,
 )
 from tests.fakes.feeds import FakeFeeds, FeedItem
+from tests.fakes.google_reviews import CLIENT_SECRET as GOOGLE_CLIENT_SECRET
+from tests.fakes.google_reviews import LOCATION as GBP_LOCATION
+from tests.fakes.google_reviews import UPDATE_REPLY as GBP_UPDATE_REPLY
+from tests.fakes.google_reviews import FakeGoogleReviews
 from tests.fakes.meta import FakeMeta
+from tests.fakes.threads import CREATE as THREADS_CREATE
+from tests.fakes.threads import PUBLISH as THREADS_PUBLISH
+from tests.fakes.threads import FakeThreads
+from tests.fakes.tiktok import APP_SECRET as TIKTOK_APP_SECRET
+from tests.fakes.tiktok import REFRESH as TIKTOK_REFRESH
+from tests.fakes.tiktok import REPLY_CREATE as TIKTOK_REPLY
+from tests.fakes.tiktok import FakeTikTok
 from tests.fakes.vk import FakeVK
 from tests.fakes.x import CREATE, FakeX
 from tests.fakes.youtube import FakeYouTube
@@ -323,3 +334,77 @@ async def test_a_customer_group_message_becomes_a_case_answered_as_a_reply_in_th
     assert thread[0].url == f"https://t.me/c/{str(CUSTOMERS_GROUP).removeprefix('-100')}/" \
                             f"{asked['message']['message_id']}"
     assert [m.from_brand for m in thread] == [False, True]
+
+
+async def test_tiktok_threads_and_shop_reviews_become_cards_answered_where_they_were_written(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = flowing_clock.now
+    async with FakeTikTok(now=now, rate_limits=False) as tt, \
+            FakeThreads(now=now, rate_limits=False) as th, \
+            FakeGoogleReviews(now=now, rate_limits=False) as gbp:
+        video = tt.add_video("New year tariffs", now() - timedelta(days=1))
+        comment = tt.add_comment(video, "Where are my bonus minutes?", username="aida_k",
+                                 at=now() - timedelta(minutes=2))
+        post = th.add_post("Our new tariffs", now() - timedelta(days=1))
+        reply = th.add_reply(post, "Roaming does not work in Tashkent", username="bolat",
+                             at=now() - timedelta(minutes=2))
+        review = gbp.add_review(GBP_LOCATION, "The shop on Abay street was rude", stars=2,
+                                at=now() - timedelta(minutes=2))
+        monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", tt.access_token)
+        monkeypatch.setenv("TIKTOK_REFRESH_TOKEN", tt.refresh_token)
+        monkeypatch.setenv("TIKTOK_APP_SECRET", TIKTOK_APP_SECRET)
+        monkeypatch.setenv("THREADS_TOKEN", th.token)
+        monkeypatch.setenv("GOOGLE_CLIENT_SECRET", GOOGLE_CLIENT_SECRET)
+        monkeypatch.setenv("GOOGLE_REFRESH_TOKEN", gbp.refresh_token)
+        tt.expire_tokens()  # the day-old token from the environment has run out
+        config = _each(
+            _enable("tiktok", ("business_id =", f'api_url = "{tt.url}"\nbusiness_id =')),
+            _enable("threads", ("user_id =", f'api_url = "{th.url}"\nuser_id =')),
+            _enable("shop-reviews", ("account =", f'api_url = "{gbp.url}"\n'
+                                                  f'oauth_url = "{gbp.token_url}"\naccount ='),
+                    ('tier = "extra"', 'tier = "main"')),
+        )
+        async with running_chat(tmp_path, flowing_clock, config=config) as chat:
+            cards = await eventually(lambda: len(chat.telegram_cards()) == 3
+                                     and chat.telegram_cards())
+            answers = {"Where are my bonus": "Aida, the minutes are back.",
+                       "Tashkent": "Bolat, roaming is restored.",
+                       "Abay street": "We are sorry; the manager will call you."}
+            for words, answer in answers.items():
+                card = next(c for c in cards if words in (c.text or ""))
+                await chat.card_recorded(card)
+                await chat.telegram_send(chat.telegram.reply_update(
+                    card, answer, from_user=DANIYAR_TG))
+            await eventually(lambda: tt.replies_created and th.published and review.reply)
+            await eventually(lambda: sum("Answered by" in (c.text or "")
+                                         for c in chat.telegram_cards()) == 3)
+            answer = await chat.slack_command("/sources", user=AIGERIM_SLACK)
+            # The whole table is in the blocks (the text is a shortened fallback).
+            [section] = answer.body["blocks"][0]["elements"]
+            table = "".join(part["text"] for part in section["elements"])
+            async with chat.deps.uow() as uow:
+                made = await uow.cases.get_many({1, 2, 3})
+
+    review_card = next(c for c in cards if "Abay street" in (c.text or ""))
+    assert "★★☆☆☆ 2/5" in (review_card.text or "")
+    by_source = {case.source: case for case in made.values()}
+    assert {s: (c.brand, c.state.value) for s, c in by_source.items()} == {
+        "tiktok": ("Kcell", "answered"), "threads": ("Kcell", "answered"),
+        "shop-reviews": ("Kcell", "answered")}
+    assert by_source["shop-reviews"].priority.value == "urgent"
+    [tiktok_reply] = tt.calls_to(TIKTOK_REPLY)
+    assert {k: tiktok_reply.params[k] for k in ("video_id", "comment_id", "text")} == {
+        "video_id": video.item_id, "comment_id": comment.comment_id,
+        "text": "Aida, the minutes are back."}
+    assert tt.calls_to(TIKTOK_REFRESH)  # the expired token was renewed on the way
+    [container] = th.calls_to(THREADS_CREATE)
+    assert (container.params["reply_to_id"], container.params["text"]) == (
+        reply.id, "Bolat, roaming is restored.")
+    assert th.calls_to(THREADS_PUBLISH)[0].params["creation_id"] == container.response["id"]
+    [put] = gbp.calls_to(GBP_UPDATE_REPLY)
+    assert put.params["body"] == {"comment": "We are sorry; the manager will call you."}
+    for name, kind in (("tiktok", "tiktok"), ("threads", "threads"),
+                       ("shop-reviews", "google_reviews")):
+        assert f"🟢 {name} ({kind}, main)" in table
+    assert "replies: 0 of 1000 a day" in table

@@ -130,7 +130,7 @@ class FakeGoogleReviews(FakeServer):
 
     @property
     def token_url(self) -> str:
-        """The OAuth token endpoint (`token_url` of a source)."""
+        """The OAuth token endpoint (`oauth_url` of a source)."""
         return self.root_url + "/token"
 
     def add_review(self, location: str, comment: str, *, stars: int, at: datetime,

@@ -55,7 +55,7 @@ async def fake(clock: FakeClock, ticks: ManualClock) -> AsyncIterator[FakeGoogle
 def collector(http: aiohttp.ClientSession, fake: FakeGoogleReviews, clock: FakeClock, *,
               refresh_token: str | None = None) -> google_reviews.ReviewsCollector:
     options = google_reviews.Options(
-        api_url=fake.url, token_url=fake.token_url, account=ACCOUNT.removeprefix("accounts/"),
+        api_url=fake.url, oauth_url=fake.token_url, account=ACCOUNT.removeprefix("accounts/"),
         locations=(LOCATION.rsplit("/", 1)[-1], OTHER_LOCATION.rsplit("/", 1)[-1]),
         client_id=CLIENT_ID, client_secret_env="G_SECRET", refresh_token_env="G_REFRESH")
     return google_reviews.ReviewsCollector(

@@ -43,11 +43,13 @@ async def test_every_source_of_the_example_is_built_from_the_environments_secret
         built = kinds.build(team, session=session, clock=clock, environ=environ,
                             telegram_bot=bot, team_chats={"-1001234567890"})
 
-    assert set(built.pollers) == {"autoforum", "tengrinews", "vk", "youtube", "x"}
+    assert set(built.pollers) == {"autoforum", "tengrinews", "vk", "youtube", "x", "tiktok",
+                                  "threads", "shop-reviews"}
     assert set(built.mapped) == {"youscan"}
     assert set(built.meta) == {"meta"}
     assert set(built.telegram) == {"telegram-groups"}
-    assert set(built.publishers) == {"vk", "youtube", "x", "meta", "telegram-groups"}
+    assert set(built.publishers) == {"vk", "youtube", "x", "meta", "telegram-groups", "tiktok",
+                                     "threads", "shop-reviews"}
 
 
 @pytest.mark.parametrize("missing", SECRETS)

@@ -58,7 +58,7 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     api_url: HttpUrl = HttpUrl("https://mybusiness.googleapis.com/v4")
-    token_url: HttpUrl = HttpUrl("https://oauth2.googleapis.com/token")
+    oauth_url: HttpUrl = HttpUrl("https://oauth2.googleapis.com/token")
     account: str = Field(min_length=1)
     locations: tuple[str, ...] = Field(min_length=1)
     client_id: str = Field(min_length=1)
@@ -178,7 +178,7 @@ class ReviewsCollector:
         refresh = grant.refresh_token if grant else None
         try:
             answer = await request_json(
-                self._session, "POST", str(self._options.token_url),
+                self._session, "POST", str(self._options.oauth_url),
                 data={"client_id": self._options.client_id,
                       "client_secret": self._client_secret, "refresh_token": refresh or "",
                       "grant_type": "refresh_token"},
