@@ -20,6 +20,7 @@ from socialcare.adapters.collectors import (
     google_reviews,
     mapped,
     meta,
+    pages,
     rss,
     telegram_groups,
     threads,
@@ -52,8 +53,9 @@ OPTIONS: dict[str, type[BaseModel]] = {
     "tiktok": tiktok.Options,
     "google_reviews": google_reviews.Options,
     "threads": threads.Options,
+    "html": pages.Options,
 }
-POLLED = frozenset({"rss", "vk", "youtube", "x", "tiktok", "google_reviews", "threads"})
+POLLED = frozenset({"rss", "html", "vk", "youtube", "x", "tiktok", "google_reviews", "threads"})
 
 
 class BadOptions(ValueError):
@@ -123,6 +125,8 @@ def build(
         made: Any = None
         if source.kind == "rss":
             made = rss.FeedCollector(session, options, clock=clock, zone=team.zone_of(source))
+        elif source.kind == "html":
+            made = pages.HtmlCollector(session, options, clock=clock, zone=team.zone_of(source))
         elif source.kind == "vk":
             made = vk.VkCollector(session, options, token=secret("token_env") or "",
                                   reply_token=secret("reply_token_env", required=False),

@@ -26,6 +26,7 @@ import io
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.entities import name2codepoint
 from typing import Any
@@ -139,33 +140,56 @@ class FeedCollector:
         self, url: str, headers: Mapping[str, str]
     ) -> tuple[bytes, dict[str, str], str, bool] | None:
         """GET the feed: None if not modified, else (body, headers, final url, truncated)."""
-        try:
-            async with self._session.get(url, headers=headers, timeout=self._timeout,
-                                         max_redirects=5) as response:
-                if response.status == 304:
-                    return None
-                if response.status == 429 or response.status >= 500:
-                    wait = response.headers.get("Retry-After")
-                    raise SourceUnavailable(
-                        f"the feed answered HTTP {response.status}",
-                        retry_after=None if wait is None else retry_after_header(
-                            wait, now=self._clock.now()))
-                if response.status >= 400:
-                    raise SourceUnavailable(f"the feed answered HTTP {response.status}")
-                body = await read_body(response, MAX_FEED + 1)
-                response_headers = {k.lower(): v for k, v in response.headers.items()}
-                final_url = str(response.url)
-        except TimeoutError:
-            limit = self._timeout.total or self._timeout.sock_read
-            raise SourceUnavailable("the feed gave no answer in time" + (
-                f" ({limit:g} s)" if limit else "")) from None
-        except aiohttp.TooManyRedirects:
-            raise SourceUnavailable("the feed redirects too many times") from None
-        except aiohttp.ClientError as error:
-            raise SourceUnavailable(f"the feed is unreachable: {type(error).__name__}") \
-                from None
-        truncated = len(body) > MAX_FEED
-        return body[:MAX_FEED], response_headers, final_url, truncated
+        fetched = await fetch(self._session, url, headers, clock=self._clock,
+                              client_timeout=self._timeout)
+        if fetched is None:
+            return None
+        return fetched.body, fetched.headers, fetched.url, fetched.truncated
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A document fetched over HTTP: its first `limit` bytes, its headers (lower-case),
+    the URL it ended at, and whether it was longer than the limit."""
+
+    body: bytes
+    headers: dict[str, str]
+    url: str
+    truncated: bool
+
+
+async def fetch(session: aiohttp.ClientSession, url: str, headers: Mapping[str, str], *,
+                clock: Clock, client_timeout: aiohttp.ClientTimeout = TIMEOUT,
+                limit: int = MAX_FEED, what: str = "the feed") -> Fetched | None:
+    """GET a feed or a page (conditionally, with the headers given): None if not modified.
+
+    Feeds and HTML pages share this one fetcher — its size cap, redirect limit and its
+    reasons for failing (`what` names the document in them: "the feed", "the page")."""
+    try:
+        async with session.get(url, headers=headers, timeout=client_timeout,
+                               max_redirects=5) as response:
+            if response.status == 304:
+                return None
+            if response.status == 429 or response.status >= 500:
+                wait = response.headers.get("Retry-After")
+                raise SourceUnavailable(
+                    f"{what} answered HTTP {response.status}",
+                    retry_after=None if wait is None else retry_after_header(
+                        wait, now=clock.now()))
+            if response.status >= 400:
+                raise SourceUnavailable(f"{what} answered HTTP {response.status}")
+            body = await read_body(response, limit + 1)
+            response_headers = {k.lower(): v for k, v in response.headers.items()}
+            final_url = str(response.url)
+    except TimeoutError:
+        seconds = client_timeout.total or client_timeout.sock_read
+        raise SourceUnavailable(f"{what} gave no answer in time" + (
+            f" ({seconds:g} s)" if seconds else "")) from None
+    except aiohttp.TooManyRedirects:
+        raise SourceUnavailable(f"{what} redirects too many times") from None
+    except aiohttp.ClientError as error:
+        raise SourceUnavailable(f"{what} is unreachable: {type(error).__name__}") from None
+    return Fetched(body[:limit], response_headers, final_url, len(body) > limit)
 
 
 def _decode(body: bytes, content_type: str) -> str:
