@@ -68,6 +68,7 @@ from socialcare.handlers import (
 )
 from socialcare.handlers import slack as slack_handlers
 from socialcare.handlers import telegram as telegram_handlers
+from socialcare.handlers.try_source import try_source
 from socialcare.settings import (
     ConfigError,
     Settings,
@@ -447,6 +448,12 @@ def _parser() -> argparse.ArgumentParser:
                     "Every line is checked first: one bad line and nothing is stored.",
     )
     feed.add_argument("file", help="path to a .jsonl file, or - for stdin")
+    trial = commands.add_parser(
+        "try-source", help="fetch a polled source once and print what it would collect",
+        description="Fetch a polled source (an html page, a feed, an API) once, as its "
+                    "first poll would, and print every item it finds; nothing is stored. "
+                    "Disabled sources can be tried too.")
+    trial.add_argument("name", help="the source's name in the config's [[sources]]")
     commands.add_parser("check-config", help="check the environment and the config file",
                         description="Check the environment and the config file; name any "
                                     "wrong key.")
@@ -501,6 +508,9 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         return await db_upgrade(settings, out)
     if args.command == "demo":
         return await demo(out, port=args.port, speed=args.speed, agents=args.agents)
+    if args.command == "try-source":
+        return await try_source(load_team(settings.config_file, enabled_only=False),
+                                args.name, environ=environment(), out=out, err=sys.stderr)
     roles = ALL_ROLES if args.command != "run" or not args.roles or "all" in args.roles \
         else frozenset(Role(role) for role in args.roles)
     if roles != ALL_ROLES and settings.redis_url is None:

@@ -114,8 +114,9 @@ def load_settings() -> Settings:
         ) from None
 
 
-def load_team(path: Path) -> Team:
-    """Read and check the TOML config file, or raise ConfigError naming the key."""
+def load_team(path: Path, *, enabled_only: bool = True) -> Team:
+    """Read and check the TOML config file, or raise ConfigError naming the key; the
+    disabled sources are left out unless `enabled_only` is false."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -148,6 +149,8 @@ def load_team(path: Path) -> Team:
             kinds.check(source)
         except kinds.BadOptions as error:
             raise ConfigError(f"{path}: sources[{i}] ({source.name}).{error}") from None
+    if not enabled_only:
+        return team
     return replace(team, sources=tuple(s for s in team.sources if s.enabled))
 
 

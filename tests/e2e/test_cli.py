@@ -52,7 +52,7 @@ def _free_port() -> int:
 @pytest.mark.parametrize("command", [[], ["run"], ["ingest"], ["check-config"], ["db"],
                                       ["db", "upgrade"], ["cases"], ["console"],
                                       ["console", "password"], ["console", "signout"],
-                                      ["demo"]])
+                                      ["demo"], ["try-source"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = subprocess.run([SCRIPT, *command, "--help"], capture_output=True, text=True,
                             timeout=30)
@@ -176,3 +176,42 @@ def test_a_taken_port_is_named_as_such(tmp_path: Path) -> None:
     assert f"socialcare: cannot listen on 127.0.0.1:{port}: " in result.stderr
     assert "database" not in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+async def test_try_source_fetches_an_html_source_once_and_prints_its_items(
+    tmp_path: Path
+) -> None:
+    from tests.fakes.site import FakeSite, page
+
+    example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    async with FakeSite() as site:
+        site.serve("/search.php?search_id=newposts", page("forum_newposts_1.html"))
+        site.serve("/search.php?search_id=newposts&start=4", page("forum_newposts_2.html"))
+        config = tmp_path / "site.toml"
+        config.write_text(example.replace(
+            'url = "https://forum.example.kz/search.php?search_id=newposts"',
+            f'url = "{site.url("/search.php?search_id=newposts")}"').replace(
+            "delay_seconds = 2", "delay_seconds = 0"), encoding="utf-8")
+        env = _env(tmp_path, CONFIG_FILE=str(config))
+
+        async def run(name: str) -> tuple[int, str, str]:
+            process = await asyncio.create_subprocess_exec(
+                SCRIPT, "try-source", name, env=env, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+            return process.returncode or 0, out.decode(), err.decode()
+
+        code, out, _ = await run("aksay-forum")  # disabled in the example: tried anyway
+        missing, _, err = await run("no-such-source")
+        site.serve("/search.php?search_id=newposts", b"<html><body>maintenance</body></html>")
+        failing, said, _ = await run("aksay-forum")
+
+    assert code == 0, out
+    assert out.startswith("aksay-forum (html): 6 item(s)")
+    assert "Bolat · thread http://127.0.0.1:" in out
+    assert "Вчера вечером тоже не было, Kcell молчит." in out
+    assert missing == 2 and "no source named 'no-such-source'" in err
+    assert failing == 1
+    assert "failing: the selector item = 'div.search.post' matched nothing" in said
+    assert not any(r.path == "/search.php?search_id=newposts&start=4"
+                   for r in site.requests[-2:])

@@ -44,7 +44,8 @@ async def test_every_source_of_the_example_is_built_from_the_environments_secret
                             telegram_bot=bot, team_chats={"-1001234567890"})
 
     assert set(built.pollers) == {"autoforum", "tengrinews", "vk", "youtube", "x", "tiktok",
-                                  "threads", "shop-reviews"}
+                                  "threads", "shop-reviews", "aksay-forum",
+                                  "aksay-news-comments"}
     assert set(built.mapped) == {"youscan"}
     assert set(built.meta) == {"meta"}
     assert set(built.telegram) == {"telegram-groups"}
