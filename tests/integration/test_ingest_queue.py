@@ -237,3 +237,20 @@ async def test_rows_on_their_way_through_a_busy_stream_are_not_announced_twice(
     stuck = await workers.requeue(deps, queue, claim_seconds=30)  # ten times as long: stuck
 
     assert (busy, stuck) == (0, 10)
+
+
+async def test_a_reviews_rating_goes_through_the_queue_and_makes_its_case_urgent(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    deps = _deps(storage, team, clock)
+    assert deps.queue is not None
+    one_star = dataclasses.replace(_mention(1), rating=1)
+    four_stars = dataclasses.replace(_mention(2), rating=4)
+
+    await deps.queue.put([one_star, four_stars], now=clock.now())
+    await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
+
+    async with storage.engine.connect() as conn:
+        priorities = (await conn.execute(
+            select(cases.c.priority).order_by(cases.c.id))).scalars().all()
+    assert list(priorities) == ["urgent", "high"]

@@ -63,3 +63,16 @@ def test_json_lines_report_every_bad_line_by_number() -> None:
     assert len(mentions) == 1
     assert problems[0].startswith("line 3: malformed JSON")
     assert problems[1].startswith("line 4: source: unknown source 'nope'")
+
+
+def test_a_reviews_rating_of_one_to_five_stars_is_taken() -> None:
+    [review] = parse_body(json.dumps({**GOOD, "rating": 2}).encode(), sources=SOURCES)
+    [plain] = parse_body(json.dumps(GOOD).encode(), sources=SOURCES)
+
+    assert (review.rating, plain.rating) == (2, None)
+
+
+@pytest.mark.parametrize("rating", [0, 6, -1, "5", 4.5, True, [5], {"stars": 5}, 10**30])
+def test_a_rating_that_is_not_one_to_five_stars_is_refused_naming_it(rating: object) -> None:
+    with pytest.raises(BadMentions, match="rating"):
+        parse_body(json.dumps({**GOOD, "rating": rating}).encode(), sources=SOURCES)
