@@ -94,6 +94,15 @@ async def test_a_telegram_source_without_the_telegram_bot_says_what_to_set(
         ('text = "text"\n', "", "sources[4] (youscan).options.fields.text: Field required"),
         ('key_env = "YOUTUBE_API_KEY"', 'api_key = "AIzaSy-real-key"',
          "sources[6].options.api_key: secrets do not belong in the config file"),
+        ('app_id = "7300000000000000001"\n', "",
+         "sources[9] (tiktok).options: refresh_token_env needs app_id and app_secret_env"),
+        ("posts = 10", "posts = 0", "sources[10] (threads).options.posts: Input should be"),
+        ('locations = ["5500000000000000001", "5500000000000000002"]', "locations = []",
+         "sources[11] (shop-reviews).options.locations: Tuple should have at least 1 item"),
+        ('item = "div.search.post"', 'item = "div.search[["',
+         "sources[13] (aksay-forum).options.item: not a CSS selector: 'div.search[['"),
+        ('urls = ["https://news.example.kz/news/2026/11/24/kcell-tariffs"]', "",
+         "sources[14] (aksay-news-comments).options: give url or urls (one of them)"),
     ],
 )
 def test_a_wrong_source_option_names_the_source_and_the_option(
