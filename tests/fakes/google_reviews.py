@@ -26,9 +26,10 @@ expired or revoked."). Google's refresh tokens do not rotate. Access tokens expi
 `token_seconds` by `now`; an expired or unknown one gets 401 ``UNAUTHENTICATED`` in
 Google's error envelope ``{"error": {"code", "message", "status"}}``.
 
-Rate limit: `requests_per_minute` calls a minute per project (the documented default
-quota is 300 QPM), then 429 ``RESOURCE_EXHAUSTED`` (no Retry-After, as Google answers
-quota errors). ``fail_next(method, status)`` plays any status in the same envelope.
+Rate limit: `requests_per_minute` calls a minute per project (300 by default, the
+Business Profile APIs' usual per-project quota — not re-read in the stored docs: check
+the project's quota page), then 429 ``RESOURCE_EXHAUSTED`` without a Retry-After.
+``fail_next(method, status)`` plays any status in the same envelope.
 
 Knowingly simplified: one account; no media, no ``batchGetReviews``, no review
 deletion; a page token is the offset, opaque to clients only by convention.

@@ -31,10 +31,13 @@ access token", `/tt_user/oauth2/refresh_token/`):
   ``open_id``, ``scope``.
 
 Every answer is HTTP 200 with TikTok's envelope ``{"code", "message", "request_id",
-"data"}``; ``code`` 0 is success. Errors, as the API's return codes list them: 40001
-bad parameter, 40100 too many requests, 40102 access token expired, 40105 access token
-invalid or revoked, 40001 for a refused refresh. The ``Access-Token`` header carries
-the token (no "Bearer"). Tokens expire `token_seconds` after they are issued, by `now`.
+"data"}``; ``code`` 0 is success. Errors: 40001 bad parameter (also a refused refresh),
+40100 too many requests, 40102 access token expired, 40105 access token invalid or
+revoked. 40105's wording is from answers quoted on Q&A sites; 40100 and 40102 follow the
+API's return-code list as commonly cited, which this fake's author could not re-read in
+the stored documentation — check them against the portal's "Return codes" page.
+The ``Access-Token`` header carries the token (no "Bearer"). Tokens expire
+`token_seconds` after they are issued, by `now`.
 
 Rate limit: `requests_per_minute` calls a minute per access token across the read
 endpoints (a sliding window on the base's clock), then 40100. ``fail_next(endpoint,

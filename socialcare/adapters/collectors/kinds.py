@@ -1,9 +1,9 @@
 """The source kinds: which options each takes, and the collectors built from them.
 
-A kind is polled (rss, vk, youtube, x: asked for what is new since a cursor),
-pushed (mapped, meta, webhook: they call us) or joined (telegram: the bot is in the
-chats). Options are checked when the config loads; secrets are read from the
-environment variables the options name (`…_env`) when the app starts.
+A kind is polled (rss, html, vk, youtube, x, tiktok, threads, google_reviews: asked for
+what is new since a cursor), pushed (mapped, meta, webhook: they call us) or joined
+(telegram: the bot is in the chats). Options are checked when the config loads; secrets
+are read from the environment variables the options name (`…_env`) when the app starts.
 """
 
 from __future__ import annotations
