@@ -213,3 +213,16 @@ async def test_a_selector_that_matches_nothing_fails_the_source_naming_it(
 def test_a_wrong_css_selector_is_refused_when_the_config_loads() -> None:
     with pytest.raises(ValueError, match="not a CSS selector"):
         Options.model_validate({**PHPBB, "url": "https://forum.example.kz/", "item": "div[["})
+
+
+async def test_one_of_several_pages_failing_leaves_the_others_and_says_so(
+    http: aiohttp.ClientSession, site: FakeSite, clock: FakeClock
+) -> None:
+    collector = HtmlCollector(http, Options.model_validate({
+        **COMMENTS, "urls": [site.url(ARTICLE), site.url("/news/gone")], "delay_seconds": 0}),
+        clock=clock, zone="Asia/Almaty")
+
+    polled = await collector.poll(NEWS, {})
+
+    assert len(polled.mentions) == 2
+    assert polled.note == "the page answered HTTP 404"

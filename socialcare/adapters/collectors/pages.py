@@ -144,31 +144,39 @@ class HtmlCollector:
         oldest = now - timedelta(hours=self._options.backfill_hours)
         found: list[RawMention] = []
         notes: list[str] = []
-        refused = 0
+        failures: list[SourceUnavailable] = []
+        read_any = False
         for start in self._options.addresses:
             address: str | None = start
-            for number in range(self._options.pages):
-                if address is None:
-                    break
-                if not await self._allowed(address):
-                    notes.append(f"robots.txt disallows {address}")
-                    refused += number == 0
-                    break
-                page = await self._page(source, address, validators if number == 0 else {},
-                                        now)
-                if page is None:  # not modified since the last poll
-                    break
-                if page.note:
-                    notes.append(page.note)
-                for mention in page.mentions:
-                    if mention.external_id in known:
-                        continue
-                    known.add(mention.external_id)
-                    remembered.append(mention.external_id)
-                    if history or not (first and mention.published_at < oldest):
-                        found.append(mention)
-                address = page.next_url
-        if refused == len(self._options.addresses):
+            try:
+                for number in range(self._options.pages):
+                    if address is None:
+                        break
+                    if not await self._allowed(address):
+                        notes.append(f"robots.txt disallows {address}")
+                        break
+                    page = await self._page(source, address,
+                                            validators if number == 0 else {}, now)
+                    read_any = True
+                    if page is None:  # not modified since the last poll
+                        break
+                    if page.note:
+                        notes.append(page.note)
+                    for mention in page.mentions:
+                        if mention.external_id in known:
+                            continue
+                        known.add(mention.external_id)
+                        remembered.append(mention.external_id)
+                        if history or not (first and mention.published_at < oldest):
+                            found.append(mention)
+                    address = page.next_url
+            except SourceUnavailable as failure:
+                # One page failing leaves the others: the poll fails only if none was read.
+                failures.append(failure)
+                notes.append(str(failure))
+        if not read_any:
+            if failures:
+                raise failures[0]
             raise SourceUnavailable("; ".join(notes))
         kept = dict(list(validators.items())[-PAGES_KEPT:])
         # Oldest first: a topic's first post opens its case, its replies follow it up.
