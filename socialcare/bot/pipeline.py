@@ -126,7 +126,10 @@ class Pipeline:
         steps = [_Step(self._normalise(raw, now), rating=raw.rating) for raw in raws]
         async with uow:
             keys = {(s.mention.source, s.mention.external_id) for s in steps}
-            await uow.mentions.reserve(keys)
+            refs = {(s.mention.source, ref) for s in steps for ref in _refs(s.mention)}
+            # Every thread a mention is in or names is held: a concurrent batch with a
+            # mention of the same thread waits, then finds this one's case.
+            await uow.mentions.reserve(keys, threads=refs)
             seen = await uow.mentions.existing(keys)
             threads = await self._known_threads(uow, [s.mention for s in steps])
             created: list[Case] = []
@@ -180,6 +183,11 @@ class Pipeline:
             if ref and ref != mention.external_id and (mention.source, ref) in threads:
                 step.case, mention.thread_key = threads[(mention.source, ref)]
                 return
+        if (mention.source, mention.external_id) in threads:
+            # A reply to this mention came first and took its id as its thread: this
+            # mention joins that case and keeps its own thread key.
+            step.case, _ = threads[(mention.source, mention.external_id)]
+            return
         if not mention.text:
             step.drop = DropReason.EMPTY
         elif mention.from_brand:
@@ -204,9 +212,7 @@ class Pipeline:
     ) -> dict[tuple[str, str], tuple[Case, str]]:
         wanted: dict[str, set[str]] = {}
         for m in mentions:
-            refs = {r for r in (m.thread_key, m.parent_id) if r and r != m.external_id}
-            if refs:
-                wanted.setdefault(m.source, set()).update(refs)
+            wanted.setdefault(m.source, set()).update(_refs(m))
         refs_found: dict[tuple[str, str], tuple[int, str]] = {}
         for source, refs in wanted.items():
             for ref, thread in (await uow.mentions.threads(source, refs)).items():
@@ -314,6 +320,7 @@ def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Menti
     text = _CONTROL.sub("", unicodedata.normalize("NFC", raw.text)).strip()
     external_id = raw.external_id.strip()
     thread_id = (raw.thread_id or "").strip() or None
+    parent_id = _clean(raw.parent_id)
     return Mention(
         source=raw.source,
         external_id=external_id,
@@ -321,14 +328,22 @@ def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Menti
         text=text,
         published_at=published.astimezone(now.tzinfo),
         collected_at=now,
-        thread_key=thread_id or external_id,
+        # A reply known only by its parent is in its parent's thread: the parent's own
+        # id until the parent is found (then the pipeline gives it the parent's key).
+        thread_key=thread_id or parent_id or external_id,
         author=Author(
             id=_clean(raw.author.id), name=_clean(raw.author.name),
             handle=_clean(raw.author.handle), url=_clean(raw.author.url),
         ),
         url=_clean(raw.url),
-        parent_id=_clean(raw.parent_id),
+        parent_id=parent_id,
     )
+
+
+def _refs(mention: Mention) -> set[str]:
+    """Every thread reference of a mention: its thread, its parent, and its own id (the
+    thread of replies to it)."""
+    return {ref for ref in (mention.thread_key, mention.parent_id, mention.external_id) if ref}
 
 
 def _clean(value: str | None) -> str | None:

@@ -80,9 +80,11 @@ class CaseRepository(Protocol):
 class MentionRepository(Protocol):
     """Stores the messages of cases; (source, external id) is unique."""
 
-    async def reserve(self, keys: Collection[tuple[str, str]]) -> None:
-        """Hold these (source, external id) keys until the transaction ends, so that
-        another writer of the same mention waits and then sees it stored."""
+    async def reserve(self, keys: Collection[tuple[str, str]], *,
+                      threads: Collection[tuple[str, str]] = ()) -> None:
+        """Hold these (source, external id) keys and (source, thread reference) keys
+        until the transaction ends, so that another writer of the same mention, or of a
+        mention of the same thread, waits and then sees it stored."""
         ...
 
     async def existing(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:

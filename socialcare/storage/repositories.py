@@ -189,17 +189,22 @@ class SqlMentionRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def reserve(self, keys: Collection[tuple[str, str]]) -> None:
-        """Hold these (source, external id) keys until the transaction ends.
+    async def reserve(self, keys: Collection[tuple[str, str]], *,
+                      threads: Collection[tuple[str, str]] = ()) -> None:
+        """Hold these (source, external id) and (source, thread reference) keys until
+        the transaction ends.
 
-        On PostgreSQL a transaction-scoped advisory lock per key, taken in one order,
-        makes a second writer of the same mention wait for the first to commit and then
-        see it as stored. SQLite needs nothing: `BEGIN IMMEDIATE` already lets one
-        writer in at a time.
+        On PostgreSQL a transaction-scoped advisory lock per key, all taken in one
+        order, makes a second writer of the same mention — or of another mention of
+        the same thread — wait for the first to commit and then see what it stored:
+        the thread lookup that follows finds the first's case instead of opening a
+        second. SQLite needs nothing: `BEGIN IMMEDIATE` already lets one writer in at a
+        time.
         """
-        if self._conn.dialect.name != "postgresql" or not keys:
+        if self._conn.dialect.name != "postgresql" or not (keys or threads):
             return
-        flat = sorted({f"{source}\x1f{external_id}" for source, external_id in keys})
+        flat = sorted({f"{source}\x1f{external_id}" for source, external_id in keys}
+                      | {f"thread\x1f{source}\x1f{ref}" for source, ref in threads})
         await self._conn.execute(
             text(
                 "SELECT pg_advisory_xact_lock(h) FROM ("
