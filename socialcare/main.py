@@ -60,6 +60,7 @@ from socialcare.handlers import (
     commands,
     handoff,
     health,
+    inbox_admin,
     ingest,
     scheduler,
     terminal,
@@ -482,6 +483,23 @@ def _parser() -> argparse.ArgumentParser:
         description="End every web-console session of a person of the roster: each of "
                     "their browsers is asked to sign in again.")
     signout.add_argument("person", help="the person's id in the config's [[people]]")
+    inbox = commands.add_parser(
+        "inbox", help="queued mentions that could not be stored (dead letters)",
+        description="Queued mentions the workers could not store after several tries are "
+                    "set aside as dead letters, and the team is alerted once. List them, "
+                    "store one again (after a fix), or delete one for good.")
+    inbox_commands = inbox.add_subparsers(dest="inbox_command", required=True,
+                                          metavar="COMMAND")
+    inbox_commands.add_parser("list", help="list the dead letters with their reason and tries",
+                              description="List the dead letters: source, external id, "
+                                          "tries, when set aside and the last reason; and "
+                                          "the queued mentions waiting for a worker that "
+                                          "knows their source.")
+    for name, what in (("retry", "store a dead letter now (it leaves the list if stored)"),
+                       ("drop", "delete a dead letter for good")):
+        command = inbox_commands.add_parser(name, help=what, description=what[0].upper()
+                                            + what[1:] + ".")
+        command.add_argument("id", type=int, help="the dead letter's id (from inbox list)")
     show = commands.add_parser(
         "demo", help="run a demo: a bundled team, sample mentions and simulated agents",
         description="Start everything on the embedded default with a bundled team and "
@@ -523,6 +541,12 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
             await serve(app, host=args.host or settings.http_host,
                         port=args.port if args.port is not None else settings.http_port)
             return 0
+        if args.command == "inbox" and args.inbox_command == "list":
+            return await inbox_admin.list_letters(deps, out)
+        if args.command == "inbox" and args.inbox_command == "retry":
+            return await inbox_admin.retry(deps, args.id, out)
+        if args.command == "inbox":
+            return await inbox_admin.drop(deps, args.id, out)
         if args.command == "console" and args.console_command == "signout":
             return await console_admin.sign_out_everywhere(deps, args.person, out)
         if args.command == "console":

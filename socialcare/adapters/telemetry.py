@@ -42,6 +42,20 @@ class Telemetry:
             "socialcare_inbox_mentions", "Mentions waiting in the queue for a worker.",
             registry=self.registry,
         )
+        self.inbox_unknown_source = Gauge(
+            "socialcare_inbox_unknown_source_mentions",
+            "Queued mentions kept because a worker's config does not know their source.",
+            registry=self.registry,
+        )
+        self.dead_letters = Gauge(
+            "socialcare_inbox_dead_letters",
+            "Queued mentions set aside because they could not be stored (socialcare inbox).",
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "socialcare_inbox_dead_lettered",
+            "Queued mentions this process set aside as dead letters.", registry=self.registry,
+        )
         self.sla_points = Counter(
             "socialcare_sla_points", "SLA points fired, by tier, clock and kind.",
             ["tier", "clock", "point"], registry=self.registry,

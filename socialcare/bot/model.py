@@ -199,6 +199,7 @@ class Card:
     rank: int = 0  # 0: not posted yet, 1: the case changed, 2: an SLA step
     posting_since: datetime | None = None
     post_attempts: int = 0
+    unsure_posts: int = 0  # attempts whose outcome is unknown: possible copies
     posted_at: datetime | None = None
     notified_event_id: int = 0
     escalation_id: int | None = None

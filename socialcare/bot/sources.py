@@ -126,8 +126,11 @@ def changed_alert(source: Source, state: SourceState, *, now: datetime,
 
 
 def table(sources: Sequence[Source], states: Mapping[str, SourceState], *, now: datetime,
-          catalog: Catalog, polled: Callable[[Source], bool]) -> str:
-    """The `/sources` table: one line per source, how it is doing and since when."""
+          catalog: Catalog, polled: Callable[[Source], bool],
+          unknown: Mapping[str, tuple[int, datetime]] | None = None) -> str:
+    """The `/sources` table: one line per source, how it is doing and since when; then
+    the queued mentions of sources a worker's config does not know (`unknown`: how
+    many of each source, since when), which wait for a worker that knows them."""
     lines = [catalog("sources.title", count=len(sources))]
     for source in sources:
         state = states.get(source.name) or SourceState(source.name)
@@ -156,6 +159,9 @@ def table(sources: Sequence[Source], states: Mapping[str, SourceState], *, now: 
             parts.append(catalog("sources.next", wait=duration(
                 (state.next_poll_at - now).total_seconds(), catalog)))
         lines.append(" · ".join(parts))
+    for name, (count, since) in (unknown or {}).items():
+        lines.append(catalog("sources.unknown_source", name=name, count=count,
+                             since=duration(max(0.0, (now - since).total_seconds()), catalog)))
     return "\n".join(lines)
 
 

@@ -188,8 +188,10 @@ async def _console(person: Person, deps: Deps) -> ChatReply:
 async def _sources(deps: Deps) -> ChatReply:
     async with deps.uow() as uow:
         states = {state.name: state for state in await uow.sources.all()}
+    unknown = await deps.queue.unknown_sources() if deps.queue is not None else {}
     return ChatReply(sources.table(deps.team.sources, states, now=deps.clock.now(),
-                                   catalog=deps.catalog, polled=deps.collectors.polled))
+                                   catalog=deps.catalog, polled=deps.collectors.polled,
+                                   unknown=unknown))
 
 
 async def _handing(command: Awaitable[object], deps: Deps) -> ChatReply | None:

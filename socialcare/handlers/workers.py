@@ -3,14 +3,25 @@
 Every process with the workers role runs this loop, as one consumer of the stream's
 group. An entry is acknowledged only after its mentions are stored; a worker killed
 in between leaves it pending, and another worker claims it after `claim_seconds`.
-The pipeline drops what was already stored, so a claimed entry is never doubled.
+A worker that is slow but alive claims its entries again every third of that time
+while it works, so only a silent worker's batch is taken over. The pipeline drops
+what was already stored, so a claimed entry is never doubled.
+
+Nothing taken is dropped unstored. A mention of a source this worker's config does
+not know (a config change rolling through the processes) stays in the inbox, marked,
+until a worker that knows the source takes it back; a mention that cannot be read or
+stored is tried again at later sweeps and, after a few tries, set aside in the dead
+letters, with one alert to the team.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from functools import partial
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -18,10 +29,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from socialcare.bot import collecting
 from socialcare.bot.model import RawMention
+from socialcare.bot.notices import Notice
 from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
 from socialcare.handlers import background, collectors
-from socialcare.storage.queue import IngestQueue, consumer_name
+from socialcare.storage.dead_letters import DeadLetter, DeadLetters
+from socialcare.storage.queue import DEAD_AFTER, IngestQueue, Taken, consumer_name
 from socialcare.storage.redis import lease
 
 log = logging.getLogger(__name__)
@@ -33,44 +46,132 @@ BLOCK_MS = 1000
 # (Redis restarted without it): it is announced again. Looked for once a claim period.
 REQUEUE_AFTER_CLAIMS = 4
 MAX_BACKOFF_SECONDS = 30.0
+# A working worker claims its entries again this many times per claim period.
+EXTENSIONS_PER_CLAIM = 3
 
 
 async def work_once(deps: Deps, queue: IngestQueue, consumer: str, *,
                     claim_seconds: float, block_ms: int = BLOCK_MS) -> int:
     """Take one batch from the queue, ingest it, and acknowledge it; return its size."""
-    taken = await queue.take(consumer, count=ENTRIES, block_ms=block_ms,
+    taken = await queue.read(consumer, count=ENTRIES, block_ms=block_ms,
                              claim_idle_ms=int(claim_seconds * 1000))
     if taken.claimed:
         log.info("took over %d queue entries a stopped worker left", taken.claimed)
-    rows = []
-    for row_id, raw in taken.rows:
-        if deps.team.source(raw.source) is None:
-            log.warning("queued mention %s (row %d) is from source %r, which is no longer "
-                        "in the config: dropped", raw.external_id, row_id, raw.source)
-        else:
-            rows.append((row_id, raw))
-    raws = [raw for _, raw in rows]
-    kept: list[int] = []
-    try:
-        results = await collecting.ingest(raws, pipeline=deps.pipeline, uow=deps.uow)
-    except Exception as error:
-        if _outage(error):
-            raise
-        results, kept = await _one_by_one(deps, rows)
-        raws = [raw for row_id, raw in rows if row_id not in kept]
-    await queue.done(taken, kept=kept, now=deps.clock.now())
+    if not taken.entries:
+        return 0
+    async with _holding(deps, queue, consumer, taken, every=claim_seconds / EXTENSIONS_PER_CLAIM):
+        taken = await queue.load(taken)
+        rows = [(row_id, raw) for row_id, raw in taken.rows
+                if deps.team.source(raw.source) is not None]
+        unknown = _unknown_sources(deps, taken)
+        for name, ids in unknown.items():
+            log.warning("%d queued mention(s) of source %r, which this worker's config does "
+                        "not know, stay in the inbox until a worker that knows the source "
+                        "takes them (a config change on its way?): inbox rows %s", len(ids),
+                        name, ", ".join(map(str, ids)))
+        raws = [raw for _, raw in rows]
+        failed: dict[int, str] = {}
+        try:
+            results = await collecting.ingest(raws, pipeline=deps.pipeline, uow=deps.uow)
+        except Exception as error:
+            if _outage(error):
+                raise
+            results, failed = await _one_by_one(deps, rows)
+            raws = [raw for row_id, raw in rows if row_id not in failed]
+        for row_id, reason in taken.unreadable:
+            log.error("inbox row %d %s; it stays in the inbox and is tried again later",
+                      row_id, reason)
+        dead = await queue.done(taken, failed=failed,
+                                unknown=[i for ids in unknown.values() for i in ids],
+                                now=deps.clock.now(), alert=partial(dead_letter_notices, deps))
+    if dead:
+        _set_aside(deps, dead)
     for source, _, outcomes in collectors.by_source(deps, raws, results):
         await collectors.after_ingest(deps, source, [], outcomes, alert=None)
-    return len(taken.rows) + len(taken.unreadable)
+    return taken.size
+
+
+def _unknown_sources(deps: Deps, taken: Taken) -> dict[str, list[int]]:
+    """The rows taken whose source this worker's config does not know, by source."""
+    unknown: dict[str, list[int]] = {}
+    for row_id, raw in taken.rows:
+        if deps.team.source(raw.source) is None:
+            unknown.setdefault(raw.source, []).append(row_id)
+    return unknown
+
+
+@contextlib.asynccontextmanager
+async def _holding(deps: Deps, queue: IngestQueue, consumer: str, taken: Taken, *,
+                   every: float) -> AsyncIterator[None]:
+    """Keep what was taken this worker's while the block runs: its entries are claimed
+    again every `every` seconds (XAUTOCLAIM takes over only a silent worker's), and
+    its rows are marked as announced once a claim period, apart, so that a database
+    that keeps the mark waiting holds up no claim."""
+
+    async def extend() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await queue.extend(consumer, taken)
+            except RedisError as error:
+                log.warning("worker: could not extend its claim (%s)", type(error).__name__)
+
+    async def touch() -> None:
+        while True:
+            await asyncio.sleep(every * EXTENSIONS_PER_CLAIM)
+            try:
+                await queue.touch(taken, now=deps.clock.now())
+            except Exception as error:
+                log.warning("worker: could not mark its rows as in hand (%s)",
+                            type(error).__name__)
+
+    if every <= 0:  # no claim time: anything pending may be taken over at once
+        yield
+        return
+    tasks = [asyncio.create_task(extend()), asyncio.create_task(touch())]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _set_aside(deps: Deps, dead: Sequence[DeadLetter]) -> None:
+    deps.telemetry.dead_lettered.inc(len(dead))
+    for letter in dead:
+        log.error("queued mention %s of %s (inbox row %d) failed %d times and is set aside "
+                  "as a dead letter (socialcare inbox list): %s", letter.external_id,
+                  letter.source, letter.id, letter.tries, letter.reason)
+
+
+def dead_letter_notices(deps: Deps, dead: Sequence[DeadLetter]) -> list[Notice]:
+    """Return the alerts of newly set-aside mentions: one per team channel they
+    concern (their sources' channels; every card channel for a source not
+    configured)."""
+    now = deps.clock.now()
+    channels = {}
+    for letter in dead:
+        source = deps.team.source(letter.source)
+        for channel in (deps.team.channels_for_source(source) if source is not None
+                        else deps.team.channels):
+            channels[(channel.messenger, channel.id)] = channel
+    params = {"count": len(dead), "tries": DEAD_AFTER,
+              "sources": ", ".join(sorted({letter.source for letter in dead})),
+              "ids": ", ".join(f"#{letter.id}" for letter in dead[:10])
+              + (" …" if len(dead) > 10 else "")}
+    return [Notice(messenger=messenger, recipient=channel_id, key="notice.dead_letters",
+                   params=dict(params), created_at=now)
+            for messenger, channel_id in channels]
 
 
 async def _one_by_one(deps: Deps, rows: list[tuple[int, RawMention]]
-                      ) -> tuple[list[IngestResult], list[int]]:
+                      ) -> tuple[list[IngestResult], dict[int, str]]:
     """Store a batch that failed as a whole mention by mention; return the results of
-    those stored and the rows of those that fail alone, which stay in the inbox (to be
+    those stored and, by row, why the others failed: they stay in the inbox (to be
     tried again later, after a fix) instead of holding up the others for ever."""
     results: list[IngestResult] = []
-    kept: list[int] = []
+    failed: dict[int, str] = {}
     for row_id, raw in rows:
         try:
             results += await collecting.ingest([raw], pipeline=deps.pipeline, uow=deps.uow)
@@ -80,8 +181,8 @@ async def _one_by_one(deps: Deps, rows: list[tuple[int, RawMention]]
             log.error("queued mention %s of %s (inbox row %d) cannot be stored (%s: %s); it "
                       "stays in the inbox and is tried again later", raw.external_id,
                       raw.source, row_id, type(error).__name__, error)
-            kept.append(row_id)
-    return results, kept
+            failed[row_id] = f"cannot be stored: {type(error).__name__}: {error}"
+    return results, failed
 
 
 def _outage(error: Exception) -> bool:
@@ -95,15 +196,24 @@ def _outage(error: Exception) -> bool:
 async def requeue(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> int:
     """Announce again what waited in the inbox too long (one process at a time)."""
     waited = timedelta(seconds=claim_seconds * REQUEUE_AFTER_CLAIMS)
+    # Not under the lease: each worker takes back what its own config knows.
+    back = await queue.take_back([source.name for source in deps.team.sources],
+                                 now=deps.clock.now())
+    if back:
+        log.info("took back %d queued mention(s) of sources another worker did not know",
+                 back)
+    count = 0
     async with lease(deps.redis, "inbox-requeue", seconds=claim_seconds) as held:
-        if not held:
-            return 0
-        count = await queue.requeue(now=deps.clock.now(), waited=waited)
+        if held:
+            count = await queue.requeue(now=deps.clock.now(), waited=waited)
     if count:
         log.warning("%d mention(s) waited in the inbox over %.0f s: announced again", count,
                     waited.total_seconds())
     deps.telemetry.inbox.set(await queue.backlog())
-    return count
+    deps.telemetry.dead_letters.set(await DeadLetters(deps.engine).count())
+    unknown = await queue.unknown_sources()
+    deps.telemetry.inbox_unknown_source.set(sum(n for n, _ in unknown.values()))
+    return back + count
 
 
 async def _run(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> None:

@@ -146,6 +146,9 @@ cards = Table(
     Column("deadline", UTCDateTime()),
     Column("posting_since", UTCDateTime()),
     Column("post_attempts", Integer, nullable=False),
+    # Post attempts whose outcome is unknown (answer lost, process stopped mid-call):
+    # each may have left a copy of the card that nobody knows of.
+    Column("unsure_posts", Integer, nullable=False, server_default="0"),
     Column("posted_at", UTCDateTime()),
     Column("notified_event_id", BigInteger, nullable=False),
     Column("escalation_id", Id, ForeignKey("escalations.id")),
@@ -291,7 +294,26 @@ inbox = Table(
     Column("source", String(200), nullable=False),
     Column("mention", Json, nullable=False),
     Column("queued_at", UTCDateTime(), nullable=False),
+    # Failed attempts to read or store it; past a few it goes to the dead letters.
+    Column("tries", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    # Set while a worker keeps it because its config does not know the source.
+    Column("unknown_source_since", UTCDateTime()),
     Index("ix_inbox_queued_at", "queued_at"),
+)
+
+# Queued mentions that could not be stored after several tries: kept for an admin
+# (`socialcare inbox list|retry|drop`), under their inbox row's id.
+inbox_dead_letters = Table(
+    "inbox_dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("source", String(200), nullable=False),
+    Column("mention", Json, nullable=False),
+    Column("queued_at", UTCDateTime(), nullable=False),
+    Column("tries", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("set_aside_at", UTCDateTime(), nullable=False),
 )
 
 # The web console's sign-in (see storage/console.py). Only hashes of the secrets are

@@ -196,20 +196,6 @@ async def test_what_was_queued_while_redis_was_away_goes_out_with_the_next_hand_
     assert await _count(storage, inbox) == 0
 
 
-async def test_a_queued_mention_of_a_source_no_longer_configured_is_dropped_not_stuck(
-    storage: Storage, team: Team, clock: FakeClock
-) -> None:
-    deps = _deps(storage, team, clock)
-    assert deps.queue is not None
-    await deps.queue.put([_mention(1, source="retired"), _mention(2)], now=clock.now())
-
-    taken = await workers.work_once(deps, deps.queue, "w1", claim_seconds=30, block_ms=10)
-
-    assert taken == 2
-    assert await _count(storage, cases) == 1
-    assert await _count(storage, inbox) == 0
-
-
 def _unreachable_redis() -> Redis[Any]:
     return Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
                  retry_on_error=[], retry=None)
