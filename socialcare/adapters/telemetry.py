@@ -74,6 +74,12 @@ class Telemetry:
             "socialcare_messenger_calls", "Messenger API calls, by outcome (429 = rate_limited).",
             ["messenger", "method", "outcome"], registry=self.registry,
         )
+        self.possible_doubles = Counter(
+            "socialcare_card_possible_doubles",
+            "Cards posted again after an attempt whose answer was lost, where the messenger "
+            "cannot be searched for it (Telegram): each may have left a copy in the chat.",
+            ["messenger"], registry=self.registry,
+        )
         self.cases = Gauge(
             "socialcare_cases", "Cases by state.", ["state"], registry=self.registry,
         )

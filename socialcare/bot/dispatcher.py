@@ -9,9 +9,12 @@ twice. Alerts (SLA points, lapsed claims, escalation reminders) go into the card
 thread once; notices (direct messages) go out once.
 
 Posting a new card is the one step that is not idempotent. The attempt is recorded
-before the call; if its outcome is unknown (a timeout), the next attempt first asks
-the messenger whether the card is already there (Slack finds it by the case id in
-the message metadata) instead of posting again.
+before the call; if its outcome is unknown (its answer was lost, or its process
+stopped mid-call), the card counts it, and the next attempt first asks the messenger
+whether the card is already there (Slack finds it by the case id in the message
+metadata) instead of posting again. A messenger that cannot look (Telegram's Bot API
+lists no chat's messages) posts again: each such attempt may have left a copy, and
+the round reports it as a possible double.
 
 Under a burst, cards go out new first, then changed, then SLA steps — each group
 earliest deadline first. A channel that is out of budget, or whose last call failed,
@@ -38,6 +41,7 @@ from socialcare.bot.ports import (
     Messenger,
     MessengerError,
     Note,
+    OutcomeUnknown,
     RateBudgets,
     RateLimit,
     RateLimited,
@@ -81,11 +85,23 @@ class Posted:
     since_collected: float
 
 
+@dataclass(frozen=True)
+class PossibleDouble:
+    """A card posted after attempts whose outcome is unknown, which the messenger cannot
+    look for: each may have left a copy of the card in the channel."""
+
+    case_id: int | None
+    messenger: str
+    channel: str
+    copies: int
+
+
 @dataclass
 class DispatchReport:
     """What one round of syncing did."""
 
     posted: list[Posted] = field(default_factory=list)
+    possible_doubles: list[PossibleDouble] = field(default_factory=list)
     edited: int = 0
     unchanged: int = 0
     notes: int = 0
@@ -331,9 +347,9 @@ class Dispatcher:
         if not await self._room(limits, card, report):
             return
         async with self._uow() as uow:
-            mine = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
+            unsure = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
             await uow.commit()
-        if not mine:
+        if unsure is None:
             return
         try:
             message_id = None
@@ -344,13 +360,17 @@ class Dispatcher:
                              card.case_id, card.messenger, card.channel)
             if message_id is None:
                 message_id = await messenger.post_card(card.channel, target.view)
+                if unsure and not messenger.finds_cards:
+                    self._possible_double(card, unsure, report)
         except MessengerError as error:
+            lost = isinstance(error, OutcomeUnknown)
             async with self._uow() as uow:
-                await uow.cards.post_failed(card)
+                await uow.cards.post_failed(card, unsure=lost)
                 await uow.commit()
             await self._hold(card, error, limits, report)
-            log.warning("posting card %s to %s %s failed: %s",
-                        card.id, card.messenger, card.channel, error)
+            log.warning("posting card %s to %s %s failed%s: %s",
+                        card.id, card.messenger, card.channel,
+                        " (its answer was lost: the card may be there)" if lost else "", error)
             return
         sent = self._clock.now()
         async with self._uow() as uow:
@@ -371,6 +391,14 @@ class Dispatcher:
             log.info("card of case #%s posted to %s %s: %.1f s after publication, %.1f s "
                      "after collection", case.id, card.messenger, card.channel,
                      posted.since_published, posted.since_collected)
+
+    @staticmethod
+    def _possible_double(card: Card, unsure: int, report: DispatchReport) -> None:
+        report.possible_doubles.append(
+            PossibleDouble(card.case_id, card.messenger, card.channel, unsure))
+        log.warning("card %s of case #%s posted to %s %s after %d attempt(s) whose answer "
+                    "was lost: as many copies of it may be in the channel too", card.id,
+                    card.case_id, card.messenger, card.channel, unsure)
 
     async def _alerts(self, card: Card, target: _Target, report: DispatchReport) -> bool:
         """Post the card's pending alerts in its thread; tell whether none is left."""

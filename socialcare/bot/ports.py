@@ -163,8 +163,10 @@ class CardRepository(Protocol):
         """Return the card behind a posted message."""
         ...
 
-    async def begin_post(self, card: Card, *, now: datetime, stale: datetime) -> bool:
-        """Record an attempt to post; False if another worker is posting the card."""
+    async def begin_post(self, card: Card, *, now: datetime, stale: datetime) -> int | None:
+        """Record an attempt to post; None if another worker is posting the card, else
+        how many earlier attempts have an unknown outcome (an attempt older than
+        `stale` that never recorded one counts now)."""
         ...
 
     async def begin_edit(self, card: Card, *, now: datetime, stale: datetime) -> bool:
@@ -180,8 +182,9 @@ class CardRepository(Protocol):
         """Record where the card was posted."""
         ...
 
-    async def post_failed(self, card: Card) -> None:
-        """Record a post that failed or whose outcome is unknown."""
+    async def post_failed(self, card: Card, *, unsure: bool = False) -> None:
+        """Record a post that failed; `unsure`: its outcome is unknown (the card may be
+        in the channel)."""
         ...
 
     async def synced(
@@ -236,6 +239,11 @@ class Undeliverable(MessengerError):
     """The channel or message is gone, or the bot may not post there: retrying won't help."""
 
 
+class OutcomeUnknown(MessengerError):
+    """The request went out but its answer was lost (a read timeout, a dropped
+    connection): what it asked for may have been done."""
+
+
 class Messenger(Protocol):
     """One chat platform: posts and edits cards, writes notes, pings and messages people."""
 
@@ -259,6 +267,12 @@ class Messenger(Protocol):
     async def find_card(self, channel: str, case_id: int) -> str | None:
         """Return the message id of a card of this case already in the channel, if the
         platform can tell (used when a post's outcome is unknown)."""
+        ...
+
+    @property
+    def finds_cards(self) -> bool:
+        """Whether `find_card` can look (else a post whose answer was lost and is posted
+        again may leave a copy in the channel)."""
         ...
 
     async def post_note(self, channel: str, note: Note, *, thread: str | None = None) -> str:

@@ -35,6 +35,8 @@ def record(report: DispatchReport, deps: Deps) -> None:
             deps.telemetry.card_syncs.labels(outcome).inc(count)
     if report.posted:
         deps.telemetry.card_syncs.labels("posted").inc(len(report.posted))
+    for double in report.possible_doubles:
+        deps.telemetry.possible_doubles.labels(double.messenger).inc(double.copies)
 
 
 async def _run(dispatcher: Dispatcher, deps: Deps) -> None:

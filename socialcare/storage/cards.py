@@ -121,8 +121,10 @@ class SqlCardRepository:
         )).first()
         return None if row is None else _card(row)
 
-    async def begin_post(self, card: Card, *, now: datetime, stale: datetime) -> bool:
-        """Record an attempt to post the card; False if another worker is posting it."""
+    async def begin_post(self, card: Card, *, now: datetime, stale: datetime) -> int | None:
+        """Record an attempt to post the card; None if another worker is posting it,
+        else how many earlier attempts have an unknown outcome — counting now a stale
+        attempt whose outcome was never recorded (its process stopped mid-call)."""
         result = await self._conn.execute(
             update(cards)
             .where(
@@ -130,9 +132,13 @@ class SqlCardRepository:
                 cards.c.message_id.is_(None),
                 or_(cards.c.posting_since.is_(None), cards.c.posting_since < stale),
             )
-            .values(posting_since=now, post_attempts=cards.c.post_attempts + 1)
+            .values(posting_since=now, post_attempts=cards.c.post_attempts + 1,
+                    unsure_posts=cards.c.unsure_posts + case_when(
+                        (cards.c.posting_since.is_not(None), 1), else_=0))
+            .returning(cards.c.unsure_posts)
         )
-        return bool(result.rowcount == 1)
+        row = result.first()
+        return None if row is None else int(row.unsure_posts)
 
     async def begin_edit(self, card: Card, *, now: datetime, stale: datetime) -> bool:
         """Claim a posted card for an edit; False if another worker is sending it, or
@@ -165,10 +171,13 @@ class SqlCardRepository:
             .values(message_id=message_id, posted_at=at, posting_since=None)
         )
 
-    async def post_failed(self, card: Card) -> None:
-        """Record a post that failed (or whose outcome is unknown): it may be tried again."""
+    async def post_failed(self, card: Card, *, unsure: bool = False) -> None:
+        """Record a post that failed — or, `unsure`, whose outcome is unknown: it may be
+        tried again."""
         await self._conn.execute(
-            update(cards).where(cards.c.id == card.id).values(posting_since=None)
+            update(cards).where(cards.c.id == card.id)
+            .values(posting_since=None,
+                    unsure_posts=cards.c.unsure_posts + (1 if unsure else 0))
         )
 
     async def synced(

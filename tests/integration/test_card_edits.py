@@ -19,7 +19,7 @@ async def _posted_card(storage: Storage, clock: FakeClock):  # type: ignore[no-u
         [mention("m1", "Kcell, no 4G", published_at=clock.now())], uow=storage.uow())
     async with storage.uow() as uow:
         card = (await uow.cards.for_case(result.case_id))[0]
-        assert await uow.cards.begin_post(card, now=clock.now(), stale=clock.now())
+        assert await uow.cards.begin_post(card, now=clock.now(), stale=clock.now()) == 0
         await uow.cards.posted(card, message_id="1700000000.000100", at=clock.now())
         await uow.commit()
         return result.case_id, (await uow.cards.for_case(result.case_id))[0]

@@ -25,7 +25,14 @@ from socialcare.adapters.messengers.slack_card import (
 )
 from socialcare.bot.cards import CardView
 from socialcare.bot.escalation_card import EscalationView
-from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
+from socialcare.bot.ports import (
+    MessengerError,
+    Note,
+    OutcomeUnknown,
+    RateLimit,
+    RateLimited,
+    Undeliverable,
+)
 from socialcare.bot.team import Person
 
 # Told of every call: messenger, API method, outcome (ok, rate_limited, refused, failed).
@@ -61,6 +68,7 @@ class SlackMessenger:
     """Post and edit cards, notes and direct messages in one Slack workspace."""
 
     name = "slack"
+    finds_cards = True  # by the case id in a card's message metadata
 
     def __init__(self, client: AsyncWebClient, *, observe: Observe | None = None) -> None:
         self._client = client
@@ -173,6 +181,9 @@ class SlackMessenger:
             raise MessengerError(f"Slack answered {status}: {code}") from error
         except (TimeoutError, aiohttp.ClientError) as error:
             self._observe(self.name, name, "failed")
-            raise MessengerError(f"Slack unreachable: {type(error).__name__}") from error
+            if isinstance(error, aiohttp.ClientConnectorError):  # never sent
+                raise MessengerError(f"Slack unreachable: {type(error).__name__}") from error
+            raise OutcomeUnknown(f"Slack's answer was lost: {type(error).__name__}") \
+                from error
         self._observe(self.name, name, "ok")
         return result

@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from telegram import Bot, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from socialcare.adapters.messengers.telegram_budget import TAKEN, chat_limits, hold_key
 from socialcare.adapters.messengers.telegram_card import (
@@ -20,13 +21,32 @@ from socialcare.adapters.messengers.telegram_card import (
 )
 from socialcare.bot.cards import CardView
 from socialcare.bot.escalation_card import EscalationView
-from socialcare.bot.ports import MessengerError, Note, RateLimit, RateLimited, Undeliverable
+from socialcare.bot.ports import (
+    MessengerError,
+    Note,
+    OutcomeUnknown,
+    RateLimit,
+    RateLimited,
+    Undeliverable,
+)
 from socialcare.bot.team import Person
 
 # Told of every call: messenger, API method, outcome (ok, rate_limited, refused, failed).
 Observe = Callable[[str, str, str], None]
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# Posting a card: the Bot API has no idempotency key and lists no chat's messages, so
+# a sendMessage whose answer is lost leaves a card we cannot find, and posting it
+# again may double it. So: give up early where nothing was sent yet (connecting, or
+# waiting for a pooled connection: a retry is safe), and once the request is out wait
+# long for the answer (Telegram answers in well under a second; a slow answer is
+# still learned rather than taken for a lost one).
+POST_CONNECT_TIMEOUT = 5.0
+POST_WRITE_TIMEOUT = 10.0
+POST_READ_TIMEOUT = 20.0
+# Failures of the transport that mean the request never reached Telegram.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError,
+             httpx.UnsupportedProtocol)
 
 
 def _layout(card: CardView | EscalationView) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -50,6 +70,7 @@ class TelegramMessenger:
     call from the budgets before making it (the dispatcher), and nothing waits."""
 
     name = "telegram"
+    finds_cards = False  # the Bot API cannot search a chat
 
     def __init__(self, bot: Bot, *, observe: Observe | None = None,
                  budget_taken: bool = False) -> None:
@@ -68,6 +89,8 @@ class TelegramMessenger:
             channel, self._bot.send_message(
                 chat_id=channel, text=text, parse_mode=ParseMode.HTML,
                 reply_markup=keyboard, link_preview_options=_NO_PREVIEW, **self._budget,
+                connect_timeout=POST_CONNECT_TIMEOUT, write_timeout=POST_WRITE_TIMEOUT,
+                read_timeout=POST_READ_TIMEOUT,
             )
         )
         return str(message.message_id)
@@ -157,6 +180,17 @@ class TelegramMessenger:
             raise Undeliverable(f"Telegram refused: {error.message}") from error
         except TelegramError as error:  # NetworkError, TimedOut and the rest
             self._observe(self.name, name, "failed")
+            if _maybe_done(error):
+                raise OutcomeUnknown(f"Telegram's answer was lost: {error}") from error
             raise MessengerError(f"Telegram call failed: {error}") from error
         self._observe(self.name, name, "ok")
         return result
+
+
+def _maybe_done(error: TelegramError) -> bool:
+    """Tell whether a failed call may still have been carried out: it went out and no
+    answer came back (read or write timeout, connection dropped). An answer — even an
+    error — or a connection never made means it was not."""
+    cause = error.__cause__
+    return isinstance(error, NetworkError) and isinstance(cause, httpx.HTTPError) \
+        and not isinstance(cause, _NOT_SENT)
