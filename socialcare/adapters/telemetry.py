@@ -80,6 +80,11 @@ class Telemetry:
             "cannot be searched for it (Telegram): each may have left a copy in the chat.",
             ["messenger"], registry=self.registry,
         )
+        self.doubles_removed = Counter(
+            "socialcare_card_doubles_removed",
+            "Copies of a card (left by a post whose answer was lost) deleted when clicked.",
+            ["messenger"], registry=self.registry,
+        )
         self.cases = Gauge(
             "socialcare_cases", "Cases by state.", ["state"], registry=self.registry,
         )

@@ -54,7 +54,7 @@ from socialcare.bot.actions import (
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import collectors, escalating
+from socialcare.handlers import collectors, escalating, telegram_copies
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 from socialcare.storage.replays import TELEGRAM_SECONDS, Replays, storage_failed, telegram_key
 
@@ -243,6 +243,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         if data.startswith("sc1e:"):
             return await _escalation_button(EscalationAction.unpack(data), person, bot)
         action = CaseAction.unpack(data)
+        await telegram_copies.drop_copy(query, action.case_id, deps, bot)
         if action.kind is ActionKind.REPLY:
             return await _in_private(bot, talk.ask(
                 bot, query.from_user.id, text("reply.prompt", id=action.case_id),

@@ -12,11 +12,13 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import insert
 
+from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.handlers import workers
 from socialcare.storage.queue import DEAD_AFTER, Taken
 from socialcare.storage.schema import inbox
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
+    DANIYAR_TG,
     SLACK_CHANNEL,
     TELEGRAM_CHAT,
     Chat,
@@ -35,7 +37,7 @@ async def _metric(chat: Chat, name: str) -> float:
     return float(found[1]) if found else 0.0
 
 
-async def test_a_telegram_card_stored_but_unanswered_is_posted_again_and_counted(
+async def test_a_telegram_card_stored_unanswered_is_posted_again_counted_and_its_copy_goes_on_click(
     tmp_path: Path, flowing_clock: FlowingClock
 ) -> None:
     async with running_chat(tmp_path, flowing_clock) as chat:
@@ -58,6 +60,17 @@ async def test_a_telegram_card_stored_but_unanswered_is_posted_again_and_counted
                           if c.messenger == "telegram"]
         cards_in_chat = chat.telegram_cards()
         slack_cards = chat.slack_cards()
+        # Someone clicks Claim on the copy: the click counts, and the copy goes.
+        copy = cards_in_chat[0]
+        click = chat.telegram.callback_query_update(
+            copy, CaseAction(ActionKind.CLAIM, result["case_id"]).pack(), from_user=DANIYAR_TG)
+        assert (await chat.telegram_send(click)).status == 200
+        left = await eventually(
+            lambda: len(chat.telegram_cards()) == 1
+            and "Claimed by Daniyar" in (chat.telegram_cards()[0].text or "")
+            and chat.telegram_cards())
+        removed = await _metric(
+            chat, 'socialcare_card_doubles_removed_total{messenger="telegram"}')
 
     assert [call.fault for call in chat.telegram.calls_to("sendMessage")][:2] == [
         "lost_response", None]
@@ -66,6 +79,8 @@ async def test_a_telegram_card_stored_but_unanswered_is_posted_again_and_counted
     assert telegram.unsure_posts == 1
     assert counted == 1.0
     assert len(slack_cards) == 1
+    assert [m.message_id for m in left] == [cards_in_chat[1].message_id]
+    assert removed == 1.0
 
 
 async def test_a_dead_letter_is_announced_once_in_the_team_chats(
