@@ -29,12 +29,19 @@ from tests.e2e.chat import (
 )
 
 
-async def _metric(chat: Chat, name: str) -> float:
-    async with aiohttp.ClientSession() as session, \
-            session.get(f"{chat.base_url}/metrics") as response:
-        text = await response.text()
-    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    return float(found[1]) if found else 0.0
+async def _metric(chat: Chat, name: str, *, wanted: float) -> float:
+    """Read a metric from /metrics, waiting a while for it to reach `wanted` (the round
+    that counts it ends after what the test watches)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"{chat.base_url}/metrics") as response:
+            text = await response.text()
+        found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        value = float(found[1]) if found else 0.0
+        if value == wanted or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.1)
 
 
 async def test_a_telegram_card_stored_unanswered_is_posted_again_counted_and_its_copy_goes_on_click(
@@ -54,7 +61,7 @@ async def test_a_telegram_card_stored_unanswered_is_posted_again_counted_and_its
             assert asyncio.get_running_loop().time() < deadline, cards
             await asyncio.sleep(0.1)
         counted = await _metric(
-            chat, 'socialcare_card_possible_doubles_total{messenger="telegram"}')
+            chat, 'socialcare_card_possible_doubles_total{messenger="telegram"}', wanted=1)
         async with chat.deps.uow() as uow:
             [telegram] = [c for c in await uow.cards.for_case(result["case_id"])
                           if c.messenger == "telegram"]
@@ -70,7 +77,7 @@ async def test_a_telegram_card_stored_unanswered_is_posted_again_counted_and_its
             and "Claimed by Daniyar" in (chat.telegram_cards()[0].text or "")
             and chat.telegram_cards())
         removed = await _metric(
-            chat, 'socialcare_card_doubles_removed_total{messenger="telegram"}')
+            chat, 'socialcare_card_doubles_removed_total{messenger="telegram"}', wanted=1)
 
     assert [call.fault for call in chat.telegram.calls_to("sendMessage")][:2] == [
         "lost_response", None]
