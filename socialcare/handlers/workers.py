@@ -78,14 +78,10 @@ async def work_once(deps: Deps, queue: IngestQueue, consumer: str, *,
                 raise
             results, failed = await _one_by_one(deps, rows)
             raws = [raw for row_id, raw in rows if row_id not in failed]
-        for row_id, reason in taken.unreadable:
-            log.error("inbox row %d %s; it stays in the inbox and is tried again later",
-                      row_id, reason)
         dead = await queue.done(taken, failed=failed,
                                 unknown=[i for ids in unknown.values() for i in ids],
                                 now=deps.clock.now(), alert=partial(dead_letter_notices, deps))
-    if dead:
-        _set_aside(deps, dead)
+    _failures(deps, {**dict(taken.unreadable), **failed}, dead)
     for source, _, outcomes in collectors.by_source(deps, raws, results):
         await collectors.after_ingest(deps, source, [], outcomes, alert=None)
     return taken.size
@@ -137,12 +133,18 @@ async def _holding(deps: Deps, queue: IngestQueue, consumer: str, taken: Taken, 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _set_aside(deps: Deps, dead: Sequence[DeadLetter]) -> None:
+def _failures(deps: Deps, failed: dict[int, str], dead: Sequence[DeadLetter]) -> None:
+    """Log the rows that could not be read or stored: set aside, or to be tried again."""
     deps.telemetry.dead_lettered.inc(len(dead))
     for letter in dead:
         log.error("queued mention %s of %s (inbox row %d) failed %d times and is set aside "
                   "as a dead letter (socialcare inbox list): %s", letter.external_id,
                   letter.source, letter.id, letter.tries, letter.reason)
+    gone = {letter.id for letter in dead}
+    for row_id, reason in sorted(failed.items()):
+        if row_id not in gone:
+            log.error("inbox row %d %s; it stays in the inbox and is tried again at a later "
+                      "sweep", row_id, reason)
 
 
 def dead_letter_notices(deps: Deps, dead: Sequence[DeadLetter]) -> list[Notice]:
@@ -150,12 +152,12 @@ def dead_letter_notices(deps: Deps, dead: Sequence[DeadLetter]) -> list[Notice]:
     concern (their sources' channels; every card channel for a source not
     configured)."""
     now = deps.clock.now()
-    channels = {}
+    channels: dict[tuple[str, str], None] = {}  # in order, once each
     for letter in dead:
         source = deps.team.source(letter.source)
         for channel in (deps.team.channels_for_source(source) if source is not None
                         else deps.team.channels):
-            channels[(channel.messenger, channel.id)] = channel
+            channels[(channel.messenger, channel.id)] = None
     params = {"count": len(dead), "tries": DEAD_AFTER,
               "sources": ", ".join(sorted({letter.source for letter in dead})),
               "ids": ", ".join(f"#{letter.id}" for letter in dead[:10])
@@ -178,10 +180,8 @@ async def _one_by_one(deps: Deps, rows: list[tuple[int, RawMention]]
         except Exception as error:
             if _outage(error):
                 raise
-            log.error("queued mention %s of %s (inbox row %d) cannot be stored (%s: %s); it "
-                      "stays in the inbox and is tried again later", raw.external_id,
-                      raw.source, row_id, type(error).__name__, error)
-            failed[row_id] = f"cannot be stored: {type(error).__name__}: {error}"
+            failed[row_id] = (f"(mention {raw.external_id} of {raw.source}) cannot be "
+                              f"stored: {type(error).__name__}: {error}")
     return results, failed
 
 
