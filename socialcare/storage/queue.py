@@ -59,7 +59,7 @@ for i = 3, #ARGV do
   if entry[1] and entry[1][2] == consumer then owned[#owned + 1] = ARGV[i] end
 end
 if #owned > 0 then
-  redis.call('XCLAIM', KEYS[1], group, consumer, 0, unpack(owned))
+  redis.call('XCLAIM', KEYS[1], group, consumer, 0, unpack(owned), 'JUSTID')
 end
 return #owned
 """
