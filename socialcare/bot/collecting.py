@@ -19,6 +19,7 @@ from socialcare.bot.pipeline import IngestResult, Outcome, Pipeline
 from socialcare.bot.ports import Clock, Poller, UnitOfWork
 from socialcare.bot.sources import (
     Alert,
+    Delivery,
     SourceState,
     SourceUnavailable,
     changed_alert,
@@ -122,14 +123,17 @@ async def delivered(
     source: Source, mentions: Sequence[RawMention], *, uow: Callable[[], UnitOfWork],
     clock: Clock,
 ) -> tuple[Alert, Alert] | None:
-    """Note a pushed source's delivery in its health; return an alert change."""
+    """Note a pushed source's delivery in its health; return an alert change.
+
+    Deliveries arrive side by side (fifty requests at once is ordinary), so the
+    delivery is added in one step that no other can undo, never read and written
+    back; the alert then moves only if it is still what was seen, so that one process
+    tells the team."""
     now = clock.now()
-
-    def got(state: SourceState) -> None:
-        record_success(state, list(mentions), now=now)
-
-    _, alert = await _update(source, got, uow=uow, now=now, polled=False)
-    return alert
+    async with uow() as unit:
+        state = await unit.sources.add_delivery(source.name, Delivery.of(mentions, now=now))
+        await unit.commit()
+    return await _move_alert(source, state, uow=uow, now=now, polled=False)
 
 
 async def check_silence(
@@ -146,14 +150,25 @@ async def check_silence(
     for source in sources:
         async with uow() as unit:
             state = await unit.sources.get(source.name)
-        if state.version == 0 or changed_alert(source, state, now=now,
-                                               polled=polled(source)) is None:
+        if state.version == 0:
             continue
-        _, alert = await _update(source, lambda state: None, uow=uow, now=now,
-                                 polled=polled(source))
+        alert = await _move_alert(source, state, uow=uow, now=now, polled=polled(source))
         if alert is not None:
             changes.append((source, alert))
     return changes
+
+
+async def _move_alert(source: Source, state: SourceState, *, uow: Callable[[], UnitOfWork],
+                      now: datetime, polled: bool) -> tuple[Alert, Alert] | None:
+    """Move the source's alert to what its state calls for, unless another process did
+    meanwhile; return the change if this process made it."""
+    change = changed_alert(source, state, now=now, polled=polled)
+    if change is None:
+        return None
+    async with uow() as unit:
+        moved = await unit.sources.move_alert(source.name, was=change[0], to=change[1])
+        await unit.commit()
+    return change if moved else None
 
 
 async def _update(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
     from socialcare.bot.reports import Period, Report
-    from socialcare.bot.sources import Polled, SourceState
+    from socialcare.bot.sources import Alert, Delivery, Polled, SourceState
     from socialcare.bot.team import Person, Source
 
 
@@ -460,6 +460,16 @@ class SourceStateRepository(Protocol):
     async def save(self, state: SourceState) -> None:
         """Store the state if nobody changed it since it was read, else raise
         ConcurrentUpdate."""
+        ...
+
+    async def add_delivery(self, name: str, delivery: Delivery) -> SourceState:
+        """Add a pushed source's delivery to its health in one step, whatever else is
+        added at the same time (no read first, nothing to lose to a race); return the
+        state as it is now."""
+        ...
+
+    async def move_alert(self, name: str, *, was: Alert, to: Alert) -> bool:
+        """Set the source's alert to `to` if it is still `was`; tell whether it was."""
         ...
 
     async def all(self) -> list[SourceState]:

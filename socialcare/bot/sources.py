@@ -85,6 +85,27 @@ def record_success(state: SourceState, found: list[RawMention], *, now: datetime
         state.lag_seconds = max(0.0, (now - newest).total_seconds())
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery of a pushed source adds to its health: like a successful poll,
+    it counts its items, moves the last item time on, and clears the failures."""
+
+    at: datetime
+    count: int
+    newest: datetime | None = None  # the latest publication time among the items
+
+    @classmethod
+    def of(cls, found: Sequence[RawMention], *, now: datetime) -> Delivery:
+        """Return the delivery of these mentions, received now."""
+        return cls(at=now, count=len(found),
+                   newest=max((m.published_at for m in found), default=None))
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """How long after its newest item the delivery came."""
+        return None if self.newest is None else max(0.0, (self.at - self.newest).total_seconds())
+
+
 def record_failure(state: SourceState, error: str, *, now: datetime) -> None:
     """Note a failed poll."""
     state.failures += 1

@@ -112,8 +112,16 @@ async def hand_over(deps: Deps, raws: Sequence[RawMention]) -> None:
 
 async def received(deps: Deps, source: Source, mentions: Sequence[RawMention],
                    results: Sequence[IngestResult]) -> None:
-    """Note what a pushed source delivered in its health; tell the team if that changed."""
-    alert = await collecting.delivered(source, mentions, uow=deps.uow, clock=deps.clock)
+    """Note what a pushed source delivered in its health; tell the team if that changed.
+
+    The delivery is stored by now, and the sender is answered that it is: a failure
+    here is logged, never raised into the request."""
+    try:
+        alert = await collecting.delivered(source, mentions, uow=deps.uow, clock=deps.clock)
+    except Exception:
+        log.exception("source %s: a delivery of %d mention(s) is stored, but its health "
+                      "could not be noted", source.name, len(mentions))
+        alert = None
     await after_ingest(deps, source, mentions, results, alert=alert)
 
 
@@ -148,8 +156,13 @@ async def announce(deps: Deps, source: Source, change: tuple[Alert, Alert]) -> N
     The database decided that this process saw the change (the state's version), so
     the team hears it once, whichever process polled.
     """
-    async with deps.uow() as uow:
-        state = await uow.sources.get(source.name)
+    try:
+        async with deps.uow() as uow:
+            state = await uow.sources.get(source.name)
+    except Exception:
+        log.exception("source %s went %s, but its state cannot be read to tell the team",
+                      source.name, change[1].value)
+        return
     text = alert_text(source, change, state, catalog=deps.catalog)
     log.warning("source %s: %s → %s", source.name, change[0].value, change[1].value)
     for channel in deps.team.channels_for_source(source):

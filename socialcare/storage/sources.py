@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.errors import ConcurrentUpdate
-from socialcare.bot.sources import Alert, SourceState
+from socialcare.bot.sources import Alert, Delivery, SourceState
+from socialcare.storage.schema import UTCDateTime
 from socialcare.storage.schema import source_states as table
 
 _FIELDS = ("cursor", "last_success_at", "last_error_at", "last_error", "failures",
@@ -15,7 +19,8 @@ _FIELDS = ("cursor", "last_success_at", "last_error_at", "last_error", "failures
 
 
 class SqlSourceStateRepository:
-    """Source states in SQL; every save is conditional on the version read."""
+    """Source states in SQL; every save is conditional on the version read, and a
+    delivery is added in place."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -49,6 +54,41 @@ class SqlSourceStateRepository:
             if result.rowcount != 1:
                 raise ConcurrentUpdate(f"source {state.name} changed meanwhile")
         state.version += 1
+
+
+    async def add_delivery(self, name: str, delivery: Delivery) -> SourceState:
+        """Add a pushed source's delivery to its health in one statement; return the state."""
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        at = literal(delivery.at, UTCDateTime())
+        statement = dialect.insert(table).values(
+            name=name, cursor={}, failures=0, items_found=delivery.count, alert=Alert.OK.value,
+            last_success_at=delivery.at, last_item_at=delivery.newest,
+            lag_seconds=delivery.lag_seconds, version=1)
+        changes: dict[str, Any] = {
+            "last_success_at": _later(table.c.last_success_at, at),
+            "failures": 0, "note": None,
+            "items_found": table.c.items_found + delivery.count,
+            "version": table.c.version + 1,
+        }
+        if delivery.newest is not None:
+            changes |= {"last_item_at": _later(table.c.last_item_at,
+                                               literal(delivery.newest, UTCDateTime())),
+                        "lag_seconds": delivery.lag_seconds}
+        statement = statement.on_conflict_do_update(index_elements=[table.c.name], set_=changes)
+        row = (await self._conn.execute(statement.returning(*table.columns))).one()
+        return _state(row)
+
+    async def move_alert(self, name: str, *, was: Alert, to: Alert) -> bool:
+        """Set the source's alert to `to` if it is still `was`; tell whether it was."""
+        result = await self._conn.execute(
+            update(table).where(table.c.name == name, table.c.alert == was.value)
+            .values(alert=to.value, version=table.c.version + 1))
+        return result.rowcount == 1
+
+
+def _later(column: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The later of a stored time (None: none yet) and a new one, in SQL."""
+    return case((or_(column.is_(None), column < value), value), else_=column)
 
 
 def _state(row: object) -> SourceState:

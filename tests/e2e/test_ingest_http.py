@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from socialcare.adapters.collectors.signature import sign
-from socialcare.deps import Deps
-from socialcare.main import App, build_app
+from socialcare.deps import ALL_ROLES, Deps, Role
+from socialcare.handlers import workers
+from socialcare.main import App, build_app, runtime
+from socialcare.settings import Settings
 from socialcare.storage.database import create_engine
-from socialcare.storage.schema import cases
+from socialcare.storage.schema import cases, inbox
+from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
 from tests.e2e.conftest import SECRET
 
 MENTION = {
@@ -37,9 +44,9 @@ async def _post(http: TestClient, payload: Any, *, secret: str = SECRET,
     return response.status, await response.json()
 
 
-async def _cases(deps: Deps) -> int:
+async def _count(deps: Deps, table: Table = cases) -> int:
     async with deps.engine.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(cases))).scalar_one()
+        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
 
 
 async def test_a_signed_mention_becomes_a_case_and_a_repeat_is_reported(
@@ -82,11 +89,11 @@ async def test_bad_requests_get_their_reason_store_nothing_and_the_server_keeps_
     assert reasons[4] == "bad or missing X-Signature signature"
     assert "over 1048576 bytes" in reasons[5]
     assert unsigned.status == 401
-    assert await _cases(app_deps) == 0  # the good mention of the mixed list was not stored
+    assert await _count(app_deps) == 0  # the good mention of the mixed list was not stored
 
     status, _ = await _post(http, MENTION)
     assert status == 200
-    assert await _cases(app_deps) == 1
+    assert await _count(app_deps) == 1
 
 
 async def test_healthz_reports_database_and_redis(http: TestClient) -> None:
@@ -111,3 +118,52 @@ async def test_healthz_is_unhealthy_when_the_database_is_gone(app: App) -> None:
     assert body["status"] == "unhealthy"
     assert body["database"].startswith("down: ")
     assert body["redis"] == "ok"
+
+
+async def _post_all(http: TestClient, bodies: list[bytes]) -> list[int]:
+    """POST the signed bodies to /ingest all at once; return the statuses."""
+
+    async def post(body: bytes) -> int:
+        response = await http.post("/ingest", data=body, headers={
+            "X-Signature": sign(body, SECRET), "Content-Type": "application/json"})
+        await response.read()
+        return response.status
+
+    return list(await asyncio.gather(*(post(body) for body in bodies)))
+
+
+@pytest.mark.parametrize("roles", [ALL_ROLES, frozenset({Role.COLLECTORS})],
+                         ids=["stored at once", "handed to the workers"])
+async def test_fifty_concurrent_posts_are_each_stored_once_answered_2xx_and_counted(
+    tmp_path: Path, clock: FakeClock, roles: frozenset[Role]
+) -> None:
+    url = database_url(tmp_path)
+    await reset_database(url)
+    settings = Settings(database_url=url, redis_url=TEST_REDIS_URL,
+                        config_file=ROOT / "config.example.toml", ingest_webhook_secret=SECRET)
+    newest = clock.now() - timedelta(minutes=1)
+    bodies = [json.dumps([
+        {**MENTION, "external_id": f"m{post}-{n}", "text": f"Kcell, no 4G ({post}/{n})",
+         "published_at": (newest - timedelta(seconds=post * 4 + n)).isoformat()}
+        for n in range(4)
+    ]).encode() for post in range(50)]
+    async with runtime(settings, clock=clock, roles=roles) as app:
+        await app.deps.redis.flushdb()
+        async with TestClient(TestServer(build_app(app, with_timers=False))) as http:
+            statuses = await _post_all(http, bodies)
+            again = await _post_all(http, bodies[:10])  # resent: nothing doubles
+        queued = await _count(app.deps, inbox)
+        if app.deps.queue is not None and app.deps.hands_over:
+            while await workers.work_once(app.deps, app.deps.queue, "w1", claim_seconds=30,
+                                          block_ms=10):
+                pass
+        stored = await _count(app.deps, cases)
+        async with app.deps.uow() as uow:
+            state = await uow.sources.get("webhook")
+
+    assert [s for s in statuses + again if s >= 300] == []
+    assert queued == (240 if Role.WORKERS not in roles else 0)
+    assert stored == 200
+    assert state.items_found == 240  # every mention delivered, resent ones too
+    assert (state.last_success_at, state.failures) == (clock.now(), 0)
+    assert state.last_item_at == newest
