@@ -56,7 +56,7 @@ async def bare_bolt(slack: FakeSlack) -> AsyncIterator[str]:
         await ack()
 
     web_app = web.Application()
-    http_route(web_app, bolt)
+    http_route(web_app, bolt, slack.signing_secret)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     port = running.free_port()

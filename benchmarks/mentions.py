@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from socialcare.adapters.collectors.mention_json import parse_body
@@ -48,7 +48,7 @@ def mention(n: int, *, published: datetime, source: str = MAIN_SOURCE,
 
 def raw_mentions(items: Sequence[dict[str, Any]]) -> list[RawMention]:
     """Parse mentions as `POST /ingest` does."""
-    return parse_body(json.dumps(list(items)).encode(), sources=SOURCES)
+    return parse_body(json.dumps(list(items)).encode(), sources=SOURCES, now=datetime.now(UTC))
 
 
 def batches(items: Sequence[Any], size: int) -> list[list[Any]]:

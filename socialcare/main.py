@@ -247,8 +247,10 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
     if Role.MESSENGERS in roles:
         handoff.register(web_app, deps)
         console.register(web_app, deps)
-        if app.bolt is not None and deps.settings.slack_app_token is None:
-            slack_handlers.http_route(web_app, app.bolt)
+        signing_secret = deps.settings.slack_signing_secret
+        if app.bolt is not None and deps.settings.slack_app_token is None \
+                and signing_secret is not None:
+            slack_handlers.http_route(web_app, app.bolt, signing_secret.get_secret_value())
         if app.telegram is not None:
             secret = deps.settings.telegram_webhook_secret
             if deps.settings.telegram_webhook_url is not None and secret is not None:

@@ -20,6 +20,7 @@ from socialcare.bot.cases import Changed, change, worker
 from socialcare.bot.errors import DomainError, NotAllowed
 from socialcare.bot.model import Card, Case, Event, WebhookDelivery
 from socialcare.bot.notices import notices_for
+from socialcare.bot.pipeline import clean
 from socialcare.bot.ports import Clock, DeliveryFailed, UnitOfWork, WebhookSender
 from socialcare.bot.team import Role, SecondLineTeam, Team
 
@@ -65,7 +66,7 @@ async def hand_off(cmd: HandOff, *, uow: UnitOfWork, clock: Clock, team: Team) -
     """Send the case to the team: a card in its channels, its ticket system told."""
     person = worker(team, cmd.actor)
     second = second_line_team(team, cmd.team)
-    note = cmd.note.strip()
+    note = clean(cmd.note)
 
     def apply(case: Case, at: datetime) -> list[Event]:
         return [lifecycle.hand_off(case, by=person.id, at=at, team=second.name, note=note,
@@ -138,7 +139,7 @@ async def hand_back(cmd: HandBack, *, uow: UnitOfWork, clock: Clock, team: Team)
                              key="error.handback_not_allowed", case=case.id,
                              team=case.handoff_team, by=case.handed_off_by or "—")
         return [lifecycle.hand_back(case, by=person.id if person else cmd.actor, at=at,
-                                    note=cmd.note.strip(), policy=team.sla.for_tier(case.tier))]
+                                    note=clean(cmd.note), policy=team.sla.for_tier(case.tier))]
 
     async def tell_the_agent(uow: UnitOfWork, case: Case, at: datetime) -> None:
         agent = team.person(case.claimed_by or "")
@@ -147,7 +148,7 @@ async def hand_back(cmd: HandBack, *, uow: UnitOfWork, clock: Clock, team: Team)
         second = team.second_line_team(returned_from["team"])
         notices = notices_for(agent, "notice.handed_back", case=case.id,
                               team=second.title if second else returned_from["team"],
-                              note=cmd.note.strip() or "—")
+                              note=clean(cmd.note) or "—")
         for notice in notices:
             notice.created_at = at
         await uow.notices.add(notices)

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from socialcare.bot import lifecycle, sla
@@ -34,10 +34,17 @@ from socialcare.bot.model import (
 from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.team import Team
 
+# Control characters (NUL among them, which PostgreSQL cannot store) are dropped from
+# everything a mention brings, ids included, before it is compared with what is stored:
+# `a\0b` and `ab` are one id, on every back end and by every route.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ATTEMPTS = 5
 # A review of this many stars or fewer is urgent.
 URGENT_RATING = 2
+# Publication times outside this range are no times at all: "0001-01-01" is a missing
+# date, "9999-12-31" a placeholder, and neither fits a timestamp column.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+AHEAD = timedelta(days=1)
 
 
 class Outcome(StrEnum):
@@ -311,20 +318,37 @@ def created_event(case: Case, mention: Mention, team: Team) -> Event:
     )
 
 
+def implausible_time(at: datetime, now: datetime) -> str | None:
+    """Say why a publication time cannot be true (before 2000, over a day ahead), or None."""
+    if at.tzinfo is None:
+        return "needs a timezone offset"
+    if at < EARLIEST or at > now + AHEAD:
+        return (f"{at.isoformat()} is out of range: expected a time from "
+                f"{EARLIEST.date().isoformat()} to a day from now")
+    return None
+
+
+def clean(value: str) -> str:
+    """Drop control characters (NUL among them) and the spaces around a piece of text."""
+    return _CONTROL.sub("", value).strip()
+
+
 def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Mention:
-    """Clean a raw mention: trimmed ids, clean text, a platform, a time not in the future."""
+    """Clean a raw mention: ids and text without control characters, a platform, a
+    publication time that is neither in the future nor absurd."""
     if raw.published_at.tzinfo is None:
         raise ValueError("published_at needs a timezone offset")
-    # A mention "published" in the future is a clock skew at the source: use our time.
-    published = min(raw.published_at, now)
-    text = _CONTROL.sub("", unicodedata.normalize("NFC", raw.text)).strip()
-    external_id = raw.external_id.strip()
-    thread_id = (raw.thread_id or "").strip() or None
+    # A mention "published" in the future is a clock skew at the source, one published
+    # in year 1 a missing date: either way our time is the best there is.
+    published = now if implausible_time(raw.published_at, now) else min(raw.published_at, now)
+    text = clean(unicodedata.normalize("NFC", raw.text))
+    external_id = clean(raw.external_id)
+    thread_id = _clean(raw.thread_id)
     parent_id = _clean(raw.parent_id)
     return Mention(
         source=raw.source,
         external_id=external_id,
-        platform=(raw.platform or "").strip().lower() or default_platform,
+        platform=clean(raw.platform or "").lower() or default_platform,
         text=text,
         published_at=published.astimezone(now.tzinfo),
         collected_at=now,
@@ -347,6 +371,4 @@ def _refs(mention: Mention) -> set[str]:
 
 
 def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return _CONTROL.sub("", value).strip() or None
+    return None if value is None else clean(value) or None

@@ -27,7 +27,7 @@ from socialcare.bot.model import RawMention
 
 MENTIONS = Path(__file__).parent / "mentions.jsonl"
 # Stands in for the publication time while a line is checked; set when it arrives.
-_PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC).isoformat()
+_PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Fate(StrEnum):
@@ -91,7 +91,8 @@ def load(path: Path = MENTIONS, *, sources: set[str]) -> list[Arrival]:
         if at < 0 or lag < 0:
             raise BadSample(f"{where}: at and lag are seconds, not negative")
         mentions, problems = parse_lines(
-            [json.dumps(fields | {"published_at": _PLACEHOLDER})], sources=sources)
+            [json.dumps(fields | {"published_at": _PLACEHOLDER.isoformat()})], sources=sources,
+            now=_PLACEHOLDER)
         if problems:
             raise BadSample(f"{where}: {problems[0].removeprefix('line 1: ')}")
         arrivals.append(Arrival(at=at, lag=lag, mention=mentions[0], care=care))

@@ -8,15 +8,16 @@ with HANDOFF_WEBHOOK_SECRET>`. The case returns to the agent who handed it off.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
 
+from socialcare.adapters import json_body
 from socialcare.adapters.collectors.signature import HEADER, verify
 from socialcare.bot import handoffs
 from socialcare.bot.errors import CaseNotFound, DomainError
 from socialcare.deps import Deps
+from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.chat import service
 
 log = logging.getLogger(__name__)
@@ -35,23 +36,26 @@ def register(app: web.Application, deps: Deps) -> None:
         secret = deps.settings.handoff_webhook_secret
         if secret is None:
             return _problem(503, "hand-back callbacks are off: HANDOFF_WEBHOOK_SECRET is not set")
-        if (request.content_length or 0) > MAX_BODY:
-            return _problem(413, f"body over {MAX_BODY} bytes")
-        body = await request.read()
+        try:
+            body = await read_body(request, limit=MAX_BODY)
+        except TooLarge as error:
+            return _problem(413, str(error))
         if not verify(body, secret.get_secret_value(), request.headers.get(HEADER)):
             return _problem(401, f"bad or missing {HEADER} signature")
         name = request.match_info["team"]
         if deps.team.second_line_team(name) is None:
             return _problem(404, f"no second-line team {name!r}")
         try:
-            data = json.loads(body)
-            case_id = data["case_id"]
-            note = data.get("note") or ""
-            if not isinstance(case_id, int) or isinstance(case_id, bool) \
-                    or not isinstance(note, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError, AttributeError):
+            data = json_body.loads(body)
+        except json_body.BadJson as error:
+            return _problem(400, str(error))
+        case_id = data.get("case_id") if isinstance(data, dict) else None
+        note = (data.get("note") or "") if isinstance(data, dict) else ""
+        if not isinstance(case_id, int) or isinstance(case_id, bool) \
+                or not isinstance(note, str):
             return _problem(400, 'expected {"case_id": <number>, "note": <text, optional>}')
+        if not 0 < case_id < 2**63:  # a case number is a positive 64-bit integer
+            return _problem(400, f"case_id: {case_id} is no case number")
         try:
             changed = await handoffs.hand_back(
                 handoffs.HandBack(case_id, f"{handoffs.TEAM_ACTOR}{name}", note),

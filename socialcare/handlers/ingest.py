@@ -23,6 +23,7 @@ from socialcare.bot.model import RawMention
 from socialcare.bot.pipeline import IngestResult
 from socialcare.deps import Deps
 from socialcare.handlers import collectors
+from socialcare.handlers.bodies import TooLarge, read_body
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,14 @@ def register(app: web.Application, deps: Deps) -> None:
         secret = deps.settings.ingest_webhook_secret
         if secret is None:
             return _problem(503, "ingest is disabled: INGEST_WEBHOOK_SECRET is not set")
-        if (request.content_length or 0) > MAX_BODY:
-            return _problem(413, f"body over {MAX_BODY} bytes: send fewer mentions per request")
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _problem(413, f"body over {MAX_BODY} bytes: send fewer mentions per request")
+            body = await read_body(request, limit=MAX_BODY)
+        except TooLarge as error:
+            return _problem(413, f"{error}: send fewer mentions per request")
         if not verify(body, secret.get_secret_value(), request.headers.get(HEADER)):
             return _problem(401, f"bad or missing {HEADER} signature")
         try:
-            raws = parse_body(body, sources=sources)
+            raws = parse_body(body, sources=sources, now=deps.clock.now())
         except BadMentions as error:
             return _problem(400, str(error))
         try:
@@ -84,9 +83,9 @@ async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
     if receiver is None or source is None:
         return _problem(404, f"no {kind} source named {name!r} in the config")
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _problem(413, f"body over {MAX_BODY} bytes: send fewer mentions per request")
+        body = await read_body(request, limit=MAX_BODY)
+    except TooLarge as error:
+        return _problem(413, f"{error}: send fewer mentions per request")
     pushed = Pushed(query=request.query, headers=request.headers, body=body)
     try:
         raws = await receiver.receive(source, pushed, now=deps.clock.now())

@@ -2,23 +2,25 @@
 
 Every listener acks first (Slack wants it within 3 seconds), then checks the roster,
 then calls the domain; anything for the person alone goes back as an ephemeral
-message. Requests reach Bolt on `POST /slack/events` (signature checked by Bolt:
-a forged or stale one gets 401) or over Socket Mode.
+message. Requests reach Bolt on `POST /slack/events` (signature checked first: a
+forged or stale one gets 401) or over Socket Mode.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.signature import SignatureVerifier
 
+from socialcare.adapters import json_body
 from socialcare.adapters.messengers.slack_card import escape
 from socialcare.bot import escalations as esc
 from socialcare.bot import handoffs
@@ -35,12 +37,15 @@ from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
 from socialcare.handlers import escalating, slack_views
+from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.chat import ChatReply, describe_error, service
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 from socialcare.storage.replays import SLACK_SECONDS, Replays, slack_key, storage_failed
 
 log = logging.getLogger(__name__)
 
+# Slack's requests are a few KiB; a view submission with long texts, tens.
+MAX_REQUEST = 1024 * 1024
 _CASE_BUTTON = re.compile(r"^sc1:")
 _ESCALATION_BUTTON = re.compile(r"^sc1e:")
 
@@ -292,10 +297,49 @@ def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
     return on_command
 
 
-def http_route(app: web.Application, bolt: AsyncApp) -> None:
-    """Serve Slack's events, commands and interactivity on `POST /slack/events`."""
+def http_route(app: web.Application, bolt: AsyncApp, signing_secret: str) -> None:
+    """Serve Slack's events, commands and interactivity on `POST /slack/events`.
+
+    The signature is checked on the raw bytes before anything reads them, and a request
+    without a good one is refused with one line of log (Bolt would log its whole body).
+    A signed body that Bolt cannot read (malformed, nested absurdly deep, not an
+    object) is a 400.
+    """
+    verifier = SignatureVerifier(signing_secret)
 
     async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+        try:
+            body = await read_body(request, limit=MAX_REQUEST)
+        except TooLarge as error:
+            return web.json_response({"error": str(error)}, status=413)
+        if not _signed(verifier, body, request.headers):
+            log.warning("Slack request refused: bad or missing signature (%d bytes from %s)",
+                        len(body), request.remote)
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(body=body.decode(), query=request.query_string,
+                                            headers=request.headers)  # type: ignore[arg-type]
+        # Bolt parses in the constructor: JSON errors, RecursionError, and the errors of
+        # reading fields of something that is not an object.
+        except (ValueError, RecursionError, AttributeError, TypeError) as error:
+            return web.json_response({"error": f"unreadable request: {type(error).__name__}"},
+                                     status=400)
+        if not isinstance(bolt_request.body, dict) \
+                or json_body.deeper_than(bolt_request.body, json_body.MAX_DEPTH):
+            return web.json_response({"error": "unreadable request: not a Slack payload"},
+                                     status=400)
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     app.router.add_post("/slack/events", slack_events)
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str]) -> bool:
+    """Tell whether Slack signed the body. A timestamp that is no number, or a body that
+    is not UTF-8 (which Slack never sends, and the verifier cannot read), is not signed."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        return False
+    try:
+        return verifier.is_valid(body, timestamp, headers.get("X-Slack-Signature"))
+    except UnicodeDecodeError:
+        return False

@@ -42,6 +42,7 @@ from telegram.ext import (
     filters,
 )
 
+from socialcare.adapters import json_body
 from socialcare.adapters.messengers.telegram_budget import Budget
 from socialcare.bot import escalations as esc
 from socialcare.bot.actions import (
@@ -55,12 +56,14 @@ from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
 from socialcare.handlers import collectors, escalating, telegram_copies
+from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 from socialcare.storage.replays import TELEGRAM_SECONDS, Replays, storage_failed, telegram_key
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_UPDATE = 1024 * 1024  # an update is a few KiB (a 4,096-character message at most)
 PROMPT_SECONDS = 24 * 3600  # a prompt can be answered for a day
 DRAFT_SECONDS = 3600  # an escalation being put together is kept for an hour
 _CALLBACK_TEXT = 200  # answerCallbackQuery text limit
@@ -408,9 +411,20 @@ def webhook_route(
         if not hmac.compare_digest(given.encode(), secret.encode()):
             return web.json_response({"error": "wrong or missing secret token"}, status=403)
         try:
-            update = Update.de_json(json.loads(await request.read()), application.bot)
-        except (ValueError, TypeError, KeyError, TelegramError) as error:
-            return web.json_response({"error": f"not an update: {error}"}, status=400)
+            data = json_body.loads(await read_body(request, limit=MAX_UPDATE))
+        except TooLarge as error:
+            return web.json_response({"error": str(error)}, status=413)
+        except json_body.BadJson as error:
+            return web.json_response({"error": str(error)}, status=400)
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            return web.json_response(
+                {"error": "not an update: expected an object with a numeric update_id"},
+                status=400)
+        try:
+            update = Update.de_json(data, application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError, TelegramError) as error:
+            return web.json_response({"error": f"not an update: {error!r}"}, status=400)
         await application.update_queue.put(update)
         return web.json_response({"ok": True})
 

@@ -17,7 +17,8 @@ INGEST_BATCH = 500
 
 async def ingest_file(deps: Deps, stream: Iterable[str], out: TextIO) -> int:
     """Load JSON Lines mentions; nothing is stored if any line is bad. Return an exit code."""
-    raws, problems = parse_lines(stream, sources={s.name for s in deps.team.sources})
+    raws, problems = parse_lines(stream, sources={s.name for s in deps.team.sources},
+                                   now=deps.clock.now())
     if problems:
         for problem in problems[:20]:
             print(problem, file=out)

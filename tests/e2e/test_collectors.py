@@ -279,8 +279,9 @@ async def test_meta_checks_the_endpoint_delivers_a_comment_and_gets_the_answer(
         monkeypatch.setenv("META_PAGE_TOKEN", meta.access_token)
         config = _enable("meta", ('page_id = "1142469655832956"',
                                   f'page_id = "{meta.page_id}"\ngraph_url = "{meta.graph_url}"'))
+        # Stamped by the app's clock: a time over a day ahead of it would be refused.
         comment = meta.add_fb_comment("Kcell, my SIM was blocked for no reason",
-                                      from_name="Aliya B.")
+                                      from_name="Aliya B.", created_time=flowing_clock.now())
         async with running_chat(tmp_path, flowing_clock, config=config) as chat:
             url = f"{chat.base_url}/meta/meta"
             challenge = await meta.verify(url, META_VERIFY)

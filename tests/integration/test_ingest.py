@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -247,3 +248,32 @@ def _minutes(n: float):  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
     return timedelta(minutes=n)
+
+
+async def test_nul_in_ids_thread_and_platform_is_dropped_before_dedupe_on_every_back_end(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    pipeline = Pipeline(team, clock=clock)
+    first = await pipeline.ingest([mention("a\x00b", thread_id="t\x001", platform="vk\x00")],
+                                  uow=storage.uow())
+    again = await pipeline.ingest([mention("ab")], uow=storage.uow())
+
+    async with storage.uow() as uow:
+        [stored] = await uow.mentions.for_case(first[0].case_id or 0)
+    assert first[0].outcome is Outcome.CREATED
+    assert again[0].reason is DropReason.DUPLICATE
+    assert (stored.external_id, stored.thread_key, stored.platform) == ("ab", "t1", "vk")
+
+
+async def test_a_polled_mention_dated_year_1_or_9999_is_stored_at_the_time_it_came(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    results = await Pipeline(team, clock=clock).ingest([
+        mention(1, published_at=datetime.fromisoformat("0001-01-01T00:00:00+05:00")),
+        mention(2, published_at=datetime.fromisoformat("9999-12-31T23:59:59-05:00")),
+    ], uow=storage.uow())
+
+    async with storage.uow() as uow:
+        found = await uow.cases.get_many([r.case_id or 0 for r in results])
+    assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.CREATED]
+    assert [case.published_at for case in found.values()] == [clock.now(), clock.now()]

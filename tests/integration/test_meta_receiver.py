@@ -70,6 +70,12 @@ async def fake_meta() -> AsyncIterator[FakeMeta]:
         yield fake
 
 
+@pytest.fixture
+def clock(fake_meta: FakeMeta) -> FakeClock:
+    """The test's clock, at the fake's time: Meta stamps what it sends with its own."""
+    return FakeClock(fake_meta.now())
+
+
 def receiver(http: aiohttp.ClientSession, fake: FakeMeta, *,
              page_token: str | None = "page", ig_user: bool = True) -> meta.MetaReceiver:
     """Return a receiver on the fake; `page_token` "page" is the fake's own token."""
@@ -189,6 +195,52 @@ async def test_a_signed_body_that_is_no_page_or_instagram_delivery_is_refused_40
         await receiver(http, fake_meta).receive(SOURCE, signed(fake_meta, body), now=clock.now())
 
     assert refused.value.status == 400
+
+
+def _feed_with(**value: Any) -> dict[str, Any]:
+    """The legacy feed comment with some of its value's fields replaced."""
+    [entry] = LEGACY_FEED_COMMENT["entry"]
+    [change] = entry["changes"]
+    return {**LEGACY_FEED_COMMENT, "entry": [
+        {**entry, "changes": [{**change, "value": {**change["value"], **value}}]}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"object": "page", "entry": 5}, "entry: expected a list, got int"),
+        ({"object": "page", "entry": [5]}, "entry[0]: expected an object, got int"),
+        ({"object": "page", "entry": [{"changes": "x"}]},
+         "entry[0].changes: expected a list, got str"),
+        ({"object": "page", "entry": [{"changes": [{"field": "feed", "value": 5}]}]},
+         'entry[0].changes[0]: expected an object with a "value" object'),
+        (_feed_with(message=5), "entry[0].changes[0].value.message: expected text, got int"),
+        (_feed_with(post_id=["p"]), "entry[0].changes[0].value.post_id: expected an id, got list"),
+        (_feed_with(created_time=10**20),
+         "entry[0].changes[0].value.created_time: 100000000000000000000 is not a time"),
+        (_feed_with(created_time=0),
+         "entry[0].changes[0].value.created_time: 1970-01-01T00:00:00+00:00 is out of range"),
+        (_feed_with(created_time="0001-01-01T00:00:00+0500"),
+         "entry[0].changes[0].value.created_time: 0001-01-01T00:00:00+05:00 is out of range"),
+        ({"object": "instagram", "entry": [{"changes": [
+            {"field": "comments", "value": {"id": "17", "text": {"t": 1}}}]}]},
+         "entry[0].changes[0].value.text: expected text, got dict"),
+        (b"[" * 5000 + b"]" * 5000, "malformed JSON: nested deeper than 64 levels"),
+        (b'{"object": "page", "entry": [{"time": Infinity}]}',
+         "malformed JSON: Infinity is not a JSON value"),
+    ],
+    ids=["entry a number", "entry of numbers", "changes a string", "value a number",
+         "message a number", "post id a list", "time 10^20", "time 1970", "time year 1",
+         "ig text an object", "5000 deep", "Infinity"],
+)
+async def test_a_signed_delivery_of_the_wrong_shape_is_refused_400_naming_the_field(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock, body: Any, reason: str
+) -> None:
+    with pytest.raises(Refused) as refused:
+        await receiver(http, fake_meta).receive(SOURCE, signed(fake_meta, body), now=clock.now())
+
+    assert refused.value.status == 400
+    assert str(refused.value).startswith(reason)
 
 
 # --------------------------------------------------------------------------- Facebook Page

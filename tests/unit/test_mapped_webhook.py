@@ -127,6 +127,60 @@ async def test_a_time_not_in_the_format_is_refused_400_naming_the_item() -> None
     assert str(refused).startswith("[1]: published_at 'yesterday'")
 
 
+@pytest.mark.parametrize(
+    ("time_format", "published", "reason"),
+    [
+        ("iso", "0001-01-01T00:00:00+05:00",
+         "[1]: published_at: 0001-01-01T00:00:00+05:00 is out of range"),
+        ("iso", "9999-12-31T23:59:59-05:00",
+         "[1]: published_at: 9999-12-31T23:59:59-05:00 is out of range"),
+        ("unix", 0, "[1]: published_at: 1970-01-01T00:00:00+00:00 is out of range"),
+        ("unix", 10**20, "[1]: published_at '100000000000000000000': "),
+        ("unix_ms", "1e300", "[1]: published_at '1e300': "),
+    ],
+    ids=["year 1", "year 9999", "1970", "unix 10^20", "unix_ms 1e300"],
+)
+async def test_a_time_outside_2000_to_a_day_ahead_is_refused_400_naming_the_item(
+    time_format: str, published: Any, reason: str
+) -> None:
+    good = {"iso": ITEM["published"], "unix": NOW.timestamp(),
+            "unix_ms": NOW.timestamp() * 1000}[time_format]
+    body = {"mentions": [{**ITEM, "published": good}, {**ITEM, "published": published}]}
+
+    refused = await refusal(receiver(time_format=time_format), signed(body))
+
+    assert refused.status == 400
+    assert str(refused).startswith(reason)
+
+
+async def test_control_characters_leave_the_fields_and_an_id_of_nothing_else_is_refused(
+) -> None:
+    [found] = await receiver().receive(SOURCE, signed({"mentions": [
+        {**ITEM, "id": "90\x00817", "post": {"id": "C0\x00ffee"}}]}), now=NOW)
+    refused = await refusal(receiver(), signed({"mentions": [{**ITEM, "id": "\x00"}]}))
+
+    assert (found.external_id, found.thread_id) == ("90817", "C0ffee")
+    assert (refused.status, str(refused)) == (400, "[0]: no external_id at 'id'")
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        ({**ITEM, "id": "x" * 257}, "[1]: external_id: String should have at most 256"),
+        ({**ITEM, "source": {"type": "p" * 65}}, "[1]: platform: String should have at most 64"),
+        ({**ITEM, "text": "Kcell " * 20_000}, "[1]: text: String should have at most 100000"),
+    ],
+    ids=["id", "platform", "text"],
+)
+async def test_an_item_longer_than_post_ingest_takes_is_refused_400_naming_it(
+    item: dict[str, Any], reason: str
+) -> None:
+    refused = await refusal(receiver(), signed({"mentions": [ITEM, item]}))
+
+    assert refused.status == 400
+    assert str(refused).startswith(reason)
+
+
 # --------------------------------------------------------------------------- the signature
 
 
@@ -226,7 +280,8 @@ async def test_an_item_that_is_not_an_object_is_refused_400_naming_it() -> None:
     assert (refused.status, str(refused)) == (400, "[2]: expected a JSON object, got str")
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe{}", b""], ids=["cut", "bytes", "empty"])
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe{}", b"", b"[" * 5000 + b"]" * 5000],
+                         ids=["cut", "bytes", "empty", "5000 deep"])
 async def test_a_body_that_is_not_json_is_refused_400(body: bytes) -> None:
     refused = await refusal(receiver(), signed(body))
 

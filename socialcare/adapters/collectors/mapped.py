@@ -25,20 +25,23 @@
 
 The platform POSTs to `/ingest/youscan`. The whole request is checked before any of
 it is stored: a wrong signature is a 401, an item without a mapped field a 400 that
-names the item and the path.
+names the item and the path, one that breaks the rules of `POST /ingest` (lengths, a
+time from 2000 to a day ahead) a 400 that names the item and the field.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from socialcare.adapters import json_body
+from socialcare.adapters.collectors.mention_json import BadMentions, check
 from socialcare.adapters.collectors.push import Pushed, Refused, hmac_sha256, same
 from socialcare.bot.model import Author, RawMention
+from socialcare.bot.pipeline import clean
 from socialcare.bot.team import Source
 
 MAX_ITEMS = 1000
@@ -99,9 +102,9 @@ class MappedReceiver:
         """Return the request's mentions, or raise Refused saying what is wrong."""
         self.verify(pushed)
         try:
-            data = json.loads(pushed.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise Refused(400, f"malformed JSON: {error}") from None
+            data = json_body.loads(pushed.body)
+        except json_body.BadJson as error:
+            raise Refused(400, str(error)) from None
         items = data
         if self._options.items:
             items = lookup(data, self._options.items)
@@ -123,7 +126,7 @@ class MappedReceiver:
             value = None if path is None else lookup(item, path)
             if isinstance(value, bool | dict | list):
                 value = None
-            text = None if value is None else str(value).strip()
+            text = None if value is None else clean(str(value))
             if required and not text:
                 raise Refused(400, f"{where}: no {name} at {path!r}")
             return text or None
@@ -135,7 +138,7 @@ class MappedReceiver:
             at = now if published is None else parse_time(published, self._options.time_format)
         except (ValueError, OverflowError, OSError) as error:
             raise Refused(400, f"{where}: published_at {published!r}: {error}") from None
-        return RawMention(
+        made = RawMention(
             source=source.name,
             external_id=field("external_id", required=True) or "",
             text=field("text", required=True) or "",
@@ -147,6 +150,10 @@ class MappedReceiver:
             thread_id=field("thread_id"),
             parent_id=field("parent_id"),
         )
+        try:
+            return check(made, where=f"{where}: ", now=now)
+        except BadMentions as error:
+            raise Refused(400, str(error)) from None
 
 
 def lookup(data: Any, path: str) -> Any:

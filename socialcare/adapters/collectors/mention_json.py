@@ -5,13 +5,14 @@
      "author": {"id": "42", "name": "…", "handle": "@…", "url": "…"},
      "thread_id": "…", "parent_id": "…"}
 
-`source`, `external_id`, `text` and `published_at` (with an offset) are required.
+`source`, `external_id`, `text` and `published_at` (with an offset, from 2000 to a day
+ahead) are required. Control characters are dropped from ids as from everything else.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -24,16 +25,19 @@ from pydantic import (
     ValidationError,
 )
 
+from socialcare.adapters import json_body
 from socialcare.bot.model import Author, RawMention
+from socialcare.bot.pipeline import clean, implausible_time
 
 MAX_TEXT = 100_000
 
 
 def _id_text(value: Any) -> Any:
-    # Platforms send ids as numbers or strings; they are compared as text.
+    # Platforms send ids as numbers or strings; they are compared as text, without the
+    # control characters the pipeline drops (so that "\0" is refused as empty here).
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return value
+    return clean(value) if isinstance(value, str) else value
 
 
 def _iso_time(value: Any) -> Any:
@@ -93,24 +97,25 @@ class BadMentions(ValueError):
     """The JSON is not mentions in the documented format; the message says where."""
 
 
-def parse_body(body: bytes, *, sources: Collection[str]) -> list[RawMention]:
+def parse_body(body: bytes, *, sources: Collection[str], now: datetime) -> list[RawMention]:
     """Parse one mention or a JSON list of them, or raise BadMentions naming the field.
 
-    `sources` are the configured source names; a mention must name one of them.
+    `sources` are the configured source names; a mention must name one of them, and be
+    published between 2000 and a day after `now`.
     """
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadMentions(f"malformed JSON: {error}") from None
+        data = json_body.loads(body)
+    except json_body.BadJson as error:
+        raise BadMentions(str(error)) from None
     if isinstance(data, list):
         if not data:
             raise BadMentions("an empty list: send at least one mention")
-        return [_parse(item, f"[{i}].", sources) for i, item in enumerate(data)]
-    return [_parse(data, "", sources)]
+        return [_parse(item, f"[{i}].", sources, now) for i, item in enumerate(data)]
+    return [_parse(data, "", sources, now)]
 
 
 def parse_lines(
-    lines: Iterable[str], *, sources: Collection[str]
+    lines: Iterable[str], *, sources: Collection[str], now: datetime
 ) -> tuple[list[RawMention], list[str]]:
     """Parse JSON Lines: return the mentions and a list of problems, each naming its line."""
     mentions: list[RawMention] = []
@@ -119,16 +124,31 @@ def parse_lines(
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-            mentions.append(_parse(data, f"line {number}: ", sources))
-        except json.JSONDecodeError as error:
-            problems.append(f"line {number}: malformed JSON: {error}")
+            data = json_body.loads(line)
+            mentions.append(_parse(data, f"line {number}: ", sources, now))
+        except json_body.BadJson as error:
+            problems.append(f"line {number}: {error}")
         except BadMentions as error:
             problems.append(str(error))
     return mentions, problems
 
 
-def _parse(data: Any, prefix: str, sources: Collection[str]) -> RawMention:
+def check(raw: RawMention, *, where: str, now: datetime) -> RawMention:
+    """Hold a mention that a receiver made from another format to this one's rules
+    (lengths, a plausible time, ids without control characters); return it as this
+    format reads it, or raise BadMentions with the problem after `where`."""
+    author = raw.author
+    return _parse({
+        "source": raw.source, "external_id": raw.external_id, "text": raw.text,
+        "published_at": raw.published_at.isoformat(), "url": raw.url,
+        "platform": raw.platform, "thread_id": raw.thread_id, "parent_id": raw.parent_id,
+        "author": {"id": author.id, "name": author.name, "handle": author.handle,
+                   "url": author.url},
+        "rating": raw.rating,
+    }, where, {raw.source}, now)
+
+
+def _parse(data: Any, prefix: str, sources: Collection[str], now: datetime) -> RawMention:
     """Validate one mention; `prefix` names where it was ("[2]." or "line 3: ")."""
     if not isinstance(data, dict):
         raise BadMentions(f"{prefix}expected a JSON object, got {type(data).__name__}")
@@ -143,4 +163,7 @@ def _parse(data: Any, prefix: str, sources: Collection[str]) -> RawMention:
     if mention.source not in sources:
         known = ", ".join(sorted(sources))
         raise BadMentions(f"{prefix}source: unknown source {mention.source!r} (known: {known})")
+    problem = implausible_time(mention.published_at, now)
+    if problem is not None:
+        raise BadMentions(f"{prefix}published_at: {problem}")
     return mention.to_raw()

@@ -28,7 +28,6 @@ the `/{ig-user}/mentions` edge, which needs both.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -38,9 +37,12 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from socialcare.adapters import json_body
 from socialcare.adapters.collectors.http import request_json
+from socialcare.adapters.collectors.mention_json import BadMentions, check
 from socialcare.adapters.collectors.push import Pushed, Refused, hmac_sha256, same
 from socialcare.bot.model import Author, Mention, RawMention
+from socialcare.bot.pipeline import implausible_time
 from socialcare.bot.ports import Published, PublishFailed
 from socialcare.bot.sources import SourceUnavailable
 from socialcare.bot.team import Source
@@ -105,32 +107,39 @@ class MetaReceiver:
         """Return the mentions of a signed delivery (looking up Instagram mentions)."""
         self.verify(pushed)
         try:
-            body = json.loads(pushed.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise Refused(400, f"malformed JSON: {error}") from None
+            body = json_body.loads(pushed.body)
+        except json_body.BadJson as error:
+            raise Refused(400, str(error)) from None
         if not isinstance(body, dict) or body.get("object") not in ("page", "instagram"):
             raise Refused(400, "expected object \"page\" or \"instagram\"")
         found: list[RawMention] = []
         unread = 0  # Instagram mentions that cannot be looked up
-        for entry in body.get("entry") or []:
-            for change in entry.get("changes") or [] if isinstance(entry, dict) else []:
-                if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
-                    continue
-                field, value = change.get("field"), change["value"]
+        for i, entry in enumerate(_list(body, "entry", "")):
+            if not isinstance(entry, dict):
+                raise Refused(400, f"entry[{i}]: expected an object, got {type(entry).__name__}")
+            for j, change in enumerate(_list(entry, "changes", f"entry[{i}].")):
+                where = f"entry[{i}].changes[{j}]"
+                value = change.get("value") if isinstance(change, dict) else None
+                if not isinstance(value, dict):
+                    raise Refused(400, f"{where}: expected an object with a \"value\" object")
+                field = change.get("field")
                 if body["object"] == "page" and field == "feed":
-                    mention = _feed(source, value, now)
+                    mention = _feed(source, value, now, where=f"{where}.value")
                 elif field == "comments":
-                    mention = _ig_comment(source, value, now)
+                    mention = _ig_comment(source, value, now, where=f"{where}.value")
                     if mention is not None:
                         mention = await self._with_permalink(source, mention, value)
                 elif field == "mentions" and self._missing_for_mentions():
                     mention, unread = None, unread + 1
                 elif field == "mentions":
-                    mention = await self._ig_mention(source, value, now)
+                    mention = await self._ig_mention(source, value, now, where=f"{where}.value")
                 else:
                     mention = None
                 if mention is not None:
-                    found.append(mention)
+                    try:
+                        found.append(check(mention, where=f"{where}.value: ", now=now))
+                    except BadMentions as error:
+                        raise Refused(400, str(error)) from None
         if unread:
             log.warning("Meta source %s: %d Instagram mention(s) dropped: looking them up "
                         "needs options.%s", source.name, unread,
@@ -169,10 +178,11 @@ class MetaReceiver:
             raise PublishFailed("Graph API reply: no id in the answer")
         return Published(external_id=str(reply_id), url=to.url)
 
-    async def _ig_mention(self, source: Source, value: Mapping[str, Any],
-                          now: datetime) -> RawMention | None:
+    async def _ig_mention(self, source: Source, value: Mapping[str, Any], now: datetime, *,
+                          where: str) -> RawMention | None:
         """Look up what an Instagram @mention says (the webhook brings only ids)."""
-        media, comment = value.get("media_id"), value.get("comment_id")
+        fields = _Fields(value, where)
+        media, comment = fields.id("media_id"), fields.id("comment_id")
         if not media or self._options.ig_user_id is None or self._page_token is None:
             return None
         external_id = f"mention:{media}:{comment}" if comment else f"mention:{media}"
@@ -189,7 +199,8 @@ class MetaReceiver:
         except SourceUnavailable as failure:
             # Meta delivers again when we answer with an error.
             raise Refused(503, f"{failure}; deliver again later") from None
-        found = (answer or {}).get("mentioned_comment" if comment else "mentioned_media")
+        found = (answer if isinstance(answer, dict) else {}).get(
+            "mentioned_comment" if comment else "mentioned_media")
         if not isinstance(found, dict):
             return None
         text = found.get("text" if comment else "caption")
@@ -197,12 +208,14 @@ class MetaReceiver:
             log.info("Meta source %s: Instagram %s has no text; skipped", source.name,
                      external_id)
             return None
-        username = found.get("username")
-        link = ((found.get("media") or {}).get("permalink") if comment
-                else found.get("permalink"))
+        username = found.get("username") if isinstance(found.get("username"), str) else None
+        media_found = found.get("media") if isinstance(found.get("media"), dict) else {}
+        link = (media_found or {}).get("permalink") if comment else found.get("permalink")
+        link = link if isinstance(link, str) else None
         return RawMention(
             source=source.name, external_id=external_id, text=text,
-            published_at=_time(found.get("timestamp"), now), url=link, platform="instagram",
+            published_at=_looked_up_time(found.get("timestamp"), now), url=link,
+            platform="instagram",
             author=Author(name=username, handle=f"@{username}" if username else None,
                           url=f"https://www.instagram.com/{username}/" if username else None),
         )
@@ -236,22 +249,24 @@ class MetaReceiver:
         return replace(mention, url=link)
 
 
-def _feed(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention | None:
+def _feed(source: Source, value: Mapping[str, Any], now: datetime, *,
+          where: str) -> RawMention | None:
     """A page feed change: a new comment, or a visitor's post on the page."""
+    fields = _Fields(value, where)
     if value.get("item") not in FEED_ITEMS or value.get("verb") != "add":
         return None
-    sender = value.get("from") or {}
-    sender_id = str(sender.get("id") or value.get("sender_id") or "") or None
-    name = sender.get("name") or value.get("sender_name")
-    post = str(value.get("post_id") or "")
-    comment = value.get("comment_id")
-    parent = str(value.get("parent_id") or "")
-    text = value.get("message") or ""
+    sender = _Fields(fields.object("from"), f"{where}.from")
+    sender_id = sender.id("id") or fields.id("sender_id")
+    name = sender.text("name") or fields.text("sender_name")
+    post = fields.id("post_id") or ""
+    comment = fields.id("comment_id")
+    parent = fields.id("parent_id") or ""
+    text = fields.text("message") or ""
     if not text or not post:
         return None
     return RawMention(
         source=source.name, external_id=str(comment or post), text=text,
-        published_at=_time(value.get("created_time"), now), platform="facebook",
+        published_at=fields.time("created_time", now), platform="facebook",
         url=f"https://www.facebook.com/{post}" + (f"?comment_id={comment}" if comment else ""),
         author=Author(id=sender_id, name=name,
                       url=f"https://www.facebook.com/{sender_id}" if sender_id else None),
@@ -261,36 +276,105 @@ def _feed(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention
     )
 
 
-def _ig_comment(source: Source, value: Mapping[str, Any], now: datetime) -> RawMention | None:
+def _ig_comment(source: Source, value: Mapping[str, Any], now: datetime, *,
+                where: str) -> RawMention | None:
     """A comment on one of our Instagram media."""
-    comment, text = value.get("id"), value.get("text")
-    if not comment or not isinstance(text, str) or not text.strip():
+    fields = _Fields(value, where)
+    comment, text = fields.id("id"), fields.text("text")
+    if not comment or not text or not text.strip():
         log.debug("Meta source %s: Instagram comment %s has no text; skipped", source.name,
                   comment)
         return None
-    sender = value.get("from") or {}
-    username = sender.get("username")
-    media = (value.get("media") or {}).get("id")
-    sender_id = str(sender.get("id") or "") or None
+    sender = _Fields(fields.object("from"), f"{where}.from")
+    username = sender.text("username")
+    media = _Fields(fields.object("media"), f"{where}.media").id("id")
+    sender_id = sender.id("id")
     return RawMention(
-        source=source.name, external_id=str(comment), text=text,
-        published_at=_time(value.get("timestamp"), now), platform="instagram",
+        source=source.name, external_id=comment, text=text,
+        published_at=fields.time("timestamp", now), platform="instagram",
         url=f"https://www.instagram.com/{username}/" if username else None,
         author=Author(id=sender_id, name=username,
                       handle=f"@{username}" if username else None,
                       url=f"https://www.instagram.com/{username}/" if username else None),
         thread_id=f"{media}:{sender_id}" if media and sender_id else None,
-        parent_id=str(value["parent_id"]) if value.get("parent_id") else None,
+        parent_id=fields.id("parent_id"),
     )
 
 
+class _Fields:
+    """The fields of one object of a delivery, each of the type Meta documents, or the
+    delivery is refused naming the field: Meta would send it again, for ever, if a
+    malformed one failed with a 5xx."""
+
+    def __init__(self, value: Mapping[str, Any], where: str) -> None:
+        self._value = value
+        self._where = where
+
+    def text(self, key: str) -> str | None:
+        found = self._value.get(key)
+        if found is None or isinstance(found, str):
+            return found
+        raise self._refused(key, "text", found)
+
+    def id(self, key: str) -> str | None:
+        found = self._value.get(key)
+        if found is None or isinstance(found, str) \
+                or (isinstance(found, int) and not isinstance(found, bool)):
+            return _id(found)
+        raise self._refused(key, "an id", found)
+
+    def object(self, key: str) -> Mapping[str, Any]:
+        found = self._value.get(key)
+        if found is None or isinstance(found, dict):
+            return found or {}
+        raise self._refused(key, "an object", found)
+
+    def time(self, key: str, now: datetime) -> datetime:
+        """A time in Unix seconds (webhooks) or ISO 8601; none given: now."""
+        found = self._value.get(key)
+        try:
+            at = _time(found, now)
+        except (ValueError, OverflowError, OSError):
+            raise Refused(400, f"{self._where}.{key}: {found!r} is not a time") from None
+        problem = implausible_time(at, now)
+        if problem is not None:
+            raise Refused(400, f"{self._where}.{key}: {problem}")
+        return at
+
+    def _refused(self, key: str, expected: str, found: Any) -> Refused:
+        return Refused(400, f"{self._where}.{key}: expected {expected}, "
+                            f"got {type(found).__name__}")
+
+
+def _list(value: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    found = value.get(key)
+    if found is None or isinstance(found, list):
+        return found or []
+    raise Refused(400, f"{where}{key}: expected a list, got {type(found).__name__}")
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _looked_up_time(value: Any, now: datetime) -> datetime:
+    """The time Graph gave in a lookup; now if it gave none that can be true."""
+    try:
+        at = _time(value, now)
+    except (ValueError, OverflowError, OSError):
+        return now
+    return now if implausible_time(at, now) else at
+
+
 def _time(value: Any, now: datetime) -> datetime:
-    """Graph times are Unix seconds in webhooks and ISO 8601 in lookups."""
+    """Graph times are Unix seconds in webhooks and ISO 8601 in lookups; raise ValueError
+    (or OverflowError) for a number that is no time."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str) and value:
         try:
-            return datetime.fromisoformat(value.replace("+0000", "+00:00").replace("Z", "+00:00"))
+            at = datetime.fromisoformat(value.replace("+0000", "+00:00").replace("Z", "+00:00"))
         except ValueError:
             return now
+        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     return now
