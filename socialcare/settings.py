@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org/bot")
     ingest_webhook_secret: SecretStr | None = None
     handoff_webhook_secret: SecretStr | None = None
+    # Set: GET /metrics wants `Authorization: Bearer <it>`.
+    metrics_token: SecretStr | None = None
     # A queued batch a worker took and has not finished this long is taken by another.
     ingest_claim_seconds: float = Field(default=30.0, gt=0)
     # The web console's public base URL: one-time sign-in links point there, and its

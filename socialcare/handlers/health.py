@@ -1,8 +1,10 @@
-"""`GET /healthz` (database and Redis reachable?) and `GET /metrics` (Prometheus)."""
+"""`GET /healthz` (database and Redis reachable?) and `GET /metrics` (Prometheus; with
+METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`)."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 from aiohttp import web
@@ -35,9 +37,22 @@ def register(app: web.Application, deps: Deps) -> None:
             {"status": "ok" if healthy else "unhealthy", **report}, status=200 if healthy else 503
         )
 
-    async def metrics(_request: web.Request) -> web.Response:
+    token = deps.settings.metrics_token
+
+    async def metrics(request: web.Request) -> web.Response:
+        if token is not None and not _bearer(request, token.get_secret_value()):
+            return web.json_response(
+                {"error": "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"},
+                status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         body = deps.telemetry.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+
+
+def _bearer(request: web.Request, token: str) -> bool:
+    """Tell whether the request carries the bearer token (compared in constant time)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())

@@ -167,3 +167,31 @@ async def test_fifty_concurrent_posts_are_each_stored_once_answered_2xx_and_coun
     assert state.items_found == 240  # every mention delivered, resent ones too
     assert (state.last_success_at, state.failures) == (clock.now(), 0)
     assert state.last_item_at == newest
+
+
+async def test_metrics_with_a_token_set_answer_only_the_bearer_of_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    url = database_url(tmp_path)
+    await reset_database(url)
+    settings = Settings(database_url=url, redis_url=TEST_REDIS_URL,
+                        config_file=ROOT / "config.example.toml", metrics_token="m-token-42")
+    async with runtime(settings, clock=clock) as app, \
+            TestClient(TestServer(build_app(app, with_timers=False))) as http:
+        answers = {}
+        for name, headers in {
+            "none": {}, "wrong": {"Authorization": "Bearer m-token-4"},
+            "basic": {"Authorization": "Basic m-token-42"},
+            "right": {"Authorization": "Bearer m-token-42"},
+        }.items():
+            response = await http.get("/metrics", headers=headers)
+            answers[name] = (response.status, response.headers.get("WWW-Authenticate"),
+                             await response.text())
+        health = await http.get("/healthz")
+
+    assert {name: status for name, (status, _, _) in answers.items()} == {
+        "none": 401, "wrong": 401, "basic": 401, "right": 200}
+    assert answers["none"][1] == 'Bearer realm="metrics"'
+    assert "socialcare_" not in answers["wrong"][2]
+    assert "socialcare_" in answers["right"][2]
+    assert health.status == 200  # the probe stays open
