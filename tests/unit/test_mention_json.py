@@ -72,6 +72,8 @@ def test_one_mention_or_a_list_is_accepted_and_numeric_ids_become_text() -> None
          "published_at: 2026-11-26T07:00:00+00:00 is out of range"),
         (json.dumps({**GOOD, "external_id": "\x00\x07 "}).encode(),
          "external_id: String should have at least 1 character"),
+        (json.dumps({**GOOD, "platform": "İ" * 64}).encode(),  # 128 letters lowercased
+         "platform: String should have at most 64 characters"),
     ],
 )
 def test_a_bad_body_is_refused_with_the_field_and_reason(body: bytes, reason: str) -> None:

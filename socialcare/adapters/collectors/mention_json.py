@@ -40,6 +40,11 @@ def _id_text(value: Any) -> Any:
     return clean(value) if isinstance(value, str) else value
 
 
+def _platform(value: Any) -> Any:
+    # Stored lowercased: measured so (a few letters grow when lowercased).
+    return clean(value).lower() if isinstance(value, str) else value
+
+
 def _iso_time(value: Any) -> Any:
     # Numbers would pass as Unix times; the format promises ISO 8601 with an offset.
     if not isinstance(value, str):
@@ -71,7 +76,8 @@ class _Mention(BaseModel):
     text: str = Field(max_length=MAX_TEXT)
     published_at: Annotated[AwareDatetime, BeforeValidator(_iso_time)]
     url: str | None = Field(default=None, max_length=2048)
-    platform: str | None = Field(default=None, max_length=64)
+    platform: Annotated[str | None, BeforeValidator(_platform)] = Field(default=None,
+                                                                        max_length=64)
     author: _Author | None = None
     thread_id: ExternalId | None = None
     parent_id: ExternalId | None = None
