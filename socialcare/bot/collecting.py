@@ -152,21 +152,27 @@ async def check_silence(
             state = await unit.sources.get(source.name)
         if state.version == 0:
             continue
-        alert = await _move_alert(source, state, uow=uow, now=now, polled=polled(source))
+        # Only if nothing came meanwhile: a delivery between the read and the move
+        # would make "silent" wrong.
+        alert = await _move_alert(source, state, uow=uow, now=now, polled=polled(source),
+                                  version=state.version)
         if alert is not None:
             changes.append((source, alert))
     return changes
 
 
 async def _move_alert(source: Source, state: SourceState, *, uow: Callable[[], UnitOfWork],
-                      now: datetime, polled: bool) -> tuple[Alert, Alert] | None:
+                      now: datetime, polled: bool,
+                      version: int | None = None) -> tuple[Alert, Alert] | None:
     """Move the source's alert to what its state calls for, unless another process did
-    meanwhile; return the change if this process made it."""
+    meanwhile (or, given a version, the state changed at all); return the change if this
+    process made it."""
     change = changed_alert(source, state, now=now, polled=polled)
     if change is None:
         return None
     async with uow() as unit:
-        moved = await unit.sources.move_alert(source.name, was=change[0], to=change[1])
+        moved = await unit.sources.move_alert(source.name, was=change[0], to=change[1],
+                                              version=version)
         await unit.commit()
     return change if moved else None
 

@@ -468,8 +468,10 @@ class SourceStateRepository(Protocol):
         state as it is now."""
         ...
 
-    async def move_alert(self, name: str, *, was: Alert, to: Alert) -> bool:
-        """Set the source's alert to `to` if it is still `was`; tell whether it was."""
+    async def move_alert(self, name: str, *, was: Alert, to: Alert,
+                         version: int | None = None) -> bool:
+        """Set the source's alert to `to` if it is still `was` (and, given a version,
+        the state is still that version); tell whether it was."""
         ...
 
     async def all(self) -> list[SourceState]:

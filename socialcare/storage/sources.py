@@ -86,11 +86,15 @@ class SqlSourceStateRepository:
         row = (await self._conn.execute(statement.returning(*table.columns))).one()
         return _state(row)
 
-    async def move_alert(self, name: str, *, was: Alert, to: Alert) -> bool:
-        """Set the source's alert to `to` if it is still `was`; tell whether it was."""
+    async def move_alert(self, name: str, *, was: Alert, to: Alert,
+                         version: int | None = None) -> bool:
+        """Set the source's alert to `to` if it is still `was` (and, given a version,
+        the state is still that version); tell whether it was."""
+        same = [table.c.name == name, table.c.alert == was.value]
+        if version is not None:
+            same.append(table.c.version == version)
         result = await self._conn.execute(
-            update(table).where(table.c.name == name, table.c.alert == was.value)
-            .values(alert=to.value, version=table.c.version + 1))
+            update(table).where(*same).values(alert=to.value, version=table.c.version + 1))
         return result.rowcount == 1
 
 

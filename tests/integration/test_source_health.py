@@ -65,3 +65,24 @@ async def test_a_delivery_between_a_read_and_a_save_makes_the_save_try_again(
         # Saving it would undo the second delivery's count.
         with pytest.raises(ConcurrentUpdate):
             await uow.sources.save(read)
+
+
+async def test_a_silence_seen_before_a_delivery_is_not_recorded_after_it(
+    storage: Storage, clock: FakeClock
+) -> None:
+    await collecting.delivered(PUSHED, [mention(1, minutes_ago=1)], uow=storage.uow,
+                               clock=clock)
+    clock.advance(minutes=90)
+    async with storage.uow() as uow:
+        seen = await uow.sources.get(PUSHED.name)  # as the silence check reads it
+    await collecting.delivered(PUSHED, [mention(2, published_at=clock.now())],
+                               uow=storage.uow, clock=clock)
+    async with storage.uow() as uow:
+        moved = await uow.sources.move_alert(PUSHED.name, was=Alert.OK, to=Alert.SILENT,
+                                             version=seen.version)
+        await uow.commit()
+    async with storage.uow() as uow:
+        state = await uow.sources.get(PUSHED.name)
+
+    assert not moved
+    assert state.alert is Alert.OK
