@@ -5,9 +5,9 @@ same run.
 2,000 POSTs of one mention each, 50 in flight at any moment, to the running app (all
 roles, so each POST is stored before it is answered). Every answer must be a 2xx:
 answering 503 for mentions it had stored, when the source-health update after the
-commit lost a race, was issue 13's first defect; the benchmark fails (exits non-zero)
-on any 5xx, and checks that every mention is stored once and counted once in its
-source's health. The baseline is a bare aiohttp route that checks the same signature,
+commit lost a race, was issue 13's first defect; the run exits non-zero on any 5xx,
+and on any mention not stored once as a case or not counted once in its source's
+health. The baseline is a bare aiohttp route that checks the same signature,
 parses the body and inserts one plain row per request (its own transaction) into the
 same database, hammered the same way.
 """
@@ -113,13 +113,12 @@ async def _one_run(run: int, posts: int) -> dict[str, Any]:
             stored = (await conn.execute(select(func.count()).select_from(cases))).scalar()
         async with app.app.deps.uow() as uow:
             counted = (await uow.sources.get(mentions.MAIN_SOURCE)).items_found
-    sent = posts + WARM_UP
-    if stored != sent or counted != sent:
-        raise RuntimeError(f"{sent} mentions POSTed: {stored} cases stored, {counted} "
-                           f"counted in the source's health")
     if set(bare_statuses) != {200}:
         raise RuntimeError(f"the bare route answered {dict(bare_statuses)}")
-    return {"rate": ours, "bare": baseline, "statuses": statuses}
+    sent = posts + WARM_UP
+    # Each mention once as a case and once in the health count: what is off either way.
+    astray = abs(sent - (stored or 0)) + abs(sent - counted)
+    return {"rate": ours, "bare": baseline, "statuses": statuses, "astray": astray}
 
 
 async def measure(*, posts: int = POSTS, runs: int, log: Any = print) -> list[Figure]:
@@ -127,6 +126,7 @@ async def measure(*, posts: int = POSTS, runs: int, log: Any = print) -> list[Fi
     rates: list[float] = []
     ratios: list[float] = []
     errors: list[float] = []
+    astray: list[float] = []
     answered: Counter[int] = Counter()
     for run in range(runs):
         result = await _one_run(run, posts)
@@ -135,6 +135,7 @@ async def measure(*, posts: int = POSTS, runs: int, log: Any = print) -> list[Fi
         rates.append(result["rate"])
         ratios.append(result["rate"] / result["bare"])
         errors.append(float(sum(n for status, n in statuses.items() if status >= 500)))
+        astray.append(float(result["astray"]))
         log(f"  g. run {run + 1}/{runs}: {result['rate']:,.0f} POSTs/s "
             f"(bare {result['bare']:,.0f}/s), answers {dict(sorted(statuses.items()))}")
     scale = {"posts": posts, "concurrency": CONCURRENCY, "mentions_per_post": 1,
@@ -146,4 +147,6 @@ async def measure(*, posts: int = POSTS, runs: int, log: Any = print) -> list[Fi
                  note="a route that checks the signature, parses and inserts one plain row"),
         at_most("g. 5xx answers of those POSTs", errors, "5xx", 0,
                 note="every answer must be 2xx: a 2xx means stored"),
+        at_most("g. mentions not stored once or not counted once", astray, "mentions", 0,
+                note="cases made and the source's items_found, each against the POSTs"),
     ]
