@@ -82,6 +82,7 @@ from socialcare.storage import redis as redis_store
 from socialcare.storage.budgets import RedisRateBudgets
 from socialcare.storage.database import create_engine, upgrade
 from socialcare.storage.queue import IngestQueue
+from socialcare.storage.tokens import SqlTokenStore
 
 log = logging.getLogger("socialcare")
 
@@ -136,7 +137,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
             collecting = kinds.build(
                 team, session=session, clock=clock, environ=environment(),
                 telegram_bot=telegram.bot if telegram is not None else None,
-                team_chats=team.own_chats("telegram"))
+                team_chats=team.own_chats("telegram"), tokens=SqlTokenStore(engine))
         except ValueError as error:
             raise ConfigError(str(error)) from None
         publishers |= collecting.publishers
@@ -530,7 +531,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         return await demo(out, port=args.port, speed=args.speed, agents=args.agents)
     if args.command == "try-source":
         return await try_source(load_team(settings.config_file, enabled_only=False),
-                                args.name, environ=environment(), out=out, err=sys.stderr)
+                                args.name, environ=environment(), out=out, err=sys.stderr,
+                                database_url=settings.async_database_url)
     roles = ALL_ROLES if args.command != "run" or not args.roles or "all" in args.roles \
         else frozenset(Role(role) for role in args.roles)
     if roles != ALL_ROLES and settings.redis_url is None:

@@ -2,8 +2,9 @@
 
 A kind is polled (rss, html, vk, youtube, x, tiktok, threads, google_reviews: asked for
 what is new since a cursor), pushed (mapped, meta, webhook: they call us) or joined
-(telegram: the bot is in the chats). Options are checked when the config loads; secrets
-are read from the environment variables the options name (`…_env`) when the app starts.
+(telegram: the bot is in the chats); a threads source with webhooks is polled and
+pushed. Options are checked when the config loads; secrets are read from the environment
+variables the options name (`…_env`) when the app starts.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from socialcare.adapters.collectors import (
     rss,
     telegram_groups,
     threads,
+    threads_webhooks,
     tiktok,
     vk,
     x,
     youtube,
 )
+from socialcare.adapters.collectors.tokens import Keeping, TokenStore
 from socialcare.bot.ports import Clock, Poller, Publisher
 from socialcare.bot.team import Source, Team
 
@@ -56,6 +59,8 @@ OPTIONS: dict[str, type[BaseModel]] = {
     "html": pages.Options,
 }
 POLLED = frozenset({"rss", "html", "vk", "youtube", "x", "tiktok", "google_reviews", "threads"})
+# Kinds whose access tokens are renewed, and kept in the database when they are.
+RENEWS_TOKENS = frozenset({"tiktok", "google_reviews", "threads"})
 
 
 class BadOptions(ValueError):
@@ -96,6 +101,7 @@ class Collectors:
     publishers: dict[str, Publisher] = field(default_factory=dict)
     mapped: dict[str, mapped.MappedReceiver] = field(default_factory=dict)
     meta: dict[str, meta.MetaReceiver] = field(default_factory=dict)
+    threads: dict[str, threads_webhooks.ThreadsWebhooks] = field(default_factory=dict)
     telegram: dict[str, telegram_groups.TelegramGroups] = field(default_factory=dict)
 
     def polled(self, source: Source) -> bool:
@@ -111,8 +117,12 @@ def build(
     environ: Mapping[str, str],
     telegram_bot: Bot | None,
     team_chats: Collection[str] = (),
+    tokens: TokenStore | None = None,
 ) -> Collectors:
-    """Build every source's collector; raise MissingSecret or ValueError naming the source."""
+    """Build every source's collector; raise MissingSecret or ValueError naming the source.
+
+    Renewed access tokens are kept in `tokens` (the database), shared by every process;
+    without it they live as long as the process."""
     collectors = Collectors()
     keywords = [k for brand in team.brands for k in brand.keywords]
     for source in team.sources:
@@ -123,6 +133,7 @@ def build(
             return _secret(source, options, option, environ, required=required)
 
         made: Any = None
+        keeping = Keeping(tokens, source.name) if tokens is not None else None
         if source.kind == "rss":
             made = rss.FeedCollector(session, options, clock=clock, zone=team.zone_of(source))
         elif source.kind == "html":
@@ -144,14 +155,20 @@ def build(
             made = tiktok.TikTokCollector(
                 session, options, access_token=secret("access_token_env") or "",
                 refresh_token=secret("refresh_token_env", required=False),
-                app_secret=secret("app_secret_env", required=False), clock=clock)
+                app_secret=secret("app_secret_env", required=False), clock=clock,
+                keeping=keeping)
         elif source.kind == "google_reviews":
             made = google_reviews.ReviewsCollector(
                 session, options, client_secret=secret("client_secret_env") or "",
-                refresh_token=secret("refresh_token_env") or "", clock=clock)
+                refresh_token=secret("refresh_token_env") or "", clock=clock,
+                keeping=keeping)
         elif source.kind == "threads":
             made = threads.ThreadsCollector(session, options, token=secret("token_env") or "",
-                                            clock=clock)
+                                            clock=clock, keeping=keeping)
+            if options.app_secret_env is not None:
+                collectors.threads[source.name] = threads_webhooks.ThreadsWebhooks(
+                    user_id=options.user_id, app_secret=secret("app_secret_env") or "",
+                    verify_token=secret("verify_token_env") or "")
         elif source.kind == "mapped":
             collectors.mapped[source.name] = mapped.MappedReceiver(
                 options, secret("secret_env") or "")
