@@ -11,19 +11,27 @@ secret as the environment, and nothing here is logged or shown.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from socialcare.adapters.collectors.tokens import Grant, Kept
 from socialcare.bot.errors import ConcurrentUpdate
+from socialcare.bot.sources import SourceUnavailable
 from socialcare.storage.schema import source_tokens as table
 
 RETIRED_KEPT = 8
 _ATTEMPTS = 5
+RETRY_SECONDS = 30.0
+
+
+class _Conflict(Exception):
+    """Another process inserted the row first."""
 
 
 class SqlTokenStore:
@@ -49,7 +57,7 @@ class SqlTokenStore:
                     until: datetime) -> str | None:
         """Claim the renewal of the grant at `version`; return the claim, None if taken."""
         claim = secrets.token_hex(16)
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(
                 update(table)
                 .where(table.c.source == source, table.c.version == version,
@@ -59,7 +67,7 @@ class SqlTokenStore:
 
     async def keep(self, source: str, claim: str, grant: Grant, *, now: datetime) -> Kept | None:
         """Keep a renewed grant and end the claim; None if the claim was lost meanwhile."""
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(
                 update(table).where(table.c.source == source, table.c.claim == claim)
                 .values(access_token=grant.access_token, refresh_token=grant.refresh_token,
@@ -74,28 +82,42 @@ class SqlTokenStore:
     async def release(self, source: str, claim: str, *, failure: str | None,
                       now: datetime) -> None:
         """End a claim whose renewal failed (`failure` says why) or was given up."""
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 update(table).where(table.c.source == source, table.c.claim == claim)
                 .values(claim=None, claimed_until=None, failure=failure,
                         failed_at=now if failure else None))
 
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction whose database errors never carry the statement's parameters
+        (SQLAlchemy puts them in the message: here they are tokens) to a log or /sources."""
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise _Conflict from None
+        except SQLAlchemyError as error:
+            raise SourceUnavailable(f"the database keeping the access tokens is unavailable "
+                                    f"({type(error).__name__})",
+                                    retry_after=RETRY_SECONDS) from None
+
     async def _row(self, source: str) -> Any:
-        async with self._engine.connect() as conn:
+        async with self._begin() as conn:
             return (await conn.execute(select(table).where(table.c.source == source))).first()
 
     async def _insert(self, source: str, seed: Grant, fingerprint: str) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin() as conn:
                 await conn.execute(insert(table).values(
                     source=source, **_tokens(seed), renewed_at=None, seed=fingerprint,
                     retired=[], version=1))
-        except IntegrityError:
+        except _Conflict:
             pass  # another process kept its seed first: read that
 
     async def _reseed(self, row: Any, seed: Grant, fingerprint: str) -> None:
         retired = [*(row.retired or []), row.seed][-RETIRED_KEPT:]
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 update(table).where(table.c.source == row.source,
                                     table.c.version == row.version)
