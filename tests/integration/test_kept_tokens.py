@@ -253,3 +253,9 @@ async def test_threads_daily_refresh_is_once_a_day_whichever_process_and_restart
         assert refreshes[0].params["access_token"] == environment
         assert refreshes[1].params["access_token"] == refreshes[0].response["access_token"]
         assert restarted.token.renewals + first.token.renewals == 2
+
+
+def test_a_grant_never_shows_its_tokens() -> None:
+    shown = repr(Grant("act.secret-access", T0, "rft.secret-refresh"))
+
+    assert "secret" not in shown and "2026" in shown

@@ -20,9 +20,11 @@ the documented two steps: a TEXT container with `reply_to_id`, then `threads_pub
 The long-lived token lasts 60 days and is refreshed (`th_refresh_token`) once a day
 while the source runs — once a day in all, whichever process, since the refreshed token
 is kept in the database; one that has expired cannot be refreshed: the poll fails saying
-so (error 190). With `app_secret_env` and `verify_token_env`, replies and mentions are
-also delivered by webhook (see threads_webhooks.py); polling goes on beside them. Rate limits (errors 4, 17, 32, 613) stop the poll, keep what was read and
-wait ten minutes.
+so (error 190). Rate limits (errors 4, 17, 32, 613) stop the poll, keep what was read
+and wait ten minutes.
+
+With `app_secret_env` and `verify_token_env`, replies and mentions are also delivered
+by webhook (see threads_webhooks.py); polling goes on beside them.
 """
 
 from __future__ import annotations
