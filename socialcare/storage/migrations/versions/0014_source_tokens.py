@@ -1,7 +1,7 @@
 """Source tokens: access and refresh tokens renewed by TikTok, Threads and Google sources.
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from socialcare.storage.schema import Json, UTCDateTime
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
