@@ -25,7 +25,6 @@ from socialcare.bot.sources import (
     changed_alert,
     next_poll,
     record_failure,
-    record_items,
     record_success,
 )
 from socialcare.bot.team import Source
