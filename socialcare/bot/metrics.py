@@ -67,6 +67,9 @@ class CaseFacts:
     messages_to_resolve: int | None
     second_line_closed: timedelta  # finished stays with the second line
     with_second_line_since: datetime | None  # a stay still going on
+    language: str | None = None
+    topics: tuple[str, ...] = ()  # as the last change of topics left them
+    places: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,10 @@ def case_facts(events: Sequence[Event]) -> CaseFacts:
     resolved: tuple[datetime, int] | None = None
     with_team_since: datetime | None = None
     second_line = timedelta(0)
+    topics = tuple(created.data.get("topics", ()))
     for event in events:
+        if event.kind is EventKind.TOPICS_CHANGED:
+            topics = tuple(event.data.get("topics", ()))
         if event.kind is EventKind.HANDED_OFF:
             with_team_since = event.at
         elif event.kind is EventKind.HANDED_BACK and with_team_since is not None:
@@ -131,6 +137,9 @@ def case_facts(events: Sequence[Event]) -> CaseFacts:
         messages_to_resolve=None if resolved is None else resolved[1],
         second_line_closed=second_line,
         with_second_line_since=with_team_since,
+        language=data.get("language"),
+        topics=topics,
+        places=tuple(data.get("places", ())),
     )
 
 

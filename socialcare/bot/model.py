@@ -62,6 +62,7 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     HANDED_OFF = "handed_off"
     HANDED_BACK = "handed_back"
+    TOPICS_CHANGED = "topics_changed"
 
 
 SYSTEM = "system"
@@ -146,6 +147,12 @@ class Case:
     handoff_team: str | None = None
     handed_off_by: str | None = None
     handed_off_at: datetime | None = None
+    # What the mention was read as at ingest: its language ("ru", "kk", "en",
+    # "other"; None for cases older than the detector), its topics (agents may change
+    # them) and the places it names.
+    language: str | None = None
+    topics: tuple[str, ...] = ()
+    places: tuple[str, ...] = ()
     version: int = 0
     id: int | None = None
 

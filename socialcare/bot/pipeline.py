@@ -1,6 +1,7 @@
 """The ingest pipeline: raw mentions become cases, follow-ups and answers.
 
-    RawMention → normalise → dedupe → thread attach → brand match → priority → SLA due
+    RawMention → read (brand, language, topics, places) → normalise → dedupe
+               → thread attach → brand → priority → SLA due
                → case + mention + event, stored in one transaction
 
 A mention that continues the thread of a known case joins that case — as a customer
@@ -10,6 +11,7 @@ having to name the brand again. Everything else must name a brand to become a ca
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -18,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from socialcare.bot import lifecycle, sla
-from socialcare.bot.brands import BrandMatcher, fold
 from socialcare.bot.errors import ConcurrentUpdate, DuplicateMention
 from socialcare.bot.model import (
     Author,
@@ -33,6 +34,8 @@ from socialcare.bot.model import (
 )
 from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.team import Team
+from socialcare.bot.understanding.matcher import Matcher
+from socialcare.bot.understanding.model import Reading
 
 # Control characters (NUL among them, which PostgreSQL cannot store) are dropped from
 # everything a mention brings, ids included, before it is compared with what is stored:
@@ -45,6 +48,9 @@ URGENT_RATING = 2
 # date, "9999-12-31" a placeholder, and neither fits a timestamp column.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 AHEAD = timedelta(days=1)
+# Past this many mentions a batch is read in a worker thread: reading takes some
+# 100 µs a mention (language detection most of it), and the event loop is for I/O.
+_READ_INLINE = 32
 
 
 class Outcome(StrEnum):
@@ -100,13 +106,10 @@ class UnknownSource(ValueError):
 class Pipeline:
     """Turn raw mentions into stored cases, one transaction per batch."""
 
-    def __init__(self, team: Team, *, clock: Clock) -> None:
+    def __init__(self, team: Team, *, clock: Clock, matcher: Matcher | None = None) -> None:
         self._team = team
         self._clock = clock
-        self._brands = BrandMatcher(team.brands)
-        self._urgent = re.compile(
-            "|".join(rf"(?<!\w){re.escape(fold(k))}(?!\w)" for k in team.urgent_keywords)
-        ) if team.urgent_keywords else None
+        self._matcher = matcher or matcher_for(team)
 
     async def ingest(self, raws: Sequence[RawMention], *, uow: UnitOfWork) -> list[IngestResult]:
         """Store a batch of mentions and return what became of each.
@@ -118,16 +121,28 @@ class Pipeline:
         for raw in raws:
             if self._team.source(raw.source) is None:
                 raise UnknownSource(f"unknown source {raw.source!r}")
+        readings = await self._read(raws)
         for attempt in range(_ATTEMPTS):
             try:
-                return await self._ingest_once(raws, uow)
+                return await self._ingest_once(raws, uow, readings)
             except (ConcurrentUpdate, DuplicateMention):
                 if attempt == _ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
+    async def _read(self, raws: Sequence[RawMention]) -> dict[str, Reading]:
+        """Read every text of the batch once, off the event loop if the batch is big."""
+        texts = list(dict.fromkeys(clean_text(raw.text) for raw in raws))
+
+        def read_all() -> dict[str, Reading]:
+            return {text: self._matcher.read(text) for text in texts if text}
+
+        if len(texts) <= _READ_INLINE:
+            return read_all()
+        return await asyncio.to_thread(read_all)
+
     async def _ingest_once(
-        self, raws: Sequence[RawMention], uow: UnitOfWork
+        self, raws: Sequence[RawMention], uow: UnitOfWork, readings: dict[str, Reading]
     ) -> list[IngestResult]:
         now = self._clock.now()
         steps = [_Step(self._normalise(raw, now), rating=raw.rating) for raw in raws]
@@ -141,7 +156,7 @@ class Pipeline:
             threads = await self._known_threads(uow, [s.mention for s in steps])
             created: list[Case] = []
             for step in steps:
-                self._classify(step, seen, threads, now)
+                self._classify(step, seen, threads, now, readings)
                 if step.case is None:
                     continue
                 if step.new:
@@ -178,6 +193,7 @@ class Pipeline:
         seen: set[tuple[str, str]],
         threads: dict[tuple[str, str], tuple[Case, str]],
         now: datetime,
+        readings: dict[str, Reading],
     ) -> None:
         mention = step.mention
         key = (mention.source, mention.external_id)
@@ -185,7 +201,7 @@ class Pipeline:
             step.drop = DropReason.DUPLICATE
             return
         seen.add(key)
-        mention.from_brand = self._brands.own_account(mention.platform, mention.author) is not None
+        mention.from_brand = self._matcher.own_account(mention.platform, mention.author) is not None
         for ref in (mention.thread_key, mention.parent_id):
             if ref and ref != mention.external_id and (mention.source, ref) in threads:
                 step.case, mention.thread_key = threads[(mention.source, ref)]
@@ -199,20 +215,20 @@ class Pipeline:
             step.drop = DropReason.EMPTY
         elif mention.from_brand:
             step.drop = DropReason.OWN_ACCOUNT
-        elif (brand := self._brand_of(mention)) is None:
+        elif (brand := self._brand_of(mention, readings[mention.text])) is None:
             step.drop = DropReason.NO_BRAND
         else:
-            step.case = self._open_case(mention, brand, now, rating=step.rating)
+            step.case = self._open_case(mention, brand, readings[mention.text], now,
+                                        rating=step.rating)
             step.new = True
 
-    def _brand_of(self, mention: Mention) -> str | None:
+    def _brand_of(self, mention: Mention, reading: Reading) -> str | None:
         """Return the brand a mention is about: its source's, if the source names one
         (its own shops' reviews, its own videos' comments), else the one its text names."""
         source = self._team.source(mention.source)
         if source is not None and source.brand is not None:
             return source.brand
-        named = self._brands.match(mention.text)
-        return named.name if named is not None else None
+        return reading.brand.name if reading.brand is not None else None
 
     async def _known_threads(
         self, uow: UnitOfWork, mentions: Sequence[Mention]
@@ -249,7 +265,7 @@ class Pipeline:
     def _policy(self, tier: Tier) -> sla.SlaPolicy:
         return self._team.sla.for_tier(tier)
 
-    def _open_case(self, mention: Mention, brand: str, now: datetime, *,
+    def _open_case(self, mention: Mention, brand: str, reading: Reading, now: datetime, *,
                    rating: int | None = None) -> Case:
         source = self._team.source(mention.source)
         assert source is not None
@@ -259,20 +275,23 @@ class Pipeline:
             source=source.name,
             platform=mention.platform,
             tier=source.tier,
-            priority=self._priority(source.tier, mention.text, rating),
+            priority=self._priority(source.tier, reading, rating),
             thread_key=mention.thread_key,
             published_at=mention.published_at,
             collected_at=now,
+            language=reading.language.value if reading.language else None,
+            topics=reading.topics,
+            places=reading.places,
         )
         if policy.resolution is not None:
             case.resolve_due_at = mention.published_at + policy.resolution
         sla.start_response_clock(case, mention.published_at, policy, first=True)
         return case
 
-    def _priority(self, tier: Tier, text: str, rating: int | None = None) -> Priority:
+    def _priority(self, tier: Tier, reading: Reading, rating: int | None = None) -> Priority:
         if rating is not None and rating <= URGENT_RATING:
             return Priority.URGENT
-        if self._urgent is not None and self._urgent.search(fold(text)):
+        if reading.urgent:
             return Priority.URGENT
         return Priority.HIGH if tier is Tier.MAIN else Priority.NORMAL
 
@@ -314,6 +333,9 @@ def created_event(case: Case, mention: Mention, team: Team) -> Event:
             "priority": case.priority.value,
             "response_due_at": (case.published_at + policy.first_response).isoformat(),
             "mention": mention.external_id,
+            "language": case.language,
+            "topics": list(case.topics),
+            "places": list(case.places),
         },
     )
 
@@ -333,6 +355,17 @@ def clean(value: str) -> str:
     return _CONTROL.sub("", value).strip()
 
 
+def matcher_for(team: Team) -> Matcher:
+    """Return the matcher of a team's brands, urgent words, topics and places."""
+    return Matcher(team.brands, urgent=team.urgent_keywords, topics=team.topics,
+                   places=team.places)
+
+
+def clean_text(text: str) -> str:
+    """Return a mention's text as it is stored and read: NFC, no control characters."""
+    return clean(unicodedata.normalize("NFC", text))
+
+
 def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Mention:
     """Clean a raw mention: ids and text without control characters, a platform, a
     publication time that is neither in the future nor absurd."""
@@ -341,7 +374,7 @@ def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Menti
     # A mention "published" in the future is a clock skew at the source, one published
     # in year 1 a missing date: either way our time is the best there is.
     published = now if implausible_time(raw.published_at, now) else min(raw.published_at, now)
-    text = clean(unicodedata.normalize("NFC", raw.text))
+    text = clean_text(raw.text)
     external_id = clean(raw.external_id)
     thread_id = _clean(raw.thread_id)
     parent_id = _clean(raw.parent_id)

@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from socialcare.bot.model import Tier
 from socialcare.bot.sla import SlaConfig
+from socialcare.bot.understanding.model import Brand, Language, Place, Topic
+
+__all__ = ["Brand", "Channel", "Person", "Place", "Role", "Source", "Team", "Topic"]
 
 _STRICT = {"extra": "forbid"}
 
@@ -29,25 +32,6 @@ class Role(StrEnum):
     DIRECTOR = "director"
     ADMIN = "admin"
     SECOND_LINE = "second_line"  # works in a second-line team (billing, network, …)
-
-
-@dataclass(frozen=True)
-class Brand:
-    """A brand whose mentions the team answers."""
-
-    __pydantic_config__ = _STRICT
-
-    name: str
-    keywords: tuple[str, ...]
-    exclusions: tuple[str, ...] = ()
-    # The brand's own accounts per platform (handles or ids): their posts are answers.
-    accounts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise ValueError("name: a brand needs a name")
-        if not any(k.strip() for k in self.keywords):
-            raise ValueError("keywords: at least one keyword is needed")
 
 
 @dataclass(frozen=True)
@@ -123,14 +107,21 @@ class Person:
     # For second-line people: the name of their team in `second_line`.
     team: str | None = None
     # Working hours in the team's timezone, "09:00-18:00" (may pass midnight:
-    # "20:00-08:00"); none = always. Shift leads are pinged only while on duty.
+    # "20:00-08:00"); none = always. Shift leads are pinged only while on duty, and
+    # only agents on shift count as speaking a language.
     hours: str | None = None
+    # The languages the person answers in ("ru", "kk", "en"); none = every language.
+    languages: tuple[Language, ...] = ()
 
     def __post_init__(self) -> None:
         if self.slack is None and self.telegram is None:
             raise ValueError("slack, telegram: at least one user id is needed")
         if self.hours is not None and _HOURS.fullmatch(self.hours) is None:
             raise ValueError(f"hours: {self.hours!r} is not like '09:00-18:00'")
+
+    def speaks(self, language: str | None) -> bool:
+        """Tell whether the person answers mentions in this language."""
+        return not self.languages or language is None or language in self.languages
 
     def on_duty(self, local: time) -> bool:
         """Tell whether the person works at this local time of day."""
@@ -283,6 +274,9 @@ class Team:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     second_line: tuple[SecondLineTeam, ...] = ()
     reports: ReportSchedule = field(default_factory=ReportSchedule)
+    # What mentions are about (contact reasons) and the places they name.
+    topics: tuple[Topic, ...] = ()
+    places: tuple[Place, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -299,7 +293,13 @@ class Team:
         _unique("people", "slack", [p.slack for p in self.people if p.slack])
         _unique("people", "telegram", [str(p.telegram) for p in self.people if p.telegram])
         _unique("second_line", "name", [t.name for t in self.second_line])
+        _unique("topics", "name", [t.name for t in self.topics])
+        _unique("places", "name", [p.name for p in self.places])
         teams = {t.name for t in self.second_line}
+        for topic in self.topics:
+            if topic.second_line is not None and topic.second_line not in teams:
+                raise ValueError(f"topics: {topic.name!r} names second_line "
+                                 f"{topic.second_line!r}, which is not in second_line")
         for person in self.people:
             if person.role is Role.SECOND_LINE and person.team not in teams:
                 raise ValueError(f"people: {person.id!r} is second_line but their team "
@@ -368,6 +368,19 @@ class Team:
         """Return the shift leads working at this moment."""
         local = at.astimezone(self.zone).time()
         return [p for p in self.people if p.role is Role.LEAD and p.on_duty(local)]
+
+    def topic(self, name: str) -> Topic | None:
+        """Return the topic with this name."""
+        return next((t for t in self.topics if t.name == name), None)
+
+    def place(self, name: str) -> Place | None:
+        """Return the place with this name."""
+        return next((p for p in self.places if p.name == name), None)
+
+    def on_shift(self, at: datetime) -> list[Person]:
+        """Return the people who work cases and are working at this moment."""
+        local = at.astimezone(self.zone).time()
+        return [p for p in self.people if p.works_cases and p.on_duty(local)]
 
     def person_by_slack(self, user_id: str) -> Person | None:
         """Return the person with this Slack user id."""

@@ -131,8 +131,10 @@ class SqlUnitOfWork:
         """Bring the touched cases' facts in step with their events, and commit."""
         if self._conn is None:
             raise RuntimeError("commit outside a transaction")
-        await facts.refresh(self._conn, self.events.touched, self.events)
+        await facts.refresh(self._conn, self.events.touched, self.events,
+                            relabel=self.events.relabel)
         self.events.touched.clear()
+        self.events.relabel.clear()
         await self._conn.commit()
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from sqlalchemy import delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.metrics import CaseFacts, case_facts
 from socialcare.bot.model import Event
 from socialcare.storage.schema import case_facts as table
+from socialcare.storage.schema import case_places, case_topics
 
 
 def facts_row(facts: CaseFacts) -> dict[str, Any]:
@@ -35,7 +37,18 @@ def facts_row(facts: CaseFacts) -> dict[str, Any]:
         "lag_seconds": max(0.0, (facts.collected_at - facts.published_at).total_seconds()),
         "resolution_seconds": None if facts.resolved_at is None
         else (facts.resolved_at - facts.published_at).total_seconds(),
+        "language": facts.language, "topics": ",".join(facts.topics),
     }
+
+
+def _label_rows(facts: Sequence[CaseFacts]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    topics, places = [], []
+    for f in facts:
+        times = {"case_id": f.case_id, "published_at": f.published_at,
+                 "collected_at": f.collected_at}
+        topics += [times | {"topic": t} for t in dict.fromkeys(f.topics)]
+        places += [times | {"place": p} for p in dict.fromkeys(f.places)]
+    return topics, places
 
 
 def rows_for(histories: dict[int, list[Event]]) -> list[dict[str, Any]]:
@@ -43,12 +56,28 @@ def rows_for(histories: dict[int, list[Event]]) -> list[dict[str, Any]]:
     return [facts_row(case_facts(events)) for events in histories.values() if events]
 
 
-async def refresh(conn: AsyncConnection, case_ids: Collection[int], events: Any) -> None:
-    """Re-establish the facts of these cases from their events (`events.for_cases`)."""
+async def refresh(conn: AsyncConnection, case_ids: Collection[int], events: Any,
+                  *, relabel: Collection[int] = ()) -> None:
+    """Re-establish the facts of these cases from their events (`events.for_cases`),
+    and the topic and place rows of those in `relabel` (new cases, changed topics)."""
     if not case_ids:
         return
-    rows = rows_for(await events.for_cases(case_ids))
-    await upsert(conn, rows)
+    facts = [case_facts(history) for history in (await events.for_cases(case_ids)).values()
+             if history]
+    await upsert(conn, [facts_row(f) for f in facts])
+    relabelled = [f for f in facts if f.case_id in relabel]
+    if not relabelled:
+        return
+    ids = [f.case_id for f in relabelled]
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        await conn.execute(delete(case_topics).where(case_topics.c.case_id.in_(part)))
+        await conn.execute(delete(case_places).where(case_places.c.case_id.in_(part)))
+    topics, places = _label_rows(relabelled)
+    if topics:
+        await conn.execute(insert(case_topics), topics)
+    if places:
+        await conn.execute(insert(case_places), places)
 
 
 async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

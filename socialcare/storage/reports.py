@@ -38,6 +38,7 @@ from socialcare.bot.reports import (
     Stat,
     aggregate,
 )
+from socialcare.storage.repositories import names
 from socialcare.storage.schema import case_facts as f
 from socialcare.storage.schema import escalations
 
@@ -58,6 +59,7 @@ def _facts(row: Any) -> CaseFacts:
         resolved_at=row.resolved_at, messages_to_resolve=row.messages_to_resolve,
         second_line_closed=timedelta(seconds=row.second_line_seconds),
         with_second_line_since=row.with_second_line_since,
+        language=row.language, topics=names(row.topics),
     )
 
 

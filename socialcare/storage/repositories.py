@@ -40,11 +40,19 @@ def _chunks(items: Collection[T]) -> Iterator[list[T]]:
 
 
 def _case_row(case: Case) -> dict[str, Any]:
-    return {name: getattr(case, name) for name in _CASE_FIELDS}
+    row = {name: getattr(case, name) for name in _CASE_FIELDS}
+    row["topics"], row["places"] = ",".join(case.topics), ",".join(case.places)
+    return row
+
+
+def names(joined: str | None) -> tuple[str, ...]:
+    """Return the names a comma-separated column holds."""
+    return tuple(n for n in (joined or "").split(",") if n)
 
 
 def _case(row: Row[Any]) -> Case:
     values = dict(row._mapping)
+    values["topics"], values["places"] = names(values["topics"]), names(values["places"])
     values["tier"] = Tier(values["tier"])
     values["priority"] = Priority(values["priority"])
     values["state"] = State(values["state"])
@@ -299,6 +307,9 @@ def _event(row: Row[Any]) -> Event:
     )
 
 
+_RELABEL = frozenset({EventKind.CREATED, EventKind.TOPICS_CHANGED})
+
+
 class SqlEventRepository:
     """Events in the append-only `events` table."""
 
@@ -306,9 +317,13 @@ class SqlEventRepository:
         self._conn = conn
         # Cases whose facts must be re-established before the transaction commits.
         self.touched: set[int] = set()
+        # Those of them whose topics or places rows must be written again.
+        self.relabel: set[int] = set()
 
     async def add(self, new: Iterable[Event]) -> None:
         """Append events."""
+        new = list(new)
+        self.relabel.update(e.case_id for e in new if e.kind in _RELABEL)
         rows = [
             {"case_id": e.case_id, "kind": e.kind.value, "actor": e.actor, "at": e.at,
              "data": dict(e.data)}

@@ -86,6 +86,9 @@ cases = Table(
     Column("handoff_team", String(64)),
     Column("handed_off_by", String(128)),
     Column("handed_off_at", UTCDateTime()),
+    Column("language", String(8)),
+    Column("topics", String(1000), nullable=False, server_default=""),  # comma-separated
+    Column("places", String(1000), nullable=False, server_default=""),
     # The open queue, earliest deadline first.
     Index(None, "state", "response_due_at"),
     # The SLA scheduler's "what is due now".
@@ -265,7 +268,33 @@ case_facts = Table(
     Column("reaction_seconds", Float),
     Column("lag_seconds", Float),
     Column("resolution_seconds", Float),
+    Column("language", String(8)),
+    Column("topics", String(1000), nullable=False, server_default=""),  # comma-separated
     Index(None, "published_at"),
+)
+
+# A case's topics and places, one row each, kept in step with its events like the
+# facts: what reports break down by and what incident detection counts ("new cases of
+# topic T in place P in the last 10 minutes" is an index range on each, joined).
+case_topics = Table(
+    "case_topics",
+    metadata,
+    Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
+    Column("topic", String(64), primary_key=True),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Index(None, "topic", "collected_at"),
+    Index(None, "topic", "published_at"),
+)
+
+case_places = Table(
+    "case_places",
+    metadata,
+    Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
+    Column("place", String(64), primary_key=True),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Index(None, "place", "collected_at"),
 )
 
 source_states = Table(

@@ -124,7 +124,7 @@ def build(
     Renewed access tokens are kept in `tokens` (the database), shared by every process;
     without it they live as long as the process."""
     collectors = Collectors()
-    keywords = [k for brand in team.brands for k in brand.keywords]
+    keywords = [k for brand in team.brands for k in brand.search_terms]
     for source in team.sources:
         options: Any = check(source)
 

@@ -1,0 +1,341 @@
+"""One matcher for every word list of the team: brands, exclusions, urgent words,
+topics and places, compiled once and run in one pass over a text.
+
+A keyword matches a word of the text when the word is the keyword, or the keyword
+followed by one of its word forms' endings (`forms`), glued or after a hyphen or an
+apostrophe. A keyword of several words matches them in a row, its last word in its
+forms ("Актив Казахстана"). A hashtag matches a keyword it is, or starts with
+("#kcell", "#кселлкз", "#KcellПозор"), and a tagged "@account" of a brand is a mention
+of that brand. An exclusion hides the brand keywords inside it, in its forms too
+("в Kcell Arena", "Kcell Arena-да").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from socialcare.bot.model import Author
+from socialcare.bot.understanding import forms
+from socialcare.bot.understanding.folding import fold, fold_lowered
+from socialcare.bot.understanding.language import detect
+from socialcare.bot.understanding.model import Brand, Place, Reading, Topic
+
+_WORD = re.compile(r"[^\W_]+")
+_HASHTAG = re.compile(r"#(\w+)")
+_ACCOUNT = re.compile(r"@([\w.]*\w)")
+_CONSONANTS = frozenset("бвгджзйклмнпрстфхцчшщғқңһbcdfghjklmnpqrstvwxz")
+# After a keyword in a hashtag, these start a longer word rather than a second one
+# ("#активныйотдых" is not "#актив" + "ныйотдых").
+_DERIVING = tuple(fold(s) for s in ("н", "ск", "ств", "ц"))
+
+
+class Kind(StrEnum):
+    """What a keyword stands for."""
+
+    BRAND = "brand"
+    EXCLUSION = "exclusion"
+    URGENT = "urgent"
+    TOPIC = "topic"
+    PLACE = "place"
+
+
+@dataclass(frozen=True)
+class _Keyword:
+    kind: Kind
+    label: int  # the brand's, topic's or place's position in the config
+    words: tuple[str, ...]  # folded
+    last: str  # the last word, lower-case and unfolded (its alphabet and ending)
+    exact: bool
+    prefix: bool
+
+    @property
+    def joined(self) -> str:
+        return "".join(self.words)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A keyword found in a text, and where."""
+
+    kind: Kind
+    label: int
+    start: int
+    end: int
+
+
+def _compile(kind: Kind, label: int, phrase: str) -> _Keyword | None:
+    phrase = phrase.strip()
+    exact, prefix = phrase.startswith("="), phrase.endswith("*")
+    phrase = phrase.lstrip("=").rstrip("*").strip()
+    lowered = [w for w in re.split(r"[\s\-]+", forms_lower(phrase)) if w]
+    if not lowered:
+        return None
+    return _Keyword(kind, label, tuple(fold_lowered(w) for w in lowered), lowered[-1],
+                    exact, prefix)
+
+
+def forms_lower(text: str) -> str:
+    """Lower-case a keyword the way texts are (compatibility-normalised, case-folded)."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+class _Text:
+    """A text prepared once: lower-case, folded, its words and what glues them."""
+
+    def __init__(self, text: str) -> None:
+        normal = unicodedata.normalize("NFKC", text)
+        self.lower = normal.casefold()
+        # Case is only needed for "#KcellПозор"; casefold rarely changes the length.
+        self.upper = (
+            [ch.isupper() for ch in normal] if len(normal) == len(self.lower) else None
+        )
+        self.folded = fold_lowered(self.lower)
+        self.words = [(m.start(), m.end()) for m in _WORD.finditer(self.folded)]
+
+    def word(self, i: int) -> str:
+        start, end = self.words[i]
+        return self.folded[start:end]
+
+    def glued_next(self, i: int) -> bool:
+        """Tell whether word i+1 follows word i after one hyphen or apostrophe."""
+        if i + 1 >= len(self.words):
+            return False
+        gap = self.folded[self.words[i][1]:self.words[i + 1][0]]
+        return len(gap) == 1 and gap in forms.GLUE
+
+    def spaced_next(self, i: int) -> bool:
+        """Tell whether word i+1 follows word i after spaces or a hyphen only."""
+        if i + 1 >= len(self.words):
+            return False
+        gap = self.folded[self.words[i][1]:self.words[i + 1][0]]
+        return bool(gap) and (gap.isspace() or gap == "-")
+
+
+class Matcher:
+    """Read a mention: its brand, urgency, topics and places, in one pass."""
+
+    def __init__(
+        self,
+        brands: Sequence[Brand],
+        *,
+        urgent: Iterable[str] = (),
+        topics: Sequence[Topic] = (),
+        places: Sequence[Place] = (),
+        word_forms: bool = True,
+        languages: bool = True,
+    ) -> None:
+        self._word_forms = word_forms
+        self._languages = languages
+        self._brands = tuple(brands)
+        self._topics = tuple(t.name for t in topics)
+        self._places = tuple(p.name for p in places)
+        self._grammar = forms.grammar()
+        lists: list[tuple[Kind, int, Iterable[str]]] = [
+            *((Kind.BRAND, i, b.keywords) for i, b in enumerate(brands)),
+            *((Kind.EXCLUSION, i, b.exclusions) for i, b in enumerate(brands)),
+            (Kind.URGENT, 0, urgent),
+            *((Kind.TOPIC, i, t.keywords) for i, t in enumerate(topics)),
+            *((Kind.PLACE, i, p.keywords) for i, p in enumerate(places)),
+        ]
+        # Keywords by the folded start a text word must have: the first word itself,
+        # and for a one-word keyword also its Russian stem ("кселл", "астан").
+        self._by_start: dict[str, list[_Keyword]] = {}
+        self._by_joined: dict[str, list[_Keyword]] = {}
+        for kind, label, phrases in lists:
+            for phrase in phrases:
+                keyword = _compile(kind, label, phrase)
+                if keyword is None:
+                    continue
+                starts = {keyword.words[0]}
+                if len(keyword.words) == 1 and not keyword.exact:
+                    starts.add(self._stem(keyword)[0])
+                for start in starts:
+                    self._by_start.setdefault(start, []).append(keyword)
+                self._by_joined.setdefault(keyword.joined, []).append(keyword)
+        self._longest = max(map(len, self._by_start), default=0)
+        self._accounts = {
+            _account_key(handle): i
+            for i, brand in enumerate(brands)
+            for handles in brand.accounts.values()
+            for handle in handles
+            if not handle.strip().isdigit()
+        }
+        self._own = {
+            (platform.casefold(), _account_key(handle)): brand
+            for brand in brands
+            for platform, handles in brand.accounts.items()
+            for handle in handles
+        }
+
+    # ── reading ──────────────────────────────────────────────────────────────────
+
+    def read(self, text: str) -> Reading:
+        """Return what the text is about, and its language."""
+        prepared = _Text(text)
+        hits = self._hits(prepared)
+        hidden = [(h.start, h.end) for h in hits if h.kind is Kind.EXCLUSION]
+        brand: tuple[int, int] | None = None
+        urgent = False
+        topics: set[int] = set()
+        places: set[int] = set()
+        for hit in hits:
+            if hit.kind is Kind.BRAND:
+                if any(s < hit.end and hit.start < e for s, e in hidden):
+                    continue
+                if brand is None or hit.start < brand[0]:
+                    brand = (hit.start, hit.label)
+            elif hit.kind is Kind.URGENT:
+                urgent = True
+            elif hit.kind is Kind.TOPIC:
+                topics.add(hit.label)
+            elif hit.kind is Kind.PLACE:
+                places.add(hit.label)
+        language = None
+        if self._languages:
+            # Brand names are no evidence of a language ("Кселл" looks Kazakh).
+            words = list(prepared.lower)
+            for hit in hits:
+                if hit.kind in (Kind.BRAND, Kind.EXCLUSION):
+                    words[hit.start:hit.end] = " " * (hit.end - hit.start)
+            language = detect("".join(words))
+        return Reading(
+            brand=self._brands[brand[1]] if brand else None,
+            language=language,
+            urgent=urgent,
+            topics=tuple(self._topics[i] for i in sorted(topics)),
+            places=tuple(self._places[i] for i in sorted(places)),
+        )
+
+    def match(self, text: str) -> Brand | None:
+        """Return the brand named earliest in the text (outside exclusions), or None."""
+        return self.read(text).brand
+
+    def own_account(self, platform: str, author: Author) -> Brand | None:
+        """Return the brand whose account wrote this, or None for a customer."""
+        for key in (author.id, author.handle):
+            if key:
+                brand = self._own.get((platform.casefold(), _account_key(key)))
+                if brand is not None:
+                    return brand
+        return None
+
+    def hits(self, text: str) -> list[Hit]:
+        """Return every keyword found in the text."""
+        return self._hits(_Text(text))
+
+    def _hits(self, t: _Text) -> list[Hit]:
+        found: list[Hit] = []
+        for i, (start, _) in enumerate(t.words):
+            word = t.word(i)
+            for size in range(min(len(word), self._longest), 0, -1):
+                for keyword in self._by_start.get(word[:size], ()):
+                    end = self._match_at(keyword, t, i)
+                    if end is not None:
+                        found.append(Hit(keyword.kind, keyword.label, start, end))
+        for m in _HASHTAG.finditer(t.folded):
+            found += self._hashtag(t, m.start(1), m.end(1))
+        for m in _ACCOUNT.finditer(t.lower):
+            label = self._accounts.get(m.group(1))
+            if label is not None:
+                found.append(Hit(Kind.BRAND, label, m.start(), m.end()))
+        return found
+
+    # ── the rules ────────────────────────────────────────────────────────────────
+
+    def _match_at(self, keyword: _Keyword, t: _Text, i: int) -> int | None:
+        """Return where the keyword ends if it starts at word i, else None."""
+        n = len(keyword.words)
+        if i + n > len(t.words):
+            return None
+        for k in range(n - 1):
+            if t.word(i + k) != keyword.words[k] or not t.spaced_next(i + k):
+                return None
+        return self._last_word_at(keyword, t, i + n - 1)
+
+    def _last_word_at(self, keyword: _Keyword, t: _Text, j: int) -> int | None:
+        word, (start, end) = t.word(j), t.words[j]
+        target = keyword.words[-1]
+        if keyword.exact or not self._word_forms:
+            return end if word == target else None
+        if keyword.prefix:
+            return end if word.startswith(target) else None
+        stem, russian = self._stem(keyword)
+        # Russian endings replace the keyword's own ending ("Астан|е"); Kazakh and
+        # English ones follow the whole keyword ("Астана|да", "Kcell|s").
+        cuts = [(stem, russian, False)] if stem != target else []
+        cuts.append((target, russian if stem == target else None, True))
+        for cut_word, russian_class, full in cuts:
+            if word.startswith(cut_word) and len(word) > len(cut_word):
+                cut = start + len(cut_word)
+                if self._ending_fits(keyword, t.folded[cut:end], t.lower[cut:end],
+                                     russian=russian_class, full=full):
+                    return end
+        if word == target and t.glued_next(j):
+            # "Kcell-ге", "Kcell'а": an ending after a hyphen or an apostrophe.
+            nxt_start, nxt_end = t.words[j + 1]
+            if self._ending_fits(keyword, t.folded[nxt_start:nxt_end],
+                                 t.lower[nxt_start:nxt_end],
+                                 russian=russian if stem == target else None, full=True):
+                return nxt_end
+        return end if word == target else None
+
+    def _stem(self, keyword: _Keyword) -> tuple[str, str | None]:
+        """Return the folded stem Russian endings attach to, and the ending class."""
+        target = keyword.words[-1]
+        russian = forms.russian_class(keyword.last) if forms.is_cyrillic(keyword.last) else (
+            "" if forms.russian_class(keyword.last) == "" else None)
+        if russian:
+            return target[: len(target) - len(russian)], russian
+        return target, russian
+
+    def _ending_fits(self, keyword: _Keyword, rest: str, rest_lower: str, *,
+                     russian: str | None, full: bool) -> bool:
+        g = self._grammar
+        if forms.is_cyrillic(rest_lower):
+            if russian is not None and rest in g.russian[russian]:
+                return True
+            return full and forms.chain_fits(rest, g.kazakh_cyrillic,
+                                             forms.kazakh_start(keyword.last))
+        if forms.is_latin(rest_lower) and full:
+            return rest in g.english or forms.chain_fits(
+                rest, g.kazakh_latin, forms.kazakh_start(keyword.last))
+        return False
+
+    def _hashtag(self, t: _Text, start: int, end: int, *, second: bool = False) -> list[Hit]:
+        """Return the keywords a hashtag's body (start:end) starts with — and, once, the
+        keywords glued after one ("#кселлинтернет": Kcell and internet)."""
+        body = t.folded[start:end]
+        found: list[Hit] = []
+        for size in range(min(len(body), 60), 0 if not second else 2, -1):
+            for keyword in self._by_joined.get(body[:size], ()):
+                if keyword.kind is Kind.URGENT or not self._tag_rest_fits(
+                        keyword, t, start + size, end):
+                    continue
+                found.append(Hit(keyword.kind, keyword.label, start - 1, end))
+                if not second and size < len(body):
+                    found += self._hashtag(t, start + size, end, second=True)
+        return found
+
+    def _tag_rest_fits(self, keyword: _Keyword, t: _Text, cut: int, end: int) -> bool:
+        rest = t.folded[cut:end]
+        if not rest or keyword.prefix or rest[0] in "_0123456789":
+            return True
+        if keyword.exact:
+            return False
+        if t.upper is not None and t.upper[cut]:
+            return True  # "#KcellПозор": a second word begins
+        stem, russian = self._stem(keyword)
+        if self._ending_fits(keyword, rest, t.lower[cut:end], full=True,
+                             russian=russian if stem == keyword.words[-1] else None):
+            return True
+        if any(rest[:size] in self._by_joined for size in range(len(rest), 2, -1)):
+            return True  # "#кселлинтернет": another keyword follows
+        return t.lower[cut] in _CONSONANTS and not rest.startswith(_DERIVING)
+
+
+def _account_key(handle: str) -> str:
+    return handle.strip().lstrip("@").casefold()
