@@ -132,9 +132,10 @@ class SqlUnitOfWork:
         if self._conn is None:
             raise RuntimeError("commit outside a transaction")
         await facts.refresh(self._conn, self.events.touched, self.events,
-                            relabel=self.events.relabel)
+                            label=self.events.labelled, relabel=self.events.relabelled)
         self.events.touched.clear()
-        self.events.relabel.clear()
+        self.events.labelled.clear()
+        self.events.relabelled.clear()
         await self._conn.commit()
 
 

@@ -56,24 +56,25 @@ def rows_for(histories: dict[int, list[Event]]) -> list[dict[str, Any]]:
     return [facts_row(case_facts(events)) for events in histories.values() if events]
 
 
-async def refresh(conn: AsyncConnection, case_ids: Collection[int], events: Any,
-                  *, relabel: Collection[int] = ()) -> None:
+async def refresh(conn: AsyncConnection, case_ids: Collection[int], events: Any, *,
+                  label: Collection[int] = (), relabel: Collection[int] = ()) -> None:
     """Re-establish the facts of these cases from their events (`events.for_cases`),
-    and the topic and place rows of those in `relabel` (new cases, changed topics)."""
+    and write the topic and place rows of new cases (`label`) and of cases whose
+    topics changed (`relabel`)."""
     if not case_ids:
         return
     facts = [case_facts(history) for history in (await events.for_cases(case_ids)).values()
              if history]
     await upsert(conn, [facts_row(f) for f in facts])
-    relabelled = [f for f in facts if f.case_id in relabel]
-    if not relabelled:
+    labelled = [f for f in facts if f.case_id in label or f.case_id in relabel]
+    if not labelled:
         return
-    ids = [f.case_id for f in relabelled]
-    for chunk in range(0, len(ids), 500):
-        part = ids[chunk:chunk + 500]
+    old = [case_id for case_id in relabel if case_id not in label]
+    for chunk in range(0, len(old), 500):
+        part = old[chunk:chunk + 500]
         await conn.execute(delete(case_topics).where(case_topics.c.case_id.in_(part)))
         await conn.execute(delete(case_places).where(case_places.c.case_id.in_(part)))
-    topics, places = _label_rows(relabelled)
+    topics, places = _label_rows(labelled)
     if topics:
         await conn.execute(insert(case_topics), topics)
     if places:

@@ -307,9 +307,6 @@ def _event(row: Row[Any]) -> Event:
     )
 
 
-_RELABEL = frozenset({EventKind.CREATED, EventKind.TOPICS_CHANGED})
-
-
 class SqlEventRepository:
     """Events in the append-only `events` table."""
 
@@ -317,13 +314,15 @@ class SqlEventRepository:
         self._conn = conn
         # Cases whose facts must be re-established before the transaction commits.
         self.touched: set[int] = set()
-        # Those of them whose topics or places rows must be written again.
-        self.relabel: set[int] = set()
+        # Those of them whose topics and places rows are written first, or again.
+        self.labelled: set[int] = set()
+        self.relabelled: set[int] = set()
 
     async def add(self, new: Iterable[Event]) -> None:
         """Append events."""
         new = list(new)
-        self.relabel.update(e.case_id for e in new if e.kind in _RELABEL)
+        self.labelled.update(e.case_id for e in new if e.kind is EventKind.CREATED)
+        self.relabelled.update(e.case_id for e in new if e.kind is EventKind.TOPICS_CHANGED)
         rows = [
             {"case_id": e.case_id, "kind": e.kind.value, "actor": e.actor, "at": e.at,
              "data": dict(e.data)}

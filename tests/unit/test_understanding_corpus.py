@@ -29,7 +29,7 @@ def readings() -> dict[str, object]:
     team = load_team(ROOT / "config.example.toml")
     matcher = Matcher(team.brands, urgent=team.urgent_keywords, topics=team.topics,
                       places=team.places)
-    return {row.text: matcher.read(row.text) for row in ROWS}
+    return {row.text: matcher.read(row.text, language=True) for row in ROWS}
 
 
 def _brand(readings: dict[str, object]):  # type: ignore[no-untyped-def]

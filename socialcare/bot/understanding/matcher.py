@@ -27,6 +27,7 @@ from socialcare.bot.understanding.model import Brand, Place, Reading, Topic
 _WORD = re.compile(r"[^\W_]+")
 _HASHTAG = re.compile(r"#(\w+)")
 _ACCOUNT = re.compile(r"@([\w.]*\w)")
+_HEAD = 3
 _CONSONANTS = frozenset("бвгджзйклмнпрстфхцчшщғқңһbcdfghjklmnpqrstvwxz")
 # After a keyword in a hashtag, these start a longer word rather than a second one
 # ("#активныйотдых" is not "#актив" + "ныйотдых").
@@ -51,10 +52,17 @@ class _Keyword:
     last: str  # the last word, lower-case and unfolded (its alphabet and ending)
     exact: bool
     prefix: bool
+    stem: str  # what Russian endings attach to (folded): "астан" of "Астана"
+    russian: str | None  # the Russian ending class; None: no Russian endings
+    kazakh: str  # the Kazakh automaton's start state
 
     @property
     def joined(self) -> str:
         return "".join(self.words)
+
+    @property
+    def target(self) -> str:
+        return self.words[-1]
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,14 @@ def _compile(kind: Kind, label: int, phrase: str) -> _Keyword | None:
     lowered = [w for w in re.split(r"[\s\-]+", forms_lower(phrase)) if w]
     if not lowered:
         return None
-    return _Keyword(kind, label, tuple(fold_lowered(w) for w in lowered), lowered[-1],
-                    exact, prefix)
+    words = tuple(fold_lowered(w) for w in lowered)
+    last = lowered[-1]
+    russian = forms.russian_class(last)
+    if not forms.is_cyrillic(last) and russian != "":
+        russian = None  # a Latin keyword takes Russian endings only after a consonant
+    stem = words[-1][: len(words[-1]) - len(russian)] if russian else words[-1]
+    return _Keyword(kind, label, words, last, exact, prefix, stem, russian,
+                    forms.kazakh_start(last))
 
 
 def forms_lower(text: str) -> str:
@@ -88,17 +102,20 @@ class _Text:
 
     def __init__(self, text: str) -> None:
         normal = unicodedata.normalize("NFKC", text)
+        self.normal = normal
         self.lower = normal.casefold()
-        # Case is only needed for "#KcellПозор"; casefold rarely changes the length.
-        self.upper = (
-            [ch.isupper() for ch in normal] if len(normal) == len(self.lower) else None
-        )
         self.folded = fold_lowered(self.lower)
-        self.words = [(m.start(), m.end()) for m in _WORD.finditer(self.folded)]
+        found = list(_WORD.finditer(self.folded))
+        self.words = [(m.start(), m.end()) for m in found]
+        self.texts = [m.group() for m in found]
+
+    def upper_at(self, i: int) -> bool:
+        """Tell whether the letter at i was written in upper case ("#KcellПозор")."""
+        # casefold rarely changes a text's length; when it does, case is not told.
+        return len(self.normal) == len(self.lower) and self.normal[i].isupper()
 
     def word(self, i: int) -> str:
-        start, end = self.words[i]
-        return self.folded[start:end]
+        return self.texts[i]
 
     def glued_next(self, i: int) -> bool:
         """Tell whether word i+1 follows word i after one hyphen or apostrophe."""
@@ -152,11 +169,15 @@ class Matcher:
                     continue
                 starts = {keyword.words[0]}
                 if len(keyword.words) == 1 and not keyword.exact:
-                    starts.add(self._stem(keyword)[0])
+                    starts.add(keyword.stem)
                 for start in starts:
                     self._by_start.setdefault(start, []).append(keyword)
                 self._by_joined.setdefault(keyword.joined, []).append(keyword)
-        self._longest = max(map(len, self._by_start), default=0)
+        # A text word is looked up by its first three letters (shorter keys by all of
+        # theirs): one or three dict look-ups a word, whatever the number of keywords.
+        self._by_head: dict[str, list[tuple[str, list[_Keyword]]]] = {}
+        for start, keywords in self._by_start.items():
+            self._by_head.setdefault(start[:_HEAD], []).append((start, keywords))
         self._accounts = {
             _account_key(handle): i
             for i, brand in enumerate(brands)
@@ -173,8 +194,9 @@ class Matcher:
 
     # ── reading ──────────────────────────────────────────────────────────────────
 
-    def read(self, text: str) -> Reading:
-        """Return what the text is about, and its language."""
+    def read(self, text: str, *, language: bool | None = None) -> Reading:
+        """Return what the text is about, and its language — by default only when it
+        names a brand (only a case needs it); `language=True` asks for it always."""
         prepared = _Text(text)
         hits = self._hits(prepared)
         hidden = [(h.start, h.end) for h in hits if h.kind is Kind.EXCLUSION]
@@ -194,17 +216,17 @@ class Matcher:
                 topics.add(hit.label)
             elif hit.kind is Kind.PLACE:
                 places.add(hit.label)
-        language = None
-        if self._languages:
+        detected = None
+        if self._languages and (language or (language is None and brand is not None)):
             # Brand names are no evidence of a language ("Кселл" looks Kazakh).
             words = list(prepared.lower)
             for hit in hits:
                 if hit.kind in (Kind.BRAND, Kind.EXCLUSION):
                     words[hit.start:hit.end] = " " * (hit.end - hit.start)
-            language = detect("".join(words))
+            detected = detect("".join(words))
         return Reading(
             brand=self._brands[brand[1]] if brand else None,
-            language=language,
+            language=detected,
             urgent=urgent,
             topics=tuple(self._topics[i] for i in sorted(topics)),
             places=tuple(self._places[i] for i in sorted(places)),
@@ -229,13 +251,19 @@ class Matcher:
 
     def _hits(self, t: _Text) -> list[Hit]:
         found: list[Hit] = []
-        for i, (start, _) in enumerate(t.words):
-            word = t.word(i)
-            for size in range(min(len(word), self._longest), 0, -1):
-                for keyword in self._by_start.get(word[:size], ()):
-                    end = self._match_at(keyword, t, i)
-                    if end is not None:
-                        found.append(Hit(keyword.kind, keyword.label, start, end))
+        heads = self._by_head
+        for i, word in enumerate(t.texts):
+            for size in range(1, min(len(word), _HEAD) + 1):
+                bucket = heads.get(word[:size])
+                if bucket is None:
+                    continue
+                for key, keywords in bucket:
+                    if (len(key) < _HEAD and len(key) != size) or not word.startswith(key):
+                        continue
+                    for keyword in keywords:
+                        end = self._match_at(keyword, t, i)
+                        if end is not None:
+                            found.append(Hit(keyword.kind, keyword.label, t.words[i][0], end))
         for m in _HASHTAG.finditer(t.folded):
             found += self._hashtag(t, m.start(1), m.end(1))
         for m in _ACCOUNT.finditer(t.lower):
@@ -263,7 +291,7 @@ class Matcher:
             return end if word == target else None
         if keyword.prefix:
             return end if word.startswith(target) else None
-        stem, russian = self._stem(keyword)
+        stem, russian = keyword.stem, keyword.russian
         # Russian endings replace the keyword's own ending ("Астан|е"); Kazakh and
         # English ones follow the whole keyword ("Астана|да", "Kcell|s").
         cuts = [(stem, russian, False)] if stem != target else []
@@ -283,26 +311,15 @@ class Matcher:
                 return nxt_end
         return end if word == target else None
 
-    def _stem(self, keyword: _Keyword) -> tuple[str, str | None]:
-        """Return the folded stem Russian endings attach to, and the ending class."""
-        target = keyword.words[-1]
-        russian = forms.russian_class(keyword.last) if forms.is_cyrillic(keyword.last) else (
-            "" if forms.russian_class(keyword.last) == "" else None)
-        if russian:
-            return target[: len(target) - len(russian)], russian
-        return target, russian
-
     def _ending_fits(self, keyword: _Keyword, rest: str, rest_lower: str, *,
                      russian: str | None, full: bool) -> bool:
         g = self._grammar
         if forms.is_cyrillic(rest_lower):
             if russian is not None and rest in g.russian[russian]:
                 return True
-            return full and forms.chain_fits(rest, g.kazakh_cyrillic,
-                                             forms.kazakh_start(keyword.last))
+            return full and forms.chain_fits(rest, g.kazakh_cyrillic, keyword.kazakh)
         if forms.is_latin(rest_lower) and full:
-            return rest in g.english or forms.chain_fits(
-                rest, g.kazakh_latin, forms.kazakh_start(keyword.last))
+            return rest in g.english or forms.chain_fits(rest, g.kazakh_latin, keyword.kazakh)
         return False
 
     def _hashtag(self, t: _Text, start: int, end: int, *, second: bool = False) -> list[Hit]:
@@ -326,11 +343,11 @@ class Matcher:
             return True
         if keyword.exact:
             return False
-        if t.upper is not None and t.upper[cut]:
+        if t.upper_at(cut):
             return True  # "#KcellПозор": a second word begins
-        stem, russian = self._stem(keyword)
         if self._ending_fits(keyword, rest, t.lower[cut:end], full=True,
-                             russian=russian if stem == keyword.words[-1] else None):
+                             russian=keyword.russian if keyword.stem == keyword.target
+                             else None):
             return True
         if any(rest[:size] in self._by_joined for size in range(len(rest), 2, -1)):
             return True  # "#кселлинтернет": another keyword follows
