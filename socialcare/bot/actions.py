@@ -28,6 +28,7 @@ class ActionKind(StrEnum):
     ESCALATE = "escalate"
     HAND_OFF = "handoff"  # with the second-line team's number, or none to choose
     HAND_BACK = "handback"
+    TOPIC = "topic"  # with the topic's number to add or take it away, or none to choose
 
 
 _PATTERN = re.compile(

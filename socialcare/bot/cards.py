@@ -31,6 +31,7 @@ _HISTORY_KINDS = frozenset({
     EventKind.CLAIMED, EventKind.RELEASED, EventKind.CLAIM_EXPIRED, EventKind.AGENT_MESSAGE,
     EventKind.CUSTOMER_MESSAGE, EventKind.RESOLVED, EventKind.DISMISSED, EventKind.REOPENED,
     EventKind.ESCALATED, EventKind.HANDED_OFF, EventKind.HANDED_BACK,
+    EventKind.TOPICS_CHANGED,
 })
 _MINUTE = timedelta(minutes=1)
 # A rendering boundary is passed one second after it, so that the floor of the
@@ -67,6 +68,15 @@ class Button:
 
 
 @dataclass(frozen=True)
+class TopicChoice:
+    """A topic an agent can add to a case or take away from it, on the card."""
+
+    action: CaseAction  # TOPIC with the topic's number
+    title: str
+    chosen: bool
+
+
+@dataclass(frozen=True)
 class CardView:
     """Everything a card shows; messenger adapters only lay it out and escape it."""
 
@@ -92,6 +102,12 @@ class CardView:
     cut_label: str  # "… the rest is in the original"
     escalation_text: str | None = None  # "🔺 Escalated to Nurlan (critical) · acknowledged"
     handoff_text: str | None = None  # "🔧 With the second line: Billing (since 15:20)"
+    # "🌐 Kazakh · 🏷 Mobile internet · 📍 Almaty": what the mention was read as.
+    about_text: str = ""
+    language: str | None = None
+    topics: tuple[str, ...] = ()
+    # The topics to choose from (Slack shows a select, Telegram a button that opens them).
+    topic_choices: tuple[TopicChoice, ...] = ()
 
 
 def render_card(
@@ -141,17 +157,48 @@ def render_card(
         buttons=tuple(
             _second_line_buttons(case, second_line, catalog) if second_line is not None
             else _buttons(case, catalog, can_publish=can_publish,
-                          can_hand_off=bool(team.second_line))
+                          can_hand_off=bool(team.second_line),
+                          can_choose_topics=bool(team.topics))
         ),
         original_label=catalog("card.original"),
         cut_label=catalog("card.cut"),
         handoff_text=_handoff_text(case, team, catalog),
+        about_text=about_text(case, team, catalog),
+        language=case.language,
+        topics=case.topics,
+        topic_choices=() if second_line is not None else topic_choices(case, team, catalog),
         escalation_text=None if escalation is None else catalog(
             "card.escalated", id=escalation.id,
             director=display_name(escalation.director, team, catalog),
             category=catalog(f"category.{escalation.category.value}"),
             state=catalog(f"escalation_state.{escalation.state.value}"),
         ),
+    )
+
+
+def about_text(case: Case, team: Team, catalog: Catalog) -> str:
+    """Return the line that says what a case was read as: language, topics, places."""
+    parts = []
+    if case.language:
+        parts.append(catalog("card.language", language=catalog(f"language.{case.language}")))
+    if team.topics:
+        titles = [t.title for t in team.topics if t.name in case.topics]
+        parts.append(catalog("card.topics", topics=", ".join(titles)) if titles
+                     else catalog("card.no_topics"))
+    places = [p.title for p in team.places if p.name in case.places]
+    if places:
+        parts.append(catalog("card.places", places=", ".join(places)))
+    return " · ".join(parts)
+
+
+def topic_choices(case: Case, team: Team, catalog: Catalog) -> tuple[TopicChoice, ...]:
+    """Return the topics an agent may set on the case, each marked if the case has it."""
+    assert case.id is not None
+    return tuple(
+        TopicChoice(CaseAction(ActionKind.TOPIC, case.id, number),
+                    catalog("topic.chosen", title=topic.title) if topic.name in case.topics
+                    else topic.title, topic.name in case.topics)
+        for number, topic in enumerate(team.topics, start=1)
     )
 
 
@@ -254,7 +301,8 @@ def _second_line_buttons(
 
 
 def _buttons(
-    case: Case, catalog: Catalog, *, can_publish: bool, can_hand_off: bool
+    case: Case, catalog: Catalog, *, can_publish: bool, can_hand_off: bool,
+    can_choose_topics: bool = False,
 ) -> list[Button]:
     kinds: list[tuple[ActionKind, str | None]] = []
     if case.state in (State.NEW, State.REOPENED):
@@ -269,6 +317,8 @@ def _buttons(
         kinds.append((ActionKind.RESOLVE, "primary"))
     if can_hand_off and case.is_open and case.handoff_team is None:
         kinds.append((ActionKind.HAND_OFF, None))
+    if can_choose_topics:
+        kinds.append((ActionKind.TOPIC, None))
     if case.state is not State.DISMISSED:
         kinds.append((ActionKind.ESCALATE, None))
     if case.state in (State.NEW, State.CLAIMED, State.REOPENED):

@@ -19,6 +19,7 @@ from socialcare.bot.errors import DomainError, NotAllowed, TeamFiguresOnly
 from socialcare.bot.model import Case, Mention
 from socialcare.bot.ports import MessengerError, Note
 from socialcare.bot.team import Person, Role
+from socialcare.bot.understanding import topics as understanding_topics
 from socialcare.console import access
 from socialcare.deps import Deps
 from socialcare.handlers import escalating, reporting
@@ -27,7 +28,8 @@ from socialcare.handlers.chat import ChatReply, describe_error, service
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
-            "digest", "handoff", "handback", "report", "agent", "sla", "sources", "console", "help")
+            "digest", "handoff", "handback", "topic", "report", "agent", "sla", "sources",
+            "console", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -59,6 +61,17 @@ async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatRepl
             return ChatReply(deps.catalog("error.unknown_button"))
         return await _handing(handoffs.hand_off(handoffs.HandOff(
             action.case_id, person.id, teams[action.arg - 1].name), **service(deps)), deps)
+    if action.kind is ActionKind.TOPIC and action.arg:
+        topics = deps.team.topics
+        if not 0 < action.arg <= len(topics):
+            return ChatReply(deps.catalog("error.unknown_button"))
+        try:
+            await understanding_topics.toggle_topic(understanding_topics.ToggleTopic(
+                action.case_id, person.id, topics[action.arg - 1].name), **service(deps))
+        except DomainError as error:
+            return ChatReply(describe_error(error, deps))
+        deps.wake()
+        return None
     if action.kind not in _ONE_CLICK:
         raise ValueError(f"{action.kind} is not a one-click action")
     run, command = _ONE_CLICK[action.kind]
@@ -68,6 +81,38 @@ async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatRepl
         return ChatReply(describe_error(error, deps))
     deps.wake()
     return None
+
+
+async def _topic(args: str, person: Person, deps: Deps) -> ChatReply:
+    """/topic CASE [NAME …]: show, set (names), add (+name) or take away (-name) topics."""
+    text = deps.catalog
+    choices = ", ".join(t.name for t in deps.team.topics)
+    parts = args.replace(",", " ").split()
+    found = _CASE_ID.fullmatch(parts[0]) if parts else None
+    if found is None:
+        return ChatReply(text("usage.topic", choices=choices))
+    case_id, names = int(found[1]), parts[1:]
+    if names:
+        async with deps.uow() as uow:
+            current = set((await uow.cases.get(case_id)).topics)
+        if all(n[0] in "+-" for n in names):
+            for name in names:
+                current = current | {name[1:]} if name[0] == "+" else current - {name[1:]}
+            wanted = tuple(current)
+        elif any(n[0] in "+-" for n in names):
+            return ChatReply(text("usage.topic", choices=choices))
+        else:
+            wanted = tuple(names)
+        changed = await understanding_topics.set_topics(
+            understanding_topics.SetTopics(case_id, person.id, wanted), **service(deps))
+        deps.wake()
+        case = changed.case
+    else:
+        async with deps.uow() as uow:
+            case = await uow.cases.get(case_id)
+    titles = [t.title for t in deps.team.topics if t.name in case.topics]
+    return ChatReply(text("command.topics", id=case_id,
+                          topics=", ".join(titles) or text("command.topics_none")))
 
 
 async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps) -> ChatReply:
@@ -122,6 +167,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await escalating.run_digest(args, deps)
         if name in ("handoff", "handback"):
             return await _hand(name, args, person, deps)
+        if name == "topic":
+            return await _topic(args, person, deps)
         if name == "report":
             return await reporting.run_report(args, deps)
         if name == "agent":

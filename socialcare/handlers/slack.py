@@ -128,6 +128,18 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.handoff_view(
                 clicked.case_id, channel, deps.team.second_line, text))
             return
+        if clicked.kind is ActionKind.TOPIC and not clicked.arg:
+            # The card's topic select: the option chosen names the topic.
+            try:
+                chosen = CaseAction.unpack(str((action.get("selected_option") or {})
+                                               .get("value", "")))
+            except BadAction:
+                chosen = None
+            if chosen is None or chosen.kind is not ActionKind.TOPIC \
+                    or chosen.case_id != clicked.case_id:
+                await say_privately(respond, ChatReply(text("error.unknown_button")))
+                return
+            clicked = chosen
         reply = await run_action(clicked, person, deps)
         if reply is not None:
             await say_privately(respond, reply)

@@ -52,6 +52,7 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
 )
+from socialcare.bot.cards import topic_choices
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
@@ -261,8 +262,29 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             return await _in_private(bot, _say(
                 bot, query.from_user.id, text("escalate.handoff_title", id=action.case_id),
                 markup=InlineKeyboardMarkup(buttons)))
+        if action.kind is ActionKind.TOPIC and not action.arg:
+            return await _in_private(bot, _topic_keyboard(bot, query.from_user.id,
+                                                          action.case_id))
         reply = await run_action(action, person, deps)
+        if action.kind is ActionKind.TOPIC and reply is None and query.message is not None \
+                and query.message.chat.type == "private":
+            # The private chooser: show the topics as they are now.
+            await _topic_keyboard(bot, query.from_user.id, action.case_id,
+                                  message_id=query.message.message_id)
         return (reply.text, True) if reply else (text("click.done"), False)
+
+    async def _topic_keyboard(bot: Any, user_id: int, case_id: int,
+                              message_id: int | None = None) -> None:
+        async with deps.uow() as uow:
+            case = await uow.cases.get(case_id)
+        buttons = [[InlineKeyboardButton(choice.title, callback_data=choice.action.pack())]
+                   for choice in topic_choices(case, deps.team, text)]
+        markup = InlineKeyboardMarkup(buttons)
+        if message_id is None:
+            await _say(bot, user_id, text("topic.choose", id=case_id), markup=markup)
+        else:
+            await bot.edit_message_reply_markup(chat_id=user_id, message_id=message_id,
+                                                reply_markup=markup)
 
     async def _in_private(bot: Any, asking: Any) -> tuple[str, bool]:
         try:

@@ -1321,8 +1321,9 @@ class FakeSlack(FakeServer):
         element: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": ""}}
         found_block: dict[str, Any] = {}
         for block, candidate in iter_elements(message.blocks):
+            options = [o.get("value") for o in candidate.get("options") or []]
             if candidate.get("action_id") == action_id and (
-                value is None or candidate.get("value") == value
+                value is None or candidate.get("value") == value or value in options
             ):
                 found_block, element = block, candidate
                 break
@@ -1341,7 +1342,15 @@ class FakeSlack(FakeServer):
         if "text" in element:
             action["text"] = {**element["text"], "emoji": True}
         action_value = value if value is not None else element.get("value")
-        if action_value is not None:
+        if element.get("type") == "static_select":
+            # A select sends the option chosen, not a value of its own.
+            option = next((o for o in element.get("options") or []
+                           if o.get("value") == action_value), {"value": action_value})
+            action["selected_option"] = option
+            action.pop("text", None)
+            if "placeholder" in element:
+                action["placeholder"] = element["placeholder"]
+        elif action_value is not None:
             action["value"] = action_value
         payload = {
             "type": "block_actions",

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from socialcare.adapters.messengers.text import cut, safe_url
-from socialcare.bot.cards import CardView, SlaLevel
+from socialcare.bot.actions import ActionKind
+from socialcare.bot.cards import Button, CardView, SlaLevel
 from socialcare.bot.escalation_card import EscalationView
 
 # Block Kit limits (section text 3000, header 150, button text 75, context 10 elements);
@@ -20,6 +21,8 @@ MAX_TEXT = 2800
 MAX_HEADER = 150
 MAX_BUTTON = 75
 MAX_HISTORY = 9
+MAX_OPTION = 75
+MAX_OPTIONS = 100
 METADATA_EVENT = "socialcare_case"
 
 
@@ -67,10 +70,12 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
     if footer:
         rich.append({"type": "rich_text_section", "elements": footer})
     blocks.append({"type": "rich_text", "elements": rich})
+    context = f"{view.published_text} · {view.priority_text}"
+    if view.about_text:
+        context += f"\n{view.about_text}"
     blocks.append({
         "type": "context",
-        "elements": [{"type": "mrkdwn",
-                      "text": escape(f"{view.published_text} · {view.priority_text}")}],
+        "elements": [{"type": "mrkdwn", "text": escape(context)}],
     })
     state = f"{_sla(view)}\n*{escape(view.state_text)}*"
     for extra in (view.handoff_text, view.escalation_text):
@@ -83,6 +88,10 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
     if view.buttons:
         buttons = []
         for button in view.buttons:
+            if button.action.kind is ActionKind.TOPIC:
+                if view.topic_choices:
+                    buttons.append(_topic_select(button, view))
+                continue
             packed = button.action.pack()
             element: dict[str, Any] = {
                 "type": "button",
@@ -96,6 +105,20 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
         blocks.append({"type": "actions", "block_id": f"case-{view.case_id}",
                        "elements": buttons})
     return blocks
+
+
+def _topic_select(button: Button, view: CardView) -> dict[str, Any]:
+    """Return the card's topic select: choosing a topic adds it or takes it away."""
+    return {
+        "type": "static_select",
+        "action_id": button.action.pack(),
+        "placeholder": {"type": "plain_text", "text": button.label[:MAX_OPTION], "emoji": True},
+        "options": [
+            {"text": {"type": "plain_text", "text": choice.title[:MAX_OPTION], "emoji": True},
+             "value": choice.action.pack()}
+            for choice in view.topic_choices[:MAX_OPTIONS]
+        ],
+    }
 
 
 def _sla(view: CardView) -> str:

@@ -42,6 +42,8 @@ def card_html(view: CardView) -> str:
     if footer:
         lines.append(" ".join(footer))
     lines.append(f"<i>{escape(view.published_text)} · {escape(view.priority_text)}</i>")
+    if view.about_text:
+        lines.append(escape(view.about_text))
     sla = escape(view.sla.text)
     if view.sla.level in (SlaLevel.WARNING, SlaLevel.OVERDUE):
         sla = f"<b>{sla}</b>"
