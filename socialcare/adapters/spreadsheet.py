@@ -14,7 +14,7 @@ COLUMNS = (
     "case_id", "tier", "platform", "brand", "source", "published_at", "collected_at",
     "response_due_at", "first_answer_at", "first_answer_by", "resolved_at", "standing",
     "collector_lag_s", "reaction_s", "resolution_s", "messages_to_resolve", "sla",
-    "second_line_s",
+    "second_line_s", "language", "topics",
 )
 
 
@@ -43,5 +43,6 @@ def cases_csv(facts: Iterable[CaseFacts], *, now: datetime, zone: ZoneInfo) -> b
             "" if fact.messages_to_resolve is None else fact.messages_to_resolve,
             {True: "met", False: "missed", None: "pending"}[figure.sla_met],
             seconds(figure.second_line.total_seconds()),
+            fact.language or "", " ".join(fact.topics),
         ))
     return ("\ufeff" + buffer.getvalue()).encode()

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 from socialcare.bot.cards import display_name
 from socialcare.bot.catalog import Catalog
-from socialcare.bot.reports import Group, Report, Stat
+from socialcare.bot.reports import NONE, Group, Report, Stat
 from socialcare.bot.team import Team
 
 # The breakdowns shown when the report is not asked for one.
-DEFAULT_BREAKDOWNS = ("tier", "platform")
+DEFAULT_BREAKDOWNS = ("tier", "platform", "topic")
 AGENTS_SHOWN = 10
 GROUPS_SHOWN = 12
 
@@ -68,12 +68,15 @@ def render_report(
                       pending=total.pending))
     for dimension in breakdowns:
         groups = report.groups.get(dimension, [])
-        if not groups:
+        if not groups or (dimension == "topic" and not team.topics):
             continue
         lines.append(text(f"report.by_{dimension}"))
         for group in groups[:GROUPS_SHOWN]:
-            lines.append("  " + _group_line(group, _label(dimension, group.key, team, text),
-                                            text))
+            label = _label(dimension, group.key, team, text)
+            if dimension == "topic":
+                label = text("report.topic_change", topic=label, change=change(
+                    group.cases, report.previous_topics.get(group.key, 0), text))
+            lines.append("  " + _group_line(group, label, text))
     lines.append(text("report.lag", stat=_stat(report.collector_lag, text)))
     lines.append(text("report.resolution", stat=_stat(report.resolution, text)))
     if report.resolved:
@@ -103,6 +106,24 @@ def render_report(
     return "\n".join(lines)
 
 
+def change(now: int, before: int, text: Catalog) -> str:
+    """Return a count's change against the period before: "+5 (+50%)", "−2 (−20%)",
+    "new"."""
+    if before == 0:
+        return text("report.new") if now else "±0"
+    delta = now - before
+    sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+    return f"{sign}{abs(delta)} ({sign}{round(abs(delta) * 100 / before)}%)"
+
+
+def topic_title(key: str, team: Team, text: Catalog) -> str:
+    """Return how a topic is shown in reports: its title, or "no topic"."""
+    if key == NONE:
+        return text("command.topics_none")
+    topic = team.topic(key)
+    return topic.title if topic else key
+
+
 def _label(dimension: str, key: str, team: Team, text: Catalog) -> str:
     if dimension == "tier":
         minutes = team.sla.main.first_response_minutes if key == "main" \
@@ -112,4 +133,8 @@ def _label(dimension: str, key: str, team: Team, text: Catalog) -> str:
         return text(f"platform.{key}") if text.has(f"platform.{key}") else key
     if dimension == "agent":
         return display_name(key, team, text)
+    if dimension == "topic":
+        return topic_title(key, team, text)
+    if dimension == "language":
+        return text(f"language.{key}") if text.has(f"language.{key}") else key
     return key

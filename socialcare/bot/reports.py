@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 from socialcare.bot.metrics import CaseFacts, Standing, quantile, sla_met
 from socialcare.bot.team import ReportSchedule
 
-DIMENSIONS = ("tier", "platform", "brand", "agent")
+DIMENSIONS = ("tier", "platform", "brand", "agent", "topic", "language")
+# The key of the cases with no topic (or no language) in those breakdowns.
+NONE = "-"
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 WORST = 5
 HISTOGRAM_CAP = 120  # minutes: slower answers share the last bar
@@ -55,6 +57,23 @@ class Period:
     def days(self) -> list[date]:
         """Return every day of the period."""
         return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+    @property
+    def previous(self) -> Period:
+        """Return the period to compare with: the same days a week earlier for a week
+        (so far), the same days of the month before for a month (so far), else as many
+        days just before."""
+        length = (self.last - self.first).days + 1
+        if self.name in ("week", "last week"):
+            shift = timedelta(days=7)
+            return Period(self.first - shift, self.last - shift, self.zone, "previous")
+        if self.name in ("month", "last month") and self.first.day == 1:
+            last_month = self.first - timedelta(days=1)
+            first = last_month.replace(day=1)
+            last = min(first + timedelta(days=length - 1), last_month)
+            return Period(first, last, self.zone, "previous")
+        return Period(self.first - timedelta(days=length), self.first - timedelta(days=1),
+                      self.zone, "previous")
 
     @property
     def label(self) -> str:
@@ -158,6 +177,8 @@ class Report:
     # Per tier: reaction minutes (capped) → answered cases, for the chart.
     histogram: dict[str, dict[int, int]]
     escalations: dict[str, int] = field(default_factory=dict)
+    # The previous period's cases per topic ("what is growing"), filled by storage.
+    previous_topics: dict[str, int] = field(default_factory=dict)
 
     @property
     def resolved(self) -> int:
@@ -179,17 +200,19 @@ def _seconds(delta: timedelta) -> float:
 def aggregate(facts: Iterable[CaseFacts], *, period: Period, now: datetime) -> Report:
     """Gather a period's figures from its cases' facts."""
     rows = [f for f in facts if period.start <= f.published_at < period.end]
-    keys: dict[str, Callable[[CaseFacts], str | None]] = {
-        "tier": lambda f: f.tier.value, "platform": lambda f: f.platform,
-        "brand": lambda f: f.brand, "agent": lambda f: f.first_answer_by,
+    keys: dict[str, Callable[[CaseFacts], Iterable[str | None]]] = {
+        "tier": lambda f: [f.tier.value], "platform": lambda f: [f.platform],
+        "brand": lambda f: [f.brand], "agent": lambda f: [f.first_answer_by],
+        # A case counts under each of its topics.
+        "topic": lambda f: f.topics or [NONE], "language": lambda f: [f.language or NONE],
     }
     groups: dict[str, list[Group]] = {}
     for dimension, key in keys.items():
         members: dict[str, list[CaseFacts]] = {}
         for f in rows:
-            value = key(f)
-            if value is not None:
-                members.setdefault(value, []).append(f)
+            for value in key(f):
+                if value is not None:
+                    members.setdefault(value, []).append(f)
         groups[dimension] = sorted((_group(k, m, now) for k, m in members.items()),
                                    key=lambda g: (-g.cases, g.key))
     resolved = [f for f in rows if f.standing is Standing.RESOLVED and f.resolved_at]
@@ -230,6 +253,16 @@ def aggregate(facts: Iterable[CaseFacts], *, period: Period, now: datetime) -> R
         days=[Day(d, *c) for d, c in by_day.items()],
         histogram=histogram,
     )
+
+
+def topic_counts(facts: Iterable[CaseFacts], *, period: Period) -> dict[str, int]:
+    """Count a period's cases per topic (a case under each of its topics)."""
+    counts: dict[str, int] = {}
+    for f in facts:
+        if period.start <= f.published_at < period.end:
+            for topic in f.topics or [NONE]:
+                counts[topic] = counts.get(topic, 0) + 1
+    return counts
 
 
 def _group(key: str, members: Sequence[CaseFacts], now: datetime) -> Group:

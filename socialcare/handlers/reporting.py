@@ -14,7 +14,7 @@ from socialcare.deps import Deps
 from socialcare.handlers.chat import Attachment, ChatReply
 from socialcare.handlers.escalating import person_named
 
-BREAKDOWNS = ("tier", "platform", "brand")
+BREAKDOWNS = ("tier", "platform", "brand", "topic", "language")
 
 
 async def build(period: Period, deps: Deps) -> tuple[Report, dict[int, str]]:
@@ -49,7 +49,7 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
 
 
 async def run_report(args: str, deps: Deps) -> ChatReply:
-    """Run `/report [period] [tier | platform | brand] [csv]`."""
+    """Run `/report [period] [tier | platform | brand | topic | language] [csv]`."""
     period_word, breakdowns, csv = "", DEFAULT_BREAKDOWNS, False
     for word in args.casefold().split():
         if word == "csv":

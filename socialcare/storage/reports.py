@@ -29,6 +29,7 @@ from socialcare.bot.metrics import CaseFacts, Standing
 from socialcare.bot.model import Tier
 from socialcare.bot.reports import (
     HISTOGRAM_CAP,
+    NONE,
     WORST,
     Breach,
     Day,
@@ -40,6 +41,7 @@ from socialcare.bot.reports import (
 )
 from socialcare.storage.repositories import names
 from socialcare.storage.schema import case_facts as f
+from socialcare.storage.schema import case_topics
 from socialcare.storage.schema import escalations
 
 # Sorting a month of a big team's cases for percentiles wants memory, not disk.
@@ -47,7 +49,10 @@ WORK_MEM = "128MB"
 # 15 minutes: every timezone's offset is a multiple, so buckets fall into local days.
 BUCKET_SECONDS = 900
 _DIMENSIONS = {"tier": f.c.tier, "platform": f.c.platform, "brand": f.c.brand,
-               "agent": f.c.first_answer_by}
+               "agent": f.c.first_answer_by, "topic": func.coalesce(case_topics.c.topic, NONE),
+               "language": func.coalesce(f.c.language, NONE)}
+# The breakdowns whose column is not in the facts table, and how to reach it.
+_JOINS = {"topic": f.outerjoin(case_topics, case_topics.c.case_id == f.c.case_id)}
 
 
 def _facts(row: Any) -> CaseFacts:
@@ -94,7 +99,16 @@ class SqlReportRepository:
             .group_by(escalations.c.category)
         )
         made.escalations.update({category: count for category, count in rows})
+        made.previous_topics.update(await self.topic_counts(period.previous))
         return made
+
+    async def topic_counts(self, period: Period) -> dict[str, int]:
+        """Count a period's cases per topic (`socialcare.bot.reports.topic_counts`)."""
+        topic = func.coalesce(case_topics.c.topic, NONE)
+        rows = await self._conn.execute(
+            select(topic, func.count()).select_from(_JOINS["topic"])
+            .where(self._in(period)).group_by(topic))
+        return {name: count for name, count in rows}
 
     async def _sql_report(self, period: Period, now: datetime) -> Report:
         """Aggregate in PostgreSQL: a few queries, run side by side on their own
@@ -120,7 +134,7 @@ class SqlReportRepository:
                   ("m1", f.c.messages_to_resolve <= 1), ("m2", f.c.messages_to_resolve == 2),
                   ("m3", f.c.messages_to_resolve == 3), ("m4", f.c.messages_to_resolve >= 4))),
         ).where(self._in(period))
-        breakdowns = {name: self._breakdown(period, column, counts)
+        breakdowns = {name: self._breakdown(period, column, counts, _JOINS.get(name))
                       for name, column in _DIMENSIONS.items()}
         worst = (
             select(f.c.case_id, f.c.tier, f.c.platform,
@@ -160,7 +174,8 @@ class SqlReportRepository:
             histogram=_histogram(histogram_rows),
         )
 
-    def _breakdown(self, period: Period, column: Any, counts: list[Any]) -> Any:
+    def _breakdown(self, period: Period, column: Any, counts: list[Any],
+                   joined: Any = None) -> Any:
         """A breakdown by `column`: the rows are hashed into their groups, each gathering its
         reaction times in an array, and each array is sorted on its own for the
         percentiles. (Grouping with `percentile_cont` directly would first sort the whole
@@ -169,6 +184,7 @@ class SqlReportRepository:
         grouped = (
             select(column.label("key"), *counts,
                    func.array_agg(reaction).filter(reaction.is_not(None)).label("reactions"))
+            .select_from(f if joined is None else joined)
             .where(self._in(period), column.is_not(None)).group_by(column)
             .subquery()
         )

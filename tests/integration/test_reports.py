@@ -17,16 +17,24 @@ from socialcare.bot.errors import DomainError
 from socialcare.bot.metrics import case_facts
 from socialcare.bot.model import Event, EventKind
 from socialcare.bot.pipeline import Pipeline
-from socialcare.bot.reports import Period, Report, aggregate, parse_period
-from socialcare.bot.team import Channel, SecondLineTeam
+from socialcare.bot.reports import Period, Report, aggregate, parse_period, topic_counts
+from socialcare.bot.team import Channel, SecondLineTeam, Topic
+from socialcare.bot.understanding import topics
 from socialcare.storage.facts import facts_row
 from tests.conftest import T0, FakeClock, Storage, make_team
 from tests.mentions import mention
 
-TEAM = make_team(second_line=(SecondLineTeam(name="billing", title="Billing", channels=(
-    Channel(messenger="slack", id="C0BILL"),)),))
+TEAM = make_team(
+    second_line=(SecondLineTeam(name="billing", title="Billing", channels=(
+        Channel(messenger="slack", id="C0BILL"),)),),
+    topics=(Topic(name="internet", title="Internet", keywords=("интернет", "internet")),
+            Topic(name="billing", title="Billing", keywords=("деньги", "refund"))),
+)
 AGENTS = ["aigerim", "daniyar", "saule"]
-ACTIONS = ["claim", "answer", "customer", "resolve", "dismiss", "handoff", "handback", "wait"]
+ACTIONS = ["claim", "answer", "customer", "resolve", "dismiss", "handoff", "handback", "wait",
+           "topic"]
+TEXTS = ["Kcell #{i}", "Кселл, где интернет? #{i}", "Kcell refund please #{i}",
+         "Кселлдің интернеті жоқ, деньги верните #{i}"]
 
 
 async def _random_history(storage: Storage, clock: FakeClock, rng: random.Random) -> None:
@@ -36,8 +44,8 @@ async def _random_history(storage: Storage, clock: FakeClock, rng: random.Random
         published = T0 + timedelta(minutes=rng.randint(0, 3 * 24 * 60))
         source = rng.choice(["webhook", "forums"])
         platform = rng.choice(["instagram", "vk", "forum"])
-        raws.append(mention(f"m{i}", f"Kcell #{i}", source=source, platform=platform,
-                            published_at=published))
+        raws.append(mention(f"m{i}", rng.choice(TEXTS).format(i=i), source=source,
+                            platform=platform, published_at=published))
     clock.current = max(r.published_at for r in raws) + timedelta(minutes=rng.randint(0, 20))
     results = await Pipeline(TEAM, clock=clock).ingest(raws, uow=storage.uow())
     ids = [r.case_id for r in results if r.case_id]
@@ -56,6 +64,9 @@ async def _random_history(storage: Storage, clock: FakeClock, rng: random.Random
                 await cases.dismiss(cases.Dismiss(case_id, who), **deps)
             elif action == "handoff":
                 await handoffs.hand_off(handoffs.HandOff(case_id, who, "billing"), **deps)
+            elif action == "topic":
+                await topics.set_topics(topics.SetTopics(case_id, who, tuple(rng.sample(
+                    ["internet", "billing"], rng.randint(0, 2)))), **deps)
             elif action == "handback":
                 await handoffs.hand_back(handoffs.HandBack(case_id, "team:billing"), **deps)
             elif action == "customer":
@@ -86,11 +97,18 @@ def _brute_force(histories: dict[int, list[Event]], period: Period, now: datetim
     reactions, lags, resolutions, messages = [], [], [], {"1": 0, "2": 0, "3": 0, "4+": 0}
     met = missed = dismissed = 0
     per_tier: dict[str, list[float]] = {}
+    per_topic: dict[str, int] = {}
+    per_language: dict[str, int] = {}
     for events in histories.values():
         created = events[0].data
         published = datetime.fromisoformat(created["published_at"])
         if not period.start <= published < period.end:
             continue
+        changes = [e.data["topics"] for e in events if e.kind is EventKind.TOPICS_CHANGED]
+        for topic in (changes[-1] if changes else created["topics"]) or ["-"]:
+            per_topic[topic] = per_topic.get(topic, 0) + 1
+        language = created["language"] or "-"
+        per_language[language] = per_language.get(language, 0) + 1
         due = datetime.fromisoformat(created["response_due_at"])
         answers = [e.at for e in events if e.kind is EventKind.AGENT_MESSAGE]
         lags.append(max(0.0, (datetime.fromisoformat(created["collected_at"])
@@ -118,6 +136,7 @@ def _brute_force(histories: dict[int, list[Event]], period: Period, now: datetim
         "resolution": (len(resolutions), _q(resolutions, 0.5), _q(resolutions, 0.9)),
         "messages": messages, "met": met, "missed": missed, "dismissed": dismissed,
         "tiers": {t: (len(v), _q(v, 0.5), _q(v, 0.9)) for t, v in per_tier.items()},
+        "topics": per_topic, "languages": per_language,
     }
 
 
@@ -131,7 +150,8 @@ def _comparable(report: Report) -> Any:
         if isinstance(value, list | tuple):
             return [rounded(v) for v in value]
         return value
-    return rounded(dataclasses.asdict(dataclasses.replace(report, escalations={})))
+    return rounded(dataclasses.asdict(dataclasses.replace(report, escalations={},
+                                                          previous_topics={})))
 
 
 def _stat(stat) -> tuple:  # type: ignore[no-untyped-def,type-arg]
@@ -162,6 +182,7 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
         async with storage.uow() as uow:
             report = await uow.reports.report(period, now=now)
             stored = [row async for row in uow.reports.facts(period)]
+            before = [row async for row in uow.reports.facts(period.previous)]
             histories = await uow.events.for_cases(range(1, 200))
     finally:
         await engine.dispose()
@@ -183,6 +204,10 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
     for tier, stat in tiers.items():
         assert stat == pytest.approx(expected["tiers"][tier])
     assert sum(d.cases for d in report.days) == report.total.cases
+    assert {g.key: g.cases for g in report.groups["topic"]} == expected["topics"]
+    assert {g.key: g.cases for g in report.groups["language"]} == expected["languages"]
+    assert report.previous_topics == topic_counts(before, period=period.previous) == \
+        _brute_force(histories, period.previous, now)["topics"]
     if url.startswith("postgresql"):  # on SQLite the report is this very computation
         # Every breakdown, day and breach of the report aggregated in SQL is the
         # definition's, computed in Python from the same facts.
