@@ -8,7 +8,7 @@ chat summary with the full agenda attached as a Markdown file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,8 @@ from socialcare.bot.escalations import Category, Escalation
 from socialcare.bot.metrics import SlaTally, case_figures, sla_by_tier
 from socialcare.bot.model import Tier
 from socialcare.bot.ports import UnitOfWork
+from socialcare.bot.report_text import change, topic_title
+from socialcare.bot.reports import Period
 from socialcare.bot.team import Team
 
 
@@ -54,6 +56,11 @@ class Week:
         """Return the week before."""
         return Week(self.monday - timedelta(days=7), self.zone)
 
+    @property
+    def period(self) -> Period:
+        """Return the week as a report period."""
+        return Period(self.monday, self.monday + timedelta(days=6), self.zone, "week")
+
 
 @dataclass(frozen=True)
 class Digest:
@@ -62,6 +69,9 @@ class Digest:
     week: Week
     escalations: dict[Category, list[Escalation]]
     sla: dict[Tier, SlaTally]
+    # Cases per topic this week and the week before ("what is growing").
+    topics: dict[str, int] = field(default_factory=dict)
+    previous_topics: dict[str, int] = field(default_factory=dict)
 
 
 async def build_digest(week: Week, *, uow: UnitOfWork, now: datetime) -> Digest:
@@ -71,11 +81,14 @@ async def build_digest(week: Week, *, uow: UnitOfWork, now: datetime) -> Digest:
                                             limit=10_000)
         case_ids = await uow.cases.published_between(week.start, week.end)
         events = await uow.events.for_cases(case_ids)
+        topics = await uow.reports.topic_counts(week.period)
+        previous_topics = await uow.reports.topic_counts(week.previous().period)
     by_category: dict[Category, list[Escalation]] = {c: [] for c in Category}
     for escalation in sorted(raised, key=lambda e: e.raised_at):
         by_category[escalation.category].append(escalation)
     figures = [case_figures(events[i], now=now) for i in case_ids if events.get(i)]
-    return Digest(week=week, escalations=by_category, sla=sla_by_tier(figures))
+    return Digest(week=week, escalations=by_category, sla=sla_by_tier(figures),
+                  topics=topics, previous_topics=previous_topics)
 
 
 def digest_markdown(digest: Digest, *, team: Team, catalog: Catalog) -> str:
@@ -104,6 +117,10 @@ def digest_markdown(digest: Digest, *, team: Team, catalog: Catalog) -> str:
             lines.append("")
     lines += [f"## {text('digest.sla')}", ""]
     lines += [f"- {line}" for line in sla_lines(digest, catalog=catalog, team=team)]
+    topics = topic_lines(digest, catalog=catalog, team=team)
+    if topics:
+        lines += ["", f"## {text('digest.topics')}", ""]
+        lines += [f"- {_md(line)}" for line in topics]
     return "\n".join(lines) + "\n"
 
 
@@ -113,8 +130,25 @@ def digest_summary(digest: Digest, *, team: Team, catalog: Catalog) -> str:
     counts = ", ".join(
         f"{text(f'category.{c.value}')}: {len(items)}" for c, items in digest.escalations.items()
     )
+    topics = topic_lines(digest, catalog=catalog, team=team)
     return "\n".join([text("digest.summary", week=digest.week.key, counts=counts),
-                      *sla_lines(digest, catalog=catalog, team=team)])
+                      *sla_lines(digest, catalog=catalog, team=team),
+                      *([text("digest.topics") + ":", *(f"  {t}" for t in topics)]
+                        if topics else [])])
+
+
+def topic_lines(digest: Digest, *, catalog: Catalog, team: Team) -> list[str]:
+    """Return the week's cases per topic, most first, each with its change against the
+    week before (topics that had cases only the week before too)."""
+    if not team.topics:
+        return []
+    keys = sorted(set(digest.topics) | set(digest.previous_topics),
+                  key=lambda k: (-digest.topics.get(k, 0), k))
+    return [catalog("digest.topic", topic=topic_title(key, team, catalog),
+                    cases=digest.topics.get(key, 0),
+                    change=change(digest.topics.get(key, 0), digest.previous_topics.get(key, 0),
+                                  catalog))
+            for key in keys]
 
 
 def sla_lines(digest: Digest, *, catalog: Catalog, team: Team) -> list[str]:

@@ -449,6 +449,10 @@ class ReportRepository(Protocol):
         """Return the period's report."""
         ...
 
+    async def topic_counts(self, period: Period) -> dict[str, int]:
+        """Count the period's cases per topic (a case under each of its topics)."""
+        ...
+
 
 class SourceStateRepository(Protocol):
     """Each source's cursor and health."""

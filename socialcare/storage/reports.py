@@ -41,8 +41,7 @@ from socialcare.bot.reports import (
 )
 from socialcare.storage.repositories import names
 from socialcare.storage.schema import case_facts as f
-from socialcare.storage.schema import case_topics
-from socialcare.storage.schema import escalations
+from socialcare.storage.schema import case_topics, escalations
 
 # Sorting a month of a big team's cases for percentiles wants memory, not disk.
 WORK_MEM = "128MB"

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from socialcare.bot import cases
 from socialcare.bot import escalations as esc
-from socialcare.bot.digest import Week, build_digest, digest_markdown, due_digest
+from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.escalations import Category
 from socialcare.bot.pipeline import Pipeline
-from socialcare.bot.team import EscalationConfig
+from socialcare.bot.team import EscalationConfig, Topic
 from socialcare.settings import load_catalog
 from tests.conftest import FakeClock, Storage, make_team
 from tests.mentions import mention
@@ -90,3 +90,34 @@ def test_the_digest_of_last_week_is_due_from_monday_at_its_time_in_the_team_zone
     assert due_digest(TEAM, monday_9_local) == WEEK.previous()
     assert due_digest(TEAM, WEEK.end - timedelta(seconds=1)) == WEEK.previous()
     assert WEEK.key == "2026-W48"
+
+
+async def test_the_digest_counts_the_weeks_cases_by_topic_against_the_week_before(
+    storage: Storage, clock: FakeClock
+) -> None:
+    team = make_team(topics=(
+        Topic(name="internet", title="Mobile internet", keywords=("интернет", "internet")),
+        Topic(name="roaming", title="Roaming", keywords=("роуминг",)),
+    ))
+    texts = {WEEK.start - timedelta(days=2): ["Кселлдің интернеті жоқ", "Kcell роуминг"],
+             WEEK.start + timedelta(days=1): ["У Кселла интернет пропал", "Kcell internet?",
+                                              "Kcell internet again", "Kcell hello"]}
+    n = 0
+    for at, batch in texts.items():
+        clock.current = at
+        for text in batch:
+            n += 1
+            await Pipeline(team, clock=clock).ingest(
+                [mention(f"t{n}", text, published_at=at)], uow=storage.uow())
+
+    digest = await build_digest(WEEK, uow=storage.uow(), now=WEEK.end + timedelta(hours=9))
+    catalog = load_catalog("en")
+    summary = digest_summary(digest, team=team, catalog=catalog)
+    agenda = digest_markdown(digest, team=team, catalog=catalog)
+
+    assert (digest.topics, digest.previous_topics) == (
+        {"internet": 3, "-": 1}, {"internet": 1, "roaming": 1})
+    assert "Mobile internet: 3 (+2 (+200%))" in summary
+    assert "Roaming: 0 (−1 (−100%))" in summary
+    assert "no topic: 1 (new)" in summary
+    assert "## Cases by topic (change against the week before)" in agenda
