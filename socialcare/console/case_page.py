@@ -15,6 +15,7 @@ from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, Escalation
 from socialcare.bot.model import Card, Event, Mention
 from socialcare.bot.team import Person
+from socialcare.bot.understanding import topics
 from socialcare.console.pages import Flash, local_time
 from socialcare.deps import Deps
 from socialcare.handlers import escalating
@@ -27,7 +28,7 @@ ONE_CLICK = (ActionKind.CLAIM, ActionKind.RELEASE, ActionKind.ANSWERED, ActionKi
 # What the chat's commands say after the same action.
 _DONE = {ActionKind.CLAIM: "command.claimed", ActionKind.RESOLVE: "command.resolved"}
 # Event details worth showing, in this order.
-_DETAILS = ("text", "reason", "team", "note", "to", "holder", "label", "url")
+_DETAILS = ("text", "reason", "team", "note", "to", "holder", "label", "url", "topics")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class CasePage:
     can_reply: bool
     can_escalate: bool
     can_hand_off: bool
+    can_set_topics: bool
 
 
 def _event_line(event: Event, deps: Deps) -> EventLine:
@@ -127,6 +129,7 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
         can_reply=works and ActionKind.REPLY in offered,
         can_escalate=works and ActionKind.ESCALATE in offered,
         can_hand_off=works and ActionKind.HAND_OFF in offered,
+        can_set_topics=works and bool(deps.team.topics),
     )
 
 
@@ -152,6 +155,11 @@ async def act(case_id: int, kind: str, form: dict[str, Any], person: Person,
         return await _run(handoffs.hand_off(handoffs.HandOff(
             case_id, person.id, str(form.get("team", "")), str(form.get("note", ""))),
             **service(deps)), text("click.done"), deps)
+    if action is ActionKind.TOPIC:
+        chosen = form.get("topic", [])
+        names = tuple(str(n) for n in (chosen if isinstance(chosen, list) else [chosen]))
+        return await _run(topics.set_topics(topics.SetTopics(case_id, person.id, names),
+                                            **service(deps)), text("click.done"), deps)
     return Flash(text("error.unknown_button"), ok=False)
 
 

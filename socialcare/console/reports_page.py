@@ -14,7 +14,7 @@ from socialcare.bot.cards import display_name
 from socialcare.bot.digest import Digest, Week, build_digest, digest_markdown, sla_lines
 from socialcare.bot.escalations import Escalation
 from socialcare.bot.model import Tier
-from socialcare.bot.report_text import duration, render_report, share
+from socialcare.bot.report_text import change, duration, render_report, share, topic_title
 from socialcare.bot.reports import (
     FIRST_DAY,
     LAST_DAY,
@@ -27,7 +27,7 @@ from socialcare.deps import Deps
 from socialcare.handlers import reporting
 
 PERIODS = ("today", "yesterday", "week", "month")
-DIMENSIONS = ("tier", "platform", "brand", "agent")
+DIMENSIONS = ("tier", "platform", "brand", "agent", "topic", "language")
 CHARTS = ("reaction", "volume")
 ESCALATIONS_SHOWN = 100
 
@@ -97,6 +97,12 @@ def _rows(report: Report, dimension: str, deps: Deps) -> list[GroupRow]:
             return text(f"platform.{group.key}")
         if dimension == "agent":
             return display_name(group.key, deps.team, text)
+        if dimension == "topic":
+            return text("report.topic_change", topic=topic_title(group.key, deps.team, text),
+                        change=change(group.cases, report.previous_topics.get(group.key, 0),
+                                      text))
+        if dimension == "language" and text.has(f"language.{group.key}"):
+            return text(f"language.{group.key}")
         return group.key
 
     return [GroupRow(
@@ -122,7 +128,7 @@ async def reports_page(period: Period, week: Week, deps: Deps) -> ReportsPage:
     return ReportsPage(
         period=period, summary=summary,
         tables=[(deps.catalog(f"console.reports.by_{d}"), _rows(report, d, deps))
-                for d in DIMENSIONS],
+                for d in DIMENSIONS if d != "topic" or deps.team.topics],
         escalations=raised, digest=digest,
         digest_lines=sla_lines(digest, catalog=deps.catalog, team=deps.team),
         week=week.key,

@@ -24,6 +24,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -303,12 +304,14 @@ def register(app: web.Application, deps: Deps) -> None:
         return await pages.page(
             request, "case.html", visitor, page=page, categories=list(Category),
             directors=escalating.directors(deps.team), saved=deps.team.saved_replies,
-            second_line=deps.team.second_line, name_of=pages.name_of,
+            second_line=deps.team.second_line, topics=deps.team.topics, name_of=pages.name_of,
         )
 
     async def case_action(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         case_id = int(request.match_info["case_id"])
-        form = dict(await request.post())
+        posted = await request.post()
+        form: dict[str, Any] = dict(posted)
+        form["topic"] = posted.getall("topic", [])  # checkboxes: one value each
         flash = await act(case_id, request.match_info["action"], form, visitor.person, deps)
         await keep_flash(deps, visitor, flash)
         raise web.HTTPSeeOther(f"/cases/{case_id}")

@@ -688,3 +688,45 @@ async def test_an_escalation_page_refuses_strangers_and_odd_ids_without_an_error
 
     assert signed_out == [303, 401]
     assert odd == [404] * 6
+
+
+async def test_topics_set_on_the_case_page_reach_the_cards_and_bad_ones_change_nothing(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [created] = await chat.ingest(mention("ig-1", "Kcell списали деньги в роуминге",
+                                              published=minutes_ago(flowing_clock, 3)))
+        case = f"/cases/{created['case_id']}"
+        await eventually(lambda: chat.slack_cards() and chat.telegram_cards())
+        await access.set_password(chat.deps, "aigerim", PASSWORD)
+        async with browser(chat.base_url) as agent:
+            assert await agent.sign_in("aigerim") == 303
+            _, before, _ = await agent.get(case)
+            token = csrf_of(before)
+            unsigned = await agent.post(f"{case}/topic", {"topic": "internet"})
+            hostile = [await agent.post(f"{case}/topic", data)  # type: ignore[arg-type]
+                       for data in ([("csrf", token), ("topic", "weather")],
+                                    [("csrf", token), ("topic", "billing\x00")],
+                                    [("csrf", token), ("topic", "x" * 100_000)])]
+            _, refused, _ = await agent.get(case)
+            unchanged = await _topics(chat.deps, created["case_id"])
+            done = await agent.post(f"{case}/topic",  # type: ignore[arg-type]
+                                    [("csrf", token), ("topic", "internet"),
+                                     ("topic", "roaming")])
+            _, after, _ = await agent.get(case)
+            await eventually(lambda: "🏷 Mobile internet, Roaming"
+                             in (chat.telegram_cards()[0].text or ""))
+
+    assert "🏷 Billing and charges, Roaming" in before
+    assert 'value="billing" checked' in before and 'value="internet">' in before
+    assert unsigned[0] == 403
+    assert [status for status, _, _ in hostile] == [303, 303, 303]
+    assert "There is no topic x" in refused  # the last one's reason
+    assert unchanged == ("billing", "roaming")
+    assert done[0] == 303 and "🏷 Mobile internet, Roaming" in after
+    assert "topics changed" in after
+
+
+async def _topics(deps: Deps, case_id: int) -> tuple[str, ...]:
+    async with deps.uow() as uow:
+        return (await uow.cases.get(case_id)).topics

@@ -22,7 +22,8 @@ class UnknownTopic(DomainError):
     """A topic name that is not in the config."""
 
     def __init__(self, names: Iterable[str], known: Iterable[str]) -> None:
-        wrong, choices = ", ".join(names), ", ".join(known)
+        # A name is shown back to whoever typed it: only as much as a person types.
+        wrong, choices = ", ".join(n[:40] for n in names)[:200], ", ".join(known)
         super().__init__(f"No such topic: {wrong}. Topics: {choices}.",
                          key="error.unknown_topic", names=wrong, choices=choices)
 
