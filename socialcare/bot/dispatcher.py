@@ -494,6 +494,8 @@ class Dispatcher:
         params = dict(notice.params)
         if "category" in params:
             params["category"] = self._catalog(f"category.{params['category']}")
+        if "language" in params:
+            params["language"] = self._catalog(f"language.{params['language']}")
         return self._catalog(notice.key, **params)
 
     async def _room(

@@ -53,11 +53,16 @@ class CaseRepository(Protocol):
         """Return open cases, earliest response deadline first."""
         ...
 
-    async def list_queue(self, holder: str, *, unclaimed: bool,
-                         limit: int) -> tuple[list[Case], int]:
+    async def list_queue(self, holder: str, *, unclaimed: bool, limit: int,
+                         languages: Collection[str] = ()) -> tuple[list[Case], int]:
         """Return the open cases `holder` holds — with `unclaimed`, also the new and
-        reopened ones nobody holds — earliest response deadline first, at most `limit`
-        of them, and how many there are in all."""
+        reopened ones nobody holds (in `languages` or of no known language, if any are
+        given) — earliest response deadline first, at most `limit` of them, and how
+        many there are in all."""
+        ...
+
+    async def count_waiting_elsewhere(self, languages: Collection[str]) -> int:
+        """Count the new and reopened cases in a known language not among `languages`."""
         ...
 
     async def published_between(self, start: datetime, end: datetime) -> list[int]:

@@ -107,6 +107,7 @@ class Pages:
         text = deps.catalog
         self._env.globals.update(t=text, lang=text.language,
                                  local=lambda at: local_time(at, deps))
+        self._env.filters["language_name"] = lambda code: text(f"language.{code}")
 
     def html(self, name: str, **context: Any) -> str:
         """Render a template to a string."""

@@ -53,6 +53,8 @@ class Row:
     warn: datetime | None
     deadline_text: str
     second_line: str | None
+    language: str = ""  # "ru", "kk", "en", "other"; "" when not detected
+    language_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def _row(case: Case, first: Mention | None, deps: Deps, now: datetime) -> Row:
         state=text(f"state.{case.state.value}"), level=line.level.value, sla_text=line.text,
         due=line.deadline_at, warn=warning_from(case, policy), deadline_text=line.deadline_text,
         second_line=(team.title if team else case.handoff_team) if case.handoff_team else None,
+        language=case.language or "",
+        language_label=text(f"language.{case.language}") if case.language else "",
     )
 
 

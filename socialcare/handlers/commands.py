@@ -186,16 +186,22 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
 
 async def _queue(person: Person, deps: Deps, *, mine_only: bool) -> ChatReply:
     async with deps.uow() as uow:
+        # The queue shows what the person can answer: the cases in their languages.
+        languages = [] if mine_only else [str(lang) for lang in person.languages]
         shown, count = await uow.cases.list_queue(person.id, unclaimed=not mine_only,
-                                                  limit=QUEUE_LINES)
+                                                  limit=QUEUE_LINES, languages=languages)
         firsts = await uow.mentions.first_of([c.id for c in shown if c.id])
+        foreign = await uow.cases.count_waiting_elsewhere(languages) if languages else 0
     text = deps.catalog
+    other = [text("command.other_languages", count=foreign)] if foreign else []
     if not shown:
-        return ChatReply(text("command.mine_empty" if mine_only else "command.queue_empty"))
+        return ChatReply("\n".join([
+            text("command.mine_empty" if mine_only else "command.queue_empty"), *other]))
     lines = [text("command.mine_title" if mine_only else "command.queue_title", count=count)]
     lines += [_queue_line(case, firsts.get(case.id or 0), deps) for case in shown]
     if count > len(shown):
         lines.append(text("command.more", count=count - len(shown)))
+    lines += other
     return ChatReply("\n".join(lines))
 
 
@@ -204,7 +210,8 @@ def _queue_line(case: Case, first: Mention | None, deps: Deps) -> str:
                        now=deps.clock.now(), can_publish=False)
     words = " ".join((first.text if first else "").split())
     excerpt = words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")
-    return f"{view.title} · {view.sla.text} · {view.state_text} · {excerpt}"
+    language = f" · {deps.catalog(f'language.{case.language}')}" if case.language else ""
+    return f"{view.title} · {view.sla.text} · {view.state_text}{language} · {excerpt}"
 
 
 async def _case(case_id: int, deps: Deps) -> ChatReply:

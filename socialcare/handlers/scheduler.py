@@ -19,6 +19,7 @@ from socialcare.bot.model import Event, EventKind, State, Tier
 from socialcare.bot.ports import Note
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS
 from socialcare.bot.reports import due_reports
+from socialcare.bot.understanding import staffing
 from socialcare.deps import Deps
 from socialcare.handlers import background, reporting
 from socialcare.storage.redis import lease
@@ -157,6 +158,15 @@ async def post_due_reports(deps: Deps) -> list[str]:
     return posted
 
 
+async def tell_of_language_gaps(deps: Deps) -> list[str]:
+    """Tell the shift leads of waiting cases in a language nobody on shift answers."""
+    told = await staffing.tell_leads_of_gaps(uow=deps.uow(), clock=deps.clock, team=deps.team)
+    if told:
+        log.info("shift leads told: nobody on shift answers in %s", ", ".join(told))
+        deps.wake()
+    return told
+
+
 async def count_open(deps: Deps) -> None:
     """Refresh the gauges: open cases per tier, cases per state, the card queue's lag."""
     now = deps.clock.now()
@@ -185,6 +195,7 @@ async def _run(deps: Deps) -> None:
             await deliver_webhooks(deps)
             if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
                 await post_due_reports(deps)
+                await tell_of_language_gaps(deps)
                 reports_checked = loop.time()
             if due_digest(deps.team, deps.clock.now()) != digest_done:
                 digest_done = await post_due_digest(deps) or due_digest(

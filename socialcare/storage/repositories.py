@@ -112,13 +112,17 @@ class SqlCaseRepository:
         )
         return [_case(row) for row in rows]
 
-    async def list_queue(self, holder: str, *, unclaimed: bool,
-                         limit: int) -> tuple[list[Case], int]:
+    async def list_queue(self, holder: str, *, unclaimed: bool, limit: int,
+                         languages: Collection[str] = ()) -> tuple[list[Case], int]:
         """Return the open cases `holder` holds (and, with `unclaimed`, the new and
-        reopened ones), earliest response deadline first, at most `limit`; and the count."""
+        reopened ones — in `languages` or of no known language, if any are given),
+        earliest response deadline first, at most `limit`; and the count."""
         wanted = cases.c.claimed_by == holder
         if unclaimed:
             waiting = cases.c.state.in_([State.NEW.value, State.REOPENED.value])
+            if languages:
+                waiting = waiting & or_(cases.c.language.in_(list(languages)),
+                                        cases.c.language.is_(None))
             wanted = or_(wanted, waiting)
         where = (cases.c.state.in_([s.value for s in OPEN_STATES]), wanted)
         rows = await self._conn.execute(
@@ -131,6 +135,13 @@ class SqlCaseRepository:
             return found, len(found)
         total = await self._conn.scalar(select(func.count()).select_from(cases).where(*where))
         return found, int(total or 0)
+
+    async def count_waiting_elsewhere(self, languages: Collection[str]) -> int:
+        """Count the new and reopened cases in a known language not among `languages`."""
+        return int(await self._conn.scalar(
+            select(func.count()).select_from(cases).where(
+                cases.c.state.in_([State.NEW.value, State.REOPENED.value]),
+                cases.c.language.is_not(None), cases.c.language.not_in(list(languages)))) or 0)
 
     async def published_between(self, start: datetime, end: datetime) -> list[int]:
         """Return the ids of cases whose customer published in [start, end)."""
