@@ -1,6 +1,6 @@
 """Run every benchmark of socialcare, print the table and save it as JSON.
 
-    python -m benchmarks [--quick] [--only abcdefg] [--markdown]
+    python -m benchmarks [--quick] [--only abcdefgh] [--markdown]
 
   a. ingest throughput, SQLite and PostgreSQL, vs a bare SQLAlchemy insert
   b. SLA point lateness (fired − due) with 10,000 open cases
@@ -9,6 +9,8 @@
   e. main-tier time to card while 1,000 forum mentions arrive at once
   f. /report month over 1,000,000 cases (benchmarks.report_month)
   g. single-mention signed POST /ingest at concurrency 50, PostgreSQL, and its 5xx
+  h. ingest with word forms, language and topics vs exact-only matching; the language
+     detector's memory (benchmarks.understanding)
 
 Each figure is the median of several runs; a "÷" row is a ratio taken run by run in
 the same run. The run exits non-zero when a figure misses its target or fails.
@@ -48,6 +50,7 @@ from benchmarks import (
     sla_lateness,
     stores,
     time_to_card,
+    understanding,
 )
 from benchmarks.table import RESULTS, Figure, at_most, markdown, render, save
 
@@ -122,6 +125,8 @@ def benchmarks(scale: Scale, quick: bool) -> dict[str, Callable[[], Awaitable[li
                                           log=progress),
         "f": lambda: report_figure(scale, quick),
         "g": lambda: concurrent_ingest.measure(runs=scale.concurrent_runs, log=progress),
+        "h": lambda: understanding.measure(count=scale.ingest_mentions // 2,
+                                           runs=max(3, scale.ingest_runs), log=progress),
     }
 
 
@@ -159,7 +164,7 @@ def main() -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer and smaller runs (about 2-3 minutes): a smoke test")
-    parser.add_argument("--only", default="abcdefg", metavar="LETTERS",
+    parser.add_argument("--only", default="abcdefgh", metavar="LETTERS",
                         help="run only these benchmarks, e.g. --only ad (default: all)")
     parser.add_argument("--markdown", action="store_true",
                         help="also print the table in Markdown (for the README)")
