@@ -44,8 +44,7 @@ def facts_row(facts: CaseFacts) -> dict[str, Any]:
 def _label_rows(facts: Sequence[CaseFacts]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     topics, places = [], []
     for f in facts:
-        times = {"case_id": f.case_id, "published_at": f.published_at,
-                 "collected_at": f.collected_at}
+        times = {"case_id": f.case_id, "collected_at": f.collected_at}
         topics += [times | {"topic": t} for t in dict.fromkeys(f.topics)]
         places += [times | {"place": p} for p in dict.fromkeys(f.places)]
     return topics, places

@@ -281,10 +281,8 @@ case_topics = Table(
     metadata,
     Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
     Column("topic", String(64), primary_key=True),
-    Column("published_at", UTCDateTime(), nullable=False),
-    Column("collected_at", UTCDateTime(), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),  # when the case came in
     Index(None, "topic", "collected_at"),
-    Index(None, "topic", "published_at"),
 )
 
 case_places = Table(
@@ -292,7 +290,6 @@ case_places = Table(
     metadata,
     Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
     Column("place", String(64), primary_key=True),
-    Column("published_at", UTCDateTime(), nullable=False),
     Column("collected_at", UTCDateTime(), nullable=False),
     Index(None, "place", "collected_at"),
 )

@@ -25,7 +25,7 @@ _LANGUAGES = {Lingua.RUSSIAN: Language.RU, Lingua.KAZAKH: Language.KK,
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+")
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_WORDS = 8
+_WORDS = 5
 # Letters only Kazakh writes, in Cyrillic and in the Latin alphabets of 2018 and 2021.
 _KAZAKH_LETTERS = frozenset("әғқңөұүһіǵńóúáñğşūı")
 # Kazakh in Latin letters without them ("internet jok, jauap bermedi"): its most

@@ -175,9 +175,15 @@ class Matcher:
                 self._by_joined.setdefault(keyword.joined, []).append(keyword)
         # A text word is looked up by its first three letters (shorter keys by all of
         # theirs): one or three dict look-ups a word, whatever the number of keywords.
-        self._by_head: dict[str, list[tuple[str, list[_Keyword]]]] = {}
+        # Each entry: the key, whether the word must be the key itself (the first word
+        # of a phrase, an exact-only keyword), and the keywords.
+        self._by_head: dict[str, list[tuple[str, bool, _Keyword]]] = {}
         for start, keywords in self._by_start.items():
-            self._by_head.setdefault(start[:_HEAD], []).append((start, keywords))
+            for keyword in keywords:
+                whole = (len(keyword.words) > 1 or keyword.exact or not self._word_forms) \
+                    and not keyword.prefix and start == keyword.words[0]
+                self._by_head.setdefault(start[:_HEAD], []).append((start, whole, keyword))
+        self._short = sorted({len(k) for k in self._by_start if len(k) < _HEAD})
         self._accounts = {
             _account_key(handle): i
             for i, brand in enumerate(brands)
@@ -219,11 +225,14 @@ class Matcher:
         detected = None
         if self._languages and (language or (language is None and brand is not None)):
             # Brand names are no evidence of a language ("Кселл" looks Kazakh).
-            words = list(prepared.lower)
-            for hit in hits:
-                if hit.kind in (Kind.BRAND, Kind.EXCLUSION):
-                    words[hit.start:hit.end] = " " * (hit.end - hit.start)
-            detected = detect("".join(words))
+            spans = sorted((h.start, h.end) for h in hits
+                           if h.kind in (Kind.BRAND, Kind.EXCLUSION))
+            parts, at = [], 0
+            for start, end in spans:
+                parts.append(prepared.lower[at:max(at, start)])
+                at = max(at, end)
+            parts.append(prepared.lower[at:])
+            detected = detect(" ".join(parts))
         return Reading(
             brand=self._brands[brand[1]] if brand else None,
             language=detected,
@@ -252,18 +261,21 @@ class Matcher:
     def _hits(self, t: _Text) -> list[Hit]:
         found: list[Hit] = []
         heads = self._by_head
+        sizes = [*self._short, _HEAD]
         for i, word in enumerate(t.texts):
-            for size in range(1, min(len(word), _HEAD) + 1):
+            for size in sizes:
+                if size > len(word):
+                    break
                 bucket = heads.get(word[:size])
                 if bucket is None:
                     continue
-                for key, keywords in bucket:
-                    if (len(key) < _HEAD and len(key) != size) or not word.startswith(key):
+                for key, whole, keyword in bucket:
+                    if (whole and word != key) or (size < _HEAD and len(key) != size) \
+                            or not word.startswith(key):
                         continue
-                    for keyword in keywords:
-                        end = self._match_at(keyword, t, i)
-                        if end is not None:
-                            found.append(Hit(keyword.kind, keyword.label, t.words[i][0], end))
+                    end = self._match_at(keyword, t, i)
+                    if end is not None:
+                        found.append(Hit(keyword.kind, keyword.label, t.words[i][0], end))
         for m in _HASHTAG.finditer(t.folded):
             found += self._hashtag(t, m.start(1), m.end(1))
         for m in _ACCOUNT.finditer(t.lower):

@@ -24,7 +24,6 @@ def _labels(table: str, column: str, indexes: list[list[str]]) -> None:
         table,
         sa.Column("case_id", Id, nullable=False),
         sa.Column(column, sa.String(64), nullable=False),
-        sa.Column("published_at", UTCDateTime(), nullable=False),
         sa.Column("collected_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("case_id", column, name=f"pk_{table}"),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=f"fk_{table}_case_id_cases"),
@@ -44,7 +43,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("language", sa.String(8)))
         batch.add_column(sa.Column("topics", sa.String(1000), nullable=False,
                                    server_default=""))
-    _labels("case_topics", "topic", [["topic", "collected_at"], ["topic", "published_at"]])
+    _labels("case_topics", "topic", [["topic", "collected_at"]])
     _labels("case_places", "place", [["place", "collected_at"]])
 
 
