@@ -287,9 +287,10 @@ async def test_under_429_and_5xx_every_card_arrives_once_earliest_deadline_first
 
     assert failures == ([429, 503, 503], [429, 502, 502])
     assert slack_order == telegram_order == [ids[name] for name in earliest_first]
-    # A resolved case's card offers only to escalate it.
-    assert chat.telegram_cards()[0].callback_data() == [f"sc1:escalate:{case}"]
-    assert chat.slack_cards()[0].action_ids() == [f"sc1:escalate:{case}"]
+    # A resolved case's card offers only to correct its topics and to escalate it.
+    assert chat.telegram_cards()[0].callback_data() == [f"sc1:topic:{case}",
+                                                        f"sc1:escalate:{case}"]
+    assert chat.slack_cards()[0].action_ids() == [f"sc1:topic:{case}", f"sc1:escalate:{case}"]
 
 
 def _case_of(message) -> int:  # type: ignore[no-untyped-def]
