@@ -10,6 +10,7 @@ from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
     AIGERIM_TG,
+    SAULE_SLACK,
     SLACK_CHANNEL,
     STRANGER_SLACK,
     eventually,
@@ -67,10 +68,13 @@ async def test_cards_show_language_and_topics_and_a_slack_change_reaches_telegra
         wrong = await chat.slack_command("/topic", f"{case_id} weather", user=AIGERIM_SLACK)
         assert "There is no topic weather" in wrong.body["text"]
 
-        report = await chat.slack_command("/report", "today topic", user=AIGERIM_SLACK)
+        report = await chat.slack_command("/report", "today topic", user=SAULE_SLACK)
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
 
-    assert "Roaming" in report.body["text"] and "Mobile internet" in report.body["text"]
+    assert "By topic (change against the period before):" in report.body["text"]
+    assert "Mobile internet, Roaming" not in report.body["text"]  # one line per topic
+    assert "Roaming (new)" in report.body["text"] and "Mobile internet (new)" in report.body[
+        "text"]
     changes = [e.data["topics"] for e in events if e.kind.value == "topics_changed"]
     assert changes == [["internet", "billing"], ["internet"], ["internet", "roaming"]]
