@@ -718,7 +718,7 @@ async def test_topics_set_on_the_case_page_reach_the_cards_and_bad_ones_change_n
                              in (chat.telegram_cards()[0].text or ""))
             _, board, _ = await agent.get("/")
 
-    assert 'class="queue answers-limited answers-ru answers-kk"' in board
+    assert 'class="queue answers-limited answers-ru answers-kk answers-en"' in board
     assert "lang-ru" in board and "Kcell · Russian" in board
     assert "🏷 Billing and charges, Roaming" in before
     assert 'value="billing" checked' in before and 'value="internet">' in before
