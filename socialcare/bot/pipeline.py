@@ -119,13 +119,18 @@ class Pipeline:
         for raw in raws:
             if self._team.source(raw.source) is None:
                 raise UnknownSource(f"unknown source {raw.source!r}")
-        readings = await self._read(raws)
-        for attempt in range(_ATTEMPTS):
-            try:
-                return await self._ingest_once(raws, uow, readings)
-            except (ConcurrentUpdate, DuplicateMention):
-                if attempt == _ATTEMPTS - 1:
-                    raise
+        # Reading is CPU work (some 50-150 µs a mention): it runs as a task of this loop,
+        # in slices, while the transaction waits for the database's first answers.
+        reading = asyncio.ensure_future(self._read(raws))
+        try:
+            for attempt in range(_ATTEMPTS):
+                try:
+                    return await self._ingest_once(raws, uow, reading)
+                except (ConcurrentUpdate, DuplicateMention):
+                    if attempt == _ATTEMPTS - 1:
+                        raise
+        finally:
+            reading.cancel()
         raise AssertionError("unreachable")
 
     async def _read(self, raws: Sequence[RawMention]) -> dict[str, Reading]:
@@ -133,8 +138,8 @@ class Pipeline:
         slices of `READ_SLICE` mentions.
 
         Reading takes some 50-150 µs a mention (benchmarks.understanding), so a slice
-        holds the loop 1-3 ms. In a worker thread it would hold the GIL against the
-        database driver's thread and slow every query of the batch far more.
+        holds the loop 1-3 ms. In a worker thread it would hold the GIL (lingua keeps
+        it) against the database driver's thread and slow every query of the batch.
         """
         readings: dict[str, Reading] = {}
         for n, raw in enumerate(raws):
@@ -146,7 +151,8 @@ class Pipeline:
         return readings
 
     async def _ingest_once(
-        self, raws: Sequence[RawMention], uow: UnitOfWork, readings: dict[str, Reading]
+        self, raws: Sequence[RawMention], uow: UnitOfWork,
+        reading: asyncio.Future[dict[str, Reading]],
     ) -> list[IngestResult]:
         now = self._clock.now()
         steps = [_Step(self._normalise(raw, now), rating=raw.rating) for raw in raws]
@@ -158,6 +164,7 @@ class Pipeline:
             await uow.mentions.reserve(keys, threads=refs)
             seen = await uow.mentions.existing(keys)
             threads = await self._known_threads(uow, [s.mention for s in steps])
+            readings = await asyncio.shield(reading)
             created: list[Case] = []
             for step in steps:
                 self._classify(step, seen, threads, now, readings)
