@@ -145,7 +145,11 @@ class Pipeline:
         for n, raw in enumerate(raws):
             text = clean_text(raw.text)
             if text and text not in readings:
-                readings[text] = self._matcher.read(text)
+                # A source of one brand (its shops' reviews) makes cases of texts that
+                # name no brand: their language is needed all the same.
+                source = self._team.source(raw.source)
+                branded = source is not None and source.brand is not None
+                readings[text] = self._matcher.read(text, language=True if branded else None)
             if n % READ_SLICE == READ_SLICE - 1:
                 await asyncio.sleep(0)
         return readings
