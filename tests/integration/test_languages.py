@@ -87,3 +87,18 @@ async def test_the_queue_shows_each_agent_the_cases_in_their_languages(
     assert "+2 more in languages you do not answer in" in aigerim.text
     assert "Open cases for you (2)" in daniyar.text and "English" in daniyar.text
     assert "+1 more in languages you do not answer in" in daniyar.text
+
+
+async def test_a_mention_from_a_source_of_one_brand_gets_its_language_without_naming_it(
+    storage: Storage, clock: FakeClock
+) -> None:
+    reviews = Source(name="reviews", kind="webhook", platform="google", tier=Tier.EXTRA,
+                     brand="Kcell")
+    team = make_team(sources=(*TEAM.sources, reviews))
+    [result] = await Pipeline(team, clock=clock).ingest(
+        [mention(1, "Кеңседе кезек өте ұзақ, қызмет нашар", source="reviews")],
+        uow=storage.uow())
+    async with storage.uow() as uow:
+        case = await uow.cases.get(result.case_id or 0)
+
+    assert (case.brand, case.language) == ("Kcell", "kk")
