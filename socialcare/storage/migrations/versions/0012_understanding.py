@@ -2,7 +2,7 @@
 topics; case_topics and case_places for breakdowns and incident detection.
 
 Revision ID: 0012
-Revises: 0011
+Revises: 0014
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from socialcare.storage.schema import Id, UTCDateTime
 
 revision = "0012"
-down_revision = "0011"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
