@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from socialcare.adapters.collectors.kinds import Collectors
 from socialcare.adapters.telemetry import Telemetry
+from socialcare.bot.announcements.ports import Mailer
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher, WebhookSender
@@ -53,6 +54,9 @@ class Deps:
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
     publishers: Mapping[str, Publisher] = field(default_factory=dict)
     webhooks: WebhookSender | None = None
+    # Announcements to e-mail audiences and to audiences' webhooks.
+    mailer: Mailer | None = None
+    announcement_webhooks: WebhookSender | None = None
     collectors: Collectors = field(default_factory=Collectors)
     roles: frozenset[Role] = ALL_ROLES
     # Where a process without the workers role hands its mentions over.

@@ -41,6 +41,7 @@ from telegram.ext import Application, ApplicationBuilder
 from socialcare.adapters.clock import SystemClock
 from socialcare.adapters.collectors import kinds
 from socialcare.adapters.collectors.webhook_reply import WebhookReplyPublisher, can_publish
+from socialcare.adapters.mail import BadSmtpUrl, SmtpMailer
 from socialcare.adapters.messengers.slack import SlackMessenger
 from socialcare.adapters.messengers.telegram import TelegramMessenger
 from socialcare.adapters.messengers.telegram_budget import SharedBudgets
@@ -55,6 +56,7 @@ from socialcare.console import routes as console
 from socialcare.demo import show as demo_show
 from socialcare.deps import ALL_ROLES, Deps, Role
 from socialcare.handlers import (
+    announcing,
     cards,
     collectors,
     commands,
@@ -146,7 +148,8 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
             redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=telemetry,
             messengers=messengers, publishers=publishers, collectors=collecting,
             webhooks=_webhooks(settings, team, session), roles=roles,
-            queue=IngestQueue(engine, redis),
+            queue=IngestQueue(engine, redis), mailer=_mailer(settings, team),
+            announcement_webhooks=_announcement_webhooks(settings, team, session),
         )
         if bolt is not None:
             slack_handlers.register(bolt, deps)
@@ -185,6 +188,31 @@ def _webhooks(
     if settings.handoff_webhook_secret is None:
         return None
     return SignedWebhookSender(session, settings.handoff_webhook_secret.get_secret_value())
+
+
+def _mailer(settings: Settings, team: Team) -> SmtpMailer | None:
+    mailed = [a.name for a in team.audiences if a.emails]
+    if mailed and (settings.smtp_url is None or not settings.smtp_from):
+        raise ConfigError(f"environment: SMTP_URL and SMTP_FROM are needed to mail audience "
+                          f"{mailed[0]!r} (it has emails)")
+    if settings.smtp_url is None or not settings.smtp_from:
+        return None
+    try:
+        return SmtpMailer(settings.smtp_url.get_secret_value(), settings.smtp_from,
+                          ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None)
+    except BadSmtpUrl as error:
+        raise ConfigError(f"environment: {error}") from None
+
+
+def _announcement_webhooks(
+    settings: Settings, team: Team, session: aiohttp.ClientSession
+) -> SignedWebhookSender | None:
+    hooked = [a.name for a in team.audiences if a.webhook_url]
+    secret = settings.announcement_webhook_secret
+    if hooked and secret is None:
+        raise ConfigError(f"environment: ANNOUNCEMENT_WEBHOOK_SECRET is needed to sign "
+                          f"announcements to audience {hooked[0]!r} (it has a webhook_url)")
+    return None if secret is None else SignedWebhookSender(session, secret.get_secret_value())
 
 
 def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMessenger]:
@@ -260,6 +288,8 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
             web_app.cleanup_ctx.append(_run_socket_mode(app.bolt, deps))
         if deps.messengers:
             cards.register(web_app, app.dispatcher, deps)
+        if with_timers:
+            announcing.register(web_app, deps)
     if with_timers and Role.SCHEDULER in roles:
         scheduler.register(web_app, deps)
     if with_timers and Role.COLLECTORS in roles:

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     handoff_webhook_secret: SecretStr | None = None
     # Set: GET /metrics wants `Authorization: Bearer <it>`.
     metrics_token: SecretStr | None = None
+    # Announcements to e-mail audiences: smtps://user:password@host:465 or
+    # smtp://user:password@host:587 (STARTTLS); the From address; a CA bundle for a
+    # relay with a private certificate.
+    smtp_url: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_ca_file: Path | None = None
+    # HMAC secret of announcements POSTed to audiences' webhooks.
+    announcement_webhook_secret: SecretStr | None = None
     # A queued batch a worker took and has not finished this long is taken by another.
     ingest_claim_seconds: float = Field(default=30.0, gt=0)
     # The web console's public base URL: one-time sign-in links point there, and its

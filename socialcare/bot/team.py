@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from socialcare.bot.announcements.audiences import Audience
 from socialcare.bot.model import Tier
 from socialcare.bot.sla import SlaConfig
 
@@ -283,6 +284,8 @@ class Team:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     second_line: tuple[SecondLineTeam, ...] = ()
     reports: ReportSchedule = field(default_factory=ReportSchedule)
+    # Service channels beyond the team that announcements reach (call centre, shops).
+    audiences: tuple[Audience, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -299,6 +302,7 @@ class Team:
         _unique("people", "slack", [p.slack for p in self.people if p.slack])
         _unique("people", "telegram", [str(p.telegram) for p in self.people if p.telegram])
         _unique("second_line", "name", [t.name for t in self.second_line])
+        _unique("audiences", "name", [a.name for a in self.audiences])
         teams = {t.name for t in self.second_line}
         for person in self.people:
             if person.role is Role.SECOND_LINE and person.team not in teams:
@@ -349,7 +353,13 @@ class Team:
         second-line teams. Customers' messages are never collected from these."""
         channels = [*self.channels, *self.escalation.channels, *self.reports.channels,
                     *(c for t in self.second_line for c in t.channels)]
-        return {c.id for c in channels if c.messenger == messenger}
+        chats = {c.id for c in channels if c.messenger == messenger}
+        return chats | {c.id for a in self.audiences for c in a.channels
+                        if c.messenger == messenger}
+
+    def audience(self, name: str) -> Audience | None:
+        """Return the audience with this name."""
+        return next((a for a in self.audiences if a.name == name), None)
 
     def second_line_team(self, name: str) -> SecondLineTeam | None:
         """Return the second-line team with this name."""

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from socialcare.bot.errors import ConcurrentUpdate
 from socialcare.storage import facts
+from socialcare.storage.announcements import SqlAnnouncementRepository
 from socialcare.storage.cards import SqlCardRepository
 from socialcare.storage.console import SqlConsoleRepository
 from socialcare.storage.escalations import SqlEscalationRepository, SqlNoticeRepository
@@ -83,6 +84,7 @@ class SqlUnitOfWork:
     reports: SqlReportRepository
     sources: SqlSourceStateRepository
     console: SqlConsoleRepository
+    announcements: SqlAnnouncementRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -109,6 +111,7 @@ class SqlUnitOfWork:
         self.reports = SqlReportRepository(conn, self._engine)
         self.sources = SqlSourceStateRepository(conn)
         self.console = SqlConsoleRepository(conn)
+        self.announcements = SqlAnnouncementRepository(conn)
         return self
 
     async def __aexit__(
