@@ -37,7 +37,6 @@ def mail_message(mail: Mail, *, sender: str) -> EmailMessage:
     if mail.follows:
         message["In-Reply-To"] = f"<{mail.follows}@{domain}>"
         message["References"] = f"<{mail.follows}@{domain}>"
-    message["Content-Language"] = mail.language
     # An announcement is not a conversation: no out-of-office replies, please.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
@@ -52,6 +51,8 @@ def mail_message(mail: Mail, *, sender: str) -> EmailMessage:
         f"<h2>{escape(mail.heading)}</h2>{paragraphs}<ul>{details}</ul>"
         f"<p><small>{escape(mail.footer)}</small></p></body></html>\n",
         subtype="html")
+    # After the parts: setting content drops the Content-* headers set before.
+    message["Content-Language"] = mail.language
     return message
 
 
@@ -92,8 +93,11 @@ class SmtpMailer:
                 password=self._password, use_tls=self._implicit_tls,
                 start_tls=None if self._implicit_tls else True, cert_bundle=self._ca_file,
                 timeout=self._timeout)
-        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPSenderRefused) as error:
-            raise MailRefused(f"{self._host} refused it: {_reason(error)}") from error
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            # 5xx: refused for good; 4xx ("try again later"): retried.
+            final = all(500 <= r.code < 600 for r in error.recipients)
+            raise (MailRefused if final else MailFailed)(
+                f"{self._host} refused it: {_reason(error)}") from error
         except aiosmtplib.SMTPResponseException as error:
             if 500 <= error.code < 600 and not isinstance(
                     error, aiosmtplib.SMTPAuthenticationError):
@@ -101,8 +105,8 @@ class SmtpMailer:
                     from error
             raise MailFailed(f"{self._host}: {error.code} {error.message}") from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise MailFailed(f"{self._host}:{self._port} unreachable: "
-                             f"{type(error).__name__}: {error}") from error
+            raise MailFailed(f"{self._host}:{self._port}: {type(error).__name__}: {error}") \
+                from error
 
 
 def _reason(error: Exception) -> str:

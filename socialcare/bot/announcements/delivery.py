@@ -273,9 +273,15 @@ class Deliverer:
             author = self._team.person(announcements[announcement_id].author)
             if author is None:
                 continue
-            places = ", ".join(f"{c.outlet.value} {c.address}: {c.last_error}" for c in copies)
+            places = "; ".join(
+                f"{self._catalog(f'announcement.outlet.{c.outlet.value}')}: {c.last_error}"
+                if c.outlet is Outlet.WEBHOOK else
+                f"{self._catalog(f'announcement.outlet.{c.outlet.value}')} {c.address}: "
+                f"{c.last_error}" for c in copies)
+            found = self._team.audience(audience)
+            label = found.label if found else self._catalog("announcement.team")
             for notice in notices_for(author, f"announcement.notice.{kind}", id=announcement_id,
-                                      audience=audience, places=places[:1000]):
+                                      audience=label, places=places[:1000]):
                 notice.created_at = at
                 notices.append(notice)
         if notices:

@@ -40,9 +40,10 @@ class AudienceStanding:
     name: str
     places: tuple[Place, ...]
     has_chats: bool  # only chat copies carry Got it
-    acknowledged: tuple[str, ...]  # names, in the order they pressed
-    missing: tuple[Member, ...]  # configured members who have not pressed it
-    members: int  # configured members
+    acknowledged: tuple[str, ...]  # members who pressed it, in that order
+    others: tuple[str, ...]  # others who pressed it in the audience's chats
+    missing: tuple[Member, ...]  # members who have not pressed it
+    members: int
 
 
 def members_of(team: Team, audience: str) -> tuple[Member, ...]:
@@ -85,6 +86,7 @@ def standings(announcement: Announcement, copies: Sequence[Copy], receipts: Sequ
         members = members_of(team, name)
         mine = [c for c in copies if c.audience == name]
         acknowledged: list[str] = []
+        others: list[str] = []
         seen: set[tuple[str, str]] = set()
         done_members: set[int] = set()
         for receipt in receipts:
@@ -101,12 +103,13 @@ def standings(announcement: Announcement, copies: Sequence[Copy], receipts: Sequ
                 done_members.add(index)
                 acknowledged.append(members[index].name)
             else:
-                acknowledged.append(receipt.name)
+                others.append(receipt.name)
         result.append(AudienceStanding(
             name=name,
             places=tuple(_place(c, announcement.revision) for c in mine),
             has_chats=any(c.outlet.is_chat for c in mine),
             acknowledged=tuple(acknowledged),
+            others=tuple(others),
             missing=tuple(m for i, m in enumerate(members) if i not in done_members),
             members=len(members),
         ))

@@ -211,6 +211,8 @@ def audience_text(stand: AudienceStanding, *, team: Team, catalog: Catalog,
     lines.append("  " + catalog("announcement.status.acknowledged",
                                 count=len(stand.acknowledged), members=stand.members,
                                 names=_names(stand.acknowledged) or "—"))
+    if stand.others:
+        lines.append("  " + catalog("announcement.status.others", names=_names(stand.others)))
     if stand.missing:
         lines.append("  " + catalog("announcement.status.missing",
                                     names=_names([m.name for m in stand.missing])))
