@@ -93,8 +93,10 @@ def parse_announce(args: str, *, team: Team, labels: dict[str, str],
         else:
             head += "|" + section  # a bar that is part of the text
     first, _, rest = head.strip().partition(" ")
-    names = [n.strip().casefold() for n in first.split(",")]
+    names = [n.strip() for n in first.split(",")]
     audiences: tuple[str, ...] = ()
+    # A comma-separated list, or one audience's name as the config writes it (lower
+    # case: "Shops are closed" is a sentence).
     if "," in first or all(n in (ALL, TEAM) or team.audience(n) is not None for n in names):
         audiences, head = tuple(n for n in names if n), rest
     until = parse_until(extra["until"], team=team, now=now) if "until" in extra else None

@@ -16,7 +16,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from socialcare.adapters.collectors.signature import verify
-from socialcare.bot.actions import ActionKind, AnnouncementAction, AnnouncementActionKind, CaseAction
+from socialcare.bot.actions import (
+    ActionKind,
+    AnnouncementAction,
+    AnnouncementActionKind,
+    CaseAction,
+)
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
