@@ -56,7 +56,7 @@ def _copy(r: Any) -> Copy:
         address=r.address, next_try_at=r.next_try_at, message_id=r.message_id,
         pinned=r.pinned, revision_sent=r.revision_sent, attempts=r.attempts,
         last_error=r.last_error, delivered_at=r.delivered_at, gave_up_at=r.gave_up_at,
-        posting_since=r.posting_since, leased_until=r.leased_until, id=r.id,
+        posting_since=r.posting_since, leased_until=r.leased_until, changes=r.changes, id=r.id,
     )
 
 
@@ -78,7 +78,7 @@ class SqlAnnouncementRepository:
                 insert(announcement_copies).returning(announcement_copies.c.id),
                 [{"announcement_id": copy.announcement_id, "audience": copy.audience,
                   "outlet": copy.outlet.value, "address": copy.address,
-                  "next_try_at": copy.next_try_at, "leased_until": None}
+                  "next_try_at": copy.next_try_at, "leased_until": None, "changes": 0}
                  | {name: getattr(copy, name) for name in _COPY_FIELDS}],
             )).scalar_one()
 
@@ -171,7 +171,7 @@ class SqlAnnouncementRepository:
         await self._conn.execute(
             update(announcement_copies)
             .where(c.announcement_id == announcement_id, c.gave_up_at.is_(None))
-            .values(next_try_at=at))
+            .values(next_try_at=at, changes=c.changes + 1))
 
     async def lease(self, copy: Copy, *, now: datetime, until: datetime) -> bool:
         """Take a copy until `until` if it is still as read and not leased."""
@@ -179,6 +179,7 @@ class SqlAnnouncementRepository:
         result = await self._conn.execute(
             update(announcement_copies)
             .where(c.id == copy.id, c.next_try_at == copy.next_try_at,
+                   c.changes == copy.changes,
                    or_(c.leased_until.is_(None), c.leased_until < now))
             .values(leased_until=until))
         if result.rowcount != 1:
@@ -186,15 +187,14 @@ class SqlAnnouncementRepository:
         copy.leased_until = until
         return True
 
-    async def save_copy(self, copy: Copy, *, due_was: datetime | None,
-                        keep_lease: bool = False) -> None:
+    async def save_copy(self, copy: Copy, *, keep_lease: bool = False) -> None:
         """Store how far a leased copy got; see the protocol."""
         c = announcement_copies.c
         values: dict[str, Any] = {name: getattr(copy, name) for name in _COPY_FIELDS}
         if not keep_lease:
             values["leased_until"] = None
             # Made due again while it was worked (a correction): it stays due.
-            values["next_try_at"] = case((c.next_try_at == due_was, copy.next_try_at),
+            values["next_try_at"] = case((c.changes == copy.changes, copy.next_try_at),
                                          else_=c.next_try_at)
         await self._conn.execute(
             update(announcement_copies)

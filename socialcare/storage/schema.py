@@ -392,6 +392,7 @@ announcement_copies = Table(
     Column("posting_since", UTCDateTime()),
     Column("leased_until", UTCDateTime()),
     Column("next_try_at", UTCDateTime()),
+    Column("changes", Integer, nullable=False),
     UniqueConstraint("announcement_id", "outlet", "address"),
     # The deliverer's "what is due now".
     Index(None, "next_try_at"),

@@ -90,12 +90,6 @@ class _GiveUp(Exception):
     """Retrying cannot help (no such channel, no outlet configured, mail refused)."""
 
 
-@dataclass
-class _Taken:
-    copy: Copy
-    due_was: datetime | None
-
-
 class Deliverer:
     """Bring due copies in step with their announcements."""
 
@@ -112,28 +106,24 @@ class Deliverer:
         now = self._clock.now()
         async with self._uow() as uow:
             due = await uow.announcements.copies_due(now, limit=limit)
-            taken = []
-            for copy in due:
-                due_was = copy.next_try_at
-                if await uow.announcements.lease(copy, now=now, until=now + LEASE):
-                    taken.append(_Taken(copy, due_was))
+            taken = [copy for copy in due
+                     if await uow.announcements.lease(copy, now=now, until=now + LEASE)]
             announcements = {i: await uow.announcements.get(i)
-                             for i in {t.copy.announcement_id for t in taken}}
+                             for i in {c.announcement_id for c in taken}}
             await uow.commit()
-        groups: dict[tuple[str, Outlet], list[_Taken]] = {}
-        for item in taken:
-            groups.setdefault((item.copy.audience, item.copy.outlet), []).append(item)
+        groups: dict[tuple[str, Outlet], list[Copy]] = {}
+        for copy in taken:
+            groups.setdefault((copy.audience, copy.outlet), []).append(copy)
         report = DeliveryRound()
         await asyncio.gather(*(self._group(items, announcements, report)
                                for items in groups.values()))
         await self._tell_authors(report, announcements)
         return report
 
-    async def _group(self, items: Sequence[_Taken], announcements: Mapping[int, Announcement],
+    async def _group(self, copies: Sequence[Copy], announcements: Mapping[int, Announcement],
                      report: DeliveryRound) -> None:
         """Work one audience's copies of one outlet, one after another."""
-        for item in items:
-            copy = item.copy
+        for copy in copies:
             announcement = announcements[copy.announcement_id]
             now = self._clock.now()
             try:
@@ -158,7 +148,7 @@ class Deliverer:
                 copy.delivered_at = copy.delivered_at or self._clock.now()
                 report.reached.append(copy)
             async with self._uow() as uow:
-                await uow.announcements.save_copy(copy, due_was=item.due_was)
+                await uow.announcements.save_copy(copy)
                 await uow.commit()
 
     def _failed(self, copy: Copy, error: str, now: datetime, *, give_up: bool = False) -> None:
@@ -218,7 +208,7 @@ class Deliverer:
             await self._room(messenger, "post", copy.address)
             copy.posting_since = now
             async with self._uow() as uow:
-                await uow.announcements.save_copy(copy, due_was=None, keep_lease=True)
+                await uow.announcements.save_copy(copy, keep_lease=True)
                 await uow.commit()
             try:
                 message_id = await messenger.post_card(copy.address, view)

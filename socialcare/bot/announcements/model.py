@@ -84,6 +84,7 @@ class Copy:
     gave_up_at: datetime | None = None
     posting_since: datetime | None = None  # a chat post whose outcome may be unknown
     leased_until: datetime | None = None
+    changes: int = 0  # grows each time a change of the announcement makes the copy due
     id: int | None = None
 
 

@@ -55,7 +55,8 @@ class AnnouncementRepository(Protocol):
         ...
 
     async def make_due(self, announcement_id: int, *, at: datetime) -> None:
-        """Make every copy of the announcement that has not given up due at `at`."""
+        """Make every copy of the announcement that has not given up due at `at`, and
+        count the change on each."""
         ...
 
     async def lease(self, copy: Copy, *, now: datetime, until: datetime) -> bool:
@@ -63,11 +64,10 @@ class AnnouncementRepository(Protocol):
         `leased_until`. False if another worker took it."""
         ...
 
-    async def save_copy(self, copy: Copy, *, due_was: datetime | None,
-                        keep_lease: bool = False) -> None:
+    async def save_copy(self, copy: Copy, *, keep_lease: bool = False) -> None:
         """Store how far a leased copy got and end the lease (unless `keep_lease`); its
-        `next_try_at` is written only if the copy was not made due again meanwhile
-        (it still equals `due_was`)."""
+        `next_try_at` is written only if no change made the copy due again since it was
+        read (its `changes` are as read): else it stays due."""
         ...
 
     async def posted(self, copy: Copy, *, message_id: str) -> None:

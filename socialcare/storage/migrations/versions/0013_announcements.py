@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("posting_since", UTCDateTime()),
         sa.Column("leased_until", UTCDateTime()),
         sa.Column("next_try_at", UTCDateTime()),
+        sa.Column("changes", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_announcement_copies"),
         sa.ForeignKeyConstraint(["announcement_id"], ["announcements.id"],
                                 name="fk_announcement_copies_announcement_id_announcements"),
