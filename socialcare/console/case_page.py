@@ -10,6 +10,7 @@ from typing import Any
 from socialcare.bot import cases, handoffs
 from socialcare.bot import escalations as esc
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.announcements.official import OfficialAnswers
 from socialcare.bot.cards import Button, CardView, display_name, render_card, warning_from
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, Escalation
@@ -106,10 +107,14 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
         events = await uow.events.for_case(case_id)
         cards = await uow.cards.for_case(case_id)
         escalation = (await uow.escalations.latest_for_cases([case_id])).get(case_id)
+        answers = OfficialAnswers(await uow.announcements.in_force(deps.clock.now()),
+                                  now=deps.clock.now())
     customer = [m for m in thread if not m.from_brand]
+    official = answers.for_case(customer[0].text) if customer and case.is_open else None
     view = render_card(case, customer[0] if customer else None, events, team=deps.team,
                        catalog=deps.catalog, now=deps.clock.now(),
-                       can_publish=case.source in deps.publishers, escalation=escalation)
+                       can_publish=case.source in deps.publishers, escalation=escalation,
+                       official=official)
     offered = {button.action.kind: button for button in view.buttons}
     works = person.works_cases
     if case.handoff_team is not None and (works or person.team == case.handoff_team):
@@ -158,12 +163,14 @@ async def act(case_id: int, kind: str, form: dict[str, Any], person: Person,
 async def _reply(case_id: int, form: dict[str, Any], person: Person, deps: Deps) -> Flash:
     written = str(form.get("text", "")).strip()
     saved = str(form.get("saved", ""))
+    official = str(form.get("announcement", ""))
     replies = deps.team.saved_replies
     if not written and saved.isdigit() and int(saved) < len(replies):
         written = replies[int(saved)].text
     if not written:
         return Flash(deps.catalog("reply.empty"), ok=False)
-    return await _run(cases.reply(cases.Reply(case_id, person.id, written),
+    announcement_id = int(official) if official.isdigit() and len(official) <= 18 else None
+    return await _run(cases.reply(cases.Reply(case_id, person.id, written, announcement_id),
                                   publishers=deps.publishers, **service(deps)),
                       deps.catalog("reply.sent", id=case_id), deps)
 

@@ -158,7 +158,7 @@ def copies_for(team: Team, audiences: Sequence[str], *, at: datetime) -> list[Co
 def _words(values: Sequence[str], what: str) -> tuple[str, ...]:
     words: list[str] = []
     for value in values:
-        word = " ".join(value.split())
+        word = " ".join(value.replace("\x00", "").split())
         if word and word.casefold() not in {w.casefold() for w in words}:
             words.append(word)
     if len(words) > MAX_WORDS or any(len(w) > MAX_WORD for w in words):
@@ -168,7 +168,8 @@ def _words(values: Sequence[str], what: str) -> tuple[str, ...]:
 
 
 def _text(text: str) -> str:
-    text = text.strip()
+    # NUL is no character anyone types, and PostgreSQL's text cannot hold it.
+    text = text.replace("\x00", "").strip()
     if not text:
         raise DomainError("The announcement is empty.", key="error.empty_announcement")
     if len(text) > MAX_TEXT:
