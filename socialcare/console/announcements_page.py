@@ -4,9 +4,12 @@ actions — through the same domain commands as the chat's `/announce`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute, UrlDispatcher
 
 from socialcare.bot.announcements import service
 from socialcare.bot.announcements.figures import standings
@@ -19,9 +22,10 @@ from socialcare.bot.announcements.views import (
     when,
 )
 from socialcare.bot.cards import display_name
-from socialcare.bot.errors import DomainError
+from socialcare.bot.errors import AnnouncementNotFound, DomainError
 from socialcare.bot.team import Person
-from socialcare.console.pages import Flash
+from socialcare.console.access import Visitor
+from socialcare.console.pages import Flash, Pages, keep_flash
 from socialcare.deps import Deps
 from socialcare.handlers import announcing
 from socialcare.handlers.chat import describe_error
@@ -152,3 +156,66 @@ async def act(announcement_id: int, action: str, form: Mapping[str, Any], person
         return Flash(describe_error(error, deps), ok=False)
     deps.wake()
     return Flash(done)
+
+
+Guard = Callable[..., Callable[[web.Request], Awaitable[web.StreamResponse]]]
+
+
+def _leads(person: Person) -> bool:
+    return person.leads
+
+
+def routes(router: UrlDispatcher, signed_in: Guard, pages: Pages,
+           deps: Deps) -> list[AbstractRoute]:
+    """Add the announcements' routes behind the console's sign-in; return them."""
+
+    async def listing(request: web.Request, visitor: Visitor, *, status: int = 200,
+                      flash: Flash | None = None, form: Form | None = None) -> web.Response:
+        return await pages.page(request, "announcements.html", visitor, status=status,
+                                flash=flash, lines=await in_force(deps),
+                                audiences=deps.team.audiences, form=form or Form(),
+                                may_announce=visitor.person.leads)
+
+    async def show_list(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        return await listing(request, visitor)
+
+    async def announce(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        form = typed(await request.post())
+        flash, made = await publish(form, visitor.person, deps)
+        if made is None:
+            return await listing(request, visitor, status=400, flash=flash, form=form)
+        await keep_flash(deps, visitor, flash)
+        raise web.HTTPSeeOther(f"/announcements/{made}")
+
+    async def one(request: web.Request, visitor: Visitor, *, status: int = 200,
+                  flash: Flash | None = None) -> web.Response:
+        try:
+            page = await standing(int(request.match_info["announcement_id"]), deps)
+        except AnnouncementNotFound as missing:
+            return await pages.page(request, "message.html", visitor, status=404,
+                                    message=deps.catalog(missing.key, **missing.params))
+        return await pages.page(request, "announcement.html", visitor, status=status,
+                                flash=flash, page=page)
+
+    async def show_one(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        return await one(request, visitor)
+
+    async def action(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        announcement_id = int(request.match_info["announcement_id"])
+        if request.match_info["action"] not in ACTIONS:
+            raise web.HTTPNotFound()
+        flash = await act(announcement_id, request.match_info["action"],
+                          await request.post(), visitor.person, deps)
+        if not flash.ok:
+            return await one(request, visitor, status=400, flash=flash)
+        await keep_flash(deps, visitor, flash)
+        raise web.HTTPSeeOther(f"/announcements/{announcement_id}")
+
+    return [
+        router.add_get("/announcements", signed_in(show_list)),
+        router.add_post("/announcements", signed_in(announce, allowed=_leads)),
+        router.add_get(r"/announcements/{announcement_id:\d{1,18}}",
+                       signed_in(show_one, allowed=_leads)),
+        router.add_post(r"/announcements/{announcement_id:\d{1,18}}/{action:[a-z]{1,20}}",
+                        signed_in(action, allowed=_leads)),
+    ]

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from socialcare.bot.errors import AnnouncementNotFound, CaseNotFound, EscalationNotFound
+from socialcare.bot.errors import CaseNotFound, EscalationNotFound
 from socialcare.bot.escalations import Category
 from socialcare.bot.reports import BadPeriod
 from socialcare.bot.team import Person
@@ -81,10 +81,6 @@ Handler = Callable[[web.Request, Visitor], Awaitable[web.StreamResponse]]
 
 def _everyone(_person: Person) -> bool:
     return True
-
-
-def _leads(person: Person) -> bool:
-    return person.leads
 
 
 def _same(given: object, expected: str) -> bool:
@@ -335,54 +331,6 @@ def register(app: web.Application, deps: Deps) -> None:
         return await pages.page(request, "escalation.html", visitor, page=page,
                                 name_of=pages.name_of)
 
-    # ── Announcements ──────────────────────────────────────────────────────────────
-
-    async def announcements_list(request: web.Request, visitor: Visitor, *, status: int = 200,
-                                 flash: Flash | None = None,
-                                 form: announcing.Form | None = None) -> web.Response:
-        return await pages.page(request, "announcements.html", visitor, status=status,
-                                flash=flash, lines=await announcing.in_force(deps),
-                                audiences=deps.team.audiences, form=form or announcing.Form(),
-                                may_announce=visitor.person.leads)
-
-    async def announcements(request: web.Request, visitor: Visitor) -> web.StreamResponse:
-        return await announcements_list(request, visitor)
-
-    async def announce(request: web.Request, visitor: Visitor) -> web.StreamResponse:
-        form = announcing.typed(await request.post())
-        flash, made = await announcing.publish(form, visitor.person, deps)
-        if made is None:
-            return await announcements_list(request, visitor, status=400, flash=flash,
-                                            form=form)
-        await keep_flash(deps, visitor, flash)
-        raise web.HTTPSeeOther(f"/announcements/{made}")
-
-    async def announcement_page(request: web.Request, visitor: Visitor, *, status: int = 200,
-                                flash: Flash | None = None) -> web.Response:
-        announcement_id = int(request.match_info["announcement_id"])
-        try:
-            page = await announcing.standing(announcement_id, deps)
-        except AnnouncementNotFound as missing:
-            return await pages.page(request, "message.html", visitor, status=404,
-                                    message=deps.catalog(missing.key, **missing.params))
-        return await pages.page(request, "announcement.html", visitor, status=status,
-                                flash=flash, page=page)
-
-    async def show_announcement(request: web.Request, visitor: Visitor) -> web.StreamResponse:
-        return await announcement_page(request, visitor)
-
-    async def announcement_action(request: web.Request,
-                                  visitor: Visitor) -> web.StreamResponse:
-        announcement_id = int(request.match_info["announcement_id"])
-        if request.match_info["action"] not in announcing.ACTIONS:
-            raise web.HTTPNotFound()
-        flash = await announcing.act(announcement_id, request.match_info["action"],
-                                     await request.post(), visitor.person, deps)
-        if not flash.ok:
-            return await announcement_page(request, visitor, status=400, flash=flash)
-        await keep_flash(deps, visitor, flash)
-        raise web.HTTPSeeOther(f"/announcements/{announcement_id}")
-
     # ── Reports ────────────────────────────────────────────────────────────────────
 
     async def reports(request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -435,12 +383,7 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_post(r"/cases/{case_id:\d{1,18}}/{action:[a-z_]+}",
                         signed_in(case_action)),
         router.add_get(r"/escalations/{escalation_id:\d{1,18}}", signed_in(show_escalation)),
-        router.add_get("/announcements", signed_in(announcements)),
-        router.add_post("/announcements", signed_in(announce, allowed=_leads)),
-        router.add_get(r"/announcements/{announcement_id:\d{1,18}}",
-                       signed_in(show_announcement, allowed=_leads)),
-        router.add_post(r"/announcements/{announcement_id:\d{1,18}}/{action:[a-z]{1,20}}",
-                        signed_in(announcement_action, allowed=_leads)),
+        *announcing.routes(router, signed_in, pages, deps),
         router.add_get("/reports", signed_in(reports, allowed=may_report)),
         router.add_get("/reports/cases.csv", signed_in(report_csv, allowed=may_report)),
         router.add_get("/reports/digest.md", signed_in(report_digest, allowed=may_report)),

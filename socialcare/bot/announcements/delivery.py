@@ -115,8 +115,12 @@ class Deliverer:
         for copy in taken:
             groups.setdefault((copy.audience, copy.outlet), []).append(copy)
         report = DeliveryRound()
-        await asyncio.gather(*(self._group(items, announcements, report)
-                               for items in groups.values()))
+        outcomes = await asyncio.gather(*(self._group(items, announcements, report)
+                                          for items in groups.values()), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                # Its copies stay leased until the lease runs out, then are tried again.
+                log.error("a group of announcement copies failed", exc_info=outcome)
         await self._tell_authors(report, announcements)
         return report
 
@@ -188,10 +192,18 @@ class Deliverer:
             except Undeliverable as gone:
                 raise _GiveUp(str(gone)) from gone
         if copy.message_id is not None and copy.pinned != view.in_force:
-            if view.in_force:
-                await messenger.pin(copy.address, copy.message_id)
-            else:
-                await messenger.unpin(copy.address, copy.message_id)
+            try:
+                if view.in_force:
+                    await messenger.pin(copy.address, copy.message_id)
+                else:
+                    await messenger.unpin(copy.address, copy.message_id)
+            except Undeliverable as refused:
+                # The bot may not pin there (not an admin): the copy is in the chat all
+                # the same, and retrying cannot help.
+                log.warning("announcement #%s in %s %s not %s: %s", copy.announcement_id,
+                            copy.outlet.value, copy.address,
+                            "pinned" if view.in_force else "unpinned", refused)
+                return
             copy.pinned = view.in_force
 
     async def _post(self, messenger: Messenger, copy: Copy, view: AnnouncementView,
