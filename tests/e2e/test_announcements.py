@@ -214,7 +214,7 @@ async def _settled(chat: Chat, within: float = 10.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_withdrawing_unpins_and_edits_every_chat_copy_and_mails_and_posts_it(
+async def test_correcting_and_withdrawing_edit_every_chat_copy_and_mail_and_post_it(
     tmp_path: Path, flowing_clock: FlowingClock
 ) -> None:
     kb = KnowledgeBase()
@@ -222,33 +222,43 @@ async def test_withdrawing_unpins_and_edits_every_chat_copy_and_mails_and_posts_
         await chat.slack_command("/announce", f"all {TEXT}", user=SAULE_SLACK)
         await eventually(lambda: kb.received and all(mail.messages_to(a) for a in SHOP_MAILS)
                          and _telegram_copy(chat, SHOPS_TG) and _telegram_copy(chat, CALLS_TG))
-        withdrawn = await chat.slack_command("/announcement", "1 withdraw", user=SAULE_SLACK)
+        corrected = await chat.slack_command("/announcement", "1 correct Fixed at 14:00 only",
+                                             user=SAULE_SLACK)
         chats = [SLACK_CHANNEL, CALLS_SLACK, SHOPS_SLACK]
         groups = [TELEGRAM_CHAT, CALLS_TG, SHOPS_TG]
+        await eventually(lambda: all(
+            "Fixed at 14:00 only" in str(_slack_copy(chat, c).blocks) for c in chats) and all(
+            "Fixed at 14:00 only" in _telegram_copy(chat, g).text for g in groups)
+            and all(len(mail.messages_to(a)) == 2 for a in SHOP_MAILS) and len(kb.received) == 2)
+        withdrawn = await chat.slack_command("/announcement", "1 withdraw", user=SAULE_SLACK)
         await eventually(lambda: all(
             not _slack_copy(chat, c).pinned and "Withdrawn" in str(_slack_copy(chat, c).blocks)
             for c in chats) and all(
             not _telegram_copy(chat, g).pinned and "Withdrawn" in _telegram_copy(chat, g).text
             for g in groups))
-        await eventually(lambda: all(len(mail.messages_to(a)) == 2 for a in SHOP_MAILS)
-                         and len(kb.received) == 2)
+        await eventually(lambda: all(len(mail.messages_to(a)) == 3 for a in SHOP_MAILS)
+                         and len(kb.received) == 3)
         listed = await chat.slack_command("/announcements", "", user=AIGERIM_SLACK)
         again = await chat.slack_command("/announcement", "1 withdraw", user=SAULE_SLACK)
 
-    assert "withdrawn" in said(withdrawn)
+    assert "corrected" in said(corrected) and "withdrawn" in said(withdrawn)
     for channel in chats:
         copy = _slack_copy(chat, channel)
         assert copy.action_ids() == [] and copy.edits
     for group in groups:
         copy = _telegram_copy(chat, group)
         assert copy.reply_markup is None and copy.edits
-    first, withdrawal = mail.messages_to("shops@example.com")
+    first, correction, withdrawal = mail.messages_to("shops@example.com")
+    assert correction["Subject"] == "✏️ Correction to announcement #1: Fixed at 14:00 only"
+    assert "Fixed at 14:00 only" in correction.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert correction["In-Reply-To"] == first["Message-ID"]
     assert withdrawal["Subject"] == "🚫 Withdrawn: announcement #1"
     assert withdrawal["In-Reply-To"] == first["Message-ID"]
     assert "do not use it any more" in withdrawal.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert [b["event"] for b in kb.received] == ["announcement.published",
-                                                 "announcement.withdrawn"]
-    assert kb.received[1]["state"] == "withdrawn"
+    assert [b["event"] for b in kb.received] == [
+        "announcement.published", "announcement.corrected", "announcement.withdrawn"]
+    assert kb.received[2]["state"] == "withdrawn" and kb.received[1]["text"] == \
+        "Fixed at 14:00 only"
     assert "No announcement is in force." in said(listed)
     assert "no longer in force" in said(again)
 

@@ -255,3 +255,20 @@ async def test_announcing_puts_the_cards_of_open_cases_it_answers_out_of_step(
                            clock=clock, team=team)
 
     assert [c.case_id for c in due] == [results[0].case_id]
+
+
+async def test_socialcare_itself_may_announce_and_nobody_else_outside_the_leads(
+    storage: Storage, clock: FakeClock
+) -> None:
+    team = _team()
+    made = await service.announce(service.Announce(actor="system", text="Incident answer",
+                                                   audiences=("all",)),
+                                  uow=storage.uow(), clock=clock, team=team)
+    with pytest.raises(DomainError, match="Only shift leads"):
+        await service.announce(service.Announce(actor="aigerim", text="Mine"),
+                               uow=storage.uow(), clock=clock, team=team)
+    with pytest.raises(DomainError, match="Not in the roster"):
+        await service.announce(service.Announce(actor="stranger", text="Mine"),
+                               uow=storage.uow(), clock=clock, team=team)
+
+    assert made.author == "system" and made.audiences == ("team", "shops")

@@ -25,6 +25,7 @@ from socialcare.bot.announcements.model import (
 from socialcare.bot.announcements.official import answers
 from socialcare.bot.announcements.views import excerpt
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
+from socialcare.bot.model import SYSTEM
 from socialcare.bot.notices import Notice
 from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.team import Person, Team
@@ -192,8 +193,11 @@ async def _refresh_cards(uow: UnitOfWork, announcement: Announcement, at: dateti
 
 
 async def announce(cmd: Announce, *, uow: UnitOfWork, clock: Clock, team: Team) -> Announcement:
-    """Store an announcement and a copy for every place of its audiences; return it."""
-    person = announcer(team, cmd.actor)
+    """Store an announcement and a copy for every place of its audiences; return it.
+
+    The actor is a shift lead or admin of the roster, or `SYSTEM` for an answer that
+    socialcare publishes itself (an incident's)."""
+    author = SYSTEM if cmd.actor == SYSTEM else announcer(team, cmd.actor).id
     text = _text(cmd.text)
     audiences = resolve_audiences(team, cmd.audiences)
     now = clock.now()
@@ -204,7 +208,7 @@ async def announce(cmd: Announce, *, uow: UnitOfWork, clock: Clock, team: Team) 
     if not copies:
         raise DomainError("Nowhere to announce.", key="error.announce_nowhere")
     announcement = Announcement(
-        text=text, author=person.id, created_at=now, audiences=audiences,
+        text=text, author=author, created_at=now, audiences=audiences,
         keywords=_words(cmd.keywords, "keywords"), topics=_words(cmd.topics, "topics"),
         until=cmd.until,
     )
@@ -212,7 +216,7 @@ async def announce(cmd: Announce, *, uow: UnitOfWork, clock: Clock, team: Team) 
         await uow.announcements.add(announcement, copies)
         assert announcement.id is not None
         await uow.announcements.add_events([AnnouncementEvent(
-            announcement.id, "published", person.id, now,
+            announcement.id, "published", author, now,
             {"audiences": list(audiences), "places": len(copies)})])
         await _refresh_cards(uow, announcement, now)
         await uow.commit()
@@ -300,7 +304,7 @@ async def expire_due(*, uow: UnitOfWork, clock: Clock, limit: int = 20) -> list[
             announcement.state = AnnouncementState.EXPIRED
             announcement.ended_at = announcement.until
             announcement.revision += 1
-            return AnnouncementEvent(announcement.id, "expired", "system", at)
+            return AnnouncementEvent(announcement.id, "expired", SYSTEM, at)
 
         try:
             ended.append(await _change(found.id, apply, uow=uow, clock=clock))
