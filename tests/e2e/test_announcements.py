@@ -220,8 +220,7 @@ async def test_correcting_and_withdrawing_edit_every_chat_copy_and_mail_and_post
     kb = KnowledgeBase()
     async with announcing_chat(tmp_path, flowing_clock, kb) as (chat, mail):
         await chat.slack_command("/announce", f"all {TEXT}", user=SAULE_SLACK)
-        await eventually(lambda: kb.received and all(mail.messages_to(a) for a in SHOP_MAILS)
-                         and _telegram_copy(chat, SHOPS_TG) and _telegram_copy(chat, CALLS_TG))
+        await _settled(chat)
         corrected = await chat.slack_command("/announcement", "1 correct Fixed at 14:00 only",
                                              user=SAULE_SLACK)
         chats = [SLACK_CHANNEL, CALLS_SLACK, SHOPS_SLACK]
