@@ -240,14 +240,14 @@ async def official_text(announcement_id: int, deps: Deps) -> str | None:
     return announcement.text if announcement.in_force(deps.clock.now()) else None
 
 
-async def got_it(action: AnnouncementAction, *, messenger: str, channel: str, message_id: str,
-                 user_id: str, name: str, deps: Deps) -> str:
+async def got_it(action: AnnouncementAction, *, messenger: str, channel: str, user_id: str,
+                 name: str, deps: Deps) -> str:
     """Record a Got it pressed in a chat (anyone there may: they are of its audience);
     return the answer for the person."""
     try:
         done = await service.acknowledge(service.Acknowledge(
             announcement_id=action.announcement_id, messenger=messenger, channel=channel,
-            message_id=message_id, user_id=user_id, name=name), uow=deps.uow(),
+            user_id=user_id, name=name), uow=deps.uow(),
             clock=deps.clock)
     except DomainError as error:
         return describe_error(error, deps)

@@ -157,7 +157,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         container, user = body.get("container") or {}, body["user"]
         answer = await announcing.got_it(
             clicked, messenger="slack", channel=str(container.get("channel_id", "")),
-            message_id=str(container.get("message_ts", "")), user_id=user["id"],
+            user_id=user["id"],
             name=announcing.name_of("slack", user["id"], str(user.get("name", "")), deps),
             deps=deps)
         await say_privately(respond, ChatReply(answer))

@@ -263,8 +263,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             user = query.from_user
             return await announcing.got_it(
                 AnnouncementAction.unpack(data), messenger="telegram",
-                channel=str(message.chat.id) if message else "",
-                message_id=str(message.message_id) if message else "", user_id=str(user.id),
+                channel=str(message.chat.id) if message else "", user_id=str(user.id),
                 name=announcing.name_of("telegram", str(user.id), user.full_name, deps),
                 deps=deps), False
         person = deps.team.person_by_telegram(query.from_user.id)

@@ -209,13 +209,13 @@ class SqlAnnouncementRepository:
             update(announcement_copies).where(c.id == copy.id)
             .values(message_id=message_id, posting_since=None))
 
-    async def find_copy(self, outlet: str, address: str, message_id: str) -> Copy | None:
-        """Return the chat copy behind a posted message."""
+    async def find_copy(self, announcement_id: int, outlet: str, address: str) -> Copy | None:
+        """Return the announcement's copy in a place, if it has one."""
         c = announcement_copies.c
         row = (await self._conn.execute(
             select(announcement_copies)
-            .where(c.outlet == outlet, c.address == address, c.message_id == message_id)
-        )).first()
+            .where(c.announcement_id == announcement_id, c.outlet == outlet,
+                   c.address == address))).first()
         return None if row is None else _copy(row)
 
     async def acknowledge(self, receipt: Receipt) -> bool:

@@ -393,11 +393,10 @@ announcement_copies = Table(
     Column("leased_until", UTCDateTime()),
     Column("next_try_at", UTCDateTime()),
     Column("changes", Integer, nullable=False),
+    # One copy per place; a Got it finds its copy by it.
     UniqueConstraint("announcement_id", "outlet", "address"),
     # The deliverer's "what is due now".
     Index(None, "next_try_at"),
-    # A Got it finds its copy.
-    Index(None, "outlet", "address", "message_id"),
 )
 
 announcement_receipts = Table(

@@ -146,6 +146,17 @@ def said(response: Any) -> str:
                    for section in block["elements"] for element in section["elements"])
 
 
+async def _answered(chat: Chat, count: int, within: float = 10.0) -> None:
+    """Wait until `count` cases are recorded as answered with announcement #1."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        async with chat.deps.uow() as uow:
+            if (await uow.announcements.answered([1])).get(1, 0) >= count:
+                return
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.1)
+
+
 GOT_IT = AnnouncementAction(AnnouncementActionKind.GOT_IT, 1).pack()
 
 
@@ -268,6 +279,7 @@ async def test_got_it_in_slack_and_telegram_shows_in_the_leads_status_and_the_re
     kb = KnowledgeBase()
     async with announcing_chat(tmp_path, flowing_clock, kb) as (chat, _mail):
         await chat.slack_command("/announce", f"call_centre {TEXT}", user=SAULE_SLACK)
+        await _settled(chat)
         slack_copy = await eventually(lambda: _slack_copy(chat, CALLS_SLACK))
         telegram_copy = await eventually(lambda: _telegram_copy(chat, CALLS_TG))
         team_copy = await eventually(lambda: _slack_copy(chat, SLACK_CHANNEL))
@@ -343,6 +355,7 @@ async def test_a_new_case_matching_the_announcement_offers_it_and_replies_with_i
         await chat.telegram_send(chat.telegram.callback_query_update(
             dm[-1], send, from_user=DANIYAR_TG))
         await eventually(lambda: len(chat.platform.replies) == 2)
+        await _answered(chat, 2)  # the platform has it just before it is recorded
         report = await chat.slack_command("/report", "today", user=SAULE_SLACK)
         status = await chat.slack_command("/announcement", "1", user=SAULE_SLACK)
 

@@ -190,7 +190,7 @@ async def test_fifty_got_its_at_once_record_each_person_once(
 
     async def press(user: int) -> bool:
         done = await service.acknowledge(service.Acknowledge(
-            announcement_id, "slack", "C0CARE", "1700000000.000100", f"U{user}", f"User {user}"),
+            announcement_id, "slack", "C0CARE", f"U{user}", f"User {user}"),
             uow=SqlUnitOfWork(storage.engine), clock=clock)
         return done.new
 
@@ -199,7 +199,7 @@ async def test_fifty_got_its_at_once_record_each_person_once(
         receipts = (await uow.announcements.receipts([announcement_id]))[announcement_id]
     with pytest.raises(DomainError, match="Not an announcement"):
         await service.acknowledge(service.Acknowledge(
-            announcement_id + 1, "slack", "C0CARE", "1700000000.000100", "U1", "User 1"),
+            announcement_id, "slack", "C0ELSEWHERE", "U1", "User 1"),
             uow=storage.uow(), clock=clock)
 
     assert sum(new) == 10 and len(receipts) == 10

@@ -74,8 +74,8 @@ class AnnouncementRepository(Protocol):
         """Record at once where a chat copy was posted (still leased)."""
         ...
 
-    async def find_copy(self, outlet: str, address: str, message_id: str) -> Copy | None:
-        """Return the chat copy behind a posted message."""
+    async def find_copy(self, announcement_id: int, outlet: str, address: str) -> Copy | None:
+        """Return the announcement's copy in a place, if it has one."""
         ...
 
     async def acknowledge(self, receipt: Receipt) -> bool:

@@ -86,7 +86,6 @@ class Acknowledge:
     announcement_id: int
     messenger: str
     channel: str
-    message_id: str
     user_id: str
     name: str
 
@@ -364,11 +363,14 @@ async def remind(cmd: Remind, *, uow: UnitOfWork, clock: Clock, team: Team) -> i
 
 
 async def acknowledge(cmd: Acknowledge, *, uow: UnitOfWork, clock: Clock) -> Acknowledged:
-    """Record a Got it pressed on a chat copy; refuse a button that is not on one."""
+    """Record a Got it pressed on a chat copy; refuse one from a chat the announcement
+    was not posted in. (The chat, not the message, is checked: a press may come before
+    the copy's message id is recorded.)"""
     now = clock.now()
     async with uow:
-        copy = await uow.announcements.find_copy(cmd.messenger, cmd.channel, cmd.message_id)
-        if copy is None or copy.announcement_id != cmd.announcement_id:
+        copy = await uow.announcements.find_copy(cmd.announcement_id, cmd.messenger,
+                                                 cmd.channel)
+        if copy is None:
             raise DomainError("Not an announcement.", key="error.unknown_button")
         announcement = await uow.announcements.get(copy.announcement_id)
         _in_force(announcement, now)

@@ -66,8 +66,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_announcement_copies_next_try_at", "announcement_copies",
                     ["next_try_at"])
-    op.create_index("ix_announcement_copies_outlet_address_message_id", "announcement_copies",
-                    ["outlet", "address", "message_id"])
     op.create_table(
         "announcement_receipts",
         sa.Column("announcement_id", Id, nullable=False),
@@ -114,8 +112,6 @@ def downgrade() -> None:
     op.drop_table("announcement_events")
     op.drop_table("announcement_answers")
     op.drop_table("announcement_receipts")
-    op.drop_index("ix_announcement_copies_outlet_address_message_id",
-                  table_name="announcement_copies")
     op.drop_index("ix_announcement_copies_next_try_at", table_name="announcement_copies")
     op.drop_table("announcement_copies")
     op.drop_index("ix_announcements_created_at", table_name="announcements")
