@@ -1,7 +1,7 @@
 """Announcements: their copies per place, Got it receipts, cases answered with them.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from socialcare.storage.schema import Id, Json, UTCDateTime
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
