@@ -21,7 +21,7 @@ from aiohttp import web
 from socialcare.bot.actions import AnnouncementAction
 from socialcare.bot.announcements import service
 from socialcare.bot.announcements.audiences import ALL, TEAM
-from socialcare.bot.announcements.delivery import Deliverer, Outlets
+from socialcare.bot.announcements.delivery import BATCH, Deliverer, Outlets
 from socialcare.bot.announcements.figures import AnnouncementFigures, period_figures, standings
 from socialcare.bot.announcements.views import list_text, status_text
 from socialcare.bot.errors import DomainError
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
-ROUNDS_AT_ONCE = 4
 _ID = re.compile(r"#?([1-9][0-9]{0,17})")
 _LABELS = ("keywords", "topics", "until")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -255,48 +254,34 @@ async def got_it(action: AnnouncementAction, *, messenger: str, channel: str, us
                         id=done.announcement_id)
 
 
-async def _round(deliverer: Deliverer, deps: Deps) -> None:
-    try:
-        report = await deliverer.deliver()
-    except Exception:
-        log.exception("delivering announcements failed; the copies are tried again")
-        return
-    if report.failed or report.gave_up:
-        deps.wake()  # their authors are told by direct message
-
-
 async def _run(deps: Deps) -> None:
-    """Every tick: end what expired, and start a round of deliveries. Rounds overlap
-    (leases keep them apart), so a mail server or webhook that hangs until its timeout
-    holds up its own copies only, not the next announcement."""
+    """Every tick: end what expired, then deliver what is due.
+
+    Within a round the audiences go side by side; a mail server or webhook that hangs
+    holds up its own copies until its timeout (15 s), and the next round waits for
+    the round, so that nothing of it is left running when the process stops."""
     deliverer = Deliverer(deps.team, deps.catalog, uow=deps.uow, clock=deps.clock,
                           outlets=Outlets(messengers=deps.messengers,
                                           budgets=RedisRateBudgets(deps.redis),
                                           mailer=deps.mailer,
                                           webhooks=deps.announcement_webhooks))
-    rounds: set[asyncio.Task[None]] = set()
     backoff = TICK_SECONDS
-    try:
-        while True:
-            try:
-                ended = await service.expire_due(uow=deps.uow(), clock=deps.clock)
-                for announcement in ended:
-                    log.info("announcement #%s ended at its time", announcement.id)
-                if ended:
-                    deps.wake()  # the cards it answered lose the official answer
-                if len(rounds) < ROUNDS_AT_ONCE:
-                    task = asyncio.create_task(_round(deliverer, deps))
-                    rounds.add(task)
-                    task.add_done_callback(rounds.discard)
-                backoff = TICK_SECONDS
-            except Exception:
-                log.exception("ending announcements failed; retrying in %.0f s", backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            await asyncio.sleep(backoff)
-    finally:
-        for task in rounds:
-            task.cancel()
-        await asyncio.gather(*rounds, return_exceptions=True)
+    while True:
+        busy = False
+        try:
+            ended = await service.expire_due(uow=deps.uow(), clock=deps.clock)
+            for announcement in ended:
+                log.info("announcement #%s ended at its time", announcement.id)
+            report = await deliverer.deliver()
+            if ended or report.failed or report.gave_up:
+                # Cards lose an ended official answer; authors hear of failures.
+                deps.wake()
+            busy = len(report.reached) + len(report.failed) + len(report.gave_up) >= BATCH
+            backoff = TICK_SECONDS
+        except Exception:
+            log.exception("delivering announcements failed; retrying in %.0f s", backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        await asyncio.sleep(0 if busy else backoff)
 
 
 def register(app: web.Application, deps: Deps) -> None:
