@@ -157,7 +157,8 @@ def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -
 
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "socialcare: cannot reach the database at postgresql+asyncpg://care:***@127.0.0.1:9/"
+        "socialcare: DATABASE_URL: cannot reach the database at "
+        "postgresql+asyncpg://care:***@127.0.0.1:9/"
     )
     assert "hunter2" not in result.stderr
     assert "Traceback" not in result.stderr
