@@ -413,39 +413,25 @@ async def check_config(out: TextIO, err: TextIO) -> int:
     """Run every check that start-up runs and try the database and Redis; print each
     problem on a line of its own. Return 0 when `run` would start."""
     from socialcare import preflight
-    from socialcare.settings import (
-        ConfigError,
-        Settings,
-        environment,
-        load_settings,
-        load_team,
-    )
+    from socialcare.settings import ConfigError, environment, load_team, read_settings
 
-    problems: list[str] = []
-    settings: Settings | None = None
+    # A wrong variable is named and stands at its default for the other checks.
+    settings, problems, wrong_variables = read_settings()
     team: Team | None = None
     try:
-        settings = load_settings()
+        team = load_team(settings.config_file)
     except ConfigError as error:
         problems += error.problems
-    # With the environment wrong, the config file is still checked where it points.
-    config_file = settings.config_file if settings is not None else Path(
-        environment().get("CONFIG_FILE") or Settings.model_fields["config_file"].default)
-    try:
-        team = load_team(config_file)
-    except ConfigError as error:
-        problems += error.problems
-    if settings is not None and team is not None:
+    if team is not None:
         problems += preflight.problems(settings, team, environ=environment())
     wrong = len(problems)
-    if settings is not None:
-        problems += await preflight.unreachable(settings)
+    problems += await preflight.unreachable(settings, skip=wrong_variables)
     for problem in problems:
         print(f"socialcare: {problem}", file=err)
     if problems:
         return 2 if wrong else 1
-    assert settings is not None and team is not None
-    print(f"{config_file}: ok — {len(team.brands)} brand(s), {len(team.sources)} "
+    assert team is not None
+    print(f"{settings.config_file}: ok — {len(team.brands)} brand(s), {len(team.sources)} "
           f"source(s), {len(team.channels)} channel(s), {len(team.people)} people, "
           f"timezone {team.timezone}", file=out)
     messengers = [name for name, token in (("Slack", settings.slack_bot_token),

@@ -156,13 +156,24 @@ def environment(env_file: Path = Path(".env")) -> dict[str, str]:
 
 def load_settings() -> Settings:
     """Read the environment, or raise ConfigError naming each wrong variable."""
+    settings, problems, _wrong = read_settings()
+    if problems:
+        raise ConfigError(*problems)
+    return settings
+
+
+def read_settings() -> tuple[Settings, list[str], set[str]]:
+    """Read the environment as far as it is right: the settings with each wrong variable
+    at its default, a line for each problem, and the wrong variables' field names."""
     try:
-        return Settings()
+        return Settings(), [], set()
     except ValidationError as error:
-        raise ConfigError(*(
-            f"environment: {'.'.join(map(str, e['loc'])).upper()}: "
-            f"{str(e['msg']).removeprefix('Value error, ')}" for e in error.errors()
-        )) from None
+        problems = [f"environment: {'.'.join(map(str, e['loc'])).upper()}: "
+                    f"{str(e['msg']).removeprefix('Value error, ')}" for e in error.errors()]
+        wrong = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+        defaults = {name: Settings.model_fields[name].default for name in wrong
+                    if name in Settings.model_fields}
+        return Settings(**defaults), problems, wrong
 
 
 def load_team(path: Path, *, enabled_only: bool = True, check_sources: bool = True) -> Team:

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,9 @@ CHUNK = 500
 T = TypeVar("T")
 
 _CASE_FIELDS = [f.name for f in dataclasses.fields(Case) if f.name != "id"]
+# Orders cases by their priority, the most pressing first.
+_PRIORITY_RANK = sa.case({p.value: p.rank for p in Priority}, value=cases.c.priority,
+                         else_=len(Priority))
 
 
 def _chunks(items: Collection[T]) -> Iterator[list[T]]:
@@ -95,11 +99,12 @@ class SqlCaseRepository:
         case.version += 1
 
     async def list_open(self, *, limit: int = 500) -> list[Case]:
-        """Return open cases, earliest response deadline first."""
+        """Return open cases, earliest response deadline first (urgent first among equal
+        deadlines)."""
         rows = await self._conn.execute(
             select(cases)
             .where(cases.c.state.in_([s.value for s in OPEN_STATES]))
-            .order_by(cases.c.response_due_at.asc().nulls_last(), cases.c.id)
+            .order_by(cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
             .limit(limit)
         )
         return [_case(row) for row in rows]
