@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -19,6 +20,20 @@ LANGUAGES = sorted(languages())
 MODAL_LIMIT = 24
 BUTTON_LIMIT = 75
 LONGEST_ID = 99999
+
+
+# Words that stay as they are in every language: names of products, platforms, units.
+NAMES = {"socialcare", "Instagram", "Facebook", "VK", "YouTube", "X", "Telegram", "TikTok",
+         "Slack", "SLA", "CSV", "Markdown", "ID"}
+# A catalog lookup in the code or a template: t('key'), text("key"), catalog(f"key.{…}").
+LOOKUP = re.compile(r"""(?:\bt|\btext|catalog|\b_t)(?:\.has)?\(\s*f?(["'])([a-z_]+\.[^"'\s]+)\1""")
+SOURCES = sorted([*(ROOT / "socialcare").rglob("*.py"), *(ROOT / "socialcare").rglob("*.html")])
+
+
+def _words(text: str) -> list[str]:
+    """Return the words of a text that a translator would translate."""
+    bare = re.sub(r"\{[^}]*\}|https?://\S+|/\w+", " ", text)
+    return [w for w in re.findall(r"[^\W\d_]+", bare) if w not in NAMES]
 
 
 def _own_texts(language: str) -> dict[str, str]:
@@ -42,6 +57,48 @@ def test_every_shipped_language_has_every_english_key_with_the_same_placeholders
     for key, english in ENGLISH.items():
         assert placeholders(own[key]) == placeholders(english), key
         assert own[key].strip(), f"{key} is empty"
+
+
+@pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
+def test_no_text_is_left_in_english(language: str) -> None:
+    own = _own_texts(language)
+
+    # The same as English is right only for a text with nothing to translate (a title
+    # of placeholders, an icon, a platform's name).
+    untranslated = sorted(key for key, english in ENGLISH.items()
+                          if own.get(key) == english and _words(english))
+    assert untranslated == []
+
+
+def test_every_key_the_code_and_the_templates_look_up_is_in_the_catalog() -> None:
+    lookups = [(path.relative_to(ROOT), key) for path in SOURCES
+               for _quote, key in LOOKUP.findall(path.read_text(encoding="utf-8"))]
+    missing = []
+    for path, key in lookups:
+        # f"state.{…}" and 'console.role.' ~ role: some key must start so.
+        prefix = key.split("{", 1)[0] if "{" in key else key if key.endswith(".") else None
+        if prefix is not None and not any(k.startswith(prefix) for k in ENGLISH):
+            missing.append(f"{path}: {key}")
+        if prefix is None and key not in ENGLISH:
+            missing.append(f"{path}: {key}")
+
+    assert len(lookups) > 200  # the pattern still finds the lookups
+    assert missing == []
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_columns_of_a_table_have_different_headers(language: str) -> None:
+    catalog = load_catalog(language)
+    tables = {
+        "reports": ["console.reports.cases", "console.reports.median", "console.reports.within",
+                    "console.reports.met", "console.reports.missed", "console.reports.pending",
+                    "console.reports.dismissed"],
+        "wallboard": [k for k in ENGLISH if k.startswith("console.board.col_")],
+        "events": ["console.case.when", "console.case.who", "console.case.what"],
+    }
+    for name, keys in tables.items():
+        headers = [catalog(key) for key in keys]
+        assert len(set(headers)) == len(headers), (name, headers)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
