@@ -15,7 +15,7 @@
 Each command imports what it needs in its own function, so that `--help` and the
 quick commands start at once instead of loading Slack, Telegram, aiohttp and
 matplotlib first: this module imports only the standard library at the top (held by
-tests/unit/test_cli_imports.py; benchmark g measures the start).
+tests/unit/test_cli_imports.py; benchmark h measures the start).
 """
 
 from __future__ import annotations
