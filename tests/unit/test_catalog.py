@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
+import jinja2
 import pytest
+from jinja2 import nodes
 
 from socialcare.bot.catalog import Catalog, MissingText, placeholders
 from socialcare.settings import LOCALES, ConfigError, _flatten, languages, load_catalog, load_team
@@ -84,6 +88,44 @@ def test_every_key_the_code_and_the_templates_look_up_is_in_the_catalog() -> Non
 
     assert len(lookups) > 200  # the pattern still finds the lookups
     assert missing == []
+
+
+def _calls_with_a_literal_key() -> Iterator[tuple[str, str, set[str] | None]]:
+    """Yield (where, key, the placeholders it is given; None: some come as **kwargs)."""
+    names = {"t", "text", "catalog", "_catalog"}
+    for path in SOURCES:
+        source = path.read_text(encoding="utf-8")
+        where = str(path.relative_to(ROOT))
+        if path.suffix == ".py":
+            for node in ast.walk(ast.parse(source)):
+                if not isinstance(node, ast.Call) or not node.args:
+                    continue
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else \
+                    func.attr if isinstance(func, ast.Attribute) else None
+                key = node.args[0]
+                if name in names and isinstance(key, ast.Constant) and \
+                        isinstance(key.value, str) and key.value in ENGLISH:
+                    given = {k.arg for k in node.keywords}
+                    yield f"{where}:{node.lineno}", key.value, \
+                        None if None in given else {g for g in given if g}
+        else:
+            for call in jinja2.Environment().parse(source).find_all(nodes.Call):
+                if isinstance(call.node, nodes.Name) and call.node.name == "t" and \
+                        call.args and isinstance(call.args[0], nodes.Const):
+                    yield f"{where}:{call.lineno}", call.args[0].value, \
+                        None if call.dyn_kwargs else {k.key for k in call.kwargs}
+
+
+def test_every_lookup_gives_each_placeholder_its_text_needs() -> None:
+    calls = list(_calls_with_a_literal_key())
+    # A lookup given nothing hands the template on as it is (the browser fills it in).
+    short = [f"{where}: {key} lacks {sorted(placeholders(ENGLISH[key]) - given)}"
+             for where, key, given in calls
+             if given and placeholders(ENGLISH[key]) - given]
+
+    assert len(calls) > 200
+    assert short == []
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
