@@ -85,3 +85,17 @@ async def test_a_case_page_names_each_detail_in_the_team_s_language(
     assert board.count(SAYS[language][-1]) == 1
     assert f' urgent" id="case-{case_id}"' in board
     assert f'sla-calm" id="case-{calm.case_id}"' in board
+
+
+async def test_the_sign_in_page_names_both_ways_to_a_one_time_link(console_app: App) -> None:
+    text = console_app.deps.catalog
+
+    async with TestClient(TestServer(build_app(console_app, with_timers=False))) as http:
+        response = await http.get("/signin")
+        page = await response.text()
+
+    assert response.status == 200
+    assert text("console.signin.by_chat") in page
+    assert text("console.signin.by_server", command="socialcare console link ID") in page
+    assert "/console" in page and "socialcare console link ID" in page
+    assert text("console.signin.by_password") in page
