@@ -35,6 +35,8 @@ _CASE_FIELDS = [f.name for f in dataclasses.fields(Case) if f.name != "id"]
 # Orders cases by their priority, the most pressing first.
 _PRIORITY_RANK = sa.case({p.value: p.rank for p in Priority}, value=cases.c.priority,
                          else_=len(Priority))
+# Open cases in the order they are worked: earliest deadline, then the most pressing.
+_WORK_ORDER = (cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
 
 
 def _chunks(items: Collection[T]) -> Iterator[list[T]]:
@@ -104,7 +106,7 @@ class SqlCaseRepository:
         rows = await self._conn.execute(
             select(cases)
             .where(cases.c.state.in_([s.value for s in OPEN_STATES]))
-            .order_by(cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
+            .order_by(*_WORK_ORDER)
             .limit(limit)
         )
         return [_case(row) for row in rows]
@@ -112,7 +114,8 @@ class SqlCaseRepository:
     async def list_queue(self, holder: str, *, unclaimed: bool,
                          limit: int) -> tuple[list[Case], int]:
         """Return the open cases `holder` holds (and, with `unclaimed`, the new and
-        reopened ones), earliest response deadline first, at most `limit`; and the count."""
+        reopened ones), earliest response deadline first (urgent first among equal
+        deadlines), at most `limit`; and the count."""
         wanted = cases.c.claimed_by == holder
         if unclaimed:
             waiting = cases.c.state.in_([State.NEW.value, State.REOPENED.value])
@@ -120,7 +123,7 @@ class SqlCaseRepository:
         where = (cases.c.state.in_([s.value for s in OPEN_STATES]), wanted)
         rows = await self._conn.execute(
             select(cases).where(*where)
-            .order_by(cases.c.response_due_at.asc().nulls_last(), cases.c.id)
+            .order_by(*_WORK_ORDER)
             .limit(limit)
         )
         found = [_case(row) for row in rows]
