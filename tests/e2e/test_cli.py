@@ -51,8 +51,8 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("command", [[], ["run"], ["ingest"], ["check-config"], ["db"],
                                       ["db", "upgrade"], ["cases"], ["console"],
-                                      ["console", "password"], ["console", "signout"],
-                                      ["demo"], ["try-source"]])
+                                      ["console", "link"], ["console", "password"],
+                                      ["console", "signout"], ["demo"], ["try-source"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = subprocess.run([SCRIPT, *command, "--help"], capture_output=True, text=True,
                             timeout=30)
