@@ -628,7 +628,8 @@ async def _main(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError
 
     from socialcare.preflight import Unreachable, database_unreachable
-    from socialcare.settings import load_settings
+    from socialcare.settings import ConfigError, load_settings
+    from socialcare.storage.engine import UnknownSchema
 
     if args.command == "demo":  # reads no environment
         return await demo(sys.stdout, port=args.port, speed=args.speed, agents=args.agents)
@@ -641,6 +642,8 @@ async def _main(args: argparse.Namespace) -> int:
         return await _command(args, settings)
     except (OSError, DBAPIError) as error:
         raise Unreachable(database_unreachable(settings, error)) from error
+    except UnknownSchema as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
 
 
 async def _try_source(settings: Settings, name: str) -> int:

@@ -68,14 +68,17 @@ async def unreachable(settings: Settings, *, skip: Collection[str] = ()) -> list
 async def _database(settings: Settings) -> str | None:
     from sqlalchemy.exc import DBAPIError
 
-    from socialcare.storage.engine import create_engine, ping
+    from socialcare.storage.engine import UnknownSchema, check_schema, create_engine, ping
 
     engine = create_engine(settings.async_database_url)
     try:
         async with asyncio.timeout(CONNECT_SECONDS):
             await ping(engine)
+            await check_schema(engine)
     except (OSError, DBAPIError, TimeoutError) as error:
         return database_unreachable(settings, error)
+    except UnknownSchema as error:
+        return f"DATABASE_URL: {error}"
     finally:
         await engine.dispose()
     return None

@@ -21,6 +21,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_420_611
 
 
+class UnknownSchema(Exception):
+    """The database is at a migration this version does not have (a newer one made it)."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(f"the database is at migration {revision}, which this version of "
+                         "socialcare does not have: a newer version migrated it. Run that "
+                         "version, or point DATABASE_URL at another database")
+        self.revision = revision
+
+
 def create_engine(url: str) -> AsyncEngine:
     """Create the async engine for a database URL."""
     parsed = make_url(url)
@@ -63,15 +73,27 @@ async def upgrade_if_behind(engine: AsyncEngine) -> None:
     second of a command's start): by the revision the database records and the one
     the migration files end with."""
     head = _head_revision()
-    if head is not None:
-        try:
-            async with engine.connect() as conn:
-                found = await conn.execute(text("SELECT version_num FROM alembic_version"))
-                if [row[0] for row in found] == [head]:
-                    return
-        except DBAPIError:  # no such table yet: a new database
-            pass
+    if head is not None and await revisions(engine) == [head]:
+        return
     await upgrade(engine)
+
+
+async def revisions(engine: AsyncEngine) -> list[str]:
+    """Return the migrations the database records as applied (none for a new one)."""
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            return [str(row[0]) for row in found]
+    except DBAPIError:  # no such table yet: a new database
+        return []
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Raise UnknownSchema if the database is at a migration this version lacks."""
+    known = _known_revisions()
+    for revision in await revisions(engine):
+        if revision not in known:
+            raise UnknownSchema(revision)
 
 
 _REVISION = re.compile(r'^(down_revision|revision)\s*(?::[^=]*)?=\s*"([^"]*)"\s*$', re.M)
@@ -79,25 +101,43 @@ _REVISION = re.compile(r'^(down_revision|revision)\s*(?::[^=]*)?=\s*"([^"]*)"\s*
 
 def _head_revision() -> str | None:
     """Return the last migration's revision, if the files form one simple chain."""
-    revisions, parents = set(), set()
+    chain = _chain()
+    if chain is None:
+        return None  # a shape this reading does not know: let Alembic decide
+    heads = set(chain) - set(chain.values())
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _known_revisions() -> set[str]:
+    return set(_chain() or {})
+
+
+def _chain() -> dict[str, str | None] | None:
+    """Return each migration's revision and the one before it, read from the files."""
+    chain: dict[str, str | None] = {}
     for path in (MIGRATIONS / "versions").glob("*.py"):
         found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
         if "revision" not in found:
-            return None  # a shape this reading does not know: let Alembic decide
-        revisions.add(found["revision"])
-        parents.add(found.get("down_revision"))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
+            return None
+        chain[found["revision"]] = found.get("down_revision")
+    return chain
 
 
 def _upgrade(conn: Connection, revision: str) -> None:
     from alembic import command  # a third of a second: loaded only to migrate
     from alembic.config import Config
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
-    command.upgrade(config, revision)
+    try:
+        command.upgrade(config, revision)
+    except CommandError:
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if current is not None and current not in _known_revisions():
+            raise UnknownSchema(str(current)) from None
+        raise
 
 
 async def ping(engine: AsyncEngine) -> None:

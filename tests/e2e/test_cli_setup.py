@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import unicodedata
@@ -237,3 +238,20 @@ def test_a_wrong_role_lists_the_roles_by_name() -> None:
     assert ("invalid choice: 'worker' (choose from 'all', 'collectors', 'workers', "
             "'messengers', 'scheduler')") in result.stderr
     assert "Role." not in result.stderr
+
+
+def test_a_database_migrated_by_a_newer_version_is_named_on_one_line(tmp_path: Path) -> None:
+    # The message, not the back end, is under test: a SQLite file of its own.
+    env = _env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'newer.db'}")
+    assert _run(["db", "upgrade"], env, tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "newer.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '0999'")
+
+    for command in (["cases"], ["check-config"], ["run"]):
+        result = _run(command, env | {"HTTP_PORT": str(_free_port())}, tmp_path)
+        assert result.returncode != 0, command
+        assert _said(result) == [
+            "socialcare: DATABASE_URL: the database is at migration 0999, which this version "
+            "of socialcare does not have: a newer version migrated it. Run that version, or "
+            "point DATABASE_URL at another database"], result.stderr
+        assert "Traceback" not in result.stderr
