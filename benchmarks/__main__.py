@@ -1,6 +1,6 @@
 """Run every benchmark of socialcare, print the table and save it as JSON.
 
-    python -m benchmarks [--quick] [--only abcdefg] [--markdown]
+    python -m benchmarks [--quick] [--only abcdefgh] [--markdown]
 
   a. ingest throughput, SQLite and PostgreSQL, vs a bare SQLAlchemy insert
   b. SLA point lateness (fired − due) with 10,000 open cases
@@ -9,6 +9,7 @@
   e. main-tier time to card while 1,000 forum mentions arrive at once
   f. /report month over 1,000,000 cases (benchmarks.report_month)
   g. single-mention signed POST /ingest at concurrency 50, PostgreSQL, and its 5xx
+  h. the command line's start: socialcare --help and socialcare cases, whole commands
 
 Each figure is the median of several runs; a "÷" row is a ratio taken run by run in
 the same run. The run exits non-zero when a figure misses its target or fails.
@@ -41,6 +42,7 @@ from sqlalchemy.engine import make_url
 
 from benchmarks import (
     ack,
+    cli_start,
     concurrent_ingest,
     ingest,
     memory,
@@ -72,14 +74,17 @@ class Scale:
     card_runs: int
     report_runs: int
     concurrent_runs: int
+    cli_runs: int
 
 
 FULL = Scale(ingest_mentions=5_000, ingest_runs=5, sla_points=10_000, sla_window=60.0,
              sla_runs=3, memory_seconds=30.0, memory_runs=3, clicks=200, click_runs=3,
-             card_main=15, card_settle=60.0, card_runs=3, report_runs=5, concurrent_runs=3)
+             card_main=15, card_settle=60.0, card_runs=3, report_runs=5, concurrent_runs=3,
+             cli_runs=9)
 QUICK = Scale(ingest_mentions=1_000, ingest_runs=1, sla_points=2_500, sla_window=15.0,
               sla_runs=1, memory_seconds=10.0, memory_runs=1, clicks=100, click_runs=1,
-              card_main=10, card_settle=40.0, card_runs=1, report_runs=1, concurrent_runs=1)
+              card_main=10, card_settle=40.0, card_runs=1, report_runs=1, concurrent_runs=1,
+              cli_runs=5)
 OPEN_CASES = 10_000
 FORUM_BURST = 1_000
 REPORT_CASES = 1_000_000
@@ -122,6 +127,7 @@ def benchmarks(scale: Scale, quick: bool) -> dict[str, Callable[[], Awaitable[li
                                           log=progress),
         "f": lambda: report_figure(scale, quick),
         "g": lambda: concurrent_ingest.measure(runs=scale.concurrent_runs, log=progress),
+        "h": lambda: cli_start.measure(runs=scale.cli_runs, log=progress),
     }
 
 
@@ -159,7 +165,7 @@ def main() -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer and smaller runs (about 2-3 minutes): a smoke test")
-    parser.add_argument("--only", default="abcdefg", metavar="LETTERS",
+    parser.add_argument("--only", default="abcdefgh", metavar="LETTERS",
                         help="run only these benchmarks, e.g. --only ad (default: all)")
     parser.add_argument("--markdown", action="store_true",
                         help="also print the table in Markdown (for the README)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,21 +20,13 @@ from socialcare.bot.catalog import Catalog
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher, WebhookSender
 from socialcare.bot.team import Team
+from socialcare.roles import ALL_ROLES, Role
 from socialcare.settings import Settings
 from socialcare.storage.database import SqlUnitOfWork
 from socialcare.storage.queue import IngestQueue
 
+__all__ = ["ALL_ROLES", "PASSWORD_CHECKS_AT_ONCE", "Deps", "Role"]
 
-class Role(StrEnum):
-    """A part of the work a process takes on; any number of processes may share one."""
-
-    COLLECTORS = "collectors"  # poll sources; take pushed mentions (/ingest, /meta)
-    WORKERS = "workers"  # ingest: mentions into cases (and the queue the others fill)
-    MESSENGERS = "messengers"  # Slack and Telegram: clicks, commands, cards
-    SCHEDULER = "scheduler"  # SLA points, escalation steps, digests, reports, hand-offs
-
-
-ALL_ROLES = frozenset(Role)
 PASSWORD_CHECKS_AT_ONCE = 2
 
 

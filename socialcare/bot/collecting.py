@@ -121,19 +121,21 @@ async def ingest(mentions: Sequence[RawMention], *, pipeline: Pipeline,
 
 async def delivered(
     source: Source, mentions: Sequence[RawMention], *, uow: Callable[[], UnitOfWork],
-    clock: Clock,
+    clock: Clock, polled: bool = False,
 ) -> tuple[Alert, Alert] | None:
     """Note a pushed source's delivery in its health; return an alert change.
 
     Deliveries arrive side by side (fifty requests at once is ordinary), so the
     delivery is added in one step that no other can undo, never read and written
     back; the alert then moves only if it is still what was seen, so that one process
-    tells the team."""
+    tells the team. A source that is polled as well (Threads with webhooks) keeps the
+    health and note of its polls: the delivery only counts its items."""
     now = clock.now()
+    delivery = Delivery.of(mentions, now=now, items_only=polled)
     async with uow() as unit:
-        state = await unit.sources.add_delivery(source.name, Delivery.of(mentions, now=now))
+        state = await unit.sources.add_delivery(source.name, delivery)
         await unit.commit()
-    return await _move_alert(source, state, uow=uow, now=now, polled=False)
+    return await _move_alert(source, state, uow=uow, now=now, polled=polled)
 
 
 async def check_silence(

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from socialcare.bot import cards as card_views
+from socialcare.bot import sla
 from socialcare.bot.announcements.official import OfficialAnswers
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalation_card import EscalationView, render_escalation
@@ -444,13 +445,12 @@ class Dispatcher:
         if event.kind is EventKind.CLAIM_EXPIRED:
             holder = card_views.display_name(str(data.get("holder")), self._team, text)
             return Note(text("note.claim_expired", id=case.id, who=holder)), False
-        due = datetime.fromisoformat(data["due_at"])
         clock_name = data["clock"]
         point = data["point"]
         body = text(
             f"note.{clock_name}.{point}", id=case.id, percent=data["percent"],
             minutes=data["minutes_over"],
-            deadline=due.astimezone(self._team.zone).strftime("%H:%M"),
+            deadline=sla.parse_deadline(data).astimezone(self._team.zone).strftime("%H:%M"),
         )
         if data.get("late_seconds"):
             body += " " + text("note.late", minutes=round(data["late_seconds"] / 60))

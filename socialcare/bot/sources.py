@@ -78,6 +78,11 @@ def record_success(state: SourceState, found: list[RawMention], *, now: datetime
     state.last_success_at = now
     state.failures = 0
     state.note = note
+    record_items(state, found, now=now)
+
+
+def record_items(state: SourceState, found: list[RawMention], *, now: datetime) -> None:
+    """Count what a source brought and how late; its health is its polls' to tell."""
     state.items_found += len(found)
     if found:
         newest = max(m.published_at for m in found)
@@ -88,17 +93,21 @@ def record_success(state: SourceState, found: list[RawMention], *, now: datetime
 @dataclass(frozen=True)
 class Delivery:
     """What one delivery of a pushed source adds to its health: like a successful poll,
-    it counts its items, moves the last item time on, and clears the failures."""
+    it counts its items, moves the last item time on, and clears the failures — unless
+    the source is polled as well, whose polls alone tell its health (`items_only`)."""
 
     at: datetime
     count: int
     newest: datetime | None = None  # the latest publication time among the items
+    items_only: bool = False
 
     @classmethod
-    def of(cls, found: Sequence[RawMention], *, now: datetime) -> Delivery:
+    def of(cls, found: Sequence[RawMention], *, now: datetime,
+           items_only: bool = False) -> Delivery:
         """Return the delivery of these mentions, received now."""
         return cls(at=now, count=len(found),
-                   newest=max((m.published_at for m in found), default=None))
+                   newest=max((m.published_at for m in found), default=None),
+                   items_only=items_only)
 
     @property
     def lag_seconds(self) -> float | None:

@@ -14,7 +14,7 @@ from socialcare.bot.announcements.official import OfficialAnswers
 from socialcare.bot.cards import Button, CardView, display_name, render_card, warning_from
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, Escalation
-from socialcare.bot.model import Card, Event, Mention
+from socialcare.bot.model import Card, Event, EventKind, Mention
 from socialcare.bot.team import Person
 from socialcare.console.pages import Flash, local_time
 from socialcare.deps import Deps
@@ -27,8 +27,17 @@ ONE_CLICK = (ActionKind.CLAIM, ActionKind.RELEASE, ActionKind.ANSWERED, ActionKi
              ActionKind.DISMISS, ActionKind.HAND_BACK)
 # What the chat's commands say after the same action.
 _DONE = {ActionKind.CLAIM: "command.claimed", ActionKind.RESOLVE: "command.resolved"}
-# Event details worth showing, in this order.
-_DETAILS = ("text", "reason", "team", "note", "to", "holder", "label", "url")
+# Event details worth showing, in this order; each is named by `console.detail.<key>`.
+_DETAILS = ("text", "reason", "team", "note", "holder", "url")
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A detail of an event: what it is, its value, and a link if it is one."""
+
+    label: str
+    value: str
+    href: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class EventLine:
     at: str
     who: str
     what: str
-    details: list[tuple[str, str]]
+    details: list[Detail]
 
 
 @dataclass(frozen=True)
@@ -69,11 +78,39 @@ class CasePage:
 
 def _event_line(event: Event, deps: Deps) -> EventLine:
     text = deps.catalog
-    details = [(key, str(event.data[key])) for key in _DETAILS
-               if key in event.data and event.data[key] not in (None, "")]
+    data = event.data
+    what = text(f"console.event.{event.kind.value}")
+    if event.kind is EventKind.SLA_POINT:
+        what = _sla_point(data, deps)
+    details = [_detail(key, data[key], deps) for key in _DETAILS
+               if key in data and data[key] not in (None, "")]
     return EventLine(at=local_time(event.at, deps, seconds=True),
-                     who=display_name(event.actor, deps.team, text),
-                     what=text(f"console.event.{event.kind.value}"), details=details)
+                     who=display_name(event.actor, deps.team, text), what=what,
+                     details=details)
+
+
+def _sla_point(data: dict[str, Any], deps: Deps) -> str:
+    """Say which SLA point fell due, in the team's language (the event keeps no words)."""
+    key = f"console.sla_point.{data.get('clock')}_{data.get('point')}"
+    if not deps.catalog.has(key):
+        return deps.catalog("console.event.sla_point")
+    return deps.catalog(key, percent=data.get("percent", ""),
+                        minutes=data.get("minutes_over", ""))
+
+
+def _detail(key: str, value: object, deps: Deps) -> Detail:
+    text = deps.catalog
+    label = text(f"console.detail.{key}")
+    if key == "holder":
+        return Detail(label, display_name(str(value), deps.team, text))
+    if key == "team":
+        team = deps.team.second_line_team(str(value))
+        return Detail(label, team.title if team else str(value))
+    if key == "url":
+        url = str(value)
+        safe = url.startswith(("https://", "http://"))
+        return Detail(label, text("card.original") if safe else url, url if safe else None)
+    return Detail(label, str(value))
 
 
 def _channel_name(card: Card, deps: Deps) -> str:
@@ -125,7 +162,10 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
     return CasePage(
         view=view, mark=mark, warn=warn.isoformat() if warn else None, thread=thread,
         events=[_event_line(e, deps) for e in events],
-        cards=[_card_line(c, deps) for c in cards], escalation=escalation,
+        # A card for a messenger that is not set up will never be posted: not shown.
+        cards=[_card_line(c, deps) for c in cards
+               if c.message_id is not None or c.messenger in deps.messengers],
+        escalation=escalation,
         one_click=[(kind, offered[kind].label, offered[kind].style)
                    for kind in ONE_CLICK
                    if kind in offered and (works or kind is ActionKind.HAND_BACK)],

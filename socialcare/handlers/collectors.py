@@ -117,7 +117,8 @@ async def received(deps: Deps, source: Source, mentions: Sequence[RawMention],
     The delivery is stored by now, and the sender is answered that it is: a failure
     here is logged, never raised into the request."""
     try:
-        alert = await collecting.delivered(source, mentions, uow=deps.uow, clock=deps.clock)
+        alert = await collecting.delivered(source, mentions, uow=deps.uow, clock=deps.clock,
+                                           polled=deps.collectors.polled(source))
     except Exception:
         log.exception("source %s: a delivery of %d mention(s) is stored, but its health "
                       "could not be noted", source.name, len(mentions))

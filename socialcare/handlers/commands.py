@@ -16,7 +16,7 @@ from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, TeamFiguresOnly
-from socialcare.bot.model import Case, Mention
+from socialcare.bot.model import Case, Mention, Priority
 from socialcare.bot.team import Person
 from socialcare.console import access
 from socialcare.deps import Deps
@@ -163,7 +163,8 @@ def _queue_line(case: Case, first: Mention | None, deps: Deps) -> str:
                        now=deps.clock.now(), can_publish=False)
     words = " ".join((first.text if first else "").split())
     excerpt = words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")
-    return f"{view.title} · {view.sla.text} · {view.state_text} · {excerpt}"
+    urgent = f"{view.priority_text} · " if case.priority is Priority.URGENT else ""
+    return f"{urgent}{view.title} · {view.sla.text} · {view.state_text} · {excerpt}"
 
 
 async def _case(case_id: int, deps: Deps) -> ChatReply:

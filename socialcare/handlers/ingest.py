@@ -1,6 +1,7 @@
 """`POST /ingest`: signed JSON mentions from webhooks and social-listening platforms;
 `POST /ingest/{name}`: a listening platform's own JSON, mapped by the config;
-`GET|POST /meta/{name}`: Meta's webhooks (Facebook pages, Instagram).
+`GET|POST /meta/{name}`: Meta's webhooks (Facebook pages, Instagram);
+`GET|POST /threads/{name}`: Threads webhooks (replies and mentions) of a threads source.
 
 The body is one mention or a JSON list of them, at most 1 MiB, signed with
 `X-Signature: sha256=<hex HMAC-SHA256 of the raw body with INGEST_WEBHOOK_SECRET>`.
@@ -12,7 +13,9 @@ dropped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
 
 from aiohttp import web
 
@@ -21,6 +24,7 @@ from socialcare.adapters.collectors.push import Pushed, Refused
 from socialcare.adapters.collectors.signature import HEADER, verify
 from socialcare.bot.model import RawMention
 from socialcare.bot.pipeline import IngestResult
+from socialcare.bot.team import Source
 from socialcare.deps import Deps
 from socialcare.handlers import collectors
 from socialcare.handlers.bodies import TooLarge, read_body
@@ -28,6 +32,20 @@ from socialcare.handlers.bodies import TooLarge, read_body
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+WITH_WEBHOOKS = {"threads": " with webhooks (options app_secret_env, verify_token_env)"}
+
+
+class Receiver(Protocol):
+    """A pushed source's reader of deliveries (mapped, meta, threads)."""
+
+    async def receive(self, source: Source, pushed: Pushed, *,
+                      now: datetime) -> list[RawMention]: ...
+
+
+class Challenged(Protocol):
+    """A receiver that answers Meta's check of its endpoint."""
+
+    def challenge(self, query: Mapping[str, str]) -> str: ...
 
 
 def _problem(status: int, reason: str) -> web.Response:
@@ -64,24 +82,36 @@ def register(app: web.Application, deps: Deps) -> None:
         return await _pushed(request, deps, "mapped")
 
     async def meta_challenge(request: web.Request) -> web.Response:
-        return await _meta_challenge(request, deps)
+        return await _challenge(request, deps.collectors.meta, "meta")
 
     async def meta(request: web.Request) -> web.Response:
         return await _pushed(request, deps, "meta")
 
+    async def threads_challenge(request: web.Request) -> web.Response:
+        return await _challenge(request, deps.collectors.threads, "threads")
+
+    async def threads(request: web.Request) -> web.Response:
+        return await _pushed(request, deps, "threads")
+
     app.router.add_post("/ingest/{name}", mapped)
     app.router.add_get("/meta/{name}", meta_challenge)
     app.router.add_post("/meta/{name}", meta)
+    app.router.add_get("/threads/{name}", threads_challenge)
+    app.router.add_post("/threads/{name}", threads)
 
 
 async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
     """A pushed source's delivery: check, map, store; answer per mention."""
     name = request.match_info["name"]
-    receivers = deps.collectors.mapped if kind == "mapped" else deps.collectors.meta
+    by_kind: dict[str, Mapping[str, Receiver]] = {
+        "mapped": deps.collectors.mapped, "meta": deps.collectors.meta,
+        "threads": deps.collectors.threads}
+    receivers = by_kind[kind]
     receiver = receivers.get(name)
     source = deps.team.source(name)
     if receiver is None or source is None:
-        return _problem(404, f"no {kind} source named {name!r} in the config")
+        return _problem(404, f"no {kind} source{WITH_WEBHOOKS.get(kind, '')} named {name!r} "
+                             "in the config")
     try:
         body = await read_body(request, limit=MAX_BODY)
     except TooLarge as error:
@@ -98,14 +128,16 @@ async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
                       len(raws), name)
         return _problem(503, "storage is unavailable; nothing was stored, retry later")
     # Meta wants a 200 for every delivery it should not send again.
-    return _answer(raws, results, queued_status=200 if kind == "meta" else 202)
+    return _answer(raws, results, queued_status=202 if kind == "mapped" else 200)
 
 
-async def _meta_challenge(request: web.Request, deps: Deps) -> web.Response:
+async def _challenge(request: web.Request, receivers: Mapping[str, Challenged],
+                     kind: str) -> web.Response:
     """Meta's check of the endpoint: echo hub.challenge if the verify token matches."""
-    receiver = deps.collectors.meta.get(request.match_info["name"])
+    receiver = receivers.get(request.match_info["name"])
     if receiver is None:
-        return _problem(404, f"no meta source named {request.match_info['name']!r}")
+        return _problem(404, f"no {kind} source{WITH_WEBHOOKS.get(kind, '')} named "
+                             f"{request.match_info['name']!r}")
     try:
         return web.Response(text=receiver.challenge(request.query))
     except Refused as refused:

@@ -2,13 +2,16 @@
 
 Nothing is stored and no cursor moves: a team tunes an html source's selectors (or checks
 a token) against the live site without waiting for a poll. A disabled source can be
-tried too — that is how one is made ready to enable.
+tried too — that is how one is made ready to enable. The one thing kept is a renewed
+access token (TikTok, Threads, Google reviews): it goes to the database the app uses, as
+the app's own renewals do, since TikTok's old refresh token stops working once renewed.
 """
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -19,13 +22,17 @@ from socialcare.adapters.clock import SystemClock
 from socialcare.adapters.collectors import kinds
 from socialcare.bot.sources import Polled, SourceUnavailable
 from socialcare.bot.team import Team
+from socialcare.storage.database import create_engine, upgrade
+from socialcare.storage.tokens import SqlTokenStore
 
 SHOWN = 300  # characters of each item's text
 
 
 async def try_source(team: Team, name: str, *, environ: Mapping[str, str], out: TextIO,
-                     err: TextIO) -> int:
-    """Poll source `name` once from nothing and print its items; return the exit code."""
+                     err: TextIO, database_url: str | None = None) -> int:
+    """Poll source `name` once from nothing and print its items; return the exit code.
+
+    Sources whose tokens are renewed keep them in the database at `database_url`."""
     source = team.source(name)
     if source is None:
         known = ", ".join(s.name for s in team.sources if s.kind in kinds.POLLED) or "none"
@@ -36,10 +43,18 @@ async def try_source(team: Team, name: str, *, environ: Mapping[str, str], out: 
         print(f"socialcare try-source: {name} ({source.kind}) is not polled: it sends "
               "mentions to socialcare, there is nothing to fetch", file=err)
         return 2
-    async with aiohttp.ClientSession() as session:
+    async with AsyncExitStack() as stack:
+        tokens = None
+        if source.kind in kinds.RENEWS_TOKENS and database_url is not None:
+            engine = create_engine(database_url)
+            stack.push_async_callback(engine.dispose)
+            await upgrade(engine)
+            tokens = SqlTokenStore(engine)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
         try:
             built = kinds.build(replace(team, sources=(source,)), session=session,
-                                clock=SystemClock(), environ=environ, telegram_bot=None)
+                                clock=SystemClock(), environ=environ, telegram_bot=None,
+                                tokens=tokens)
         except ValueError as error:
             print(f"socialcare try-source: {error}", file=err)
             return 2

@@ -350,6 +350,27 @@ console_sessions = Table(
     Index(None, "expires_at"),
 )
 
+# Access tokens that sources renewed (see storage/tokens.py): the newest of each chain,
+# so a restart or another process does not fall back to the environment's stale one.
+source_tokens = Table(
+    "source_tokens",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("access_token", Text),
+    Column("refresh_token", Text),
+    Column("expires_at", UTCDateTime()),
+    Column("renewed_at", UTCDateTime()),
+    # SHA-256 of the environment's tokens the chain started from, and of earlier ones.
+    Column("seed", String(64), nullable=False),
+    Column("retired", Json, nullable=False),
+    Column("version", Integer, nullable=False),
+    # A renewal under way: who holds it and until when.
+    Column("claim", String(32)),
+    Column("claimed_until", UTCDateTime()),
+    Column("failure", Text),
+    Column("failed_at", UTCDateTime()),
+)
+
 # Announcements (see socialcare/bot/announcements/): each has a copy per place it goes
 # (a chat message, a mailbox, a webhook), brought in step by the deliverer.
 announcements = Table(

@@ -70,14 +70,15 @@ class SqlSourceStateRepository:
         at = literal(delivery.at, UTCDateTime())
         statement = dialect.insert(table).values(
             name=name, cursor={}, failures=0, items_found=delivery.count, alert=Alert.OK.value,
-            last_success_at=delivery.at, last_item_at=delivery.newest,
-            lag_seconds=delivery.lag_seconds, version=1)
+            last_success_at=None if delivery.items_only else delivery.at,
+            last_item_at=delivery.newest, lag_seconds=delivery.lag_seconds, version=1)
         changes: dict[str, Any] = {
-            "last_success_at": _later(table.c.last_success_at, at),
-            "failures": 0, "note": None,
             "items_found": table.c.items_found + delivery.count,
             "version": table.c.version + 1,
         }
+        if not delivery.items_only:
+            changes |= {"last_success_at": _later(table.c.last_success_at, at),
+                        "failures": 0, "note": None}
         if delivery.newest is not None:
             changes |= {"last_item_at": _later(table.c.last_item_at,
                                                literal(delivery.newest, UTCDateTime())),

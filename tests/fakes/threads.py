@@ -28,6 +28,15 @@ Endpoints and shapes from Meta's Threads documentation:
   the path) refreshes an unexpired long-lived token for 60 days: ``{"access_token",
   "token_type": "bearer", "expires_in"}``; an expired one cannot be refreshed.
 
+Webhooks (https://developers.facebook.com/docs/threads/webhooks): `verify` plays the
+subscription check (``GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…``);
+`reply_webhook` / `mention_webhook` build a notification as documented — ``{"app_id",
+"topic": "moderate" | "interaction", "target_id", "time", "subscription_id",
+"has_uid_field": false, "values": {"value": {…the media object…}, "field": "replies" |
+"mentions"}}`` — and `deliver` POSTs it serialised as Meta serialises its webhooks and
+signed with the Threads app secret (``X-Hub-Signature-256: sha256=<hex HMAC-SHA256>``).
+The documentation shows one notification per delivery and does not say how Meta retries.
+
 Lists page as ``{"data": [...], "paging": {"cursors": {"before", "after"}, "next"}}``
 (``next`` only when more remain). Errors use the Graph envelope ``{"error": {"message",
 "type", "code", "error_subcode", "fbtrace_id"}}``: an expired token is HTTP 400 code 190
@@ -51,11 +60,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import web
 
+from tests.fakes.meta import Handshake, WebhookDelivery, meta_json, sign
 from tests.fakes.server import Clock, FakeServer, Fault, Limit, Reply, SlidingWindow
 
 USER_ID = "17841400000000001"
+APP_ID = "1290000000000001"
+APP_SECRET = "threads-app-secret-for-tests"
 USERNAME = "kcell_kz"
 THREADS, CONVERSATION, MENTIONS = "threads.list", "conversation", "mentions"
 CREATE, PUBLISH, LIMIT, REFRESH = "threads.create", "threads_publish", "publishing_limit", \
@@ -123,6 +136,9 @@ class FakeThreads(FakeServer):
         self._ids = itertools.count(18_000_000_000_000_001)
         self._window = SlidingWindow(requests_per_hour, 3600.0)
         self.token = self.issue_token()
+        self.app_secret = APP_SECRET
+        self.deliveries: list[WebhookDelivery] = []
+        self.handshakes: list[Handshake] = []
 
     @property
     def url(self) -> str:
@@ -155,6 +171,63 @@ class FakeThreads(FakeServer):
                             root=to.root or to.id)
         self.posts.append(reply)
         return reply
+
+    # ------------------------------------------------------------------ webhooks
+
+    def reply_webhook(self, reply: ThreadsPost) -> dict[str, Any]:
+        """The `replies` notification of a reply on the profile's post."""
+        root = next(p for p in self.posts if p.id == reply.root)
+        value = reply.render({"id", "username", "text", "media_type", "permalink",
+                              "timestamp", "replied_to", "root_post"})
+        value["root_post"] = {"id": root.id, "owner_id": USER_ID, "username": root.username}
+        value["shortcode"] = value["permalink"].rsplit("/", 1)[-1]
+        return self._notification("moderate", root.id, "replies", value)
+
+    def mention_webhook(self, post: ThreadsPost) -> dict[str, Any]:
+        """The `mentions` notification of a post that tags the profile."""
+        value = post.render({"id", "username", "text", "media_type", "permalink",
+                             "timestamp"})
+        value.update(shortcode=value["permalink"].rsplit("/", 1)[-1], is_quote_post=False,
+                     has_replies=False)
+        return self._notification("interaction", post.id, "mentions", value)
+
+    def _notification(self, topic: str, target: str, field: str,
+                      value: dict[str, Any]) -> dict[str, Any]:
+        return {"app_id": APP_ID, "topic": topic, "target_id": target,
+                "time": int(self.now().timestamp()), "subscription_id": "2345670000000001",
+                "has_uid_field": False, "values": {"value": value, "field": field}}
+
+    async def deliver(self, body: dict[str, Any] | bytes, url: str, *,
+                      signature: str | None = None) -> WebhookDelivery:
+        """POST a notification to the app, signed with the app secret.
+
+        `signature`: None signs correctly; ``"bad"`` signs with a wrong secret;
+        ``"missing"`` sends none. A bytes `body` is sent verbatim."""
+        raw = body if isinstance(body, bytes) else meta_json(body)
+        headers = {"Content-Type": "application/json", "User-Agent": "facebookexternalua"}
+        if signature is None:
+            headers["X-Hub-Signature-256"] = sign(raw, self.app_secret)
+        elif signature == "bad":
+            headers["X-Hub-Signature-256"] = sign(raw, self.app_secret + "-wrong")
+        elif signature != "missing":
+            headers["X-Hub-Signature-256"] = signature
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+                session.post(url, data=raw, headers=headers) as response:
+            delivery = WebhookDelivery(body, raw, headers, response.status,
+                                       await response.text())
+        self.deliveries.append(delivery)
+        return delivery
+
+    async def verify(self, url: str, verify_token: str, challenge: str = "1158201444"
+                     ) -> tuple[int, str]:
+        """GET the callback URL as Meta's subscription check does; return (status, body)."""
+        params = {"hub.mode": "subscribe", "hub.verify_token": verify_token,
+                  "hub.challenge": challenge}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+                session.get(url, params=params) as response:
+            status, text = response.status, await response.text()
+        self.handshakes.append(Handshake(params, status, text))
+        return status, text
 
     # ------------------------------------------------------------------ HTTP
 

@@ -19,8 +19,14 @@ SECRETS = sorted(set(re.findall(r'_env = "([A-Z_]+)"', EXAMPLE)))
 
 
 def _all_enabled(tmp_path: Path) -> Path:
+    """The example with every source on, and the options shown commented out set too."""
     path = tmp_path / "all.toml"
-    path.write_text(EXAMPLE.replace("enabled = false", "enabled = true"), encoding="utf-8")
+    text = EXAMPLE.replace("enabled = false", "enabled = true")
+    text = text.replace('# app_secret_env = "THREADS_APP_SECRET"',
+                        'app_secret_env = "THREADS_APP_SECRET"')
+    text = text.replace('# verify_token_env = "THREADS_VERIFY_TOKEN"',
+                        'verify_token_env = "THREADS_VERIFY_TOKEN"')
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -48,6 +54,7 @@ async def test_every_source_of_the_example_is_built_from_the_environments_secret
                                   "aksay-news-comments"}
     assert set(built.mapped) == {"youscan"}
     assert set(built.meta) == {"meta"}
+    assert set(built.threads) == {"threads"}  # its webhooks, beside its polls
     assert set(built.telegram) == {"telegram-groups"}
     assert set(built.publishers) == {"vk", "youtube", "x", "meta", "telegram-groups", "tiktok",
                                      "threads", "shop-reviews"}
@@ -72,9 +79,23 @@ async def test_a_telegram_source_without_the_telegram_bot_says_what_to_set(
     team = load_team(_all_enabled(tmp_path))
 
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(ValueError, match="set TELEGRAM_BOT_TOKEN"):
+        with pytest.raises(ValueError, match="TELEGRAM_BOT_TOKEN is not set"):
             kinds.build(team, session=session, clock=clock,
                         environ={name: "set" for name in SECRETS}, telegram_bot=None)
+
+
+def test_every_missing_secret_is_a_problem_of_its_own_line(tmp_path: Path) -> None:
+    team = load_team(_all_enabled(tmp_path))
+
+    problems = kinds.problems(team, {}, telegram_bot=False)
+    complete = kinds.problems(team, {name: "set" for name in SECRETS}, telegram_bot=True)
+
+    # Every variable an enabled source needs is named, and the Telegram bot it reads with.
+    for name in SECRETS:
+        assert sum(f"environment: {name} is not set" in line for line in problems) == 1, name
+    assert any("TELEGRAM_BOT_TOKEN is not set" in line for line in problems)
+    assert all("\n" not in line for line in problems)
+    assert complete == []
 
 
 @pytest.mark.parametrize(
@@ -97,6 +118,9 @@ async def test_a_telegram_source_without_the_telegram_bot_says_what_to_set(
         ('app_id = "7300000000000000001"\n', "",
          "sources[9] (tiktok).options: refresh_token_env needs app_id and app_secret_env"),
         ("posts = 10", "posts = 0", "sources[10] (threads).options.posts: Input should be"),
+        ('# app_secret_env = "THREADS_APP_SECRET"', 'app_secret_env = "THREADS_APP_SECRET"',
+         "sources[10] (threads).options: webhooks need both app_secret_env and "
+         "verify_token_env"),
         ('locations = ["5500000000000000001", "5500000000000000002"]', "locations = []",
          "sources[11] (shop-reviews).options.locations: Tuple should have at least 1 item"),
         ('item = "div.search.post"', 'item = "div.search[["',

@@ -26,7 +26,8 @@ answered elsewhere (its reply newer than the review) is left alone.
 A reply is `accounts.locations.reviews.updateReply` (PUT `…/reviews/*/reply`): the
 owner's public reply (a second one replaces the first). The access token lasts an hour
 and is renewed with the refresh token at Google's token endpoint, also when the API
-answers 401; a 429 waits its Retry-After (a minute if none is given).
+answers 401; the renewed one is kept in the database, so every process uses one renewal
+an hour. A 429 waits its Retry-After (a minute if none is given).
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from socialcare.adapters.collectors.http import ApiRefused, request_json
-from socialcare.adapters.collectors.tokens import AccessToken, Grant, TokenExpired, expires
+from socialcare.adapters.collectors.tokens import (
+    AccessToken,
+    Grant,
+    Keeping,
+    TokenExpired,
+    expires,
+)
 from socialcare.bot.model import Author, Mention, RawMention
 from socialcare.bot.ports import Clock, Published, PublishFailed
 from socialcare.bot.sources import Polled, SourceUnavailable
@@ -73,7 +80,7 @@ class ReviewsCollector:
     can_publish = True
 
     def __init__(self, session: aiohttp.ClientSession, options: Options, *, client_secret: str,
-                 refresh_token: str, clock: Clock) -> None:
+                 refresh_token: str, clock: Clock, keeping: Keeping | None = None) -> None:
         self._session = session
         self._options = options
         self._clock = clock
@@ -83,7 +90,8 @@ class ReviewsCollector:
         self._locations = [f"accounts/{account}/locations/{loc.rsplit('/', 1)[-1]}"
                            for loc in options.locations]
         self.token = AccessToken(what="Google Business Profile", clock=clock,
-                                 refresh_token=refresh_token, renew=self._renew)
+                                 refresh_token=refresh_token, renew=self._renew,
+                                 keeping=keeping)
 
     async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
         """Read every location's new and changed reviews."""

@@ -40,7 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from socialcare.adapters import json_body
 from socialcare.adapters.collectors.http import request_json
 from socialcare.adapters.collectors.mention_json import BadMentions, check
-from socialcare.adapters.collectors.push import Pushed, Refused, hmac_sha256, same
+from socialcare.adapters.collectors.push import (
+    Pushed,
+    Refused,
+    check_hub_signature,
+    hub_challenge,
+)
 from socialcare.bot.model import Author, Mention, RawMention
 from socialcare.bot.pipeline import implausible_time
 from socialcare.bot.ports import Published, PublishFailed
@@ -49,7 +54,6 @@ from socialcare.bot.team import Source
 
 log = logging.getLogger(__name__)
 
-SIGNATURE = "X-Hub-Signature-256"
 # Page feed items that are someone saying something.
 FEED_ITEMS = frozenset({"comment", "post", "status", "photo", "video", "share"})
 # A permalink only makes a card's link better: asked for briefly, remembered per post.
@@ -90,17 +94,11 @@ class MetaReceiver:
 
     def challenge(self, query: Mapping[str, str]) -> str:
         """Answer Meta's endpoint check with its challenge, or refuse it."""
-        if query.get("hub.mode") != "subscribe" or not query.get("hub.challenge"):
-            raise Refused(400, "expected hub.mode=subscribe and a hub.challenge")
-        if not same(query.get("hub.verify_token"), self._verify_token):
-            raise Refused(403, "hub.verify_token does not match")
-        return query["hub.challenge"]
+        return hub_challenge(query, self._verify_token)
 
     def verify(self, pushed: Pushed) -> None:
         """Refuse a body that the app secret did not sign."""
-        if not same(pushed.headers.get(SIGNATURE),
-                    "sha256=" + hmac_sha256(self._app_secret, pushed.body)):
-            raise Refused(401, f"bad or missing {SIGNATURE} signature")
+        check_hub_signature(pushed, self._app_secret)
 
     async def receive(self, source: Source, pushed: Pushed, *,
                       now: datetime) -> list[RawMention]:

@@ -30,6 +30,25 @@ class Refused(Exception):
         self.status = status
 
 
+HUB_SIGNATURE = "X-Hub-Signature-256"
+
+
+def hub_challenge(query: Mapping[str, str], verify_token: str) -> str:
+    """Answer Meta's check of a webhook endpoint with its hub.challenge, or refuse it."""
+    if query.get("hub.mode") != "subscribe" or not query.get("hub.challenge"):
+        raise Refused(400, "expected hub.mode=subscribe and a hub.challenge")
+    if not same(query.get("hub.verify_token"), verify_token):
+        raise Refused(403, "hub.verify_token does not match")
+    return query["hub.challenge"]
+
+
+def check_hub_signature(pushed: Pushed, app_secret: str) -> None:
+    """Refuse a Meta delivery that the app secret did not sign (X-Hub-Signature-256)."""
+    if not same(pushed.headers.get(HUB_SIGNATURE),
+                "sha256=" + hmac_sha256(app_secret, pushed.body)):
+        raise Refused(401, f"bad or missing {HUB_SIGNATURE} signature")
+
+
 def hmac_sha256(secret: str, body: bytes) -> str:
     """Return the hex HMAC-SHA256 of a body."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -18,23 +18,33 @@ what it saw before; and how many of the day's 1,000 API replies are used, which
 the documented two steps: a TEXT container with `reply_to_id`, then `threads_publish`.
 
 The long-lived token lasts 60 days and is refreshed (`th_refresh_token`) once a day
-while the source runs; one that has expired cannot be refreshed: the poll fails saying
-so (error 190). Rate limits (errors 4, 17, 32, 613) stop the poll, keep what was read and
-wait ten minutes.
+while the source runs — once a day in all, whichever process, since the refreshed token
+is kept in the database; one that has expired cannot be refreshed: the poll fails saying
+so (error 190). Rate limits (errors 4, 17, 32, 613) stop the poll, keep what was read
+and wait ten minutes.
+
+With `app_secret_env` and `verify_token_env`, replies and mentions are also delivered
+by webhook (see threads_webhooks.py); polling goes on beside them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from socialcare.adapters.collectors.http import ApiRefused, request_json
-from socialcare.adapters.collectors.tokens import AccessToken, Grant, TokenExpired, expires
+from socialcare.adapters.collectors.tokens import (
+    AccessToken,
+    Grant,
+    Keeping,
+    TokenExpired,
+    expires,
+)
 from socialcare.bot.model import Author, Mention, RawMention
 from socialcare.bot.ports import Clock, Published, PublishFailed
 from socialcare.bot.sources import Polled, SourceUnavailable
@@ -50,6 +60,8 @@ REFRESH_EVERY = timedelta(days=1)
 MAX_PAGES = 5
 OVERLAP = timedelta(minutes=5)
 SEEN = 1000
+# Threads opened in July 2023: an earlier time is a wrong one, and the item is dated now.
+BEGAN = datetime(2023, 7, 1, tzinfo=UTC)
 
 
 class Options(BaseModel):
@@ -63,6 +75,16 @@ class Options(BaseModel):
     posts: int = Field(default=10, ge=1, le=100)
     mentions: bool = True
     backfill_hours: int = Field(default=24, ge=0)
+    # Webhooks (optional; polling goes on beside them): the Threads app's secret signs
+    # the deliveries, the verify token answers the endpoint check.
+    app_secret_env: str | None = None
+    verify_token_env: str | None = None
+
+    @model_validator(mode="after")
+    def _webhooks_need_both(self) -> Self:
+        if (self.app_secret_env is None) != (self.verify_token_env is None):
+            raise ValueError("webhooks need both app_secret_env and verify_token_env")
+        return self
 
 
 class ThreadsCollector:
@@ -71,7 +93,7 @@ class ThreadsCollector:
     can_publish = True
 
     def __init__(self, session: aiohttp.ClientSession, options: Options, *, token: str,
-                 clock: Clock) -> None:
+                 clock: Clock, keeping: Keeping | None = None) -> None:
         self._session = session
         self._options = options
         self._clock = clock
@@ -79,8 +101,9 @@ class ThreadsCollector:
         # The refresh endpoint has no version in its path.
         self._root = self._base.rsplit("/", 1)[0] if self._base.rsplit("/", 1)[-1].startswith(
             "v") else self._base
-        self._refreshed: datetime | None = None
-        self.token = AccessToken(what="Threads", clock=clock, token=token, renew=self._renew)
+        self._refresh_tried: datetime | None = None
+        self.token = AccessToken(what="Threads", clock=clock, token=token, renew=self._renew,
+                                 keeping=keeping)
 
     async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
         """Read new replies under the newest posts, and new mentions."""
@@ -142,7 +165,7 @@ class ThreadsCollector:
             for item in page.get("data") or []:
                 if not isinstance(item, dict) or not item.get("id") or not item.get("text"):
                     continue
-                published = _time(item.get("timestamp"), now)
+                published = time_of(item.get("timestamp"), now)
                 if published < since:
                     older = True
                     continue
@@ -151,7 +174,8 @@ class ThreadsCollector:
                 known.add(str(item["id"]))
                 seen.append(str(item["id"]))
                 newest = max(newest, published)
-                found.append(_mention(source, item, published, mention=place == "mentions"))
+                found.append(mention_of(source, item, published,
+                                             mention=place == "mentions"))
             after = ((page.get("paging") or {}).get("cursors") or {}).get("after")
             if older or not (page.get("paging") or {}).get("next") or not after:
                 break
@@ -177,12 +201,12 @@ class ThreadsCollector:
         return None
 
     async def _keep_token_fresh(self, now: datetime) -> None:
-        """Refresh the long-lived token once a day, before it can run out."""
-        if self._refreshed is not None and now - self._refreshed < REFRESH_EVERY:
+        """Refresh the long-lived token once a day (in whichever process), before it runs out."""
+        if self._refresh_tried is not None and now - self._refresh_tried < REFRESH_EVERY:
             return
-        self._refreshed = now
+        self._refresh_tried = now
         try:
-            await self.token.renewed(await self.token.current())
+            await self.token.refresh(REFRESH_EVERY)
         except SourceUnavailable as failure:
             # Not fatal yet: the token may be too new to refresh, or still good for weeks.
             log.warning("Threads: the access token was not refreshed: %s", failure)
@@ -238,8 +262,11 @@ def _graph_error(refused: ApiRefused) -> SourceUnavailable:
     return refused
 
 
-def _mention(source: Source, item: Mapping[str, Any], published: datetime, *,
-             mention: bool) -> RawMention:
+def mention_of(source: Source, item: Mapping[str, Any], published: datetime, *,
+               mention: bool) -> RawMention:
+    """Make a mention of a reply (under the brand's post) or a post mentioning the brand.
+
+    Polled and delivered by webhook alike, so that an item read both ways is one."""
     username = str(item.get("username") or "") or None
     post_id = str(item["id"])
     root = str((item.get("root_post") or {}).get("id") or "") or None
@@ -256,11 +283,14 @@ def _mention(source: Source, item: Mapping[str, Any], published: datetime, *,
     )
 
 
-def _time(value: Any, now: datetime) -> datetime:
-    """Threads times are ISO 8601 with a +0000 offset."""
+def time_of(value: Any, now: datetime) -> datetime:
+    """Read a Threads time (ISO 8601 with a +0000 offset); `now` if it is none or absurd."""
     if isinstance(value, str) and value:
         try:
-            return datetime.fromisoformat(value.replace("+0000", "+00:00").replace("Z", "+00:00"))
+            found = datetime.fromisoformat(value.replace("+0000", "+00:00")
+                                           .replace("Z", "+00:00"))
         except ValueError:
             return now
+        # A time without an offset is not Threads'; a future one the pipeline makes now.
+        return found if found.tzinfo is not None and found >= BEGAN else now
     return now

@@ -23,14 +23,16 @@ top comment (TikTok threads are one level deep).
 Errors come as HTTP 200 with a `code`: 40100 is the rate limit (the poll stops, keeps
 what it read and waits a minute), 40102 / 40105 an expired or revoked access token: it
 is renewed through `/tt_user/oauth2/refresh_token/` (a day's token, a year's refresh
-token) and the call made again once. Ids: a comment keeps TikTok's `comment_id`; its
-thread is `{video_id}:{top comment id}`.
+token) and the call made again once. TikTok rotates the refresh token at each renewal
+(the old one stops working): the new pair is kept in the database, so a restart or
+another process goes on with it, not with the environment's.
+
+Ids: a comment keeps TikTok's `comment_id`; its thread is `{video_id}:{top comment id}`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
@@ -39,13 +41,17 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from socialcare.adapters.collectors.http import request_json
-from socialcare.adapters.collectors.tokens import AccessToken, Grant, TokenExpired, expires
+from socialcare.adapters.collectors.tokens import (
+    AccessToken,
+    Grant,
+    Keeping,
+    TokenExpired,
+    expires,
+)
 from socialcare.bot.model import Author, Mention, RawMention
 from socialcare.bot.ports import Clock, Published, PublishFailed
 from socialcare.bot.sources import Polled, SourceUnavailable
 from socialcare.bot.team import Source
-
-log = logging.getLogger(__name__)
 
 RATE_LIMITED = frozenset({40100})
 TOKEN_REFUSED = frozenset({40102, 40104, 40105})
@@ -85,7 +91,8 @@ class TikTokCollector:
     can_publish = True
 
     def __init__(self, session: aiohttp.ClientSession, options: Options, *, access_token: str,
-                 refresh_token: str | None, app_secret: str | None, clock: Clock) -> None:
+                 refresh_token: str | None, app_secret: str | None, clock: Clock,
+                 keeping: Keeping | None = None) -> None:
         self._session = session
         self._options = options
         self._clock = clock
@@ -93,7 +100,8 @@ class TikTokCollector:
         self._app_secret = app_secret
         self.token = AccessToken(what="TikTok", clock=clock, token=access_token,
                                  refresh_token=refresh_token,
-                                 renew=self._renew if refresh_token else None)
+                                 renew=self._renew if refresh_token else None,
+                                 keeping=keeping)
 
     async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
         """Read the new comments under the account's newest videos."""
@@ -205,8 +213,6 @@ class TikTokCollector:
         if not data.get("access_token"):
             raise TokenExpired("TikTok token refresh: no access_token in the answer")
         new_refresh = data.get("refresh_token") or refresh
-        if new_refresh != refresh:
-            log.info("TikTok: the refresh token was renewed too; it is kept until restart")
         return Grant(str(data["access_token"]), expires(self._clock, data.get("expires_in")),
                      str(new_refresh) if new_refresh else None)
 

@@ -1,7 +1,7 @@
 """Announcements: their copies per place, Got it receipts, cases answered with them.
 
-Revision ID: 0013
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from socialcare.storage.schema import Id, Json, UTCDateTime
 
-revision = "0013"
-down_revision = "0011"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
