@@ -9,7 +9,8 @@
   e. main-tier time to card while 1,000 forum mentions arrive at once
   f. /report month over 1,000,000 cases (benchmarks.report_month)
   g. single-mention signed POST /ingest at concurrency 50, PostgreSQL, and its 5xx
-  h. ingest with word forms, language and topics vs exact-only matching; the language
+  h. the command line's start: socialcare --help and socialcare cases, whole commands
+  i. ingest with word forms, language and topics vs exact-only matching; the language
      detector's memory (benchmarks.understanding)
 
 Each figure is the median of several runs; a "÷" row is a ratio taken run by run in
@@ -43,6 +44,7 @@ from sqlalchemy.engine import make_url
 
 from benchmarks import (
     ack,
+    cli_start,
     concurrent_ingest,
     ingest,
     memory,
@@ -75,14 +77,17 @@ class Scale:
     card_runs: int
     report_runs: int
     concurrent_runs: int
+    cli_runs: int
 
 
 FULL = Scale(ingest_mentions=5_000, ingest_runs=5, sla_points=10_000, sla_window=60.0,
              sla_runs=3, memory_seconds=30.0, memory_runs=3, clicks=200, click_runs=3,
-             card_main=15, card_settle=60.0, card_runs=3, report_runs=5, concurrent_runs=3)
+             card_main=15, card_settle=60.0, card_runs=3, report_runs=5, concurrent_runs=3,
+             cli_runs=9)
 QUICK = Scale(ingest_mentions=1_000, ingest_runs=1, sla_points=2_500, sla_window=15.0,
               sla_runs=1, memory_seconds=10.0, memory_runs=1, clicks=100, click_runs=1,
-              card_main=10, card_settle=40.0, card_runs=1, report_runs=1, concurrent_runs=1)
+              card_main=10, card_settle=40.0, card_runs=1, report_runs=1, concurrent_runs=1,
+              cli_runs=5)
 OPEN_CASES = 10_000
 FORUM_BURST = 1_000
 REPORT_CASES = 1_000_000
@@ -125,7 +130,8 @@ def benchmarks(scale: Scale, quick: bool) -> dict[str, Callable[[], Awaitable[li
                                           log=progress),
         "f": lambda: report_figure(scale, quick),
         "g": lambda: concurrent_ingest.measure(runs=scale.concurrent_runs, log=progress),
-        "h": lambda: understanding.measure(count=scale.ingest_mentions // 2,
+        "h": lambda: cli_start.measure(runs=scale.cli_runs, log=progress),
+        "i": lambda: understanding.measure(count=scale.ingest_mentions // 2,
                                            runs=max(3, scale.ingest_runs), log=progress),
     }
 

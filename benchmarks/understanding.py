@@ -1,4 +1,4 @@
-"""h. Understanding at ingest: throughput with word forms, language and topics against
+"""i. Understanding at ingest: throughput with word forms, language and topics against
 exact-only brand matching, in the same run, on SQLite and PostgreSQL; and what the
 language detector costs in memory.
 
@@ -106,7 +106,7 @@ async def measure(*, count: int, runs: int, log: Any = print) -> list[Figure]:
                     url = stores.sqlite_url(Path(directory)) if backend == "sqlite" else pg
                     await stores.reset_database(url)
                     rates[name].append(await _rate(url, batches, matcher, cpu[name]))
-            log(f"  h. run {run + 1}/{runs}: " + ", ".join(
+            log(f"  i. run {run + 1}/{runs}: " + ", ".join(
                 f"{name} {values[-1]:,.0f}/s" for name, values in rates.items()))
     texts = [m.text for batch in ingest._corpus(1000) for m in batch]
     memory = _detector_growth(texts)
@@ -116,20 +116,20 @@ async def measure(*, count: int, runs: int, log: Any = print) -> list[Figure]:
         # neighbours, and each pipeline gets as many chances as the other.
         best, best_exact = max(rates[backend]), max(rates[f"{backend}_exact"])
         figures.append(at_least(
-            f"h. ingest with understanding ÷ exact-only, {title}", [best / best_exact], "×",
+            f"i. ingest with understanding ÷ exact-only, {title}", [best / best_exact], "×",
             TARGET_RATIO,
             note=f"best of {runs} alternating runs: word forms + language + topics + places "
                  f"{best:,.0f} mentions/s, exact-only brands {best_exact:,.0f}/s",
             detail={"mentions": count, "rates": rates, "cpu_us": cpu}))
         ratio = [e / f for f, e in zip(cpu[backend], cpu[f"{backend}_exact"], strict=True)]
         figures.append(at_least(
-            f"h. ingest CPU a mention, exact-only ÷ with understanding, {title}", ratio, "×",
+            f"i. ingest CPU a mention, exact-only ÷ with understanding, {title}", ratio, "×",
             note=f"this process's CPU time a mention (the database server's not counted), "
                  f"median: with understanding {sorted(cpu[backend])[runs // 2]:.0f} µs, "
                  f"exact-only {sorted(cpu[f'{backend}_exact'])[runs // 2]:.0f} µs; steadier "
                  f"than the throughput on a shared machine"))
     figures.append(at_most(
-        "h. language detector, RSS growth", [memory["after_kb"] - memory["before_kb"]], "MB",
+        "i. language detector, RSS growth", [memory["after_kb"] - memory["before_kb"]], "MB",
         TARGET_DETECTOR_MB,
         note=f"fresh process: resident {memory['before_kb']:.0f} MB before reading 1,000 mentions, "
              f"{memory['after_kb']:.0f} MB after (lingua, ru/kk/en, low-accuracy mode)"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
@@ -16,25 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from socialcare.adapters.collectors.kinds import Collectors
 from socialcare.adapters.telemetry import Telemetry
+from socialcare.bot.announcements.ports import Mailer
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher, WebhookSender
 from socialcare.bot.team import Team
+from socialcare.roles import ALL_ROLES, Role
 from socialcare.settings import Settings
 from socialcare.storage.database import SqlUnitOfWork
 from socialcare.storage.queue import IngestQueue
 
+__all__ = ["ALL_ROLES", "PASSWORD_CHECKS_AT_ONCE", "Deps", "Role"]
 
-class Role(StrEnum):
-    """A part of the work a process takes on; any number of processes may share one."""
-
-    COLLECTORS = "collectors"  # poll sources; take pushed mentions (/ingest, /meta)
-    WORKERS = "workers"  # ingest: mentions into cases (and the queue the others fill)
-    MESSENGERS = "messengers"  # Slack and Telegram: clicks, commands, cards
-    SCHEDULER = "scheduler"  # SLA points, escalation steps, digests, reports, hand-offs
-
-
-ALL_ROLES = frozenset(Role)
 PASSWORD_CHECKS_AT_ONCE = 2
 
 
@@ -53,6 +45,9 @@ class Deps:
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
     publishers: Mapping[str, Publisher] = field(default_factory=dict)
     webhooks: WebhookSender | None = None
+    # Announcements to e-mail audiences and to audiences' webhooks.
+    mailer: Mailer | None = None
+    announcement_webhooks: WebhookSender | None = None
     collectors: Collectors = field(default_factory=Collectors)
     roles: frozenset[Role] = ALL_ROLES
     # Where a process without the workers role hands its mentions over.

@@ -2,12 +2,20 @@
 
     socialcare run             serve HTTP, Slack and Telegram; run the SLA timers and cards
     socialcare ingest FILE     load mentions from JSON Lines (FILE or - for stdin)
-    socialcare check-config    check the environment and the config file
+    socialcare try-source NAME fetch a polled source once and print what it would collect
+    socialcare check-config    run every start-up check, try the database and Redis
     socialcare db upgrade      apply the database migrations
     socialcare cases           print the open cases with their time left
+    socialcare console link ID       print a one-time sign-in link to the web console
     socialcare console password ID   set a person's web-console password (read from stdin)
     socialcare console signout ID    end every web-console session of a person
+    socialcare inbox list|retry ID|drop ID   the queued mentions set aside as dead letters
     socialcare demo            the whole app with a bundled team, sample mentions and agents
+
+Each command imports what it needs in its own function, so that `--help` and the
+quick commands start at once instead of loading Slack, Telegram, aiohttp and
+matplotlib first: this module imports only the standard library at the top (held by
+tests/unit/test_cli_imports.py; benchmark h measures the start).
 """
 
 from __future__ import annotations
@@ -21,74 +29,34 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import aiohttp
-from aiohttp import web
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from telegram import BotCommand
-from telegram.ext import Application, ApplicationBuilder
+from socialcare.roles import ALL_ROLES, Role
 
-from socialcare.adapters.clock import SystemClock
-from socialcare.adapters.collectors import kinds
-from socialcare.adapters.collectors.webhook_reply import WebhookReplyPublisher, can_publish
-from socialcare.adapters.messengers.slack import SlackMessenger
-from socialcare.adapters.messengers.telegram import TelegramMessenger
-from socialcare.adapters.messengers.telegram_budget import SharedBudgets
-from socialcare.adapters.telemetry import Telemetry
-from socialcare.adapters.webhooks import SignedWebhookSender
-from socialcare.bot.dispatcher import Dispatcher
-from socialcare.bot.pipeline import Pipeline
-from socialcare.bot.ports import Clock, Messenger, Publisher
-from socialcare.bot.team import Source, Team
-from socialcare.console import admin as console_admin
-from socialcare.console import routes as console
-from socialcare.demo import show as demo_show
-from socialcare.deps import ALL_ROLES, Deps, Role
-from socialcare.handlers import (
-    cards,
-    collectors,
-    commands,
-    handoff,
-    health,
-    inbox_admin,
-    ingest,
-    scheduler,
-    terminal,
-    wakeups,
-    workers,
-)
-from socialcare.handlers import slack as slack_handlers
-from socialcare.handlers import telegram as telegram_handlers
-from socialcare.handlers.try_source import try_source
-from socialcare.settings import (
-    ConfigError,
-    Settings,
-    environment,
-    load_catalog,
-    load_settings,
-    load_team,
-)
-from socialcare.storage import redis as redis_store
-from socialcare.storage.budgets import RedisRateBudgets
-from socialcare.storage.database import create_engine, upgrade
-from socialcare.storage.queue import IngestQueue
-from socialcare.storage.tokens import SqlTokenStore
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp import web
+    from slack_bolt.async_app import AsyncApp
+    from telegram.ext import Application
+
+    from socialcare.adapters.mail import SmtpMailer
+    from socialcare.adapters.messengers.slack import SlackMessenger
+    from socialcare.adapters.telemetry import Telemetry
+    from socialcare.adapters.webhooks import SignedWebhookSender
+    from socialcare.bot.dispatcher import Dispatcher
+    from socialcare.bot.ports import Clock, Publisher
+    from socialcare.bot.team import Source, Team
+    from socialcare.deps import Deps
+    from socialcare.settings import Settings
+    from socialcare.storage.budgets import RedisRateBudgets
+
+    TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 
 log = logging.getLogger("socialcare")
 
-TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 # What Telegram sends us: commands, replies and group messages; clicks; channel posts.
 UPDATES = ["message", "callback_query", "channel_post"]
+DEMO_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -108,15 +76,43 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
     """Build the app's parts from settings, migrate the database, and close all at the end.
 
     `extra_publishers` publish replies for sources by name (the demo keeps them locally)."""
+    import aiohttp
+
+    from socialcare import preflight
+    from socialcare.adapters.clock import SystemClock
+    from socialcare.adapters.collectors import kinds
+    from socialcare.adapters.messengers.telegram import TelegramMessenger
+    from socialcare.adapters.telemetry import Telemetry
+    from socialcare.bot.dispatcher import Dispatcher
+    from socialcare.bot.pipeline import Pipeline
+    from socialcare.bot.ports import Messenger
+    from socialcare.console import routes as console
+    from socialcare.deps import Deps
+    from socialcare.handlers import slack as slack_handlers
+    from socialcare.handlers import telegram as telegram_handlers
+    from socialcare.settings import ConfigError, environment, load_catalog, load_team
+    from socialcare.storage import redis as redis_store
+    from socialcare.storage.budgets import RedisRateBudgets
+    from socialcare.storage.engine import create_engine, upgrade_if_behind
+    from socialcare.storage.queue import IngestQueue
+    from socialcare.storage.tokens import SqlTokenStore
+
     team = load_team(settings.config_file)
+    environ = environment()
+    problems = preflight.problems(settings, team, environ=environ)
+    if problems:
+        raise ConfigError(*problems)
     catalog = load_catalog(team.language)
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.async_database_url)
         stack.push_async_callback(engine.dispose)
-        await upgrade(engine)
+        await upgrade_if_behind(engine)
         redis = redis_store.connect(settings.redis_url)
         stack.push_async_callback(redis.aclose)
+        if settings.redis_url is not None:
+            # Unreachable at start is a wrong setting; an outage later is waited out.
+            await preflight.check_redis(redis, settings.redis_url)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         publishers = _publishers(settings, team.sources, session)
         telemetry = Telemetry()
@@ -135,7 +131,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
                 telegram.bot, observe=telemetry.messenger_call, budget_taken=True)
         try:
             collecting = kinds.build(
-                team, session=session, clock=clock, environ=environment(),
+                team, session=session, clock=clock, environ=environ,
                 telegram_bot=telegram.bot if telegram is not None else None,
                 team_chats=team.own_chats("telegram"), tokens=SqlTokenStore(engine))
         except ValueError as error:
@@ -146,8 +142,9 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
             settings=settings, team=team, catalog=catalog, clock=clock, engine=engine,
             redis=redis, pipeline=Pipeline(team, clock=clock), telemetry=telemetry,
             messengers=messengers, publishers=publishers, collectors=collecting,
-            webhooks=_webhooks(settings, team, session), roles=roles,
-            queue=IngestQueue(engine, redis),
+            webhooks=_webhooks(settings, session), roles=roles,
+            queue=IngestQueue(engine, redis), mailer=_mailer(settings),
+            announcement_webhooks=_announcement_webhooks(settings, session),
         )
         if bolt is not None:
             slack_handlers.register(bolt, deps)
@@ -164,37 +161,56 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
 def _publishers(
     settings: Settings, sources: Sequence[Source], session: aiohttp.ClientSession
 ) -> dict[str, Publisher]:
+    from socialcare.adapters.collectors.webhook_reply import WebhookReplyPublisher, can_publish
+
     publishing = [source for source in sources if can_publish(source)]
-    if publishing and settings.ingest_webhook_secret is None:
-        raise ConfigError(
-            f"environment: INGEST_WEBHOOK_SECRET is needed to sign replies to source "
-            f"{publishing[0].name!r} (it has a reply_url)"
-        )
+    # Without the secret preflight has refused to start.
     if not publishing or settings.ingest_webhook_secret is None:
         return {}
     publisher = WebhookReplyPublisher(session, settings.ingest_webhook_secret.get_secret_value())
     return {source.name: publisher for source in publishing}
 
 
-def _webhooks(
-    settings: Settings, team: Team, session: aiohttp.ClientSession
-) -> SignedWebhookSender | None:
-    with_webhook = [t.name for t in team.second_line if t.webhook_url]
-    if with_webhook and settings.handoff_webhook_secret is None:
-        raise ConfigError(f"environment: HANDOFF_WEBHOOK_SECRET is needed to sign hand-offs "
-                          f"to second-line team {with_webhook[0]!r} (it has a webhook_url)")
+def _webhooks(settings: Settings, session: aiohttp.ClientSession) -> SignedWebhookSender | None:
+    from socialcare.adapters.webhooks import SignedWebhookSender
+
     if settings.handoff_webhook_secret is None:
         return None
     return SignedWebhookSender(session, settings.handoff_webhook_secret.get_secret_value())
 
 
+def _mailer(settings: Settings) -> SmtpMailer | None:
+    from socialcare.adapters.mail import SmtpMailer
+
+    if settings.smtp_url is None or not settings.smtp_from:
+        return None  # preflight refused a config that mails without them
+    return SmtpMailer(settings.smtp_url.get_secret_value(), settings.smtp_from,
+                      ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None)
+
+
+def _announcement_webhooks(
+    settings: Settings, session: aiohttp.ClientSession
+) -> SignedWebhookSender | None:
+    from socialcare.adapters.webhooks import SignedWebhookSender
+
+    secret = settings.announcement_webhook_secret
+    return None if secret is None else SignedWebhookSender(session, secret.get_secret_value())
+
+
 def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMessenger]:
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.http_retry.builtin_async_handlers import (
+        AsyncConnectionErrorRetryHandler,
+        AsyncRateLimitErrorRetryHandler,
+        AsyncServerErrorRetryHandler,
+    )
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from socialcare.adapters.messengers.slack import SlackMessenger
+
     assert settings.slack_bot_token is not None
     token = settings.slack_bot_token.get_secret_value()
     base_url = str(settings.slack_api_url)
-    if settings.slack_app_token is None and settings.slack_signing_secret is None:
-        raise ConfigError("environment: SLACK_SIGNING_SECRET is needed for Slack over HTTP "
-                          "(or set SLACK_APP_TOKEN for Socket Mode)")
     # Clicks and commands: retry a 429 or a 5xx inside the call, the person is waiting.
     interactive = AsyncWebClient(token=token, base_url=base_url, retry_handlers=[
         AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=2),
@@ -215,10 +231,11 @@ def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMes
 
 
 def _telegram(settings: Settings, budgets: RedisRateBudgets) -> TelegramApp:
+    from telegram.ext import ApplicationBuilder
+
+    from socialcare.adapters.messengers.telegram_budget import SharedBudgets
+
     assert settings.telegram_bot_token is not None
-    if settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is None:
-        raise ConfigError("environment: TELEGRAM_WEBHOOK_SECRET is needed with "
-                          "TELEGRAM_WEBHOOK_URL (1-256 characters: A-Z a-z 0-9 _ -)")
     base_url = str(settings.telegram_api_url)
     builder = (
         ApplicationBuilder()
@@ -239,6 +256,23 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
     Every process answers /healthz and /metrics. Collectors take /ingest and /meta and
     poll the sources; messengers take Slack's and Telegram's requests and keep the
     cards; the scheduler fires timers; workers read the ingest queue."""
+    from aiohttp import web
+
+    from socialcare.console import routes as console
+    from socialcare.handlers import (
+        announcing,
+        cards,
+        collectors,
+        handoff,
+        health,
+        ingest,
+        scheduler,
+        wakeups,
+        workers,
+    )
+    from socialcare.handlers import slack as slack_handlers
+    from socialcare.handlers import telegram as telegram_handlers
+
     deps = app.deps
     roles = deps.roles
     web_app = web.Application(client_max_size=ingest.MAX_BODY)
@@ -261,6 +295,8 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
             web_app.cleanup_ctx.append(_run_socket_mode(app.bolt, deps))
         if deps.messengers:
             cards.register(web_app, app.dispatcher, deps)
+        if with_timers:
+            announcing.register(web_app, deps)
     if with_timers and Role.SCHEDULER in roles:
         scheduler.register(web_app, deps)
     if with_timers and Role.COLLECTORS in roles:
@@ -274,6 +310,10 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
 def _run_telegram(
     application: TelegramApp, deps: Deps
 ) -> Callable[[web.Application], AsyncIterator[None]]:
+    from telegram import BotCommand
+
+    from socialcare.handlers import commands
+
     async def run(_web_app: web.Application) -> AsyncIterator[None]:
         await application.initialize()
         await application.bot.set_my_commands([
@@ -305,6 +345,8 @@ def _run_telegram(
 def _run_socket_mode(
     bolt: AsyncApp, deps: Deps
 ) -> Callable[[web.Application], AsyncIterator[None]]:
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
     async def run(_web_app: web.Application) -> AsyncIterator[None]:
         token = deps.settings.slack_app_token
         assert token is not None
@@ -330,6 +372,10 @@ async def serve(app: App, *, host: str, port: int,
     """Serve HTTP, the messengers and the timers until SIGINT or SIGTERM.
 
     `extend` adds to the HTTP app before it starts; `ready` runs once it listens."""
+    from aiohttp import web
+
+    from socialcare.console import access
+
     deps = app.deps
     # A taken port stops the process before any loop (started by the runner's setup)
     # has done any work: try the address first, as the site will bind it.
@@ -345,10 +391,16 @@ async def serve(app: App, *, host: str, port: int,
         except OSError as error:  # taken in the moment since the check
             raise CannotListen(host, port, error) from error
         roles = "all" if deps.roles == ALL_ROLES else "+".join(sorted(deps.roles))
-        log.info("socialcare is up on http://%s:%d as %s (database: %s, redis: %s)",
-                 f"[{host}]" if ":" in host else host, port, roles,
+        address = access.local_address(host, port)
+        log.info("socialcare is up on %s as %s (database: %s, redis: %s)", address, roles,
                  _redacted(deps.settings.async_database_url),
                  "server" if deps.settings.redis_url else "in-process")
+        if Role.MESSENGERS in deps.roles:
+            console = access.console_url(deps) or address
+            chat = ", or /console in Slack or Telegram" if deps.messengers else ""
+            log.info("web console: %s/ — sign in with a one-time link from `socialcare "
+                     "console link PERSON-ID`%s; or with a password set by `socialcare "
+                     "console password PERSON-ID`", console, chat)
         if not deps.messengers:
             log.info("no messenger configured: collecting, tracking SLAs and logging only")
         stop = asyncio.Event()
@@ -375,20 +427,49 @@ async def _check_address(host: str, port: int) -> None:
 
 
 def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def check_config(settings: Settings, out: TextIO) -> int:
-    """Load the config file and report what it holds."""
-    team = load_team(settings.config_file)
+async def check_config(out: TextIO, err: TextIO) -> int:
+    """Run every check that start-up runs and try the database and Redis; print each
+    problem on a line of its own. Return 0 when `run` would start."""
+    from socialcare import preflight
+    from socialcare.settings import ConfigError, environment, load_team, read_settings
+
+    # A wrong variable is named and stands at its default for the other checks.
+    settings, problems, wrong_variables = read_settings()
+    team: Team | None = None
+    try:
+        team = load_team(settings.config_file)
+    except ConfigError as error:
+        problems += error.problems
+    if team is not None:
+        problems += preflight.problems(settings, team, environ=environment())
+    wrong = len(problems)
+    problems += await preflight.unreachable(settings, skip=wrong_variables)
+    for problem in problems:
+        print(f"socialcare: {problem}", file=err)
+    if problems:
+        return 2 if wrong else 1
+    assert team is not None
     print(f"{settings.config_file}: ok — {len(team.brands)} brand(s), {len(team.sources)} "
           f"source(s), {len(team.channels)} channel(s), {len(team.people)} people, "
           f"timezone {team.timezone}", file=out)
+    messengers = [name for name, token in (("Slack", settings.slack_bot_token),
+                                           ("Telegram", settings.telegram_bot_token)) if token]
+    print(f"environment: ok — messengers: {', '.join(messengers) or 'none'}", file=out)
+    print(f"database: answers at {_redacted(settings.async_database_url)}", file=out)
+    print("redis: " + (f"answers at {preflight.redacted_redis(settings.redis_url)}"
+                       if settings.redis_url else "in-process (REDIS_URL is not set)"), file=out)
     return 0
 
 
 async def db_upgrade(settings: Settings, out: TextIO) -> int:
     """Apply the migrations."""
+    from socialcare.storage.engine import create_engine, upgrade
+
     engine = create_engine(settings.async_database_url)
     try:
         await upgrade(engine)
@@ -398,12 +479,34 @@ async def db_upgrade(settings: Settings, out: TextIO) -> int:
     return 0
 
 
-async def demo(out: TextIO, *, port: int = demo_show.DEFAULT_PORT, speed: float = 1.0,
-               agents: bool = True, data_dir: Path = demo_show.DATA_DIR,
+async def open_cases(settings: Settings, out: TextIO, *, limit: int) -> int:
+    """Print the open cases. Only the database is read: no Redis, messengers or sources."""
+    from socialcare.adapters.clock import SystemClock
+    from socialcare.handlers.terminal import print_cases
+    from socialcare.settings import load_team
+    from socialcare.storage.engine import create_engine, upgrade_if_behind
+    from socialcare.storage.repositories import SqlCaseRepository, SqlMentionRepository
+
+    team = load_team(settings.config_file, check_sources=False)
+    engine = create_engine(settings.async_database_url)
+    try:
+        await upgrade_if_behind(engine)
+        async with engine.connect() as conn:
+            return await print_cases(SqlCaseRepository(conn), SqlMentionRepository(conn),
+                                     team=team, clock=SystemClock(), out=out, limit=limit)
+    finally:
+        await engine.dispose()
+
+
+async def demo(out: TextIO, *, port: int = DEMO_PORT, speed: float = 1.0,
+               agents: bool = True, data_dir: Path | None = None,
                seed: int | None = None) -> int:
     """Run the demo until SIGINT or SIGTERM: the bundled team on a fresh embedded database,
     the sample mentions arriving `speed` times faster than written, simulated agents."""
-    settings = demo_show.demo_settings(port=port, data_dir=data_dir)
+    from socialcare.adapters.clock import SystemClock
+    from socialcare.demo import show as demo_show
+
+    settings = demo_show.demo_settings(port=port, data_dir=data_dir or demo_show.DATA_DIR)
     demo_show.reset(settings)
     clock = SystemClock()
     async with runtime(settings, clock=clock,
@@ -429,6 +532,16 @@ def _speed(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="socialcare",
@@ -442,7 +555,8 @@ def _parser() -> argparse.ArgumentParser:
                                           "SLA timers until stopped (Ctrl-C).")
     run.add_argument("--host", help="listen address (default: HTTP_HOST or 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default: HTTP_PORT or 8080)")
-    run.add_argument("--role", action="append", choices=["all", *Role], dest="roles",
+    run.add_argument("--role", action="append", choices=["all", *(r.value for r in Role)],
+                     dest="roles",
                      help="what this process does (repeatable; default all): collectors "
                           "poll and take pushed mentions, workers ingest them, messengers "
                           "serve Slack and Telegram, scheduler fires the timers")
@@ -458,23 +572,35 @@ def _parser() -> argparse.ArgumentParser:
                     "first poll would, and print every item it finds; nothing is stored. "
                     "Disabled sources can be tried too.")
     trial.add_argument("name", help="the source's name in the config's [[sources]]")
-    commands.add_parser("check-config", help="check the environment and the config file",
-                        description="Check the environment and the config file; name any "
-                                    "wrong key.")
+    commands.add_parser(
+        "check-config", help="check the environment and the config file",
+        description="Run every check that `socialcare run` runs at start and try the "
+                    "database and Redis; print each problem on a line of its own. Exits 0 "
+                    "when run would start.")
     db = commands.add_parser("db", help="database maintenance", description="Database "
                              "maintenance.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_commands.add_parser("upgrade", help="apply the migrations (also done at start)",
                            description="Apply the Alembic migrations up to the latest.")
     cases = commands.add_parser("cases", help="print the open cases with their time left",
-                                description="Print the open cases, earliest deadline first.")
-    cases.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
+                                description="Print the open cases, earliest deadline first "
+                                            "(urgent ones first among equal deadlines).")
+    cases.add_argument("--limit", type=_count, default=200,
+                       help="at most this many (default 200)")
     console_parser = commands.add_parser(
         "console", help="web console administration",
-        description="Web console administration. People sign in with a one-time link from "
-                    "/console in Slack or Telegram, or with a password set here.")
+        description="Web console administration. People sign in with a one-time link (from "
+                    "`console link` here, or /console in Slack or Telegram) or with a "
+                    "password set here.")
     console_commands = console_parser.add_subparsers(dest="console_command", required=True,
                                                      metavar="COMMAND")
+    link = console_commands.add_parser(
+        "link", help="print a one-time sign-in link for a person",
+        description="Print a one-time link that signs a person of the roster in to the web "
+                    "console (15 minutes, one use): for the machine's owner, before any "
+                    "messenger is set up. It points at CONSOLE_URL, or at HTTP_HOST and "
+                    "HTTP_PORT when that is not set.")
+    link.add_argument("person", help="the person's id in the config's [[people]]")
     password = console_commands.add_parser(
         "password", help="set a person's console password (read from stdin)",
         description="Set the console password of a person of the roster. The password is "
@@ -511,8 +637,8 @@ def _parser() -> argparse.ArgumentParser:
                     "the web console's address and how to sign in. The database "
                     "(data/demo.db) is new at every start; the environment is not read and "
                     "no network is touched. Ctrl-C stops it.")
-    show.add_argument("--port", type=int, default=demo_show.DEFAULT_PORT,
-                      help=f"listen port on 127.0.0.1 (default {demo_show.DEFAULT_PORT})")
+    show.add_argument("--port", type=int, default=DEMO_PORT,
+                      help=f"listen port on 127.0.0.1 (default {DEMO_PORT})")
     show.add_argument("--speed", type=_speed, default=1.0,
                       help="how many times faster the sample arrives and the agents work "
                            "(default 1; SLA clocks keep real time)")
@@ -521,18 +647,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _main(args: argparse.Namespace, settings: Settings) -> int:
-    out = sys.stdout
+async def _main(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from socialcare.preflight import Unreachable, database_unreachable
+    from socialcare.settings import ConfigError, load_settings
+    from socialcare.storage.engine import UnknownSchema
+
+    if args.command == "demo":  # reads no environment
+        return await demo(sys.stdout, port=args.port, speed=args.speed, agents=args.agents)
     if args.command == "check-config":
-        return await check_config(settings, out)
+        return await check_config(sys.stdout, sys.stderr)
+    settings = load_settings()
+    if args.command == "try-source":  # the network, not the database
+        return await _try_source(settings, args.name)
+    try:
+        return await _command(args, settings)
+    except (OSError, DBAPIError) as error:
+        raise Unreachable(database_unreachable(settings, error)) from error
+    except UnknownSchema as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
+
+
+async def _try_source(settings: Settings, name: str) -> int:
+    from socialcare.handlers.try_source import try_source
+    from socialcare.settings import environment, load_team
+
+    return await try_source(load_team(settings.config_file, enabled_only=False), name,
+                            environ=environment(), out=sys.stdout, err=sys.stderr,
+                            database_url=settings.async_database_url)
+
+
+async def _command(args: argparse.Namespace, settings: Settings) -> int:
+    out = sys.stdout
     if args.command == "db":
         return await db_upgrade(settings, out)
-    if args.command == "demo":
-        return await demo(out, port=args.port, speed=args.speed, agents=args.agents)
-    if args.command == "try-source":
-        return await try_source(load_team(settings.config_file, enabled_only=False),
-                                args.name, environ=environment(), out=out, err=sys.stderr,
-                                database_url=settings.async_database_url)
+    if args.command == "cases":
+        return await open_cases(settings, out, limit=args.limit)
     roles = ALL_ROLES if args.command != "run" or not args.roles or "all" in args.roles \
         else frozenset(Role(role) for role in args.roles)
     if roles != ALL_ROLES and settings.redis_url is None:
@@ -545,26 +696,32 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
             await serve(app, host=args.host or settings.http_host,
                         port=args.port if args.port is not None else settings.http_port)
             return 0
-        if args.command == "inbox" and args.inbox_command == "list":
-            return await inbox_admin.list_letters(deps, out)
-        if args.command == "inbox" and args.inbox_command == "retry":
-            return await inbox_admin.retry(deps, args.id, out)
         if args.command == "inbox":
+            from socialcare.handlers import inbox_admin
+
+            if args.inbox_command == "list":
+                return await inbox_admin.list_letters(deps, out)
+            if args.inbox_command == "retry":
+                return await inbox_admin.retry(deps, args.id, out)
             return await inbox_admin.drop(deps, args.id, out)
-        if args.command == "console" and args.console_command == "signout":
-            return await console_admin.sign_out_everywhere(deps, args.person, out)
         if args.command == "console":
+            from socialcare.console import admin as console_admin
+
+            if args.console_command == "link":
+                return await console_admin.print_link(deps, args.person, out)
+            if args.console_command == "signout":
+                return await console_admin.sign_out_everywhere(deps, args.person, out)
             return await console_admin.set_password(deps, args.person, sys.stdin, out)
-        if args.command == "ingest":
-            if args.file == "-":
-                return await terminal.ingest_file(deps, sys.stdin, out)
-            try:
-                text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
-                print(f"socialcare ingest: {args.file}: {error}", file=sys.stderr)
-                return 2
-            return await terminal.ingest_file(deps, text.splitlines(), out)
-        return await terminal.print_cases(deps, out, limit=args.limit)
+        from socialcare.handlers import terminal
+
+        if args.file == "-":
+            return await terminal.ingest_file(deps, sys.stdin, out)
+        try:
+            text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"socialcare ingest: {args.file}: {error}", file=sys.stderr)
+            return 2
+        return await terminal.ingest_file(deps, text.splitlines(), out)
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
@@ -574,19 +731,20 @@ def cli(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from socialcare.preflight import Unreachable
+    from socialcare.settings import ConfigError
+
     try:
-        settings = load_settings()
-        return asyncio.run(_main(args, settings))
+        return asyncio.run(_main(args))
     except ConfigError as error:
-        print(f"socialcare: {error}", file=sys.stderr)
+        for problem in error.problems:
+            print(f"socialcare: {problem}", file=sys.stderr)
         return 2
     except CannotListen as error:
         print(f"socialcare: {error} (--port or HTTP_PORT sets another)", file=sys.stderr)
         return 1
-    except (OSError, DBAPIError) as error:
-        reason = error.orig if isinstance(error, DBAPIError) else error
-        print(f"socialcare: cannot reach the database at "
-              f"{_redacted(settings.async_database_url)}: {reason}", file=sys.stderr)
+    except Unreachable as error:
+        print(f"socialcare: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

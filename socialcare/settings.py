@@ -15,12 +15,12 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from socialcare.adapters.collectors import kinds
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.team import Team
 
@@ -31,8 +31,17 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/socialcare.db"
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "access_key")
 
 
+# The databases socialcare runs on, by SQLAlchemy back end, and the drivers it uses.
+_DATABASES = {"sqlite": ("aiosqlite",), "postgresql": ("asyncpg",)}
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
 class ConfigError(Exception):
-    """A setting is wrong; the message names where and what."""
+    """Settings are wrong; each problem is one line naming where and what."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class Settings(BaseSettings):
@@ -57,6 +66,14 @@ class Settings(BaseSettings):
     handoff_webhook_secret: SecretStr | None = None
     # Set: GET /metrics wants `Authorization: Bearer <it>`.
     metrics_token: SecretStr | None = None
+    # Announcements to e-mail audiences: smtps://user:password@host:465 or
+    # smtp://user:password@host:587 (STARTTLS); the From address; a CA bundle for a
+    # relay with a private certificate.
+    smtp_url: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_ca_file: Path | None = None
+    # HMAC secret of announcements POSTed to audiences' webhooks.
+    announcement_webhook_secret: SecretStr | None = None
     # A queued batch a worker took and has not finished this long is taken by another.
     ingest_claim_seconds: float = Field(default=30.0, gt=0)
     # The web console's public base URL: one-time sign-in links point there, and its
@@ -84,6 +101,47 @@ class Settings(BaseSettings):
         return tuple(ipaddress.ip_network(part.strip(), strict=False)
                      for part in self.trusted_proxies.split(",") if part.strip())
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        backend, _, driver = scheme.replace("postgres+", "postgresql+").partition("+")
+        backend = "postgresql" if backend == "postgres" else backend
+        runs_on = ("socialcare runs on PostgreSQL (postgresql://user:password@host:5432/name) "
+                   "or SQLite (sqlite:///path/to/file.db)")
+        if not scheme:
+            raise ValueError(f"not a database URL: {runs_on}")
+        if backend not in _DATABASES:
+            raise ValueError(f"{scheme[:20]} is not supported: {runs_on}")
+        if driver and driver not in _DATABASES[backend]:
+            raise ValueError(f"the driver {driver!r} is not supported: write "
+                             f"{backend}://… (socialcare uses {_DATABASES[backend][0]})")
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError) as error:
+            raise ValueError(f"not a valid URL ({error})") from None
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in _REDIS_SCHEMES:
+            raise ValueError("give redis://host:6379/0 (or rediss://, unix://); leave it "
+                             "unset for the in-process stand-in")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as error:
+            raise ValueError(f"not a valid URL ({error})") from None
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the URL names no host: give redis://host:6379/0")
+        return url
+
     @property
     def async_database_url(self) -> str:
         """Return the database URL with an async driver, whichever form was given."""
@@ -105,20 +163,33 @@ def environment(env_file: Path = Path(".env")) -> dict[str, str]:
 
 
 def load_settings() -> Settings:
-    """Read the environment, or raise ConfigError naming the variable."""
+    """Read the environment, or raise ConfigError naming each wrong variable."""
+    settings, problems, _wrong = read_settings()
+    if problems:
+        raise ConfigError(*problems)
+    return settings
+
+
+def read_settings() -> tuple[Settings, list[str], set[str]]:
+    """Read the environment as far as it is right: the settings with each wrong variable
+    at its default, a line for each problem, and the wrong variables' field names."""
     try:
-        return Settings()
+        return Settings(), [], set()
     except ValidationError as error:
-        raise ConfigError(
-            "environment: " + "; ".join(
-                f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
-            )
-        ) from None
+        problems = [f"environment: {'.'.join(map(str, e['loc'])).upper()}: "
+                    f"{str(e['msg']).removeprefix('Value error, ')}" for e in error.errors()]
+        wrong = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+        defaults = {name: Settings.model_fields[name].default for name in wrong
+                    if name in Settings.model_fields}
+        return Settings(**defaults), problems, wrong
 
 
-def load_team(path: Path, *, enabled_only: bool = True) -> Team:
+def load_team(path: Path, *, enabled_only: bool = True, check_sources: bool = True) -> Team:
     """Read and check the TOML config file, or raise ConfigError naming the key; the
-    disabled sources are left out unless `enabled_only` is false."""
+    disabled sources are left out unless `enabled_only` is false.
+
+    `check_sources=False` leaves the sources' options unchecked (and the collectors'
+    libraries unloaded): for commands that only read cases."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -146,14 +217,21 @@ def load_team(path: Path, *, enabled_only: bool = True) -> Team:
             f"{path}: language: no catalog {team.language!r} (available: "
             f"{', '.join(sorted(languages()))}; a translator adds locales/<code>.toml)"
         )
+    if check_sources:
+        _check_sources(path, team)
+    if not enabled_only:
+        return team
+    return replace(team, sources=tuple(s for s in team.sources if s.enabled))
+
+
+def _check_sources(path: Path, team: Team) -> None:
+    from socialcare.adapters.collectors import kinds
+
     for i, source in enumerate(team.sources):
         try:
             kinds.check(source)
         except kinds.BadOptions as error:
             raise ConfigError(f"{path}: sources[{i}] ({source.name}).{error}") from None
-    if not enabled_only:
-        return team
-    return replace(team, sources=tuple(s for s in team.sources if s.enabled))
 
 
 def languages() -> set[str]:

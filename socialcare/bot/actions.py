@@ -29,10 +29,15 @@ class ActionKind(StrEnum):
     HAND_OFF = "handoff"  # with the second-line team's number, or none to choose
     HAND_BACK = "handback"
     TOPIC = "topic"  # with the topic's number to add or take it away, or none to choose
+    # Reply with an announcement's official answer (its number as the argument): a
+    # prefilled form in Slack; in Telegram an offer by private message, whose
+    # OFFICIAL_SEND button publishes the answer as it stands.
+    OFFICIAL = "official"
+    OFFICIAL_SEND = "official_send"
 
 
 _PATTERN = re.compile(
-    rf"^{PREFIX}:(?P<kind>[a-z_]+):(?P<case_id>[1-9][0-9]{{0,17}})(?::(?P<arg>[0-9]{{1,3}}))?$"
+    rf"^{PREFIX}:(?P<kind>[a-z_]+):(?P<case_id>[1-9][0-9]{{0,17}})(?::(?P<arg>[0-9]{{1,18}}))?$"
 )
 
 
@@ -114,3 +119,38 @@ class EscalationAction:
             raise BadAction(f"unknown escalation action {found['kind']!r}") from None
         arg = found["arg"]
         return cls(kind, int(found["id"]), None if arg is None else int(arg))
+
+
+class AnnouncementActionKind(StrEnum):
+    """What an announcement's button asks for; the values are part of the wire format."""
+
+    GOT_IT = "ack"
+
+
+_ANNOUNCEMENT = re.compile(rf"^{PREFIX}a:(?P<kind>[a-z]+):(?P<id>[1-9][0-9]{{0,17}})$")
+
+
+@dataclass(frozen=True)
+class AnnouncementAction:
+    """A button's request on an announcement's chat copy (Got it)."""
+
+    kind: AnnouncementActionKind
+    announcement_id: int
+
+    def pack(self) -> str:
+        """Return the payload for Slack action_id/value and Telegram callback_data."""
+        packed = f"{PREFIX}a:{self.kind.value}:{self.announcement_id}"
+        assert len(packed.encode()) <= MAX_BYTES
+        return packed
+
+    @classmethod
+    def unpack(cls, payload: str) -> AnnouncementAction:
+        """Parse a payload, or raise BadAction."""
+        found = _ANNOUNCEMENT.match(payload)
+        if found is None:
+            raise BadAction(f"not a socialcare announcement action: {payload[:80]!r}")
+        try:
+            kind = AnnouncementActionKind(found["kind"])
+        except ValueError:
+            raise BadAction(f"unknown announcement action {found['kind']!r}") from None
+        return cls(kind, int(found["id"]))

@@ -20,6 +20,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.announcements.official import OfficialAnswer
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalations import Escalation
 from socialcare.bot.model import SYSTEM, Case, Event, EventKind, Mention, Priority, State
@@ -108,6 +109,9 @@ class CardView:
     topics: tuple[str, ...] = ()
     # The topics to choose from (Slack shows a select, Telegram a button that opens them).
     topic_choices: tuple[TopicChoice, ...] = ()
+    # The answer an announcement in force gives to cases like this one (raw text).
+    official: OfficialAnswer | None = None
+    official_label: str = ""  # "📣 Official answer (#3):"
 
 
 def render_card(
@@ -121,11 +125,13 @@ def render_card(
     can_publish: bool,
     escalation: Escalation | None = None,
     second_line: SecondLineTeam | None = None,
+    official: OfficialAnswer | None = None,
 ) -> CardView:
     """Build the card of a case as of `now` (with its newest escalation, if any).
 
     `second_line` is set for the card in a second-line team's channel: that team
-    only sends the case back.
+    only sends the case back. `official` is the answer of an announcement in force
+    that matches the case: shown, and offered as the reply while the case is open.
     """
     assert case.id is not None
     zone = team.zone
@@ -158,7 +164,7 @@ def render_card(
             _second_line_buttons(case, second_line, catalog) if second_line is not None
             else _buttons(case, catalog, can_publish=can_publish,
                           can_hand_off=bool(team.second_line),
-                          can_choose_topics=bool(team.topics))
+                          can_choose_topics=bool(team.topics), official=official)
         ),
         original_label=catalog("card.original"),
         cut_label=catalog("card.cut"),
@@ -173,6 +179,9 @@ def render_card(
             category=catalog(f"category.{escalation.category.value}"),
             state=catalog(f"escalation_state.{escalation.state.value}"),
         ),
+        official=official if second_line is None else None,
+        official_label="" if official is None else catalog(
+            "card.official", id=official.announcement_id),
     )
 
 
@@ -303,13 +312,17 @@ def _second_line_buttons(
 def _buttons(
     case: Case, catalog: Catalog, *, can_publish: bool, can_hand_off: bool,
     can_choose_topics: bool = False,
+    official: OfficialAnswer | None = None,
 ) -> list[Button]:
+    assert case.id is not None
     kinds: list[tuple[ActionKind, str | None]] = []
     if case.state in (State.NEW, State.REOPENED):
         kinds.append((ActionKind.CLAIM, "primary"))
     if case.is_open:
         if can_publish:
             kinds.append((ActionKind.REPLY, None))
+            if official is not None:
+                kinds.append((ActionKind.OFFICIAL, None))
         kinds.append((ActionKind.ANSWERED, None))
     if case.state is State.CLAIMED:
         kinds.append((ActionKind.RELEASE, None))
@@ -323,9 +336,10 @@ def _buttons(
         kinds.append((ActionKind.ESCALATE, None))
     if case.state in (State.NEW, State.CLAIMED, State.REOPENED):
         kinds.append((ActionKind.DISMISS, "danger"))
-    assert case.id is not None
     return [
-        Button(CaseAction(kind, case.id), catalog(f"button.{kind.value}"), style)
+        Button(CaseAction(kind, case.id, official.announcement_id
+                          if official is not None and kind is ActionKind.OFFICIAL else None),
+               catalog(f"button.{kind.value}"), style)
         for kind, style in kinds
     ]
 

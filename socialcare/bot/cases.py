@@ -50,11 +50,15 @@ class MarkAnswered:
 
 @dataclass(frozen=True)
 class Reply:
-    """Publish the agent's answer where the customer wrote, and record it."""
+    """Publish the agent's answer where the customer wrote, and record it.
+
+    `announcement_id` marks a reply begun from an announcement's official answer: the
+    announcement must still be in force, and the case counts as answered with it."""
 
     case_id: int
     actor: str
     text: str
+    announcement_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,11 @@ async def reply(
     async with uow:
         case = await uow.cases.get(cmd.case_id)
         thread = await uow.mentions.for_case(cmd.case_id)
+        official = None if cmd.announcement_id is None else \
+            await uow.announcements.get(cmd.announcement_id)
+    if official is not None and not official.in_force(clock.now()):
+        raise DomainError(f"Announcement #{official.id} is no longer in force.",
+                          key="error.announcement_ended", id=official.id)
     _holder_or_lead(case, person, "answer")
     lifecycle.check(case, "answered")
     publisher = publishers.get(case.source)
@@ -209,7 +218,7 @@ async def reply(
         _holder_or_lead(case, person, "answer")
         return [lifecycle.answer(
             case, by=person.id, at=at, policy=team.sla.for_tier(case.tier), text=text,
-            url=published.url, mention=published.external_id,
+            url=published.url, mention=published.external_id, announcement=cmd.announcement_id,
         )]
 
     async def store_echo(uow: UnitOfWork, case: Case, at: datetime) -> None:
@@ -218,6 +227,9 @@ async def reply(
         await uow.mentions.reserve(keys)
         stored = await uow.mentions.existing(keys)
         await uow.mentions.add([m for m in echo if (m.source, m.external_id) not in stored])
+        if cmd.announcement_id is not None and case.id is not None:
+            await uow.announcements.record_answer(cmd.announcement_id, case.id, by=person.id,
+                                                  at=at)
 
     return await change(cmd.case_id, apply, uow=uow, clock=clock, after=store_echo)
 

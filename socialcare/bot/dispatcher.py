@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from socialcare.bot import cards as card_views
+from socialcare.bot import sla
+from socialcare.bot.announcements.official import OfficialAnswers
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalation_card import EscalationView, render_escalation
 from socialcare.bot.escalations import Escalation, EscalationEvent
@@ -195,13 +197,15 @@ class Dispatcher:
             latest = await uow.escalations.latest_for_cases(case_ids)
             siblings = {c.case_id: await uow.cards.for_case(c.case_id)
                         for c in due if c.case_id is not None and c.message_id is not None}
+            answers = OfficialAnswers(await uow.announcements.in_force(now), now=now) \
+                if case_ids else OfficialAnswers([], now=now)
         targets: dict[int, _Target] = {}
         for card in due:
             if card.case_id is not None:
                 targets[card.id or 0] = self._case_target(
                     card, cases[card.case_id], firsts.get(card.case_id),
                     events.get(card.case_id, []), latest.get(card.case_id),
-                    siblings.get(card.case_id, []), now,
+                    siblings.get(card.case_id, []), now, answers,
                 )
             else:
                 assert card.escalation_id is not None
@@ -224,12 +228,15 @@ class Dispatcher:
         escalation: Escalation | None,
         siblings: Sequence[Card],
         now: datetime,
+        answers: OfficialAnswers,
     ) -> _Target:
         second_line = self._team.second_line_of_channel(card.messenger, card.channel)
         view = card_views.render_card(
             case, first, events, team=self._team, catalog=self._catalog, now=now,
             can_publish=self._can_publish(case.source), escalation=escalation,
             second_line=second_line,
+            official=answers.for_case(first.text, case.topics)
+            if first and case.is_open else None,
         )
         # Pings go with the first card of a case in each messenger, so that a lead who
         # sits in two channels is pinged once per point.
@@ -439,13 +446,12 @@ class Dispatcher:
         if event.kind is EventKind.CLAIM_EXPIRED:
             holder = card_views.display_name(str(data.get("holder")), self._team, text)
             return Note(text("note.claim_expired", id=case.id, who=holder)), False
-        due = datetime.fromisoformat(data["due_at"])
         clock_name = data["clock"]
         point = data["point"]
         body = text(
             f"note.{clock_name}.{point}", id=case.id, percent=data["percent"],
             minutes=data["minutes_over"],
-            deadline=due.astimezone(self._team.zone).strftime("%H:%M"),
+            deadline=sla.parse_deadline(data).astimezone(self._team.zone).strftime("%H:%M"),
         )
         if data.get("late_seconds"):
             body += " " + text("note.late", minutes=round(data["late_seconds"] / 60))

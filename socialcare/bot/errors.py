@@ -84,3 +84,11 @@ class DuplicateMention(Exception):
     Raised by storage on the (source, external id) unique key; the pipeline retries,
     and the retry reports the mention as a duplicate.
     """
+
+
+class AnnouncementNotFound(DomainError):
+    """No announcement has this id."""
+
+    def __init__(self, announcement_id: int) -> None:
+        super().__init__(f"There is no announcement #{announcement_id}.",
+                         key="error.no_announcement", id=announcement_id)

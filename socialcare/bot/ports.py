@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from socialcare.bot.model import Card, Case, Event, Mention, State, Tier, WebhookDelivery
 
 if TYPE_CHECKING:  # these modules use the protocols themselves
+    from socialcare.bot.announcements.ports import AnnouncementRepository
+    from socialcare.bot.announcements.views import AnnouncementView
     from socialcare.bot.cards import CardView
     from socialcare.bot.escalation_card import EscalationView
     from socialcare.bot.escalations import Escalation, EscalationEvent
@@ -259,12 +261,15 @@ class Messenger(Protocol):
         to `channel` counts against."""
         ...
 
-    async def post_card(self, channel: str, card: CardView | EscalationView) -> str:
-        """Post a new card (a case's, or an escalation's to a director); return its id."""
+    async def post_card(
+        self, channel: str, card: CardView | EscalationView | AnnouncementView
+    ) -> str:
+        """Post a new card (a case's, an escalation's to a director, or an announcement's
+        copy); return its id."""
         ...
 
     async def update_card(
-        self, channel: str, message_id: str, card: CardView | EscalationView
+        self, channel: str, message_id: str, card: CardView | EscalationView | AnnouncementView
     ) -> None:
         """Replace a posted card with the current view."""
         ...
@@ -280,12 +285,21 @@ class Messenger(Protocol):
         again may leave a copy in the channel)."""
         ...
 
+    async def find_announcement(self, channel: str, announcement_id: int) -> str | None:
+        """Return the message id of an announcement's copy already in the channel, if the
+        platform can tell (used when a post's outcome is unknown)."""
+        ...
+
     async def post_note(self, channel: str, note: Note, *, thread: str | None = None) -> str:
         """Post a note in a card's thread (or the channel); return its message id."""
         ...
 
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message in a channel."""
+        ...
+
+    async def unpin(self, channel: str, message_id: str) -> None:
+        """Unpin a message in a channel (one that is not pinned is left as it is)."""
         ...
 
     async def message_person(self, person: Person, note: Note) -> bool:
@@ -513,6 +527,7 @@ class UnitOfWork(Protocol):
     webhooks: WebhookRepository
     reports: ReportRepository
     sources: SourceStateRepository
+    announcements: AnnouncementRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

@@ -60,7 +60,10 @@ def render_report(
     """Return the report's text; `links` gives the original of the worst cases."""
     text = catalog
     total = report.total
-    lines = [text("report.title", period=report.period.label, name=report.period.name,
+    name = report.period.name  # a range of dates is its own name in every language
+    if text.has(f"report.period_name.{name}"):
+        name = text(f"report.period_name.{name}")
+    lines = [text("report.title", period=report.period.label, name=name,
                   cases=total.cases,
                   dismissed=share(total.dismissed / total.cases if total.cases else None))]
     lines.append(text("report.reaction_all", reaction=_stat(total.reaction, text),

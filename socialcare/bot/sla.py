@@ -225,7 +225,8 @@ def fire_due_points(case: Case, policy: SlaPolicy, now: datetime) -> list[Event]
                 "percent": _percent(policy, p),
                 "minutes_over": round((p.at - _deadline(case, p.clock)).total_seconds() / 60),
                 "cycle": case.response_cycle,
-                "due_at": p.at.isoformat(),
+                "due_at": p.at.isoformat(),  # when this point fell due
+                "deadline_at": _deadline(case, p.clock).isoformat(),  # when the clock runs out
                 "late_seconds": round(late.total_seconds()) if late > LATE_AFTER else 0,
                 "superseded": any(q.clock is p.clock for q in due[i + 1:]),
             },
@@ -252,8 +253,16 @@ def _count_fired(case: Case, clock: SlaClock, fired: int) -> None:
 
 
 def parse_due(data: Mapping[str, Any]) -> datetime:
-    """Return the due time recorded in an SLA point's event data."""
+    """Return when an SLA point fell due, from its event data."""
     return datetime.fromisoformat(data["due_at"])
+
+
+def parse_deadline(data: Mapping[str, Any]) -> datetime:
+    """Return the deadline of the clock an SLA point belongs to, from its event data.
+
+    Points recorded before the deadline was written fall back to their own due time
+    (right for a breach, early for a warning)."""
+    return datetime.fromisoformat(data.get("deadline_at") or data["due_at"])
 
 
 def time_left(case: Case, now: datetime) -> timedelta | None:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from socialcare.bot.announcements.audiences import Audience
 from socialcare.bot.model import Tier
 from socialcare.bot.sla import SlaConfig
 from socialcare.bot.understanding.model import Brand, Language, Place, Topic
@@ -277,6 +278,8 @@ class Team:
     # What mentions are about (contact reasons) and the places they name.
     topics: tuple[Topic, ...] = ()
     places: tuple[Place, ...] = ()
+    # Service channels beyond the team that announcements reach (call centre, shops).
+    audiences: tuple[Audience, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -295,6 +298,7 @@ class Team:
         _unique("second_line", "name", [t.name for t in self.second_line])
         _unique("topics", "name", [t.name for t in self.topics])
         _unique("places", "name", [p.name for p in self.places])
+        _unique("audiences", "name", [a.name for a in self.audiences])
         teams = {t.name for t in self.second_line}
         for topic in self.topics:
             if topic.second_line is not None and topic.second_line not in teams:
@@ -349,7 +353,13 @@ class Team:
         second-line teams. Customers' messages are never collected from these."""
         channels = [*self.channels, *self.escalation.channels, *self.reports.channels,
                     *(c for t in self.second_line for c in t.channels)]
-        return {c.id for c in channels if c.messenger == messenger}
+        chats = {c.id for c in channels if c.messenger == messenger}
+        return chats | {c.id for a in self.audiences for c in a.channels
+                        if c.messenger == messenger}
+
+    def audience(self, name: str) -> Audience | None:
+        """Return the audience with this name."""
+        return next((a for a in self.audiences if a.name == name), None)
 
     def second_line_team(self, name: str) -> SecondLineTeam | None:
         """Return the second-line team with this name."""

@@ -1,7 +1,8 @@
 """Signing in to the web console: passwords, one-time links and sessions.
 
 People of the roster sign in with a link that `/console` sends them privately in
-Slack or Telegram (valid for 15 minutes, once), or with a password an admin set
+Slack or Telegram, or that `socialcare console link ID` prints on the server (valid for
+15 minutes, once), or with a password an admin set
 (`socialcare console password ID`). A session lasts while it is used: 12 hours
 without a request end it, and none outlives a week. The browser holds a random token;
 the database holds its SHA-256 only, and passwords as salted scrypt hashes.
@@ -141,9 +142,17 @@ def secure_cookies(deps: Deps) -> bool:
     return url is not None and url.startswith("https://")
 
 
-async def issue_link(deps: Deps, person: Person) -> str | None:
-    """Make a one-time sign-in link for a person; None when CONSOLE_URL is not set."""
-    base = console_url(deps)
+def local_address(host: str, port: int) -> str:
+    """Return the address a browser on this machine reaches the server at."""
+    if host in ("", "0.0.0.0", "::"):  # every address: this machine's own will do
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def issue_link(deps: Deps, person: Person, *, base: str | None = None) -> str | None:
+    """Make a one-time sign-in link for a person, to the console at `base` (default
+    CONSOLE_URL); None when neither is set."""
+    base = base or console_url(deps)
     if base is None:
         return None
     token = secrets.token_urlsafe(32)

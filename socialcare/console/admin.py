@@ -1,4 +1,4 @@
-"""The console's command line: `socialcare console password ID`, `… signout ID`."""
+"""The console's command line: `socialcare console link ID`, `… password ID`, `… signout ID`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,29 @@ async def set_password(deps: Deps, person_id: str, stream: TextIO, out: TextIO) 
     where = f"{access.console_url(deps)}/signin" if access.console_url(deps) else "/signin"
     print(f"console password set for {person.name} ({person.id}, {person.role.value}); "
           f"they sign in at {where}", file=out)
+    return 0
+
+
+async def print_link(deps: Deps, person_id: str, out: TextIO) -> int:
+    """Print a one-time sign-in link for a roster person; return the exit code.
+
+    For the machine's owner: it works before any messenger is set up. Without
+    CONSOLE_URL the link points at the server's HTTP_HOST and HTTP_PORT."""
+    person = access.find_person(deps.team, person_id)
+    if person is None:
+        known = ", ".join(p.id for p in deps.team.people) or "nobody"
+        print(f"socialcare console link: {person_id!r} is not in the roster of "
+              f"{deps.settings.config_file} (people: {known})", file=sys.stderr)
+        return 2
+    settings = deps.settings
+    base = access.console_url(deps) or access.local_address(settings.http_host,
+                                                           settings.http_port)
+    link = await access.issue_link(deps, person, base=base)
+    minutes = int(access.LINK_LIFETIME.total_seconds() // 60)
+    print(f"One-time sign-in link to the web console for {person.name} ({person.id}, "
+          f"{person.role.value}), good for {minutes} minutes and one use — do not share it:",
+          file=out)
+    print(f"  {link}", file=out)
     return 0
 
 

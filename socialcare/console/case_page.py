@@ -10,10 +10,11 @@ from typing import Any
 from socialcare.bot import cases, handoffs
 from socialcare.bot import escalations as esc
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.announcements.official import OfficialAnswers
 from socialcare.bot.cards import Button, CardView, display_name, render_card, warning_from
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, Escalation
-from socialcare.bot.model import Card, Event, Mention
+from socialcare.bot.model import Card, Event, EventKind, Mention
 from socialcare.bot.team import Person
 from socialcare.bot.understanding import topics
 from socialcare.console.pages import Flash, local_time
@@ -27,8 +28,17 @@ ONE_CLICK = (ActionKind.CLAIM, ActionKind.RELEASE, ActionKind.ANSWERED, ActionKi
              ActionKind.DISMISS, ActionKind.HAND_BACK)
 # What the chat's commands say after the same action.
 _DONE = {ActionKind.CLAIM: "command.claimed", ActionKind.RESOLVE: "command.resolved"}
-# Event details worth showing, in this order.
-_DETAILS = ("text", "reason", "team", "note", "to", "holder", "label", "url", "topics")
+# Event details worth showing, in this order; each is named by `console.detail.<key>`.
+_DETAILS = ("text", "reason", "team", "note", "holder", "url", "topics")
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A detail of an event: what it is, its value, and a link if it is one."""
+
+    label: str
+    value: str
+    href: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class EventLine:
     at: str
     who: str
     what: str
-    details: list[tuple[str, str]]
+    details: list[Detail]
 
 
 @dataclass(frozen=True)
@@ -70,11 +80,39 @@ class CasePage:
 
 def _event_line(event: Event, deps: Deps) -> EventLine:
     text = deps.catalog
-    details = [(key, str(event.data[key])) for key in _DETAILS
-               if key in event.data and event.data[key] not in (None, "")]
+    data = event.data
+    what = text(f"console.event.{event.kind.value}")
+    if event.kind is EventKind.SLA_POINT:
+        what = _sla_point(data, deps)
+    details = [_detail(key, data[key], deps) for key in _DETAILS
+               if key in data and data[key] not in (None, "")]
     return EventLine(at=local_time(event.at, deps, seconds=True),
-                     who=display_name(event.actor, deps.team, text),
-                     what=text(f"console.event.{event.kind.value}"), details=details)
+                     who=display_name(event.actor, deps.team, text), what=what,
+                     details=details)
+
+
+def _sla_point(data: dict[str, Any], deps: Deps) -> str:
+    """Say which SLA point fell due, in the team's language (the event keeps no words)."""
+    key = f"console.sla_point.{data.get('clock')}_{data.get('point')}"
+    if not deps.catalog.has(key):
+        return deps.catalog("console.event.sla_point")
+    return deps.catalog(key, percent=data.get("percent", ""),
+                        minutes=data.get("minutes_over", ""))
+
+
+def _detail(key: str, value: object, deps: Deps) -> Detail:
+    text = deps.catalog
+    label = text(f"console.detail.{key}")
+    if key == "holder":
+        return Detail(label, display_name(str(value), deps.team, text))
+    if key == "team":
+        team = deps.team.second_line_team(str(value))
+        return Detail(label, team.title if team else str(value))
+    if key == "url":
+        url = str(value)
+        safe = url.startswith(("https://", "http://"))
+        return Detail(label, text("card.original") if safe else url, url if safe else None)
+    return Detail(label, str(value))
 
 
 def _channel_name(card: Card, deps: Deps) -> str:
@@ -108,10 +146,15 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
         events = await uow.events.for_case(case_id)
         cards = await uow.cards.for_case(case_id)
         escalation = (await uow.escalations.latest_for_cases([case_id])).get(case_id)
+        answers = OfficialAnswers(await uow.announcements.in_force(deps.clock.now()),
+                                  now=deps.clock.now())
     customer = [m for m in thread if not m.from_brand]
+    official = answers.for_case(customer[0].text, case.topics) \
+        if customer and case.is_open else None
     view = render_card(case, customer[0] if customer else None, events, team=deps.team,
                        catalog=deps.catalog, now=deps.clock.now(),
-                       can_publish=case.source in deps.publishers, escalation=escalation)
+                       can_publish=case.source in deps.publishers, escalation=escalation,
+                       official=official)
     offered = {button.action.kind: button for button in view.buttons}
     works = person.works_cases
     if case.handoff_team is not None and (works or person.team == case.handoff_team):
@@ -122,7 +165,10 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
     return CasePage(
         view=view, mark=mark, warn=warn.isoformat() if warn else None, thread=thread,
         events=[_event_line(e, deps) for e in events],
-        cards=[_card_line(c, deps) for c in cards], escalation=escalation,
+        # A card for a messenger that is not set up will never be posted: not shown.
+        cards=[_card_line(c, deps) for c in cards
+               if c.message_id is not None or c.messenger in deps.messengers],
+        escalation=escalation,
         one_click=[(kind, offered[kind].label, offered[kind].style)
                    for kind in ONE_CLICK
                    if kind in offered and (works or kind is ActionKind.HAND_BACK)],
@@ -166,12 +212,14 @@ async def act(case_id: int, kind: str, form: dict[str, Any], person: Person,
 async def _reply(case_id: int, form: dict[str, Any], person: Person, deps: Deps) -> Flash:
     written = str(form.get("text", "")).strip()
     saved = str(form.get("saved", ""))
+    official = str(form.get("announcement", ""))
     replies = deps.team.saved_replies
     if not written and saved.isdigit() and int(saved) < len(replies):
         written = replies[int(saved)].text
     if not written:
         return Flash(deps.catalog("reply.empty"), ok=False)
-    return await _run(cases.reply(cases.Reply(case_id, person.id, written),
+    announcement_id = int(official) if official.isdigit() and len(official) <= 18 else None
+    return await _run(cases.reply(cases.Reply(case_id, person.id, written, announcement_id),
                                   publishers=deps.publishers, **service(deps)),
                       deps.catalog("reply.sent", id=case_id), deps)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from socialcare.adapters.charts import reaction_chart, volume_chart
 from socialcare.adapters.spreadsheet import cases_csv
+from socialcare.bot.announcements.views import figures_lines
 from socialcare.bot.cards import display_name
 from socialcare.bot.digest import Digest, Week, build_digest, digest_markdown, sla_lines
 from socialcare.bot.escalations import Escalation
@@ -24,7 +25,7 @@ from socialcare.bot.reports import (
     parse_period,
 )
 from socialcare.deps import Deps
-from socialcare.handlers import reporting
+from socialcare.handlers import announcing, reporting
 
 PERIODS = ("today", "yesterday", "week", "month")
 DIMENSIONS = ("tier", "platform", "brand", "agent", "topic", "language")
@@ -125,6 +126,8 @@ async def reports_page(period: Period, week: Week, deps: Deps) -> ReportsPage:
     digest = await build_digest(week, uow=deps.uow(), now=deps.clock.now())
     summary = render_report(report, team=deps.team, catalog=deps.catalog,
                             breakdowns=(), links=links).splitlines()
+    summary += figures_lines(await announcing.figures(period, deps), team=deps.team,
+                             catalog=deps.catalog)
     return ReportsPage(
         period=period, summary=summary,
         tables=[(deps.catalog(f"console.reports.by_{d}"), _rows(report, d, deps))

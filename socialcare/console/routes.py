@@ -4,6 +4,8 @@
     GET  /cases/{id}            a case                 POST /cases/{id}/{action}
     GET  /cases/{id}/events     its changes (SSE)
     GET  /escalations/{id}      an escalation and every case it links
+    GET  /announcements         those in force; POST: announce (shift leads, admins)
+    GET  /announcements/{id}    where one stands; POST …/{withdraw|remind|correct}
     GET  /reports               figures, charts, escalations, digest
     GET  /reports/{chart}.png   GET /reports/cases.csv   GET /reports/digest.md
     GET  /signin  POST /signin  GET|POST /signin/link/{token}
@@ -34,6 +36,7 @@ from socialcare.bot.escalations import Category
 from socialcare.bot.reports import BadPeriod
 from socialcare.bot.team import Person
 from socialcare.console import access
+from socialcare.console import announcements_page as announcing
 from socialcare.console.access import SignedIn, TooManyAttempts, Visitor
 from socialcare.console.case_page import act, case_page
 from socialcare.console.clients import client_address
@@ -301,10 +304,12 @@ def register(app: web.Application, deps: Deps) -> None:
         except CaseNotFound:
             return await pages.page(request, "message.html", visitor, status=404,
                                     message=deps.catalog("console.case.not_found", id=case_id))
+        asked = request.query.get("official", "")
         return await pages.page(
             request, "case.html", visitor, page=page, categories=list(Category),
             directors=escalating.directors(deps.team), saved=deps.team.saved_replies,
             second_line=deps.team.second_line, topics=deps.team.topics, name_of=pages.name_of,
+            official_asked=int(asked) if asked.isdigit() and len(asked) <= 18 else None,
         )
 
     async def case_action(request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -381,6 +386,7 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_post(r"/cases/{case_id:\d{1,18}}/{action:[a-z_]+}",
                         signed_in(case_action)),
         router.add_get(r"/escalations/{escalation_id:\d{1,18}}", signed_in(show_escalation)),
+        *announcing.routes(router, signed_in, pages, deps),
         router.add_get("/reports", signed_in(reports, allowed=may_report)),
         router.add_get("/reports/cases.csv", signed_in(report_csv, allowed=may_report)),
         router.add_get("/reports/digest.md", signed_in(report_digest, allowed=may_report)),

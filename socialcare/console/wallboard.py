@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from socialcare.bot.cards import display_name, sla_line, warning_from
-from socialcare.bot.model import Case, Mention, Tier
+from socialcare.bot.model import Case, Mention, Priority, Tier
 from socialcare.bot.reports import parse_period
 from socialcare.console.pages import Pages
 from socialcare.console.streams import Stream, put_latest
@@ -53,6 +53,7 @@ class Row:
     warn: datetime | None
     deadline_text: str
     second_line: str | None
+    urgent: str | None  # the priority's words, for an urgent case
     language: str = ""  # "ru", "kk", "en", "other"; "" when not detected
     language_label: str = ""
 
@@ -103,6 +104,7 @@ def _row(case: Case, first: Mention | None, deps: Deps, now: datetime) -> Row:
         state=text(f"state.{case.state.value}"), level=line.level.value, sla_text=line.text,
         due=line.deadline_at, warn=warning_from(case, policy), deadline_text=line.deadline_text,
         second_line=(team.title if team else case.handoff_team) if case.handoff_team else None,
+        urgent=text("priority.urgent") if case.priority is Priority.URGENT else None,
         language=case.language or "",
         language_label=text(f"language.{case.language}") if case.language else "",
     )

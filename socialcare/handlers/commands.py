@@ -15,21 +15,20 @@ from collections.abc import Awaitable
 from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.cards import render_card
-from socialcare.bot.errors import DomainError, NotAllowed, TeamFiguresOnly
-from socialcare.bot.model import Case, Mention
-from socialcare.bot.ports import MessengerError, Note
-from socialcare.bot.team import Person, Role
+from socialcare.bot.errors import DomainError, TeamFiguresOnly
+from socialcare.bot.model import Case, Mention, Priority
+from socialcare.bot.team import Person
 from socialcare.bot.understanding import topics as understanding_topics
 from socialcare.console import access
 from socialcare.deps import Deps
-from socialcare.handlers import escalating, reporting
+from socialcare.handlers import announcing, escalating, reporting
 from socialcare.handlers.chat import ChatReply, describe_error, service
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "escalate", "escalations",
-            "digest", "handoff", "handback", "topic", "report", "agent", "sla", "sources",
-            "console", "help")
+COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "announcements",
+            "announcement", "escalate", "escalations", "digest", "handoff", "handback", "topic",
+            "report", "agent", "sla", "sources", "console", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -115,11 +114,13 @@ async def _topic(args: str, person: Person, deps: Deps) -> ChatReply:
                           topics=", ".join(titles) or text("command.topics_none")))
 
 
-async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps) -> ChatReply:
-    """Publish an agent's reply and record it; say how it went."""
+async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps, *,
+                        announcement_id: int | None = None) -> ChatReply:
+    """Publish an agent's reply (begun from an announcement's official answer, if
+    `announcement_id`) and record it; say how it went."""
     try:
-        await cases.reply(cases.Reply(case_id, person.id, text), publishers=deps.publishers,
-                          **service(deps))
+        await cases.reply(cases.Reply(case_id, person.id, text, announcement_id),
+                          publishers=deps.publishers, **service(deps))
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     deps.wake()
@@ -158,7 +159,11 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
         if name == "announce":
             if not args:
                 return ChatReply(text("usage.announce"))
-            return await _announce(args, person, deps)
+            return await announcing.run_announce(args, person, deps)
+        if name == "announcements":
+            return await announcing.run_announcements(deps)
+        if name == "announcement":
+            return await announcing.run_announcement(args, person, deps)
         if name == "escalate":
             return await escalating.run_escalate(args, person, deps)
         if name == "escalations":
@@ -211,7 +216,8 @@ def _queue_line(case: Case, first: Mention | None, deps: Deps) -> str:
     words = " ".join((first.text if first else "").split())
     excerpt = words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")
     language = f" · {deps.catalog(f'language.{case.language}')}" if case.language else ""
-    return f"{view.title} · {view.sla.text} · {view.state_text}{language} · {excerpt}"
+    urgent = f"{view.priority_text} · " if case.priority is Priority.URGENT else ""
+    return f"{urgent}{view.title} · {view.sla.text} · {view.state_text}{language} · {excerpt}"
 
 
 async def _case(case_id: int, deps: Deps) -> ChatReply:
@@ -278,21 +284,3 @@ async def _hand(name: str, args: str, person: Person, deps: Deps) -> ChatReply:
         handoffs.HandBack(case_id, person.id, note), **service(deps)), deps)
     return refused or ChatReply(deps.catalog("command.handed_back", id=case_id))
 
-
-async def _announce(message: str, person: Person, deps: Deps) -> ChatReply:
-    if person.role not in (Role.LEAD, Role.ADMIN):
-        raise NotAllowed("Only shift leads and admins announce.", key="error.leads_only")
-    note = Note(deps.catalog("announce.note", who=person.name, text=message))
-    reached = failed = 0
-    for channel in deps.team.channels:
-        messenger = deps.messengers.get(channel.messenger)
-        if messenger is None:
-            continue
-        try:
-            message_id = await messenger.post_note(channel.id, note)
-            await messenger.pin(channel.id, message_id)
-            reached += 1
-        except MessengerError as error:
-            log.warning("announcement to %s %s failed: %s", channel.messenger, channel.id, error)
-            failed += 1
-    return ChatReply(deps.catalog("announce.done", reached=reached, failed=failed))

@@ -6,11 +6,13 @@ import asyncio
 
 from socialcare.adapters.charts import reaction_chart, volume_chart
 from socialcare.adapters.spreadsheet import cases_csv
+from socialcare.bot.announcements.views import figures_lines
 from socialcare.bot.errors import TeamFiguresOnly
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS, duration, render_report, share
 from socialcare.bot.reports import BadPeriod, Period, Report, parse_period
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
+from socialcare.handlers import announcing
 from socialcare.handlers.chat import Attachment, ChatReply
 from socialcare.handlers.escalating import person_named
 
@@ -31,6 +33,10 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
     report, links = await build(period, deps)
     text = render_report(report, team=deps.team, catalog=deps.catalog, breakdowns=breakdowns,
                          links=links)
+    told = figures_lines(await announcing.figures(period, deps), team=deps.team,
+                         catalog=deps.catalog)
+    if told:
+        text += "\n" + "\n".join(told)
     # Drawing is CPU work: keep it off the event loop.
     reaction, volume = await asyncio.gather(
         asyncio.to_thread(reaction_chart, report, team=deps.team, catalog=deps.catalog),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -19,6 +20,7 @@ from socialcare.bot.model import Event, EventKind, State, Tier
 from socialcare.bot.ports import Note
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS
 from socialcare.bot.reports import due_reports
+from socialcare.bot.team import Channel
 from socialcare.bot.understanding import staffing
 from socialcare.deps import Deps
 from socialcare.handlers import background, reporting
@@ -77,12 +79,12 @@ async def _fire(deps: Deps) -> list[Event]:
             log.info("claim of case #%d by %s expired: back in the queue", event.case_id,
                      data.get("holder"))
             continue
-        due = sla.parse_due(data).astimezone(zone)
+        deadline = sla.parse_deadline(data).astimezone(zone)
         late = f", fired {data['late_seconds']} s late" if data["late_seconds"] else ""
         log.info(
             "SLA %s: case #%d (%s tier), %s due %s%s",
             data["label"], event.case_id, data["tier"], data["clock"],
-            due.strftime("%Y-%m-%d %H:%M %Z"), late,
+            deadline.strftime("%Y-%m-%d %H:%M %Z"), late,
         )
         deps.telemetry.sla_points.labels(data["tier"], data["clock"], data["point"]).inc()
     if events:
@@ -95,7 +97,9 @@ async def post_due_digest(deps: Deps) -> Week | None:
     process gets there first. Return the week posted."""
     now = deps.clock.now()
     week = due_digest(deps.team, now)
-    if week is None or not deps.team.escalation.channels:
+    # Not due, or nowhere to go yet: it goes out once a messenger of its channels is set up.
+    channels = _reachable(deps.team.escalation.channels, deps)
+    if week is None or not channels:
         return None
     async with deps.uow() as uow:
         mine = await uow.jobs.claim("digest", week.key, at=now)
@@ -106,28 +110,33 @@ async def post_due_digest(deps: Deps) -> Week | None:
         made = await build_digest(week, uow=deps.uow(), now=now)
         summary = digest_summary(made, team=deps.team, catalog=deps.catalog)
         agenda = digest_markdown(made, team=deps.team, catalog=deps.catalog).encode()
-        for channel in deps.team.escalation.channels:
-            messenger = deps.messengers.get(channel.messenger)
-            if messenger is None:
-                log.warning("digest %s not posted to %s %s: that messenger is not set up",
-                            week.key, channel.messenger, channel.id)
-                continue
-            await messenger.post_file(channel.id, f"digest-{week.key}.md", agenda,
-                                      Note(summary))
+        for channel in channels:
+            await deps.messengers[channel.messenger].post_file(
+                channel.id, f"digest-{week.key}.md", agenda, Note(summary))
     except Exception:
         async with deps.uow() as uow:
             await uow.jobs.release("digest", week.key)
             await uow.commit()
         raise
-    log.info("directors' digest for %s posted", week.key)
+    log.info("directors' digest for %s posted to %s", week.key, _names(channels))
     return week
+
+
+def _reachable(channels: Sequence[Channel], deps: Deps) -> list[Channel]:
+    """Return the channels whose messenger is set up."""
+    return [channel for channel in channels if channel.messenger in deps.messengers]
+
+
+def _names(channels: Sequence[Channel]) -> str:
+    return ", ".join(f"{c.messenger} {c.name or c.id}" for c in channels)
 
 
 async def post_due_reports(deps: Deps) -> list[str]:
     """Post the scheduled reports that are due, each once whichever process gets there
     first; return the jobs posted."""
     schedule = deps.team.reports
-    if not schedule.channels:
+    channels = _reachable(schedule.channels, deps)
+    if not channels:
         return []
     now = deps.clock.now()
     posted = []
@@ -140,10 +149,8 @@ async def post_due_reports(deps: Deps) -> list[str]:
         try:
             reply = await reporting.report_reply(due.period, deps,
                                                  breakdowns=DEFAULT_BREAKDOWNS, csv=False)
-            for channel in schedule.channels:
-                messenger = deps.messengers.get(channel.messenger)
-                if messenger is None:
-                    continue
+            for channel in channels:
+                messenger = deps.messengers[channel.messenger]
                 await messenger.post_note(channel.id, Note(reply.text))
                 for attached in reply.attachments:
                     await messenger.post_file(channel.id, attached.filename, attached.content,
@@ -153,7 +160,7 @@ async def post_due_reports(deps: Deps) -> list[str]:
                 await uow.jobs.release(due.job, due.key)
                 await uow.commit()
             raise
-        log.info("%s for %s posted", due.job, due.key)
+        log.info("%s for %s posted to %s", due.job, due.key, _names(channels))
         posted.append(due.job)
     return posted
 

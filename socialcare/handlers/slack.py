@@ -26,6 +26,7 @@ from socialcare.bot import escalations as esc
 from socialcare.bot import handoffs
 from socialcare.bot.actions import (
     ActionKind,
+    AnnouncementAction,
     BadAction,
     CaseAction,
     EscalationAction,
@@ -36,7 +37,7 @@ from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import escalating, slack_views
+from socialcare.handlers import announcing, escalating, slack_views
 from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.chat import ChatReply, describe_error, service
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 MAX_REQUEST = 1024 * 1024
 _CASE_BUTTON = re.compile(r"^sc1:")
 _ESCALATION_BUTTON = re.compile(r"^sc1e:")
+_ANNOUNCEMENT_BUTTON = re.compile(r"^sc1a:")
 
 
 def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
@@ -124,6 +126,16 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             await client.views_open(trigger_id=body["trigger_id"],
                                     view=await _escalate_form(clicked.case_id, channel, deps))
             return
+        if clicked.kind is ActionKind.OFFICIAL and clicked.arg:
+            answer = await announcing.official_text(clicked.arg, deps)
+            if answer is None:
+                await say_privately(respond, ChatReply(text("error.announcement_ended",
+                                                            id=clicked.arg)))
+                return
+            await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
+                clicked.case_id, channel, deps.team.saved_replies, text,
+                official=(clicked.arg, answer)))
+            return
         if clicked.kind is ActionKind.HAND_OFF and not clicked.arg:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.handoff_view(
                 clicked.case_id, channel, deps.team.second_line, text))
@@ -143,6 +155,24 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         reply = await run_action(clicked, person, deps)
         if reply is not None:
             await say_privately(respond, reply)
+
+    @bolt.action(_ANNOUNCEMENT_BUTTON)
+    async def on_announcement_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                                     respond: Any) -> None:
+        await ack()
+        try:
+            clicked = AnnouncementAction.unpack(action["action_id"])
+        except BadAction:
+            await say_privately(respond, ChatReply(text("error.unknown_button")))
+            return
+        # No roster check: an audience's members press Got it without a role.
+        container, user = body.get("container") or {}, body["user"]
+        answer = await announcing.got_it(
+            clicked, messenger="slack", channel=str(container.get("channel_id", "")),
+            user_id=user["id"],
+            name=announcing.name_of("slack", user["id"], str(user.get("name", "")), deps),
+            deps=deps)
+        await say_privately(respond, ChatReply(answer))
 
     @bolt.action(_ESCALATION_BUTTON)
     async def on_escalation_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
@@ -182,9 +212,11 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         await ack()
         user = body["user"]["id"]
         person = roster(user)
-        case_id, _, channel = view["private_metadata"].partition("|")
+        case_id, _, rest = view["private_metadata"].partition("|")
+        channel, _, official = rest.partition("|")
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
-            await reply_to_case(int(case_id), answer, person, deps)
+            await reply_to_case(int(case_id), answer, person, deps,
+                                announcement_id=int(official) if official else None)
         await tell(client, user, channel, reply)
 
     @bolt.view(slack_views.ESCALATE_VIEW)

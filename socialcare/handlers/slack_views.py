@@ -71,17 +71,22 @@ def values(view: dict[str, Any]) -> dict[str, str]:
 
 
 def reply_view(
-    case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog
+    case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog, *,
+    official: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
-    """Return the reply form of a case."""
+    """Return the reply form of a case; `official` (announcement id, its answer) fills
+    it in with an announcement's official answer."""
     blocks: list[dict[str, Any]] = []
-    if saved:
+    if saved and official is None:
         blocks.append(_select("saved", text("reply.saved_label"),
                               [(r.title, str(i)) for i, r in enumerate(saved)], optional=True))
-    blocks.append(_text_input("text", text("reply.text_label"), optional=bool(saved),
-                              hint=text("reply.text_hint")))
-    return _modal(REPLY_VIEW, text("reply.title", id=case_id), f"{case_id}|{channel}", blocks,
-                  text)
+    blocks.append(_text_input("text", text("reply.text_label"),
+                              optional=bool(saved) and official is None,
+                              hint=text("reply.text_hint"),
+                              initial=official[1] if official else "",
+                              max_length=3000 if official else 2000))
+    metadata = f"{case_id}|{channel}" + (f"|{official[0]}" if official else "")
+    return _modal(REPLY_VIEW, text("reply.title", id=case_id), metadata, blocks, text)
 
 
 def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:

@@ -47,6 +47,7 @@ from socialcare.adapters.messengers.telegram_budget import Budget
 from socialcare.bot import escalations as esc
 from socialcare.bot.actions import (
     ActionKind,
+    AnnouncementAction,
     BadAction,
     CaseAction,
     EscalationAction,
@@ -56,7 +57,7 @@ from socialcare.bot.cards import topic_choices
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import collectors, escalating, telegram_copies
+from socialcare.handlers import announcing, collectors, escalating, telegram_copies
 from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 from socialcare.storage.replays import TELEGRAM_SECONDS, Replays, storage_failed, telegram_key
@@ -107,6 +108,23 @@ class _Conversation:
         """Ask something to be answered by replying; remember what it is `about`."""
         prompt = await _say(bot, user_id, text, markup=ForceReply(selective=True))
         await self._deps.redis.set(_prompt_key(prompt.chat_id, prompt.message_id),
+                                   json.dumps(about), ex=PROMPT_SECONDS)
+
+    async def offer_official(self, bot: Any, user_id: int, case_id: int,
+                             announcement_id: int) -> None:
+        """Offer an announcement's official answer privately: a button publishes it as it
+        stands; a reply to the offer publishes the person's own wording of it."""
+        answer = await announcing.official_text(announcement_id, self._deps)
+        if answer is None:
+            await _say(bot, user_id, self._text("error.announcement_ended", id=announcement_id))
+            return
+        send = CaseAction(ActionKind.OFFICIAL_SEND, case_id, announcement_id)
+        offer = await _say(bot, user_id, self._text("reply.official_offer", id=case_id,
+                                                    text=answer),
+                           markup=InlineKeyboardMarkup([[InlineKeyboardButton(
+                               self._text("button.official_send"), callback_data=send.pack())]]))
+        about = {"kind": "reply", "case": case_id, "announcement": announcement_id}
+        await self._deps.redis.set(_prompt_key(offer.chat_id, offer.message_id),
                                    json.dumps(about), ex=PROMPT_SECONDS)
 
     async def prompt_of(self, message: Message) -> dict[str, Any] | None:
@@ -175,7 +193,9 @@ class _Conversation:
         text = (message.text or "").strip()
         kind = about.get("kind")
         if kind == "reply":
-            outcome = await reply_to_case(int(about["case"]), text, person, self._deps)
+            official = about.get("announcement")
+            outcome = await reply_to_case(int(about["case"]), text, person, self._deps,
+                                          announcement_id=int(official) if official else None)
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind in ("write", "comment"):
             outcome = await escalating.write_to_escalation(
@@ -237,10 +257,19 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     async def clicked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[str, bool]:
         query = update.callback_query
         assert query is not None
+        data = query.data or ""
+        if data.startswith("sc1a:"):
+            # No roster check: an audience's members press Got it without a role.
+            message = query.message
+            user = query.from_user
+            return await announcing.got_it(
+                AnnouncementAction.unpack(data), messenger="telegram",
+                channel=str(message.chat.id) if message else "", user_id=str(user.id),
+                name=announcing.name_of("telegram", str(user.id), user.full_name, deps),
+                deps=deps), False
         person = deps.team.person_by_telegram(query.from_user.id)
         if person is None:
             return text("error.not_in_roster"), True
-        data = query.data or ""
         bot = context.bot
         if data.startswith("sc1d:"):
             return await talk.step(bot, query.from_user.id, person, data), False
@@ -255,6 +284,18 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         if action.kind is ActionKind.ESCALATE:
             return await _in_private(bot, talk.start_escalation(bot, query.from_user.id,
                                                                 action.case_id))
+        if action.kind is ActionKind.OFFICIAL and action.arg:
+            return await _in_private(bot, talk.offer_official(
+                bot, query.from_user.id, action.case_id, action.arg))
+        if action.kind is ActionKind.OFFICIAL_SEND and action.arg:
+            answer = await announcing.official_text(action.arg, deps)
+            if answer is None:
+                return text("error.announcement_ended", id=action.arg), True
+            # The offer loses its button first: a second press publishes nothing more.
+            await query.edit_message_reply_markup(reply_markup=None)
+            reply = await reply_to_case(action.case_id, answer, person, deps,
+                                        announcement_id=action.arg)
+            return reply.text, True
         if action.kind is ActionKind.HAND_OFF and not action.arg:
             buttons = [[InlineKeyboardButton(team.title, callback_data=CaseAction(
                 ActionKind.HAND_OFF, action.case_id, number).pack())]
@@ -367,7 +408,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         await failed(update, context, context.error)
 
     application.add_handler(TypeHandler(Update, once), group=-1)
-    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[de]?:"))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[dea]?:"))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, _command_handler(name, deps)))
     application.add_handler(MessageHandler(

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
-from datetime import timedelta
-from typing import TextIO
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TextIO
 
-from socialcare.adapters.collectors.mention_json import parse_lines
 from socialcare.bot import sla
-from socialcare.bot.model import Case
-from socialcare.bot.pipeline import Outcome
-from socialcare.deps import Deps
+from socialcare.bot.model import Case, Priority
+from socialcare.bot.ports import CaseRepository, Clock, MentionRepository
+from socialcare.bot.team import Team
+
+if TYPE_CHECKING:
+    from socialcare.deps import Deps
 
 INGEST_BATCH = 500
+URGENT = "🔥"
 
 
 async def ingest_file(deps: Deps, stream: Iterable[str], out: TextIO) -> int:
     """Load JSON Lines mentions; nothing is stored if any line is bad. Return an exit code."""
+    from socialcare.adapters.collectors.mention_json import parse_lines
+    from socialcare.bot.pipeline import Outcome
+
     raws, problems = parse_lines(stream, sources={s.name for s in deps.team.sources},
                                    now=deps.clock.now())
     if problems:
@@ -44,39 +51,48 @@ async def ingest_file(deps: Deps, stream: Iterable[str], out: TextIO) -> int:
     return 0
 
 
-def _time_left(case: Case, deps: Deps) -> str:
-    left = sla.time_left(case, deps.clock.now())
+def _time_left(case: Case, now: datetime) -> str:
+    left = sla.time_left(case, now)
     if left is None:
         return case.state.value
     minutes = int(abs(left) / timedelta(minutes=1))
     return f"{minutes} min left" if left >= timedelta(0) else f"overdue {minutes} min"
 
 
-async def print_cases(deps: Deps, out: TextIO, *, limit: int) -> int:
-    """Print the open cases, earliest deadline first."""
-    async with deps.uow() as uow:
-        cases = await uow.cases.list_open(limit=limit)
-        firsts = await uow.mentions.first_of([c.id for c in cases if c.id is not None])
-    if not cases:
+def _width(cell: str) -> int:
+    """Return how many columns a terminal gives a cell (an emoji takes two)."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in cell)
+
+
+async def print_cases(cases: CaseRepository, mentions: MentionRepository, *, team: Team,
+                      clock: Clock, out: TextIO, limit: int) -> int:
+    """Print the open cases, earliest deadline first (urgent first among equal ones)."""
+    listed = await cases.list_open(limit=limit)
+    total = sum((await cases.count_open()).values())
+    firsts = await mentions.first_of([c.id for c in listed if c.id is not None])
+    if not listed:
         print("no open cases", file=out)
         return 0
-    zone = deps.team.zone
+    now = clock.now()
     rows = [("#", "state", "tier", "platform", "brand", "due", "time left", "holder", "author",
              "text")]
-    for case in cases:
+    for case in listed:
         first = firsts.get(case.id) if case.id is not None else None
-        due = case.response_due_at.astimezone(zone).strftime("%d.%m %H:%M") \
+        due = case.response_due_at.astimezone(team.zone).strftime("%d.%m %H:%M") \
             if case.response_due_at else "-"
         author = (first.author.handle or first.author.name or "-") if first else "-"
         text = " ".join((first.text if first else "").split())
+        state = case.state.value + (f" {URGENT}" if case.priority is Priority.URGENT else "")
         rows.append((
-            str(case.id), case.state.value, case.tier.value, case.platform, case.brand, due,
-            _time_left(case, deps), case.claimed_by or "-", author[:24],
+            str(case.id), state, case.tier.value, case.platform, case.brand, due,
+            _time_left(case, now), case.claimed_by or "-", author[:24],
             text[:50] + ("…" if len(text) > 50 else ""),
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-              .rstrip(), file=out)
-    print(f"({len(cases)} open, times in {deps.team.timezone})", file=out)
+        print("  ".join(cell + " " * (width - _width(cell))
+                        for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
+    shown = f"{len(listed)} open" if len(listed) == total \
+        else f"{len(listed)} of {total} open shown (--limit {limit})"
+    print(f"({shown}, times in {team.timezone})", file=out)
     return 0

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,11 @@ CHUNK = 500
 T = TypeVar("T")
 
 _CASE_FIELDS = [f.name for f in dataclasses.fields(Case) if f.name != "id"]
+# Orders cases by their priority, the most pressing first.
+_PRIORITY_RANK = sa.case({p.value: p.rank for p in Priority}, value=cases.c.priority,
+                         else_=len(Priority))
+# Open cases in the order they are worked: earliest deadline, then the most pressing.
+_WORK_ORDER = (cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
 
 
 def _chunks(items: Collection[T]) -> Iterator[list[T]]:
@@ -103,11 +109,12 @@ class SqlCaseRepository:
         case.version += 1
 
     async def list_open(self, *, limit: int = 500) -> list[Case]:
-        """Return open cases, earliest response deadline first."""
+        """Return open cases, earliest response deadline first (urgent first among equal
+        deadlines)."""
         rows = await self._conn.execute(
             select(cases)
             .where(cases.c.state.in_([s.value for s in OPEN_STATES]))
-            .order_by(cases.c.response_due_at.asc().nulls_last(), cases.c.id)
+            .order_by(*_WORK_ORDER)
             .limit(limit)
         )
         return [_case(row) for row in rows]
@@ -116,7 +123,8 @@ class SqlCaseRepository:
                          languages: Collection[str] = ()) -> tuple[list[Case], int]:
         """Return the open cases `holder` holds (and, with `unclaimed`, the new and
         reopened ones — in `languages` or of no known language, if any are given),
-        earliest response deadline first, at most `limit`; and the count."""
+        earliest response deadline first (urgent first among equal deadlines), at most
+        `limit`; and the count."""
         wanted = cases.c.claimed_by == holder
         if unclaimed:
             waiting = cases.c.state.in_([State.NEW.value, State.REOPENED.value])
@@ -127,7 +135,7 @@ class SqlCaseRepository:
         where = (cases.c.state.in_([s.value for s in OPEN_STATES]), wanted)
         rows = await self._conn.execute(
             select(cases).where(*where)
-            .order_by(cases.c.response_due_at.asc().nulls_last(), cases.c.id)
+            .order_by(*_WORK_ORDER)
             .limit(limit)
         )
         found = [_case(row) for row in rows]

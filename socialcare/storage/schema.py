@@ -396,3 +396,85 @@ source_tokens = Table(
     Column("failure", Text),
     Column("failed_at", UTCDateTime()),
 )
+
+# Announcements (see socialcare/bot/announcements/): each has a copy per place it goes
+# (a chat message, a mailbox, a webhook), brought in step by the deliverer.
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("text", Text, nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("until", UTCDateTime()),
+    Column("audiences", Json, nullable=False),
+    Column("keywords", Json, nullable=False),
+    Column("topics", Json, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("corrected_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
+    Column("ended_by", String(128)),
+    Column("reminded_at", UTCDateTime()),
+    Column("version", Integer, nullable=False),
+    Index(None, "state", "until"),
+    Index(None, "created_at"),
+)
+
+announcement_copies = Table(
+    "announcement_copies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("announcement_id", Id, ForeignKey("announcements.id"), nullable=False),
+    Column("audience", String(64), nullable=False),
+    Column("outlet", String(16), nullable=False),
+    Column("address", String(512), nullable=False),
+    Column("message_id", String(64)),
+    Column("pinned", Boolean, nullable=False),
+    Column("revision_sent", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime()),
+    Column("gave_up_at", UTCDateTime()),
+    Column("posting_since", UTCDateTime()),
+    Column("leased_until", UTCDateTime()),
+    Column("next_try_at", UTCDateTime()),
+    Column("changes", Integer, nullable=False),
+    # One copy per place; a Got it finds its copy by it.
+    UniqueConstraint("announcement_id", "outlet", "address"),
+    # The deliverer's "what is due now".
+    Index(None, "next_try_at"),
+)
+
+announcement_receipts = Table(
+    "announcement_receipts",
+    metadata,
+    Column("announcement_id", Id, ForeignKey("announcements.id"), primary_key=True),
+    Column("messenger", String(16), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+# Cases answered with an announcement's official answer, once each.
+announcement_answers = Table(
+    "announcement_answers",
+    metadata,
+    Column("announcement_id", Id, ForeignKey("announcements.id"), primary_key=True),
+    Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
+    Column("by", String(128), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+announcement_events = Table(
+    "announcement_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("announcement_id", Id, ForeignKey("announcements.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("data", Json, nullable=False),
+    Index(None, "announcement_id", "id"),
+)

@@ -223,12 +223,14 @@ async def running_chat(
     socket_mode: bool = False,
     polling: bool = False,
     config: Callable[[str], str] | None = None,
+    environment: dict[str, Any] | None = None,
     **fakes: Any,
 ) -> AsyncIterator[Chat]:
     """Start the fakes, then socialcare with both messengers, on the back end under test.
 
     Slack comes over HTTP (or Socket Mode), Telegram by webhook (or polling); `config`
-    edits the config file's text (to enable sources, say)."""
+    edits the config file's text (to enable sources, say); `environment` adds settings
+    (SMTP_URL, say)."""
     url = database_url(tmp_path)
     await reset_database(url)
     platform, tickets = SignedEndpoint(SECRET), SignedEndpoint(HANDOFF_SECRET)
@@ -258,6 +260,7 @@ async def running_chat(
             else f"http://127.0.0.1:{port}/telegram/webhook",
             telegram_webhook_secret=None if polling else TELEGRAM_SECRET,
             console_url=f"http://127.0.0.1:{port}",
+            **(environment or {}),
         )
         async with runtime(settings, clock=clock) as app:
             await app.deps.redis.flushdb()

@@ -145,6 +145,10 @@ async def test_the_sla_line_moves_in_steps_and_the_breach_pings_the_leads_once_p
         assert notes[0].startswith("⚠ #1: 50% of the answer time is gone")
         assert notes[1].startswith("⚠ #1: 80% of the answer time is gone")
         assert notes[2].startswith("🔴 #1 has had no answer") and "<@U0LEAD0001>" in notes[2]
+        # The warnings give the answer's deadline, not the moment they fell due.
+        deadline = notes[2].split("by its deadline ")[1][:5]
+        assert notes[0].endswith(f"answer by {deadline}.") and notes[1].endswith(
+            f"answer by {deadline}."), notes
         assert notes[3].startswith("🔴 #1 is still unanswered, 5 min past its deadline")
         assert "<@U0LEAD0001>" in notes[3]
         assert sum("<@U0LEAD0001>" in n for n in notes) == 2

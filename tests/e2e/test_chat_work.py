@@ -149,14 +149,16 @@ async def test_an_announcement_is_posted_and_pinned_in_every_team_channel(
             "/announce", "Almaty outage: use the standard apology", user=AIGERIM_SLACK)]
         done = await chat.slack_command(
             "/announce", "Almaty outage: use the standard apology", user=SAULE_SLACK)
+        [slack_notice] = await eventually(lambda: [
+            m for m in chat.slack.messages(SLACK_CHANNEL) if m.pinned])
+        [telegram_notice] = await eventually(lambda: [
+            m for m in chat.telegram.bot_messages(TELEGRAM_CHAT) if m.pinned])
 
-    slack_notice = chat.slack.latest(SLACK_CHANNEL)
-    telegram_notice = chat.telegram.last_message(TELEGRAM_CHAT)
     assert "Only shift leads and admins" in refused[0].body["text"]
-    assert "2 channel(s); 0 failed" in done.body["text"]
-    assert slack_notice.pinned and telegram_notice.pinned
+    assert "Announcement #1 is on its way to the team (2 place(s))" in done.body["text"]
     assert slack_notice.text == "📣 Saule: Almaty outage: use the standard apology"
-    assert telegram_notice.text == "📣 Saule: Almaty outage: use the standard apology"
+    assert telegram_notice.text.startswith(
+        "📣 Announcement #1 · Saule\nAlmaty outage: use the standard apology")
 
 
 async def test_an_unanswered_claim_lapses_back_to_the_queue_and_the_channel_is_told(

@@ -51,8 +51,8 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("command", [[], ["run"], ["ingest"], ["check-config"], ["db"],
                                       ["db", "upgrade"], ["cases"], ["console"],
-                                      ["console", "password"], ["console", "signout"],
-                                      ["demo"], ["try-source"]])
+                                      ["console", "link"], ["console", "password"],
+                                      ["console", "signout"], ["demo"], ["try-source"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = subprocess.run([SCRIPT, *command, "--help"], capture_output=True, text=True,
                             timeout=30)
@@ -157,7 +157,8 @@ def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -
 
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "socialcare: cannot reach the database at postgresql+asyncpg://care:***@127.0.0.1:9/"
+        "socialcare: DATABASE_URL: cannot reach the database at "
+        "postgresql+asyncpg://care:***@127.0.0.1:9/"
     )
     assert "hunter2" not in result.stderr
     assert "Traceback" not in result.stderr

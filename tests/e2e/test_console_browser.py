@@ -102,7 +102,7 @@ async def test_a_wall_screen_sees_a_case_arrive_and_an_agent_claim_it_from_a_pho
             await wall.wait_for_selector(row, timeout=WAIT_MS)
             assert await wall.evaluate("window.notReloaded") is True
             assert "<b>why</b> is there no 4G" in await wall.inner_text(f"{row} .words")
-            assert re.fullmatch(r"1[23]:\d\d left",
+            assert re.fullmatch(r"1[23] min \d{1,2} s left",
                                 await wall.inner_text(f"{row} .countdown")), \
                 await wall.inner_text(f"{row} .countdown")
             await _queue_some(chat, flowing_clock)

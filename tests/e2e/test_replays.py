@@ -62,7 +62,10 @@ async def test_announce_sent_three_times_posts_and_pins_once(
         for _ in range(3):
             assert (await chat.slack_send(request)).status == 200
         await eventually(lambda: chat.slack.responses())
-        await asyncio.sleep(0.5)
+        # The copies go out after the answer: wait for them, and a while for any more.
+        await eventually(lambda: [m for m in chat.slack.messages(SLACK_CHANNEL) if m.pinned]
+                         and chat.telegram.calls_to("pinChatMessage"))
+        await asyncio.sleep(1.5)
         pinned = [m for m in chat.slack.messages(SLACK_CHANNEL) if m.pinned]
         pins = len(chat.telegram.calls_to("pinChatMessage"))
 

@@ -7,8 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from socialcare.bot.reports import BadPeriod, due_reports, parse_period
+from socialcare.bot.report_text import render_report
+from socialcare.bot.reports import BadPeriod, aggregate, due_reports, parse_period
 from socialcare.bot.team import ReportSchedule
+from socialcare.settings import load_catalog
+from tests.conftest import make_team
 
 ALMATY = ZoneInfo("Asia/Almaty")
 # Wednesday 25 November 2026, 15:00 in Almaty.
@@ -61,3 +64,20 @@ def test_yesterdays_report_is_due_from_the_daily_time_and_the_weekly_on_its_day(
     ]
     assert (due[1].period.first, due[1].period.last) == (date(2026, 11, 16), date(2026, 11, 22))
     assert (due[2].period.first, due[2].period.last) == (date(2026, 10, 1), date(2026, 10, 31))
+
+
+@pytest.mark.parametrize(("language", "word", "title"), [
+    ("en", "today", "📊 Report 25.11.2026 (today): 0 cases"),
+    ("ru", "today", "📊 Отчёт 25.11.2026 (сегодня): обращений 0"),
+    ("ru", "week", "📊 Отчёт 23.11–25.11.2026 (эта неделя): обращений 0"),
+    ("ru", "2026-10-01..2026-10-31", "📊 Отчёт 01.10–31.10.2026 (2026-10-01..2026-10-31)"),
+])
+def test_the_report_s_title_names_its_period_in_the_team_s_language(
+    language: str, word: str, title: str
+) -> None:
+    period = parse_period(word, now=NOW, zone=ALMATY)
+    report = aggregate([], period=period, now=NOW)
+
+    text = render_report(report, team=make_team(), catalog=load_catalog(language))
+
+    assert text.splitlines()[0].startswith(title)

@@ -73,6 +73,40 @@ def test_a_wrong_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DATABASE_URL", "mysql://care:hunter2@db/socialcare",
+         "DATABASE_URL: mysql is not supported: socialcare runs on PostgreSQL"),
+        ("DATABASE_URL", "postgresql+psycopg2://care@db/socialcare",
+         "DATABASE_URL: the driver 'psycopg2' is not supported: write postgresql://…"),
+        ("DATABASE_URL", "postgresql://care:hunter2@db:five/socialcare",
+         "DATABASE_URL: not a valid URL"),
+        ("DATABASE_URL", "care:hunter2@db/socialcare", "DATABASE_URL: not a database URL"),
+        ("REDIS_URL", "127.0.0.1:6379", "REDIS_URL: give redis://host:6379/0"),
+        ("REDIS_URL", "redis://:hunter2@cache:port/0", "REDIS_URL: not a valid URL"),
+        ("REDIS_URL", "redis:///0", "REDIS_URL: the URL names no host"),
+    ],
+)
+def test_a_wrong_url_is_named_on_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+
+    [problem] = error.value.problems
+    assert problem.startswith(f"environment: {message}")
+    assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///x.db", "sqlite+aiosqlite:///x.db",
+                                 "postgres://u@h/db", "postgresql+asyncpg://u:p@h:5432/db"])
+def test_the_supported_database_urls_are_taken(url: str) -> None:
+    assert Settings(database_url=url).database_url == url
+
+
 def test_plain_database_urls_get_an_async_driver() -> None:
     assert Settings(database_url="postgresql://u@h/db").async_database_url == (
         "postgresql+asyncpg://u@h/db"
@@ -93,6 +127,6 @@ def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPat
 
     assert [str(p) for p in proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert none == ()
-    with pytest.raises(ConfigError, match=r"TRUSTED_PROXIES: Value error, 'proxy\.internal' "
+    with pytest.raises(ConfigError, match=r"TRUSTED_PROXIES: 'proxy\.internal' "
                                           r"is not an address or a network"):
         load_settings()

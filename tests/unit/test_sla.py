@@ -52,6 +52,19 @@ def test_each_point_fires_once_however_often_the_clock_is_swept() -> None:
     assert all(e.data["late_seconds"] == 0 for e in fired)
 
 
+def test_every_point_records_its_clock_s_deadline_beside_its_own_time() -> None:
+    case = new_case()
+
+    fired = sla.fire_due_points(case, POLICY, T0 + minutes(16))
+
+    response = [e.data for e in fired if e.data["clock"] == "response"]
+    assert [(sla.parse_due(d) - T0, sla.parse_deadline(d) - T0) for d in response] == [
+        (minutes(7.5), minutes(15)), (minutes(12), minutes(15)), (minutes(15), minutes(15))]
+    # An event recorded before the deadline was written falls back to its own time.
+    old = {k: v for k, v in response[0].items() if k != "deadline_at"}
+    assert sla.parse_deadline(old) == T0 + minutes(7.5)
+
+
 def test_reminders_missed_while_down_collapse_into_the_latest() -> None:
     case = new_case()
 

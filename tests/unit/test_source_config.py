@@ -79,9 +79,23 @@ async def test_a_telegram_source_without_the_telegram_bot_says_what_to_set(
     team = load_team(_all_enabled(tmp_path))
 
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(ValueError, match="set TELEGRAM_BOT_TOKEN"):
+        with pytest.raises(ValueError, match="TELEGRAM_BOT_TOKEN is not set"):
             kinds.build(team, session=session, clock=clock,
                         environ={name: "set" for name in SECRETS}, telegram_bot=None)
+
+
+def test_every_missing_secret_is_a_problem_of_its_own_line(tmp_path: Path) -> None:
+    team = load_team(_all_enabled(tmp_path))
+
+    problems = kinds.problems(team, {}, telegram_bot=False)
+    complete = kinds.problems(team, {name: "set" for name in SECRETS}, telegram_bot=True)
+
+    # Every variable an enabled source needs is named, and the Telegram bot it reads with.
+    for name in SECRETS:
+        assert sum(f"environment: {name} is not set" in line for line in problems) == 1, name
+    assert any("TELEGRAM_BOT_TOKEN is not set" in line for line in problems)
+    assert all("\n" not in line for line in problems)
+    assert complete == []
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,21 @@ OPTIONS: dict[str, type[BaseModel]] = {
 POLLED = frozenset({"rss", "html", "vk", "youtube", "x", "tiktok", "google_reviews", "threads"})
 # Kinds whose access tokens are renewed, and kept in the database when they are.
 RENEWS_TOKENS = frozenset({"tiktok", "google_reviews", "threads"})
+# The options of each kind that name an environment variable holding a secret, and
+# whether the source needs it (without an optional one it only cannot reply, or renew).
+SECRETS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "vk": (("token_env", True), ("reply_token_env", False)),
+    "youtube": (("key_env", True), ("oauth_token_env", False)),
+    "x": (("bearer_env", True), ("user_token_env", False)),
+    "tiktok": (("access_token_env", True), ("refresh_token_env", False),
+               ("app_secret_env", False)),
+    "google_reviews": (("client_secret_env", True), ("refresh_token_env", True)),
+    "threads": (("token_env", True), ("app_secret_env", False), ("verify_token_env", False)),
+    "mapped": (("secret_env", True),),
+    "meta": (("app_secret_env", True), ("verify_token_env", True), ("page_token_env", False)),
+}
+_NEEDS_TELEGRAM = ("environment: TELEGRAM_BOT_TOKEN is not set (source {name!r} of kind "
+                   "telegram reads the chats the bot is in)")
 
 
 class BadOptions(ValueError):
@@ -127,11 +142,7 @@ def build(
     keywords = [k for brand in team.brands for k in brand.search_terms]
     for source in team.sources:
         options: Any = check(source)
-
-        def secret(option: str, *, required: bool = True, source: Source = source,
-                   options: Any = options) -> str | None:
-            return _secret(source, options, option, environ, required=required)
-
+        secret = _secrets(source, options, environ)
         made: Any = None
         keeping = Keeping(tokens, source.name) if tokens is not None else None
         if source.kind == "rss":
@@ -139,48 +150,44 @@ def build(
         elif source.kind == "html":
             made = pages.HtmlCollector(session, options, clock=clock, zone=team.zone_of(source))
         elif source.kind == "vk":
-            made = vk.VkCollector(session, options, token=secret("token_env") or "",
-                                  reply_token=secret("reply_token_env", required=False),
-                                  queries=keywords)
+            made = vk.VkCollector(session, options, token=secret["token_env"] or "",
+                                  reply_token=secret["reply_token_env"], queries=keywords)
         elif source.kind == "youtube":
             made = youtube.YoutubeCollector(
-                session, options, key=secret("key_env") or "",
-                token=secret("oauth_token_env", required=False), keywords=keywords,
-                clock=clock)
+                session, options, key=secret["key_env"] or "", token=secret["oauth_token_env"],
+                keywords=keywords, clock=clock)
         elif source.kind == "x":
-            made = x.XCollector(session, options, bearer=secret("bearer_env") or "",
-                                user_token=secret("user_token_env", required=False),
-                                keywords=keywords, clock=clock)
+            made = x.XCollector(session, options, bearer=secret["bearer_env"] or "",
+                                user_token=secret["user_token_env"], keywords=keywords,
+                                clock=clock)
         elif source.kind == "tiktok":
             made = tiktok.TikTokCollector(
-                session, options, access_token=secret("access_token_env") or "",
-                refresh_token=secret("refresh_token_env", required=False),
-                app_secret=secret("app_secret_env", required=False), clock=clock,
-                keeping=keeping)
+                session, options, access_token=secret["access_token_env"] or "",
+                refresh_token=secret["refresh_token_env"],
+                app_secret=secret["app_secret_env"], clock=clock, keeping=keeping)
         elif source.kind == "google_reviews":
             made = google_reviews.ReviewsCollector(
-                session, options, client_secret=secret("client_secret_env") or "",
-                refresh_token=secret("refresh_token_env") or "", clock=clock,
+                session, options, client_secret=secret["client_secret_env"] or "",
+                refresh_token=secret["refresh_token_env"] or "", clock=clock,
                 keeping=keeping)
         elif source.kind == "threads":
-            made = threads.ThreadsCollector(session, options, token=secret("token_env") or "",
+            made = threads.ThreadsCollector(session, options, token=secret["token_env"] or "",
                                             clock=clock, keeping=keeping)
             if options.app_secret_env is not None:
                 collectors.threads[source.name] = threads_webhooks.ThreadsWebhooks(
-                    user_id=options.user_id, app_secret=secret("app_secret_env") or "",
-                    verify_token=secret("verify_token_env") or "")
+                    user_id=options.user_id, app_secret=secret["app_secret_env"] or "",
+                    verify_token=secret["verify_token_env"] or "")
         elif source.kind == "mapped":
             collectors.mapped[source.name] = mapped.MappedReceiver(
-                options, secret("secret_env") or "")
+                options, secret["secret_env"] or "")
         elif source.kind == "meta":
             made = collectors.meta[source.name] = meta.MetaReceiver(
-                session, options, app_secret=secret("app_secret_env") or "",
-                verify_token=secret("verify_token_env") or "",
-                page_token=secret("page_token_env", required=False))
+                session, options, app_secret=secret["app_secret_env"] or "",
+                verify_token=secret["verify_token_env"] or "",
+                page_token=secret["page_token_env"])
         elif source.kind == "telegram":
             if telegram_bot is None:
-                raise ValueError(f"source {source.name!r} (kind telegram) needs the Telegram "
-                                 "bot: set TELEGRAM_BOT_TOKEN")
+                raise ValueError(_NEEDS_TELEGRAM.format(name=source.name))
             made = collectors.telegram[source.name] = telegram_groups.TelegramGroups(
                 telegram_bot, options, team_chats=team_chats)
         if source.kind in POLLED:
@@ -188,6 +195,26 @@ def build(
         if made is not None and made.can_publish:
             collectors.publishers[source.name] = made
     return collectors
+
+
+def problems(team: Team, environ: Mapping[str, str], *, telegram_bot: bool) -> list[str]:
+    """Return what would stop `build`: every missing secret, one line each."""
+    found = []
+    for source in team.sources:
+        options = check(source)
+        for option, required in SECRETS.get(source.kind, ()):
+            try:
+                _secret(source, options, option, environ, required=required)
+            except MissingSecret as missing:
+                found.append(str(missing))
+        if source.kind == "telegram" and not telegram_bot:
+            found.append(_NEEDS_TELEGRAM.format(name=source.name))
+    return found
+
+
+def _secrets(source: Source, options: Any, environ: Mapping[str, str]) -> dict[str, str | None]:
+    return {option: _secret(source, options, option, environ, required=required)
+            for option, required in SECRETS.get(source.kind, ())}
 
 
 def _secret(source: Source, options: Any, option: str, environ: Mapping[str, str], *,

@@ -15,7 +15,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from socialcare.adapters.messengers.slack_card import (
+    ANNOUNCEMENT_EVENT,
     METADATA_EVENT,
+    announcement_blocks,
+    announcement_metadata,
     card_blocks,
     card_fallback,
     card_metadata,
@@ -23,6 +26,7 @@ from socialcare.adapters.messengers.slack_card import (
     escalation_fallback,
     escape,
 )
+from socialcare.bot.announcements.views import AnnouncementView
 from socialcare.bot.cards import CardView
 from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import (
@@ -48,11 +52,16 @@ _GONE = frozenset({
     "cant_update_message", "edit_window_closed", "restricted_action", "msg_too_long",
     "invalid_blocks", "no_permission", "account_inactive", "user_not_found",
 })
+# An unpin of a message that is not pinned (any more) has nothing left to do.
+_NOT_PINNED = "no_pin"
 # How far back a card of a case is looked for when a post's outcome is unknown.
 _HISTORY_LIMIT = 200
 
 
-def _layout(card: CardView | EscalationView) -> dict[str, Any]:
+def _layout(card: CardView | EscalationView | AnnouncementView) -> dict[str, Any]:
+    if isinstance(card, AnnouncementView):
+        return {"text": escape(card.fallback), "blocks": announcement_blocks(card),
+                "metadata": announcement_metadata(card)}
     if isinstance(card, EscalationView):
         return {"text": escalation_fallback(card), "blocks": escalation_blocks(card)}
     return {"text": card_fallback(card), "blocks": card_blocks(card),
@@ -82,9 +91,11 @@ class SlackMessenger:
             return [RateLimit("slack:update", UPDATES_PER_MINUTE, 60.0)]
         return [RateLimit(f"slack:post:{channel}", POSTS_PER_SECOND, 1.0)]
 
-    async def post_card(self, channel: str, card: CardView | EscalationView) -> str:
+    async def post_card(
+        self, channel: str, card: CardView | EscalationView | AnnouncementView
+    ) -> str:
         """Post a new card (a case's tagged with its case id; an escalation's to a
-        director's direct messages)."""
+        director's direct messages; an announcement's copy tagged with its id)."""
         response = await self._call(
             f"slack:post:{channel}", self._client.chat_postMessage,
             channel=await self._channel(channel), **_layout(card),
@@ -93,7 +104,7 @@ class SlackMessenger:
         return str(response["ts"])
 
     async def update_card(
-        self, channel: str, message_id: str, card: CardView | EscalationView
+        self, channel: str, message_id: str, card: CardView | EscalationView | AnnouncementView
     ) -> None:
         """Replace a posted card's blocks."""
         await self._call(
@@ -103,6 +114,13 @@ class SlackMessenger:
 
     async def find_card(self, channel: str, case_id: int) -> str | None:
         """Find a card of this case in the channel by its message metadata."""
+        return await self._find(channel, METADATA_EVENT, "case_id", case_id)
+
+    async def find_announcement(self, channel: str, announcement_id: int) -> str | None:
+        """Find an announcement's copy in the channel by its message metadata."""
+        return await self._find(channel, ANNOUNCEMENT_EVENT, "announcement_id", announcement_id)
+
+    async def _find(self, channel: str, event_type: str, key: str, value: int) -> str | None:
         response = await self._call(
             f"slack:history:{channel}", self._client.conversations_history,
             channel=channel, include_all_metadata=True, limit=_HISTORY_LIMIT,
@@ -110,7 +128,7 @@ class SlackMessenger:
         for message in response.get("messages") or []:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == METADATA_EVENT and payload.get("case_id") == case_id:
+            if metadata.get("event_type") == event_type and payload.get(key) == value:
                 return str(message["ts"])
         return None
 
@@ -130,6 +148,15 @@ class SlackMessenger:
         """Pin a message."""
         await self._call(f"slack:pin:{channel}", self._client.pins_add,
                          channel=channel, timestamp=message_id)
+
+    async def unpin(self, channel: str, message_id: str) -> None:
+        """Unpin a message (one that is not pinned is left as it is)."""
+        try:
+            await self._call(f"slack:pin:{channel}", self._client.pins_remove,
+                             channel=channel, timestamp=message_id)
+        except MessengerError as error:
+            if _NOT_PINNED not in str(error):
+                raise
 
     async def message_person(self, person: Person, note: Note) -> bool:
         """Send a direct message; False if the person has no Slack id."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from socialcare.adapters.messengers.text import cut, safe_url
 from socialcare.bot.actions import ActionKind
+from socialcare.bot.announcements.views import AnnouncementView
 from socialcare.bot.cards import Button, CardView, SlaLevel
 from socialcare.bot.escalation_card import EscalationView
 
@@ -24,6 +25,8 @@ MAX_HISTORY = 9
 MAX_OPTION = 75
 MAX_OPTIONS = 100
 METADATA_EVENT = "socialcare_case"
+ANNOUNCEMENT_EVENT = "socialcare_announcement"
+MAX_OFFICIAL = 600
 
 
 def escape(text: str) -> str:
@@ -82,6 +85,11 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
         if extra:
             state += f"\n{escape(extra)}"
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": state}})
+    if view.official is not None:
+        answer, was_cut = cut(view.official.text, MAX_OFFICIAL)
+        blocks.append({"type": "rich_text", "elements": [{"type": "rich_text_section",
+                       "elements": [_text(view.official_label + " ", bold=True),
+                                    _text(answer + (" …" if was_cut else ""))]}]})
     if view.history:
         lines = "\n".join(escape(line) for line in view.history[-MAX_HISTORY:])
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lines}]})
@@ -205,3 +213,31 @@ def escalation_blocks(view: EscalationView) -> list[dict[str, Any]]:
 def escalation_fallback(view: EscalationView) -> str:
     """Return the notification text of an escalation card."""
     return escape(f"{view.title} — {view.state_text}")
+
+
+def announcement_blocks(view: AnnouncementView) -> list[dict[str, Any]]:
+    """Return the blocks of an announcement's copy: its text shown literally, its
+    status, and Got it while it is in force."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header",
+         "text": {"type": "plain_text", "text": view.title[:MAX_HEADER], "emoji": True}},
+        {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+            _text(cut(view.text, MAX_TEXT)[0], strike=not view.in_force
+                  and view.state.value == "withdrawn")]}]},
+        {"type": "context", "elements": [{"type": "mrkdwn",
+                                          "text": escape(" · ".join(view.status))}]},
+    ]
+    if view.buttons:
+        blocks.append({"type": "actions", "block_id": f"announcement-{view.announcement_id}",
+                       "elements": [{
+                           "type": "button", "action_id": b.action.pack(),
+                           "value": b.action.pack(), "style": "primary",
+                           "text": {"type": "plain_text", "text": b.label[:MAX_BUTTON],
+                                    "emoji": True}} for b in view.buttons]})
+    return blocks
+
+
+def announcement_metadata(view: AnnouncementView) -> dict[str, Any]:
+    """Return the message metadata that tags a copy with its announcement."""
+    return {"event_type": ANNOUNCEMENT_EVENT,
+            "event_payload": {"announcement_id": view.announcement_id}}

@@ -13,12 +13,15 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from socialcare.adapters.messengers.telegram_budget import TAKEN, chat_limits, hold_key
 from socialcare.adapters.messengers.telegram_card import (
+    announcement_html,
+    announcement_keyboard,
     card_html,
     card_keyboard,
     escalation_html,
     escalation_keyboard,
     note_html,
 )
+from socialcare.bot.announcements.views import AnnouncementView
 from socialcare.bot.cards import CardView
 from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import (
@@ -49,7 +52,11 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
              httpx.UnsupportedProtocol)
 
 
-def _layout(card: CardView | EscalationView) -> tuple[str, InlineKeyboardMarkup | None]:
+def _layout(
+    card: CardView | EscalationView | AnnouncementView,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    if isinstance(card, AnnouncementView):
+        return announcement_html(card), announcement_keyboard(card)
     if isinstance(card, EscalationView):
         return escalation_html(card), escalation_keyboard(card)
     return card_html(card), card_keyboard(card)
@@ -82,8 +89,11 @@ class TelegramMessenger:
         """Return the rate limits a call to this chat counts against."""
         return chat_limits(channel)
 
-    async def post_card(self, channel: str, card: CardView | EscalationView) -> str:
-        """Post a new card (a case's in a team chat, an escalation's to a director)."""
+    async def post_card(
+        self, channel: str, card: CardView | EscalationView | AnnouncementView
+    ) -> str:
+        """Post a new card (a case's in a team chat, an escalation's to a director, an
+        announcement's copy)."""
         text, keyboard = _layout(card)
         message = await self._call(
             channel, self._bot.send_message(
@@ -96,7 +106,7 @@ class TelegramMessenger:
         return str(message.message_id)
 
     async def update_card(
-        self, channel: str, message_id: str, card: CardView | EscalationView
+        self, channel: str, message_id: str, card: CardView | EscalationView | AnnouncementView
     ) -> None:
         """Replace a posted card's text and buttons."""
         text, keyboard = _layout(card)
@@ -117,6 +127,10 @@ class TelegramMessenger:
         """Return None: the Bot API cannot search a chat for the bot's own messages."""
         return None
 
+    async def find_announcement(self, channel: str, announcement_id: int) -> str | None:
+        """Return None: the Bot API cannot search a chat for the bot's own messages."""
+        return None
+
     async def post_note(self, channel: str, note: Note, *, thread: str | None = None) -> str:
         """Post a note, as a reply to the card when given, pinging its people."""
         reply = ReplyParameters(message_id=int(thread), allow_sending_without_reply=True) \
@@ -134,6 +148,15 @@ class TelegramMessenger:
         await self._call(channel, self._bot.pin_chat_message(
             chat_id=channel, message_id=int(message_id), disable_notification=True
         ))
+
+    async def unpin(self, channel: str, message_id: str) -> None:
+        """Unpin a message (one that is not pinned is left as it is)."""
+        try:
+            await self._call(channel, self._bot.unpin_chat_message(
+                chat_id=channel, message_id=int(message_id)))
+        except Undeliverable as error:
+            if "not found" not in str(error):
+                raise
 
     async def direct(self, recipient: str, note: Note) -> None:
         """Send a direct message to a Telegram user id (they must have started the bot)."""

@@ -12,6 +12,7 @@ from html import escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from socialcare.adapters.messengers.text import cut, safe_url
+from socialcare.bot.announcements.views import AnnouncementView
 from socialcare.bot.cards import CardView, SlaLevel
 from socialcare.bot.escalation_card import EscalationView
 from socialcare.bot.ports import Note
@@ -19,6 +20,8 @@ from socialcare.bot.team import Person
 
 # 4096 characters after entity parsing; the rest of the card takes well under 1000.
 MAX_TEXT = 3000
+MAX_OFFICIAL = 500  # the official answer on a card (the rest of the card fits beside it)
+MAX_ANNOUNCEMENT = 3500
 BUTTONS_PER_ROW = 3
 
 
@@ -52,6 +55,10 @@ def card_html(view: CardView) -> str:
     lines.append(sla)
     lines.append(f"<b>{escape(view.state_text)}</b>")
     lines += [escape(extra) for extra in (view.handoff_text, view.escalation_text) if extra]
+    if view.official is not None:
+        answer, was_cut = cut(view.official.text, MAX_OFFICIAL)
+        lines.append(f"<b>{escape(view.official_label)}</b> {escape(answer)}"
+                     + (" …" if was_cut else ""))
     if view.history:
         lines.append("<i>" + "\n".join(escape(line) for line in view.history) + "</i>")
     return "\n".join(lines)
@@ -128,3 +135,20 @@ def escalation_keyboard(view: EscalationView) -> InlineKeyboardMarkup | None:
             rows.append([key])
         previous = button.action.kind
     return InlineKeyboardMarkup(rows)
+
+
+def announcement_html(view: AnnouncementView) -> str:
+    """Return an announcement's copy in Telegram's HTML (a withdrawn text struck out)."""
+    body = escape(cut(view.text, MAX_ANNOUNCEMENT)[0])
+    if view.state.value == "withdrawn":
+        body = f"<s>{body}</s>"
+    return "\n".join([f"<b>{escape(view.title)}</b>", body,
+                      f"<i>{escape(' · '.join(view.status))}</i>"])
+
+
+def announcement_keyboard(view: AnnouncementView) -> InlineKeyboardMarkup | None:
+    """Return Got it while the announcement is in force."""
+    if not view.buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.action.pack())
+                                  for b in view.buttons]])

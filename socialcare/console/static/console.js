@@ -14,12 +14,18 @@
     if (!isNaN(at)) { offset = at - Date.now(); }
   }
 
-  function pad(n) { return n < 10 ? "0" + n : String(n); }
-
-  function clock(ms) {
+  // A span of time in words ("12 min 45 s"), not as digits that read like a clock time.
+  function span(ms, labels) {
     var s = Math.floor(Math.abs(ms) / 1000);
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-    return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s % 60);
+    var fill = function (name, values) {
+      return labels.getAttribute(name).replace(/\{(\w+)\}/g, function (_, key) {
+        return String(values[key]);
+      });
+    };
+    if (h) { return fill("data-hours", { hours: h, minutes: m }); }
+    if (m) { return fill("data-minutes", { minutes: m, seconds: s % 60 }); }
+    return fill("data-seconds", { seconds: s });
   }
 
   function levelOf(el, now) {
@@ -45,7 +51,7 @@
       if (labels && shown) {
         var template = level === "overdue" ? labels.getAttribute("data-overdue")
                                             : labels.getAttribute("data-left");
-        shown.textContent = template.replace("{time}", clock(due - now));
+        shown.textContent = template.replace("{time}", span(due - now, labels));
       }
       var tier = el.getAttribute("data-tier");
       if (tier) {

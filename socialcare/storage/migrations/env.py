@@ -26,7 +26,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_from_url(url: str) -> None:
-    from socialcare.storage.database import create_engine
+    from socialcare.storage.engine import create_engine
 
     engine = create_engine(url)
     try:

@@ -1,8 +1,8 @@
 """Understanding: each case's language, topics and places; the facts' language and
 topics; case_topics and case_places for breakdowns and incident detection.
 
-Revision ID: 0012
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from socialcare.storage.schema import Id, UTCDateTime
 
-revision = "0012"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,146 @@
+"""The database engine and the migrations.
+
+One code path for both back ends: SQLite (the embedded default) and PostgreSQL.
+SQLite gets WAL and `BEGIN IMMEDIATE`, so that concurrent writers queue for the
+write lock instead of failing half-way through a read-then-write transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant: several processes starting at once take turns to migrate.
+_MIGRATION_LOCK = 7_420_611
+
+
+class UnknownSchema(Exception):
+    """The database is at a migration this version does not have (a newer one made it)."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(f"the database is at migration {revision}, which this version of "
+                         "socialcare does not have: a newer version migrated it. Run that "
+                         "version, or point DATABASE_URL at another database")
+        self.revision = revision
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """Create the async engine for a database URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to `revision`."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        await conn.run_sync(_upgrade, revision)
+
+
+async def upgrade_if_behind(engine: AsyncEngine) -> None:
+    """Apply the migrations unless the database is at the latest already.
+
+    The usual case — nothing to do — is told without loading Alembic (a third of a
+    second of a command's start): by the revision the database records and the one
+    the migration files end with."""
+    head = _head_revision()
+    if head is not None and await revisions(engine) == [head]:
+        return
+    await upgrade(engine)
+
+
+async def revisions(engine: AsyncEngine) -> list[str]:
+    """Return the migrations the database records as applied (none for a new one)."""
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            return [str(row[0]) for row in found]
+    except DBAPIError:  # no such table yet: a new database
+        return []
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Raise UnknownSchema if the database is at a migration this version lacks."""
+    known = _known_revisions()
+    for revision in await revisions(engine):
+        if revision not in known:
+            raise UnknownSchema(revision)
+
+
+_REVISION = re.compile(r'^(down_revision|revision)\s*(?::[^=]*)?=\s*"([^"]*)"\s*$', re.M)
+
+
+def _head_revision() -> str | None:
+    """Return the last migration's revision, if the files form one simple chain."""
+    chain = _chain()
+    if chain is None:
+        return None  # a shape this reading does not know: let Alembic decide
+    heads = set(chain) - set(chain.values())
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _known_revisions() -> set[str]:
+    return set(_chain() or {})
+
+
+def _chain() -> dict[str, str | None] | None:
+    """Return each migration's revision and the one before it, read from the files."""
+    chain: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in found:
+            return None
+        chain[found["revision"]] = found.get("down_revision")
+    return chain
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    from alembic import command  # a third of a second: loaded only to migrate
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    try:
+        command.upgrade(config, revision)
+    except CommandError:
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if current is not None and current not in _known_revisions():
+            raise UnknownSchema(str(current)) from None
+        raise
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise if the database does not answer."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
