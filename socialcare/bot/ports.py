@@ -79,8 +79,17 @@ class CaseRepository(Protocol):
         """Count open cases per tier."""
         ...
 
+    async def save_many(self, changed: Sequence[Case]) -> list[Case]:
+        """Store changed cases, each if still at the version it was read at; return
+        those stored (the others changed meanwhile)."""
+        ...
+
     async def list_due(self, now: datetime, *, limit: int) -> list[Case]:
         """Return cases whose next SLA alert is due, earliest first."""
+        ...
+
+    async def next_alert(self) -> datetime | None:
+        """Return when the earliest SLA alert of any case is due (None: none is)."""
         ...
 
 

@@ -45,8 +45,8 @@ async def fire_due(
     """Fire what is due now and return the events; the cases' cards go out of step."""
     now = clock.now()
     fired: list[Event] = []
-    changed: list[Case] = []
     async with uow:
+        due: list[tuple[Case, list[Event]]] = []
         for case in await uow.cases.list_due(now, limit=limit):
             policy = config.for_tier(case.tier)
             events = sla.fire_due_points(case, policy, now)
@@ -55,12 +55,14 @@ async def fire_due(
                 events.append(
                     lifecycle.release(case, by=SYSTEM, at=now, policy=policy, expired=True)
                 )
-            try:
-                await uow.cases.save(case)
-            except ConcurrentUpdate:
-                continue
-            fired += events
-            changed.append(case)
+            due.append((case, events))
+        # A case changed by someone else since it was read is left out: its points
+        # are fired by the next sweep, on the new version.
+        changed = await uow.cases.save_many([case for case, _ in due])
+        stored = {id(case) for case in changed}
+        for case, events in due:
+            if id(case) in stored:
+                fired += events
         await uow.cards.mark_changed(changed, at=now)
         await uow.events.add(fired)
         await uow.commit()

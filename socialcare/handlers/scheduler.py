@@ -28,7 +28,11 @@ from socialcare.storage.redis import lease
 
 log = logging.getLogger(__name__)
 
+# The longest sleep between sweeps: escalation reminders, webhooks, reports and points
+# that another process brought forward are looked for at least this often. Points due
+# sooner wake the sweep when they fall due.
 TICK_SECONDS = 1.0
+MIN_PAUSE_SECONDS = 0.01
 # Long enough for a sweep; short enough that a crashed holder is replaced quickly.
 LEASE_SECONDS = 15.0
 # How often scheduled reports are looked for (each runs once; this only bounds the delay).
@@ -188,6 +192,18 @@ async def count_open(deps: Deps) -> None:
     deps.telemetry.queue_lag.set(0 if oldest is None else (now - oldest).total_seconds())
 
 
+async def until_next_point(deps: Deps) -> float:
+    """Return the seconds to sleep before the next sweep: until the next SLA point
+    falls due, at most a tick."""
+    async with deps.uow() as uow:
+        at = await uow.cases.next_alert()
+    if at is None:
+        return TICK_SECONDS
+    # A point already due that this sweep left (another scheduler holds the lease, or
+    # it lost a race) is looked at again soon, without spinning.
+    return min(TICK_SECONDS, max(MIN_PAUSE_SECONDS, (at - deps.clock.now()).total_seconds()))
+
+
 async def _run(deps: Deps) -> None:
     backoff = TICK_SECONDS
     counted = 0.0
@@ -211,10 +227,12 @@ async def _run(deps: Deps) -> None:
                 await count_open(deps)
                 counted = loop.time()
             backoff = TICK_SECONDS
+            pause = 0.0 if busy else await until_next_point(deps)
         except Exception:
             log.exception("SLA tick failed; retrying in %.0f s", backoff)
+            pause = backoff
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        await asyncio.sleep(0 if busy else backoff)
+        await asyncio.sleep(pause)
 
 
 def register(app: web.Application, deps: Deps) -> None:

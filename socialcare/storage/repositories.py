@@ -45,6 +45,18 @@ def _chunks(items: Collection[T]) -> Iterator[list[T]]:
         yield items[start:start + CHUNK]
 
 
+# `save_many` on PostgreSQL: every case's row as one array per column, each case
+# stored if still at the version it was read at; the ids of those stored come back.
+_SAVE_MANY = text(
+    "UPDATE cases SET "
+    + ", ".join(f"{name} = given.{name}" for name in _CASE_FIELDS if name != "version")
+    + ", version = given.version + 1 FROM unnest("
+    + ", ".join(f":{c.name}" for c in cases.columns) + ") AS given("
+    + ", ".join(c.name for c in cases.columns) + ") "
+    "WHERE cases.id = given.id AND cases.version = given.version RETURNING cases.id"
+).bindparams(*(bindparam(c.name, type_=ARRAY(c.type)) for c in cases.columns))
+
+
 def _case_row(case: Case) -> dict[str, Any]:
     row = {name: getattr(case, name) for name in _CASE_FIELDS}
     row["topics"], row["places"] = ",".join(case.topics), ",".join(case.places)
@@ -107,6 +119,33 @@ class SqlCaseRepository:
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"case #{case.id} changed since version {case.version}")
         case.version += 1
+
+    async def save_many(self, changed: Sequence[Case]) -> list[Case]:
+        """Store changed cases, each if it is still at the version it was read at;
+        return those stored (the others changed meanwhile and are left as they are).
+
+        On PostgreSQL one statement stores them all (an update from arrays, one per
+        column), which a sweep of hundreds of cases needs: a statement each would pay
+        a round trip each. SQLite, in-process, stores them one by one."""
+        if self._conn.dialect.name != "postgresql":
+            stored = []
+            for case in changed:
+                try:
+                    await self.save(case)
+                except ConcurrentUpdate:
+                    continue
+                stored.append(case)
+            return stored
+        if not changed:
+            return []
+        rows = [_case_row(case) | {"id": case.id} for case in changed]
+        result = await self._conn.execute(
+            _SAVE_MANY, {c.name: [row[c.name] for row in rows] for c in cases.columns})
+        ids = set(result.scalars())
+        stored = [case for case in changed if case.id in ids]
+        for case in stored:
+            case.version += 1
+        return stored
 
     async def list_open(self, *, limit: int = 500) -> list[Case]:
         """Return open cases, earliest response deadline first (urgent first among equal
@@ -185,6 +224,12 @@ class SqlCaseRepository:
             .limit(limit)
         )
         return [_case(row) for row in rows]
+
+    async def next_alert(self) -> datetime | None:
+        """Return when the earliest SLA alert of any case is due (None: none is)."""
+        found = await self._conn.execute(select(func.min(cases.c.next_alert_at)))
+        at: datetime | None = found.scalar_one_or_none()
+        return at
 
 
 def _mention_row(m: Mention) -> dict[str, Any]:

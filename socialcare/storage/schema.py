@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -157,8 +158,16 @@ cards = Table(
     Column("escalation_id", Id, ForeignKey("escalations.id")),
     UniqueConstraint("case_id", "messenger", "channel"),
     UniqueConstraint("escalation_id", "messenger", "channel"),
-    # The dispatcher's "what must be synced now".
+    # The dispatcher's "what must be synced now": the oldest due card; per channel, the
+    # new and changed cards in the order they go out, and the SLA steps by due time —
+    # each read in index order, however many cards wait.
     Index(None, "due_at"),
+    Index("ix_cards_pressing", "messenger", "channel", "rank", "deadline", "id",
+          postgresql_where=text("due_at IS NOT NULL AND rank < 2"),
+          sqlite_where=text("due_at IS NOT NULL AND rank < 2")),
+    Index("ix_cards_steps", "messenger", "channel", "due_at",
+          postgresql_where=text("due_at IS NOT NULL AND rank = 2"),
+          sqlite_where=text("due_at IS NOT NULL AND rank = 2")),
     # A click or a reply on a card finds its case.
     Index(None, "messenger", "channel", "message_id"),
 )
