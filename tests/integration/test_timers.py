@@ -90,3 +90,54 @@ async def test_breach_re_pings_every_interval_until_answered(
         "warning 50%", "warning 80%", "breach", "breach +5 min", "breach +10 min",
         "breach +15 min",
     ]
+
+
+async def test_a_case_changed_meanwhile_is_left_out_of_a_batch_save_and_the_rest_stored(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    await Pipeline(team, clock=clock).ingest(
+        [mention(i, minutes_ago=0) for i in range(3)], uow=storage.uow()
+    )
+    async with storage.uow() as uow:
+        read = [await uow.cases.get(case_id) for case_id in (1, 2, 3)]
+    # Case 2 changes in another transaction after the batch read it.
+    async with storage.uow() as uow:
+        other = await uow.cases.get(2)
+        other.claimed_by = "U0SOMEONE"
+        await uow.cases.save(other)
+        await uow.commit()
+    for case in read:
+        case.response_alerts = 7
+    async with storage.uow() as uow:
+        stored = await uow.cases.save_many(read)
+        await uow.commit()
+
+    assert [case.id for case in stored] == [1, 3]
+    async with storage.uow() as uow:
+        after = {case_id: await uow.cases.get(case_id) for case_id in (1, 2, 3)}
+    assert [after[i].response_alerts for i in (1, 2, 3)] == [7, 0, 7]
+    assert after[2].claimed_by == "U0SOMEONE"
+    assert [after[i].version for i in (1, 3)] == [read[0].version, read[2].version]
+
+
+async def test_a_sweep_fires_the_points_of_many_cases_in_one_go(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    await Pipeline(team, clock=clock).ingest(
+        [mention(i, minutes_ago=0) for i in range(250)], uow=storage.uow()
+    )
+    async def cards() -> dict[int, int]:
+        async with storage.uow() as uow:
+            return {card.id or 0: card.change_seq for case_id in (1, 199, 250)
+                    for card in await uow.cards.for_case(case_id)}
+
+    before = await cards()
+    clock.advance(minutes=8)  # past the 50 % warning of every case
+
+    first = await timers.fire_due(uow=storage.uow(), clock=clock, config=team.sla)
+    rest = await timers.fire_due(uow=storage.uow(), clock=clock, config=team.sla)
+
+    assert len(first) == timers.BATCH and len(rest) == 250 - timers.BATCH
+    assert {e.case_id for e in first + rest} == set(range(1, 251))
+    # Their cards are out of step: due again.
+    assert before and await cards() == {card: seq + 1 for card, seq in before.items()}
