@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -163,10 +162,6 @@ class Dispatcher:
         self._can_publish = can_publish
         # Where every case of an escalation is listed (the console), if anywhere.
         self._escalation_url = escalation_url
-        # Channels the budgets refused, and until when (monotonic seconds): the budgets
-        # would refuse them again before then, so their cards are not even rendered.
-        # Under a backlog every change wakes a round; this keeps those rounds cheap.
-        self._held_until: dict[tuple[str, str], float] = {}
 
     async def sync(self, *, limit: int = 100) -> DispatchReport:
         """Sync up to `limit` due cards, most pressing first; then send notices."""
@@ -177,8 +172,7 @@ class Dispatcher:
         async with self._uow() as uow:
             due = await uow.cards.due(now, messengers=list(self._messengers),
                                       per_channel=PER_CHANNEL, limit=limit)
-        due = self._not_held(due, report)
-        targets = await self._targets(due, now) if due else {}
+        targets = await self._targets(due, now)
         for card in due:
             try:
                 await self._sync(card, targets[card.id or 0], now, report)
@@ -189,26 +183,6 @@ class Dispatcher:
                 await self._retry_later(card, now)
         await self._send_notices(now, report)
         return report
-
-    def _not_held(self, due: Sequence[Card], report: DispatchReport) -> list[Card]:
-        """Leave out the cards of channels the budgets refused until a later moment;
-        the round looks again then."""
-        clock = time.monotonic()
-        self._held_until = {k: t for k, t in self._held_until.items() if t > clock}
-        kept = []
-        for card in due:
-            until = self._held_until.get((card.messenger, card.channel))
-            if until is None:
-                kept.append(card)
-                continue
-            report.held.add((card.messenger, card.channel))
-            wait = until - clock
-            report.retry_in = wait if report.retry_in is None else min(report.retry_in, wait)
-        return kept
-
-    def _held_for(self, channel: tuple[str, str], seconds: float) -> None:
-        until = time.monotonic() + seconds
-        self._held_until[channel] = max(until, self._held_until.get(channel, until))
 
     async def _targets(self, due: Sequence[Card], now: datetime) -> dict[int, _Target]:
         case_ids = {c.case_id for c in due if c.case_id is not None}
@@ -375,12 +349,9 @@ class Dispatcher:
             return
         messenger = self._messengers[card.messenger]
         limits = messenger.limits("post", card.channel)
-        extra = target.case is not None and target.case.tier is Tier.EXTRA
-        if extra:
+        if target.case is not None and target.case.tier is Tier.EXTRA:
             limits = extra_share(limits)
-        # An extra-tier card refused for its tier's share holds the channel for this
-        # round only: the main tier's cards may have room meanwhile.
-        if not await self._room(limits, card, report, remember=not extra):
+        if not await self._room(limits, card, report):
             return
         async with self._uow() as uow:
             unsure = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
@@ -534,12 +505,10 @@ class Dispatcher:
         return self._catalog(notice.key, **params)
 
     async def _room(
-        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport, *,
-        remember: bool = True,
+        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport
     ) -> bool:
         """Take the call from the budgets; if the channel has no room, hold it for the
-        rest of the round (its cards stay due and keep their order) and, `remember`,
-        until the budgets can have room again (later rounds skip its cards)."""
+        rest of the round (its cards stay due and keep their order)."""
         channel = (card.messenger, card.channel)
         if channel in report.held:
             report.deferred += 1
@@ -547,8 +516,6 @@ class Dispatcher:
         wait = await self._budgets.acquire(limits)
         if wait <= 0:
             return True
-        if remember:
-            self._held_for(channel, wait)
         report.held.add(channel)
         report.deferred += 1
         report.retry_in = wait if report.retry_in is None else min(report.retry_in, wait)
@@ -571,7 +538,6 @@ class Dispatcher:
         )
         if key is not None:
             await self._budgets.hold_off(key, backoff.total_seconds())
-            self._held_for((card.messenger, card.channel), backoff.total_seconds())
 
     async def _retry_later(self, card: Card, now: datetime) -> None:
         async with self._uow() as uow:
