@@ -8,7 +8,8 @@
   d. claim click → ack through socialcare's slack-bolt app, vs a bare one
   e. main-tier time to card while 1,000 forum mentions arrive at once
   f. /report month over 1,000,000 cases (benchmarks.report_month)
-  g. single-mention signed POST /ingest at concurrency 50, PostgreSQL, and its 5xx
+  g. single-mention signed POST /ingest at concurrency 50, PostgreSQL, and its 5xx:
+     a collectors process answering 202 queued, and an all-roles one answering case ids
   h. the command line's start: socialcare --help and socialcare cases, whole commands
   i. ingest with word forms, language and topics vs exact-only matching; the language
      detector's memory (benchmarks.understanding)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from socialcare.adapters.collectors.signature import HEADER, sign
 from socialcare.main import App, build_app, runtime
+from socialcare.roles import ALL_ROLES, Role
 from socialcare.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,9 +82,11 @@ class Running:
 
 
 @asynccontextmanager
-async def serving(config: Settings, *, with_timers: bool = True) -> AsyncIterator[Running]:
-    """Run socialcare (HTTP server, scheduler, collectors, workers, cards) until exit."""
-    async with runtime(config) as app:
+async def serving(config: Settings, *, with_timers: bool = True,
+                  roles: frozenset[Role] = ALL_ROLES) -> AsyncIterator[Running]:
+    """Run socialcare (HTTP server, scheduler, collectors, workers, cards — or the
+    given roles) until exit."""
+    async with runtime(config, roles=roles) as app:
         runner = web.AppRunner(build_app(app, with_timers=with_timers), access_log=None)
         await runner.setup()
         try:
