@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from socialcare.roles import ALL_ROLES, Role
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
     from slack_bolt.async_app import AsyncApp
+    from sqlalchemy.ext.asyncio import AsyncConnection
     from telegram.ext import Application
 
     from socialcare.adapters.mail import SmtpMailer
@@ -484,10 +485,24 @@ async def open_cases(settings: Settings, out: TextIO, *, limit: int) -> int:
     from socialcare.adapters.clock import SystemClock
     from socialcare.handlers.terminal import print_cases
     from socialcare.settings import load_team
-    from socialcare.storage.engine import create_engine, upgrade_if_behind
-    from socialcare.storage.repositories import SqlCaseRepository, SqlMentionRepository
+    from socialcare.storage.engine import create_engine, read_only_sqlite, upgrade_if_behind
+    from socialcare.storage.repositories import (
+        Blocking,
+        SqlCaseRepository,
+        SqlMentionRepository,
+    )
 
     team = load_team(settings.config_file, check_sources=False)
+    blocking = read_only_sqlite(settings.async_database_url)
+    if blocking is not None:  # SQLite at the latest migration: read without asyncio's ORM
+        try:
+            with blocking.connect() as sync:
+                conn = cast("AsyncConnection", Blocking(sync))
+                return await print_cases(SqlCaseRepository(conn), SqlMentionRepository(conn),
+                                         team=team, clock=SystemClock(), out=out,
+                                         limit=limit)
+        finally:
+            blocking.dispose()
     engine = create_engine(settings.async_database_url)
     try:
         await upgrade_if_behind(engine)

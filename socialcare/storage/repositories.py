@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.errors import CaseNotFound, ConcurrentUpdate, DuplicateMention
 from socialcare.bot.model import (
@@ -27,6 +26,10 @@ from socialcare.bot.model import (
 )
 from socialcare.storage.schema import cases, events, mentions
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
 # Keeps every IN (...) list well under SQLite's and asyncpg's bind-parameter limits.
 CHUNK = 500
 T = TypeVar("T")
@@ -37,6 +40,22 @@ _PRIORITY_RANK = sa.case({p.value: p.rank for p in Priority}, value=cases.c.prio
                          else_=len(Priority))
 # Open cases in the order they are worked: earliest deadline, then the most pressing.
 _WORK_ORDER = (cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
+
+
+class Blocking:
+    """A blocking connection the repositories can await, for a command that reads
+    once and exits (there is no event loop to share): `socialcare cases` on SQLite
+    starts without SQLAlchemy's asyncio package."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
 
 
 def _chunks(items: Collection[T]) -> Iterator[list[T]]:
