@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -147,7 +148,8 @@ async def _one_run(run: int, posts: int, mode: str) -> dict[str, Any]:
     # every answer the one its mode gives: what is off either way.
     astray = abs(sent - (stored or 0)) + abs(sent - counted) \
         + sum(n for status, n in statuses.items() if status != expected)
-    return {"rate": ours, "bare": baseline, "statuses": statuses, "astray": astray}
+    return {"rate": ours, "bare": baseline, "statuses": statuses, "astray": astray,
+            "load": os.getloadavg()[0]}
 
 
 async def measure(*, posts: int = POSTS, runs: int, log: Any = print) -> list[Figure]:
@@ -171,7 +173,8 @@ async def measure(*, posts: int = POSTS, runs: int, log: Any = print) -> list[Fi
         errors = [float(sum(n for s, n in r["statuses"].items() if s >= 500)) for r in done]
         figures += [
             at_least(f"g. POST /ingest ×1 at c50, PostgreSQL, {title} ({answer})",
-                     [r["rate"] for r in done], "POSTs/s", TARGETS[mode], detail=scale),
+                     [r["rate"] for r in done], "POSTs/s", TARGETS[mode], detail=scale,
+                     note="load average " + ", ".join(f"{r['load']:.1f}" for r in done)),
             at_least(f"g. {title} ÷ bare signed insert at c50",
                      [r["rate"] / r["bare"] for r in done], "×",
                      note="a route that checks the signature, parses and inserts one plain "
