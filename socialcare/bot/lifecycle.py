@@ -88,7 +88,9 @@ def answer(
         case.claimed_by = by
         case.claimed_at = at
     case.state = State.ANSWERED
-    first = case.first_response_at is None
+    # The first response is the earliest by its time: the brand's post delivered after
+    # an agent marked the case answered may have been posted before.
+    first = case.first_response_at is None or at < case.first_response_at
     if first:
         case.first_response_at = at
     sla.stop_response_clock(case, policy)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from socialcare.bot.metrics import CaseFacts, Standing, quantile, sla_met
+from socialcare.bot.metrics import CaseFacts, Standing, quantile, sla_met, sla_pending
 from socialcare.bot.team import ReportSchedule
 
 DIMENSIONS = ("tier", "platform", "brand", "agent", "topic", "language")
@@ -275,7 +275,7 @@ def _group(key: str, members: Sequence[CaseFacts], now: datetime) -> Group:
                           for f in members if f.first_answer_at is not None]),
         met=statuses.count(True),
         missed=statuses.count(False),
-        pending=statuses.count(None),
+        pending=sum(sla_pending(f, now) for f in members),
     )
 
 

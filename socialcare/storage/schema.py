@@ -270,6 +270,7 @@ case_facts = Table(
     Column("resolution_seconds", Float),
     Column("language", String(8)),
     Column("topics", String(1000), nullable=False, server_default=""),  # comma-separated
+    Column("dismissed_at", UTCDateTime()),  # the last dismissal, if it stands
     Index(None, "published_at"),
 )
 
