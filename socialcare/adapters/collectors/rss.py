@@ -15,6 +15,13 @@ pipeline only the new ones. Feeds from the wild are broken in every way — bad 
 wrong encodings, HTML pages, no dates, 10 MB of archive — so the feed is read as far
 as feedparser can read it; what cannot be read at all fails the poll with a reason,
 and the source's health shows it.
+
+A feed's last problem (over the size limit, malformed, unreadable) is kept in the
+cursor with its validators: a `304 Not Modified` repeats it — an unreadable feed fails
+again, a partly read one keeps its warning — until the feed's content changes and reads
+cleanly. Memory is bounded by the size limit: the body is read (and decompressed, by
+aiohttp in bounded steps) no further than the limit, and the parsing, the costliest
+part, runs in a worker thread, one feed at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import hashlib
 import io
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +55,9 @@ from socialcare.bot.team import Source
 log = logging.getLogger(__name__)
 
 MAX_FEED = 10 * 1024 * 1024
+# Feeds parsed at once, in worker threads: parsing costs several times the feed's size
+# in memory, so hostile feeds polled together are parsed one after the other.
+_PARSING = threading.BoundedSemaphore(1)
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10, sock_read=30)
 # How many item ids the cursor remembers at least (every id the feed still carries is kept).
 SEEN = 2000
@@ -100,40 +111,45 @@ class FeedCollector:
             headers["If-Modified-Since"] = str(cursor["modified"])
         fetched = await self._fetch(url, headers)
         if fetched is None:
-            return Polled([], dict(cursor), note="not modified")
+            return _unchanged(cursor)
         body, response_headers, final_url, truncated = fetched
-        text = await asyncio.to_thread(_decode, body, response_headers.get("content-type", ""))
+        del fetched
         now = self._clock.now()
-        parsed = await asyncio.to_thread(_parse, text, response_headers, final_url,
-                                         zone=self._zone, now=now)
-        entries = parsed.get("entries") or []
-        problem = _problem(parsed, text, truncated)
-        if not entries and problem is not None:
-            raise SourceUnavailable(f"feed unreadable: {problem}")
+        # Decoding, parsing and turning items into mentions are CPU work: off the loop.
+        read = await asyncio.to_thread(_read, source, body, response_headers, final_url,
+                                       truncated, zone=self._zone, now=now)
+        del body
+        problem = read.problem
+        validators = {"etag": response_headers.get("etag"),
+                      "modified": response_headers.get("last-modified")}
+        if not read.entries and problem is not None:
+            # Kept with the validators: unchanged, it fails again without being fetched.
+            raise SourceUnavailable(f"feed unreadable: {problem}", cursor={
+                **cursor, **validators, "problem": problem, "unreadable": True})
         first = "seen" not in cursor
         remembered = list(cursor.get("seen") or [])
         known = set(remembered)
         carried: dict[str, None] = {}  # the ids in the feed now, in its order
         oldest = now - timedelta(hours=self._options.backfill_hours)
         mentions = []
-        for entry in entries:
-            mention = _mention(source, entry, base=final_url, now=now)
-            if mention is None or mention.external_id in carried:
+        for mention in read.mentions:
+            if mention.external_id in carried:
                 continue
             carried[mention.external_id] = None
             if mention.external_id in known or (first and mention.published_at < oldest):
                 continue
             mentions.append(mention)
         if problem is not None:
-            log.warning("feed %s: %s; read %d item(s) of it", source.name, problem, len(entries))
+            log.warning("feed %s: %s; read %d item(s) of it", source.name, problem,
+                        read.entries)
         # The ids the feed still carries go last and are all kept, however long the feed:
         # what is forgotten first is what the feed itself has dropped.
         seen = [i for i in remembered if i not in carried] + list(carried)
         # The validators are kept for a feed over the limit too: its first part is all that
         # is ever read of it, so until it changes there is nothing to fetch again.
-        next_cursor: dict[str, Any] = {"seen": seen[-max(SEEN, len(carried)):],
-                                       "etag": response_headers.get("etag"),
-                                       "modified": response_headers.get("last-modified")}
+        # So is the problem: until the feed changes, each 304 repeats it.
+        next_cursor: dict[str, Any] = {"seen": seen[-max(SEEN, len(carried)):], **validators,
+                                       "problem": problem}
         return Polled(mentions, next_cursor, note=problem)
 
     async def _fetch(
@@ -190,6 +206,41 @@ async def fetch(session: aiohttp.ClientSession, url: str, headers: Mapping[str, 
     except aiohttp.ClientError as error:
         raise SourceUnavailable(f"{what} is unreachable: {type(error).__name__}") from None
     return Fetched(body[:limit], response_headers, final_url, len(body) > limit)
+
+
+def _unchanged(cursor: Mapping[str, Any]) -> Polled:
+    """The answer to a 304: the feed is as it was, and so is its last problem."""
+    problem = cursor.get("problem")
+    if cursor.get("unreadable"):
+        raise SourceUnavailable(f"feed unreadable: {problem} (unchanged since)",
+                                cursor=dict(cursor))
+    return Polled([], dict(cursor),
+                  note=f"{problem} (not modified since)" if problem else "not modified")
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a feed's body gave: every item's mention in the feed's order, how many
+    items it had, and what is wrong with it (None if nothing)."""
+
+    mentions: list[RawMention]
+    entries: int
+    problem: str | None
+
+
+def _read(source: Source, body: bytes, headers: dict[str, str], url: str, truncated: bool,
+          *, zone: str, now: datetime) -> Read:
+    """Decode, parse and read a feed's items (in a worker thread, one feed at a time)."""
+    with _PARSING:
+        text = _decode(body, headers.get("content-type", ""))
+        del body
+        parsed = _parse(text, headers, url, zone=zone, now=now)
+        entries = parsed.get("entries") or []
+        problem = _problem(parsed, text, truncated, len(entries))
+        del text
+        mentions = [m for m in (_mention(source, entry, base=url, now=now)
+                                for entry in entries) if m is not None]
+        return Read(mentions, len(entries), problem)
 
 
 def _decode(body: bytes, content_type: str) -> str:
@@ -252,10 +303,13 @@ def _parse(text: str, headers: dict[str, str], url: str, *, zone: str, now: date
     return parsed
 
 
-def _problem(parsed: Any, text: str, truncated: bool) -> str | None:
+def _problem(parsed: Any, text: str, truncated: bool, entries: int = 0) -> str | None:
     """Say what is wrong with the feed, if anything."""
     if truncated:
-        return f"the feed is over {MAX_FEED // (1024 * 1024)} MB; read its first part"
+        # The items past the limit are never read (an unchanged feed is not fetched
+        # again): the note says so rather than lose them silently.
+        return (f"the feed is over {MAX_FEED // (1024 * 1024)} MB: read its first "
+                f"{entries} item(s); the items after them are not read")
     version = parsed.get("version")
     if version and not parsed.get("bozo"):
         return None
