@@ -18,6 +18,7 @@ from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.model import Author, Case, Event, Mention
 from socialcare.bot.ports import Clock, Publisher, PublishFailed, UnitOfWork
 from socialcare.bot.team import Person, Team
+from socialcare.bot.text import clean_fields
 
 ATTEMPTS = 8
 
@@ -47,6 +48,9 @@ class MarkAnswered:
     text: str | None = None
     url: str | None = None
 
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -59,6 +63,9 @@ class Reply:
     actor: str
     text: str
     announcement_id: int | None = None
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class Dismiss:
     case_id: int
     actor: str
     reason: str = "not for us"
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
 
 
 @dataclass(frozen=True)

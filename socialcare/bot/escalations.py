@@ -25,6 +25,7 @@ from socialcare.bot.model import Card, Event, EventKind
 from socialcare.bot.notices import Notice, notices_for
 from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.team import Person, Role, Team
+from socialcare.bot.text import clean_fields
 
 ATTEMPTS = 8
 
@@ -94,6 +95,9 @@ class Escalate:
     options: tuple[str, ...]
     director: str
 
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
+
 
 @dataclass(frozen=True)
 class Acknowledge:
@@ -110,6 +114,9 @@ class Decide:
     escalation_id: int
     actor: str
     decision: str
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,9 @@ class Comment:
     escalation_id: int
     actor: str
     text: str
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
 
 
 @dataclass(frozen=True)

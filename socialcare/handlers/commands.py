@@ -18,6 +18,7 @@ from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, TeamFiguresOnly
 from socialcare.bot.model import Case, Mention, Priority
 from socialcare.bot.team import Person
+from socialcare.bot.text import without_controls
 from socialcare.bot.understanding import topics as understanding_topics
 from socialcare.console import access
 from socialcare.deps import Deps
@@ -132,7 +133,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
     text = deps.catalog
     if person is None:
         return ChatReply(text("error.not_in_roster"))
-    args = args.strip()
+    # NUL and other control characters are nobody's words (and PostgreSQL cannot keep NUL).
+    args = without_controls(args).strip()
     try:
         if name in TEAM_FIGURES and not person.reads_team_figures:
             raise TeamFiguresOnly()
