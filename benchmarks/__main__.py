@@ -12,6 +12,9 @@
   h. the command line's start: socialcare --help and socialcare cases, whole commands
   i. ingest with word forms, language and topics vs exact-only matching; the language
      detector's memory (benchmarks.understanding)
+  j. event-loop lag p99 while a 16 MB feed is parsed and a big /report is built, vs
+     the idle loop (benchmarks.feeds)
+  k. peak RSS polling every hostile feed at once: 16 MB, gzip bomb, malformed
 
 Each figure is the median of several runs; a "÷" row is a ratio taken run by run in
 the same run. The run exits non-zero when a figure misses its target or fails.
@@ -46,6 +49,7 @@ from benchmarks import (
     ack,
     cli_start,
     concurrent_ingest,
+    feeds,
     ingest,
     memory,
     report_month,
@@ -78,6 +82,9 @@ class Scale:
     report_runs: int
     concurrent_runs: int
     cli_runs: int
+    lag_runs: int = 3
+    lag_report_cases: int = 200_000
+    hostile_runs: int = 3
 
 
 FULL = Scale(ingest_mentions=5_000, ingest_runs=5, sla_points=10_000, sla_window=60.0,
@@ -87,7 +94,7 @@ FULL = Scale(ingest_mentions=5_000, ingest_runs=5, sla_points=10_000, sla_window
 QUICK = Scale(ingest_mentions=1_000, ingest_runs=1, sla_points=2_500, sla_window=15.0,
               sla_runs=1, memory_seconds=10.0, memory_runs=1, clicks=100, click_runs=1,
               card_main=10, card_settle=40.0, card_runs=1, report_runs=1, concurrent_runs=1,
-              cli_runs=5)
+              cli_runs=5, lag_runs=1, lag_report_cases=50_000, hostile_runs=1)
 OPEN_CASES = 10_000
 FORUM_BURST = 1_000
 REPORT_CASES = 1_000_000
@@ -133,6 +140,9 @@ def benchmarks(scale: Scale, quick: bool) -> dict[str, Callable[[], Awaitable[li
         "h": lambda: cli_start.measure(runs=scale.cli_runs, log=progress),
         "i": lambda: understanding.measure(count=scale.ingest_mentions // 2,
                                            runs=max(3, scale.ingest_runs), log=progress),
+        "j": lambda: feeds.loop_lag(report_cases=scale.lag_report_cases, runs=scale.lag_runs,
+                                    log=progress),
+        "k": lambda: feeds.hostile_rss(runs=scale.hostile_runs, log=progress),
     }
 
 

@@ -33,7 +33,7 @@ from socialcare.bot.metrics import CaseFacts, Standing
 from socialcare.bot.model import Tier
 from socialcare.bot.team import Source
 from tests.conftest import T0, FakeClock
-from tests.fakes.feeds import FakeFeeds
+from tests.fakes.feeds import HUGE_FEED, FakeFeeds, huge_rss
 
 FEED = Source(name="qala-forum", kind="rss", platform="forum", tier=Tier.EXTRA,
               poll_seconds=120)
@@ -197,3 +197,30 @@ async def test_a_gzip_bomb_feed_is_read_up_to_the_limit_and_says_so(
 
     assert "over 10 MB" in str(failed.value)
     assert failed.value.cursor is not None and failed.value.cursor["unreadable"]
+
+
+async def test_a_big_feed_is_parsed_a_piece_at_a_time_and_read_whole(
+    http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sizes: list[int] = []
+
+    def hook(frame: FrameType, event: str, _arg: Any) -> None:
+        if event == "call" and frame.f_code is rss._parse.__code__:
+            sizes.append(len(frame.f_locals["text"]))
+
+    generated = huge_rss()
+    async with FakeFeeds(now=clock.now) as feeds:
+        options = Options.model_validate({"url": feeds.url(HUGE_FEED),
+                                          "backfill_hours": 24 * 365})
+        threading.setprofile(hook)
+        try:
+            polled = await FeedCollector(http, options, clock=clock).poll(FEED, {})
+        finally:
+            threading.setprofile(None)  # type: ignore[arg-type]
+
+    assert [m.external_id for m in polled.mentions] == [i.guid for i in generated.items]
+    assert polled.note is None
+    # The 10 MB feed went to the parser in pieces of about PIECE characters (a piece
+    # ends with the item that reaches PIECE; the head comes with each).
+    assert len(sizes) >= len(generated.body) // (2 * rss.PIECE)
+    assert max(sizes) < 2 * rss.PIECE

@@ -33,7 +33,7 @@ import io
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.entities import name2codepoint
@@ -58,6 +58,12 @@ MAX_FEED = 10 * 1024 * 1024
 # Feeds parsed at once, in worker threads: parsing costs several times the feed's size
 # in memory, so hostile feeds polled together are parsed one after the other.
 _PARSING = threading.BoundedSemaphore(1)
+# A feed bigger than two pieces is parsed a piece of whole items at a time (characters).
+PIECE = 512 * 1024
+_ITEM_START = re.compile(r"<(?:item|entry)[\s>/]", re.IGNORECASE)
+_ITEM_END = re.compile(r"</(?:item|entry)\s*>", re.IGNORECASE)
+_ROOT_FEED = re.compile(r"<feed[\s>]", re.IGNORECASE)
+_ROOT_RDF = re.compile(r"<rdf:RDF[\s>]")
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10, sock_read=30)
 # How many item ids the cursor remembers at least (every id the feed still carries is kept).
 SEEN = 2000
@@ -205,7 +211,8 @@ async def fetch(session: aiohttp.ClientSession, url: str, headers: Mapping[str, 
         raise SourceUnavailable(f"{what} redirects too many times") from None
     except aiohttp.ClientError as error:
         raise SourceUnavailable(f"{what} is unreachable: {type(error).__name__}") from None
-    return Fetched(body[:limit], response_headers, final_url, len(body) > limit)
+    truncated = len(body) > limit
+    return Fetched(body[:limit] if truncated else body, response_headers, final_url, truncated)
 
 
 def _unchanged(cursor: Mapping[str, Any]) -> Polled:
@@ -230,17 +237,60 @@ class Read:
 
 def _read(source: Source, body: bytes, headers: dict[str, str], url: str, truncated: bool,
           *, zone: str, now: datetime) -> Read:
-    """Decode, parse and read a feed's items (in a worker thread, one feed at a time)."""
+    """Decode, parse and read a feed's items (in a worker thread, one feed at a time).
+
+    A big feed is parsed a piece of items at a time (`_pieces`), each piece's items
+    turned into mentions before the next is parsed: the parser's memory is that of a
+    piece, not of the whole feed."""
     with _PARSING:
         text = _decode(body, headers.get("content-type", ""))
         del body
-        parsed = _parse(text, headers, url, zone=zone, now=now)
-        entries = parsed.get("entries") or []
-        problem = _problem(parsed, text, truncated, len(entries))
-        del text
-        mentions = [m for m in (_mention(source, entry, base=url, now=now)
-                                for entry in entries) if m is not None]
-        return Read(mentions, len(entries), problem)
+        mentions: list[RawMention] = []
+        entries = 0
+        first: Any = None
+        broken: Any = None
+        for piece in _pieces(text):
+            parsed = _parse(piece, headers, url, zone=zone, now=now)
+            del piece
+            found = parsed.get("entries") or []
+            entries += len(found)
+            mentions += [m for m in (_mention(source, entry, base=url, now=now)
+                                     for entry in found) if m is not None]
+            first = parsed if first is None else first
+            if broken is None and parsed.get("bozo"):
+                broken = parsed
+            del parsed, found
+        assert first is not None
+        summary = {"version": first.get("version"), "headers": first.get("headers", {}),
+                   "bozo": broken is not None,
+                   "bozo_exception": None if broken is None else broken.get("bozo_exception")}
+        problem = _problem(summary, text, truncated, entries)
+        return Read(mentions, entries, problem)
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """Yield the feed whole if it is small, else in pieces of whole items of about
+    `PIECE` characters, each a feed of its own: the feed's head (everything before
+    its first item), the items, and the closing tags."""
+    if len(text) <= 2 * PIECE or (first := _ITEM_START.search(text)) is None:
+        yield text
+        return
+    head, start = text[:first.start()], first.start()
+    closing = _closing(head)
+    for end in _ITEM_END.finditer(text, start):
+        if end.end() - start >= PIECE:
+            yield head + text[start:end.end()] + closing
+            start = end.end()
+    yield head + text[start:]  # the rest, with the feed's own ending (or its cut)
+
+
+def _closing(head: str) -> str:
+    """The tags that close a feed's head: those of its root (and channel)."""
+    if _ROOT_FEED.search(head):
+        return "</feed>"
+    if _ROOT_RDF.search(head):
+        return "</rdf:RDF>"
+    return "</channel></rss>"
 
 
 def _decode(body: bytes, content_type: str) -> str:
