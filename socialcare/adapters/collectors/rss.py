@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import codecs
 import hashlib
 import io
 import logging
@@ -58,6 +59,7 @@ MAX_FEED = 10 * 1024 * 1024
 # Feeds parsed at once, in worker threads: parsing costs several times the feed's size
 # in memory, so hostile feeds polled together are parsed one after the other.
 _PARSING = threading.BoundedSemaphore(1)
+_DECODE_STEP = 256 * 1024
 # A feed bigger than two pieces is parsed a piece of whole items at a time (characters).
 PIECE = 512 * 1024
 _ITEM_START = re.compile(r"<(?:item|entry)[\s>/]", re.IGNORECASE)
@@ -303,16 +305,27 @@ def _decode(body: bytes, content_type: str) -> str:
         or (xml.group(1).decode("ascii") if xml else None)
     for encoding in dict.fromkeys(filter(None, (declared, "utf-8"))):
         try:
-            return body.decode(encoding).removeprefix("\ufeff")
+            return "".join(_decoded(body, encoding)).removeprefix("\ufeff")
         except (LookupError, UnicodeDecodeError):
             continue
-    text = body.decode("utf-8", errors="replace")
-    broken = text.count("\ufffd")
+    parts = _decoded(body, "utf-8", errors="replace")
+    broken = sum(part.count("\ufffd") for part in parts)
+    others = sum(len(part) - len(part.encode("ascii", "ignore")) for part in parts) - broken
     # UTF-8 with a few bad bytes (a feed cut mid-character, a pasted fragment) still has
     # far more good multi-byte characters than bad ones; legacy bytes are nearly all bad.
-    if len(text) - len(text.encode("ascii", "ignore")) - broken > broken:
-        return text.removeprefix("\ufeff")
-    return body.decode(LEGACY_ENCODING, errors="replace")
+    if others > broken:
+        return "".join(parts).removeprefix("\ufeff")
+    return "".join(_decoded(body, LEGACY_ENCODING, errors="replace"))
+
+
+def _decoded(body: bytes, encoding: str, errors: str = "strict") -> list[str]:
+    """Decode `body` a step at a time: one call over 10 MB would hold the interpreter
+    (and the event loop waiting for it) for tens of milliseconds."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    view = memoryview(body)
+    parts = [decoder.decode(view[i:i + _DECODE_STEP]) for i in range(0, len(body), _DECODE_STEP)]
+    parts.append(decoder.decode(b"", final=True))
+    return parts
 
 
 def _mend_references(text: str) -> str:
