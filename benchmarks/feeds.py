@@ -8,8 +8,8 @@
      bomb (300 MB of zeros in about 300 KB), a malformed 16 MB feed — against the
      same process before it polls. Target: under 250 MB.
 
-The feeds are served by another thread (j) or the parent process (k), so that serving
-them costs the measured loop or process nothing. Each row's note gives the load
+The feeds are served by another process, so that serving them costs the measured
+loop or process nothing. Each row's note gives the load
 average, since two cores shared with other work move these figures.
 """
 
@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable
@@ -121,34 +120,25 @@ async def served(bodies: dict[str, tuple[bytes, dict[str, str]]]) -> AsyncIterat
 
 
 @asynccontextmanager
-async def served_elsewhere(bodies: dict[str, tuple[bytes, dict[str, str]]]
-                           ) -> AsyncIterator[str]:
-    """Serve the feeds from a thread with its own loop; yield the root URL."""
-    held: dict[str, Any] = {}
-    started = threading.Event()
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        stop = asyncio.Event()
-        held.update(loop=loop, stop=stop)
-
-        async def main() -> None:
-            async with served(bodies) as url:
-                held["url"] = url
-                started.set()
-                await stop.wait()
-
-        loop.run_until_complete(main())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    await asyncio.to_thread(started.wait, 60)
+async def served_elsewhere() -> AsyncIterator[str]:
+    """Serve the 16 MB feed from another process (its serving takes no turn of this
+    process's interpreter); yield the root URL."""
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.feeds", "--serve", cwd=running.ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert server.stdout is not None and server.stdin is not None
     try:
-        yield str(held["url"])
+        line = await asyncio.wait_for(server.stdout.readline(), 120)
+        yield line.decode().strip()
     finally:
-        held["loop"].call_soon_threadsafe(held["stop"].set)
-        await asyncio.to_thread(thread.join, 30)
+        server.stdin.close()
+        await asyncio.wait_for(server.wait(), 30)
+
+
+async def _serve_until_stdin_closes() -> None:
+    async with served({"/huge.xml": hostile_bodies()["/huge.xml"]}) as root:
+        print(root, flush=True)
+        await asyncio.to_thread(sys.stdin.read)
 
 
 # ---------------------------------------------------------------- j. loop lag
@@ -201,7 +191,7 @@ async def loop_lag(*, report_cases: int, runs: int, log: Any = print) -> list[Fi
                 pipeline=Pipeline(team, clock=SystemClock()), telemetry=Telemetry())
     idle, feed, report = [], [], []
     try:
-        async with served_elsewhere({"/huge.xml": hostile_bodies()["/huge.xml"]}) as root, \
+        async with served_elsewhere() as root, \
                 aiohttp.ClientSession() as session:
             collector = FeedCollector(session, Options.model_validate(
                 {"url": root + "/huge.xml"}), clock=SystemClock())
@@ -259,3 +249,7 @@ async def hostile_rss(*, runs: int, log: Any = print) -> list[Figure]:
     return [at_most("k. peak RSS, every hostile feed polled at once",
                     [r["peak_kb"] / 1024 for r in results], "MB", RSS_TARGET_MB, note=note,
                     detail={"runs": results})]
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
+    asyncio.run(_serve_until_stdin_closes())
