@@ -195,6 +195,7 @@ async def _run(deps: Deps) -> None:
     digest_done: Week | None = None  # spares the database a claim every second
     reports_checked = -1.0
     while True:
+        background.stop_if_asked()
         busy = False
         try:
             # A full sweep means more is due: sweep again at once, not a second later.
@@ -212,6 +213,7 @@ async def _run(deps: Deps) -> None:
                 counted = loop.time()
             backoff = TICK_SECONDS
         except Exception:
+            background.stop_if_asked()
             log.exception("SLA tick failed; retrying in %.0f s", backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         await asyncio.sleep(0 if busy else backoff)
