@@ -45,8 +45,10 @@ async def stop(task: asyncio.Task[Any], *, seconds: float = STOP_SECONDS) -> Non
     Once, not again and again: a task cancelled in the middle of a database call is
     still closing that connection (SQLAlchemy closes it in a shielded task), and a
     second cancellation cuts the close short and leaves it running for ever — the
-    process, or a test's event loop, then never ends."""
-    task.cancel()
+    process, or a test's event loop, then never ends. A task cancelled already (the
+    console's watchers, when the server stops) is not cancelled again."""
+    if not task.cancelling():
+        task.cancel()
     await asyncio.wait({task}, timeout=seconds)
     if not task.done():
         log.error("%s did not stop within %.0f s; stopping without it", task.get_name(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from socialcare.handlers.background import stop, stop_if_asked
 
 
@@ -74,6 +76,35 @@ async def test_a_timeout_that_expired_in_a_loop_is_not_taken_for_a_stop() -> Non
         await loop()
 
     assert rounds == 3
+
+
+@pytest.mark.parametrize("cancelled_before", [False, True],
+                         ids=["stopped", "cancelled, then stopped"])
+async def test_a_task_that_cleans_up_when_cancelled_is_let_finish_its_cleanup(
+    cancelled_before: bool,
+) -> None:
+    cleaned = False
+
+    async def closing_on_cancel() -> None:
+        nonlocal cleaned
+        try:
+            await asyncio.sleep(10)
+        finally:
+            # As a database connection is closed after a cancel: cut short by a second
+            # cancellation, the close is left half-done.
+            await asyncio.sleep(0.8)
+            cleaned = True
+
+    task = asyncio.create_task(closing_on_cancel())
+    await asyncio.sleep(0.01)
+    if cancelled_before:
+        task.cancel()
+        await asyncio.sleep(0.1)  # in its cleanup when stop() comes
+    async with asyncio.timeout(5):
+        await stop(task, seconds=3)
+
+    assert task.cancelled()
+    assert cleaned
 
 
 async def test_a_loop_that_never_stops_is_left_after_the_grace_time() -> None:
