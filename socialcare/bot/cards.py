@@ -32,7 +32,7 @@ _HISTORY_KINDS = frozenset({
     EventKind.CLAIMED, EventKind.RELEASED, EventKind.CLAIM_EXPIRED, EventKind.AGENT_MESSAGE,
     EventKind.CUSTOMER_MESSAGE, EventKind.RESOLVED, EventKind.DISMISSED, EventKind.REOPENED,
     EventKind.ESCALATED, EventKind.HANDED_OFF, EventKind.HANDED_BACK,
-    EventKind.TOPICS_CHANGED,
+    EventKind.TOPICS_CHANGED, EventKind.INCIDENT_JOINED, EventKind.INCIDENT_LEFT,
 })
 _MINUTE = timedelta(minutes=1)
 # A rendering boundary is passed one second after it, so that the floor of the
@@ -102,6 +102,7 @@ class CardView:
     original_label: str  # "Open the original"
     cut_label: str  # "… the rest is in the original"
     escalation_text: str | None = None  # "🔺 Escalated to Nurlan (critical) · acknowledged"
+    incident_text: str | None = None  # "🚨 Part of incident #3"
     handoff_text: str | None = None  # "🔧 With the second line: Billing (since 15:20)"
     # "🌐 Kazakh · 🏷 Mobile internet · 📍 Almaty": what the mention was read as.
     about_text: str = ""
@@ -126,6 +127,7 @@ def render_card(
     escalation: Escalation | None = None,
     second_line: SecondLineTeam | None = None,
     official: OfficialAnswer | None = None,
+    incident: int | None = None,
 ) -> CardView:
     """Build the card of a case as of `now` (with its newest escalation, if any).
 
@@ -179,6 +181,7 @@ def render_card(
             category=catalog(f"category.{escalation.category.value}"),
             state=catalog(f"escalation_state.{escalation.state.value}"),
         ),
+        incident_text=None if incident is None else catalog("card.incident", id=incident),
         official=official if second_line is None else None,
         official_label="" if official is None else catalog(
             "card.official", id=official.announcement_id),
@@ -352,6 +355,7 @@ def _history(
             f"history.{event.kind.value}",
             time=_clock(event.at, zone, now),
             who=display_name(event.actor, team, catalog),
+            incident=event.data.get("incident", ""),
         )
         for event in events
         if event.kind in _HISTORY_KINDS

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
     from socialcare.bot.escalation_card import EscalationView
     from socialcare.bot.escalations import Escalation, EscalationEvent
+    from socialcare.bot.incidents import Incident, IncidentEvent
     from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
     from socialcare.bot.reports import Period, Report
@@ -510,6 +511,85 @@ class Poller(Protocol):
         ...
 
 
+class IncidentRepository(Protocol):
+    """Incidents, their linked cases and their timelines."""
+
+    async def counts(self, start: datetime, end: datetime) -> dict[tuple[str, str | None], int]:
+        """Count the cases collected in [start, end) per topic (place None) and per
+        topic and place."""
+        ...
+
+    async def first_cases(self, topics: Collection[str]) -> dict[str, datetime]:
+        """Return when the first case of each topic came in (the topic's history)."""
+        ...
+
+    async def matching(self, topic: str, place: str | None, *, since: datetime,
+                       unlinked_of: int | None = None) -> list[tuple[int, datetime]]:
+        """Return the open cases of a topic (in a place) collected since `since`, with
+        their publication times; with `unlinked_of`, only those never linked to that
+        incident."""
+        ...
+
+    async def add(self, incident: Incident) -> bool:
+        """Store a new open incident and set its id; False if one of its topic and place
+        is open already."""
+        ...
+
+    async def get(self, incident_id: int) -> Incident:
+        """Return the incident, or raise IncidentNotFound."""
+        ...
+
+    async def save(self, incident: Incident) -> None:
+        """Store a changed incident if it is still at the version it was read at."""
+        ...
+
+    async def list_open(self) -> list[Incident]:
+        """Return the open incidents."""
+        ...
+
+    async def list_recent(self, *, since: datetime, limit: int) -> list[Incident]:
+        """Return the open incidents and those detected since `since`, newest first."""
+        ...
+
+    async def link(self, incident_id: int, case_ids: Collection[int], *, by: str,
+                   at: datetime) -> list[int]:
+        """Link cases never linked before; return those linked now."""
+        ...
+
+    async def unremove(self, incident_id: int, case_ids: Collection[int]) -> None:
+        """Forget that these cases were taken out (a lead adds them back)."""
+        ...
+
+    async def remove(self, incident_id: int, case_ids: Collection[int], *,
+                     at: datetime) -> list[int]:
+        """Take linked cases out; return those taken out now."""
+        ...
+
+    async def case_ids(self, incident_id: int) -> list[int]:
+        """Return the cases linked (and not taken out), in order of joining."""
+        ...
+
+    async def set_reply(self, incident_id: int, case_id: int, reply: str) -> bool:
+        """Record how the official answer reached a case, once; False if it was recorded."""
+        ...
+
+    async def replies(self, incident_id: int) -> dict[int, str | None]:
+        """Return each linked case's reply status."""
+        ...
+
+    async def of_cases(self, case_ids: Collection[int]) -> dict[int, int]:
+        """Return the incident each case is linked to (the newest)."""
+        ...
+
+    async def add_events(self, new: Sequence[IncidentEvent]) -> None:
+        """Append moments to incidents' timelines."""
+        ...
+
+    async def events_for(self, incident_id: int) -> list[IncidentEvent]:
+        """Return an incident's timeline in order."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -528,6 +608,7 @@ class UnitOfWork(Protocol):
     reports: ReportRepository
     sources: SourceStateRepository
     announcements: AnnouncementRepository
+    incidents: IncidentRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

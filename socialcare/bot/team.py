@@ -57,8 +57,15 @@ class Source:
     # none = the team's.
     timezone: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # An incident's official answer goes out as the reply to this source's linked cases
+    # (opt-in: X's automation rules forbid bulk identical replies), at most this many
+    # an hour.
+    incident_replies: bool = False
+    incident_replies_per_hour: int = 100
 
     def __post_init__(self) -> None:
+        if self.incident_replies_per_hour < 1:
+            raise ValueError("incident_replies_per_hour: at least 1")
         if self.timezone is not None:
             try:
                 ZoneInfo(self.timezone)
@@ -248,6 +255,48 @@ class ReportSchedule:
 
 
 @dataclass(frozen=True)
+class IncidentConfig:
+    """When a surge of one topic (in one place) becomes an incident."""
+
+    __pydantic_config__ = _STRICT
+
+    enabled: bool = True
+    # A surge: at least min_cases new cases in window_minutes ...
+    min_cases: int = 20
+    window_minutes: int = 15
+    # ... and at least factor × the usual number for that hour of the week, the
+    # average of the same hour over the past baseline_weeks weeks.
+    factor: float = 4.0
+    baseline_weeks: int = 4
+    # With fewer weeks of history than this (a new install), min_cases alone decides.
+    history_weeks: int = 2
+    # How often the scheduler looks.
+    check_seconds: int = 30
+    # Sample texts shown on the incident.
+    samples: int = 3
+
+    def __post_init__(self) -> None:
+        if self.min_cases < 2:
+            raise ValueError("min_cases: at least 2 (one case is not a surge)")
+        if not 1 <= self.window_minutes <= 24 * 60:
+            raise ValueError("window_minutes: from 1 to 1440 minutes")
+        if self.factor < 1:
+            raise ValueError("factor: at least 1 (the usual level itself)")
+        if not 1 <= self.history_weeks <= self.baseline_weeks <= 52:
+            raise ValueError("baseline_weeks, history_weeks: 1 ≤ history_weeks ≤ "
+                             "baseline_weeks ≤ 52")
+        if not 5 <= self.check_seconds <= 3600:
+            raise ValueError("check_seconds: from 5 to 3600 seconds")
+        if not 0 <= self.samples <= 10:
+            raise ValueError("samples: from 0 to 10")
+
+    @property
+    def window(self) -> timedelta:
+        """Return the surge window."""
+        return timedelta(minutes=self.window_minutes)
+
+
+@dataclass(frozen=True)
 class SavedReply:
     """A ready answer agents pick in the reply form, so that everyone says it alike."""
 
@@ -280,6 +329,7 @@ class Team:
     places: tuple[Place, ...] = ()
     # Service channels beyond the team that announcements reach (call centre, shops).
     audiences: tuple[Audience, ...] = ()
+    incidents: IncidentConfig = field(default_factory=IncidentConfig)
 
     def __post_init__(self) -> None:
         try:
