@@ -20,16 +20,19 @@ the official answer once, and resolves it with a follow-up.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from socialcare.bot import cases as cases_module
+from socialcare.bot.announcements import service as announcements
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.escalations import Category, raise_by_system
 from socialcare.bot.model import SYSTEM, Event, EventKind
 from socialcare.bot.notices import notices_for
-from socialcare.bot.ports import Clock, UnitOfWork
+from socialcare.bot.ports import ANTI_SPAM, Clock, Publisher, PublishFailed, UnitOfWork
 from socialcare.bot.team import IncidentConfig, Person, Role, Team
 
 ATTEMPTS = 8
@@ -48,6 +51,7 @@ class Reply(StrEnum):
 
     SENT = "sent"  # through the source's reply path
     BY_HAND = "by_hand"  # listed for an agent, text ready to copy
+    CLOSED = "closed"  # the case was closed before the answer came
 
 
 # A (topic, place) pair; place None: the topic anywhere.
@@ -377,3 +381,205 @@ async def change(incident_id: int, apply: Any, *, uow: UnitOfWork, clock: Clock)
             await uow.commit()
             return incident
     raise ConcurrentUpdate(f"incident #{incident_id} kept changing")
+
+
+# ── One answer ────────────────────────────────────────────────────────────────────
+
+async def answer(incident_id: int, text: str, *, actor: str, uow: UnitOfWork, clock: Clock,
+                 team: Team) -> Incident:
+    """The lead's official answer: announced in every team channel (pinned, offered on the
+    cards of the topic's cases) and then sent as the reply to the linked cases."""
+    person = _lead(team, actor)
+    text = text.strip()
+    if not text:
+        raise DomainError("The answer is empty.", key="error.empty_reply")
+    async with uow:
+        incident = await _open_incident(uow, incident_id)
+    if incident.answer is not None:
+        raise DomainError(f"Incident #{incident_id} has its answer.",
+                          key="error.incident_answered", id=incident_id,
+                          announcement=incident.announcement_id)
+    announcement = await announcements.announce(
+        announcements.Announce(actor=person.id, text=text, topics=(incident.topic,)),
+        uow=uow, clock=clock, team=team)
+
+    def apply(i: Incident, now: datetime) -> list[IncidentEvent]:
+        if i.answer is not None:
+            raise DomainError(f"Incident #{incident_id} has its answer.",
+                              key="error.incident_answered", id=incident_id,
+                              announcement=i.announcement_id)
+        i.answer, i.answered_at, i.answered_by = text, now, person.id
+        i.announcement_id = announcement.id
+        i.acknowledged_at = i.acknowledged_at or now
+        return [IncidentEvent(incident_id, "answered", person.id, now,
+                              {"announcement": announcement.id})]
+
+    return await change(incident_id, apply, uow=uow, clock=clock)
+
+
+@dataclass
+class Delivery:
+    """What one pass of bulk replies did."""
+
+    sent: list[int] = field(default_factory=list)
+    by_hand: list[int] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # sources whose bulk sending stopped
+
+
+def _bulk_allowed(team: Team, source_name: str, publishers: Mapping[str, Publisher]) -> bool:
+    source = team.source(source_name)
+    return source is not None and source.incident_replies and source_name in publishers
+
+
+async def deliver(*, uow: UnitOfWork, clock: Clock, team: Team,
+                  publishers: Mapping[str, Publisher]) -> Delivery:
+    """Send the official answer to each linked case not yet answered through it —
+    earliest deadline first, through its source's reply path where the source allows
+    bulk replies, within the source's hourly cap — and list the rest for agents. A
+    platform's anti-spam answer stops its source's bulk sending for the incident."""
+    done = Delivery()
+    now = clock.now()
+    async with uow:
+        answered = [i for i in await uow.incidents.list_open() if i.answer is not None]
+        work = []
+        for incident in answered:
+            assert incident.id is not None
+            pending = [c for c, reply in (await uow.incidents.replies(incident.id)).items()
+                       if reply is None]
+            stopped = {e.data["source"] for e in await uow.incidents.events_for(incident.id)
+                       if e.kind == "bulk_stopped"}
+            work.append((incident, await uow.cases.get_many(pending), stopped))
+    for incident, cases, stopped in work:
+        assert incident.id is not None and incident.answer and incident.answered_by
+        for case in sorted(cases.values(), key=lambda c: (c.response_due_at or now, c.id or 0)):
+            assert case.id is not None
+            if not case.is_open:
+                async with uow:
+                    await uow.incidents.set_reply(incident.id, case.id, Reply.CLOSED)
+                    await uow.commit()
+                continue
+            sent = await _send_one(incident, case.id, case.source, incident.answer,
+                                   stopped=stopped, uow=uow, clock=clock, team=team,
+                                   publishers=publishers, announcement=incident.announcement_id,
+                                   done=done)
+            if sent is None:
+                continue
+            async with uow:
+                if sent:
+                    await uow.incidents.mark_replied(incident.id, case.id, Reply.SENT, at=now)
+                    done.sent.append(case.id)
+                elif await uow.incidents.set_reply(incident.id, case.id, Reply.BY_HAND):
+                    done.by_hand.append(case.id)
+                await uow.commit()
+    return done
+
+
+async def _send_one(incident: Incident, case_id: int, source: str, text: str, *,
+                    stopped: set[str], uow: UnitOfWork, clock: Clock, team: Team,
+                    publishers: Mapping[str, Publisher], announcement: int | None,
+                    done: Delivery, claim: bool = True) -> bool | None:
+    """Publish `text` to one case if its source takes bulk replies now; True when sent,
+    False when it is for an agent, None when another scheduler took it."""
+    assert incident.id is not None and incident.answered_by is not None
+    source_config = team.source(source)
+    if not _bulk_allowed(team, source, publishers) or source in stopped \
+            or source_config is None:
+        return False
+    now = clock.now()
+    async with uow:
+        if await uow.incidents.sent_since(source, now - _HOUR) \
+                >= source_config.incident_replies_per_hour:
+            return False
+        if claim and not await uow.incidents.set_reply(incident.id, case_id, "sending"):
+            return None
+        await uow.commit()
+    try:
+        await cases_module.reply(
+            cases_module.Reply(case_id, incident.answered_by, text, announcement),
+            uow=uow, clock=clock, team=team, publishers=publishers)
+    except DomainError as error:
+        cause = error.__cause__
+        if isinstance(cause, PublishFailed) and getattr(cause, "reason", None) == ANTI_SPAM:
+            stopped.add(source)
+            done.stopped.append(source)
+            async with uow:
+                await uow.incidents.add_events([IncidentEvent(
+                    incident.id, "bulk_stopped", SYSTEM, clock.now(),
+                    {"source": source, "error": str(cause)[:300]})])
+                await uow.commit()
+        if claim:
+            async with uow:
+                await uow.incidents.mark_replied(incident.id, case_id, Reply.BY_HAND, at=None)
+                await uow.commit()
+            done.by_hand.append(case_id)
+            return None
+        return False
+    return True
+
+
+# ── Closing ───────────────────────────────────────────────────────────────────────
+
+
+async def resolve(incident_id: int, follow_up: str, *, actor: str, uow: UnitOfWork,
+                  clock: Clock, team: Team) -> Incident:
+    """The lead closes the incident; the follow-up ("service is restored") goes to every
+    linked case the same way as the answer, and the linked cases are resolved."""
+    person = _lead(team, actor)
+    follow_up = follow_up.strip()
+
+    def apply(i: Incident, now: datetime) -> list[IncidentEvent]:
+        i.state, i.resolved_at, i.resolved_by = IncidentState.RESOLVED, now, person.id
+        i.follow_up = follow_up or None
+        return [IncidentEvent(incident_id, "resolved", person.id, now,
+                              {"follow_up": follow_up} if follow_up else {})]
+
+    incident = await change(incident_id, apply, uow=uow, clock=clock)
+    if incident.announcement_id is not None:
+        with suppress(DomainError):  # it ended already
+            await announcements.withdraw(
+                announcements.Withdraw(incident.announcement_id, person.id),
+                uow=uow, clock=clock, team=team)
+    if follow_up:
+        await announcements.announce(announcements.Announce(actor=person.id, text=follow_up),
+                                     uow=uow, clock=clock, team=team)
+    return incident
+
+
+async def close_cases(*, uow: UnitOfWork, clock: Clock, team: Team,
+                      publishers: Mapping[str, Publisher]) -> Delivery:
+    """For resolved incidents: send the follow-up to each linked case whose source takes
+    bulk replies, and resolve each linked case that is answered. Cases nobody answered
+    stay open for an agent (a case is resolved after an answer)."""
+    done = Delivery()
+    async with uow:
+        work = [(i, await uow.incidents.unclosed(i.id or 0))
+                for i in await uow.incidents.closing()]
+    for incident, case_ids in work:
+        assert incident.id is not None
+        actor = incident.resolved_by or SYSTEM
+        closer = replace(incident, answered_by=actor)
+        for case_id in case_ids:
+            async with uow:
+                if not await uow.incidents.close(incident.id, case_id, at=clock.now()):
+                    continue
+                case = await uow.cases.get(case_id)
+                await uow.commit()
+            if not case.is_open:
+                continue
+            if incident.follow_up:
+                sent = await _send_one(closer, case_id, case.source, incident.follow_up,
+                                       stopped=set(), uow=uow, clock=clock, team=team,
+                                       publishers=publishers, announcement=None, done=done,
+                                       claim=False)
+                if sent:
+                    async with uow:
+                        await uow.incidents.mark_replied(incident.id, case_id, None,
+                                                         at=clock.now())
+                        await uow.commit()
+                    done.sent.append(case_id)
+            try:
+                await cases_module.resolve(cases_module.Resolve(case_id, actor),
+                                           uow=uow, clock=clock, team=team)
+            except DomainError:
+                done.by_hand.append(case_id)  # not answered yet: an agent answers it
+    return done

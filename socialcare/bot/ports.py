@@ -326,8 +326,18 @@ class Published:
     url: str | None = None
 
 
+# A PublishFailed's `reason` when the platform suspects a bot (VK's captcha, error 14).
+ANTI_SPAM = "anti_spam"
+
+
 class PublishFailed(Exception):
-    """The source did not take the reply; the message says why."""
+    """The source did not take the reply; the message says why, and `reason` names a
+    kind the caller acts on ("anti_spam": the platform suspects a bot, e.g. VK's
+    captcha, so bulk sending must stop)."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Publisher(Protocol):
@@ -571,6 +581,27 @@ class IncidentRepository(Protocol):
 
     async def set_reply(self, incident_id: int, case_id: int, reply: str) -> bool:
         """Record how the official answer reached a case, once; False if it was recorded."""
+        ...
+
+    async def mark_replied(self, incident_id: int, case_id: int, reply: str | None, *,
+                           at: datetime | None) -> None:
+        """Record how the answer reached a case (None: keep it) and when it was sent."""
+        ...
+
+    async def sent_since(self, source: str, since: datetime) -> int:
+        """Count the bulk replies sent to a source's cases since `since`."""
+        ...
+
+    async def closing(self) -> list[Incident]:
+        """Return the resolved incidents with linked cases not yet closed."""
+        ...
+
+    async def unclosed(self, incident_id: int) -> list[int]:
+        """Return the linked cases of an incident not yet closed."""
+        ...
+
+    async def close(self, incident_id: int, case_id: int, *, at: datetime) -> bool:
+        """Take the closing of a linked case; False if it was taken."""
         ...
 
     async def replies(self, incident_id: int) -> dict[int, str | None]:

@@ -21,14 +21,14 @@ from socialcare.bot.team import Person
 from socialcare.bot.understanding import topics as understanding_topics
 from socialcare.console import access
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, escalating, reporting
+from socialcare.handlers import announcing, escalating, incidenting, reporting
 from socialcare.handlers.chat import ChatReply, describe_error, service
 
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "announcements",
             "announcement", "escalate", "escalations", "digest", "handoff", "handback", "topic",
-            "report", "agent", "sla", "sources", "console", "help")
+            "report", "agent", "sla", "sources", "console", "incident", "incidents", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -164,6 +164,10 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await announcing.run_announcements(deps)
         if name == "announcement":
             return await announcing.run_announcement(args, person, deps)
+        if name == "incidents":
+            return await incidenting.run_incidents(deps)
+        if name == "incident":
+            return await incidenting.run_incident(args, person, deps)
         if name == "escalate":
             return await escalating.run_escalate(args, person, deps)
         if name == "escalations":

@@ -199,7 +199,17 @@ async def _watch_incidents(deps: Deps) -> list[incidents.Incident]:
     joined = await incidents.join_new(uow=deps.uow(), clock=deps.clock, team=deps.team)
     for incident_id, case_ids in joined.items():
         log.info("incident #%d: %d new case(s) joined", incident_id, len(case_ids))
-    if opened or joined:
+    answered = await incidents.deliver(uow=deps.uow(), clock=deps.clock, team=deps.team,
+                                       publishers=deps.publishers)
+    closed = await incidents.close_cases(uow=deps.uow(), clock=deps.clock, team=deps.team,
+                                         publishers=deps.publishers)
+    for done, what in ((answered, "official answer"), (closed, "follow-up")):
+        if done.sent or done.by_hand:
+            log.info("incident %s: %d sent, %d for agents", what, len(done.sent),
+                     len(done.by_hand))
+        for source in done.stopped:
+            log.warning("incident replies to %s stopped: the platform suspects spam", source)
+    if opened or joined or answered.sent or answered.by_hand or closed.sent or closed.by_hand:
         deps.wake()
     return opened
 

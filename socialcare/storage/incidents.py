@@ -244,3 +244,51 @@ class SqlIncidentRepository:
             .order_by(incident_events.c.at, incident_events.c.id))
         return [IncidentEvent(row.incident_id, row.kind, row.actor, row.at, dict(row.data))
                 for row in rows]
+
+    async def mark_replied(self, incident_id: int, case_id: int, reply: str | None, *,
+                           at: datetime | None) -> None:
+        """Record how the answer reached a case (None: keep it) and when it was sent."""
+        values: dict[str, Any] = {} if reply is None else {"reply": reply}
+        if at is not None:
+            values["replied_at"] = at
+        if values:
+            await self._conn.execute(
+                update(incident_cases).where(incident_cases.c.incident_id == incident_id,
+                                             incident_cases.c.case_id == case_id)
+                .values(**values))
+
+    async def sent_since(self, source: str, since: datetime) -> int:
+        """Count the bulk replies sent to a source's cases since `since`."""
+        return int((await self._conn.execute(
+            select(func.count()).select_from(incident_cases)
+            .join(cases, cases.c.id == incident_cases.c.case_id)
+            .where(cases.c.source == source, incident_cases.c.replied_at >= since)
+        )).scalar_one())
+
+    async def closing(self) -> list[Incident]:
+        """Return the resolved incidents with linked cases not yet closed."""
+        waiting = select(incident_cases.c.incident_id).where(
+            incident_cases.c.incident_id == incidents.c.id,
+            incident_cases.c.removed_at.is_(None), incident_cases.c.closed_at.is_(None))
+        rows = await self._conn.execute(
+            select(incidents).where(incidents.c.state == IncidentState.RESOLVED.value,
+                                    waiting.exists()).order_by(incidents.c.id))
+        return [_incident(row) for row in rows]
+
+    async def unclosed(self, incident_id: int) -> list[int]:
+        """Return the linked cases of an incident not yet closed."""
+        rows = await self._conn.execute(
+            select(incident_cases.c.case_id).where(
+                incident_cases.c.incident_id == incident_id,
+                incident_cases.c.removed_at.is_(None), incident_cases.c.closed_at.is_(None))
+            .order_by(incident_cases.c.case_id))
+        return list(rows.scalars())
+
+    async def close(self, incident_id: int, case_id: int, *, at: datetime) -> bool:
+        """Take the closing of a linked case; False if it was taken."""
+        result = await self._conn.execute(
+            update(incident_cases).where(incident_cases.c.incident_id == incident_id,
+                                         incident_cases.c.case_id == case_id,
+                                         incident_cases.c.closed_at.is_(None))
+            .values(closed_at=at))
+        return bool(result.rowcount == 1)

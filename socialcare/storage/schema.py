@@ -518,6 +518,8 @@ incident_cases = Table(
     Column("joined_by", String(128), nullable=False),
     Column("removed_at", UTCDateTime()),
     Column("reply", String(16)),
+    Column("replied_at", UTCDateTime()),
+    Column("closed_at", UTCDateTime()),
     Index(None, "case_id"),
 )
 

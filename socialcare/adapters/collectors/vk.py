@@ -37,13 +37,15 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from socialcare.adapters.collectors.http import request_json
 from socialcare.bot.model import Author, Mention, RawMention
-from socialcare.bot.ports import Published, PublishFailed
+from socialcare.bot.ports import ANTI_SPAM, Published, PublishFailed
 from socialcare.bot.sources import Polled, SourceUnavailable
 from socialcare.bot.team import Source
 
 VERSION = "5.199"
 # VK's own waits, in seconds, for its rate-limit errors.
 RATE_ERRORS = {6: 2.0, 9: 600.0, 29: 3600.0}
+# "Captcha needed": VK suspects a bot; bulk replies must stop.
+CAPTCHA_NEEDED = 14
 # VK indexes posts for search a little late: search again this far back.
 OVERLAP_SECONDS = 600
 SEEN = 3000
@@ -126,7 +128,8 @@ class VkCollector:
             answer = await self._call("wall.createComment", params, token=self._reply_token,
                                       method="POST")
         except SourceUnavailable as failure:
-            raise PublishFailed(str(failure)) from None
+            captcha = isinstance(failure, VkError) and failure.code == CAPTCHA_NEEDED
+            raise PublishFailed(str(failure), reason=ANTI_SPAM if captcha else None) from None
         comment = answer.get("comment_id") if isinstance(answer, dict) else None
         if comment is None:
             raise PublishFailed("VK wall.createComment: no comment_id in the answer")

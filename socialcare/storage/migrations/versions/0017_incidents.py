@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("joined_by", sa.String(128), nullable=False),
         sa.Column("removed_at", UTCDateTime()),
         sa.Column("reply", sa.String(16)),
+        sa.Column("replied_at", UTCDateTime()),
+        sa.Column("closed_at", UTCDateTime()),
         sa.PrimaryKeyConstraint("incident_id", "case_id", name="pk_incident_cases"),
         sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"],
                                 name="fk_incident_cases_incident_id_incidents"),
