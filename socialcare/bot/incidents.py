@@ -28,6 +28,7 @@ from typing import Any
 
 from socialcare.bot import cases as cases_module
 from socialcare.bot.announcements import service as announcements
+from socialcare.bot.catalog import Catalog
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.escalations import Category, raise_by_system
 from socialcare.bot.model import SYSTEM, Event, EventKind
@@ -151,7 +152,8 @@ def find_surges(
     """Return the surges in `current` (the window's counts per topic and place), against
     `past` (each past week's counts of the same hour) and each topic's first case
     (`since`). A place's surge goes before its topic's surge anywhere, and neither opens
-    while an incident covers it."""
+    while an incident covers it (`open_incidents`: the open ones and those just
+    resolved)."""
     config = team.incidents
     taken = [i.key for i in open_incidents]
     found: list[Surge] = []
@@ -190,8 +192,10 @@ async def detect(*, uow: UnitOfWork, clock: Clock, team: Team) -> list[Incident]
         past = [(start, await uow.incidents.counts(start, start + _HOUR)) for start in hours]
         topics = {key[0] for key, n in current.items() if n >= config.min_cases}
         since = await uow.incidents.first_cases(topics)
-        surges = find_surges(current, past, since,
-                             open_incidents=await uow.incidents.list_open(), team=team)
+        # A surge just resolved is still in the window: it does not open again at once.
+        taken = [*await uow.incidents.list_open(),
+                 *await uow.incidents.resolved_since(now - config.window)]
+        surges = find_surges(current, past, since, open_incidents=taken, team=team)
     opened = []
     for surge in surges:
         incident = await _open(surge, uow=uow, now=now, team=team)
@@ -583,3 +587,54 @@ async def close_cases(*, uow: UnitOfWork, clock: Clock, team: Team,
             except DomainError:
                 done.by_hand.append(case_id)  # not answered yet: an agent answers it
     return done
+
+
+# ── Figures ───────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class IncidentFigures:
+    """A period's incidents in figures (durations in seconds; None: none to measure)."""
+
+    count: int
+    cases: int
+    open: int
+    longest: float | None  # detection → resolution, of the resolved ones
+    mean_duration: float | None
+    mean_to_detection: float | None  # first mention → detection
+    mean_to_answer: float | None  # first mention → official answer, of the answered ones
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def figures(found: Sequence[Incident], case_counts: Mapping[int, int]) -> IncidentFigures:
+    """Sum up the incidents detected in a period."""
+    durations = [(i.resolved_at - i.detected_at).total_seconds() for i in found
+                 if i.resolved_at is not None]
+    return IncidentFigures(
+        count=len(found),
+        cases=sum(case_counts.get(i.id or 0, 0) for i in found),
+        open=sum(i.state is IncidentState.OPEN for i in found),
+        longest=max(durations, default=None),
+        mean_duration=_mean(durations),
+        mean_to_detection=_mean([(i.detected_at - i.first_mention_at).total_seconds()
+                                 for i in found]),
+        mean_to_answer=_mean([(i.answered_at - i.first_mention_at).total_seconds()
+                              for i in found if i.answered_at is not None]),
+    )
+
+
+def figures_lines(f: IncidentFigures, catalog: Catalog) -> list[str]:
+    """Return the report's (and the digest's) lines on a period's incidents."""
+    if not f.count:
+        return []
+
+    def minutes(seconds: float | None) -> str:
+        return "—" if seconds is None else catalog("duration.minutes",
+                                                    minutes=max(1, round(seconds / 60)))
+
+    return [catalog("report.incidents", count=f.count, cases=f.cases, open=f.open,
+                    duration=minutes(f.mean_duration), longest=minutes(f.longest),
+                    detection=minutes(f.mean_to_detection), answer=minutes(f.mean_to_answer))]

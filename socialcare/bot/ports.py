@@ -557,6 +557,15 @@ class IncidentRepository(Protocol):
         """Return the open incidents."""
         ...
 
+    async def resolved_since(self, since: datetime) -> list[Incident]:
+        """Return the incidents resolved since `since`."""
+        ...
+
+    async def detected_between(self, start: datetime, end: datetime
+                               ) -> tuple[list[Incident], dict[int, int]]:
+        """Return the incidents detected in [start, end) with their linked cases' counts."""
+        ...
+
     async def list_recent(self, *, since: datetime, limit: int) -> list[Incident]:
         """Return the open incidents and those detected since `since`, newest first."""
         ...

@@ -25,6 +25,18 @@ LISTED = 20
 BY_HAND_SHOWN = 30
 
 
+async def figures(start: datetime, end: datetime, deps: Deps) -> incidents.IncidentFigures:
+    """Return the figures of the incidents detected in [start, end)."""
+    async with deps.uow() as uow:
+        found, counts = await uow.incidents.detected_between(start, end)
+    return incidents.figures(found, counts)
+
+
+def figures_lines(f: incidents.IncidentFigures, deps: Deps) -> list[str]:
+    """Return the report's lines on a period's incidents."""
+    return incidents.figures_lines(f, deps.catalog)
+
+
 def clock_text(at: datetime, zone: ZoneInfo) -> str:
     """Return a moment as the team reads it: "25.11 14:03"."""
     return at.astimezone(zone).strftime("%d.%m %H:%M")

@@ -148,6 +148,26 @@ class SqlIncidentRepository:
             .order_by(incidents.c.id))
         return [_incident(row) for row in rows]
 
+    async def detected_between(self, start: datetime, end: datetime
+                               ) -> tuple[list[Incident], dict[int, int]]:
+        """Return the incidents detected in [start, end) with their linked cases' counts."""
+        rows = await self._conn.execute(
+            select(incidents).where(incidents.c.detected_at >= start,
+                                    incidents.c.detected_at < end).order_by(incidents.c.id))
+        found = [_incident(row) for row in rows]
+        counts = await self._conn.execute(
+            select(incident_cases.c.incident_id, func.count())
+            .where(incident_cases.c.incident_id.in_([i.id for i in found]),
+                   incident_cases.c.removed_at.is_(None))
+            .group_by(incident_cases.c.incident_id))
+        return found, {incident_id: int(n) for incident_id, n in counts}
+
+    async def resolved_since(self, since: datetime) -> list[Incident]:
+        """Return the incidents resolved since `since`."""
+        rows = await self._conn.execute(
+            select(incidents).where(incidents.c.resolved_at >= since).order_by(incidents.c.id))
+        return [_incident(row) for row in rows]
+
     async def list_recent(self, *, since: datetime, limit: int) -> list[Incident]:
         """Return the open incidents and those detected since `since`, newest first."""
         rows = await self._conn.execute(

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from socialcare.handlers import scheduler
-from socialcare.storage.schema import cases, incident_cases
+from socialcare.storage.schema import cases, incident_cases, incidents
 from tests.conftest import FlowingClock
 from tests.corpus.outage import outage
 from tests.e2e.chat import (
@@ -123,3 +123,10 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
         assert follow_ups == dict.fromkeys(answered, 1)
         listed = await chat.slack_command("/incidents", "", user=SAULE_SLACK)
         assert "#1 resolved" in listed.body["text"]
+        # The day's report counts the incident, its cases and its times.
+        reported = await chat.slack_command("/report", "today", user=SAULE_SLACK)
+        assert f"Incidents: 1 (0 open), {len(links)} case(s)" in str(reported.body["blocks"])
+        # Resolved, the surge still in its window does not open a second incident.
+        await scheduler.watch_incidents(chat.deps)
+        async with chat.deps.engine.connect() as conn:
+            assert len((await conn.execute(select(incidents))).all()) == 1
