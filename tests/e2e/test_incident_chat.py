@@ -7,10 +7,13 @@ and resolves the answered cases."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from socialcare.handlers import scheduler
@@ -27,6 +30,7 @@ from tests.e2e.chat import (
     running_chat,
 )
 from tests.e2e.test_incidents import OUTAGE_AT
+from tests.fakes.vk import FakeVK
 
 WEBHOOK = 'name = "webhook"\nkind = "webhook"\nplatform = "web"\ntier = "main"\n'
 
@@ -35,7 +39,13 @@ def _config(text: str) -> str:
     assert WEBHOOK in text and "min_cases = 20" in text
     text = text.replace(WEBHOOK, WEBHOOK + "incident_replies = true\n"
                         "incident_replies_per_hour = 100\n", 1)
-    return text.replace("min_cases = 20", "min_cases = 6", 1)
+    return _quiet(text.replace("min_cases = 20", "min_cases = 6", 1))
+
+
+def _quiet(text: str) -> str:
+    """The app's own scheduler looks at start and then hourly: the test's passes decide."""
+    assert "check_seconds = 30" in text
+    return text.replace("check_seconds = 30", "check_seconds = 3600", 1)
 
 
 def _slack_texts(chat: Chat, channel: str) -> list[str]:
@@ -108,8 +118,8 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
             "sent" if late[0]["source"] == "webhook" else "by_hand")
 
         status = await chat.slack_command("/incident", "1", user=SAULE_SLACK)
-        assert "Answer by hand" in status.body["text"]
-        assert all(f"#{c}" in status.body["text"] for c in by_hand)
+        assert "Answer by hand" in str(status.body)
+        assert all(f"#{c}" in str(status.body) for c in by_hand)
 
         said = await chat.slack_command("/incident", "1 resolve Service is restored",
                                         user=SAULE_SLACK)
@@ -130,3 +140,77 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
         await scheduler.watch_incidents(chat.deps)
         async with chat.deps.engine.connect() as conn:
             assert len((await conn.execute(select(incidents))).all()) == 1
+
+
+def _vk(vk_url: str, per_hour: int) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        text = _quiet(text.replace("min_cases = 20", "min_cases = 4", 1))
+        start = text.index('name = "vk"')
+        end = text.index("[[sources]]", start)
+        block = text[start:end].replace("enabled = false", "enabled = true\nincident_replies = "
+                                        f"true\nincident_replies_per_hour = {per_hour}", 1)
+        block = block.replace("walls = [-12345678]", "walls = []\ncalls_per_second = 100", 1)
+        block = block.replace('# api_url = "https://api.vk.com/method"',
+                              f'api_url = "{vk_url}/method"', 1)
+        return text[:start] + block + text[end:]
+
+    return edit
+
+
+async def _vk_incident(tmp_path: Path, clock: FlowingClock, monkeypatch: pytest.MonkeyPatch,
+                       *, per_hour: int, captcha: bool) -> tuple[dict[int, tuple[
+                           str | None, str, str]], int, str]:
+    """Six VK posts about the Almaty outage become an incident answered from Slack;
+    return the links, the comments VK took, and /incident 1's text."""
+    async with FakeVK(now=clock.now, rate_limits=False) as vk:
+        vk.add_group(12345678, "Kcell", screen_name="kcell")
+        for n in range(6):
+            vk.add_profile(600 + n, "Client", str(n), screen_name=f"client{n}")
+            vk.add_post(600 + n, f"Kcell, в Алматы нет интернета уже час ({n})", clock.now(),
+                        from_id=600 + n)
+        monkeypatch.setenv("VK_SERVICE_TOKEN", vk.token)
+        monkeypatch.setenv("VK_GROUP_TOKEN", vk.token)
+        async with running_chat(tmp_path, clock, config=_vk(vk.url, per_hour)) as chat:
+            async def vk_cases() -> int:
+                async with chat.deps.engine.connect() as conn:
+                    return len((await conn.execute(
+                        select(cases.c.id).where(cases.c.source == "vk"))).all())
+
+            for _ in range(200):
+                if await vk_cases() == 6:
+                    break
+                await asyncio.sleep(0.05)
+            assert [i.id for i in await scheduler.watch_incidents(chat.deps)] == [1]
+            if captcha:
+                vk.fail_next_vk("wall.createComment", 14)
+            await chat.slack_command("/incident", "1 answer Engineers are fixing it",
+                                     user=SAULE_SLACK)
+            for _ in range(200):
+                await scheduler.watch_incidents(chat.deps)
+                if all(r not in (None, "sending") for r, _, _ in (await _links(chat)).values()):
+                    break
+                await asyncio.sleep(0.05)
+            status = await chat.slack_command("/incident", "1", user=SAULE_SLACK)
+            return await _links(chat), len(vk.created_comments), str(status.body)
+
+
+async def test_vk_captcha_stops_the_bulk_replies_and_hands_the_rest_to_agents(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    links, comments, status = await _vk_incident(tmp_path, flowing_clock, monkeypatch,
+                                                 per_hour=100, captcha=True)
+
+    assert comments == 0
+    assert [reply for reply, _, _ in links.values()] == ["by_hand"] * 6
+    assert "replies to vk stopped" in status and "Answer by hand" in status
+
+
+async def test_bulk_replies_keep_to_the_sources_hourly_cap(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    links, comments, _ = await _vk_incident(tmp_path, flowing_clock, monkeypatch,
+                                            per_hour=2, captcha=False)
+
+    assert comments == 2
+    assert sorted(reply or "" for reply, _, _ in links.values()) == [
+        "by_hand"] * 4 + ["sent"] * 2
