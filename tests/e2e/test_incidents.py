@@ -6,6 +6,7 @@ none, with and without two weeks of history; two schedulers open one."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from socialcare.adapters.collectors.signature import sign
 from socialcare.bot.escalations import Category
+from socialcare.console import access
 from socialcare.deps import Deps
 from socialcare.handlers import scheduler
 from socialcare.main import runtime
@@ -25,6 +27,7 @@ from socialcare.storage.schema import escalations, incident_cases, incidents, no
 from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url
 from tests.corpus.outage import OUTAGE_SIZE, Slot, normal_day, outage
 from tests.e2e.conftest import SECRET
+from tests.e2e.test_console import PASSWORD, browser
 
 # Wednesday 25 November 2026 in Almaty (UTC+5): its midnight, and the outage at 14:00.
 DAY = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
@@ -159,3 +162,22 @@ async def test_two_schedulers_open_one_incident(
     assert sum(len(o) for o in opened) == 1
     assert await _count(app_deps, select(func.count()).select_from(incidents)) == 1
     assert await _count(app_deps, select(func.count()).select_from(escalations)) == 1
+
+
+async def test_the_console_shows_the_open_incident_on_the_wallboard_and_its_page(
+    http: TestClient, app_deps: Deps, clock: FakeClock
+) -> None:
+    created = await _replay(http, app_deps, clock, list(outage(OUTAGE_AT)))
+    await access.set_password(app_deps, "saule", PASSWORD)
+    async with browser(str(http.make_url("")).rstrip("/")) as lead:
+        assert await lead.sign_in("saule") == 303
+        board = await lead.get("/")
+        page = await lead.get("/incidents/1")
+        missing = await lead.get("/incidents/99")
+
+    assert board[0] == 200 and 'href="/incidents/1"' in board[1]
+    assert "cases of Mobile internet in Almaty in 15 min" in html.unescape(board[1])
+    assert page[0] == 200
+    assert page[1].count('class="incident-case"') == len(created)
+    assert "detected" in page[1] and "first mention" in page[1]
+    assert missing[0] == 404
