@@ -131,6 +131,15 @@ class Comment:
 
 
 @dataclass(frozen=True)
+class AddOption:
+    """A shift lead proposes one more solution (to an escalation socialcare raised, say)."""
+
+    escalation_id: int
+    actor: str
+    option: str
+
+
+@dataclass(frozen=True)
 class Close:
     """Close a decided escalation (after the directors' meeting)."""
 
@@ -433,6 +442,28 @@ async def comment(
     def apply(e: Escalation, now: datetime) -> Outcome:
         assert e.id is not None
         return [EscalationEvent(e.id, "commented", person.id, now, {"text": text})], [], []
+
+    return await _change(cmd.escalation_id, apply, uow=uow, clock=clock)
+
+
+async def add_option(cmd: AddOption, *, uow: UnitOfWork, clock: Clock,
+                     team: Team) -> EscalationChanged:
+    """Add a proposed option to an escalation the director has not decided yet."""
+    person = team.person(cmd.actor)
+    if person is None:
+        raise NotAllowed("Not in the roster.", key="error.not_in_roster")
+    if person.role not in (Role.LEAD, Role.ADMIN):
+        raise NotAllowed("Shift leads propose options.", key="error.incident_leads_only")
+    option = " ".join(cmd.option.split())
+    if not option:
+        raise DomainError("The option is empty.", key="error.empty_problem")
+
+    def apply(e: Escalation, now: datetime) -> Outcome:
+        _check(e, "given options", [EscalationState.OPEN, EscalationState.ACKNOWLEDGED])
+        e.options = (*e.options, option)
+        assert e.id is not None
+        return ([EscalationEvent(e.id, "option_added", person.id, now, {"option": option})],
+                [], [])
 
     return await _change(cmd.escalation_id, apply, uow=uow, clock=clock)
 

@@ -4,6 +4,7 @@
     /incident N                      its figures, timeline and the cases to answer by hand
     /incident N answer TEXT          the official answer, once: announced and sent
     /incident N add 45,46            link cases; `remove 47` takes them out
+    /incident N option TEXT          propose a solution on its escalation to the director
     /incident N resolve [FOLLOW-UP]  close it; the follow-up goes to every linked case
 """
 
@@ -13,7 +14,7 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from socialcare.bot import incidents
+from socialcare.bot import escalations, incidents
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
 from socialcare.handlers.chat import ChatReply, service
@@ -83,8 +84,18 @@ async def run_incident(args: str, person: Person, deps: Deps) -> ChatReply:
         run = incidents.add_cases if verb == "add" else incidents.remove_cases
         changed = await run(incident_id, case_ids, actor=person.id, **service(deps))
         deps.wake()
-        return ChatReply(text(f"incident.{verb}ed", id=incident_id,
+        return ChatReply(text("incident.added" if verb == "add" else "incident.removed",
+                              id=incident_id,
                               cases=", ".join(f"#{c}" for c in changed.case_ids) or "—"))
+    if verb == "option":
+        async with deps.uow() as uow:
+            escalation_id = (await uow.incidents.get(incident_id)).escalation_id
+        if escalation_id is None or not rest.strip():
+            return ChatReply(text("usage.incident"))
+        await escalations.add_option(escalations.AddOption(escalation_id, person.id, rest),
+                                     **service(deps))
+        deps.wake()
+        return ChatReply(text("command.noted", id=escalation_id))
     if verb == "resolve":
         await incidents.resolve(incident_id, rest, actor=person.id, **service(deps))
         deps.wake()

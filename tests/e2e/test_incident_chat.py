@@ -117,6 +117,25 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
         assert (await _links(chat))[joined["case_id"]][0] == (
             "sent" if late[0]["source"] == "webhook" else "by_hand")
 
+        # The lead takes a case out (it does not join again by itself) and adds it back.
+        out = min(by_hand)
+        said = await chat.slack_command("/incident", f"1 remove {out}", user=SAULE_SLACK)
+        assert f"took out #{out}" in str(said.body)
+        await scheduler.watch_incidents(chat.deps)
+        async with chat.deps.uow() as uow:
+            assert out not in await uow.incidents.case_ids(1)
+        said = await chat.slack_command("/incident", f"1 add #{out}", user=SAULE_SLACK)
+        assert f"added #{out}" in str(said.body)
+        await scheduler.watch_incidents(chat.deps)
+        assert (await _links(chat))[out][0] == "by_hand"
+        # The lead proposes a solution on the director's escalation.
+        said = await chat.slack_command("/incident", "1 option SMS to Almaty subscribers",
+                                        user=SAULE_SLACK)
+        async with chat.deps.uow() as uow:
+            escalation = await uow.escalations.get(1)
+        assert escalation.options == ("SMS to Almaty subscribers",)
+        assert escalation.raised_by == "system"
+
         status = await chat.slack_command("/incident", "1", user=SAULE_SLACK)
         assert "Answer by hand" in str(status.body)
         assert all(f"#{c}" in str(status.body) for c in by_hand)
