@@ -111,7 +111,7 @@ async def status(incident_id: int, deps: Deps) -> str:
         replies = await uow.incidents.replies(incident_id)
         timeline = await uow.incidents.events_for(incident_id)
     lines = [text("incident.status", id=incident_id, about=incidents.describe(incident, deps.team),
-                  state=text(f"incident.state_{incident.state.value}"), cases=len(replies))]
+                  state=text(f"incident.state.{incident.state.value}"), cases=len(replies))]
     for event in timeline:
         if event.kind in ("first_mention", "detected", "answered", "resolved", "bulk_stopped"):
             lines.append(text(f"incident.event_{event.kind}", time=clock_text(event.at, zone),
