@@ -366,6 +366,25 @@ class CannotListen(Exception):
         super().__init__(f"cannot listen on {host}:{port}: {error.strerror}")
 
 
+# The collector's thresholds while serving (Python's are 700, 10, 10): a young
+# collection per 5,000 new container objects instead of 700, a full one only after
+# 20 middle ones. Requests allocate many short-lived objects; fewer, larger young
+# collections cost less in all and stall a request less often.
+GC_THRESHOLDS = (5_000, 20, 20)
+
+
+def settle_memory() -> None:
+    """Once the process has started: collect what start-up left, then freeze the rest
+    (modules, settings, the team, compiled statements) out of the collector's sight,
+    so that no later collection walks it again — with ~200,000 such objects a full
+    collection stalled every request in flight for a few hundred milliseconds."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(app: App, *, host: str, port: int,
                 extend: Callable[[web.Application], None] | None = None,
                 ready: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -407,6 +426,7 @@ async def serve(app: App, *, host: str, port: int,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        settle_memory()
         if ready is not None:
             await ready()
         await stop.wait()

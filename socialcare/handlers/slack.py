@@ -8,6 +8,7 @@ forged or stale one gets 401) or over Socket Mode.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +51,8 @@ MAX_REQUEST = 1024 * 1024
 _CASE_BUTTON = re.compile(r"^sc1:")
 _ESCALATION_BUTTON = re.compile(r"^sc1e:")
 _ANNOUNCEMENT_BUTTON = re.compile(r"^sc1a:")
+# How many card clicks are worked on at once after their acks; the others wait their turn.
+AFTER_ACK_AT_ONCE = 2
 
 
 def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
@@ -104,10 +107,19 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     def roster(user: str) -> Person | None:
         return deps.team.person_by_slack(user)
 
+    # The work after the acks of card buttons, a few clicks' at a time: ten clicks at
+    # once would otherwise run ten transactions' steps between the next clicks' acks.
+    after_ack = asyncio.Semaphore(AFTER_ACK_AT_ONCE)
+
     @bolt.action(_CASE_BUTTON)
     async def on_case_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                              respond: Any, client: Any) -> None:
         await ack()
+        async with after_ack:
+            await _case_button(body, action, respond, client)
+
+    async def _case_button(body: dict[str, Any], action: dict[str, Any], respond: Any,
+                           client: Any) -> None:
         person = roster(body["user"]["id"])
         if person is None:
             await say_privately(respond, ChatReply(text("error.not_in_roster")))
