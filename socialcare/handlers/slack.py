@@ -9,8 +9,10 @@ forged or stale one gets 401) or over Socket Mode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -53,6 +55,45 @@ _ESCALATION_BUTTON = re.compile(r"^sc1e:")
 _ANNOUNCEMENT_BUTTON = re.compile(r"^sc1a:")
 # How many card clicks are worked on at once after their acks; the others wait their turn.
 AFTER_ACK_AT_ONCE = 2
+# How long the work after an ack waits for the other requests in flight to be answered.
+AFTER_ACK_WAITS_AT_MOST = 0.5
+
+
+class Unanswered:
+    """The Slack requests of an app not answered yet. The work after an ack waits until
+    none is left (at most `AFTER_ACK_WAITS_AT_MOST`): Slack waits for each answer, no
+    one waits for that work, and both run on the same event loop."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._none: asyncio.Event | None = None
+
+    def __enter__(self) -> None:
+        self._count += 1
+        if self._none is not None:
+            self._none.clear()
+
+    def __exit__(self, *_: object) -> None:
+        self._count -= 1
+        if self._count == 0 and self._none is not None:
+            self._none.set()
+
+    async def answered(self) -> None:
+        """Return once every request in flight has its answer, or after the longest wait."""
+        if self._count == 0:
+            return
+        if self._none is None:
+            self._none = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none.wait(), AFTER_ACK_WAITS_AT_MOST)
+
+
+_UNANSWERED: weakref.WeakKeyDictionary[AsyncApp, Unanswered] = weakref.WeakKeyDictionary()
+
+
+def unanswered(bolt: AsyncApp) -> Unanswered:
+    """Return the count of a Bolt app's requests in flight (one per app)."""
+    return _UNANSWERED.setdefault(bolt, Unanswered())
 
 
 def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
@@ -110,11 +151,13 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     # The work after the acks of card buttons, a few clicks' at a time: ten clicks at
     # once would otherwise run ten transactions' steps between the next clicks' acks.
     after_ack = asyncio.Semaphore(AFTER_ACK_AT_ONCE)
+    in_flight = unanswered(bolt)
 
     @bolt.action(_CASE_BUTTON)
     async def on_case_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                              respond: Any, client: Any) -> None:
         await ack()
+        await in_flight.answered()
         async with after_ack:
             await _case_button(body, action, respond, client)
 
@@ -362,8 +405,13 @@ def http_route(app: web.Application, bolt: AsyncApp, signing_secret: str) -> Non
     object) is a 400.
     """
     verifier = SignatureVerifier(signing_secret)
+    in_flight = unanswered(bolt)
 
     async def slack_events(request: web.Request) -> web.Response:
+        with in_flight:
+            return await _answer(request)
+
+    async def _answer(request: web.Request) -> web.Response:
         try:
             body = await read_body(request, limit=MAX_REQUEST)
         except TooLarge as error:
