@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from socialcare.bot import lifecycle
+from socialcare.bot.answers.forms import AnswerForm
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.model import Author, Case, Event, Mention
 from socialcare.bot.ports import Clock, Publisher, PublishFailed, UnitOfWork
@@ -53,12 +54,14 @@ class Reply:
     """Publish the agent's answer where the customer wrote, and record it.
 
     `announcement_id` marks a reply begun from an announcement's official answer: the
-    announcement must still be in force, and the case counts as answered with it."""
+    announcement must still be in force, and the case counts as answered with it.
+    `form` is the form of the answer (a calculation, …), recorded on its event."""
 
     case_id: int
     actor: str
     text: str
     announcement_id: int | None = None
+    form: AnswerForm = AnswerForm.TEXT
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,7 @@ async def reply(
         return [lifecycle.answer(
             case, by=person.id, at=at, policy=team.sla.for_tier(case.tier), text=text,
             url=published.url, mention=published.external_id, announcement=cmd.announcement_id,
+            form=cmd.form.value,
         )]
 
     async def store_echo(uow: UnitOfWork, case: Case, at: datetime) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from socialcare.bot.announcements.audiences import Audience
+from socialcare.bot.answers.calculators import Calculator
 from socialcare.bot.model import Tier
 from socialcare.bot.sla import SlaConfig
 from socialcare.bot.understanding.model import Brand, Language, Place, Topic
@@ -280,6 +281,8 @@ class Team:
     places: tuple[Place, ...] = ()
     # Service channels beyond the team that announcements reach (call centre, shops).
     audiences: tuple[Audience, ...] = ()
+    # Price tables `/calc` compares tariffs with.
+    calculators: tuple[Calculator, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -299,6 +302,7 @@ class Team:
         _unique("topics", "name", [t.name for t in self.topics])
         _unique("places", "name", [p.name for p in self.places])
         _unique("audiences", "name", [a.name for a in self.audiences])
+        _unique("calculators", "name", [c.name for c in self.calculators])
         teams = {t.name for t in self.second_line}
         for topic in self.topics:
             if topic.second_line is not None and topic.second_line not in teams:

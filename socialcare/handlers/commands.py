@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 
 from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.answers.forms import AnswerForm, form_of
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, TeamFiguresOnly
 from socialcare.bot.model import Case, Mention, Priority
@@ -21,14 +22,14 @@ from socialcare.bot.team import Person
 from socialcare.bot.understanding import topics as understanding_topics
 from socialcare.console import access
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, escalating, reporting
+from socialcare.handlers import announcing, calculating, escalating, reporting
 from socialcare.handlers.chat import ChatReply, describe_error, service
 
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "announcements",
             "announcement", "escalate", "escalations", "digest", "handoff", "handback", "topic",
-            "report", "agent", "sla", "sources", "console", "help")
+            "report", "agent", "sla", "sources", "console", "calc", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -115,11 +116,14 @@ async def _topic(args: str, person: Person, deps: Deps) -> ChatReply:
 
 
 async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps, *,
-                        announcement_id: int | None = None) -> ChatReply:
+                        announcement_id: int | None = None,
+                        form: str = AnswerForm.TEXT) -> ChatReply:
     """Publish an agent's reply (begun from an announcement's official answer, if
-    `announcement_id`) and record it; say how it went."""
+    `announcement_id`; in the answer `form` it was prepared in) and record it; say how
+    it went."""
     try:
-        await cases.reply(cases.Reply(case_id, person.id, text, announcement_id),
+        await cases.reply(cases.Reply(case_id, person.id, text, announcement_id,
+                                      form_of(form)),
                           publishers=deps.publishers, **service(deps))
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
@@ -184,6 +188,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await _sources(deps)
         if name == "console":
             return await _console(person, deps)
+        if name == "calc":
+            return await calculating.run_calc(args, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))

@@ -37,9 +37,9 @@ from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, escalating, slack_views
+from socialcare.handlers import announcing, calculating, escalating, slack_views
 from socialcare.handlers.bodies import TooLarge, read_body
-from socialcare.handlers.chat import ChatReply, describe_error, service
+from socialcare.handlers.chat import Attachment, ChatReply, describe_error, service
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 from socialcare.storage.replays import SLACK_SECONDS, Replays, slack_key, storage_failed
 
@@ -212,11 +212,10 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         await ack()
         user = body["user"]["id"]
         person = roster(user)
-        case_id, _, rest = view["private_metadata"].partition("|")
-        channel, _, official = rest.partition("|")
+        case_id, channel, official, form = slack_views.reply_metadata(view["private_metadata"])
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
-            await reply_to_case(int(case_id), answer, person, deps,
-                                announcement_id=int(official) if official else None)
+            await reply_to_case(case_id, answer, person, deps, announcement_id=official,
+                                form=form)
         await tell(client, user, channel, reply)
 
     @bolt.view(slack_views.ESCALATE_VIEW)
@@ -325,18 +324,35 @@ async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, An
 
 
 def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
-    async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+    async def on_command(ack: Any, command: dict[str, Any], respond: Any, client: Any) -> None:
         await ack()
         person = deps.team.person_by_slack(command["user_id"])
+        if name == "calc" and person is not None:
+            await _calc(command, respond, client)
+            return
         reply = await run_command(name, command.get("text", ""), person, deps)
         await say_privately(respond, reply)
+        await post_files(command["channel_id"], reply.attachments)
+
+    async def _calc(command: dict[str, Any], respond: Any, client: Any) -> None:
+        prepared = await calculating.prepare_calc(command.get("text", ""), deps)
+        if isinstance(prepared, ChatReply):
+            await say_privately(respond, prepared)
+            return
+        # The reply form first: its trigger lasts 3 seconds, the picture takes a while.
+        await client.views_open(trigger_id=command["trigger_id"], view=slack_views.reply_view(
+            prepared.case_id, command.get("channel_id", ""), deps.team.saved_replies,
+            deps.catalog, prepared=(prepared.text, calculating.CALCULATION)))
+        await say_privately(respond, calculating.reply_of(prepared, deps))
+        await post_files(command["channel_id"], (await calculating.picture(prepared),))
+
+    async def post_files(channel: str, attachments: tuple[Attachment, ...]) -> None:
         messenger = deps.messengers.get("slack")
         if messenger is None:
             return
-        for attached in reply.attachments:
-            await messenger.post_file(command["channel_id"], attached.filename,
-                                      attached.content, Note(attached.filename),
-                                      image=attached.image)
+        for attached in attachments:
+            await messenger.post_file(channel, attached.filename, attached.content,
+                                      Note(attached.filename), image=attached.image)
 
     return on_command
 

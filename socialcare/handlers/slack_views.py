@@ -72,21 +72,30 @@ def values(view: dict[str, Any]) -> dict[str, str]:
 
 def reply_view(
     case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog, *,
-    official: tuple[int, str] | None = None,
+    official: tuple[int, str] | None = None, prepared: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the reply form of a case; `official` (announcement id, its answer) fills
-    it in with an announcement's official answer."""
+    it in with an announcement's official answer, `prepared` (text, answer form) with an
+    answer prepared for the case (a calculation)."""
     blocks: list[dict[str, Any]] = []
-    if saved and official is None:
+    filled = official[1] if official else prepared[0] if prepared else ""
+    if saved and not filled:
         blocks.append(_select("saved", text("reply.saved_label"),
                               [(r.title, str(i)) for i, r in enumerate(saved)], optional=True))
     blocks.append(_text_input("text", text("reply.text_label"),
-                              optional=bool(saved) and official is None,
-                              hint=text("reply.text_hint"),
-                              initial=official[1] if official else "",
-                              max_length=3000 if official else 2000))
-    metadata = f"{case_id}|{channel}" + (f"|{official[0]}" if official else "")
+                              optional=bool(saved) and not filled,
+                              hint=text("reply.text_hint"), initial=filled,
+                              max_length=3000 if filled else 2000))
+    form = prepared[1] if prepared else ""
+    metadata = "|".join([str(case_id), channel, str(official[0]) if official else "",
+                         form]).rstrip("|")
     return _modal(REPLY_VIEW, text("reply.title", id=case_id), metadata, blocks, text)
+
+
+def reply_metadata(metadata: str) -> tuple[int, str, int | None, str]:
+    """Read a reply form's metadata: case id, channel, announcement id, answer form."""
+    case_id, channel, official, form = [*metadata.split("|"), "", "", ""][:4]
+    return int(case_id), channel, int(official) if official else None, form or "text"
 
 
 def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:

@@ -195,7 +195,8 @@ class _Conversation:
         if kind == "reply":
             official = about.get("announcement")
             outcome = await reply_to_case(int(about["case"]), text, person, self._deps,
-                                          announcement_id=int(official) if official else None)
+                                          announcement_id=int(official) if official else None,
+                                          form=str(about.get("form") or "text"))
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind in ("write", "comment"):
             outcome = await escalating.write_to_escalation(
@@ -410,7 +411,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     application.add_handler(TypeHandler(Update, once), group=-1)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[dea]?:"))
     for name in COMMANDS:
-        application.add_handler(CommandHandler(name, _command_handler(name, deps)))
+        application.add_handler(CommandHandler(name, _command_handler(name, deps, talk)))
     application.add_handler(MessageHandler(
         filters.REPLY & filters.TEXT & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_reply
     ))
@@ -423,7 +424,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     application.add_error_handler(on_error)
 
 
-def _command_handler(name: str, deps: Deps) -> Any:
+def _command_handler(name: str, deps: Deps, talk: _Conversation) -> Any:
     async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         user = update.effective_user
@@ -445,6 +446,17 @@ def _command_handler(name: str, deps: Deps) -> Any:
                 await context.bot.send_document(
                     chat_id=message.chat_id, document=upload,
                     rate_limit_args=Budget(retries=INTERACTIVE_RETRIES))
+        if reply.draft is not None:
+            # A prepared answer goes to the private reply conversation of its case.
+            draft = reply.draft
+            try:
+                await talk.ask(context.bot, user.id,
+                               deps.catalog("reply.prompt_prepared", id=draft.case_id,
+                                            text=draft.text),
+                               {"kind": "reply", "case": draft.case_id, "form": draft.form})
+            except Forbidden:
+                await _say(context.bot, message.chat_id, deps.catalog("reply.start_dm"),
+                           quote=message)
 
     return on_command
 

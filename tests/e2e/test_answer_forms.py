@@ -1,0 +1,97 @@
+"""Answers in the form the customer takes in best: a calculation (`/calc`) dropped into
+the case's reply form in Slack and in Telegram's private reply conversation, published
+and recorded as a calculation; bad arguments get the usage line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import FlowingClock
+from tests.e2e.chat import (
+    AIGERIM_SLACK,
+    AIGERIM_TG,
+    SLACK_CHANNEL,
+    eventually,
+    mention,
+    minutes_ago,
+    running_chat,
+)
+
+USAGE = "Usage: /calc CASE tariff=CURRENT"
+
+
+async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculation(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, my tariff is too expensive",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        bad = [await chat.slack_command("/calc", text, user=AIGERIM_SLACK)
+               for text in ("", "twelve", f"{case_id} minutes=300", f"{case_id} tariff=Basic gb=x",
+                            f"{case_id} tariff=Basic gb=1e999", f"{case_id} tariff=Basic gb=1 gb=2",
+                            f"{case_id} tariff=Basic ===")]
+        unknown = await chat.slack_command("/calc", f"{case_id} tariff=Gold gb=1",
+                                           user=AIGERIM_SLACK)
+        no_case = await chat.slack_command("/calc", "99 tariff=Basic gb=1", user=AIGERIM_SLACK)
+        assert not chat.slack.views
+        answer = await chat.slack_command("/calc", f"{case_id} tariff=Basic minutes=300 gb=20",
+                                          user=AIGERIM_SLACK)
+        view = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        picture = await eventually(lambda: next(
+            (f["data"] for f in chat.slack.files.values()
+             if f["name"] == f"calc-{case_id}.png" and f["data"]), None))
+        # Slack submits what the form holds: the prepared text, as the agent left it.
+        prepared = view.view["blocks"][-1]["element"]["initial_value"]
+        await chat.slack_send(chat.slack.view_submission(values={"text": {"text": prepared}}))
+        await eventually(lambda: chat.platform.replies)
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    for refused in bad:
+        assert USAGE in str(refused.body), refused.body
+    assert "There is no tariff 'Gold'" in str(unknown.body)
+    assert "There is no case #99" in str(no_case.body)
+    assert "Cheapest: Plus at 3490 ₸ a month, 6000 ₸ less than Basic (9490 ₸)" \
+        in str(answer.body)
+    assert picture.startswith(b"\x89PNG")
+    assert view.view["private_metadata"] == f"{case_id}|{SLACK_CHANNEL}||calculation"
+    [published] = chat.platform.replies
+    assert "Cheapest: Plus at 3490 ₸" in published["text"]
+    assert events[-1].kind.value == "agent_message"
+    assert events[-1].data["form"] == "calculation"
+
+
+async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, what is cheaper for me?",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        private = AIGERIM_TG["id"]
+        await chat.telegram_send(chat.telegram.command_update(
+            "calc", f"{case_id} tariff", chat_id=private, from_user=AIGERIM_TG))
+        await eventually(lambda: any(USAGE in (m.text or "")
+                                     for m in chat.telegram.bot_messages(private)))
+        await chat.telegram_send(chat.telegram.command_update(
+            "calc", f"{case_id} tariff=plus minutes=80 gb=0.5", chat_id=private,
+            from_user=AIGERIM_TG))
+        prompt = await eventually(lambda: next(
+            (m for m in chat.telegram.bot_messages(private)
+             if (m.text or "").startswith(f"Reply to this message with your answer to #{case_id}")),
+            None))
+        photos = [m for m in chat.telegram.bot_messages(private)
+                  if m.media and m.media.get("kind") == "photo"]
+        await chat.telegram_send(chat.telegram.reply_update(
+            prompt, "Local would cost you 990 ₸ instead of 3490 ₸.", from_user=AIGERIM_TG))
+        await eventually(lambda: chat.platform.replies)
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert "Cheapest: Local at 990 ₸ a month, 2500 ₸ less than Plus (3490 ₸)" in (prompt.text or "")
+    [photo] = photos
+    assert photo.media is not None and photo.media["data"].startswith(b"\x89PNG")
+    assert chat.platform.replies[0]["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
+    assert events[-1].data["form"] == "calculation"
