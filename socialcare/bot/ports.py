@@ -472,6 +472,14 @@ class ReportRepository(Protocol):
         """Count the period's cases per topic (a case under each of its topics)."""
         ...
 
+    async def answer_forms(self, period: Period) -> dict[str, int]:
+        """Count the answers given in the period by their form."""
+        ...
+
+    async def answer_forms_of(self, case_ids: list[int]) -> dict[int, list[str]]:
+        """Return the forms of each case's answers, in the order they were given."""
+        ...
+
 
 class SourceStateRepository(Protocol):
     """Each source's cursor and health."""

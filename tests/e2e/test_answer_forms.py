@@ -4,12 +4,16 @@ and recorded as a calculation; bad arguments get the usage line."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
+from socialcare.bot.actions import ActionKind, CaseAction
 from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
     AIGERIM_TG,
+    SAULE_SLACK,
     SLACK_CHANNEL,
     eventually,
     mention,
@@ -46,9 +50,27 @@ async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculatio
         prepared = view.view["blocks"][-1]["element"]["initial_value"]
         await chat.slack_send(chat.slack.view_submission(values={"text": {"text": prepared}}))
         await eventually(lambda: chat.platform.replies)
+        # A second case answered in words: the report shares answers by form.
+        [other] = await chat.ingest(mention("ig-2", "Kcell, no signal",
+                                            published=minutes_ago(flowing_clock, 1)))
+        await eventually(lambda: len(chat.slack_cards()) == 2)
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, other["case_id"]).pack(),
+            channel=SLACK_CHANNEL, user=AIGERIM_SLACK))
+        await eventually(lambda: len(chat.slack.views) == 2)
+        await chat.slack_send(chat.slack.view_submission(values={"saved": {"saved": "0"}}))
+        await eventually(lambda: len(chat.platform.replies) == 2)
+        report = await chat.slack_command("/report", "today csv", user=SAULE_SLACK)
+        sheet = await eventually(lambda: next(
+            (f["data"] for f in chat.slack.files.values()
+             if f["name"] == "cases-today.csv" and f["data"]), None))
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
 
+    rows = {r["case_id"]: r["answer_forms"]
+            for r in csv.DictReader(io.StringIO(sheet.decode("utf-8-sig")))}
+    assert rows == {str(case_id): "calculation", str(other["case_id"]): "text"}
+    assert "Answers by form: text 1 (50%) · calculation 1 (50%)" in str(report.body)
     for refused in bad:
         assert USAGE in str(refused.body), refused.body
     assert "There is no tariff 'Gold'" in str(unknown.body)
@@ -57,10 +79,10 @@ async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculatio
         in str(answer.body)
     assert picture.startswith(b"\x89PNG")
     assert view.view["private_metadata"] == f"{case_id}|{SLACK_CHANNEL}||calculation"
-    [published] = chat.platform.replies
+    published, _ = chat.platform.replies
     assert "Cheapest: Plus at 3490 ₸" in published["text"]
-    assert events[-1].kind.value == "agent_message"
-    assert events[-1].data["form"] == "calculation"
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "calculation"
 
 
 async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
@@ -86,7 +108,8 @@ async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
                   if m.media and m.media.get("kind") == "photo"]
         await chat.telegram_send(chat.telegram.reply_update(
             prompt, "Local would cost you 990 ₸ instead of 3490 ₸.", from_user=AIGERIM_TG))
-        await eventually(lambda: chat.platform.replies)
+        await eventually(lambda: any("was published and recorded" in (m.text or "")
+                                     for m in chat.telegram.bot_messages(private)))
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
 
@@ -94,4 +117,5 @@ async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
     [photo] = photos
     assert photo.media is not None and photo.media["data"].startswith(b"\x89PNG")
     assert chat.platform.replies[0]["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
-    assert events[-1].data["form"] == "calculation"
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "calculation", [(e.kind, e.data) for e in events]
