@@ -213,6 +213,9 @@ class SecondLineTeam:
     channels: tuple[Channel, ...] = ()
     # The team's ticket system: each hand-off is POSTed there as signed JSON.
     webhook_url: str | None = None
+    # "callback": the call centre. It gets call-back tasks with the customer's number
+    # (the one place besides the agent that sees it) and marks them done or unreachable.
+    kind: Literal["tickets", "callback"] = "tickets"
 
     def __post_init__(self) -> None:
         if not self.channels and not self.webhook_url:
@@ -364,6 +367,10 @@ class Team:
     def audience(self, name: str) -> Audience | None:
         """Return the audience with this name."""
         return next((a for a in self.audiences if a.name == name), None)
+
+    def callback_team(self) -> SecondLineTeam | None:
+        """Return the second-line team that calls customers back, if there is one."""
+        return next((t for t in self.second_line if t.kind == "callback"), None)
 
     def second_line_team(self, name: str) -> SecondLineTeam | None:
         """Return the second-line team with this name."""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 
 from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.answers import callbacks
 from socialcare.bot.answers.forms import AnswerForm, form_of
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, TeamFiguresOnly
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "announcements",
             "announcement", "escalate", "escalations", "digest", "handoff", "handback", "topic",
-            "report", "agent", "sla", "sources", "console", "calc", "help")
+            "report", "agent", "sla", "sources", "console", "calc", "callback", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -52,6 +53,16 @@ async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatRepl
 
     Returns a private note for the person, or None when the card's change says enough.
     """
+    if action.kind in (ActionKind.CALLED, ActionKind.UNREACHABLE):
+        outcome = "done" if action.kind is ActionKind.CALLED else "unreachable"
+        try:
+            await callbacks.record_call(
+                callbacks.RecordCall(action.case_id, person.id, outcome), **service(deps))
+        except DomainError as error:
+            return ChatReply(describe_error(error, deps))
+        deps.wake()
+        return ChatReply(deps.catalog("reply.called", id=action.case_id,
+                                      outcome=deps.catalog(f"button.{action.kind.value}")))
     if action.kind is ActionKind.HAND_BACK:
         return await _handing(handoffs.hand_back(
             handoffs.HandBack(action.case_id, person.id), **service(deps)), deps)
@@ -113,6 +124,27 @@ async def _topic(args: str, person: Person, deps: Deps) -> ChatReply:
     titles = [t.title for t in deps.team.topics if t.name in case.topics]
     return ChatReply(text("command.topics", id=case_id,
                           topics=", ".join(titles) or text("command.topics_none")))
+
+
+async def call_back(case_id: int, phone: str, when: str, person: Person,
+                    deps: Deps) -> ChatReply:
+    """Send a call back to the call centre; say how it went."""
+    try:
+        await callbacks.call_back(callbacks.CallBack(case_id, person.id, phone, when),
+                                  **service(deps))
+    except DomainError as error:
+        return ChatReply(describe_error(error, deps))
+    deps.wake()
+    return ChatReply(deps.catalog("reply.callback_sent", id=case_id))
+
+
+async def _callback(args: str, person: Person, deps: Deps) -> ChatReply:
+    head, _, when = args.partition("|")
+    case_word, _, phone = head.strip().partition(" ")
+    found = _CASE_ID.fullmatch(case_word)
+    if found is None or not phone.strip() or len(when) > 200:
+        return ChatReply(deps.catalog("usage.callback"))
+    return await call_back(int(found[1]), phone.strip(), when.strip(), person, deps)
 
 
 async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps, *,
@@ -190,6 +222,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await _console(person, deps)
         if name == "calc":
             return await calculating.run_calc(args, deps)
+        if name == "callback":
+            return await _callback(args, person, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))

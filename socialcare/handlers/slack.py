@@ -32,6 +32,7 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
 )
+from socialcare.bot.answers.phones import normalize_phone
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
@@ -40,7 +41,13 @@ from socialcare.deps import Deps
 from socialcare.handlers import announcing, calculating, escalating, slack_views
 from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.chat import Attachment, ChatReply, describe_error, service
-from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
+from socialcare.handlers.commands import (
+    COMMANDS,
+    call_back,
+    reply_to_case,
+    run_action,
+    run_command,
+)
 from socialcare.storage.replays import SLACK_SECONDS, Replays, slack_key, storage_failed
 
 log = logging.getLogger(__name__)
@@ -121,6 +128,10 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         if clicked.kind is ActionKind.REPLY:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
                 clicked.case_id, channel, deps.team.saved_replies, text))
+            return
+        if clicked.kind is ActionKind.CALL_BACK:
+            await client.views_open(trigger_id=body["trigger_id"], view=slack_views.callback_view(
+                clicked.case_id, channel, text))
             return
         if clicked.kind is ActionKind.ESCALATE:
             await client.views_open(trigger_id=body["trigger_id"],
@@ -217,6 +228,31 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             await reply_to_case(case_id, answer, person, deps, announcement_id=official,
                                 form=form)
         await tell(client, user, channel, reply)
+
+    @bolt.view(slack_views.CALLBACK_VIEW)
+    async def on_callback(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                          client: Any) -> None:
+        given = slack_views.values(view)
+        ask, phone = given.get("ask", ""), given.get("phone", "")
+        if not ask and not phone:
+            await ack(response_action="errors", errors={"phone": text("reply.empty")})
+            return
+        if phone and normalize_phone(phone) is None:
+            await ack(response_action="errors", errors={"phone": text("error.bad_phone")})
+            return
+        await ack()
+        user = body["user"]["id"]
+        person = roster(user)
+        case_id, _, channel = view["private_metadata"].partition("|")
+        if person is None:
+            await tell(client, user, channel, ChatReply(text("error.not_in_roster")))
+            return
+        if ask:
+            told = await reply_to_case(int(case_id), ask, person, deps, form="callback")
+            await tell(client, user, channel, told)
+        if phone:
+            await tell(client, user, channel, await call_back(
+                int(case_id), phone, given.get("when", ""), person, deps))
 
     @bolt.view(slack_views.ESCALATE_VIEW)
     async def on_escalate(ack: Any, body: dict[str, Any], view: dict[str, Any],

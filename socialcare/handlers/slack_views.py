@@ -17,6 +17,7 @@ ESCALATE_VIEW = "sc1_escalate"
 WRITE_VIEW = "sc1_write"  # a director's written decision, or anyone's comment
 REASSIGN_VIEW = "sc1_reassign"
 HANDOFF_VIEW = "sc1_handoff"
+CALLBACK_VIEW = "sc1_callback"
 
 
 def _plain(text: str, limit: int = 150) -> dict[str, Any]:
@@ -96,6 +97,21 @@ def reply_metadata(metadata: str) -> tuple[int, str, int | None, str]:
     """Read a reply form's metadata: case id, channel, announcement id, answer form."""
     case_id, channel, official, form = [*metadata.split("|"), "", "", ""][:4]
     return int(case_id), channel, int(official) if official else None, form or "text"
+
+
+def callback_view(case_id: int, channel: str, text: Catalog) -> dict[str, Any]:
+    """Return the call-back form: the ask for a number (published), then the number and
+    the time the customer gave (to the call centre)."""
+    return _modal(CALLBACK_VIEW, text("reply.callback_title", id=case_id),
+                  f"{case_id}|{channel}", [
+                      _text_input("ask", text("reply.callback_ask_label"), optional=True,
+                                  initial=text("reply.callback_ask"),
+                                  hint=text("reply.callback_ask_hint")),
+                      _text_input("phone", text("reply.callback_phone_label"), optional=True,
+                                  multiline=False, max_length=40),
+                      _text_input("when", text("reply.callback_when_label"), optional=True,
+                                  multiline=False, max_length=200),
+                  ], text)
 
 
 def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:

@@ -282,6 +282,14 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             return await _in_private(bot, talk.ask(
                 bot, query.from_user.id, text("reply.prompt", id=action.case_id),
                 {"kind": "reply", "case": action.case_id}))
+        if action.kind is ActionKind.CALL_BACK:
+            # The agent's reply to this prompt asks the customer for a number; the number
+            # comes back with /callback.
+            return await _in_private(bot, talk.ask(
+                bot, query.from_user.id,
+                text("reply.callback_telegram", id=action.case_id) + "\n\n"
+                + text("reply.callback_ask"),
+                {"kind": "reply", "case": action.case_id, "form": "callback"}))
         if action.kind is ActionKind.ESCALATE:
             return await _in_private(bot, talk.start_escalation(bot, query.from_user.id,
                                                                 action.case_id))

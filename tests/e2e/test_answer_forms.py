@@ -13,6 +13,7 @@ from tests.conftest import FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
     AIGERIM_TG,
+    CALLBACK_CHAT,
     SAULE_SLACK,
     SLACK_CHANNEL,
     eventually,
@@ -20,6 +21,7 @@ from tests.e2e.chat import (
     minutes_ago,
     running_chat,
 )
+from tests.fakes.telegram import make_user
 
 USAGE = "Usage: /calc CASE tariff=CURRENT"
 
@@ -119,3 +121,74 @@ async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
     assert chat.platform.replies[0]["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
     [answer] = [e for e in events if e.kind.value == "agent_message"]
     assert answer.data["form"] == "calculation", [(e.kind, e.data) for e in events]
+
+
+DANA_TG = make_user(100000009, "Dana", username="dana")  # the call centre
+
+
+def _with_call_centre(text: str) -> str:
+    """The call centre has a person and its ticket system (billing's, in these tests)."""
+    webhook = next(line for line in text.splitlines() if line.startswith("webhook_url = "))
+    text = text.replace('kind = "callback"\n', f'kind = "callback"\n{webhook}\n', 1)
+    return text + ('\n[[people]]\nid = "dana"\nname = "Dana"\nrole = "second_line"\n'
+                   'team = "callback"\ntelegram = 100000009\n')
+
+
+async def test_a_call_back_reaches_the_call_centre_with_the_number_masked_elsewhere(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, config=_with_call_centre) as chat:
+        [result] = await chat.ingest(mention(
+            "ig-1", "Kcell, no signal at home, my number is 8 (777) 123-45-12",
+            published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.CALL_BACK, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        empty = await chat.slack_send(chat.slack.view_submission(
+            values={"ask": {"ask": ""}, "phone": {"phone": ""}}))
+        bad = await chat.slack_send(chat.slack.view_submission(
+            values={"ask": {"ask": ""}, "phone": {"phone": "call me maybe"}}))
+        ask = form.view["blocks"][0]["element"]["initial_value"]
+        await chat.slack_send(chat.slack.view_submission(values={
+            "ask": {"ask": ask}, "phone": {"phone": "+7 777 123 45 12"},
+            "when": {"when": "after 18:00"}}))
+        [centre_card] = await eventually(lambda: chat.telegram_cards(CALLBACK_CHAT))
+        centre_text = await eventually(lambda: "📞" in (centre_card.text or "")
+                                       and centre_card.text)
+        [ticket] = await eventually(lambda: chat.tickets.replies)
+        await eventually(lambda: "Call centre" in str(chat.slack_cards()[0].blocks))
+        team_cards = [str(chat.slack_cards()[0].blocks), chat.telegram_cards()[0].text or ""]
+        usage = await chat.slack_command("/callback", "twelve", user=AIGERIM_SLACK)
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            centre_card, CaseAction(ActionKind.UNREACHABLE, case_id).pack(), from_user=DANA_TG))
+        await eventually(lambda: chat.telegram_cards(CALLBACK_CHAT)[0].callback_data() == [])
+        report = await chat.slack_command("/report", "today csv", user=SAULE_SLACK)
+        sheet = await eventually(lambda: next(
+            (f["data"] for f in chat.slack.files.values()
+             if f["name"] == "cases-today.csv" and f["data"]), None))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert empty.json()["response_action"] == "errors"
+    assert bad.json()["errors"]["phone"].startswith("That is not a phone number")
+    assert "call you back" in ask
+    [published] = chat.platform.replies
+    assert published["text"] == ask
+    # The call centre's card and ticket have the number; every shared card masks it.
+    assert "📞 Call back +7 777 123 45 12 · when: after 18:00" in centre_text
+    assert "8 (777) 123-45-12" in centre_text
+    assert ticket["phone"] == "+77771234512" and ticket["team"] == "callback"
+    assert ticket["when"] == "after 18:00"
+    for shared in team_cards:
+        assert "+7 7** *** **12" in shared
+        assert "123-45-12" not in shared and "123 45 12" not in shared
+    assert "Usage: /callback" in str(usage.body)
+    for digits in ("7771234512", "123-45-12", "123 45 12"):
+        assert digits not in sheet.decode("utf-8-sig")
+        assert digits not in str(report.body)
+    kinds = [(e.kind.value, e.data.get("form") or e.data.get("called")) for e in events]
+    assert ("agent_message", "callback") in kinds
+    assert ("handed_back", "unreachable") in kinds
