@@ -15,9 +15,10 @@ from datetime import datetime
 
 from socialcare.bot import lifecycle
 from socialcare.bot.answers.forms import AnswerForm
+from socialcare.bot.answers.pictures import Picture, check_picture
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.model import Author, Case, Event, Mention
-from socialcare.bot.ports import Clock, Publisher, PublishFailed, UnitOfWork
+from socialcare.bot.ports import Clock, PicturePublisher, Publisher, PublishFailed, UnitOfWork
 from socialcare.bot.team import Person, Team
 
 ATTEMPTS = 8
@@ -62,6 +63,9 @@ class Reply:
     text: str
     announcement_id: int | None = None
     form: AnswerForm = AnswerForm.TEXT
+    # A picture published with the text (the text is its caption where the platform
+    # has captions); the answer's form is then a picture.
+    picture: Picture | None = None
 
 
 @dataclass(frozen=True)
@@ -204,8 +208,18 @@ async def reply(
         raise DomainError(f"Source {case.source!r} cannot publish replies.",
                           key="error.cannot_publish", source=case.source)
     customer = [m for m in thread if not m.from_brand]
+    form = cmd.form
+    if cmd.picture is not None:
+        if not isinstance(publisher, PicturePublisher):
+            raise DomainError(f"Source {case.source!r} cannot publish pictures.",
+                              key="error.no_pictures", source=case.source)
+        check_picture(cmd.picture, text, publisher.picture_limits(source), source=case.source)
+        form = AnswerForm.PICTURE if form is AnswerForm.TEXT else form
     try:
-        published = await publisher.publish(source, customer[-1], text)
+        if cmd.picture is not None and isinstance(publisher, PicturePublisher):
+            published = await publisher.publish_picture(source, customer[-1], text, cmd.picture)
+        else:
+            published = await publisher.publish(source, customer[-1], text)
     except PublishFailed as failure:
         raise DomainError(f"The source refused the reply: {failure}",
                           key="error.publish_failed", reason=str(failure)) from failure
@@ -222,7 +236,7 @@ async def reply(
         return [lifecycle.answer(
             case, by=person.id, at=at, policy=team.sla.for_tier(case.tier), text=text,
             url=published.url, mention=published.external_id, announcement=cmd.announcement_id,
-            form=cmd.form.value,
+            form=form.value, picture=None if cmd.picture is None else cmd.picture.filename,
         )]
 
     async def store_echo(uow: UnitOfWork, case: Case, at: datetime) -> None:

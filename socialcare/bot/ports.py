@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
+from socialcare.bot.answers.pictures import Picture, PictureLimits
 from socialcare.bot.model import Card, Case, Event, Mention, State, Tier, WebhookDelivery
 
 if TYPE_CHECKING:  # these modules use the protocols themselves
@@ -334,6 +335,20 @@ class Publisher(Protocol):
 
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Post `text` as a reply to the mention `to`, or raise PublishFailed."""
+        ...
+
+
+@runtime_checkable
+class PicturePublisher(Protocol):
+    """A publisher whose platform takes pictures with replies."""
+
+    def picture_limits(self, source: Source) -> PictureLimits:
+        """Return what the platform takes: size, types, caption length."""
+        ...
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Post the picture with `text` as a reply to `to`, or raise PublishFailed."""
         ...
 
 

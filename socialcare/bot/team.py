@@ -259,6 +259,9 @@ class SavedReply:
 
     title: str
     text: str
+    # A picture published with the text (a file next to the config: "how to set up
+    # APN"); the config loader makes the path absolute and checks the file.
+    image: str | None = None
 
 
 @dataclass(frozen=True)

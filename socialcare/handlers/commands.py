@@ -16,6 +16,7 @@ from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.answers import callbacks
 from socialcare.bot.answers.forms import AnswerForm, form_of
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, TeamFiguresOnly
 from socialcare.bot.model import Case, Mention, Priority
@@ -149,13 +150,14 @@ async def _callback(args: str, person: Person, deps: Deps) -> ChatReply:
 
 async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps, *,
                         announcement_id: int | None = None,
-                        form: str = AnswerForm.TEXT) -> ChatReply:
+                        form: str = AnswerForm.TEXT,
+                        picture: Picture | None = None) -> ChatReply:
     """Publish an agent's reply (begun from an announcement's official answer, if
     `announcement_id`; in the answer `form` it was prepared in) and record it; say how
     it went."""
     try:
         await cases.reply(cases.Reply(case_id, person.id, text, announcement_id,
-                                      form_of(form)),
+                                      form_of(form), picture),
                           publishers=deps.publishers, **service(deps))
     except DomainError as error:
         return ChatReply(describe_error(error, deps))

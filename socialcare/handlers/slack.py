@@ -8,9 +8,11 @@ forged or stale one gets 401) or over Socket Mode.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +35,7 @@ from socialcare.bot.actions import (
     EscalationActionKind,
 )
 from socialcare.bot.answers.phones import normalize_phone
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
@@ -224,9 +227,12 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         user = body["user"]["id"]
         person = roster(user)
         case_id, channel, official, form = slack_views.reply_metadata(view["private_metadata"])
+        image = slack_views.reply_picture(view, deps.team.saved_replies)
+        picture = None if image is None else Picture(
+            Path(image).name, await asyncio.to_thread(Path(image).read_bytes))
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
             await reply_to_case(case_id, answer, person, deps, announcement_id=official,
-                                form=form)
+                                form=form, picture=picture)
         await tell(client, user, channel, reply)
 
     @bolt.view(slack_views.CALLBACK_VIEW)

@@ -82,7 +82,8 @@ def reply_view(
     filled = official[1] if official else prepared[0] if prepared else ""
     if saved and not filled:
         blocks.append(_select("saved", text("reply.saved_label"),
-                              [(r.title, str(i)) for i, r in enumerate(saved)], optional=True))
+                              [(("🖼 " if r.image else "") + r.title, str(i))
+                               for i, r in enumerate(saved)], optional=True))
     blocks.append(_text_input("text", text("reply.text_label"),
                               optional=bool(saved) and not filled,
                               hint=text("reply.text_hint"), initial=filled,
@@ -121,6 +122,12 @@ def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:
         return given["text"]
     index = given.get("saved", "")
     return saved[int(index)].text if index.isdigit() and int(index) < len(saved) else ""
+
+
+def reply_picture(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str | None:
+    """Return the picture file of the saved reply the form picked, if it has one."""
+    index = values(view).get("saved", "")
+    return saved[int(index)].image if index.isdigit() and int(index) < len(saved) else None
 
 
 def escalate_view(

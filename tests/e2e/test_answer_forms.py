@@ -4,12 +4,15 @@ and recorded as a calculation; bad arguments get the usage line."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from socialcare.bot.actions import ActionKind, CaseAction
-from tests.conftest import FlowingClock
+from tests.conftest import ROOT, FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
     AIGERIM_TG,
@@ -192,3 +195,49 @@ async def test_a_call_back_reaches_the_call_centre_with_the_number_masked_elsewh
     kinds = [(e.kind.value, e.data.get("form") or e.data.get("called")) for e in events]
     assert ("agent_message", "callback") in kinds
     assert ("handed_back", "unreachable") in kinds
+
+
+def _with_pictograms(tmp_path: Path) -> Callable[[str], str]:
+    """Turn on the example's saved replies with pictures, the pictures next to the config."""
+    shutil.copytree(ROOT / "pictures", tmp_path / "pictures")
+
+    def edit(text: str) -> str:
+        start = text.index("# [[saved_replies]]\n# title = \"How to set up")
+        end = text.index("image = \"pictures/ussd-codes.png\"", start)
+        end = text.index("\n", end) + 1
+        block = "\n".join(line.removeprefix("# ").removeprefix("#")
+                          for line in text[start:end].splitlines()) + "\n"
+        return text[:start] + block + text[end:]
+
+    return edit
+
+
+async def test_a_saved_reply_with_a_picture_reaches_the_platform_with_its_bytes(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, config=_with_pictograms(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        options = [o["text"]["text"] for o in form.view["blocks"][0]["element"]["options"]]
+        apn = next(str(i) for i, title in enumerate(options) if "APN" in title)
+        await chat.slack_send(chat.slack.view_submission(values={"saved": {"saved": apn}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: chat.slack.ephemerals_for(AIGERIM_SLACK))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert "🖼 How to set up mobile internet (APN)" in options
+    assert published["text"].startswith("Here is how to set up mobile internet")
+    assert published["image"]["filename"] == "apn-setup.png"
+    assert published["image"]["content_type"] == "image/png"
+    assert base64.b64decode(published["image"]["base64"]) == \
+        (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    assert "was published and recorded" in told[-1].text
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "picture"
