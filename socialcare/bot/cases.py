@@ -210,10 +210,12 @@ async def reply(
     customer = [m for m in thread if not m.from_brand]
     form = cmd.form
     if cmd.picture is not None:
-        if not isinstance(publisher, PicturePublisher):
+        limits = publisher.picture_limits(source) \
+            if isinstance(publisher, PicturePublisher) else None
+        if limits is None:
             raise DomainError(f"Source {case.source!r} cannot publish pictures.",
                               key="error.no_pictures", source=case.source)
-        check_picture(cmd.picture, text, publisher.picture_limits(source), source=case.source)
+        check_picture(cmd.picture, text, limits, source=case.source)
         form = AnswerForm.PICTURE if form is AnswerForm.TEXT else form
     try:
         if cmd.picture is not None and isinstance(publisher, PicturePublisher):

@@ -342,8 +342,9 @@ class Publisher(Protocol):
 class PicturePublisher(Protocol):
     """A publisher whose platform takes pictures with replies."""
 
-    def picture_limits(self, source: Source) -> PictureLimits:
-        """Return what the platform takes: size, types, caption length."""
+    def picture_limits(self, source: Source) -> PictureLimits | None:
+        """Return what the platform takes (size, types, caption length); None when this
+        source cannot publish pictures (a token is missing)."""
         ...
 
     async def publish_picture(self, source: Source, to: Mention, text: str,
