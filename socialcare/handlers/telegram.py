@@ -53,6 +53,7 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
 )
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import topic_choices
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
@@ -189,14 +190,22 @@ class _Conversation:
 
     async def answer(self, bot: Any, message: Message, person: Person,
                      about: dict[str, Any]) -> None:
-        """Take a reply to one of our prompts."""
-        text = (message.text or "").strip()
+        """Take a reply to one of our prompts (a photo's caption is its text)."""
+        text = (message.text or message.caption or "").strip()
         kind = about.get("kind")
         if kind == "reply":
             official = about.get("announcement")
+            picture = None
+            if message.photo:
+                picture = await _photo_of(bot, message)
+                if picture is None:
+                    await _say(bot, message.chat_id, self._text("reply.photo_too_big"),
+                               quote=message)
+                    return
             outcome = await reply_to_case(int(about["case"]), text, person, self._deps,
                                           announcement_id=int(official) if official else None,
-                                          form=str(about.get("form") or "text"))
+                                          form=str(about.get("form") or "text"),
+                                          picture=picture)
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind in ("write", "comment"):
             outcome = await escalating.write_to_escalation(
@@ -423,6 +432,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     application.add_handler(MessageHandler(
         filters.REPLY & filters.TEXT & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_reply
     ))
+    # A photo sent in reply to a prompt, in private: a picture reply, its caption the text.
+    application.add_handler(MessageHandler(
+        filters.REPLY & filters.PHOTO & filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED,
+        on_reply))
     if deps.collectors.telegram:
         # Its own group, so that a reply in a customers' chat is collected as well as
         # looked at as a possible answer to a card.
@@ -430,6 +443,20 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             (filters.ChatType.GROUPS | filters.UpdateType.CHANNEL_POST)
             & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_group_message), group=1)
     application.add_error_handler(on_error)
+
+
+# Bots download files of up to 20 MB (https://core.telegram.org/bots/api#getfile).
+MAX_DOWNLOAD = 20 * 1024 * 1024
+
+
+async def _photo_of(bot: Any, message: Message) -> Picture | None:
+    """Download the largest size of a photo a person sent; None if it is too large."""
+    largest = message.photo[-1]
+    if largest.file_size is not None and largest.file_size > MAX_DOWNLOAD:
+        return None
+    file = await bot.get_file(largest.file_id)
+    data = bytes(await file.download_as_bytearray())
+    return Picture(f"photo-{largest.file_unique_id}.jpg", data)
 
 
 def _command_handler(name: str, deps: Deps, talk: _Conversation) -> Any:

@@ -17,8 +17,10 @@ from tests.e2e.chat import (
     AIGERIM_SLACK,
     AIGERIM_TG,
     CALLBACK_CHAT,
+    DANIYAR_TG,
     SAULE_SLACK,
     SLACK_CHANNEL,
+    STRANGER_TG,
     eventually,
     mention,
     minutes_ago,
@@ -241,3 +243,49 @@ async def test_a_saved_reply_with_a_picture_reaches_the_platform_with_its_bytes(
     assert "was published and recorded" in told[-1].text
     [answer] = [e for e in events if e.kind.value == "agent_message"]
     assert answer.data["form"] == "picture"
+
+
+CUSTOMERS_GROUP = -1007000000001
+
+
+def _telegram_groups_on(text: str) -> str:
+    start = text.index('name = "telegram-groups"')
+    end = text.index("[[sources]]", start)
+    return text[:start] + text[start:end].replace("enabled = false", "enabled = true", 1) \
+        + text[end:]
+
+
+async def test_a_photo_sent_to_the_bot_is_published_in_the_customers_group_as_a_photo_reply(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "ussd-codes.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock, config=_telegram_groups_on) as chat:
+        chat.telegram.add_chat(CUSTOMERS_GROUP, title="Kcell users Almaty")
+        asked = chat.telegram.message_update("Kcell, how do I check my balance?",
+                                             chat_id=CUSTOMERS_GROUP, from_user=STRANGER_TG)
+        await chat.telegram_send(asked)
+        [card] = await eventually(lambda: chat.telegram_cards())
+        await chat.card_recorded(card)
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            card, CaseAction(ActionKind.REPLY, 1).pack(), from_user=DANIYAR_TG))
+        [prompt] = await eventually(lambda: chat.telegram.bot_messages(DANIYAR_TG["id"]))
+        too_long = "x" * 1025
+        await chat.telegram_send(chat.telegram.photo_reply_update(
+            prompt, picture, too_long, from_user=DANIYAR_TG))
+        refused = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(DANIYAR_TG["id"])
+             if "caption of up to 1024" in (m.text or "")), None))
+        await chat.telegram_send(chat.telegram.photo_reply_update(
+            prompt, picture, "The codes: *100# is the balance.", from_user=DANIYAR_TG))
+        [answer] = await eventually(lambda: chat.telegram.bot_messages(CUSTOMERS_GROUP))
+        await eventually(lambda: "Answered by" in (chat.telegram_cards()[0].text or ""))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(1)
+
+    assert "telegram-groups" in refused
+    assert answer.media is not None and answer.media["kind"] == "photo"
+    assert answer.media["data"] == picture  # the bytes sent to the bot, published as they are
+    assert answer.caption == "The codes: *100# is the balance."
+    assert answer.reply_to_message_id == asked["message"]["message_id"]
+    [reply] = [e for e in events if e.kind.value == "agent_message"]
+    assert reply.data["form"] == "picture"
