@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
@@ -228,8 +229,15 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         person = roster(user)
         case_id, channel, official, form = slack_views.reply_metadata(view["private_metadata"])
         image = slack_views.reply_picture(view, deps.team.saved_replies)
+        attached = slack_views.attached_file(view)
         picture = None if image is None else Picture(
             Path(image).name, await asyncio.to_thread(Path(image).read_bytes))
+        if attached is not None:
+            picture = await _download(attached, client.token)
+            if picture is None:
+                await tell(client, body["user"]["id"], view["private_metadata"].split("|")[1],
+                           ChatReply(text("reply.file_unreadable")))
+                return
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
             await reply_to_case(case_id, answer, person, deps, announcement_id=official,
                                 form=form, picture=picture)
@@ -353,6 +361,32 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         key = context.get("replay_key")
         if key and storage_failed(error):
             await replays.give_back(key)
+
+
+# A picture larger than this is refused before it is downloaded (no platform takes more
+# than Telegram's 10 MB for photos… VK's 50 MB aside).
+MAX_ATTACHED = 50 * 1024 * 1024
+
+
+async def _download(file: dict[str, Any], token: str | None) -> Picture | None:
+    """Download a file picked in a form with the bot token; None if it cannot be read."""
+    url = str(file.get("url_private_download") or file.get("url_private") or "")
+    size = file.get("size")
+    if not url.startswith(("https://", "http://")) or not isinstance(size, int) \
+            or size > MAX_ATTACHED:
+        return None
+    try:
+        async with aiohttp.ClientSession() as session, session.get(
+                url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=30)) as response:
+            if response.status != 200:
+                return None
+            data = await response.content.read(MAX_ATTACHED + 1)
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    if len(data) > MAX_ATTACHED:
+        return None
+    return Picture(str(file.get("name") or "picture"), data)
 
 
 async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:

@@ -84,6 +84,12 @@ def reply_view(
         blocks.append(_select("saved", text("reply.saved_label"),
                               [(("🖼 " if r.image else "") + r.title, str(i))
                                for i, r in enumerate(saved)], optional=True))
+    # A picture the agent attaches (published where the source can; told if not).
+    blocks.append({"type": "input", "block_id": "picture", "optional": True,
+                   "label": _plain(text("reply.picture_label")),
+                   "hint": _plain(text("reply.picture_hint")),
+                   "element": {"type": "file_input", "action_id": "picture",
+                               "filetypes": ["png", "jpg", "jpeg", "gif"], "max_files": 1}})
     blocks.append(_text_input("text", text("reply.text_label"),
                               optional=bool(saved) and not filled,
                               hint=text("reply.text_hint"), initial=filled,
@@ -122,6 +128,13 @@ def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:
         return given["text"]
     index = given.get("saved", "")
     return saved[int(index)].text if index.isdigit() and int(index) < len(saved) else ""
+
+
+def attached_file(view: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the file object the form's file input holds, if any."""
+    state = (view.get("state", {}).get("values", {}) or {}).get("picture") or {}
+    files = (state.get("picture") or {}).get("files") or []
+    return files[0] if files and isinstance(files[0], dict) else None
 
 
 def reply_picture(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str | None:

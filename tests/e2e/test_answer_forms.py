@@ -289,3 +289,29 @@ async def test_a_photo_sent_to_the_bot_is_published_in_the_customers_group_as_a_
     assert answer.reply_to_message_id == asked["message"]["message_id"]
     [reply] = [e for e in events if e.kind.value == "agent_message"]
     assert reply.data["form"] == "picture"
+
+
+async def test_a_picture_attached_in_the_slack_form_is_downloaded_and_published(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, no mobile internet",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        attached = chat.slack.add_user_file("my-apn.png", picture, user=AIGERIM_SLACK)
+        await chat.slack_send(chat.slack.view_submission(values={
+            "picture": {"picture": {"files": [attached]}},
+            "text": {"text": "See the picture: four steps."}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+
+    assert any(b.get("element", {}).get("type") == "file_input" for b in form.view["blocks"])
+    assert chat.slack.downloads == [attached["id"]]
+    assert published["text"] == "See the picture: four steps."
+    assert published["image"]["filename"] == "my-apn.png"
+    assert base64.b64decode(published["image"]["base64"]) == picture
