@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
+from socialcare.bot.answers.pictures import Picture, PictureLimits
 from socialcare.bot.model import Card, Case, Event, Mention, State, Tier, WebhookDelivery
 
 if TYPE_CHECKING:  # these modules use the protocols themselves
@@ -348,6 +349,21 @@ class Publisher(Protocol):
         ...
 
 
+@runtime_checkable
+class PicturePublisher(Protocol):
+    """A publisher whose platform takes pictures with replies."""
+
+    def picture_limits(self, source: Source) -> PictureLimits | None:
+        """Return what the platform takes (size, types, caption length); None when this
+        source cannot publish pictures (a token is missing)."""
+        ...
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Post the picture with `text` as a reply to `to`, or raise PublishFailed."""
+        ...
+
+
 class RateBudgets(Protocol):
     """Rate budgets shared by every process."""
 
@@ -481,6 +497,14 @@ class ReportRepository(Protocol):
 
     async def topic_counts(self, period: Period) -> dict[str, int]:
         """Count the period's cases per topic (a case under each of its topics)."""
+        ...
+
+    async def answer_forms(self, period: Period) -> dict[str, int]:
+        """Count the answers given in the period by their form."""
+        ...
+
+    async def answer_forms_of(self, case_ids: list[int]) -> dict[int, list[str]]:
+        """Return the forms of each case's answers, in the order they were given."""
         ...
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from socialcare.bot.announcements.audiences import Audience
+from socialcare.bot.answers.calculators import Calculator
 from socialcare.bot.model import Tier
 from socialcare.bot.sla import SlaConfig
 from socialcare.bot.understanding.model import Brand, Language, Place, Topic
@@ -219,6 +220,9 @@ class SecondLineTeam:
     channels: tuple[Channel, ...] = ()
     # The team's ticket system: each hand-off is POSTed there as signed JSON.
     webhook_url: str | None = None
+    # "callback": the call centre. It gets call-back tasks with the customer's number
+    # (the one place besides the agent that sees it) and marks them done or unreachable.
+    kind: Literal["tickets", "callback"] = "tickets"
 
     def __post_init__(self) -> None:
         if not self.channels and not self.webhook_url:
@@ -304,6 +308,9 @@ class SavedReply:
 
     title: str
     text: str
+    # A picture published with the text (a file next to the config: "how to set up
+    # APN"); the config loader makes the path absolute and checks the file.
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +337,8 @@ class Team:
     # Service channels beyond the team that announcements reach (call centre, shops).
     audiences: tuple[Audience, ...] = ()
     incidents: IncidentConfig = field(default_factory=IncidentConfig)
+    # Price tables `/calc` compares tariffs with.
+    calculators: tuple[Calculator, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -349,6 +358,7 @@ class Team:
         _unique("topics", "name", [t.name for t in self.topics])
         _unique("places", "name", [p.name for p in self.places])
         _unique("audiences", "name", [a.name for a in self.audiences])
+        _unique("calculators", "name", [c.name for c in self.calculators])
         teams = {t.name for t in self.second_line}
         for topic in self.topics:
             if topic.second_line is not None and topic.second_line not in teams:
@@ -410,6 +420,10 @@ class Team:
     def audience(self, name: str) -> Audience | None:
         """Return the audience with this name."""
         return next((a for a in self.audiences if a.name == name), None)
+
+    def callback_team(self) -> SecondLineTeam | None:
+        """Return the second-line team that calls customers back, if there is one."""
+        return next((t for t in self.second_line if t.kind == "callback"), None)
 
     def second_line_team(self, name: str) -> SecondLineTeam | None:
         """Return the second-line team with this name."""

@@ -50,9 +50,10 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
     if csv:
         async with deps.uow() as uow:
             facts = [fact async for fact in uow.reports.facts(period)]
+            forms = await uow.reports.answer_forms_of([f.case_id for f in facts])
         attachments.append(Attachment(
             f"cases-{name}.csv",
-            cases_csv(facts, now=deps.clock.now(), zone=deps.team.zone)))
+            cases_csv(facts, now=deps.clock.now(), zone=deps.team.zone, forms=forms)))
     return ChatReply(text, attachments=tuple(attachments))
 
 
