@@ -64,6 +64,36 @@ async def _links(chat: Chat) -> dict[int, tuple[str | None, str, str]]:
         return {r.case_id: (r.reply, r.source, r.state) for r in rows}
 
 
+async def _opened(chat: Chat, *, within: float = 30.0) -> list[int]:
+    """Run incident passes until an incident is open (the app's own scheduler, looking
+    at start, may hold the lease at the test's first pass); return the incidents' ids."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        await scheduler.watch_incidents(chat.deps)
+        async with chat.deps.engine.connect() as conn:
+            ids = [r.id for r in await conn.execute(select(incidents.c.id))]
+        if ids:
+            return ids
+        assert asyncio.get_running_loop().time() < deadline, "no incident opened"
+        await asyncio.sleep(0.1)
+
+
+async def _delivered(chat: Chat, *linked: int, within: float = 30.0) -> dict[
+        int, tuple[str | None, str, str]]:
+    """Run incident passes until every linked case has its answer or is left for an
+    agent (the app's own scheduler may hold the lease and be the one sending), the
+    cases `linked` among them; return the links."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        await scheduler.watch_incidents(chat.deps)
+        links = await _links(chat)
+        if set(linked) <= set(links) and all(
+                reply in ("sent", "by_hand", "closed") for reply, _, _ in links.values()):
+            return links
+        assert asyncio.get_running_loop().time() < deadline, links
+        await asyncio.sleep(0.1)
+
+
 async def test_an_incident_is_answered_once_everywhere_and_closed(
     tmp_path: Path, flowing_clock: FlowingClock
 ) -> None:
@@ -75,12 +105,11 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
     async with running_chat(tmp_path, clock, config=_config) as chat:
         created = await chat.ingest(*first)
         assert {r["outcome"] for r in created} == {"created"}
-        opened = await scheduler.watch_incidents(chat.deps)
-        assert [i.id for i in opened] == [1]
+        assert await _opened(chat) == [1]
         # The incident in both team channels; the lead told in both messengers, once.
         await eventually(lambda: any("Incident #1" in t for t in _slack_texts(
             chat, SLACK_CHANNEL)) and any("Incident #1" in t for t in _telegram_texts(
-                chat, TELEGRAM_CHAT)))
+                chat, TELEGRAM_CHAT)), within=30)
         assert await scheduler.watch_incidents(chat.deps) == []
         await eventually(lambda: [t for t in _telegram_texts(chat, SAULE_TG["id"])
                                   if "Incident #1" in t])
@@ -90,8 +119,7 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
         answer = "Kcell: mobile internet in Almaty is down, engineers are on it; back by 16:00"
         said = await chat.slack_command("/incident", f"1 answer {answer}", user=SAULE_SLACK)
         assert "announced" in said.body["text"]
-        await scheduler.watch_incidents(chat.deps)
-        links = await _links(chat)
+        links = await _delivered(chat)
         replyable = {c for c, (_, source, _) in links.items() if source == "webhook"}
         by_hand = {c for c, (_, source, _) in links.items() if source == "forums"}
         assert replyable and by_hand and len(links) == len(first)
@@ -101,20 +129,21 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
         assert Counter(r["case_id"] for r in chat.platform.replies) == dict.fromkeys(
             replyable, 1)
         assert {r["text"] for r in chat.platform.replies} == {answer}
-        # Pinned in the team channels of both messengers (the announcement).
+        # Pinned in the team channels of both messengers (the announcement), which wait
+        # their turn behind the cards within the channels' rate limits.
         await eventually(lambda: any(
-            m.pinned and answer in str(m.blocks) for m in chat.slack.messages(SLACK_CHANNEL)))
+            m.pinned and answer in str(m.blocks) for m in chat.slack.messages(SLACK_CHANNEL)),
+            within=60)
         await eventually(lambda: any(
             m.pinned and answer in (m.text or "") for m in chat.telegram.bot_messages(
-                TELEGRAM_CHAT)))
+                TELEGRAM_CHAT)), within=60)
         # Another pass sends nothing again.
         await scheduler.watch_incidents(chat.deps)
         assert len(chat.platform.replies) == len(replyable)
 
         # A case that joins afterwards gets the same answer.
         [joined] = await chat.ingest(*late)
-        await scheduler.watch_incidents(chat.deps)
-        assert (await _links(chat))[joined["case_id"]][0] == (
+        assert (await _delivered(chat, joined["case_id"]))[joined["case_id"]][0] == (
             "sent" if late[0]["source"] == "webhook" else "by_hand")
 
         # The lead takes a case out (it does not join again by itself) and adds it back.
@@ -126,8 +155,7 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
             assert out not in await uow.incidents.case_ids(1)
         said = await chat.slack_command("/incident", f"1 add #{out}", user=SAULE_SLACK)
         assert f"added #{out}" in str(said.body)
-        await scheduler.watch_incidents(chat.deps)
-        assert (await _links(chat))[out][0] == "by_hand"
+        assert (await _delivered(chat, out))[out][0] == "by_hand"
         # The lead proposes a solution on the director's escalation.
         said = await chat.slack_command("/incident", "1 option SMS to Almaty subscribers",
                                         user=SAULE_SLACK)
@@ -189,6 +217,7 @@ async def _vk_incident(tmp_path: Path, clock: FlowingClock, monkeypatch: pytest.
                         from_id=600 + n)
         monkeypatch.setenv("VK_SERVICE_TOKEN", vk.token)
         monkeypatch.setenv("VK_GROUP_TOKEN", vk.token)
+        monkeypatch.setenv("VK_PHOTO_TOKEN", vk.token)  # named by the example; unused here
         async with running_chat(tmp_path, clock, config=_vk(vk.url, per_hour)) as chat:
             async def vk_cases() -> int:
                 async with chat.deps.engine.connect() as conn:
@@ -199,7 +228,7 @@ async def _vk_incident(tmp_path: Path, clock: FlowingClock, monkeypatch: pytest.
                 if await vk_cases() == 6:
                     break
                 await asyncio.sleep(0.05)
-            assert [i.id for i in await scheduler.watch_incidents(chat.deps)] == [1]
+            assert await _opened(chat) == [1]
             if captcha:
                 vk.fail_next_vk("wall.createComment", 14)
             await chat.slack_command("/incident", "1 answer Engineers are fixing it",
