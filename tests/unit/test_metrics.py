@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socialcare.bot.errors import DomainError
-from socialcare.bot.metrics import CaseFigures, Standing, case_figures, sla_by_tier
+from socialcare.bot.metrics import (
+    FACT_EVENTS,
+    CaseFigures,
+    Standing,
+    case_facts,
+    case_figures,
+    sla_by_tier,
+)
 from socialcare.bot.model import Author, Mention, Tier
 from socialcare.bot.pipeline import created_event
 from tests.conftest import T0, make_team
@@ -119,3 +126,17 @@ def test_sla_tally_counts_pending_cases_apart_from_met_and_missed() -> None:
     assert (tally[Tier.MAIN].met, tally[Tier.MAIN].missed, tally[Tier.MAIN].pending) == (2, 1, 1)
     assert tally[Tier.MAIN].met_share == 2 / 3
     assert tally[Tier.EXTRA].met_share is None  # nothing decided: no share, not zero
+
+
+@settings(max_examples=100, deadline=None)
+@given(lag=st.integers(min_value=0, max_value=60), steps=history)
+def test_only_the_fact_events_change_a_cases_facts(lag: int,
+                                                   steps: list[tuple[str, int]]) -> None:
+    """Storage recomputes a case's facts only when it gets one of `FACT_EVENTS`: every
+    other event, wherever it falls in a history, leaves the facts as they were."""
+    events, _, _, _ = _run(lag, steps, 0)
+    kept = [e for e in events if e.kind in FACT_EVENTS]
+    assert case_facts(kept) == case_facts(events)
+    for n in range(1, len(events) + 1):
+        if events[n - 1].kind not in FACT_EVENTS:
+            assert case_facts(events[:n]) == case_facts(events[:n - 1])
