@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from socialcare.adapters.collectors.signature import HEADER, sign
-from socialcare.main import App, build_app, runtime
+from socialcare.main import App, build_app, runtime, settle_memory
 from socialcare.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +89,7 @@ async def serving(config: Settings, *, with_timers: bool = True) -> AsyncIterato
         try:
             site = web.TCPSite(runner, "127.0.0.1", config.http_port)
             await site.start()
+            settle_memory()  # as `socialcare run` does once it listens
             yield Running(app, f"http://127.0.0.1:{config.http_port}")
         finally:
             await runner.cleanup()

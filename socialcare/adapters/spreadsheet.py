@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,7 +14,7 @@ COLUMNS = (
     "case_id", "tier", "platform", "brand", "source", "published_at", "collected_at",
     "response_due_at", "first_answer_at", "first_answer_by", "resolved_at", "standing",
     "collector_lag_s", "reaction_s", "resolution_s", "messages_to_resolve", "sla",
-    "second_line_s", "language", "topics",
+    "second_line_s", "language", "topics", "answer_forms",
 )
 # A cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(…), +1+1,
 # -2+3, @SUM(…), and tab or CR before any of them): such text is written after a '.
@@ -27,9 +27,12 @@ def text_cell(value: str | None) -> str:
     return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
-def cases_csv(facts: Iterable[CaseFacts], *, now: datetime, zone: ZoneInfo) -> bytes:
+def cases_csv(facts: Iterable[CaseFacts], *, now: datetime, zone: ZoneInfo,
+              forms: Mapping[int, Sequence[str]] | None = None) -> bytes:
     """Return the cases as CSV (UTF-8 with a BOM, which spreadsheets read as UTF-8);
-    times in the team's timezone, durations in seconds."""
+    times in the team's timezone, durations in seconds; `forms`: each case's answers'
+    forms (text, picture, callback, calculation), in order."""
+    forms = forms or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
@@ -58,5 +61,6 @@ def cases_csv(facts: Iterable[CaseFacts], *, now: datetime, zone: ZoneInfo) -> b
             {True: "met", False: "missed", None: "pending"}[figure.sla_met],
             seconds(figure.second_line.total_seconds()),
             text_cell(fact.language), text_cell(" ".join(fact.topics)),
+            text_cell(" ".join(forms.get(fact.case_id, ()))),
         ))
     return ("\ufeff" + buffer.getvalue()).encode()

@@ -53,6 +53,15 @@ _STANDING_AFTER = {
 }
 
 
+# The events `case_facts` reads; the others (claims, releases, SLA points, escalations)
+# leave a case's facts as they were, so appending them needs no recomputation.
+FACT_EVENTS = frozenset({
+    EventKind.CREATED, EventKind.CUSTOMER_MESSAGE, EventKind.AGENT_MESSAGE,
+    EventKind.RESOLVED, EventKind.DISMISSED, EventKind.REOPENED, EventKind.HANDED_OFF,
+    EventKind.HANDED_BACK, EventKind.TOPICS_CHANGED,
+})
+
+
 @dataclass(frozen=True)
 class CaseFacts:
     """What a case's events establish, whatever the time now."""

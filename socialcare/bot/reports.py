@@ -177,6 +177,8 @@ class Report:
     # Per tier: reaction minutes (capped) → answered cases, for the chart.
     histogram: dict[str, dict[int, int]]
     escalations: dict[str, int] = field(default_factory=dict)
+    # Answers given in the period by their form (text, picture, callback, calculation).
+    answers: dict[str, int] = field(default_factory=dict)
     # The previous period's cases per topic ("what is growing"), filled by storage.
     previous_topics: dict[str, int] = field(default_factory=dict)
 

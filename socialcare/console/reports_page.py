@@ -153,7 +153,9 @@ async def csv_file(period: Period, deps: Deps) -> bytes:
     """Return the period's cases as CSV, as `/report … csv` attaches them."""
     async with deps.uow() as uow:
         facts = [fact async for fact in uow.reports.facts(period)]
-    return await asyncio.to_thread(cases_csv, facts, now=deps.clock.now(), zone=deps.team.zone)
+        forms = await uow.reports.answer_forms_of([f.case_id for f in facts])
+    return await asyncio.to_thread(cases_csv, facts, now=deps.clock.now(), zone=deps.team.zone,
+                                   forms=forms)
 
 
 async def digest_file(week: Week, deps: Deps) -> bytes:

@@ -12,7 +12,7 @@ from socialcare.bot.report_text import DEFAULT_BREAKDOWNS, duration, render_repo
 from socialcare.bot.reports import BadPeriod, Period, Report, parse_period
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import announcing
+from socialcare.handlers import announcing, incidenting
 from socialcare.handlers.chat import Attachment, ChatReply
 from socialcare.handlers.escalating import person_named
 
@@ -36,6 +36,8 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
                                    catalog=deps.catalog, breakdowns=breakdowns, links=links)
     told = figures_lines(await announcing.figures(period, deps), team=deps.team,
                          catalog=deps.catalog)
+    told += incidenting.figures_lines(
+        await incidenting.figures(period.start, period.end, deps), deps)
     if told:
         text += "\n" + "\n".join(told)
     reaction, volume = await asyncio.gather(
@@ -48,8 +50,9 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
     if csv:
         async with deps.uow() as uow:
             facts = [fact async for fact in uow.reports.facts(period)]
+            forms = await uow.reports.answer_forms_of([f.case_id for f in facts])
         attachments.append(Attachment(f"cases-{name}.csv", await asyncio.to_thread(
-            cases_csv, facts, now=deps.clock.now(), zone=deps.team.zone)))
+            cases_csv, facts, now=deps.clock.now(), zone=deps.team.zone, forms=forms)))
     return ChatReply(text, attachments=tuple(attachments))
 
 

@@ -8,6 +8,7 @@ million event histories.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -88,10 +89,15 @@ async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert facts rows, replacing those of the same cases."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(_upsert(conn.dialect.name), list(rows))
+
+
+@functools.cache
+def _upsert(dialect_name: str) -> Any:
+    """The upsert statement of a dialect, built once (building it is most of its cost)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     statement = dialect.insert(table)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[table.c.case_id],
         set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != "case_id"},
     )
-    await conn.execute(statement, list(rows))

@@ -25,8 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from socialcare.bot.answers.forms import AnswerForm
 from socialcare.bot.metrics import CaseFacts, Standing
-from socialcare.bot.model import Tier
+from socialcare.bot.model import EventKind, Tier
 from socialcare.bot.reports import (
     HISTOGRAM_CAP,
     NONE,
@@ -41,7 +42,7 @@ from socialcare.bot.reports import (
 )
 from socialcare.storage.repositories import names
 from socialcare.storage.schema import case_facts as f
-from socialcare.storage.schema import case_topics, escalations
+from socialcare.storage.schema import case_topics, escalations, events
 
 # Facts read and converted at once, between the event loop's turns.
 FACTS_AT_ONCE = 100
@@ -106,8 +107,34 @@ class SqlReportRepository:
             .group_by(escalations.c.category)
         )
         made.escalations.update({category: count for category, count in rows})
+        made.answers.update(await self.answer_forms(period))
         made.previous_topics.update(await self.topic_counts(period.previous))
         return made
+
+    async def answer_forms(self, period: Period) -> dict[str, int]:
+        """Count the answers given in a period by their form; an answer recorded before
+        forms were (or by the brand's account on the platform) is text."""
+        form = func.coalesce(events.c.data["form"].as_string(), AnswerForm.TEXT.value)
+        rows = await self._conn.execute(
+            select(form, func.count())
+            .where(events.c.kind == EventKind.AGENT_MESSAGE.value,
+                   events.c.at >= period.start, events.c.at < period.end)
+            .group_by(form))
+        return {str(name): count for name, count in rows}
+
+    async def answer_forms_of(self, case_ids: list[int]) -> dict[int, list[str]]:
+        """Return the forms of each case's answers, in the order they were given."""
+        form = func.coalesce(events.c.data["form"].as_string(), AnswerForm.TEXT.value)
+        found: dict[int, list[str]] = {}
+        for start in range(0, len(case_ids), 1000):
+            rows = await self._conn.execute(
+                select(events.c.case_id, form)
+                .where(events.c.kind == EventKind.AGENT_MESSAGE.value,
+                       events.c.case_id.in_(case_ids[start:start + 1000]))
+                .order_by(events.c.case_id, events.c.id))
+            for case_id, name in rows:
+                found.setdefault(int(case_id), []).append(str(name))
+        return found
 
     async def topic_counts(self, period: Period) -> dict[str, int]:
         """Count a period's cases per topic (`socialcare.bot.reports.topic_counts`)."""

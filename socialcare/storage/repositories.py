@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.errors import CaseNotFound, ConcurrentUpdate, DuplicateMention
+from socialcare.bot.metrics import FACT_EVENTS
 from socialcare.bot.model import (
     OPEN_STATES,
     Author,
@@ -331,7 +332,8 @@ class SqlEventRepository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        # Cases whose facts must be re-established before the transaction commits.
+        # Cases whose facts must be re-established before the transaction commits: those
+        # that got an event the facts are made of (`FACT_EVENTS`).
         self.touched: set[int] = set()
         # Those of them whose topics and places rows are written first, or again.
         self.labelled: set[int] = set()
@@ -349,7 +351,7 @@ class SqlEventRepository:
         ]
         if rows:
             await self._conn.execute(insert(events), rows)
-            self.touched.update(row["case_id"] for row in rows)
+            self.touched.update(e.case_id for e in new if e.kind in FACT_EVENTS)
 
     async def for_case(self, case_id: int) -> list[Event]:
         """Return a case's events in the order they happened."""

@@ -165,7 +165,7 @@ def _comparable(report: Report) -> Any:
             return [rounded(v) for v in value]
         return value
     return rounded(dataclasses.asdict(dataclasses.replace(report, escalations={},
-                                                          previous_topics={})))
+                                                          previous_topics={}, answers={})))
 
 
 def _stat(stat) -> tuple:  # type: ignore[no-untyped-def,type-arg]
@@ -223,6 +223,10 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
     assert {g.key: g.cases for g in report.groups["language"]} == expected["languages"]
     assert report.previous_topics == topic_counts(before, period=period.previous) == \
         _brute_force(histories, period.previous, now)["topics"]
+    # Answers by form: every agent's message of the period (these are all text).
+    answered = sum(1 for h in histories.values() for e in h
+                   if e.kind.value == "agent_message" and period.start <= e.at < period.end)
+    assert report.answers == ({"text": answered} if answered else {})
     if url.startswith("postgresql"):  # on SQLite the report is this very computation
         # Every breakdown, day and breach of the report aggregated in SQL is the
         # definition's, computed in Python from the same facts.

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from socialcare.bot import lifecycle
 from socialcare.bot.errors import DomainError
-from socialcare.bot.metrics import CaseFigures, Standing, case_facts, case_figures, sla_by_tier
+from socialcare.bot.metrics import (
+    FACT_EVENTS,
+    CaseFigures,
+    Standing,
+    case_facts,
+    case_figures,
+    sla_by_tier,
+)
 from socialcare.bot.model import Author, Mention, Tier
 from socialcare.bot.pipeline import created_event
 from tests.conftest import T0, make_team
@@ -172,3 +179,15 @@ def test_a_case_dismissed_before_its_deadline_is_neither_met_missed_nor_pending(
     assert (after.sla_met, after.sla_void) == (False, False)  # the breach happened
     tally = sla_by_tier([before, after])[before.tier]
     assert (tally.met, tally.missed, tally.pending) == (0, 1, 0)
+@settings(max_examples=100, deadline=None)
+@given(lag=st.integers(min_value=0, max_value=60), steps=history)
+def test_only_the_fact_events_change_a_cases_facts(lag: int,
+                                                   steps: list[tuple[str, int]]) -> None:
+    """Storage recomputes a case's facts only when it gets one of `FACT_EVENTS`: every
+    other event, wherever it falls in a history, leaves the facts as they were."""
+    events, _, _, _ = _run(lag, steps, 0)
+    kept = [e for e in events if e.kind in FACT_EVENTS]
+    assert case_facts(kept) == case_facts(events)
+    for n in range(1, len(events) + 1):
+        if events[n - 1].kind not in FACT_EVENTS:
+            assert case_facts(events[:n]) == case_facts(events[:n - 1])

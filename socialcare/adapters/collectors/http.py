@@ -48,7 +48,7 @@ async def request_json(
     params: Mapping[str, str | int] | None = None,
     headers: Mapping[str, str] | None = None,
     json_body: Any = None,
-    data: Mapping[str, str] | None = None,
+    data: Mapping[str, str] | aiohttp.FormData | None = None,
     clock: Clock | None = None,
     client_timeout: aiohttp.ClientTimeout = TIMEOUT,
 ) -> Any:

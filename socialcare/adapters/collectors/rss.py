@@ -426,8 +426,9 @@ def _body(entry: Any) -> str:
 
 def _published(entry: Any, now: datetime) -> datetime:
     """The item's own time; an item without one is dated when it was first seen."""
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+    for key in _DATES:
+        # dict.get, as in _parse: feedparser's get() would warn of its fallback.
+        value = dict.get(entry, f"{key}_parsed")
         if value:
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), UTC)

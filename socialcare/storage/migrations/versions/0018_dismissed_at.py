@@ -2,8 +2,8 @@
 unanswered before its deadline is neither met nor missed), and the first answer is
 the earliest by its time, not the first recorded.
 
-Revision ID: 0020
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-02
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from socialcare.storage.schema import UTCDateTime
 
-revision = "0020"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
