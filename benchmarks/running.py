@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from socialcare.adapters.collectors.signature import HEADER, sign
-from socialcare.main import App, build_app, runtime
+from socialcare.main import App, build_app, runtime, settle_memory
 from socialcare.roles import ALL_ROLES, Role
 from socialcare.settings import Settings
 
@@ -92,6 +92,7 @@ async def serving(config: Settings, *, with_timers: bool = True,
         try:
             site = web.TCPSite(runner, "127.0.0.1", config.http_port)
             await site.start()
+            settle_memory()  # as `socialcare run` does once it listens
             yield Running(app, f"http://127.0.0.1:{config.http_port}")
         finally:
             await runner.cleanup()

@@ -285,6 +285,7 @@ async def _run(deps: Deps) -> None:
     sources = [s for s in deps.team.sources if s.name in pollers]
     try:
         while True:
+            background.stop_if_asked()
             now = deps.clock.now()
             for source in sources:
                 task = polls.pop(source.name, None)
@@ -301,6 +302,7 @@ async def _run(deps: Deps) -> None:
                     await check_silence(deps)
                     silence_checked = loop.time()
             except Exception:
+                background.stop_if_asked()
                 log.exception("checking the sources for silence failed; trying again")
             await asyncio.sleep(TICK_SECONDS)
     finally:

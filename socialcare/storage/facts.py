@@ -39,6 +39,7 @@ def facts_row(facts: CaseFacts) -> dict[str, Any]:
         "resolution_seconds": None if facts.resolved_at is None
         else (facts.resolved_at - facts.published_at).total_seconds(),
         "language": facts.language, "topics": ",".join(facts.topics),
+        "dismissed_at": facts.dismissed_at,
     }
 
 

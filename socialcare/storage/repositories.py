@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from socialcare.bot.errors import CaseNotFound, ConcurrentUpdate, DuplicateMention
+from socialcare.bot.metrics import FACT_EVENTS
 from socialcare.bot.model import (
     OPEN_STATES,
     Author,
@@ -350,7 +351,8 @@ class SqlEventRepository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        # Cases whose facts must be re-established before the transaction commits.
+        # Cases whose facts must be re-established before the transaction commits: those
+        # that got an event the facts are made of (`FACT_EVENTS`).
         self.touched: set[int] = set()
         # Those of them whose topics and places rows are written first, or again.
         self.labelled: set[int] = set()
@@ -377,7 +379,7 @@ class SqlEventRepository:
         ]
         if rows:
             await self._conn.execute(insert(events), rows)
-            self.touched.update(row["case_id"] for row in rows)
+            self.touched.update(e.case_id for e in new if e.kind in FACT_EVENTS)
 
     async def histories(self, case_ids: Collection[int]) -> dict[int, list[Event]]:
         """Return the events of several cases, as `for_cases`, without reading back
