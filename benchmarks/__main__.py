@@ -4,14 +4,20 @@
 
   a. ingest throughput, SQLite and PostgreSQL, vs a bare SQLAlchemy insert
   b. SLA point lateness (fired − due) with 100,000 open cases, with and without messengers
-  c. peak RSS of the running app with 10,000 open cases
-  d. claim click → ack through socialcare's slack-bolt app, vs a bare one
+  c. peak RSS of the running app with 10,000 open cases, embedded default and PostgreSQL
+  d. claim click → ack p99 ÷ a bare slack-bolt app's, each in its own process, 10
+     clicks at once and one by one, with the garbage collector's pauses
   e. main-tier time to card while 1,000 forum mentions arrive at once
   f. /report month over 1,000,000 cases (benchmarks.report_month)
-  g. single-mention signed POST /ingest at concurrency 50, PostgreSQL, and its 5xx
+  g. single-mention signed POST /ingest at concurrency 50, PostgreSQL, and its 5xx:
+     a collectors process answering 202 queued, and an all-roles one answering case ids
   h. the command line's start: socialcare --help and socialcare cases, whole commands
   i. ingest with word forms, language and topics vs exact-only matching; the language
      detector's memory (benchmarks.understanding)
+  j. event-loop lag p99 while a 16 MB feed is parsed and a big /report is built, vs
+     the idle loop (benchmarks.feeds)
+  k. peak RSS polling every hostile feed at once: 16 MB, gzip bomb, malformed
+  l. claim click → every card of the case updated in Slack and Telegram, 10 at once
 
 Each figure is the median of several runs; a "÷" row is a ratio taken run by run in
 the same run. The run exits non-zero when a figure misses its target or fails.
@@ -45,7 +51,9 @@ from sqlalchemy.engine import make_url
 from benchmarks import (
     ack,
     cli_start,
+    click_cards,
     concurrent_ingest,
+    feeds,
     ingest,
     memory,
     report_month,
@@ -78,16 +86,21 @@ class Scale:
     report_runs: int
     concurrent_runs: int
     cli_runs: int
+    card_click_rounds: int
+    lag_runs: int = 3
+    lag_report_cases: int = 200_000
+    hostile_runs: int = 3
 
 
 FULL = Scale(ingest_mentions=5_000, ingest_runs=5, sla_points=10_000, sla_window=60.0,
              sla_runs=3, memory_seconds=30.0, memory_runs=3, clicks=200, click_runs=3,
              card_main=15, card_settle=60.0, card_runs=3, report_runs=5, concurrent_runs=3,
-             cli_runs=9)
+             cli_runs=9, card_click_rounds=3)
 QUICK = Scale(ingest_mentions=1_000, ingest_runs=1, sla_points=2_500, sla_window=15.0,
               sla_runs=1, memory_seconds=10.0, memory_runs=1, clicks=100, click_runs=1,
               card_main=10, card_settle=40.0, card_runs=1, report_runs=1, concurrent_runs=1,
-              cli_runs=5)
+              cli_runs=5, card_click_rounds=1, lag_runs=1, lag_report_cases=50_000,
+              hostile_runs=1)
 OPEN_CASES = 10_000
 SLA_OPEN_CASES = 100_000
 FORUM_BURST = 1_000
@@ -134,6 +147,10 @@ def benchmarks(scale: Scale, quick: bool) -> dict[str, Callable[[], Awaitable[li
         "h": lambda: cli_start.measure(runs=scale.cli_runs, log=progress),
         "i": lambda: understanding.measure(count=scale.ingest_mentions // 2,
                                            runs=max(3, scale.ingest_runs), log=progress),
+        "j": lambda: feeds.loop_lag(report_cases=scale.lag_report_cases, runs=scale.lag_runs,
+                                    log=progress),
+        "k": lambda: feeds.hostile_rss(runs=scale.hostile_runs, log=progress),
+        "l": lambda: click_cards.measure(rounds=scale.card_click_rounds, log=progress),
     }
 
 
@@ -171,7 +188,7 @@ def main() -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer and smaller runs (about 2-3 minutes): a smoke test")
-    parser.add_argument("--only", default="abcdefgh", metavar="LETTERS",
+    parser.add_argument("--only", default="abcdefghijkl", metavar="LETTERS",
                         help="run only these benchmarks, e.g. --only ad (default: all)")
     parser.add_argument("--markdown", action="store_true",
                         help="also print the table in Markdown (for the README)")

@@ -1,70 +1,53 @@
 """d. Claim click → ack: how long Slack waits for socialcare's answer to a button click,
-against a bare slack-bolt app that only acks, in the same run.
+against a bare slack-bolt app that only acks, each in a process of its own.
 
-Slack's fake builds each click as Slack sends it — a signed `block_actions` form POST
-to `/slack/events` — and the time is taken from sending the request to reading the
-answer. socialcare runs whole (PostgreSQL, Redis, its dispatcher posting the cards of
-the open cases within the rate limits, the scheduler ticking); each click claims a
-different new case, so the work after the ack (the claim's transaction, the card's
-edit) is real too. The bare app is slack-bolt's AsyncApp with one listener that acks,
-served through the same aiohttp adapter, in the same process and event loop; the
-clicks alternate between the two apps, ten a second.
+Slack's fake (in the benchmark's process) builds each click as Slack sends it — a
+signed `block_actions` form POST to `/slack/events` — and the time is taken from
+sending the request to reading the answer. socialcare runs whole in a child process
+(PostgreSQL, Redis, its dispatcher posting and editing the cards within the rate
+limits, the scheduler ticking); each click claims a different open case, so the work
+after the ack (the claim's transaction, the card's edit) is real too. The bare app is
+slack-bolt's AsyncApp with one listener that acks, served through the same aiohttp
+route, in another child process.
 
-The clicks name cases whose cards may not be posted yet (a thousand cards take a
-thousand seconds at Slack's pace), so each click carries the newest card as its
-message: socialcare reads the case from the button's action id only.
+Two loads: ten clicks at once (a batch, then a pause), and ten one after the other.
+The batches alternate between the two apps (which goes first alternates too); a pair
+is one round of batches on both, and each pair gives the ratio of the p99s. The figure
+is the median of the pairs' ratios, with their range, beside the load average and
+socialcare's garbage-collection pauses while it was clicked.
+
+The clicks name cases whose cards may not be posted yet (cards take a second each at
+Slack's pace), so each click carries the newest card as its message: socialcare reads
+the case from the button's action id only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import os
 import statistics
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
-from benchmarks import fake_chat, open_cases, running, stores
+from benchmarks import children, fake_chat, open_cases, running, stores
 from benchmarks.table import Figure, at_most, percentile
 from socialcare.bot.actions import ActionKind, CaseAction
-from socialcare.handlers.slack import http_route
 from socialcare.storage.database import create_engine
 from socialcare.storage.schema import cases
 from tests.fakes.slack import FakeSlack
 
-TARGET_MS = 100.0
-CLICKS_PER_SECOND = 10.0
-WARM_UP = 5
+TARGET_RATIO = 1.2
+AT_ONCE = 10
+PAUSE = 0.5  # between batches
+WARM_UP = 10
 
 
-@asynccontextmanager
-async def bare_bolt(slack: FakeSlack) -> AsyncIterator[str]:
-    """Serve a slack-bolt app that acks every button and does nothing else; yield its
-    /slack/events URL."""
-    bolt = AsyncApp(client=AsyncWebClient(token=slack.bot_token, base_url=slack.url),
-                    signing_secret=slack.signing_secret)
-
-    @bolt.action(re.compile(".*"))
-    async def only_ack(ack: Any) -> None:
-        await ack()
-
-    web_app = web.Application()
-    http_route(web_app, bolt, slack.signing_secret)
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    port = running.free_port()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        yield f"http://127.0.0.1:{port}/slack/events"
-    finally:
-        await runner.cleanup()
+def load_average() -> str:
+    """Return the machine's load average over 1, 5 and 15 minutes."""
+    return "/".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 async def _click(session: aiohttp.ClientSession, slack: FakeSlack, url: str,
@@ -84,12 +67,12 @@ async def _click(session: aiohttp.ClientSession, slack: FakeSlack, url: str,
     return elapsed
 
 
-async def _first_card(slack: FakeSlack, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not slack.messages(running.SLACK_CHANNEL):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no card reached Slack within {within:g} s")
-        await asyncio.sleep(0.1)
+async def _batch(session: aiohttp.ClientSession, slack: FakeSlack, url: str,
+                 case_ids: list[int], *, at_once: bool) -> list[float]:
+    if at_once:
+        return list(await asyncio.gather(*(_click(session, slack, url, case_id)
+                                           for case_id in case_ids)))
+    return [await _click(session, slack, url, case_id) for case_id in case_ids]
 
 
 async def _claimed(url: str) -> int:
@@ -102,59 +85,115 @@ async def _claimed(url: str) -> int:
         await engine.dispose()
 
 
-async def measure(*, clicks: int, runs: int, log: Any = print) -> list[Figure]:
-    """Measure `runs` rounds of `clicks` claim clicks on socialcare and on bare Bolt."""
+class _Cases:
+    """Hands out each open case once."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> list[int]:
+        taken = list(range(self.next + 1, self.next + count + 1))
+        self.next += count
+        return taken
+
+
+async def measure(*, clicks: int, runs: int, log: Any = print,
+                  profile_to: str | None = None) -> list[Figure]:
+    """Measure `runs` pairs of `clicks` claim clicks per load, socialcare and bare Bolt."""
     url, redis = stores.postgres_url(), stores.redis_url()
+    runs = max(3, runs)
+    batches = max(1, clicks // AT_ONCE)
     await stores.reset_database(url)
     await stores.flush_redis(redis)
-    await open_cases.seed(url, WARM_UP + clicks * runs + 100)
-    ours: list[list[float]] = []
-    bare: list[list[float]] = []
+    await open_cases.seed(url, WARM_UP + 2 * batches * AT_ONCE * runs + 50)
+    pairs: dict[str, list[tuple[float, float]]] = {"at once": [], "one by one": []}
+    ours_report: dict[str, Any] = {}
+    bare_report: dict[str, Any] = {}
+    handed = _Cases()
+    loads = [os.getloadavg()[0]]
     async with fake_chat.fakes(telegram=False) as fakes:
         slack = fakes.slack
         assert slack is not None
-        config = running.settings(url, redis, port=running.free_port(),
-                                  messengers=fakes.endpoints())
-        async with running.serving(config) as app, bare_bolt(slack) as bare_url, \
+        endpoints = fakes.endpoints()
+        async with children.serving("socialcare", port=running.free_port(),
+                                    endpoints=endpoints, database_url=url, redis_url=redis,
+                                    profile_to=profile_to, report=ours_report) as ours_base, \
+                children.serving("bare", port=running.free_port(), endpoints=endpoints,
+                                 report=bare_report) as bare_base, \
                 aiohttp.ClientSession() as session:
-            ours_url = f"{app.url}/slack/events"
-            await _first_card(slack)
-            for case_id in range(1, WARM_UP + 1):  # Bolt's first request runs auth.test
+            ours_url, bare_url = f"{ours_base}/slack/events", f"{bare_base}/slack/events"
+            for case_id in handed.take(WARM_UP):  # Bolt's first request runs auth.test
                 await _click(session, slack, ours_url, case_id)
                 await _click(session, slack, bare_url, case_id)
-            case_id = WARM_UP
             for run in range(runs):
-                ours.append([])
-                bare.append([])
-                for n in range(clicks):
-                    case_id += 1
-                    next_at = time.monotonic() + 1 / CLICKS_PER_SECOND
-                    pair = [(ours_url, ours[-1]), (bare_url, bare[-1])]
-                    for target, into in pair if n % 2 == 0 else reversed(pair):
-                        into.append(await _click(session, slack, target, case_id))
-                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-                log(f"  d. run {run + 1}/{runs}: socialcare p50 "
-                    f"{percentile(ours[-1], 50) * 1000:.1f} ms p99 "
-                    f"{percentile(ours[-1], 99) * 1000:.1f} ms; bare bolt p50 "
-                    f"{percentile(bare[-1], 50) * 1000:.1f} ms p99 "
-                    f"{percentile(bare[-1], 99) * 1000:.1f} ms")
-            await asyncio.sleep(1.0)  # the last claims' work after their acks
+                for load, at_once in (("at once", True), ("one by one", False)):
+                    ours: list[float] = []
+                    bare: list[float] = []
+                    for n in range(batches):
+                        sides = [(ours_url, ours), (bare_url, bare)]
+                        for target, into in sides if (n + run) % 2 == 0 else sides[::-1]:
+                            ids = handed.take(AT_ONCE) if target == ours_url \
+                                else list(range(1, AT_ONCE + 1))
+                            into += await _batch(session, slack, target, ids, at_once=at_once)
+                            await asyncio.sleep(PAUSE if at_once else PAUSE / 5)
+                    pairs[load].append((percentile(ours, 99), percentile(bare, 99)))
+                    loads.append(os.getloadavg()[0])
+                    log(f"  d. pair {run + 1}/{runs}, {AT_ONCE} {load}: socialcare p50 "
+                        f"{percentile(ours, 50) * 1000:.1f} ms p99 "
+                        f"{percentile(ours, 99) * 1000:.1f} ms; bare bolt p50 "
+                        f"{percentile(bare, 50) * 1000:.1f} ms p99 "
+                        f"{percentile(bare, 99) * 1000:.1f} ms (load {load_average()})")
+            await asyncio.sleep(2.0)  # the last claims' work after their acks
     claimed = await _claimed(url)
-    expected = WARM_UP + clicks * runs
-    p99 = [percentile(r, 99) * 1000 for r in ours]
-    bare_p99 = [percentile(r, 99) * 1000 for r in bare]
-    bare_p50 = [percentile(r, 50) * 1000 for r in bare]
-    note = (f"{clicks} clicks per run, {CLICKS_PER_SECOND:g}/s, PostgreSQL + Redis; bare "
-            f"slack-bolt app p50 {statistics.median(bare_p50):.1f} ms, p99 "
-            f"{statistics.median(bare_p99):.1f} ms; {claimed} of {expected} "
-            f"clicked cases claimed")
-    return [
-        at_most("d. claim click → ack p50", [percentile(r, 50) * 1000 for r in ours], "ms"),
-        at_most("d. claim click → ack p99", p99, "ms", TARGET_MS, note=note,
-                detail={"clicks": clicks, "claimed": claimed, "expected": expected}),
-        at_most("d. ack p50 ÷ bare slack-bolt ack p50",
-                [percentile(o, 50) / percentile(b, 50) for o, b in zip(ours, bare, strict=True)],
-                "×"),
-        at_most("d. ack p99 ÷ bare slack-bolt ack p99",
-                [o / b for o, b in zip(p99, bare_p99, strict=True)], "×"),
-    ]
+    expected = handed.next
+    gc_note = _gc_note(ours_report.get("gc"), bare_report.get("gc"))
+    figures = []
+    for load, (label, key) in {"at once": ("10 concurrent clicks", "c10"),
+                               "one by one": ("sequential clicks", "sequential")}.items():
+        ratios = [o / b for o, b in pairs[load]]
+        ours_ms = [o * 1000 for o, _ in pairs[load]]
+        bare_ms = [b * 1000 for _, b in pairs[load]]
+        note = (f"{runs} pairs of {batches * AT_ONCE} clicks a side, each side in its own "
+                f"process; ratio range {min(ratios):.2f}-{max(ratios):.2f} ×; socialcare "
+                f"p99 {statistics.median(ours_ms):.1f} ms ({min(ours_ms):.1f}-"
+                f"{max(ours_ms):.1f}), bare slack-bolt p99 {statistics.median(bare_ms):.1f} "
+                f"ms ({min(bare_ms):.1f}-{max(bare_ms):.1f}); PostgreSQL + Redis; load "
+                f"average {min(loads):.2f}-{max(loads):.2f}")
+        if key == "c10":
+            note += f"; {claimed} of {expected} clicked cases claimed; {gc_note}"
+        figures.append(at_most(f"d. claim ack p99 ÷ bare slack-bolt, {label}", ratios, "×",
+                               TARGET_RATIO, note=note,
+                               detail={"pairs_s": pairs[load], "loads": loads,
+                                       "gc": ours_report.get("gc"),
+                                       "bare_gc": bare_report.get("gc")}))
+    if claimed != expected:
+        figures.append(Figure("d. (failed)", None, "",
+                              note=f"{claimed} of {expected} clicked cases were claimed"))
+    return figures
+
+
+def _gc_note(ours: dict[str, Any] | None, bare: dict[str, Any] | None) -> str:
+    if not ours or not bare:
+        return "garbage collections not reported"
+    return (f"garbage collections while clicked: socialcare {ours['gen2']['count']} full, "
+            f"longest {ours['gen2']['max_ms']:.0f} ms (young {ours['gen0']['max_ms']:.1f}/"
+            f"{ours['gen1']['max_ms']:.1f} ms), {ours['tracked_objects']:,} tracked objects "
+            f"at the end; bare {bare['gen2']['count']} full, longest "
+            f"{bare['gen2']['max_ms']:.0f} ms")
+
+
+async def _main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="row d alone, optionally profiled")
+    parser.add_argument("--clicks", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", help="write socialcare's pyinstrument profile here")
+    args = parser.parse_args()
+    from benchmarks.table import render
+
+    print(render(await measure(clicks=args.clicks, runs=args.runs, profile_to=args.profile)))
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

@@ -79,7 +79,8 @@ async def measure(*, runs: int, log: Callable[[str], None] = print) -> list[Figu
     return [
         at_most("h. socialcare --help, whole command", timings["help"], "s", TARGET_SECONDS),
         at_most("h. socialcare cases, whole command", timings["cases"], "s", TARGET_SECONDS,
-                note=f"SQLite, {OPEN_CASES} open cases, the example config"),
+                note=f"SQLite, {OPEN_CASES} open cases, the example config; load average "
+                     f"{os.getloadavg()[0]:.1f}"),
         at_most("h. cases ÷ importing its libraries alone", ratios, "×",
                 note="the libraries: SQLAlchemy's asyncio engine, pydantic-settings, "
                      "aiosqlite; median of the run-by-run ratios"),

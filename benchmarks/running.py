@@ -19,7 +19,8 @@ import aiohttp
 from aiohttp import web
 
 from socialcare.adapters.collectors.signature import HEADER, sign
-from socialcare.main import App, build_app, runtime
+from socialcare.main import App, build_app, runtime, settle_memory
+from socialcare.roles import ALL_ROLES, Role
 from socialcare.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,14 +82,17 @@ class Running:
 
 
 @asynccontextmanager
-async def serving(config: Settings, *, with_timers: bool = True) -> AsyncIterator[Running]:
-    """Run socialcare (HTTP server, scheduler, collectors, workers, cards) until exit."""
-    async with runtime(config) as app:
+async def serving(config: Settings, *, with_timers: bool = True,
+                  roles: frozenset[Role] = ALL_ROLES) -> AsyncIterator[Running]:
+    """Run socialcare (HTTP server, scheduler, collectors, workers, cards — or the
+    given roles) until exit."""
+    async with runtime(config, roles=roles) as app:
         runner = web.AppRunner(build_app(app, with_timers=with_timers), access_log=None)
         await runner.setup()
         try:
             site = web.TCPSite(runner, "127.0.0.1", config.http_port)
             await site.start()
+            settle_memory()  # as `socialcare run` does once it listens
             yield Running(app, f"http://127.0.0.1:{config.http_port}")
         finally:
             await runner.cleanup()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,8 @@ async def measure(*, count: int, runs: int, log: Any = print) -> list[Figure]:
             f"i. ingest with understanding ÷ exact-only, {title}", [best / best_exact], "×",
             TARGET_RATIO,
             note=f"best of {runs} alternating runs: word forms + language + topics + places "
-                 f"{best:,.0f} mentions/s, exact-only brands {best_exact:,.0f}/s",
+                 f"{best:,.0f} mentions/s, exact-only brands {best_exact:,.0f}/s; load "
+                 f"average {os.getloadavg()[0]:.1f}",
             detail={"mentions": count, "rates": rates, "cpu_us": cpu}))
         ratio = [e / f for f, e in zip(cpu[backend], cpu[f"{backend}_exact"], strict=True)]
         figures.append(at_least(

@@ -21,14 +21,18 @@ from dotenv import dotenv_values
 from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialcare.bot.answers.pictures import sniff
 from socialcare.bot.catalog import Catalog
-from socialcare.bot.team import Team
+from socialcare.bot.team import SavedReply, Team
 
 LOCALES = resources.files("socialcare") / "locales"
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/socialcare.db"
 # Option names that smell of a secret: those belong in the environment.
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "access_key")
+
+# The largest picture a saved reply may carry (Telegram's upload limit is 10 MB).
+MAX_SAVED_IMAGE = 10 * 1024 * 1024
 
 
 # The databases socialcare runs on, by SQLAlchemy back end, and the drivers it uses.
@@ -219,9 +223,31 @@ def load_team(path: Path, *, enabled_only: bool = True, check_sources: bool = Tr
         )
     if check_sources:
         _check_sources(path, team)
+    team = replace(team, saved_replies=tuple(_with_image(path, r) for r in team.saved_replies))
     if not enabled_only:
         return team
     return replace(team, sources=tuple(s for s in team.sources if s.enabled))
+
+
+def _with_image(path: Path, saved: SavedReply) -> SavedReply:
+    """Resolve a saved reply's picture next to the config, and check it is one."""
+    if saved.image is None:
+        return saved
+    image = (path.parent / saved.image).resolve()
+    try:
+        with image.open("rb") as file:
+            head = file.read(16)
+        size = image.stat().st_size
+    except OSError:
+        raise ConfigError(f"{path}: saved_replies: {saved.title!r}: image {saved.image!r} "
+                          f"cannot be read (it is looked for next to the config)") from None
+    if sniff(head) is None:
+        raise ConfigError(f"{path}: saved_replies: {saved.title!r}: {saved.image!r} is not "
+                          "a PNG, JPEG, GIF or WebP picture")
+    if size > MAX_SAVED_IMAGE:
+        raise ConfigError(f"{path}: saved_replies: {saved.title!r}: {saved.image!r} is larger "
+                          f"than {MAX_SAVED_IMAGE // (1024 * 1024)} MB")
+    return replace(saved, image=str(image))
 
 
 def _check_sources(path: Path, team: Team) -> None:

@@ -34,6 +34,12 @@ class ActionKind(StrEnum):
     # OFFICIAL_SEND button publishes the answer as it stands.
     OFFICIAL = "official"
     OFFICIAL_SEND = "official_send"
+    # Offer the customer a call back: the form asks them for a number, then sends the
+    # number to the call centre. The call centre's card answers with CALLED or
+    # UNREACHABLE.
+    CALL_BACK = "callback"
+    CALLED = "called"
+    UNREACHABLE = "unreachable"
 
 
 _PATTERN = re.compile(

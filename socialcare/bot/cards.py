@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.announcements.official import OfficialAnswer
+from socialcare.bot.answers.phones import mask_phones, pretty_phone
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalations import Escalation
 from socialcare.bot.model import SYSTEM, Case, Event, EventKind, Mention, Priority, State
@@ -32,7 +33,7 @@ _HISTORY_KINDS = frozenset({
     EventKind.CLAIMED, EventKind.RELEASED, EventKind.CLAIM_EXPIRED, EventKind.AGENT_MESSAGE,
     EventKind.CUSTOMER_MESSAGE, EventKind.RESOLVED, EventKind.DISMISSED, EventKind.REOPENED,
     EventKind.ESCALATED, EventKind.HANDED_OFF, EventKind.HANDED_BACK,
-    EventKind.TOPICS_CHANGED,
+    EventKind.TOPICS_CHANGED, EventKind.INCIDENT_JOINED, EventKind.INCIDENT_LEFT,
 })
 _MINUTE = timedelta(minutes=1)
 # A rendering boundary is passed one second after it, so that the floor of the
@@ -102,6 +103,7 @@ class CardView:
     original_label: str  # "Open the original"
     cut_label: str  # "… the rest is in the original"
     escalation_text: str | None = None  # "🔺 Escalated to Nurlan (critical) · acknowledged"
+    incident_text: str | None = None  # "🚨 Part of incident #3"
     handoff_text: str | None = None  # "🔧 With the second line: Billing (since 15:20)"
     # "🌐 Kazakh · 🏷 Mobile internet · 📍 Almaty": what the mention was read as.
     about_text: str = ""
@@ -126,6 +128,7 @@ def render_card(
     escalation: Escalation | None = None,
     second_line: SecondLineTeam | None = None,
     official: OfficialAnswer | None = None,
+    incident: int | None = None,
 ) -> CardView:
     """Build the card of a case as of `now` (with its newest escalation, if any).
 
@@ -136,6 +139,10 @@ def render_card(
     assert case.id is not None
     zone = team.zone
     policy = team.sla.for_tier(case.tier)
+    # A customer's phone number is for the agent and the call centre alone: shared cards
+    # mask it, also inside the customer's text.
+    reveal = second_line is not None and second_line.kind == "callback"
+    text = (first.text if first else "") if reveal else mask_phones(first.text if first else "")
     lag = case.collected_at - case.published_at
     published = catalog(
         "card.published", time=_clock(case.published_at, zone, now),
@@ -151,7 +158,7 @@ def render_card(
         author_name=first.author.name if first else None,
         author_handle=first.author.handle if first else None,
         author_url=first.author.url if first else None,
-        text=first.text if first else "",
+        text=text,
         url=first.url if first else None,
         published_text=published,
         priority=case.priority,
@@ -161,14 +168,16 @@ def render_card(
         state_text=_state_text(case, team, catalog),
         history=tuple(_history(events, team, catalog, zone, now)),
         buttons=tuple(
-            _second_line_buttons(case, second_line, catalog) if second_line is not None
+            _second_line_buttons(case, second_line, catalog, call=_call_task(events))
+            if second_line is not None
             else _buttons(case, catalog, can_publish=can_publish,
                           can_hand_off=bool(team.second_line),
+                          can_call_back=team.callback_team() is not None,
                           can_choose_topics=bool(team.topics), official=official)
         ),
         original_label=catalog("card.original"),
         cut_label=catalog("card.cut"),
-        handoff_text=_handoff_text(case, team, catalog),
+        handoff_text=_handoff_text(case, team, catalog, events if reveal else ()),
         about_text=about_text(case, team, catalog),
         language=case.language,
         topics=case.topics,
@@ -179,6 +188,7 @@ def render_card(
             category=catalog(f"category.{escalation.category.value}"),
             state=catalog(f"escalation_state.{escalation.state.value}"),
         ),
+        incident_text=None if incident is None else catalog("card.incident", id=incident),
         official=official if second_line is None else None,
         official_label="" if official is None else catalog(
             "card.official", id=official.announcement_id),
@@ -290,28 +300,47 @@ def _state_text(case: Case, team: Team, catalog: Catalog) -> str:
     return catalog(f"state.{case.state.value}")
 
 
-def _handoff_text(case: Case, team: Team, catalog: Catalog) -> str | None:
+def _handoff_text(case: Case, team: Team, catalog: Catalog,
+                  revealed: Sequence[Event] = ()) -> str | None:
     if case.handoff_team is None or case.handed_off_at is None:
         return None
     second = team.second_line_team(case.handoff_team)
     local = case.handed_off_at.astimezone(team.zone).strftime("%H:%M")
-    return catalog("card.with_second_line", team=second.title if second else case.handoff_team,
-                   since=local)
+    shown = catalog("card.with_second_line",
+                    team=second.title if second else case.handoff_team, since=local)
+    # The call centre's own card: the number to call, and when.
+    task = _call_task(revealed)
+    if task is not None:
+        shown += "\n" + catalog("card.call_back", phone=pretty_phone(str(task.data["phone"])),
+                                when=task.data.get("when") or "—")
+    return shown
+
+
+def _call_task(events: Sequence[Event]) -> Event | None:
+    """Return the hand-off that asked for a call back (it carries the number), if the
+    case's last hand-off did."""
+    last = next((e for e in reversed(events) if e.kind is EventKind.HANDED_OFF), None)
+    return last if last is not None and last.data.get("phone") else None
 
 
 def _second_line_buttons(
-    case: Case, second_line: SecondLineTeam, catalog: Catalog
+    case: Case, second_line: SecondLineTeam, catalog: Catalog, *, call: Event | None = None
 ) -> list[Button]:
     assert case.id is not None
     if case.handoff_team != second_line.name:
         return []
+    if second_line.kind == "callback" and call is not None:
+        return [Button(CaseAction(ActionKind.CALLED, case.id), catalog("button.called"),
+                       "primary"),
+                Button(CaseAction(ActionKind.UNREACHABLE, case.id),
+                       catalog("button.unreachable"), None)]
     return [Button(CaseAction(ActionKind.HAND_BACK, case.id), catalog("button.handback"),
                    "primary")]
 
 
 def _buttons(
     case: Case, catalog: Catalog, *, can_publish: bool, can_hand_off: bool,
-    can_choose_topics: bool = False,
+    can_choose_topics: bool = False, can_call_back: bool = False,
     official: OfficialAnswer | None = None,
 ) -> list[Button]:
     assert case.id is not None
@@ -330,6 +359,8 @@ def _buttons(
         kinds.append((ActionKind.RESOLVE, "primary"))
     if can_hand_off and case.is_open and case.handoff_team is None:
         kinds.append((ActionKind.HAND_OFF, None))
+    if can_call_back and can_publish and case.is_open and case.handoff_team is None:
+        kinds.append((ActionKind.CALL_BACK, None))
     if can_choose_topics:
         kinds.append((ActionKind.TOPIC, None))
     if case.state is not State.DISMISSED:
@@ -352,6 +383,7 @@ def _history(
             f"history.{event.kind.value}",
             time=_clock(event.at, zone, now),
             who=display_name(event.actor, team, catalog),
+            incident=event.data.get("incident", ""),
         )
         for event in events
         if event.kind in _HISTORY_KINDS

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from socialcare.bot import lifecycle
+from socialcare.bot.answers.forms import AnswerForm
+from socialcare.bot.answers.pictures import Picture, check_picture
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.model import Author, Case, Event, Mention
-from socialcare.bot.ports import Clock, Publisher, PublishFailed, UnitOfWork
+from socialcare.bot.ports import Clock, PicturePublisher, Publisher, PublishFailed, UnitOfWork
 from socialcare.bot.team import Person, Team
+from socialcare.bot.text import clean_fields
 
 ATTEMPTS = 8
 
@@ -47,18 +50,29 @@ class MarkAnswered:
     text: str | None = None
     url: str | None = None
 
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
+
 
 @dataclass(frozen=True)
 class Reply:
     """Publish the agent's answer where the customer wrote, and record it.
 
     `announcement_id` marks a reply begun from an announcement's official answer: the
-    announcement must still be in force, and the case counts as answered with it."""
+    announcement must still be in force, and the case counts as answered with it.
+    `form` is the form of the answer (a calculation, …), recorded on its event."""
 
     case_id: int
     actor: str
     text: str
     announcement_id: int | None = None
+    form: AnswerForm = AnswerForm.TEXT
+    # A picture published with the text (the text is its caption where the platform
+    # has captions); the answer's form is then a picture.
+    picture: Picture | None = None
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,9 @@ class Dismiss:
     case_id: int
     actor: str
     reason: str = "not for us"
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
 
 
 @dataclass(frozen=True)
@@ -201,8 +218,20 @@ async def reply(
         raise DomainError(f"Source {case.source!r} cannot publish replies.",
                           key="error.cannot_publish", source=case.source)
     customer = [m for m in thread if not m.from_brand]
+    form = cmd.form
+    if cmd.picture is not None:
+        limits = publisher.picture_limits(source) \
+            if isinstance(publisher, PicturePublisher) else None
+        if limits is None:
+            raise DomainError(f"Source {case.source!r} cannot publish pictures.",
+                              key="error.no_pictures", source=case.source)
+        check_picture(cmd.picture, text, limits, source=case.source)
+        form = AnswerForm.PICTURE if form is AnswerForm.TEXT else form
     try:
-        published = await publisher.publish(source, customer[-1], text)
+        if cmd.picture is not None and isinstance(publisher, PicturePublisher):
+            published = await publisher.publish_picture(source, customer[-1], text, cmd.picture)
+        else:
+            published = await publisher.publish(source, customer[-1], text)
     except PublishFailed as failure:
         raise DomainError(f"The source refused the reply: {failure}",
                           key="error.publish_failed", reason=str(failure)) from failure
@@ -219,6 +248,7 @@ async def reply(
         return [lifecycle.answer(
             case, by=person.id, at=at, policy=team.sla.for_tier(case.tier), text=text,
             url=published.url, mention=published.external_id, announcement=cmd.announcement_id,
+            form=form.value, picture=None if cmd.picture is None else cmd.picture.filename,
         )]
 
     async def store_echo(uow: UnitOfWork, case: Case, at: datetime) -> None:

@@ -78,6 +78,8 @@ async def poll(
 
         def failed(state: SourceState) -> None:
             record_failure(state, str(failure), now=now)
+            if failure.cursor is not None:
+                state.cursor = dict(failure.cursor)
             state.next_poll_at = next_poll(source, state, now=now,
                                            retry_after=failure.retry_after)
 

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 from socialcare.bot.cards import display_name
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalations import Category, Escalation
+from socialcare.bot.incidents import IncidentFigures, figures_lines
+from socialcare.bot.incidents import figures as incident_figures
 from socialcare.bot.metrics import SlaTally, case_figures, sla_by_tier
 from socialcare.bot.model import Tier
 from socialcare.bot.ports import UnitOfWork
@@ -72,6 +74,7 @@ class Digest:
     # Cases per topic this week and the week before ("what is growing").
     topics: dict[str, int] = field(default_factory=dict)
     previous_topics: dict[str, int] = field(default_factory=dict)
+    incidents: IncidentFigures | None = None
 
 
 async def build_digest(week: Week, *, uow: UnitOfWork, now: datetime) -> Digest:
@@ -83,12 +86,14 @@ async def build_digest(week: Week, *, uow: UnitOfWork, now: datetime) -> Digest:
         events = await uow.events.for_cases(case_ids)
         topics = await uow.reports.topic_counts(week.period)
         previous_topics = await uow.reports.topic_counts(week.previous().period)
+        found, linked = await uow.incidents.detected_between(week.start, week.end)
     by_category: dict[Category, list[Escalation]] = {c: [] for c in Category}
     for escalation in sorted(raised, key=lambda e: e.raised_at):
         by_category[escalation.category].append(escalation)
     figures = [case_figures(events[i], now=now) for i in case_ids if events.get(i)]
     return Digest(week=week, escalations=by_category, sla=sla_by_tier(figures),
-                  topics=topics, previous_topics=previous_topics)
+                  topics=topics, previous_topics=previous_topics,
+                  incidents=incident_figures(found, linked))
 
 
 def digest_markdown(digest: Digest, *, team: Team, catalog: Catalog) -> str:
@@ -121,6 +126,9 @@ def digest_markdown(digest: Digest, *, team: Team, catalog: Catalog) -> str:
     if topics:
         lines += ["", f"## {text('digest.topics')}", ""]
         lines += [f"- {_md(line)}" for line in topics]
+    if digest.incidents is not None and digest.incidents.count:
+        lines += ["", f"## {text('digest.incidents')}", ""]
+        lines += [f"- {_md(line)}" for line in figures_lines(digest.incidents, catalog)]
     return "\n".join(lines) + "\n"
 
 
@@ -133,6 +141,7 @@ def digest_summary(digest: Digest, *, team: Team, catalog: Catalog) -> str:
     topics = topic_lines(digest, catalog=catalog, team=team)
     return "\n".join([text("digest.summary", week=digest.week.key, counts=counts),
                       *sla_lines(digest, catalog=catalog, team=team),
+                      *(figures_lines(digest.incidents, catalog) if digest.incidents else []),
                       *([text("digest.topics") + ":", *(f"  {t}" for t in topics)]
                         if topics else [])])
 

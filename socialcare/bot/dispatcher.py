@@ -195,6 +195,8 @@ class Dispatcher:
             firsts = await uow.mentions.first_of(case_ids)
             events = await uow.events.for_cases({c.case_id for c in due if c.case_id})
             latest = await uow.escalations.latest_for_cases(case_ids)
+            in_incident = await uow.incidents.of_cases(
+                {c.case_id for c in due if c.case_id is not None})
             siblings = {c.case_id: await uow.cards.for_case(c.case_id)
                         for c in due if c.case_id is not None and c.message_id is not None}
             answers = OfficialAnswers(await uow.announcements.in_force(now), now=now) \
@@ -206,6 +208,7 @@ class Dispatcher:
                     card, cases[card.case_id], firsts.get(card.case_id),
                     events.get(card.case_id, []), latest.get(card.case_id),
                     siblings.get(card.case_id, []), now, answers,
+                    incident=in_incident.get(card.case_id),
                 )
             else:
                 assert card.escalation_id is not None
@@ -229,6 +232,8 @@ class Dispatcher:
         siblings: Sequence[Card],
         now: datetime,
         answers: OfficialAnswers,
+        *,
+        incident: int | None = None,
     ) -> _Target:
         second_line = self._team.second_line_of_channel(card.messenger, card.channel)
         view = card_views.render_card(
@@ -237,6 +242,7 @@ class Dispatcher:
             second_line=second_line,
             official=answers.for_case(first.text, case.topics)
             if first and case.is_open else None,
+            incident=incident if second_line is None else None,
         )
         # Pings go with the first card of a case in each messenger, so that a lead who
         # sits in two channels is pinged once per point.

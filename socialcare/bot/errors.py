@@ -34,6 +34,14 @@ class EscalationNotFound(DomainError):
                          key="error.no_escalation", escalation=escalation_id)
 
 
+class IncidentNotFound(DomainError):
+    """No incident has this id."""
+
+    def __init__(self, incident_id: int) -> None:
+        super().__init__(f"There is no incident #{incident_id}.",
+                         key="error.no_incident", incident=incident_id)
+
+
 class InvalidTransition(DomainError):
     """The case's state does not allow this action."""
 

@@ -21,10 +21,11 @@ from enum import StrEnum
 from typing import Any
 
 from socialcare.bot.errors import CaseNotFound, ConcurrentUpdate, DomainError, NotAllowed
-from socialcare.bot.model import Card, Event, EventKind
+from socialcare.bot.model import SYSTEM, Card, Event, EventKind
 from socialcare.bot.notices import Notice, notices_for
 from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.team import Person, Role, Team
+from socialcare.bot.text import clean_fields
 
 ATTEMPTS = 8
 
@@ -94,6 +95,9 @@ class Escalate:
     options: tuple[str, ...]
     director: str
 
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
+
 
 @dataclass(frozen=True)
 class Acknowledge:
@@ -110,6 +114,9 @@ class Decide:
     escalation_id: int
     actor: str
     decision: str
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,18 @@ class Comment:
     escalation_id: int
     actor: str
     text: str
+
+    def __post_init__(self) -> None:
+        clean_fields(self)  # no NUL or other control characters in what people type
+
+
+@dataclass(frozen=True)
+class AddOption:
+    """A shift lead proposes one more solution (to an escalation socialcare raised, say)."""
+
+    escalation_id: int
+    actor: str
+    option: str
 
 
 @dataclass(frozen=True)
@@ -247,6 +266,52 @@ async def escalate(cmd: Escalate, *, uow: UnitOfWork, clock: Clock, team: Team) 
             await uow.commit()
             return escalation
     raise ConcurrentUpdate("escalation kept conflicting")  # pragma: no cover
+
+
+def director_of_area(team: Team, area: str | None) -> Person | None:
+    """Return the director responsible for an area: the first of its chain, else one
+    whose areas name it, else the default chain's first."""
+    chain = team.escalation.chains.get(area or "default", ())
+    if chain:
+        return team.person(chain[0])
+    named = next((p for p in team.people if p.role is Role.DIRECTOR and area in p.areas), None)
+    if named is not None:
+        return named
+    chain = team.escalation.chain_for(None)
+    return team.person(chain[0]) if chain else next(
+        (p for p in team.people if p.role is Role.DIRECTOR), None)
+
+
+async def raise_by_system(
+    *, case_ids: Sequence[int], category: Category, area: str | None, problem: str,
+    uow: UnitOfWork, team: Team, now: datetime, options: Sequence[str] = (),
+) -> Escalation | None:
+    """Raise an escalation with the system as its author (an incident's), inside `uow`'s
+    transaction; None when the roster has no director. Leads add options afterwards."""
+    chief = director_of_area(team, area)
+    if chief is None or not case_ids:
+        return None
+    escalation = Escalation(
+        category=category, problem=problem, options=tuple(options), director=chief.id,
+        raised_by=SYSTEM, raised_at=now, assigned_at=now, case_ids=tuple(dict.fromkeys(case_ids)),
+        area=_area_of(team, chief) if area not in team.escalation.chains else area,
+    )
+    if category is Category.CRITICAL:
+        escalation.next_ping_at = now + team.escalation.repeat
+    await uow.escalations.add(escalation)
+    assert escalation.id is not None
+    await uow.escalations.add_events([EscalationEvent(
+        escalation.id, "raised", SYSTEM, now,
+        {"category": category.value, "director": chief.id},
+    )])
+    await uow.events.add([
+        Event(case_id=case_id, kind=EventKind.ESCALATED, actor=SYSTEM, at=now,
+              data={"escalation": escalation.id, "category": category.value,
+                    "director": chief.id})
+        for case_id in escalation.case_ids
+    ])
+    await uow.cards.add(_cards(escalation, chief, now))
+    return escalation
 
 
 # What a change of an escalation produces: its events, notices to send, new cards.
@@ -387,6 +452,28 @@ async def comment(
     def apply(e: Escalation, now: datetime) -> Outcome:
         assert e.id is not None
         return [EscalationEvent(e.id, "commented", person.id, now, {"text": text})], [], []
+
+    return await _change(cmd.escalation_id, apply, uow=uow, clock=clock)
+
+
+async def add_option(cmd: AddOption, *, uow: UnitOfWork, clock: Clock,
+                     team: Team) -> EscalationChanged:
+    """Add a proposed option to an escalation the director has not decided yet."""
+    person = team.person(cmd.actor)
+    if person is None:
+        raise NotAllowed("Not in the roster.", key="error.not_in_roster")
+    if person.role not in (Role.LEAD, Role.ADMIN):
+        raise NotAllowed("Shift leads propose options.", key="error.incident_leads_only")
+    option = " ".join(cmd.option.split())
+    if not option:
+        raise DomainError("The option is empty.", key="error.empty_problem")
+
+    def apply(e: Escalation, now: datetime) -> Outcome:
+        _check(e, "given options", [EscalationState.OPEN, EscalationState.ACKNOWLEDGED])
+        e.options = (*e.options, option)
+        assert e.id is not None
+        return ([EscalationEvent(e.id, "option_added", person.id, now, {"option": option})],
+                [], [])
 
     return await _change(cmd.escalation_id, apply, uow=uow, clock=clock)
 

@@ -38,6 +38,9 @@ class HandOff:
     actor: str
     team: str
     note: str = ""
+    # A call back: the customer's number (+digits) and when they prefer to be called.
+    phone: str | None = None
+    when: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class HandBack:
     case_id: int
     actor: str
     note: str = ""
+    # A call back's outcome: "done" or "unreachable".
+    called: str | None = None
 
 
 def second_line_team(team: Team, name: str) -> SecondLineTeam:
@@ -69,8 +74,10 @@ async def hand_off(cmd: HandOff, *, uow: UnitOfWork, clock: Clock, team: Team) -
     note = clean(cmd.note)
 
     def apply(case: Case, at: datetime) -> list[Event]:
+        details = {} if cmd.phone is None else {"phone": cmd.phone,
+                                                "when": clean(cmd.when) or None}
         return [lifecycle.hand_off(case, by=person.id, at=at, team=second.name, note=note,
-                                   policy=team.sla.for_tier(case.tier))]
+                                   policy=team.sla.for_tier(case.tier), **details)]
 
     async def tell_the_team(uow: UnitOfWork, case: Case, at: datetime) -> None:
         assert case.id is not None
@@ -83,7 +90,10 @@ async def hand_off(cmd: HandOff, *, uow: UnitOfWork, clock: Clock, team: Team) -
         if second.webhook_url:
             first = (await uow.mentions.first_of([case.id])).get(case.id)
             await uow.webhooks.add([WebhookDelivery(
-                url=second.webhook_url, body=_ticket(case, second, person.name, note, first),
+                url=second.webhook_url,
+                body=_ticket(case, second, person.name, note, first) | ({} if cmd.phone is None
+                                                                      else {"phone": cmd.phone,
+                                                                            "when": cmd.when}),
                 created_at=at, next_try_at=at,
             )])
 
@@ -138,8 +148,10 @@ async def hand_back(cmd: HandBack, *, uow: UnitOfWork, clock: Clock, team: Team)
             raise NotAllowed("Only the team, its sender or a lead sends it back.",
                              key="error.handback_not_allowed", case=case.id,
                              team=case.handoff_team, by=case.handed_off_by or "—")
+        details = {} if cmd.called is None else {"called": cmd.called}
         return [lifecycle.hand_back(case, by=person.id if person else cmd.actor, at=at,
-                                    note=clean(cmd.note), policy=team.sla.for_tier(case.tier))]
+                                    note=clean(cmd.note), policy=team.sla.for_tier(case.tier),
+                                    **details)]
 
     async def tell_the_agent(uow: UnitOfWork, case: Case, at: datetime) -> None:
         agent = team.person(case.claimed_by or "")

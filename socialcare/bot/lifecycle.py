@@ -88,7 +88,9 @@ def answer(
         case.claimed_by = by
         case.claimed_at = at
     case.state = State.ANSWERED
-    first = case.first_response_at is None
+    # The first response is the earliest by its time: the brand's post delivered after
+    # an agent marked the case answered may have been posted before.
+    first = case.first_response_at is None or at < case.first_response_at
     if first:
         case.first_response_at = at
     sla.stop_response_clock(case, policy)
@@ -135,7 +137,8 @@ def dismiss(case: Case, *, by: str, at: datetime, policy: SlaPolicy, reason: str
 
 
 def hand_off(
-    case: Case, *, by: str, at: datetime, team: str, policy: SlaPolicy, note: str = ""
+    case: Case, *, by: str, at: datetime, team: str, policy: SlaPolicy, note: str = "",
+    **details: Any,
 ) -> Event:
     """Send an open case to a second-line team; its SLA keeps counting meanwhile."""
     check(case, "handed_off")
@@ -146,10 +149,11 @@ def hand_off(
         )
     case.handoff_team, case.handed_off_by, case.handed_off_at = team, by, at
     sla.schedule(case, policy)  # a claim does not lapse while the second line has it
-    return _event(case, EventKind.HANDED_OFF, by, at, team=team, note=note or None)
+    return _event(case, EventKind.HANDED_OFF, by, at, team=team, note=note or None, **details)
 
 
-def hand_back(case: Case, *, by: str, at: datetime, policy: SlaPolicy, note: str = "") -> Event:
+def hand_back(case: Case, *, by: str, at: datetime, policy: SlaPolicy, note: str = "",
+              **details: Any) -> Event:
     """Return a case from the second line to the agent who handed it off, who holds it."""
     if case.handoff_team is None or case.handed_off_at is None:
         raise DomainError(f"Case #{case.id} is not with the second line.",
@@ -165,4 +169,4 @@ def hand_back(case: Case, *, by: str, at: datetime, policy: SlaPolicy, note: str
             case.claimed_by, case.claimed_at = agent, at
     sla.schedule(case, policy)
     return _event(case, EventKind.HANDED_BACK, by, at, team=team, to=agent, seconds=seconds,
-                  note=note or None)
+                  note=note or None, **details)

@@ -5,7 +5,12 @@
 - resolution time: the customer published → the case was (last) resolved;
 - messages to resolve: customer and agent messages, the first mention included,
   until the case was resolved;
-- SLA met: the first answer came by the first-response deadline;
+- first answer: the earliest agent answer by the time it was published (the brand's
+  post on the platform, delivered after an agent pressed Mark answered, counts from
+  when it was posted);
+- SLA met: the first answer came by the first-response deadline; a case dismissed
+  unanswered before its deadline needed no answer (neither met nor missed), one
+  dismissed after its deadline stays missed;
 - time with the second line: from each hand-off to its hand-back (or to now).
 
 A case's *facts* (`case_facts`) depend on its events only; its *figures*
@@ -48,6 +53,15 @@ _STANDING_AFTER = {
 }
 
 
+# The events `case_facts` reads; the others (claims, releases, SLA points, escalations)
+# leave a case's facts as they were, so appending them needs no recomputation.
+FACT_EVENTS = frozenset({
+    EventKind.CREATED, EventKind.CUSTOMER_MESSAGE, EventKind.AGENT_MESSAGE,
+    EventKind.RESOLVED, EventKind.DISMISSED, EventKind.REOPENED, EventKind.HANDED_OFF,
+    EventKind.HANDED_BACK, EventKind.TOPICS_CHANGED,
+})
+
+
 @dataclass(frozen=True)
 class CaseFacts:
     """What a case's events establish, whatever the time now."""
@@ -70,6 +84,7 @@ class CaseFacts:
     language: str | None = None
     topics: tuple[str, ...] = ()  # as the last change of topics left them
     places: tuple[str, ...] = ()
+    dismissed_at: datetime | None = None  # the last dismissal, if the case stands dismissed
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,8 @@ class CaseFigures:
     sla_met: bool | None  # None: no answer yet, deadline not passed
     second_line: timedelta = timedelta(0)
     first_answer_by: str | None = None
+    # Dismissed unanswered before its deadline: neither met, missed nor pending.
+    sla_void: bool = False
 
 
 def case_facts(events: Sequence[Event]) -> CaseFacts:
@@ -100,6 +117,7 @@ def case_facts(events: Sequence[Event]) -> CaseFacts:
     first_answer: Event | None = None
     messages = 0
     resolved: tuple[datetime, int] | None = None
+    dismissed_at: datetime | None = None
     with_team_since: datetime | None = None
     second_line = timedelta(0)
     topics = tuple(created.data.get("topics", ()))
@@ -114,12 +132,18 @@ def case_facts(events: Sequence[Event]) -> CaseFacts:
         if event.kind in _MESSAGES:
             messages += 1
         standing = _STANDING_AFTER.get(event.kind, standing)
-        if event.kind is EventKind.AGENT_MESSAGE and first_answer is None:
+        # The earliest by its time, not by when it reached us (ties: the first recorded).
+        if event.kind is EventKind.AGENT_MESSAGE and (
+                first_answer is None or event.at < first_answer.at):
             first_answer = event
         if event.kind is EventKind.RESOLVED:
             resolved = (event.at, messages)
+        if event.kind is EventKind.DISMISSED:
+            dismissed_at = event.at
     if standing is not Standing.RESOLVED:
         resolved = None  # reopened and not resolved again, or dismissed
+    if standing is not Standing.DISMISSED:
+        dismissed_at = None
     data = created.data
     return CaseFacts(
         case_id=created.case_id,
@@ -140,14 +164,23 @@ def case_facts(events: Sequence[Event]) -> CaseFacts:
         language=data.get("language"),
         topics=topics,
         places=tuple(data.get("places", ())),
+        dismissed_at=dismissed_at,
     )
 
 
 def sla_met(facts: CaseFacts, now: datetime) -> bool | None:
-    """Tell whether the first answer met its deadline; None while it still may."""
+    """Tell whether the first answer met its deadline; None while it still may, or when
+    the case was dismissed unanswered before its deadline (no answer was needed)."""
     if facts.first_answer_at is not None:
         return facts.first_answer_at <= facts.response_due_at
+    if facts.dismissed_at is not None and facts.dismissed_at <= facts.response_due_at:
+        return None
     return False if now > facts.response_due_at else None
+
+
+def sla_pending(facts: CaseFacts, now: datetime) -> bool:
+    """Tell whether the case still waits for its first answer within its deadline."""
+    return facts.dismissed_at is None and sla_met(facts, now) is None
 
 
 def figures(facts: CaseFacts, *, now: datetime) -> CaseFigures:
@@ -168,6 +201,7 @@ def figures(facts: CaseFacts, *, now: datetime) -> CaseFigures:
         sla_met=sla_met(facts, now),
         second_line=facts.second_line_closed + (open_stay or timedelta(0)),
         first_answer_by=facts.first_answer_by,
+        sla_void=facts.dismissed_at is not None and sla_met(facts, now) is None,
     )
 
 
@@ -196,7 +230,8 @@ def sla_by_tier(figures: Iterable[CaseFigures]) -> dict[Tier, SlaTally]:
     """Count SLA met / missed / pending per tier."""
     counts = {tier: [0, 0, 0] for tier in Tier}
     for f in figures:
-        counts[f.tier][0 if f.sla_met else 1 if f.sla_met is False else 2] += 1
+        if not f.sla_void:
+            counts[f.tier][0 if f.sla_met else 1 if f.sla_met is False else 2] += 1
     return {tier: SlaTally(tier, *c) for tier, c in counts.items()}
 
 

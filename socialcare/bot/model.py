@@ -63,6 +63,8 @@ class EventKind(StrEnum):
     HANDED_OFF = "handed_off"
     HANDED_BACK = "handed_back"
     TOPICS_CHANGED = "topics_changed"
+    INCIDENT_JOINED = "incident_joined"
+    INCIDENT_LEFT = "incident_left"
 
 
 SYSTEM = "system"

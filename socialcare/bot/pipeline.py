@@ -12,7 +12,7 @@ having to name the brand again. Everything else must name a brand to become a ca
 from __future__ import annotations
 
 import asyncio
-import re
+import logging
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,13 +34,15 @@ from socialcare.bot.model import (
 )
 from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.team import Team
+from socialcare.bot.text import CONTROL
 from socialcare.bot.understanding.matcher import Matcher
 from socialcare.bot.understanding.model import Reading
 
 # Control characters (NUL among them, which PostgreSQL cannot store) are dropped from
 # everything a mention brings, ids included, before it is compared with what is stored:
 # `a\0b` and `ab` are one id, on every back end and by every route.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+log = logging.getLogger(__name__)
+_CONTROL = CONTROL
 _ATTEMPTS = 5
 # A review of this many stars or fewer is urgent.
 URGENT_RATING = 2
@@ -48,6 +50,12 @@ URGENT_RATING = 2
 # date, "9999-12-31" a placeholder, and neither fits a timestamp column.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 AHEAD = timedelta(days=1)
+# The longest id, thread or parent id kept (POST /ingest refuses longer ones with a 400;
+# a polled one is dropped with a reason, the rest of its poll stored).
+MAX_ID = 256
+# Author fields a source may send too long are cut to what the store keeps.
+_AUTHOR_LIMITS = {"id": 256, "name": 512, "handle": 256}
+MAX_PLATFORM = 64
 READ_SLICE = 16
 
 
@@ -66,6 +74,7 @@ class DropReason(StrEnum):
     NO_BRAND = "no brand matched"
     OWN_ACCOUNT = "own account outside a case thread"
     EMPTY = "empty text"
+    BAD_ID = "an id empty or over 256 characters"
 
 
 @dataclass(frozen=True)
@@ -160,17 +169,23 @@ class Pipeline:
     ) -> list[IngestResult]:
         now = self._clock.now()
         steps = [_Step(self._normalise(raw, now), rating=raw.rating) for raw in raws]
+        for step in steps:
+            if not _ids_fit(step.mention):
+                step.drop = DropReason.BAD_ID
+                log.warning("source %s: dropped a mention whose id is empty or too long "
+                            "(%.40r…)", step.mention.source, step.mention.external_id)
+        kept = [s for s in steps if s.drop is None]
         async with uow:
-            keys = {(s.mention.source, s.mention.external_id) for s in steps}
-            refs = {(s.mention.source, ref) for s in steps for ref in _refs(s.mention)}
+            keys = {(s.mention.source, s.mention.external_id) for s in kept}
+            refs = {(s.mention.source, ref) for s in kept for ref in _refs(s.mention)}
             # Every thread a mention is in or names is held: a concurrent batch with a
             # mention of the same thread waits, then finds this one's case.
             await uow.mentions.reserve(keys, threads=refs)
             seen = await uow.mentions.existing(keys)
-            threads = await self._known_threads(uow, [s.mention for s in steps])
+            threads = await self._known_threads(uow, [s.mention for s in kept])
             readings = await asyncio.shield(reading)
             created: list[Case] = []
-            for step in steps:
+            for step in kept:
                 self._classify(step, seen, threads, now, readings)
                 if step.case is None:
                     continue
@@ -396,7 +411,7 @@ def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Menti
     return Mention(
         source=raw.source,
         external_id=external_id,
-        platform=clean(raw.platform or "").lower() or default_platform,
+        platform=(clean(raw.platform or "").lower() or default_platform)[:MAX_PLATFORM],
         text=text,
         published_at=published.astimezone(now.tzinfo),
         collected_at=now,
@@ -404,8 +419,10 @@ def normalise(raw: RawMention, now: datetime, *, default_platform: str) -> Menti
         # id until the parent is found (then the pipeline gives it the parent's key).
         thread_key=thread_id or parent_id or external_id,
         author=Author(
-            id=_clean(raw.author.id), name=_clean(raw.author.name),
-            handle=_clean(raw.author.handle), url=_clean(raw.author.url),
+            id=_cut(_clean(raw.author.id), _AUTHOR_LIMITS["id"]),
+            name=_cut(_clean(raw.author.name), _AUTHOR_LIMITS["name"]),
+            handle=_cut(_clean(raw.author.handle), _AUTHOR_LIMITS["handle"]),
+            url=_clean(raw.author.url),
         ),
         url=_clean(raw.url),
         parent_id=parent_id,
@@ -420,3 +437,14 @@ def _refs(mention: Mention) -> set[str]:
 
 def _clean(value: str | None) -> str | None:
     return None if value is None else clean(value) or None
+
+
+def _ids_fit(mention: Mention) -> bool:
+    """Tell whether the mention's ids are ones the store keeps (not empty, not too long)."""
+    return bool(mention.external_id) and all(
+        len(ref) <= MAX_ID for ref in (mention.external_id, mention.thread_key,
+                                       mention.parent_id or ""))
+
+
+def _cut(value: str | None, limit: int) -> str | None:
+    return None if value is None else value[:limit]

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
+from socialcare.bot.answers.pictures import Picture, PictureLimits
 from socialcare.bot.model import Card, Case, Event, Mention, State, Tier, WebhookDelivery
 
 if TYPE_CHECKING:  # these modules use the protocols themselves
@@ -16,6 +17,7 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
     from socialcare.bot.escalation_card import EscalationView
     from socialcare.bot.escalations import Escalation, EscalationEvent
+    from socialcare.bot.incidents import Incident, IncidentEvent
     from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
     from socialcare.bot.reports import Period, Report
@@ -334,8 +336,18 @@ class Published:
     url: str | None = None
 
 
+# A PublishFailed's `reason` when the platform suspects a bot (VK's captcha, error 14).
+ANTI_SPAM = "anti_spam"
+
+
 class PublishFailed(Exception):
-    """The source did not take the reply; the message says why."""
+    """The source did not take the reply; the message says why, and `reason` names a
+    kind the caller acts on ("anti_spam": the platform suspects a bot, e.g. VK's
+    captcha, so bulk sending must stop)."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Publisher(Protocol):
@@ -343,6 +355,21 @@ class Publisher(Protocol):
 
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Post `text` as a reply to the mention `to`, or raise PublishFailed."""
+        ...
+
+
+@runtime_checkable
+class PicturePublisher(Protocol):
+    """A publisher whose platform takes pictures with replies."""
+
+    def picture_limits(self, source: Source) -> PictureLimits | None:
+        """Return what the platform takes (size, types, caption length); None when this
+        source cannot publish pictures (a token is missing)."""
+        ...
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Post the picture with `text` as a reply to `to`, or raise PublishFailed."""
         ...
 
 
@@ -481,6 +508,14 @@ class ReportRepository(Protocol):
         """Count the period's cases per topic (a case under each of its topics)."""
         ...
 
+    async def answer_forms(self, period: Period) -> dict[str, int]:
+        """Count the answers given in the period by their form."""
+        ...
+
+    async def answer_forms_of(self, case_ids: list[int]) -> dict[int, list[str]]:
+        """Return the forms of each case's answers, in the order they were given."""
+        ...
+
 
 class SourceStateRepository(Protocol):
     """Each source's cursor and health."""
@@ -519,6 +554,115 @@ class Poller(Protocol):
         ...
 
 
+class IncidentRepository(Protocol):
+    """Incidents, their linked cases and their timelines."""
+
+    async def counts(self, start: datetime, end: datetime) -> dict[tuple[str, str | None], int]:
+        """Count the cases collected in [start, end) per topic (place None) and per
+        topic and place."""
+        ...
+
+    async def first_cases(self, topics: Collection[str]) -> dict[str, datetime]:
+        """Return when the first case of each topic came in (the topic's history)."""
+        ...
+
+    async def matching(self, topic: str, place: str | None, *, since: datetime,
+                       unlinked_of: int | None = None) -> list[tuple[int, datetime]]:
+        """Return the open cases of a topic (in a place) collected since `since`, with
+        their publication times; with `unlinked_of`, only those never linked to that
+        incident."""
+        ...
+
+    async def add(self, incident: Incident) -> bool:
+        """Store a new open incident and set its id; False if one of its topic and place
+        is open already."""
+        ...
+
+    async def get(self, incident_id: int) -> Incident:
+        """Return the incident, or raise IncidentNotFound."""
+        ...
+
+    async def save(self, incident: Incident) -> None:
+        """Store a changed incident if it is still at the version it was read at."""
+        ...
+
+    async def list_open(self) -> list[Incident]:
+        """Return the open incidents."""
+        ...
+
+    async def resolved_since(self, since: datetime) -> list[Incident]:
+        """Return the incidents resolved since `since`."""
+        ...
+
+    async def detected_between(self, start: datetime, end: datetime
+                               ) -> tuple[list[Incident], dict[int, int]]:
+        """Return the incidents detected in [start, end) with their linked cases' counts."""
+        ...
+
+    async def list_recent(self, *, since: datetime, limit: int) -> list[Incident]:
+        """Return the open incidents and those detected since `since`, newest first."""
+        ...
+
+    async def link(self, incident_id: int, case_ids: Collection[int], *, by: str,
+                   at: datetime) -> list[int]:
+        """Link cases never linked before; return those linked now."""
+        ...
+
+    async def unremove(self, incident_id: int, case_ids: Collection[int]) -> None:
+        """Forget that these cases were taken out (a lead adds them back)."""
+        ...
+
+    async def remove(self, incident_id: int, case_ids: Collection[int], *,
+                     at: datetime) -> list[int]:
+        """Take linked cases out; return those taken out now."""
+        ...
+
+    async def case_ids(self, incident_id: int) -> list[int]:
+        """Return the cases linked (and not taken out), in order of joining."""
+        ...
+
+    async def set_reply(self, incident_id: int, case_id: int, reply: str) -> bool:
+        """Record how the official answer reached a case, once; False if it was recorded."""
+        ...
+
+    async def mark_replied(self, incident_id: int, case_id: int, reply: str | None, *,
+                           at: datetime | None) -> None:
+        """Record how the answer reached a case (None: keep it) and when it was sent."""
+        ...
+
+    async def sent_since(self, source: str, since: datetime) -> int:
+        """Count the bulk replies sent to a source's cases since `since`."""
+        ...
+
+    async def closing(self) -> list[Incident]:
+        """Return the resolved incidents with linked cases not yet closed."""
+        ...
+
+    async def unclosed(self, incident_id: int) -> list[int]:
+        """Return the linked cases of an incident not yet closed."""
+        ...
+
+    async def close(self, incident_id: int, case_id: int, *, at: datetime) -> bool:
+        """Take the closing of a linked case; False if it was taken."""
+        ...
+
+    async def replies(self, incident_id: int) -> dict[int, str | None]:
+        """Return each linked case's reply status."""
+        ...
+
+    async def of_cases(self, case_ids: Collection[int]) -> dict[int, int]:
+        """Return the incident each case is linked to (the newest)."""
+        ...
+
+    async def add_events(self, new: Sequence[IncidentEvent]) -> None:
+        """Append moments to incidents' timelines."""
+        ...
+
+    async def events_for(self, incident_id: int) -> list[IncidentEvent]:
+        """Return an incident's timeline in order."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; `async with uow:` begins it.
 
@@ -537,6 +681,7 @@ class UnitOfWork(Protocol):
     reports: ReportRepository
     sources: SourceStateRepository
     announcements: AnnouncementRepository
+    incidents: IncidentRepository
 
     async def __aenter__(self) -> Self:
         """Begin a transaction."""

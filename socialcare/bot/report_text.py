@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from socialcare.bot.answers.forms import AnswerForm
 from socialcare.bot.cards import display_name
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.reports import NONE, Group, Report, Stat
@@ -103,10 +104,23 @@ def render_report(
                               answered=g.reaction.count,
                               median=duration(g.reaction.median, text))
                   for g in agents]
+    if report.answers:
+        lines.append(text("report.answers", parts=answer_shares(report.answers, text)))
     if report.escalations:
         lines.append(text("report.escalations", parts=" · ".join(
             f"{text(f'category.{k}')}: {v}" for k, v in sorted(report.escalations.items()))))
     return "\n".join(lines)
+
+
+def answer_shares(answers: dict[str, int], text: Catalog) -> str:
+    """Return the answers by form with each one's share: "text 6 (75%) · calculation 2
+    (25%)", in the forms' order."""
+    total = sum(answers.values())
+    order = [f.value for f in AnswerForm]
+    forms = sorted(answers, key=lambda f: (order.index(f) if f in order else len(order), f))
+    return " · ".join(
+        f"{text(f'answer_form.{f}') if f in order else f} {answers[f]} "
+        f"({round(100 * answers[f] / total)}%)" for f in forms if answers[f])
 
 
 def change(now: int, before: int, text: Catalog) -> str:

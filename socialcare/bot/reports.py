@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from socialcare.bot.metrics import CaseFacts, Standing, quantile, sla_met
+from socialcare.bot.metrics import CaseFacts, Standing, quantile, sla_met, sla_pending
 from socialcare.bot.team import ReportSchedule
 
 DIMENSIONS = ("tier", "platform", "brand", "agent", "topic", "language")
@@ -177,6 +177,8 @@ class Report:
     # Per tier: reaction minutes (capped) → answered cases, for the chart.
     histogram: dict[str, dict[int, int]]
     escalations: dict[str, int] = field(default_factory=dict)
+    # Answers given in the period by their form (text, picture, callback, calculation).
+    answers: dict[str, int] = field(default_factory=dict)
     # The previous period's cases per topic ("what is growing"), filled by storage.
     previous_topics: dict[str, int] = field(default_factory=dict)
 
@@ -275,7 +277,7 @@ def _group(key: str, members: Sequence[CaseFacts], now: datetime) -> Group:
                           for f in members if f.first_answer_at is not None]),
         met=statuses.count(True),
         missed=statuses.count(False),
-        pending=statuses.count(None),
+        pending=sum(sla_pending(f, now) for f in members),
     )
 
 

@@ -67,9 +67,13 @@ class Polled:
 class SourceUnavailable(Exception):
     """A poll failed; the message says why. `retry_after` when the source said when."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 cursor: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # The cursor to poll from next despite the failure (a feed keeps the validators
+        # of a body it could not read, so that, unchanged, it is not fetched again).
+        self.cursor = cursor
 
 
 def record_success(state: SourceState, found: list[RawMention], *, now: datetime,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from socialcare.bot.announcements.audiences import Audience
+from socialcare.bot.answers.calculators import Calculator
 from socialcare.bot.model import Tier
 from socialcare.bot.sla import SlaConfig
 from socialcare.bot.understanding.model import Brand, Language, Place, Topic
@@ -57,8 +58,15 @@ class Source:
     # none = the team's.
     timezone: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # An incident's official answer goes out as the reply to this source's linked cases
+    # (opt-in: X's automation rules forbid bulk identical replies), at most this many
+    # an hour.
+    incident_replies: bool = False
+    incident_replies_per_hour: int = 100
 
     def __post_init__(self) -> None:
+        if self.incident_replies_per_hour < 1:
+            raise ValueError("incident_replies_per_hour: at least 1")
         if self.timezone is not None:
             try:
                 ZoneInfo(self.timezone)
@@ -212,6 +220,9 @@ class SecondLineTeam:
     channels: tuple[Channel, ...] = ()
     # The team's ticket system: each hand-off is POSTed there as signed JSON.
     webhook_url: str | None = None
+    # "callback": the call centre. It gets call-back tasks with the customer's number
+    # (the one place besides the agent that sees it) and marks them done or unreachable.
+    kind: Literal["tickets", "callback"] = "tickets"
 
     def __post_init__(self) -> None:
         if not self.channels and not self.webhook_url:
@@ -248,6 +259,48 @@ class ReportSchedule:
 
 
 @dataclass(frozen=True)
+class IncidentConfig:
+    """When a surge of one topic (in one place) becomes an incident."""
+
+    __pydantic_config__ = _STRICT
+
+    enabled: bool = True
+    # A surge: at least min_cases new cases in window_minutes ...
+    min_cases: int = 20
+    window_minutes: int = 15
+    # ... and at least factor × the usual number for that hour of the week, the
+    # average of the same hour over the past baseline_weeks weeks.
+    factor: float = 4.0
+    baseline_weeks: int = 4
+    # With fewer weeks of history than this (a new install), min_cases alone decides.
+    history_weeks: int = 2
+    # How often the scheduler looks.
+    check_seconds: int = 30
+    # Sample texts shown on the incident.
+    samples: int = 3
+
+    def __post_init__(self) -> None:
+        if self.min_cases < 2:
+            raise ValueError("min_cases: at least 2 (one case is not a surge)")
+        if not 1 <= self.window_minutes <= 24 * 60:
+            raise ValueError("window_minutes: from 1 to 1440 minutes")
+        if self.factor < 1:
+            raise ValueError("factor: at least 1 (the usual level itself)")
+        if not 1 <= self.history_weeks <= self.baseline_weeks <= 52:
+            raise ValueError("baseline_weeks, history_weeks: 1 ≤ history_weeks ≤ "
+                             "baseline_weeks ≤ 52")
+        if not 5 <= self.check_seconds <= 3600:
+            raise ValueError("check_seconds: from 5 to 3600 seconds")
+        if not 0 <= self.samples <= 10:
+            raise ValueError("samples: from 0 to 10")
+
+    @property
+    def window(self) -> timedelta:
+        """Return the surge window."""
+        return timedelta(minutes=self.window_minutes)
+
+
+@dataclass(frozen=True)
 class SavedReply:
     """A ready answer agents pick in the reply form, so that everyone says it alike."""
 
@@ -255,6 +308,9 @@ class SavedReply:
 
     title: str
     text: str
+    # A picture published with the text (a file next to the config: "how to set up
+    # APN"); the config loader makes the path absolute and checks the file.
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +336,9 @@ class Team:
     places: tuple[Place, ...] = ()
     # Service channels beyond the team that announcements reach (call centre, shops).
     audiences: tuple[Audience, ...] = ()
+    incidents: IncidentConfig = field(default_factory=IncidentConfig)
+    # Price tables `/calc` compares tariffs with.
+    calculators: tuple[Calculator, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -299,6 +358,7 @@ class Team:
         _unique("topics", "name", [t.name for t in self.topics])
         _unique("places", "name", [p.name for p in self.places])
         _unique("audiences", "name", [a.name for a in self.audiences])
+        _unique("calculators", "name", [c.name for c in self.calculators])
         teams = {t.name for t in self.second_line}
         for topic in self.topics:
             if topic.second_line is not None and topic.second_line not in teams:
@@ -360,6 +420,10 @@ class Team:
     def audience(self, name: str) -> Audience | None:
         """Return the audience with this name."""
         return next((a for a in self.audiences if a.name == name), None)
+
+    def callback_team(self) -> SecondLineTeam | None:
+        """Return the second-line team that calls customers back, if there is one."""
+        return next((t for t in self.second_line if t.kind == "callback"), None)
 
     def second_line_team(self, name: str) -> SecondLineTeam | None:
         """Return the second-line team with this name."""

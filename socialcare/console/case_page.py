@@ -3,6 +3,7 @@ carried out by the same commands as the chat's buttons and forms."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from socialcare.bot import cases, handoffs
 from socialcare.bot import escalations as esc
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.announcements.official import OfficialAnswers
+from socialcare.bot.answers.phones import mask_phones
 from socialcare.bot.cards import Button, CardView, display_name, render_card, warning_from
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, Escalation
@@ -112,7 +114,7 @@ def _detail(key: str, value: object, deps: Deps) -> Detail:
         url = str(value)
         safe = url.startswith(("https://", "http://"))
         return Detail(label, text("card.original") if safe else url, url if safe else None)
-    return Detail(label, str(value))
+    return Detail(label, mask_phones(str(value)))
 
 
 def _channel_name(card: Card, deps: Deps) -> str:
@@ -148,6 +150,8 @@ async def case_page(case_id: int, person: Person, deps: Deps) -> CasePage:
         escalation = (await uow.escalations.latest_for_cases([case_id])).get(case_id)
         answers = OfficialAnswers(await uow.announcements.in_force(deps.clock.now()),
                                   now=deps.clock.now())
+    # The console is shared: customers' phone numbers show masked, as on shared cards.
+    thread = [dataclasses.replace(m, text=mask_phones(m.text)) for m in thread]
     customer = [m for m in thread if not m.from_brand]
     official = answers.for_case(customer[0].text, case.topics) \
         if customer and case.is_open else None

@@ -124,8 +124,9 @@ async def reports_page(period: Period, week: Week, deps: Deps) -> ReportsPage:
                                             raised_before=period.end,
                                             limit=ESCALATIONS_SHOWN)
     digest = await build_digest(week, uow=deps.uow(), now=deps.clock.now())
-    summary = render_report(report, team=deps.team, catalog=deps.catalog,
-                            breakdowns=(), links=links).splitlines()
+    summary = (await asyncio.to_thread(render_report, report, team=deps.team,
+                                       catalog=deps.catalog, breakdowns=(),
+                                       links=links)).splitlines()
     summary += figures_lines(await announcing.figures(period, deps), team=deps.team,
                              catalog=deps.catalog)
     return ReportsPage(
@@ -152,11 +153,14 @@ async def csv_file(period: Period, deps: Deps) -> bytes:
     """Return the period's cases as CSV, as `/report … csv` attaches them."""
     async with deps.uow() as uow:
         facts = [fact async for fact in uow.reports.facts(period)]
-    return cases_csv(facts, now=deps.clock.now(), zone=deps.team.zone)
+        forms = await uow.reports.answer_forms_of([f.case_id for f in facts])
+    return await asyncio.to_thread(cases_csv, facts, now=deps.clock.now(), zone=deps.team.zone,
+                                   forms=forms)
 
 
 async def digest_file(week: Week, deps: Deps) -> bytes:
     """Return the week's digest agenda as Markdown, as `/digest` attaches it."""
     made = await build_digest(week, uow=deps.uow(), now=deps.clock.now())
-    return digest_markdown(made, team=deps.team, catalog=deps.catalog).encode()
+    text = await asyncio.to_thread(digest_markdown, made, team=deps.team, catalog=deps.catalog)
+    return text.encode()
 

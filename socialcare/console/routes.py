@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from socialcare.bot.errors import CaseNotFound, EscalationNotFound
+from socialcare.bot.errors import CaseNotFound, EscalationNotFound, IncidentNotFound
 from socialcare.bot.escalations import Category
 from socialcare.bot.reports import BadPeriod
 from socialcare.bot.team import Person
@@ -41,6 +41,7 @@ from socialcare.console.access import SignedIn, TooManyAttempts, Visitor
 from socialcare.console.case_page import act, case_page
 from socialcare.console.clients import client_address
 from socialcare.console.escalation_page import escalation_page
+from socialcare.console.incident_page import banners, incident_page
 from socialcare.console.pages import (
     Flash,
     Pages,
@@ -236,7 +237,8 @@ def register(app: web.Application, deps: Deps) -> None:
     # ── The wallboard ──────────────────────────────────────────────────────────────
 
     async def wallboard(request: web.Request, visitor: Visitor) -> web.StreamResponse:
-        return await pages.page(request, "wallboard.html", visitor, board=await board(deps))
+        return await pages.page(request, "wallboard.html", visitor, board=await board(deps),
+                                incidents=await banners(deps))
 
     async def event_stream(request: web.Request, visitor: Visitor, name: str,
                            updates: Stream) -> web.StreamResponse:
@@ -334,6 +336,16 @@ def register(app: web.Application, deps: Deps) -> None:
         return await pages.page(request, "escalation.html", visitor, page=page,
                                 name_of=pages.name_of)
 
+    async def show_incident(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        incident_id = int(request.match_info["incident_id"])
+        try:
+            page = await incident_page(incident_id, deps)
+        except IncidentNotFound:
+            missing = deps.catalog("error.no_incident", incident=incident_id)
+            return await pages.page(request, "message.html", visitor, status=404,
+                                    message=missing)
+        return await pages.page(request, "incident.html", visitor, page=page)
+
     # ── Reports ────────────────────────────────────────────────────────────────────
 
     async def reports(request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -386,6 +398,7 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_post(r"/cases/{case_id:\d{1,18}}/{action:[a-z_]+}",
                         signed_in(case_action)),
         router.add_get(r"/escalations/{escalation_id:\d{1,18}}", signed_in(show_escalation)),
+        router.add_get(r"/incidents/{incident_id:\d{1,18}}", signed_in(show_incident)),
         *announcing.routes(router, signed_in, pages, deps),
         router.add_get("/reports", signed_in(reports, allowed=may_report)),
         router.add_get("/reports/cases.csv", signed_in(report_csv, allowed=may_report)),

@@ -116,6 +116,7 @@ class CaseWatch:
     async def _watch(self, case_id: int) -> None:
         backoff = CASE_SECONDS
         while True:
+            background.stop_if_asked()
             try:
                 async with self._deps.uow() as uow:
                     now = await uow.console.case_mark(case_id)
@@ -126,6 +127,7 @@ class CaseWatch:
                         put_latest(stream, now or None)
                 backoff = CASE_SECONDS
             except Exception:
+                background.stop_if_asked()
                 log.exception("case #%d: cannot look for changes; trying again in %.0f s",
                               case_id, backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

@@ -24,6 +24,7 @@ from socialcare.bot.reports import parse_period
 from socialcare.console.pages import Pages
 from socialcare.console.streams import Stream, put_latest
 from socialcare.deps import Deps
+from socialcare.handlers import background
 from socialcare.storage.console import QueueMark
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class LiveBoard:
         pushed_at = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            background.stop_if_asked()
             if not self._listeners:
                 last = None
                 await self._someone.wait()
@@ -211,6 +213,7 @@ class LiveBoard:
                 if changed:
                     last, pushed_at = mark, loop.time()
             except Exception:
+                background.stop_if_asked()
                 self._joined |= joined & self._listeners
                 log.exception("the wallboard could not read the queue; trying again")
             with contextlib.suppress(TimeoutError):

@@ -24,6 +24,7 @@ from socialcare.bot.model import Case, State
 from socialcare.bot.team import Role
 from socialcare.demo.sample import Care, Fate
 from socialcare.deps import Deps
+from socialcare.handlers import background
 from socialcare.handlers.chat import service
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,11 @@ class Shift:
     async def run(self) -> None:
         """Work the queue until cancelled."""
         while True:
+            background.stop_if_asked()
             try:
                 await self.look()
             except Exception:
+                background.stop_if_asked()
                 log.exception("demo: the simulated shift stumbled; it carries on")
             await asyncio.sleep(self.tick)
 

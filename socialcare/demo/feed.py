@@ -15,7 +15,7 @@ from socialcare.bot.model import RawMention
 from socialcare.bot.pipeline import IngestResult, Outcome
 from socialcare.demo.sample import Arrival
 from socialcare.deps import Deps
-from socialcare.handlers import collectors
+from socialcare.handlers import background, collectors
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ async def feed(deps: Deps, arrivals: Sequence[Arrival], *, speed: float, rng: ra
         try:
             results = await collectors.take_in(deps, raws)
         except Exception:
+            background.stop_if_asked()
             log.exception("demo: %d sample mention(s) could not be stored; going on", len(raws))
             continue
         for arrival, result in zip(batch, results or [], strict=False):

@@ -267,6 +267,7 @@ async def _run(deps: Deps) -> None:
                                           webhooks=deps.announcement_webhooks))
     backoff = TICK_SECONDS
     while True:
+        background.stop_if_asked()
         busy = False
         try:
             ended = await service.expire_due(uow=deps.uow(), clock=deps.clock)
@@ -279,6 +280,7 @@ async def _run(deps: Deps) -> None:
             busy = len(report.reached) + len(report.failed) + len(report.gave_up) >= BATCH
             backoff = TICK_SECONDS
         except Exception:
+            background.stop_if_asked()
             log.exception("delivering announcements failed; retrying in %.0f s", backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         await asyncio.sleep(0 if busy else backoff)

@@ -28,21 +28,32 @@ def run_while_serving(app: web.Application, name: str,
     app.cleanup_ctx.append(running)
 
 
-async def stop(task: asyncio.Task[Any], *, seconds: float = STOP_SECONDS) -> None:
-    """Cancel a task and wait for it to end, asking again while it runs on.
+def stop_if_asked() -> None:
+    """Raise CancelledError if this task has been asked to stop.
 
-    A cancellation that lands inside a client library's own timeout can come back out
-    as an error, which a loop's retry takes for a passing failure: the request is
-    then lost, and one `cancel()` would leave the task running and the process
-    waiting for it forever."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not task.done():
+    A loop calls it at the top of each round and before it takes an error for a passing
+    failure: a client library may turn the cancellation that stops the loop into an
+    error of its own (or swallow it), but the task's request to stop stays counted."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def stop(task: asyncio.Task[Any], *, seconds: float = STOP_SECONDS) -> None:
+    """Cancel a task once and wait, at most `seconds`, for it to end.
+
+    Once, not again and again: a task cancelled in the middle of a database call is
+    still closing that connection (SQLAlchemy closes it in a shielded task), and a
+    second cancellation cuts the close short and leaves it running for ever — the
+    process, or a test's event loop, then never ends. A task cancelled already (the
+    console's watchers, when the server stops) is not cancelled again."""
+    if not task.cancelling():
         task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
-        if not task.done() and asyncio.get_running_loop().time() > deadline:
-            log.error("%s did not stop within %.0f s; stopping without it", task.get_name(),
-                      seconds)
-            return
+    await asyncio.wait({task}, timeout=seconds)
+    if not task.done():
+        log.error("%s did not stop within %.0f s; stopping without it", task.get_name(),
+                  seconds)
+        return
     with contextlib.suppress(asyncio.CancelledError):
         error = task.exception()
         if error is not None:

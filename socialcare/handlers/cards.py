@@ -42,12 +42,14 @@ def record(report: DispatchReport, deps: Deps) -> None:
 async def _run(dispatcher: Dispatcher, deps: Deps) -> None:
     backoff = IDLE_SECONDS
     while True:
+        background.stop_if_asked()
         deps.card_changes.clear()
         try:
             report = await dispatcher.sync()
             record(report, deps)
             backoff = IDLE_SECONDS
         except Exception:
+            background.stop_if_asked()
             log.exception("syncing cards failed; retrying in %.0f s", backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             report = DispatchReport()

@@ -19,6 +19,16 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class ReplyDraft:
+    """An answer prepared for a case (a calculation): it goes into the case's reply form
+    for the agent to check and send; `form` is recorded with the answer."""
+
+    case_id: int
+    text: str
+    form: str
+
+
+@dataclass(frozen=True)
 class ChatReply:
     """What the bot answers: private to the person unless `public`."""
 
@@ -31,6 +41,8 @@ class ChatReply:
     personal: bool = False
     # A link the reply is about, shown as a link where plain text would not be one.
     link: str | None = None
+    # An answer to put into a case's reply form.
+    draft: ReplyDraft | None = None
 
 
 def describe_error(error: DomainError, deps: Deps) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -36,6 +37,8 @@ RETRY_SECONDS = 30.0
 SILENCE_CHECK_SECONDS = 60.0
 # A poll holds its source this long at most (collecting gives a poll 300 s).
 LEASE_SECONDS = collecting.POLL_TIMEOUT + 30
+# Groups of pushed requests stored at once (`Intake`).
+GROUPS_AT_ONCE = 2
 
 
 async def poll_due(deps: Deps) -> list[collecting.Collected]:
@@ -81,14 +84,110 @@ async def _poll_now(deps: Deps, source: Source, poller: Poller) -> collecting.Co
 async def take_in(deps: Deps, raws: Sequence[RawMention]) -> list[IngestResult] | None:
     """Ingest pushed mentions now (one transaction), or hand them to the workers if
     this process is not one (None then); note each source's delivery in its health."""
+    results = await _store(deps, raws)
+    await _note(deps, raws, results)
+    return results
+
+
+async def _store(deps: Deps, raws: Sequence[RawMention]) -> list[IngestResult] | None:
     if deps.hands_over:
         await hand_over(deps, raws)
-        results = None
-    else:
-        results = await deps.pipeline.ingest(raws, uow=deps.uow()) if raws else []
+        return None
+    return await deps.pipeline.ingest(raws, uow=deps.uow()) if raws else []
+
+
+async def _note(deps: Deps, raws: Sequence[RawMention],
+                results: Sequence[IngestResult] | None) -> None:
     for source, mentions, outcomes in by_source(deps, raws, results or []):
         await received(deps, source, mentions, outcomes)
-    return results
+
+
+class Intake:
+    """`take_in` for requests that arrive side by side: the mentions of every request
+    waiting at the moment are stored together — one transaction, one inbox insert, one
+    health update a source — and each request is answered with its own mentions'
+    outcomes once they are stored.
+
+    Fifty webhooks in flight at once then cost a few transactions instead of fifty
+    (each its own commit, its own round trips, the source's health row taken in turns).
+    While one group is stored the next gathers. A group that fails is taken again
+    request by request, so that one request's failure is that request's alone."""
+
+    def __init__(self, deps: Deps, *, most: int = collecting.BATCH,
+                 at_once: int = GROUPS_AT_ONCE) -> None:
+        self._deps = deps
+        self._most = most  # mentions a group takes at most (a larger request goes alone)
+        self._waiting: deque[tuple[Sequence[RawMention],
+                                   asyncio.Future[list[IngestResult] | None]]] = deque()
+        self._draining: asyncio.Task[None] | None = None
+        # Groups stored at once: while one waits for the database the next is stored.
+        self._slots = asyncio.Semaphore(at_once)
+        self._storing: set[asyncio.Task[None]] = set()
+
+    async def take_in(self, raws: Sequence[RawMention]) -> list[IngestResult] | None:
+        """Store the mentions with those of the other requests waiting; return what
+        became of each of these (None: handed to the workers), as `take_in` does."""
+        future: asyncio.Future[list[IngestResult] | None] = \
+            asyncio.get_running_loop().create_future()
+        self._waiting.append((raws, future))
+        if self._draining is None or self._draining.done():
+            self._draining = asyncio.create_task(self._drain(), name="intake")
+        # A request that goes away (its client hung up) leaves its mentions to be stored.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            # A group is formed when it can be stored: what waits meanwhile joins it.
+            await self._slots.acquire()
+            if not self._waiting:
+                self._slots.release()
+                return
+            group = [self._waiting.popleft()]
+            size = len(group[0][0])
+            while self._waiting and size + len(self._waiting[0][0]) <= self._most:
+                group.append(self._waiting.popleft())
+                size += len(group[-1][0])
+            task = asyncio.create_task(self._store(group), name="intake group")
+            self._storing.add(task)
+            task.add_done_callback(self._stored)
+
+    def _stored(self, task: asyncio.Task[None]) -> None:
+        self._storing.discard(task)
+        self._slots.release()
+
+    async def _store(self, group: Sequence[tuple[Sequence[RawMention],
+                                                 asyncio.Future[list[IngestResult] | None]]],
+                     ) -> None:
+        raws = [raw for request, _ in group for raw in request]
+        try:
+            try:
+                results = await _store(self._deps, raws)
+            except Exception as error:
+                if len(group) == 1:
+                    _settle(group[0][1], error=error)
+                for one in group if len(group) > 1 else ():
+                    await self._store([one])
+                return
+            await _note(self._deps, raws, results)
+            start = 0
+            for request, future in group:
+                end = start + len(request)
+                _settle(future, None if results is None else results[start:end])
+                start = end
+        finally:  # stopped half-way (the process is stopping): no request waits for ever
+            for _, future in group:
+                _settle(future, error=RuntimeError("stopped before the mentions were stored"))
+
+
+def _settle(future: asyncio.Future[list[IngestResult] | None],
+            result: list[IngestResult] | None = None, *,
+            error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def by_source(deps: Deps, raws: Sequence[RawMention], results: Sequence[IngestResult],
@@ -186,6 +285,7 @@ async def _run(deps: Deps) -> None:
     sources = [s for s in deps.team.sources if s.name in pollers]
     try:
         while True:
+            background.stop_if_asked()
             now = deps.clock.now()
             for source in sources:
                 task = polls.pop(source.name, None)
@@ -202,6 +302,7 @@ async def _run(deps: Deps) -> None:
                     await check_silence(deps)
                     silence_checked = loop.time()
             except Exception:
+                background.stop_if_asked()
                 log.exception("checking the sources for silence failed; trying again")
             await asyncio.sleep(TICK_SECONDS)
     finally:

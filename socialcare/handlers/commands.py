@@ -14,21 +14,26 @@ from collections.abc import Awaitable
 
 from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.answers import callbacks
+from socialcare.bot.answers.forms import AnswerForm, form_of
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, TeamFiguresOnly
 from socialcare.bot.model import Case, Mention, Priority
 from socialcare.bot.team import Person
+from socialcare.bot.text import without_controls
 from socialcare.bot.understanding import topics as understanding_topics
 from socialcare.console import access
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, escalating, reporting
+from socialcare.handlers import announcing, calculating, escalating, incidenting, reporting
 from socialcare.handlers.chat import ChatReply, describe_error, service
 
 log = logging.getLogger(__name__)
 
 COMMANDS = ("queue", "mine", "case", "claim", "resolve", "announce", "announcements",
             "announcement", "escalate", "escalations", "digest", "handoff", "handback", "topic",
-            "report", "agent", "sla", "sources", "console", "help")
+            "report", "agent", "sla", "sources", "console", "incident", "incidents", "calc",
+            "callback", "help")
 QUEUE_LINES = 20
 EXCERPT = 70
 _CASE_ID = re.compile(r"#?([1-9][0-9]{0,17})")
@@ -51,6 +56,16 @@ async def run_action(action: CaseAction, person: Person, deps: Deps) -> ChatRepl
 
     Returns a private note for the person, or None when the card's change says enough.
     """
+    if action.kind in (ActionKind.CALLED, ActionKind.UNREACHABLE):
+        outcome = "done" if action.kind is ActionKind.CALLED else "unreachable"
+        try:
+            await callbacks.record_call(
+                callbacks.RecordCall(action.case_id, person.id, outcome), **service(deps))
+        except DomainError as error:
+            return ChatReply(describe_error(error, deps))
+        deps.wake()
+        return ChatReply(deps.catalog("reply.called", id=action.case_id,
+                                      outcome=deps.catalog(f"button.{action.kind.value}")))
     if action.kind is ActionKind.HAND_BACK:
         return await _handing(handoffs.hand_back(
             handoffs.HandBack(action.case_id, person.id), **service(deps)), deps)
@@ -114,12 +129,37 @@ async def _topic(args: str, person: Person, deps: Deps) -> ChatReply:
                           topics=", ".join(titles) or text("command.topics_none")))
 
 
-async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps, *,
-                        announcement_id: int | None = None) -> ChatReply:
-    """Publish an agent's reply (begun from an announcement's official answer, if
-    `announcement_id`) and record it; say how it went."""
+async def call_back(case_id: int, phone: str, when: str, person: Person,
+                    deps: Deps) -> ChatReply:
+    """Send a call back to the call centre; say how it went."""
     try:
-        await cases.reply(cases.Reply(case_id, person.id, text, announcement_id),
+        await callbacks.call_back(callbacks.CallBack(case_id, person.id, phone, when),
+                                  **service(deps))
+    except DomainError as error:
+        return ChatReply(describe_error(error, deps))
+    deps.wake()
+    return ChatReply(deps.catalog("reply.callback_sent", id=case_id))
+
+
+async def _callback(args: str, person: Person, deps: Deps) -> ChatReply:
+    head, _, when = args.partition("|")
+    case_word, _, phone = head.strip().partition(" ")
+    found = _CASE_ID.fullmatch(case_word)
+    if found is None or not phone.strip() or len(when) > 200:
+        return ChatReply(deps.catalog("usage.callback"))
+    return await call_back(int(found[1]), phone.strip(), when.strip(), person, deps)
+
+
+async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps, *,
+                        announcement_id: int | None = None,
+                        form: str = AnswerForm.TEXT,
+                        picture: Picture | None = None) -> ChatReply:
+    """Publish an agent's reply (begun from an announcement's official answer, if
+    `announcement_id`; in the answer `form` it was prepared in) and record it; say how
+    it went."""
+    try:
+        await cases.reply(cases.Reply(case_id, person.id, text, announcement_id,
+                                      form_of(form), picture),
                           publishers=deps.publishers, **service(deps))
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
@@ -132,7 +172,8 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
     text = deps.catalog
     if person is None:
         return ChatReply(text("error.not_in_roster"))
-    args = args.strip()
+    # NUL and other control characters are nobody's words (and PostgreSQL cannot keep NUL).
+    args = without_controls(args).strip()
     try:
         if name in TEAM_FIGURES and not person.reads_team_figures:
             raise TeamFiguresOnly()
@@ -164,6 +205,10 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await announcing.run_announcements(deps)
         if name == "announcement":
             return await announcing.run_announcement(args, person, deps)
+        if name == "incidents":
+            return await incidenting.run_incidents(deps)
+        if name == "incident":
+            return await incidenting.run_incident(args, person, deps)
         if name == "escalate":
             return await escalating.run_escalate(args, person, deps)
         if name == "escalations":
@@ -184,6 +229,10 @@ async def run_command(name: str, args: str, person: Person | None, deps: Deps) -
             return await _sources(deps)
         if name == "console":
             return await _console(person, deps)
+        if name == "calc":
+            return await calculating.run_calc(args, deps)
+        if name == "callback":
+            return await _callback(args, person, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     return ChatReply(text("command.unknown", name=name))

@@ -55,6 +55,7 @@ def _problem(status: int, reason: str) -> web.Response:
 def register(app: web.Application, deps: Deps) -> None:
     """Add the ingest route."""
     sources = {s.name for s in deps.team.sources}
+    intake = collectors.Intake(deps)
 
     async def ingest(request: web.Request) -> web.Response:
         secret = deps.settings.ingest_webhook_secret
@@ -71,7 +72,7 @@ def register(app: web.Application, deps: Deps) -> None:
         except BadMentions as error:
             return _problem(400, str(error))
         try:
-            results = await collectors.take_in(deps, raws)
+            results = await intake.take_in(raws)
         except Exception:
             log.exception("ingest of %d mention(s) failed; nothing was stored", len(raws))
             return _problem(503, "storage is unavailable; nothing was stored, retry later")
@@ -79,19 +80,19 @@ def register(app: web.Application, deps: Deps) -> None:
 
     app.router.add_post("/ingest", ingest)
     async def mapped(request: web.Request) -> web.Response:
-        return await _pushed(request, deps, "mapped")
+        return await _pushed(request, deps, intake, "mapped")
 
     async def meta_challenge(request: web.Request) -> web.Response:
         return await _challenge(request, deps.collectors.meta, "meta")
 
     async def meta(request: web.Request) -> web.Response:
-        return await _pushed(request, deps, "meta")
+        return await _pushed(request, deps, intake, "meta")
 
     async def threads_challenge(request: web.Request) -> web.Response:
         return await _challenge(request, deps.collectors.threads, "threads")
 
     async def threads(request: web.Request) -> web.Response:
-        return await _pushed(request, deps, "threads")
+        return await _pushed(request, deps, intake, "threads")
 
     app.router.add_post("/ingest/{name}", mapped)
     app.router.add_get("/meta/{name}", meta_challenge)
@@ -100,7 +101,8 @@ def register(app: web.Application, deps: Deps) -> None:
     app.router.add_post("/threads/{name}", threads)
 
 
-async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
+async def _pushed(request: web.Request, deps: Deps, intake: collectors.Intake,
+                  kind: str) -> web.Response:
     """A pushed source's delivery: check, map, store; answer per mention."""
     name = request.match_info["name"]
     by_kind: dict[str, Mapping[str, Receiver]] = {
@@ -122,7 +124,7 @@ async def _pushed(request: web.Request, deps: Deps, kind: str) -> web.Response:
     except Refused as refused:
         return _problem(refused.status, str(refused))
     try:
-        results = await collectors.take_in(deps, raws)
+        results = await intake.take_in(raws)
     except Exception:
         log.exception("ingest of %d mention(s) from %s failed; nothing was stored",
                       len(raws), name)

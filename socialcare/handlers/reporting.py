@@ -12,7 +12,7 @@ from socialcare.bot.report_text import DEFAULT_BREAKDOWNS, duration, render_repo
 from socialcare.bot.reports import BadPeriod, Period, Report, parse_period
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import announcing
+from socialcare.handlers import announcing, incidenting
 from socialcare.handlers.chat import Attachment, ChatReply
 from socialcare.handlers.escalating import person_named
 
@@ -31,13 +31,15 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
                        csv: bool) -> ChatReply:
     """Return the report's text with its charts (and the cases as CSV if asked)."""
     report, links = await build(period, deps)
-    text = render_report(report, team=deps.team, catalog=deps.catalog, breakdowns=breakdowns,
-                         links=links)
+    # Formatting a big report, drawing and writing CSV are CPU work: off the event loop.
+    text = await asyncio.to_thread(render_report, report, team=deps.team,
+                                   catalog=deps.catalog, breakdowns=breakdowns, links=links)
     told = figures_lines(await announcing.figures(period, deps), team=deps.team,
                          catalog=deps.catalog)
+    told += incidenting.figures_lines(
+        await incidenting.figures(period.start, period.end, deps), deps)
     if told:
         text += "\n" + "\n".join(told)
-    # Drawing is CPU work: keep it off the event loop.
     reaction, volume = await asyncio.gather(
         asyncio.to_thread(reaction_chart, report, team=deps.team, catalog=deps.catalog),
         asyncio.to_thread(volume_chart, report, catalog=deps.catalog),
@@ -48,9 +50,9 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
     if csv:
         async with deps.uow() as uow:
             facts = [fact async for fact in uow.reports.facts(period)]
-        attachments.append(Attachment(
-            f"cases-{name}.csv",
-            cases_csv(facts, now=deps.clock.now(), zone=deps.team.zone)))
+            forms = await uow.reports.answer_forms_of([f.case_id for f in facts])
+        attachments.append(Attachment(f"cases-{name}.csv", await asyncio.to_thread(
+            cases_csv, facts, now=deps.clock.now(), zone=deps.team.zone, forms=forms)))
     return ChatReply(text, attachments=tuple(attachments))
 
 

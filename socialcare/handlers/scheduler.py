@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from socialcare.bot import handoffs, sla, timers
+from socialcare.bot import handoffs, incidents, sla, timers
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, State, Tier
 from socialcare.bot.ports import Note
@@ -178,6 +178,94 @@ async def tell_of_language_gaps(deps: Deps) -> list[str]:
     return told
 
 
+async def watch_incidents(deps: Deps) -> list[incidents.Incident]:
+    """Open an incident for each surge, post it to the team channels, and link the new
+    cases that match the open ones. A Redis lease lets one scheduler look at a time; the
+    database's unique open incident per topic and place keeps it one without Redis."""
+    try:
+        async with lease(deps.redis, "incidents", seconds=LEASE_SECONDS) as held:
+            if not held:
+                return []
+            return await _watch_incidents(deps)
+    except RedisError as error:
+        log.warning("incident check without a lease, Redis is unavailable: %s",
+                    type(error).__name__)
+        return await _watch_incidents(deps)
+
+
+async def _watch_incidents(deps: Deps) -> list[incidents.Incident]:
+    opened = await incidents.detect(uow=deps.uow(), clock=deps.clock, team=deps.team)
+    for incident in opened:
+        log.info("incident #%s opened: %s", incident.id,
+                 incidents.describe(incident, deps.team))
+    for incident in await _unposted(deps):
+        await post_incident(incident, deps)
+    joined = await incidents.join_new(uow=deps.uow(), clock=deps.clock, team=deps.team)
+    for incident_id, case_ids in joined.items():
+        log.info("incident #%d: %d new case(s) joined", incident_id, len(case_ids))
+    answered = await incidents.deliver(uow=deps.uow(), clock=deps.clock, team=deps.team,
+                                       publishers=deps.publishers)
+    closed = await incidents.close_cases(uow=deps.uow(), clock=deps.clock, team=deps.team,
+                                         publishers=deps.publishers)
+    for done, what in ((answered, "official answer"), (closed, "follow-up")):
+        if done.sent or done.by_hand:
+            log.info("incident %s: %d sent, %d for agents", what, len(done.sent),
+                     len(done.by_hand))
+        for source in done.stopped:
+            log.warning("incident replies to %s stopped: the platform suspects spam", source)
+    if opened or joined or answered.sent or answered.by_hand or closed.sent or closed.by_hand:
+        deps.wake()
+    return opened
+
+
+async def _unposted(deps: Deps) -> list[incidents.Incident]:
+    async with deps.uow() as uow:
+        return [i for i in await uow.incidents.list_open()
+                if not any(e.kind == "posted" for e in await uow.incidents.events_for(i.id or 0))]
+
+
+async def post_incident(incident: incidents.Incident, deps: Deps) -> None:
+    """Post the incident to every team channel of both messengers, once each."""
+    channels = _reachable(deps.team.channels, deps)
+    assert incident.id is not None
+    async with deps.uow() as uow:
+        case_ids = await uow.incidents.case_ids(incident.id)
+        firsts = await uow.mentions.first_of(case_ids[:deps.team.incidents.samples])
+    text = incident_text(incident, deps, count=len(case_ids),
+                         samples=[m.text for _, m in sorted(firsts.items())])
+    for channel in channels:
+        period = f"{incident.id}:{channel.messenger}:{channel.id}"
+        async with deps.uow() as uow:
+            mine = await uow.jobs.claim("incident-card", period, at=deps.clock.now())
+            await uow.commit()
+        if not mine:
+            continue
+        try:
+            await deps.messengers[channel.messenger].post_note(channel.id, Note(text))
+        except Exception:
+            async with deps.uow() as uow:
+                await uow.jobs.release("incident-card", period)
+                await uow.commit()
+            raise
+    async with deps.uow() as uow:
+        await uow.incidents.add_events([incidents.IncidentEvent(
+            incident.id, "posted", "system", deps.clock.now(),
+            {"channels": [f"{c.messenger}:{c.id}" for c in channels]})])
+        await uow.commit()
+
+
+def incident_text(incident: incidents.Incident, deps: Deps, *, count: int,
+                  samples: Sequence[str]) -> str:
+    """Return the incident's message: what, how many, since when, what people write."""
+    catalog, zone = deps.catalog, deps.team.zone
+    lines = [catalog("incident.card", id=incident.id,
+                     about=incidents.describe(incident, deps.team), count=count,
+                     first=incident.first_mention_at.astimezone(zone).strftime("%H:%M"))]
+    lines += [f"  “{text[:200]}”" for text in samples]
+    lines.append(catalog("incident.commands", id=incident.id))
+    return "\n".join(lines)
+
+
 async def count_open(deps: Deps) -> None:
     """Refresh the gauges: open cases per tier, cases per state, the card queue's lag."""
     now = deps.clock.now()
@@ -210,7 +298,9 @@ async def _run(deps: Deps) -> None:
     loop = asyncio.get_running_loop()
     digest_done: Week | None = None  # spares the database a claim every second
     reports_checked = -1.0
+    incidents_checked = -1.0
     while True:
+        background.stop_if_asked()
         busy = False
         try:
             # A full sweep means more is due: sweep again at once, not a second later.
@@ -220,6 +310,9 @@ async def _run(deps: Deps) -> None:
                 await post_due_reports(deps)
                 await tell_of_language_gaps(deps)
                 reports_checked = loop.time()
+            if loop.time() - incidents_checked >= deps.team.incidents.check_seconds:
+                incidents_checked = loop.time()
+                await watch_incidents(deps)
             if due_digest(deps.team, deps.clock.now()) != digest_done:
                 digest_done = await post_due_digest(deps) or due_digest(
                     deps.team, deps.clock.now())
@@ -229,6 +322,7 @@ async def _run(deps: Deps) -> None:
             backoff = TICK_SECONDS
             pause = 0.0 if busy else await until_next_point(deps)
         except Exception:
+            background.stop_if_asked()
             log.exception("SLA tick failed; retrying in %.0f s", backoff)
             pause = backoff
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

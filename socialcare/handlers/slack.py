@@ -8,11 +8,16 @@ forged or stale one gets 401) or over Socket Mode.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
@@ -32,15 +37,23 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
 )
+from socialcare.bot.answers.phones import normalize_phone
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, escalating, slack_views
+from socialcare.handlers import announcing, calculating, escalating, slack_views
 from socialcare.handlers.bodies import TooLarge, read_body
-from socialcare.handlers.chat import ChatReply, describe_error, service
-from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
+from socialcare.handlers.chat import Attachment, ChatReply, describe_error, service
+from socialcare.handlers.commands import (
+    COMMANDS,
+    call_back,
+    reply_to_case,
+    run_action,
+    run_command,
+)
 from socialcare.storage.replays import SLACK_SECONDS, Replays, slack_key, storage_failed
 
 log = logging.getLogger(__name__)
@@ -50,6 +63,47 @@ MAX_REQUEST = 1024 * 1024
 _CASE_BUTTON = re.compile(r"^sc1:")
 _ESCALATION_BUTTON = re.compile(r"^sc1e:")
 _ANNOUNCEMENT_BUTTON = re.compile(r"^sc1a:")
+# How many card clicks are worked on at once after their acks; the others wait their turn.
+AFTER_ACK_AT_ONCE = 2
+# How long the work after an ack waits for the other requests in flight to be answered.
+AFTER_ACK_WAITS_AT_MOST = 0.5
+
+
+class Unanswered:
+    """The Slack requests of an app not answered yet. The work after an ack waits until
+    none is left (at most `AFTER_ACK_WAITS_AT_MOST`): Slack waits for each answer, no
+    one waits for that work, and both run on the same event loop."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._none: asyncio.Event | None = None
+
+    def __enter__(self) -> None:
+        self._count += 1
+        if self._none is not None:
+            self._none.clear()
+
+    def __exit__(self, *_: object) -> None:
+        self._count -= 1
+        if self._count == 0 and self._none is not None:
+            self._none.set()
+
+    async def answered(self) -> None:
+        """Return once every request in flight has its answer, or after the longest wait."""
+        if self._count == 0:
+            return
+        if self._none is None:
+            self._none = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none.wait(), AFTER_ACK_WAITS_AT_MOST)
+
+
+_UNANSWERED: weakref.WeakKeyDictionary[AsyncApp, Unanswered] = weakref.WeakKeyDictionary()
+
+
+def unanswered(bolt: AsyncApp) -> Unanswered:
+    """Return the count of a Bolt app's requests in flight (one per app)."""
+    return _UNANSWERED.setdefault(bolt, Unanswered())
 
 
 def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
@@ -104,10 +158,21 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     def roster(user: str) -> Person | None:
         return deps.team.person_by_slack(user)
 
+    # The work after the acks of card buttons, a few clicks' at a time: ten clicks at
+    # once would otherwise run ten transactions' steps between the next clicks' acks.
+    after_ack = asyncio.Semaphore(AFTER_ACK_AT_ONCE)
+    in_flight = unanswered(bolt)
+
     @bolt.action(_CASE_BUTTON)
     async def on_case_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                              respond: Any, client: Any) -> None:
         await ack()
+        await in_flight.answered()
+        async with after_ack:
+            await _case_button(body, action, respond, client)
+
+    async def _case_button(body: dict[str, Any], action: dict[str, Any], respond: Any,
+                           client: Any) -> None:
         person = roster(body["user"]["id"])
         if person is None:
             await say_privately(respond, ChatReply(text("error.not_in_roster")))
@@ -121,6 +186,10 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         if clicked.kind is ActionKind.REPLY:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
                 clicked.case_id, channel, deps.team.saved_replies, text))
+            return
+        if clicked.kind is ActionKind.CALL_BACK:
+            await client.views_open(trigger_id=body["trigger_id"], view=slack_views.callback_view(
+                clicked.case_id, channel, text))
             return
         if clicked.kind is ActionKind.ESCALATE:
             await client.views_open(trigger_id=body["trigger_id"],
@@ -212,12 +281,46 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         await ack()
         user = body["user"]["id"]
         person = roster(user)
-        case_id, _, rest = view["private_metadata"].partition("|")
-        channel, _, official = rest.partition("|")
+        case_id, channel, official, form = slack_views.reply_metadata(view["private_metadata"])
+        image = slack_views.reply_picture(view, deps.team.saved_replies)
+        attached = slack_views.attached_file(view)
+        picture = None if image is None else Picture(
+            Path(image).name, await asyncio.to_thread(Path(image).read_bytes))
+        if attached is not None:
+            picture = await _download(attached, client.token)
+            if picture is None:
+                await tell(client, body["user"]["id"], view["private_metadata"].split("|")[1],
+                           ChatReply(text("reply.file_unreadable")))
+                return
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
-            await reply_to_case(int(case_id), answer, person, deps,
-                                announcement_id=int(official) if official else None)
+            await reply_to_case(case_id, answer, person, deps, announcement_id=official,
+                                form=form, picture=picture)
         await tell(client, user, channel, reply)
+
+    @bolt.view(slack_views.CALLBACK_VIEW)
+    async def on_callback(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                          client: Any) -> None:
+        given = slack_views.values(view)
+        ask, phone = given.get("ask", ""), given.get("phone", "")
+        if not ask and not phone:
+            await ack(response_action="errors", errors={"phone": text("reply.empty")})
+            return
+        if phone and normalize_phone(phone) is None:
+            await ack(response_action="errors", errors={"phone": text("error.bad_phone")})
+            return
+        await ack()
+        user = body["user"]["id"]
+        person = roster(user)
+        case_id, _, channel = view["private_metadata"].partition("|")
+        if person is None:
+            await tell(client, user, channel, ChatReply(text("error.not_in_roster")))
+            return
+        if ask:
+            told = await reply_to_case(int(case_id), ask, person, deps, form="callback")
+            await tell(client, user, channel, told)
+        if phone:
+            await tell(client, user, channel, await call_back(
+                int(case_id), phone, given.get("when", ""), person, deps))
 
     @bolt.view(slack_views.ESCALATE_VIEW)
     async def on_escalate(ack: Any, body: dict[str, Any], view: dict[str, Any],
@@ -314,6 +417,32 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             await replays.give_back(key)
 
 
+# A picture larger than this is refused before it is downloaded (no platform takes more
+# than Telegram's 10 MB for photos… VK's 50 MB aside).
+MAX_ATTACHED = 50 * 1024 * 1024
+
+
+async def _download(file: dict[str, Any], token: str | None) -> Picture | None:
+    """Download a file picked in a form with the bot token; None if it cannot be read."""
+    url = str(file.get("url_private_download") or file.get("url_private") or "")
+    size = file.get("size")
+    if not url.startswith(("https://", "http://")) or not isinstance(size, int) \
+            or size > MAX_ATTACHED:
+        return None
+    try:
+        async with aiohttp.ClientSession() as session, session.get(
+                url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=30)) as response:
+            if response.status != 200:
+                return None
+            data = await response.content.read(MAX_ATTACHED + 1)
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    if len(data) > MAX_ATTACHED:
+        return None
+    return Picture(str(file.get("name") or "picture"), data)
+
+
 async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:
     async with deps.uow() as uow:
         first = (await uow.mentions.first_of([case_id])).get(case_id)
@@ -325,18 +454,35 @@ async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, An
 
 
 def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
-    async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+    async def on_command(ack: Any, command: dict[str, Any], respond: Any, client: Any) -> None:
         await ack()
         person = deps.team.person_by_slack(command["user_id"])
+        if name == "calc" and person is not None:
+            await _calc(command, respond, client)
+            return
         reply = await run_command(name, command.get("text", ""), person, deps)
         await say_privately(respond, reply)
+        await post_files(command["channel_id"], reply.attachments)
+
+    async def _calc(command: dict[str, Any], respond: Any, client: Any) -> None:
+        prepared = await calculating.prepare_calc(command.get("text", ""), deps)
+        if isinstance(prepared, ChatReply):
+            await say_privately(respond, prepared)
+            return
+        # The reply form first: its trigger lasts 3 seconds, the picture takes a while.
+        await client.views_open(trigger_id=command["trigger_id"], view=slack_views.reply_view(
+            prepared.case_id, command.get("channel_id", ""), deps.team.saved_replies,
+            deps.catalog, prepared=(prepared.text, calculating.CALCULATION)))
+        await say_privately(respond, calculating.reply_of(prepared, deps))
+        await post_files(command["channel_id"], (await calculating.picture(prepared),))
+
+    async def post_files(channel: str, attachments: tuple[Attachment, ...]) -> None:
         messenger = deps.messengers.get("slack")
         if messenger is None:
             return
-        for attached in reply.attachments:
-            await messenger.post_file(command["channel_id"], attached.filename,
-                                      attached.content, Note(attached.filename),
-                                      image=attached.image)
+        for attached in attachments:
+            await messenger.post_file(channel, attached.filename, attached.content,
+                                      Note(attached.filename), image=attached.image)
 
     return on_command
 
@@ -350,8 +496,13 @@ def http_route(app: web.Application, bolt: AsyncApp, signing_secret: str) -> Non
     object) is a 400.
     """
     verifier = SignatureVerifier(signing_secret)
+    in_flight = unanswered(bolt)
 
     async def slack_events(request: web.Request) -> web.Response:
+        with in_flight:
+            return await _answer(request)
+
+    async def _answer(request: web.Request) -> web.Response:
         try:
             body = await read_body(request, limit=MAX_REQUEST)
         except TooLarge as error:

@@ -17,6 +17,7 @@ ESCALATE_VIEW = "sc1_escalate"
 WRITE_VIEW = "sc1_write"  # a director's written decision, or anyone's comment
 REASSIGN_VIEW = "sc1_reassign"
 HANDOFF_VIEW = "sc1_handoff"
+CALLBACK_VIEW = "sc1_callback"
 
 
 def _plain(text: str, limit: int = 150) -> dict[str, Any]:
@@ -72,21 +73,52 @@ def values(view: dict[str, Any]) -> dict[str, str]:
 
 def reply_view(
     case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog, *,
-    official: tuple[int, str] | None = None,
+    official: tuple[int, str] | None = None, prepared: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the reply form of a case; `official` (announcement id, its answer) fills
-    it in with an announcement's official answer."""
+    it in with an announcement's official answer, `prepared` (text, answer form) with an
+    answer prepared for the case (a calculation)."""
     blocks: list[dict[str, Any]] = []
-    if saved and official is None:
+    filled = official[1] if official else prepared[0] if prepared else ""
+    if saved and not filled:
         blocks.append(_select("saved", text("reply.saved_label"),
-                              [(r.title, str(i)) for i, r in enumerate(saved)], optional=True))
+                              [(("🖼 " if r.image else "") + r.title, str(i))
+                               for i, r in enumerate(saved)], optional=True))
+    # A picture the agent attaches (published where the source can; told if not).
+    blocks.append({"type": "input", "block_id": "picture", "optional": True,
+                   "label": _plain(text("reply.picture_label")),
+                   "hint": _plain(text("reply.picture_hint")),
+                   "element": {"type": "file_input", "action_id": "picture",
+                               "filetypes": ["png", "jpg", "jpeg", "gif"], "max_files": 1}})
     blocks.append(_text_input("text", text("reply.text_label"),
-                              optional=bool(saved) and official is None,
-                              hint=text("reply.text_hint"),
-                              initial=official[1] if official else "",
-                              max_length=3000 if official else 2000))
-    metadata = f"{case_id}|{channel}" + (f"|{official[0]}" if official else "")
+                              optional=bool(saved) and not filled,
+                              hint=text("reply.text_hint"), initial=filled,
+                              max_length=3000 if filled else 2000))
+    form = prepared[1] if prepared else ""
+    metadata = "|".join([str(case_id), channel, str(official[0]) if official else "",
+                         form]).rstrip("|")
     return _modal(REPLY_VIEW, text("reply.title", id=case_id), metadata, blocks, text)
+
+
+def reply_metadata(metadata: str) -> tuple[int, str, int | None, str]:
+    """Read a reply form's metadata: case id, channel, announcement id, answer form."""
+    case_id, channel, official, form = [*metadata.split("|"), "", "", ""][:4]
+    return int(case_id), channel, int(official) if official else None, form or "text"
+
+
+def callback_view(case_id: int, channel: str, text: Catalog) -> dict[str, Any]:
+    """Return the call-back form: the ask for a number (published), then the number and
+    the time the customer gave (to the call centre)."""
+    return _modal(CALLBACK_VIEW, text("reply.callback_title", id=case_id),
+                  f"{case_id}|{channel}", [
+                      _text_input("ask", text("reply.callback_ask_label"), optional=True,
+                                  initial=text("reply.callback_ask"),
+                                  hint=text("reply.callback_ask_hint")),
+                      _text_input("phone", text("reply.callback_phone_label"), optional=True,
+                                  multiline=False, max_length=40),
+                      _text_input("when", text("reply.callback_when_label"), optional=True,
+                                  multiline=False, max_length=200),
+                  ], text)
 
 
 def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:
@@ -96,6 +128,19 @@ def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:
         return given["text"]
     index = given.get("saved", "")
     return saved[int(index)].text if index.isdigit() and int(index) < len(saved) else ""
+
+
+def attached_file(view: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the file object the form's file input holds, if any."""
+    state = (view.get("state", {}).get("values", {}) or {}).get("picture") or {}
+    files = (state.get("picture") or {}).get("files") or []
+    return files[0] if files and isinstance(files[0], dict) else None
+
+
+def reply_picture(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str | None:
+    """Return the picture file of the saved reply the form picked, if it has one."""
+    index = values(view).get("saved", "")
+    return saved[int(index)].image if index.isdigit() and int(index) < len(saved) else None
 
 
 def escalate_view(

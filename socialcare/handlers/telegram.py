@@ -53,6 +53,7 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
 )
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import topic_choices
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
@@ -189,13 +190,22 @@ class _Conversation:
 
     async def answer(self, bot: Any, message: Message, person: Person,
                      about: dict[str, Any]) -> None:
-        """Take a reply to one of our prompts."""
-        text = (message.text or "").strip()
+        """Take a reply to one of our prompts (a photo's caption is its text)."""
+        text = (message.text or message.caption or "").strip()
         kind = about.get("kind")
         if kind == "reply":
             official = about.get("announcement")
+            picture = None
+            if message.photo:
+                picture = await _photo_of(bot, message)
+                if picture is None:
+                    await _say(bot, message.chat_id, self._text("reply.photo_too_big"),
+                               quote=message)
+                    return
             outcome = await reply_to_case(int(about["case"]), text, person, self._deps,
-                                          announcement_id=int(official) if official else None)
+                                          announcement_id=int(official) if official else None,
+                                          form=str(about.get("form") or "text"),
+                                          picture=picture)
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind in ("write", "comment"):
             outcome = await escalating.write_to_escalation(
@@ -281,6 +291,14 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             return await _in_private(bot, talk.ask(
                 bot, query.from_user.id, text("reply.prompt", id=action.case_id),
                 {"kind": "reply", "case": action.case_id}))
+        if action.kind is ActionKind.CALL_BACK:
+            # The agent's reply to this prompt asks the customer for a number; the number
+            # comes back with /callback.
+            return await _in_private(bot, talk.ask(
+                bot, query.from_user.id,
+                text("reply.callback_telegram", id=action.case_id) + "\n\n"
+                + text("reply.callback_ask"),
+                {"kind": "reply", "case": action.case_id, "form": "callback"}))
         if action.kind is ActionKind.ESCALATE:
             return await _in_private(bot, talk.start_escalation(bot, query.from_user.id,
                                                                 action.case_id))
@@ -410,10 +428,14 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     application.add_handler(TypeHandler(Update, once), group=-1)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[dea]?:"))
     for name in COMMANDS:
-        application.add_handler(CommandHandler(name, _command_handler(name, deps)))
+        application.add_handler(CommandHandler(name, _command_handler(name, deps, talk)))
     application.add_handler(MessageHandler(
         filters.REPLY & filters.TEXT & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_reply
     ))
+    # A photo sent in reply to a prompt, in private: a picture reply, its caption the text.
+    application.add_handler(MessageHandler(
+        filters.REPLY & filters.PHOTO & filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED,
+        on_reply))
     if deps.collectors.telegram:
         # Its own group, so that a reply in a customers' chat is collected as well as
         # looked at as a possible answer to a card.
@@ -423,7 +445,21 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     application.add_error_handler(on_error)
 
 
-def _command_handler(name: str, deps: Deps) -> Any:
+# Bots download files of up to 20 MB (https://core.telegram.org/bots/api#getfile).
+MAX_DOWNLOAD = 20 * 1024 * 1024
+
+
+async def _photo_of(bot: Any, message: Message) -> Picture | None:
+    """Download the largest size of a photo a person sent; None if it is too large."""
+    largest = message.photo[-1]
+    if largest.file_size is not None and largest.file_size > MAX_DOWNLOAD:
+        return None
+    file = await bot.get_file(largest.file_id)
+    data = bytes(await file.download_as_bytearray())
+    return Picture(f"photo-{largest.file_unique_id}.jpg", data)
+
+
+def _command_handler(name: str, deps: Deps, talk: _Conversation) -> Any:
     async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         user = update.effective_user
@@ -445,6 +481,17 @@ def _command_handler(name: str, deps: Deps) -> Any:
                 await context.bot.send_document(
                     chat_id=message.chat_id, document=upload,
                     rate_limit_args=Budget(retries=INTERACTIVE_RETRIES))
+        if reply.draft is not None:
+            # A prepared answer goes to the private reply conversation of its case.
+            draft = reply.draft
+            try:
+                await talk.ask(context.bot, user.id,
+                               deps.catalog("reply.prompt_prepared", id=draft.case_id,
+                                            text=draft.text),
+                               {"kind": "reply", "case": draft.case_id, "form": draft.form})
+            except Forbidden:
+                await _say(context.bot, message.chat_id, deps.catalog("reply.start_dm"),
+                           quote=message)
 
     return on_command
 

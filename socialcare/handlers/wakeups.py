@@ -34,12 +34,14 @@ async def relay(redis: Redis[Any], changes: asyncio.Event) -> None:
     """Publish each change set on `changes` (changes close together go as one)."""
     backoff = 1.0
     while True:
+        background.stop_if_asked()
         await changes.wait()
         changes.clear()
         try:
             await redis.publish(channel(redis), "changed")
             backoff = 1.0
         except RedisError as error:
+            background.stop_if_asked()
             log.warning("cannot tell the messengers that cards changed (%s); they will see "
                         "it within a second", type(error).__name__)
             await asyncio.sleep(backoff)
@@ -51,6 +53,7 @@ async def listen(redis: Redis[Any], changes: asyncio.Event,
     """Set `changes` whenever another process publishes a change."""
     backoff = 1.0
     while True:
+        background.stop_if_asked()
         try:
             async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(channel(redis))
@@ -60,6 +63,7 @@ async def listen(redis: Redis[Any], changes: asyncio.Event,
                 async for _message in pubsub.listen():
                     changes.set()
         except RedisError as error:
+            background.stop_if_asked()
             log.warning("not hearing of other processes' changes (%s); listening again in "
                         "%.0f s", type(error).__name__, backoff)
             await asyncio.sleep(backoff)

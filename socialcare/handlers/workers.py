@@ -110,6 +110,7 @@ async def _holding(deps: Deps, queue: IngestQueue, consumer: str, taken: Taken, 
             try:
                 await queue.extend(consumer, taken)
             except RedisError as error:
+                background.stop_if_asked()
                 log.warning("worker: could not extend its claim (%s)", type(error).__name__)
 
     async def touch() -> None:
@@ -118,6 +119,7 @@ async def _holding(deps: Deps, queue: IngestQueue, consumer: str, taken: Taken, 
             try:
                 await queue.touch(taken, now=deps.clock.now())
             except Exception as error:
+                background.stop_if_asked()
                 log.warning("worker: could not mark its rows as in hand (%s)",
                             type(error).__name__)
 
@@ -223,15 +225,15 @@ async def _run(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> None:
     backoff = 1.0
     log.info("worker %s reads the ingest queue", consumer)
     while True:
+        background.stop_if_asked()
         try:
             if loop.time() - checked >= claim_seconds:
                 checked = loop.time()
                 await requeue(deps, queue, claim_seconds=claim_seconds)
             await work_once(deps, queue, consumer, claim_seconds=claim_seconds)
             backoff = 1.0
-        except asyncio.CancelledError:
-            raise
         except Exception as error:
+            background.stop_if_asked()
             what = "Redis" if isinstance(error, RedisError) else "ingest"
             log.warning("worker: %s failed (%s); trying again in %.0f s", what,
                         type(error).__name__, backoff, exc_info=what == "ingest")

@@ -20,6 +20,7 @@ from socialcare.storage.cards import SqlCardRepository
 from socialcare.storage.console import SqlConsoleRepository
 from socialcare.storage.engine import create_engine, ping, upgrade, upgrade_if_behind
 from socialcare.storage.escalations import SqlEscalationRepository, SqlNoticeRepository
+from socialcare.storage.incidents import SqlIncidentRepository
 from socialcare.storage.jobs import SqlJobRepository
 from socialcare.storage.reports import SqlReportRepository
 from socialcare.storage.repositories import (
@@ -50,6 +51,7 @@ class SqlUnitOfWork:
     sources: SqlSourceStateRepository
     console: SqlConsoleRepository
     announcements: SqlAnnouncementRepository
+    incidents: SqlIncidentRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -77,6 +79,7 @@ class SqlUnitOfWork:
         self.sources = SqlSourceStateRepository(conn)
         self.console = SqlConsoleRepository(conn)
         self.announcements = SqlAnnouncementRepository(conn)
+        self.incidents = SqlIncidentRepository(conn)
         return self
 
     async def __aexit__(

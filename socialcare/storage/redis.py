@@ -8,6 +8,7 @@ truth stays in the database.
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,10 +28,28 @@ return 0
 def connect(url: str | None) -> Redis[Any]:
     """Return a client for the Redis at `url`, or an in-process stand-in if None."""
     if url is None:
-        import fakeredis  # the stand-in: not loaded where a real Redis is used
-
-        return fakeredis.FakeAsyncRedis(decode_responses=True)
+        return _stand_in().FakeAsyncRedis(decode_responses=True)
     return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def _stand_in() -> Any:
+    """Import fakeredis (not loaded where a real Redis is used) without numpy.
+
+    fakeredis offers Redis's vector sets when it can import numpy, and so loads it
+    (20 MB of the embedded default's memory) at its own import; socialcare uses no
+    vector set. numpy is unimportable for that import alone, as on a machine without
+    it — which fakeredis supports — and importable again right after (the charts)."""
+    if "fakeredis" in sys.modules or "numpy" in sys.modules:
+        import fakeredis
+
+        return fakeredis
+    sys.modules["numpy"] = None  # type: ignore[assignment]
+    try:
+        import fakeredis
+    finally:
+        if sys.modules.get("numpy", False) is None:
+            del sys.modules["numpy"]
+    return fakeredis
 
 
 @asynccontextmanager

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.errors import CaseNotFound, ConcurrentUpdate, DuplicateMention
+from socialcare.bot.metrics import FACT_EVENTS
 from socialcare.bot.model import (
     OPEN_STATES,
     Author,
@@ -27,6 +27,10 @@ from socialcare.bot.model import (
 )
 from socialcare.storage.schema import cases, events, mentions
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
 # Keeps every IN (...) list well under SQLite's and asyncpg's bind-parameter limits.
 CHUNK = 500
 T = TypeVar("T")
@@ -37,6 +41,22 @@ _PRIORITY_RANK = sa.case({p.value: p.rank for p in Priority}, value=cases.c.prio
                          else_=len(Priority))
 # Open cases in the order they are worked: earliest deadline, then the most pressing.
 _WORK_ORDER = (cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
+
+
+class Blocking:
+    """A blocking connection the repositories can await, for a command that reads
+    once and exits (there is no event loop to share): `socialcare cases` on SQLite
+    starts without SQLAlchemy's asyncio package."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
 
 
 def _chunks(items: Collection[T]) -> Iterator[list[T]]:
@@ -376,15 +396,25 @@ class SqlEventRepository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        # Cases whose facts must be re-established before the transaction commits.
+        # Cases whose facts must be re-established before the transaction commits: those
+        # that got an event the facts are made of (`FACT_EVENTS`).
         self.touched: set[int] = set()
         # Those of them whose topics and places rows are written first, or again.
         self.labelled: set[int] = set()
         self.relabelled: set[int] = set()
+        # The whole history of the cases created in this transaction: every event of
+        # theirs went through `add`, so their facts need not read them back.
+        self._born: dict[int, list[Event]] = {}
 
     async def add(self, new: Iterable[Event]) -> None:
         """Append events."""
         new = list(new)
+        for e in new:
+            if e.kind is EventKind.CREATED:
+                self._born.setdefault(e.case_id, [])
+            history = self._born.get(e.case_id)
+            if history is not None:
+                history.append(e)
         self.labelled.update(e.case_id for e in new if e.kind is EventKind.CREATED)
         self.relabelled.update(e.case_id for e in new if e.kind is EventKind.TOPICS_CHANGED)
         rows = [
@@ -394,7 +424,15 @@ class SqlEventRepository:
         ]
         if rows:
             await self._conn.execute(insert(events), rows)
-            self.touched.update(row["case_id"] for row in rows)
+            self.touched.update(e.case_id for e in new if e.kind in FACT_EVENTS)
+
+    async def histories(self, case_ids: Collection[int]) -> dict[int, list[Event]]:
+        """Return the events of several cases, as `for_cases`, without reading back
+        those of cases created in this transaction."""
+        found = {case_id: list(self._born[case_id]) for case_id in case_ids
+                 if case_id in self._born}
+        found |= await self.for_cases([i for i in case_ids if i not in self._born])
+        return found
 
     async def for_case(self, case_id: int) -> list[Event]:
         """Return a case's events in the order they happened."""

@@ -279,6 +279,7 @@ case_facts = Table(
     Column("resolution_seconds", Float),
     Column("language", String(8)),
     Column("topics", String(1000), nullable=False, server_default=""),  # comma-separated
+    Column("dismissed_at", UTCDateTime()),  # the last dismissal, if it stands
     Index(None, "published_at"),
 )
 
@@ -486,4 +487,60 @@ announcement_events = Table(
     Column("at", UTCDateTime(), nullable=False),
     Column("data", Json, nullable=False),
     Index(None, "announcement_id", "id"),
+)
+
+# Incidents: a surge of one topic (in one place). `open_key` is "topic|place" while the
+# incident is open and NULL after: the unique index lets one open incident per topic and
+# place exist, whichever scheduler detects it first.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("topic", String(64), nullable=False),
+    Column("place", String(64)),
+    Column("open_key", String(140)),
+    Column("state", String(16), nullable=False),
+    Column("explanation", Json, nullable=False),  # count, usual, window: the surge's figures
+    Column("first_mention_at", UTCDateTime(), nullable=False),
+    Column("detected_at", UTCDateTime(), nullable=False),
+    Column("acknowledged_at", UTCDateTime()),
+    Column("answered_at", UTCDateTime()),
+    Column("answer", Text),
+    Column("answered_by", String(128)),
+    Column("announcement_id", Id),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolved_by", String(128)),
+    Column("follow_up", Text),
+    Column("escalation_id", Id),
+    Column("version", Integer, nullable=False),
+    Index(None, "state", "detected_at"),
+    UniqueConstraint("open_key"),
+)
+
+# A case's place in an incident: `removed_at` keeps a case a lead took out from joining
+# again; `reply` is how the official answer reached it (sent, by_hand, pending).
+incident_cases = Table(
+    "incident_cases",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id"), primary_key=True),
+    Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
+    Column("joined_at", UTCDateTime(), nullable=False),
+    Column("joined_by", String(128), nullable=False),
+    Column("removed_at", UTCDateTime()),
+    Column("reply", String(16)),
+    Column("replied_at", UTCDateTime()),
+    Column("closed_at", UTCDateTime()),
+    Index(None, "case_id"),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("data", Json, nullable=False),
+    Index(None, "incident_id", "id"),
 )

@@ -96,6 +96,7 @@ async def test_a_feed_and_vk_are_polled_into_cards_and_an_answer_is_published_on
                            from_id=501)
         monkeypatch.setenv("VK_SERVICE_TOKEN", vk.token)
         monkeypatch.setenv("VK_GROUP_TOKEN", vk.token)
+        monkeypatch.setenv("VK_PHOTO_TOKEN", vk.token)  # named by the example; unused here
         config = _each(
             _enable("autoforum", ('url = "https://forum.example.kz/feed.php"',
                                   f'url = "{feeds.url("forum")}"')),

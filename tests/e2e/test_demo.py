@@ -30,6 +30,10 @@ SCRIPT = str(Path(sys.executable).parent / "socialcare")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 KAZAKH = re.compile("[әғқңөұүһі]", re.IGNORECASE)
 CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+# How long the in-process demo may take to reach each point before it counts as stuck.
+# Not a speed target (speed is for the benchmarks): on a busy machine its start alone
+# (migrations, ten password hashes for the welcome) has taken over 25 s.
+STUCK_AFTER = 90
 
 
 def _free_port() -> int:
@@ -142,7 +146,7 @@ async def test_the_demo_turns_the_sample_into_cases_that_the_shift_works_offline
         # The welcome's last line (the sample's arrival ends with the same words, and
         # may come first while the welcome is still hashing the demo's passwords).
         await _eventually(lambda: "\n  Ctrl-C stops the demo.\n" in out.getvalue() or
-                          running.done(), within=15)
+                          running.done(), within=STUCK_AFTER)
         assert not running.done(), out.getvalue()
         printed = out.getvalue()
         assert f"open http://127.0.0.1:{port}/\n" in printed
@@ -161,7 +165,8 @@ async def test_the_demo_turns_the_sample_into_cases_that_the_shift_works_offline
             async with browser.post(link.group(), data={"csrf": csrf.group(1)}) as signed:
                 assert signed.status == 200 and signed.url.path == "/"
 
-            await _eventually(lambda: "the sample is all in" in out.getvalue(), within=10)
+            await _eventually(lambda: "the sample is all in" in out.getvalue(),
+                              within=STUCK_AFTER)
             async with browser.get(f"http://127.0.0.1:{port}/",
                                    headers={"Accept": "text/html"}) as wallboard:
                 assert wallboard.status == 200
@@ -170,11 +175,11 @@ async def test_the_demo_turns_the_sample_into_cases_that_the_shift_works_offline
         # The shift claims, answers (replies kept locally), resolves and dismisses.
         counts = await _eventually(
             lambda: (c := _event_counts(database)).get("resolved", 0) >= 10
-            and c.get("dismissed", 0) >= 1 and c, within=15)
+            and c.get("dismissed", 0) >= 1 and c, within=STUCK_AFTER)
     finally:
         if not running.done():
             os.kill(os.getpid(), signal.SIGINT)  # the demo's own handler takes it
-    assert await asyncio.wait_for(running, 15) == 0
+    assert await asyncio.wait_for(running, STUCK_AFTER) == 0
 
     assert counts["claimed"] >= 10 and counts["agent_message"] >= 10
     assert "the sample is all in: 45 mentions (36 created, 1 dropped (no brand matched), " \
@@ -213,7 +218,7 @@ async def test_the_command_prints_the_address_and_stops_cleanly_on_a_signal(
     printed: list[str] = []
     try:
         assert process.stdout is not None
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(STUCK_AFTER):
             while not any("the sample is all in" in line for line in printed):
                 line = (await process.stdout.readline()).decode()
                 assert line, "the demo ended early"
@@ -224,7 +229,7 @@ async def test_the_command_prints_the_address_and_stops_cleanly_on_a_signal(
     finally:
         if process.returncode is None:
             process.send_signal(stop)
-        _, errors = await asyncio.wait_for(process.communicate(), 20)
+        _, errors = await asyncio.wait_for(process.communicate(), STUCK_AFTER)
 
     assert process.returncode == 0, errors.decode()[-2000:]
     assert printed[0] == f"socialcare demo is running: open http://127.0.0.1:{port}/\n"

@@ -169,6 +169,32 @@ async def test_fifty_concurrent_posts_are_each_stored_once_answered_2xx_and_coun
     assert state.last_item_at == newest
 
 
+async def test_requests_stored_together_are_each_answered_with_their_own_mentions(
+    http: TestClient, app_deps: Deps
+) -> None:
+    """Requests in flight at once are stored in groups: each still gets its own
+    mentions' outcomes, in its order, and a mention sent twice at once is one case."""
+    bodies = [[{**MENTION, "external_id": f"r{post}-{n}", "text": f"Kcell ({post}/{n})"}
+               for n in range(1 + post % 3)] for post in range(30)]
+    bodies.append([{**MENTION, "external_id": "r0-0", "text": "Kcell (0/0)"}])  # again
+
+    async def post(items: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        return await _post(http, items)
+
+    answers = await asyncio.gather(*(post(items) for items in bodies))
+
+    assert {status for status, _ in answers} == {200}
+    for items, (_, answer) in zip(bodies, answers, strict=True):
+        assert [r["external_id"] for r in answer["results"]] == \
+            [item["external_id"] for item in items]
+    outcomes = [r for _, answer in answers for r in answer["results"]]
+    created = [r["case_id"] for r in outcomes if r["outcome"] == "created"]
+    assert len(created) == len(set(created)) == sum(len(items) for items in bodies[:30])
+    assert [r for r in outcomes if r["outcome"] != "created"] == [
+        {"external_id": "r0-0", "outcome": "dropped", "reason": "duplicate"}]
+    assert await _count(app_deps) == len(created)
+
+
 async def test_metrics_with_a_token_set_answer_only_the_bearer_of_it(
     tmp_path: Path, clock: FakeClock
 ) -> None:

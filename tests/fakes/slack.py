@@ -448,6 +448,7 @@ class FakeSlack(FakeServer):
         self.users: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[EphemeralMessage] = []
         self.views: dict[str, StoredView] = {}
+        self.downloads: list[str] = []  # ids of user files the app downloaded
         self.files: dict[str, dict[str, Any]] = {}  # file_id -> {"name", "length", "data", ...}
         self.response_posts: list[ResponseUrlPost] = []
         self.deliveries: list[tuple[SlackRequest, Delivery]] = []
@@ -508,6 +509,7 @@ class FakeSlack(FakeServer):
         """Register the Web API, the file upload URLs and the response_url route."""
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._handle_download)
         app.router.add_post("/response_url/{url_id}", self._handle_response_url)
         app.router.add_get("/socket-mode/{ticket}", self._handle_socket)
 
@@ -1176,6 +1178,32 @@ class FakeSlack(FakeServer):
             return Reply(200, f"OK - {len(data)}", applied=True)
 
         return await self.run_call(request, "upload_url", params, apply)
+
+    # A file a user picked in a modal's file_input: the view's state carries it as a file
+    # object, and the app downloads `url_private_download` with its bot token in an
+    # Authorization header (https://docs.slack.dev/reference/block-kit/block-elements/
+    # file-input-element; the file object: https://docs.slack.dev/reference/objects/
+    # file-object).
+    def add_user_file(self, name: str, data: bytes, *, mimetype: str = "image/png",
+                      user: str = "U0USER001") -> dict[str, Any]:
+        """Store a file a user uploaded; return its file object as a view state holds it."""
+        file_id = f"F{next(self._ids):010d}"
+        url = f"{self.root_url}/files-pri/{file_id}/{name}"
+        self.files[file_id] = {"name": name, "length": len(data), "data": data,
+                               "user": user, "channels": []}
+        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype,
+                "filetype": name.rsplit(".", 1)[-1], "size": len(data), "user": user,
+                "url_private": url, "url_private_download": url + "?download=1"}
+
+    async def _handle_download(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+            return web.Response(status=302, headers={"Location": f"{self.root_url}/signin"})
+        stored = self.files.get(request.match_info["file_id"])
+        if stored is None or stored["name"] != request.match_info["name"]:
+            return web.Response(status=404)
+        self.downloads.append(request.match_info["file_id"])
+        return web.Response(body=stored.get("data") or b"",
+                            content_type="application/octet-stream")
 
     # ------------------------------------------------------------------ playing Slack
 

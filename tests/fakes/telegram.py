@@ -463,6 +463,8 @@ class FakeTelegram(FakeServer):
         self._update_ids = itertools.count(700_000_001)
         self._query_ids = itertools.count(4_278_655_576_057_498_001)
         self._file_ids = itertools.count(1)
+        # Files users sent: file_id -> (file_path, bytes).
+        self.user_files: dict[str, tuple[str, bytes]] = {}
         self._poller: asyncio.Future[str] | None = None
         self._per_chat = TokenBucket(per_chat_per_second, per_chat_burst)
         self._per_group = SlidingWindow(per_group_per_minute, 60.0)
@@ -476,6 +478,7 @@ class FakeTelegram(FakeServer):
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
             "sendPhoto": self._send_photo,
+            "getFile": self._get_file,
             "sendDocument": self._send_document,
             "pinChatMessage": self._pin_chat_message,
             "unpinChatMessage": self._unpin_chat_message,
@@ -501,12 +504,53 @@ class FakeTelegram(FakeServer):
 
     @property
     def file_url(self) -> str:
-        """Return PTB's ``base_file_url`` (no files are served)."""
+        """Return PTB's ``base_file_url``: files users sent are served there."""
         return f"{self.root_url}/file/bot"
 
     def add_routes(self, app: web.Application) -> None:
-        """Register ``/bot<token>/<method>``."""
+        """Register ``/bot<token>/<method>`` and ``/file/bot<token>/<file_path>``."""
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
+
+    # Users' photos: getFile gives a file_path, the bytes are at
+    # {base_file_url}{token}/{file_path} (https://core.telegram.org/bots/api#getfile: a
+    # bot downloads files up to 20 MB).
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return web.json_response(_error_body(TelegramApiFailure(401, "Unauthorized")),
+                                     status=401)
+        found = next((data for file_id, (path, data) in self.user_files.items()
+                      if path == request.match_info["path"]), None)
+        if found is None:
+            return web.json_response(_error_body(TelegramApiFailure(404, "Not Found")),
+                                     status=404)
+        return web.Response(body=found, content_type="application/octet-stream")
+
+    async def _get_file(self, params: dict[str, Any], files: dict[str, Any]) -> Any:
+        file_id = str(params.get("file_id", ""))
+        if file_id not in self.user_files:
+            raise bad_request("invalid file_id")
+        path, data = self.user_files[file_id]
+        return {"file_id": file_id, "file_unique_id": "U" + file_id[-8:],
+                "file_size": len(data), "file_path": path}
+
+    def photo_reply_update(self, to: TelegramMessage, data: bytes, caption: str | None = None,
+                           *, from_user: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Build a user's photo (with a caption) sent in reply to message `to`."""
+        sender = from_user or DEFAULT_USER
+        number = next(self._file_ids)
+        file_id = f"AgACAgIAAxkUser{number:08d}"
+        self.user_files[file_id] = (f"photos/file_{number}.jpg", data)
+        info = {"file_id": file_id, "file_unique_id": f"AQADUser{number:08d}",
+                "file_size": len(data)}
+        # Telegram sends every size it made; the last is the largest (the original here).
+        api = {"photo": [{**info, "width": 90, "height": 90},
+                         {**info, "width": 800, "height": 800}]}
+        media = {"kind": "photo", "filename": None, "size": len(data), "content_type": None,
+                 "data": data, "reference": None, "api": api}
+        message = self._new_message(to.chat_id, sender, caption=caption, raw_caption=caption,
+                                    reply_to_message_id=to.message_id, media=media)
+        return self._next_update("message", self.render(message))
 
     async def close(self) -> None:
         """Answer a waiting getUpdates, then stop the server."""

@@ -34,7 +34,9 @@ clamped, not rejected. Missing posts answer error 100. No attachments, reposts o
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -205,7 +207,15 @@ class FakeVK(FakeServer):
             "wall.get": self._wall_get,
             "wall.getComments": self._wall_get_comments,
             "wall.createComment": self._wall_create_comment,
+            "photos.getWallUploadServer": self._photos_get_wall_upload_server,
+            "photos.saveWallPhoto": self._photos_save_wall_photo,
         }
+        # Wall photos: upload server number -> bytes posted there; (owner, id) -> bytes;
+        # comment id -> its attachments.
+        self.uploads: dict[int, bytes] = {}
+        self.wall_photos: dict[tuple[int, int], bytes] = {}
+        self.comment_attachments: dict[int, str] = {}
+        self._photo_ids = itertools.count(457239017)
 
     # ------------------------------------------------------------------ server plumbing
 
@@ -217,6 +227,7 @@ class FakeVK(FakeServer):
     def add_routes(self, app: web.Application) -> None:
         """Register ``/method/<name>`` for GET and POST."""
         app.router.add_route("*", "/method/{method}", self._handle)
+        app.router.add_post("/upload/wall/{server}", self._handle_wall_upload)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
@@ -682,6 +693,11 @@ class FakeVK(FakeServer):
         message = params.get("message", "")
         if not message.strip() and not params.get("attachments") and not params.get("sticker_id"):
             raise invalid_param("message is empty")
+        for attachment in filter(None, params.get("attachments", "").split(",")):
+            kind, _, ids = attachment.partition("photo")
+            owner, _, photo = ids.partition("_")
+            if kind or (_int({"o": owner}, "o"), _int({"p": photo}, "p")) not in self.wall_photos:
+                raise invalid_param(f"attachments: no photo {attachment}")
         from_id = self.tokens[params["access_token"]]
         if params.get("from_group"):
             from_id = -abs(_int(params, "from_group"))
@@ -703,7 +719,52 @@ class FakeVK(FakeServer):
             guid=guid,
         )
         self.created_comments.append(comment)
+        attachments = params.get("attachments", "")
+        if attachments:
+            self.comment_attachments[comment.id] = attachments
         return {"comment_id": comment.id, "parents_stack": list(comment.parents_stack)}
+
+    # Wall photos, in three steps: photos.getWallUploadServer gives an upload_url, the
+    # file is POSTed there as multipart field "photo" and answers {server, photo, hash},
+    # photos.saveWallPhoto turns those into a photo whose "photo{owner_id}_{id}" a
+    # comment attaches. Shapes as documented for the VK API's photos methods, e.g.
+    # https://rubydoc.info/github/alsemyonov/vk/Vk/API/Photos/WallUploadResponse and
+    # https://rdoc.info/github/alsemyonov/vk/Vk/API/Photos/Methods/SaveWallPhoto
+    # (the wall upload server is documented for user tokens, not community ones).
+
+    def _photos_get_wall_upload_server(self, params: dict[str, str]) -> dict[str, Any]:
+        owner = self.tokens[params["access_token"]]
+        if owner < 0:
+            raise VKApiFailure(27, "Group authorization failed: method is unavailable with "
+                               "group auth.")
+        server = len(self.uploads) + 1
+        self.uploads[server] = b""
+        return {"upload_url": f"{self.root_url}/upload/wall/{server}", "album_id": -14,
+                "user_id": owner}
+
+    async def _handle_wall_upload(self, request: web.Request) -> web.StreamResponse:
+        server = int(request.match_info["server"])
+        _, files = await read_fields(request)
+        upload = files.get("photo")
+        if server not in self.uploads or upload is None or not upload.data:
+            return web.json_response({"server": server, "photo": "[]", "hash": ""})
+        self.uploads[server] = upload.data
+        digest = hashlib.md5(upload.data).hexdigest()
+        return web.json_response({"server": server, "photo": json.dumps(
+            [{"photo": digest, "sizes": [], "kid": digest[:8]}]), "hash": digest})
+
+    def _photos_save_wall_photo(self, params: dict[str, str]) -> Any:
+        server = _int(params, "server")
+        data = self.uploads.get(server, b"")
+        if not data or params.get("hash") != hashlib.md5(data).hexdigest():
+            raise invalid_param("photo: the upload is unknown or its hash does not match")
+        owner = -abs(_int(params, "group_id")) if params.get("group_id") \
+            else self.tokens[params["access_token"]]
+        photo_id = next(self._photo_ids)
+        self.wall_photos[(owner, photo_id)] = data
+        self.uploads[server] = b""  # an upload is saved once
+        return [{"id": photo_id, "owner_id": owner, "album_id": -14, "date": unix_time(self.now()),
+                 "sizes": [], "text": ""}]
 
 
 def _newest_first(post: VKPost) -> tuple[int, int, int]:

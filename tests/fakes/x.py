@@ -52,7 +52,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import Clock, FakeServer, Fault, Reply, to_response
+from tests.fakes.server import Clock, FakeServer, Fault, Reply, read_fields, to_response
 
 SEARCH = "search_recent_tweets"  # GET /2/tweets/search/recent (tweepy's method name)
 CREATE = "create_tweet"  # POST /2/tweets
@@ -538,6 +538,10 @@ class FakeX(FakeServer):
         self.user_token = user_token  # OAuth 2.0 user context of `user`: search and posting
         self.users: dict[str, XUser] = {}
         self.tweets: dict[str, Tweet] = {}
+        self.media: dict[str, bytes] = {}  # media id -> the bytes uploaded
+        self.tweet_media: dict[str, list[str]] = {}  # tweet id -> its media ids
+        self.media_write = True  # the user token has the media.write scope
+        self._media_ids = itertools.count(1_146_654_567_674_912_769)
         self.posted: list[Tweet] = []  # tweets created through POST /2/tweets, oldest first
         self._wall_start = time.time()
         self._clock_start = self.clock()
@@ -664,6 +668,7 @@ class FakeX(FakeServer):
         """Register the search and posting endpoints, and log anything else as a 404."""
         app.router.add_get("/2/tweets/search/recent", self._handle_search)
         app.router.add_post("/2/tweets", self._handle_create)
+        app.router.add_post("/2/media/upload", self._handle_media_upload)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
 
     def _auth(self, request: web.Request) -> str | None:
@@ -702,6 +707,35 @@ class FakeX(FakeServer):
             return reply
 
         return await self.run_call(request, SEARCH, logged, apply)
+
+    # Media: POST /2/media/upload (multipart: the image as "media", "media_category"
+    # tweet_image) answers {"data": {"id", "media_key", "size", "expires_after_secs"}};
+    # POST /2/tweets attaches it with {"media": {"media_ids": [id]}}. Images up to 5 MB.
+    # A user token needs the media.write scope. Shapes:
+    # https://docs.x.com/x-api/media (limits, the steps) and
+    # https://docs.x.com/x-api/media/finalize-media-upload (the data object).
+    async def _handle_media_upload(self, request: web.Request) -> web.StreamResponse:
+        auth = self._auth(request)
+        if auth is None:
+            return self._unauthorized("media_upload", {})
+        if auth == "app" or not self.media_write:
+            reply = Reply(403, problem(403, "Forbidden", "Missing the media.write scope"))
+            self.log("media_upload", {"_auth": auth}, reply)
+            return to_response(reply)
+        _, files = await read_fields(request)
+        upload = files.get("media")
+        if upload is None or not upload.data:
+            reply = Reply(400, problem(400, "Invalid Request", "media is required"))
+        elif len(upload.data) > 5 * 1024 * 1024:
+            reply = Reply(400, problem(400, "Invalid Request", "media: larger than 5 MB"))
+        else:
+            media_id = str(next(self._media_ids))
+            self.media[media_id] = upload.data
+            reply = Reply(200, {"data": {"id": media_id, "media_key": f"3_{media_id}",
+                                         "size": len(upload.data),
+                                         "expires_after_secs": 86400}})
+        self.log("media_upload", {"_auth": auth}, reply)
+        return to_response(reply)
 
     async def _handle_create(self, request: web.Request) -> web.StreamResponse:
         auth = self._auth(request)
@@ -984,9 +1018,16 @@ class FakeX(FakeServer):
             parent = self.tweets.get(target)
             if parent is None or parent.deleted:
                 raise XApiError(403, problem(403, "Forbidden", REPLY_TARGET_GONE))
+        media = body.get("media")
+        ids = media.get("media_ids") if isinstance(media, dict) else None
+        if media is not None and (not isinstance(ids, list)
+                                  or not all(isinstance(i, str) and i in self.media for i in ids)):
+            raise invalid_body("$.media.media_ids: unknown media id")
         own = (t for t in self.tweets.values() if t.author_id == self.user.id and not t.deleted)
         if any(t.text == text for t in own):
             raise XApiError(403, problem(403, "Forbidden", DUPLICATE))
         tweet = self.add_tweet(text, author=self.user, in_reply_to=parent)
         self.posted.append(tweet)
+        if ids:
+            self.tweet_media[tweet.id] = list(ids)
         return tweet

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
-from socialcare.bot import cases
+from socialcare.bot import cases, collecting
 from socialcare.bot.model import Author, EventKind, State
 from socialcare.bot.pipeline import DropReason, Outcome, Pipeline
-from socialcare.bot.team import Team
+from socialcare.bot.sources import Polled
+from socialcare.bot.team import Source, Team
 from socialcare.storage.database import SqlUnitOfWork
 from socialcare.storage.schema import cases as cases_table
 from socialcare.storage.schema import events as events_table
@@ -277,3 +280,45 @@ async def test_a_polled_mention_dated_year_1_or_9999_is_stored_at_the_time_it_ca
         found = await uow.cases.get_many([r.case_id or 0 for r in results])
     assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.CREATED]
     assert [case.published_at for case in found.values()] == [clock.now(), clock.now()]
+
+
+async def test_a_polled_mention_with_an_absurdly_long_id_is_dropped_and_the_rest_stored(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    # A social API may answer ids of any length; the store keeps 256 characters.
+    results = await Pipeline(team, clock=clock).ingest([
+        mention("x" * 10_000),
+        mention("ok-1", thread_id="t" * 300),
+        mention("ok-2", parent_id="p" * 257),
+        mention("\x00\x01"),  # nothing left of it once cleaned
+        mention("ok-3", platform="v" * 500, author=Author(
+            id="i" * 1000, name="n" * 5000, handle="h" * 1000)),
+        mention("x" * 256),
+    ], uow=storage.uow())
+
+    assert [(r.outcome, r.reason) for r in results] == [
+        (Outcome.DROPPED, DropReason.BAD_ID), (Outcome.DROPPED, DropReason.BAD_ID),
+        (Outcome.DROPPED, DropReason.BAD_ID), (Outcome.DROPPED, DropReason.BAD_ID),
+        (Outcome.CREATED, None), (Outcome.CREATED, None)]
+    async with storage.uow() as uow:
+        [stored] = await uow.mentions.for_case(results[4].case_id or 0)
+    assert (len(stored.platform), len(stored.author.id or ""), len(stored.author.name or ""),
+            len(stored.author.handle or "")) == (64, 256, 512, 256)
+
+
+async def test_a_poll_that_finds_an_absurdly_long_id_stores_the_rest_and_stays_healthy(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    class Poller:
+        async def poll(self, source: Source, cursor: Mapping[str, Any]) -> Polled:
+            return Polled([mention("y" * 100_000, source=source.name),
+                           mention("fine", source=source.name)], {"since": "fine"})
+
+    source = team.sources[0]
+    collected = await collecting.poll(source, Poller(), uow=storage.uow,
+                                      pipeline=Pipeline(team, clock=clock), clock=clock)
+
+    async with storage.uow() as uow:
+        state = await uow.sources.get(source.name)
+    assert collected.error is None and collected.created == 1
+    assert (state.failures, state.cursor) == (0, {"since": "fine"})

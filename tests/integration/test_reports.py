@@ -22,7 +22,7 @@ from socialcare.bot.team import Channel, SecondLineTeam, Topic
 from socialcare.bot.understanding import topics
 from socialcare.storage.facts import facts_row
 from tests.conftest import T0, FakeClock, Storage, make_team
-from tests.mentions import mention
+from tests.mentions import BRAND_REPLY, mention
 
 TEAM = make_team(
     second_line=(SecondLineTeam(name="billing", title="Billing", channels=(
@@ -32,7 +32,7 @@ TEAM = make_team(
 )
 AGENTS = ["aigerim", "daniyar", "saule"]
 ACTIONS = ["claim", "answer", "customer", "resolve", "dismiss", "handoff", "handback", "wait",
-           "topic"]
+           "topic", "brand"]
 TEXTS = ["Kcell #{i}", "Кселл, где интернет? #{i}", "Kcell refund please #{i}",
          "Кселлдің интернеті жоқ, деньги верните #{i}"]
 
@@ -69,6 +69,14 @@ async def _random_history(storage: Storage, clock: FakeClock, rng: random.Random
                     ["internet", "billing"], rng.randint(0, 2)))), **deps)
             elif action == "handback":
                 await handoffs.hand_back(handoffs.HandBack(case_id, "team:billing"), **deps)
+            elif action == "brand":
+                # The brand's post, delivered late by the listening platform: published
+                # up to an hour before now, perhaps before an agent's Mark answered.
+                await Pipeline(TEAM, clock=clock).ingest([mention(
+                    f"b{rng.random()}", "We are on it", author=BRAND_REPLY,
+                    thread_id=_thread(case_id, raws, results),
+                    published_at=clock.now() - timedelta(minutes=rng.randint(0, 60)))],
+                    uow=storage.uow())
             elif action == "customer":
                 await Pipeline(TEAM, clock=clock).ingest([mention(
                     f"c{rng.random()}", "and?", thread_id=_thread(case_id, raws, results),
@@ -95,7 +103,8 @@ def _q(values: list[float], q: float) -> float | None:
 def _brute_force(histories: dict[int, list[Event]], period: Period, now: datetime) -> dict:  # type: ignore[type-arg]
     """Every figure straight from the events, without the metrics module."""
     reactions, lags, resolutions, messages = [], [], [], {"1": 0, "2": 0, "3": 0, "4+": 0}
-    met = missed = dismissed = 0
+    met = missed = dismissed = void = 0
+    cases = 0
     per_tier: dict[str, list[float]] = {}
     per_topic: dict[str, int] = {}
     per_language: dict[str, int] = {}
@@ -104,25 +113,29 @@ def _brute_force(histories: dict[int, list[Event]], period: Period, now: datetim
         published = datetime.fromisoformat(created["published_at"])
         if not period.start <= published < period.end:
             continue
+        cases += 1
         changes = [e.data["topics"] for e in events if e.kind is EventKind.TOPICS_CHANGED]
         for topic in (changes[-1] if changes else created["topics"]) or ["-"]:
             per_topic[topic] = per_topic.get(topic, 0) + 1
         language = created["language"] or "-"
         per_language[language] = per_language.get(language, 0) + 1
         due = datetime.fromisoformat(created["response_due_at"])
-        answers = [e.at for e in events if e.kind is EventKind.AGENT_MESSAGE]
+        # The first answer is the earliest by its time, whenever it reached us.
+        answers = sorted(e.at for e in events if e.kind is EventKind.AGENT_MESSAGE)
         lags.append(max(0.0, (datetime.fromisoformat(created["collected_at"])
                               - published).total_seconds()))
+        closing = [e for e in events if e.kind in (EventKind.RESOLVED, EventKind.DISMISSED,
+                                                   EventKind.REOPENED)]
+        last = closing[-1].kind if closing else None
         if answers:
             reactions.append((answers[0] - published).total_seconds())
             per_tier.setdefault(created["tier"], []).append(reactions[-1])
             met += answers[0] <= due
             missed += answers[0] > due
+        elif last is EventKind.DISMISSED and closing[-1].at <= due:
+            void += 1  # dismissed before its deadline: no answer was needed
         elif now > due:
             missed += 1
-        closing = [e for e in events if e.kind in (EventKind.RESOLVED, EventKind.DISMISSED,
-                                                   EventKind.REOPENED)]
-        last = closing[-1].kind if closing else None
         dismissed += last is EventKind.DISMISSED
         if last is EventKind.RESOLVED:
             at = closing[-1]
@@ -135,6 +148,7 @@ def _brute_force(histories: dict[int, list[Event]], period: Period, now: datetim
         "lag": (len(lags), _q(lags, 0.5), _q(lags, 0.9)),
         "resolution": (len(resolutions), _q(resolutions, 0.5), _q(resolutions, 0.9)),
         "messages": messages, "met": met, "missed": missed, "dismissed": dismissed,
+        "pending": cases - met - missed - void,
         "tiers": {t: (len(v), _q(v, 0.5), _q(v, 0.9)) for t, v in per_tier.items()},
         "topics": per_topic, "languages": per_language,
     }
@@ -151,7 +165,7 @@ def _comparable(report: Report) -> Any:
             return [rounded(v) for v in value]
         return value
     return rounded(dataclasses.asdict(dataclasses.replace(report, escalations={},
-                                                          previous_topics={})))
+                                                          previous_topics={}, answers={})))
 
 
 def _stat(stat) -> tuple:  # type: ignore[no-untyped-def,type-arg]
@@ -196,8 +210,9 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
     assert _stat(report.collector_lag) == pytest.approx(expected["lag"])
     assert _stat(report.resolution) == pytest.approx(expected["resolution"])
     assert report.messages == expected["messages"]
-    assert (report.total.met, report.total.missed, report.total.dismissed) == (
-        expected["met"], expected["missed"], expected["dismissed"])
+    assert (report.total.met, report.total.missed, report.total.dismissed,
+            report.total.pending) == (expected["met"], expected["missed"],
+                                      expected["dismissed"], expected["pending"])
     assert report.breaches == expected["missed"]
     tiers = {g.key: _stat(g.reaction) for g in report.groups["tier"] if g.reaction.count}
     assert tiers.keys() == expected["tiers"].keys()
@@ -208,6 +223,10 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
     assert {g.key: g.cases for g in report.groups["language"]} == expected["languages"]
     assert report.previous_topics == topic_counts(before, period=period.previous) == \
         _brute_force(histories, period.previous, now)["topics"]
+    # Answers by form: every agent's message of the period (these are all text).
+    answered = sum(1 for h in histories.values() for e in h
+                   if e.kind.value == "agent_message" and period.start <= e.at < period.end)
+    assert report.answers == ({"text": answered} if answered else {})
     if url.startswith("postgresql"):  # on SQLite the report is this very computation
         # Every breakdown, day and breach of the report aggregated in SQL is the
         # definition's, computed in Python from the same facts.

@@ -354,11 +354,14 @@ async def test_a_feed_over_the_limit_is_read_up_to_it_with_a_note(
     polled = await collector.poll(FEED, {})
     again = await collector.poll(FEED, polled.cursor)
 
-    assert polled.note == "the feed is over 10 MB; read its first part"
-    # Unchanged, it is not fetched again: all 10 MB would only give the same part.
-    assert again.note == "not modified" and again.mentions == []
-    assert [r.body_bytes > MAX_FEED for r in feeds.requests_to("archive.xml")] == [True, False]
     read = ids(polled)
+    # The items past the limit are not lost silently: the note says they are not read.
+    assert polled.note == (f"the feed is over 10 MB: read its first {len(read)} item(s); "
+                           "the items after them are not read")
+    # Unchanged, it is not fetched again (all 10 MB would only give the same part), and
+    # the warning stays until the feed changes.
+    assert again.note == f"{polled.note} (not modified since)" and again.mentions == []
+    assert [r.body_bytes > MAX_FEED for r in feeds.requests_to("archive.xml")] == [True, False]
     assert read == [item.guid for item in generated.items[:len(read)]]
     assert whole_items_within_limit <= len(read) <= whole_items_within_limit + 1
     assert len(read) < len(generated.items)
@@ -597,3 +600,64 @@ async def test_an_item_dated_in_words_is_dated_in_the_sources_timezone(
         "w-2": T0.replace(second=0, microsecond=0) - timedelta(hours=2),
         "w-3": T0,  # no date to read: dated when collected, as before
     }
+
+
+# ---------------------------------------------------------------- a feed's last problem stays
+
+
+MALFORMED = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+             b"<title>Qala</title><item><title>Kcell, where is 4G?</title><guid>m-1</guid>"
+             b"</item><item><title>broken <b>tag</title></item></channel>")
+CLEAN = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+         b"<title>Qala</title><item><title>Kcell, where is 4G?</title><guid>m-1</guid>"
+         b"</item><item><title>Kcell roaming</title><guid>m-2</guid></item></channel></rss>")
+
+
+async def test_a_malformed_feeds_warning_outlasts_its_304s_until_it_reads_cleanly(
+    storage: Storage, feeds: FakeFeeds, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    feeds.serve("broken.xml", MALFORMED)
+    team = feed_team()
+    collector = reader(http, feeds.url("broken.xml"), clock, backfill_hours=ALL_HISTORY)
+
+    await poll(FEED, collector, storage=storage, team=team, clock=clock)
+    warned = await state_of(storage)
+    notes = []
+    for _ in range(3):  # unchanged: 304 after 304
+        clock.advance(minutes=5)
+        await poll(FEED, collector, storage=storage, team=team, clock=clock)
+        notes.append((await state_of(storage)).note)
+    feeds.serve("broken.xml", CLEAN)
+    clock.advance(minutes=5)
+    await poll(FEED, collector, storage=storage, team=team, clock=clock)
+    mended = await state_of(storage)
+
+    assert warned.note is not None and warned.note.startswith("malformed feed")
+    assert [r.status for r in feeds.requests_to("broken.xml")] == [200, 304, 304, 304, 200]
+    assert notes == [f"{warned.note} (not modified since)"] * 3
+    assert (mended.note, mended.failures) == (None, 0)
+
+
+async def test_an_unreadable_feed_keeps_failing_across_304s_until_its_content_changes(
+    storage: Storage, feeds: FakeFeeds, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    feeds.serve("gone.xml", b"<html><body>Maintenance</body></html>", content_type="text/html")
+    team = feed_team()
+    collector = reader(http, feeds.url("gone.xml"), clock, backfill_hours=ALL_HISTORY)
+    failures = []
+    for _ in range(3):
+        collected = await poll(FEED, collector, storage=storage, team=team, clock=clock)
+        state = await state_of(storage)
+        failures.append((state.failures, state.last_error))
+        assert collected.next_poll_at is not None
+        clock.current = collected.next_poll_at
+    feeds.serve("gone.xml", CLEAN)
+    await poll(FEED, collector, storage=storage, team=team, clock=clock)
+    mended = await state_of(storage)
+
+    reason = "feed unreadable: not a feed: an HTML page"
+    # Unchanged, it is not fetched again, and a 304 does not make it healthy.
+    assert [r.status for r in feeds.requests_to("gone.xml")] == [200, 304, 304, 200]
+    assert failures == [(1, reason), (2, f"{reason} (unchanged since)"),
+                        (3, f"{reason} (unchanged since)")]
+    assert (mended.failures, mended.note, mended.items_found) == (0, None, 2)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from socialcare.adapters.collectors.vk import Options, VkCollector
 from socialcare.bot import collecting
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.model import Author, Mention, RawMention, Tier
 from socialcare.bot.pipeline import Outcome, Pipeline
 from socialcare.bot.ports import PublishFailed
@@ -54,6 +55,7 @@ def collector(
     token: str | None = None,
     reply_token: str | None = None,
     calls_per_second: float = 1000.0,
+    photo_token: str | None = None,
 ) -> VkCollector:
     """Build a collector that talks to the fake."""
     options = Options(
@@ -65,7 +67,7 @@ def collector(
         calls_per_second=calls_per_second,
     )
     return VkCollector(http, options, token=token or vk.token, reply_token=reply_token,
-                       queries=queries)
+                       queries=queries, photo_token=photo_token)
 
 
 def ago(clock: FakeClock, **delta: float) -> datetime:
@@ -526,3 +528,50 @@ async def test_a_rate_limited_poll_waits_vks_time_and_the_next_one_loses_nothing
     async with storage.uow() as uow:
         [stored] = await uow.mentions.for_case(resumed.results[0].case_id)
     assert stored.external_id == f"7002_{missed.id}"
+
+
+PHOTO_TOKEN = "vk1.a.FakeAgentUserTokenWithPhotos"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+async def test_a_picture_reply_uploads_the_photo_then_comments_with_it(
+    http: aiohttp.ClientSession, vk: FakeVK, clock: FakeClock
+) -> None:
+    vk.add_token(PHOTO_TOKEN, 7001)  # a user token: the wall upload server wants one
+    post = vk.add_post(WALL, "New tariff", ago(clock, hours=1))
+    question = vk.add_comment(WALL, post.id, "Kcell, APN?", ago(clock, minutes=5), 7001)
+    to = mention_of(RawMention(source="vk", external_id=f"{WALL}_{post.id}_{question.id}",
+                               text="Kcell, APN?", published_at=ago(clock, minutes=5)), clock)
+    without_photo_token = collector(http, vk, reply_token=REPLY_TOKEN).picture_limits(SOURCE)
+    made = collector(http, vk, reply_token=REPLY_TOKEN, photo_token=PHOTO_TOKEN)
+
+    published = await made.publish_picture(SOURCE, to, "Here is how",
+                                           Picture("apn.png", PNG))
+
+    assert without_photo_token is None
+    assert made.picture_limits(SOURCE) is not None
+    assert [c.params["access_token"] for c in vk.calls_to("photos.getWallUploadServer")] == \
+        [PHOTO_TOKEN]
+    [saved] = vk.calls_to("photos.saveWallPhoto")
+    assert saved.params["group_id"] == str(GROUP)
+    [(owner, photo_id)] = vk.wall_photos
+    assert vk.wall_photos[(owner, photo_id)] == PNG  # the bytes that were uploaded
+    [reply] = vk.created_comments
+    assert (reply.reply_to_comment, reply.text) == (question.id, "Here is how")
+    assert vk.comment_attachments[reply.id] == f"photo{WALL}_{photo_id}"
+    [comment] = vk.calls_to("wall.createComment")
+    assert comment.params["access_token"] == REPLY_TOKEN
+    assert published.external_id == f"{WALL}_{post.id}_{reply.id}"
+
+
+async def test_a_community_token_cannot_upload_wall_photos(
+    http: aiohttp.ClientSession, vk: FakeVK, clock: FakeClock
+) -> None:
+    post = vk.add_post(WALL, "New tariff", ago(clock, hours=1))
+    to = mention_of(RawMention(source="vk", external_id=f"{WALL}_{post.id}", text="?",
+                               published_at=ago(clock, minutes=5)), clock)
+    made = collector(http, vk, reply_token=REPLY_TOKEN, photo_token=REPLY_TOKEN)
+
+    with pytest.raises(PublishFailed, match="27"):
+        await made.publish_picture(SOURCE, to, "Here is how", Picture("apn.png", PNG))
+    assert vk.created_comments == []

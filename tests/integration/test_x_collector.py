@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from socialcare.adapters.collectors import x
 from socialcare.bot import collecting
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.model import Author, RawMention, Tier
 from socialcare.bot.pipeline import Outcome, Pipeline, normalise
 from socialcare.bot.ports import PublishFailed
@@ -378,3 +379,40 @@ async def test_a_poll_cut_short_by_a_429_waits_and_resumes_from_the_stored_curso
     async with storage.uow() as uow:
         state = await uow.sources.get(SOURCE.name)
     assert state.cursor == {"since_id": seeded[-1]}
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+async def test_a_picture_reply_uploads_the_image_then_posts_the_reply_with_it(
+    http: aiohttp.ClientSession, fake_x: FakeX
+) -> None:
+    customer = fake_x.add_tweet("Kcell how do I set up APN", author="jane_doe")
+    xc = collector(http, fake_x)
+    [raw] = (await xc.poll(SOURCE, {})).mentions
+    mention = normalise(raw, fake_x.now(), default_platform="x")
+
+    published = await xc.publish_picture(SOURCE, mention, "Here is how",
+                                         Picture("apn.png", PNG))
+
+    [(media_id, uploaded)] = fake_x.media.items()
+    assert uploaded == PNG  # the bytes that were sent
+    [call] = fake_x.calls_to(CREATE)
+    assert call.params["media"] == {"media_ids": [media_id]}
+    [posted] = fake_x.replies_to(customer)
+    assert fake_x.tweet_media[posted.id] == [media_id]
+    assert published.external_id == posted.id
+
+
+async def test_a_picture_reply_without_media_write_fails_with_xs_reason(
+    http: aiohttp.ClientSession, fake_x: FakeX
+) -> None:
+    fake_x.add_tweet("Kcell how do I set up APN", author="jane_doe")
+    fake_x.media_write = False
+    xc = collector(http, fake_x)
+    [raw] = (await xc.poll(SOURCE, {})).mentions
+
+    with pytest.raises(PublishFailed, match=r"media\.write"):
+        await xc.publish_picture(SOURCE, normalise(raw, fake_x.now(), default_platform="x"),
+                                 "Here is how", Picture("apn.png", PNG))
+    assert fake_x.posted == []

@@ -7,8 +7,16 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from socialcare.bot import lifecycle
 from socialcare.bot.errors import DomainError
-from socialcare.bot.metrics import CaseFigures, Standing, case_figures, sla_by_tier
+from socialcare.bot.metrics import (
+    FACT_EVENTS,
+    CaseFigures,
+    Standing,
+    case_facts,
+    case_figures,
+    sla_by_tier,
+)
 from socialcare.bot.model import Author, Mention, Tier
 from socialcare.bot.pipeline import created_event
 from tests.conftest import T0, make_team
@@ -48,6 +56,7 @@ def _brute_force(ledger, published, now) -> dict:  # type: ignore[no-untyped-def
     answers = [at for action, at in ledger if action in ("answer", "brand_answer")]
     standing = Standing.OPEN
     last_resolve = None
+    last_dismiss = None
     with_team, since = timedelta(0), None
     for action, at in ledger:
         if action == "handoff":
@@ -60,13 +69,15 @@ def _brute_force(ledger, published, now) -> dict:  # type: ignore[no-untyped-def
         if action == "resolve":
             standing, last_resolve = Standing.RESOLVED, (i, at)
         elif action == "dismiss":
-            standing = Standing.DISMISSED
+            standing, last_dismiss = Standing.DISMISSED, at
         elif action == "customer" and standing is Standing.RESOLVED:
             standing = Standing.OPEN
     expected = {
         "standing": standing,
         "reaction": min(answers) - published if answers else None,
-        "sla_met": (min(answers) <= due) if answers else (None if now <= due else False),
+        # Dismissed unanswered before its deadline: neither met nor missed.
+        "sla_met": (min(answers) <= due) if answers else None if (
+            now <= due or (standing is Standing.DISMISSED and last_dismiss <= due)) else False,
         "resolution": None,
         "messages_to_resolve": None,
         "second_line": with_team,
@@ -119,3 +130,64 @@ def test_sla_tally_counts_pending_cases_apart_from_met_and_missed() -> None:
     assert (tally[Tier.MAIN].met, tally[Tier.MAIN].missed, tally[Tier.MAIN].pending) == (2, 1, 1)
     assert tally[Tier.MAIN].met_share == 2 / 3
     assert tally[Tier.EXTRA].met_share is None  # nothing decided: no share, not zero
+
+
+def _answered_case(*answers: tuple[str, int]) -> list:  # type: ignore[type-arg]
+    """A case published at T0 (first response due at T0 + 15 min), answered by each
+    (who, minutes after T0) in the order the answers reached us."""
+    case = new_case(published=T0, policy=POLICY)
+    mention = Mention(
+        source="webhook", external_id="p1", platform="instagram", text="Kcell?",
+        published_at=T0, collected_at=T0, thread_key="p1", author=Author(),
+    )
+    events = [created_event(case, mention, TEAM)]
+    for who, minutes in answers:
+        events.append(lifecycle.answer(case, by=who, at=T0 + timedelta(minutes=minutes),
+                                       policy=POLICY, claims=not who.startswith("brand:")))
+    return [case, *events]
+
+
+def test_the_first_answer_is_the_earliest_by_its_time_not_the_first_delivered() -> None:
+    # Marked answered at 10:16; the brand's post of 10:14 is delivered afterwards.
+    case, *events = _answered_case(("aigerim", 16), ("brand:@kcell_kz", 14))
+
+    facts = case_facts(events)
+    figures = case_figures(events, now=T0 + timedelta(hours=1))
+
+    assert figures.reaction == timedelta(minutes=14)
+    assert figures.sla_met is True
+    assert facts.first_answer_by == "brand:@kcell_kz"
+    assert case.first_response_at == T0 + timedelta(minutes=14)
+
+
+def _dismissed(minutes: int) -> list:  # type: ignore[type-arg]
+    case = new_case(published=T0, policy=POLICY)
+    mention = Mention(
+        source="webhook", external_id="p1", platform="instagram", text="Kcell?",
+        published_at=T0, collected_at=T0, thread_key="p1", author=Author(),
+    )
+    return [created_event(case, mention, TEAM), lifecycle.dismiss(
+        case, by="aigerim", at=T0 + timedelta(minutes=minutes), policy=POLICY, reason="spam")]
+
+
+def test_a_case_dismissed_before_its_deadline_is_neither_met_missed_nor_pending() -> None:
+    later = T0 + timedelta(days=1)
+    before = case_figures(_dismissed(5), now=later)
+    after = case_figures(_dismissed(30), now=later)
+
+    assert (before.sla_met, before.sla_void) == (None, True)
+    assert (after.sla_met, after.sla_void) == (False, False)  # the breach happened
+    tally = sla_by_tier([before, after])[before.tier]
+    assert (tally.met, tally.missed, tally.pending) == (0, 1, 0)
+@settings(max_examples=100, deadline=None)
+@given(lag=st.integers(min_value=0, max_value=60), steps=history)
+def test_only_the_fact_events_change_a_cases_facts(lag: int,
+                                                   steps: list[tuple[str, int]]) -> None:
+    """Storage recomputes a case's facts only when it gets one of `FACT_EVENTS`: every
+    other event, wherever it falls in a history, leaves the facts as they were."""
+    events, _, _, _ = _run(lag, steps, 0)
+    kept = [e for e in events if e.kind in FACT_EVENTS]
+    assert case_facts(kept) == case_facts(events)
+    for n in range(1, len(events) + 1):
+        if events[n - 1].kind not in FACT_EVENTS:
+            assert case_facts(events[:n]) == case_facts(events[:n - 1])

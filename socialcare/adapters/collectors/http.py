@@ -48,7 +48,7 @@ async def request_json(
     params: Mapping[str, str | int] | None = None,
     headers: Mapping[str, str] | None = None,
     json_body: Any = None,
-    data: Mapping[str, str] | None = None,
+    data: Mapping[str, str] | aiohttp.FormData | None = None,
     clock: Clock | None = None,
     client_timeout: aiohttp.ClientTimeout = TIMEOUT,
 ) -> Any:
@@ -95,13 +95,13 @@ async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
 
     Not `content.read(limit)`: that returns whatever has arrived so far, which for a
     body of more than a few packets is only its beginning."""
-    chunks, size = [], 0
+    body = bytearray()
     async for chunk in response.content.iter_chunked(64 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
+        body += chunk
+        if len(body) >= limit:
             break
-    return b"".join(chunks)[:limit]
+    del body[limit:]
+    return bytes(body)
 
 
 def retry_after(headers: Mapping[str, str], *, now: datetime) -> float | None:

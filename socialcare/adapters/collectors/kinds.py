@@ -64,7 +64,7 @@ RENEWS_TOKENS = frozenset({"tiktok", "google_reviews", "threads"})
 # The options of each kind that name an environment variable holding a secret, and
 # whether the source needs it (without an optional one it only cannot reply, or renew).
 SECRETS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "vk": (("token_env", True), ("reply_token_env", False)),
+    "vk": (("token_env", True), ("reply_token_env", False), ("photo_token_env", False)),
     "youtube": (("key_env", True), ("oauth_token_env", False)),
     "x": (("bearer_env", True), ("user_token_env", False)),
     "tiktok": (("access_token_env", True), ("refresh_token_env", False),
@@ -151,7 +151,8 @@ def build(
             made = pages.HtmlCollector(session, options, clock=clock, zone=team.zone_of(source))
         elif source.kind == "vk":
             made = vk.VkCollector(session, options, token=secret["token_env"] or "",
-                                  reply_token=secret["reply_token_env"], queries=keywords)
+                                  reply_token=secret["reply_token_env"], queries=keywords,
+                                  photo_token=secret["photo_token_env"])
         elif source.kind == "youtube":
             made = youtube.YoutubeCollector(
                 session, options, key=secret["key_env"] or "", token=secret["oauth_token_env"],

@@ -15,17 +15,26 @@ pipeline only the new ones. Feeds from the wild are broken in every way — bad 
 wrong encodings, HTML pages, no dates, 10 MB of archive — so the feed is read as far
 as feedparser can read it; what cannot be read at all fails the poll with a reason,
 and the source's health shows it.
+
+A feed's last problem (over the size limit, malformed, unreadable) is kept in the
+cursor with its validators: a `304 Not Modified` repeats it — an unreadable feed fails
+again, a partly read one keeps its warning — until the feed's content changes and reads
+cleanly. Memory is bounded by the size limit: the body is read (and decompressed, by
+aiohttp in bounded steps) no further than the limit, and the parsing, the costliest
+part, runs in a worker thread, one feed at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import calendar
+import codecs
 import hashlib
 import io
 import logging
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.entities import name2codepoint
@@ -47,6 +56,16 @@ from socialcare.bot.team import Source
 log = logging.getLogger(__name__)
 
 MAX_FEED = 10 * 1024 * 1024
+# Feeds parsed at once, in worker threads: parsing costs several times the feed's size
+# in memory, so hostile feeds polled together are parsed one after the other.
+_PARSING = threading.BoundedSemaphore(1)
+_DECODE_STEP = 256 * 1024
+# A feed bigger than two pieces is parsed a piece of whole items at a time (characters).
+PIECE = 512 * 1024
+_ITEM_START = re.compile(r"<(?:item|entry)[\s>/]", re.IGNORECASE)
+_ITEM_END = re.compile(r"</(?:item|entry)\s*>", re.IGNORECASE)
+_ROOT_FEED = re.compile(r"<feed[\s>]", re.IGNORECASE)
+_ROOT_RDF = re.compile(r"<rdf:RDF[\s>]")
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10, sock_read=30)
 # How many item ids the cursor remembers at least (every id the feed still carries is kept).
 SEEN = 2000
@@ -100,40 +119,45 @@ class FeedCollector:
             headers["If-Modified-Since"] = str(cursor["modified"])
         fetched = await self._fetch(url, headers)
         if fetched is None:
-            return Polled([], dict(cursor), note="not modified")
+            return _unchanged(cursor)
         body, response_headers, final_url, truncated = fetched
-        text = await asyncio.to_thread(_decode, body, response_headers.get("content-type", ""))
+        del fetched
         now = self._clock.now()
-        parsed = await asyncio.to_thread(_parse, text, response_headers, final_url,
-                                         zone=self._zone, now=now)
-        entries = parsed.get("entries") or []
-        problem = _problem(parsed, text, truncated)
-        if not entries and problem is not None:
-            raise SourceUnavailable(f"feed unreadable: {problem}")
+        # Decoding, parsing and turning items into mentions are CPU work: off the loop.
+        read = await asyncio.to_thread(_read, source, body, response_headers, final_url,
+                                       truncated, zone=self._zone, now=now)
+        del body
+        problem = read.problem
+        validators = {"etag": response_headers.get("etag"),
+                      "modified": response_headers.get("last-modified")}
+        if not read.entries and problem is not None:
+            # Kept with the validators: unchanged, it fails again without being fetched.
+            raise SourceUnavailable(f"feed unreadable: {problem}", cursor={
+                **cursor, **validators, "problem": problem, "unreadable": True})
         first = "seen" not in cursor
         remembered = list(cursor.get("seen") or [])
         known = set(remembered)
         carried: dict[str, None] = {}  # the ids in the feed now, in its order
         oldest = now - timedelta(hours=self._options.backfill_hours)
         mentions = []
-        for entry in entries:
-            mention = _mention(source, entry, base=final_url, now=now)
-            if mention is None or mention.external_id in carried:
+        for mention in read.mentions:
+            if mention.external_id in carried:
                 continue
             carried[mention.external_id] = None
             if mention.external_id in known or (first and mention.published_at < oldest):
                 continue
             mentions.append(mention)
         if problem is not None:
-            log.warning("feed %s: %s; read %d item(s) of it", source.name, problem, len(entries))
+            log.warning("feed %s: %s; read %d item(s) of it", source.name, problem,
+                        read.entries)
         # The ids the feed still carries go last and are all kept, however long the feed:
         # what is forgotten first is what the feed itself has dropped.
         seen = [i for i in remembered if i not in carried] + list(carried)
         # The validators are kept for a feed over the limit too: its first part is all that
         # is ever read of it, so until it changes there is nothing to fetch again.
-        next_cursor: dict[str, Any] = {"seen": seen[-max(SEEN, len(carried)):],
-                                       "etag": response_headers.get("etag"),
-                                       "modified": response_headers.get("last-modified")}
+        # So is the problem: until the feed changes, each 304 repeats it.
+        next_cursor: dict[str, Any] = {"seen": seen[-max(SEEN, len(carried)):], **validators,
+                                       "problem": problem}
         return Polled(mentions, next_cursor, note=problem)
 
     async def _fetch(
@@ -189,7 +213,86 @@ async def fetch(session: aiohttp.ClientSession, url: str, headers: Mapping[str, 
         raise SourceUnavailable(f"{what} redirects too many times") from None
     except aiohttp.ClientError as error:
         raise SourceUnavailable(f"{what} is unreachable: {type(error).__name__}") from None
-    return Fetched(body[:limit], response_headers, final_url, len(body) > limit)
+    truncated = len(body) > limit
+    return Fetched(body[:limit] if truncated else body, response_headers, final_url, truncated)
+
+
+def _unchanged(cursor: Mapping[str, Any]) -> Polled:
+    """The answer to a 304: the feed is as it was, and so is its last problem."""
+    problem = cursor.get("problem")
+    if cursor.get("unreadable"):
+        raise SourceUnavailable(f"feed unreadable: {problem} (unchanged since)",
+                                cursor=dict(cursor))
+    return Polled([], dict(cursor),
+                  note=f"{problem} (not modified since)" if problem else "not modified")
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a feed's body gave: every item's mention in the feed's order, how many
+    items it had, and what is wrong with it (None if nothing)."""
+
+    mentions: list[RawMention]
+    entries: int
+    problem: str | None
+
+
+def _read(source: Source, body: bytes, headers: dict[str, str], url: str, truncated: bool,
+          *, zone: str, now: datetime) -> Read:
+    """Decode, parse and read a feed's items (in a worker thread, one feed at a time).
+
+    A big feed is parsed a piece of items at a time (`_pieces`), each piece's items
+    turned into mentions before the next is parsed: the parser's memory is that of a
+    piece, not of the whole feed."""
+    with _PARSING:
+        text = _decode(body, headers.get("content-type", ""))
+        del body
+        mentions: list[RawMention] = []
+        entries = 0
+        first: Any = None
+        broken: Any = None
+        for piece in _pieces(text):
+            parsed = _parse(piece, headers, url, zone=zone, now=now)
+            del piece
+            found = parsed.get("entries") or []
+            entries += len(found)
+            mentions += [m for m in (_mention(source, entry, base=url, now=now)
+                                     for entry in found) if m is not None]
+            first = parsed if first is None else first
+            if broken is None and parsed.get("bozo"):
+                broken = parsed
+            del parsed, found
+        assert first is not None
+        summary = {"version": first.get("version"), "headers": first.get("headers", {}),
+                   "bozo": broken is not None,
+                   "bozo_exception": None if broken is None else broken.get("bozo_exception")}
+        problem = _problem(summary, text, truncated, entries)
+        return Read(mentions, entries, problem)
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """Yield the feed whole if it is small, else in pieces of whole items of about
+    `PIECE` characters, each a feed of its own: the feed's head (everything before
+    its first item), the items, and the closing tags."""
+    if len(text) <= 2 * PIECE or (first := _ITEM_START.search(text)) is None:
+        yield text
+        return
+    head, start = text[:first.start()], first.start()
+    closing = _closing(head)
+    for end in _ITEM_END.finditer(text, start):
+        if end.end() - start >= PIECE:
+            yield head + text[start:end.end()] + closing
+            start = end.end()
+    yield head + text[start:]  # the rest, with the feed's own ending (or its cut)
+
+
+def _closing(head: str) -> str:
+    """The tags that close a feed's head: those of its root (and channel)."""
+    if _ROOT_FEED.search(head):
+        return "</feed>"
+    if _ROOT_RDF.search(head):
+        return "</rdf:RDF>"
+    return "</channel></rss>"
 
 
 def _decode(body: bytes, content_type: str) -> str:
@@ -202,16 +305,27 @@ def _decode(body: bytes, content_type: str) -> str:
         or (xml.group(1).decode("ascii") if xml else None)
     for encoding in dict.fromkeys(filter(None, (declared, "utf-8"))):
         try:
-            return body.decode(encoding).removeprefix("\ufeff")
+            return "".join(_decoded(body, encoding)).removeprefix("\ufeff")
         except (LookupError, UnicodeDecodeError):
             continue
-    text = body.decode("utf-8", errors="replace")
-    broken = text.count("\ufffd")
+    parts = _decoded(body, "utf-8", errors="replace")
+    broken = sum(part.count("\ufffd") for part in parts)
+    others = sum(len(part) - len(part.encode("ascii", "ignore")) for part in parts) - broken
     # UTF-8 with a few bad bytes (a feed cut mid-character, a pasted fragment) still has
     # far more good multi-byte characters than bad ones; legacy bytes are nearly all bad.
-    if len(text) - len(text.encode("ascii", "ignore")) - broken > broken:
-        return text.removeprefix("\ufeff")
-    return body.decode(LEGACY_ENCODING, errors="replace")
+    if others > broken:
+        return "".join(parts).removeprefix("\ufeff")
+    return "".join(_decoded(body, LEGACY_ENCODING, errors="replace"))
+
+
+def _decoded(body: bytes, encoding: str, errors: str = "strict") -> list[str]:
+    """Decode `body` a step at a time: one call over 10 MB would hold the interpreter
+    (and the event loop waiting for it) for tens of milliseconds."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    view = memoryview(body)
+    parts = [decoder.decode(view[i:i + _DECODE_STEP]) for i in range(0, len(body), _DECODE_STEP)]
+    parts.append(decoder.decode(b"", final=True))
+    return parts
 
 
 def _mend_references(text: str) -> str:
@@ -252,10 +366,13 @@ def _parse(text: str, headers: dict[str, str], url: str, *, zone: str, now: date
     return parsed
 
 
-def _problem(parsed: Any, text: str, truncated: bool) -> str | None:
+def _problem(parsed: Any, text: str, truncated: bool, entries: int = 0) -> str | None:
     """Say what is wrong with the feed, if anything."""
     if truncated:
-        return f"the feed is over {MAX_FEED // (1024 * 1024)} MB; read its first part"
+        # The items past the limit are never read (an unchanged feed is not fetched
+        # again): the note says so rather than lose them silently.
+        return (f"the feed is over {MAX_FEED // (1024 * 1024)} MB: read its first "
+                f"{entries} item(s); the items after them are not read")
     version = parsed.get("version")
     if version and not parsed.get("bozo"):
         return None
@@ -309,8 +426,9 @@ def _body(entry: Any) -> str:
 
 def _published(entry: Any, now: datetime) -> datetime:
     """The item's own time; an item without one is dated when it was first seen."""
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+    for key in _DATES:
+        # dict.get, as in _parse: feedparser's get() would warn of its fallback.
+        value = dict.get(entry, f"{key}_parsed")
         if value:
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), UTC)

@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from pydantic import BaseModel, ConfigDict
-from telegram import Bot, Chat, Message, ReplyParameters
+from telegram import Bot, Chat, InputFile, Message, ReplyParameters
 from telegram.error import TelegramError
 
+from socialcare.bot.answers.pictures import MB, Picture, PictureLimits
 from socialcare.bot.model import Author, Mention, RawMention
 from socialcare.bot.ports import Published, PublishFailed
 from socialcare.bot.team import Source
@@ -73,6 +74,30 @@ class TelegramGroups:
         try:
             sent = await self._bot.send_message(
                 chat_id=int(chat), text=text,
+                reply_parameters=ReplyParameters(message_id=int(message),
+                                                 allow_sending_without_reply=True))
+        except ValueError:
+            raise PublishFailed(f"not a Telegram message id: {to.external_id}") from None
+        except TelegramError as error:
+            raise PublishFailed(f"Telegram: {error.message}") from None
+        return Published(external_id=f"{chat}:{sent.message_id}",
+                         url=link(sent.chat, sent.message_id))
+
+
+    def picture_limits(self, source: Source) -> PictureLimits:
+        """sendPhoto: up to 10 MB, a caption of up to 1,024 characters
+        (https://core.telegram.org/bots/api#sendphoto)."""
+        return PictureLimits(max_bytes=10 * MB, types=("image/png", "image/jpeg"),
+                             max_caption=1024)
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Send the photo with the text as its caption, replying to the customer."""
+        chat, _, message = to.external_id.partition(":")
+        try:
+            sent = await self._bot.send_photo(
+                chat_id=int(chat), photo=InputFile(picture.content, filename=picture.filename),
+                caption=text or None,
                 reply_parameters=ReplyParameters(message_id=int(message),
                                                  allow_sending_without_reply=True))
         except ValueError:

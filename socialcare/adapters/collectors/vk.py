@@ -36,14 +36,17 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from socialcare.adapters.collectors.http import request_json
+from socialcare.bot.answers.pictures import MB, Picture, PictureLimits
 from socialcare.bot.model import Author, Mention, RawMention
-from socialcare.bot.ports import Published, PublishFailed
+from socialcare.bot.ports import ANTI_SPAM, Published, PublishFailed
 from socialcare.bot.sources import Polled, SourceUnavailable
 from socialcare.bot.team import Source
 
 VERSION = "5.199"
 # VK's own waits, in seconds, for its rate-limit errors.
 RATE_ERRORS = {6: 2.0, 9: 600.0, 29: 3600.0}
+# "Captcha needed": VK suspects a bot; bulk replies must stop.
+CAPTCHA_NEEDED = 14
 # VK indexes posts for search a little late: search again this far back.
 OVERLAP_SECONDS = 600
 SEEN = 3000
@@ -58,6 +61,9 @@ class Options(BaseModel):
     api_url: HttpUrl = HttpUrl("https://api.vk.com/method")
     token_env: str = Field(min_length=1)
     reply_token_env: str | None = None
+    # A user token with the photos right: VK documents the wall photo upload server for
+    # user tokens, so a picture reply needs it besides the community's reply token.
+    photo_token_env: str | None = None
     queries: tuple[str, ...] = ()
     walls: tuple[int, ...] = ()
     group_id: int | None = None
@@ -79,11 +85,13 @@ class VkCollector:
     """Polls VK search and walls for one source, and publishes its replies."""
 
     def __init__(self, session: aiohttp.ClientSession, options: Options, *, token: str,
-                 reply_token: str | None, queries: Sequence[str]) -> None:
+                 reply_token: str | None, queries: Sequence[str],
+                 photo_token: str | None = None) -> None:
         self._session = session
         self._options = options
         self._token = token
         self._reply_token = reply_token
+        self._photo_token = photo_token
         self._queries = tuple(options.queries) or tuple(queries)
         self._spacing = 1.0 / options.calls_per_second
         self._last_call = 0.0
@@ -109,8 +117,49 @@ class VkCollector:
             return Polled(found, state, retry_after=failure.retry_after, note=str(failure))
         return Polled(found, state)
 
+    def picture_limits(self, source: Source) -> PictureLimits | None:
+        """Wall photos: JPEG, PNG or GIF up to 50 MB (VK's photo upload limit
+        [unverified here]); only with both a reply token and a photo token."""
+        if self._reply_token is None or self._photo_token is None \
+                or self._options.group_id is None:
+            return None
+        return PictureLimits(max_bytes=50 * MB, types=("image/png", "image/jpeg", "image/gif"))
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Upload the picture to the community's wall photos, then comment with it."""
+        if self._photo_token is None or self._options.group_id is None:
+            raise PublishFailed("no photo_token_env or group_id is set for this VK source")
+        group = str(abs(self._options.group_id))
+        try:
+            server = await self._call("photos.getWallUploadServer", {"group_id": group},
+                                      token=self._photo_token)
+            upload_url = server.get("upload_url") if isinstance(server, dict) else None
+            if not isinstance(upload_url, str):
+                raise PublishFailed("VK photos.getWallUploadServer: no upload_url")
+            form = aiohttp.FormData()
+            form.add_field("photo", picture.content, filename=picture.filename,
+                           content_type=picture.content_type or "application/octet-stream")
+            uploaded = await request_json(self._session, "POST", upload_url, data=form,
+                                          what="VK photo upload")
+            if not isinstance(uploaded, dict) or not uploaded.get("hash"):
+                raise PublishFailed("VK photo upload: the server kept no photo")
+            saved = await self._call("photos.saveWallPhoto", {
+                "group_id": group, "server": str(uploaded.get("server", "")),
+                "photo": str(uploaded.get("photo", "")), "hash": str(uploaded["hash"]),
+            }, token=self._photo_token, method="POST")
+        except SourceUnavailable as failure:
+            raise PublishFailed(str(failure)) from None
+        photo = saved[0] if isinstance(saved, list) and saved else None
+        if not isinstance(photo, dict) or "id" not in photo or "owner_id" not in photo:
+            raise PublishFailed("VK photos.saveWallPhoto: no photo in the answer")
+        return await self._comment(to, text, f"photo{photo['owner_id']}_{photo['id']}")
+
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Comment under the post, answering the customer's comment."""
+        return await self._comment(to, text, None)
+
+    async def _comment(self, to: Mention, text: str, attachment: str | None) -> Published:
         if self._reply_token is None:
             raise PublishFailed("no reply_token_env is set for this VK source")
         parts = to.external_id.split("_")
@@ -122,11 +171,14 @@ class VkCollector:
             params["reply_to_comment"] = parts[2]
         if self._options.group_id is not None:
             params["from_group"] = str(self._options.group_id)
+        if attachment is not None:
+            params["attachments"] = attachment
         try:
             answer = await self._call("wall.createComment", params, token=self._reply_token,
                                       method="POST")
         except SourceUnavailable as failure:
-            raise PublishFailed(str(failure)) from None
+            captcha = isinstance(failure, VkError) and failure.code == CAPTCHA_NEEDED
+            raise PublishFailed(str(failure), reason=ANTI_SPAM if captcha else None) from None
         comment = answer.get("comment_id") if isinstance(answer, dict) else None
         if comment is None:
             raise PublishFailed("VK wall.createComment: no comment_id in the answer")

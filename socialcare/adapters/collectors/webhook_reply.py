@@ -8,15 +8,20 @@ when the platform later sends the reply back as a mention it is a duplicate.
     {"source": "webhook", "in_reply_to": "1234567890", "thread_id": "1234567000",
      "platform": "instagram", "text": "…", "case_id": 12}
     → 200 {"id": "1234567999", "url": "https://…"}
+
+A reply with a picture carries it inline (PNG or JPEG, up to 5 MB):
+`"image": {"filename": "apn.png", "content_type": "image/png", "base64": "iVBOR…"}`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 
 import aiohttp
 
 from socialcare.adapters.collectors.signature import HEADER, sign
+from socialcare.bot.answers.pictures import MB, Picture, PictureLimits
 from socialcare.bot.model import Mention
 from socialcare.bot.ports import Published, PublishFailed
 from socialcare.bot.team import Source
@@ -36,13 +41,30 @@ class WebhookReplyPublisher:
         self._session = session
         self._secret = secret
 
+    def picture_limits(self, source: Source) -> PictureLimits:
+        """The endpoint takes the picture inline, in base64: up to 5 MB of PNG or JPEG."""
+        return PictureLimits(max_bytes=5 * MB, types=("image/png", "image/jpeg"))
+
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Publish `text` as a reply to the mention `to`."""
+        return await self._post(source, to, text, None)
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Publish the picture (in base64) with `text` as a reply to the mention `to`."""
+        return await self._post(source, to, text, picture)
+
+    async def _post(self, source: Source, to: Mention, text: str,
+                    picture: Picture | None) -> Published:
         url = str(source.options["reply_url"])
-        body = json.dumps({
+        reply: dict[str, object] = {
             "source": source.name, "in_reply_to": to.external_id, "thread_id": to.thread_key,
             "platform": to.platform, "text": text, "case_id": to.case_id,
-        }).encode()
+        }
+        if picture is not None:
+            reply["image"] = {"filename": picture.filename, "content_type": picture.content_type,
+                              "base64": base64.b64encode(picture.content).decode()}
+        body = json.dumps(reply).encode()
         headers = {HEADER: sign(body, self._secret), "Content-Type": "application/json"}
         try:
             async with self._session.post(url, data=body, headers=headers,

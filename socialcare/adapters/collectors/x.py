@@ -27,6 +27,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from socialcare.adapters.collectors.http import request_json
+from socialcare.bot.answers.pictures import MB, Picture, PictureLimits
 from socialcare.bot.model import Author, Mention, RawMention
 from socialcare.bot.ports import Clock, Published, PublishFailed
 from socialcare.bot.sources import Polled, SourceUnavailable
@@ -126,14 +127,48 @@ class XCollector:
                               "resume_start": params.get("start_time")},
                       note="more pages than one poll reads")
 
-    async def publish(self, source: Source, to: Mention, text: str) -> Published:
-        """Post the reply under the customer's post."""
+    def picture_limits(self, source: Source) -> PictureLimits | None:
+        """Images up to 5 MB (https://docs.x.com/x-api/media); the user token needs the
+        media.write scope besides tweet.write."""
+        if self._user_token is None:
+            return None
+        return PictureLimits(max_bytes=5 * MB,
+                             types=("image/png", "image/jpeg", "image/gif", "image/webp"))
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Upload the image (POST /2/media/upload), then post the reply with it."""
         if self._user_token is None:
             raise PublishFailed("no user_token_env is set for this X source")
+        form = aiohttp.FormData()
+        form.add_field("media", picture.content, filename=picture.filename,
+                       content_type=picture.content_type or "application/octet-stream")
+        form.add_field("media_category", "tweet_image")
         try:
             answer = await request_json(
-                self._session, "POST", f"{self._base}/2/tweets",
-                json_body={"text": text, "reply": {"in_reply_to_tweet_id": to.external_id}},
+                self._session, "POST", f"{self._base}/2/media/upload", data=form,
+                headers=self._auth(self._user_token), what="X media upload",
+                clock=self._clock)
+        except SourceUnavailable as failure:
+            raise PublishFailed(str(failure)) from None
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict) or not data.get("id"):
+            raise PublishFailed("X media upload: no media id in the answer")
+        return await self._post(to, text, str(data["id"]))
+
+    async def publish(self, source: Source, to: Mention, text: str) -> Published:
+        """Post the reply under the customer's post."""
+        return await self._post(to, text, None)
+
+    async def _post(self, to: Mention, text: str, media_id: str | None) -> Published:
+        if self._user_token is None:
+            raise PublishFailed("no user_token_env is set for this X source")
+        post: dict[str, Any] = {"text": text, "reply": {"in_reply_to_tweet_id": to.external_id}}
+        if media_id is not None:
+            post["media"] = {"media_ids": [media_id]}
+        try:
+            answer = await request_json(
+                self._session, "POST", f"{self._base}/2/tweets", json_body=post,
                 headers=self._auth(self._user_token), what="X post", clock=self._clock)
         except SourceUnavailable as failure:
             raise PublishFailed(str(failure)) from None

@@ -81,7 +81,7 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
         "elements": [{"type": "mrkdwn", "text": escape(context)}],
     })
     state = f"{_sla(view)}\n*{escape(view.state_text)}*"
-    for extra in (view.handoff_text, view.escalation_text):
+    for extra in (view.handoff_text, view.escalation_text, view.incident_text):
         if extra:
             state += f"\n{escape(extra)}"
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": state}})

@@ -54,7 +54,8 @@ def card_html(view: CardView) -> str:
         sla += f" · ⏰ {escape(view.sla.deadline_text)}"
     lines.append(sla)
     lines.append(f"<b>{escape(view.state_text)}</b>")
-    lines += [escape(extra) for extra in (view.handoff_text, view.escalation_text) if extra]
+    lines += [escape(extra) for extra in
+              (view.handoff_text, view.escalation_text, view.incident_text) if extra]
     if view.official is not None:
         answer, was_cut = cut(view.official.text, MAX_OFFICIAL)
         lines.append(f"<b>{escape(view.official_label)}</b> {escape(answer)}"

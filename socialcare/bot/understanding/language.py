@@ -38,7 +38,7 @@ _KAZAKH_LATIN_WORDS = frozenset({
 
 
 # Russian words that are not Kazakh ones: a Cyrillic text without Kazakh letters with
-# two of them is Russian, and lingua need not be asked (it takes most of a mention's
+# one of them is Russian, and lingua need not be asked (it takes most of a mention's
 # reading time).
 _RUSSIAN_WORDS = frozenset({
     "и", "в", "на", "что", "за", "я", "по", "как", "это", "нет", "опять", "уже", "все", "всё",
@@ -59,8 +59,8 @@ def detect(text: str) -> Language:
 
     The alphabet decides what it can: letters only Kazakh writes make it Kazakh; no
     Cyrillic letter at all makes it English (or Kazakh in Latin letters, by its common
-    words) — lingua restricted to the three would say no more; two Russian words no
-    Kazakh text has make it Russian. The other Cyrillic texts go to lingua, with their
+    words) — lingua restricted to the three would say no more; a Russian word no
+    Kazakh text has makes it Russian. The other Cyrillic texts go to lingua, with their
     first words only: its time grows with the length, and five words tell Russian from
     Kazakh on every corpus text.
     """
@@ -74,7 +74,7 @@ def detect(text: str) -> Language:
         if len(_KAZAKH_LATIN_WORDS.intersection(words)) >= 2:
             return Language.KK
         return Language.EN
-    if sum(word in _RUSSIAN_WORDS for word in words) >= 2:
+    if sum(word in _RUSSIAN_WORDS for word in words) >= 1:
         return Language.RU
     found = _detector().detect_language_of(" ".join([w for w in words if len(w) > 1][:_WORDS]))
     return _LANGUAGES.get(found, Language.OTHER) if found is not None else Language.OTHER

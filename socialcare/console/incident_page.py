@@ -1,0 +1,78 @@
+"""An incident's page: what surged, its timeline, the official answer, and every linked
+case with how the answer reached it (sent, or to answer by hand)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from socialcare.bot import incidents
+from socialcare.bot.cards import render_card
+from socialcare.bot.incidents import Incident, IncidentEvent
+from socialcare.deps import Deps
+
+EXCERPT = 200
+SHOWN = 500
+
+
+@dataclass(frozen=True)
+class IncidentCaseLine:
+    """One linked case, as the page lists it."""
+
+    case_id: int
+    title: str
+    state: str
+    sla: str
+    reply: str  # "sent", "by_hand", "closed", "" (not yet)
+    excerpt: str  # raw: the template escapes
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    """Everything the incident page shows."""
+
+    incident: Incident
+    about: str
+    timeline: list[IncidentEvent]
+    cases: list[IncidentCaseLine]
+
+
+@dataclass(frozen=True)
+class Banner:
+    """An open incident, as the wallboard's banner names it."""
+
+    id: int
+    about: str
+
+
+async def banners(deps: Deps) -> list[Banner]:
+    """Return the open incidents for the wallboard's banner."""
+    async with deps.uow() as uow:
+        found = await uow.incidents.list_open()
+    return [Banner(i.id or 0, incidents.describe(i, deps.team)) for i in found]
+
+
+async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
+    """Read an incident, its timeline and its cases (raises IncidentNotFound)."""
+    async with deps.uow() as uow:
+        incident = await uow.incidents.get(incident_id)
+        replies = await uow.incidents.replies(incident_id)
+        timeline = await uow.incidents.events_for(incident_id)
+        case_ids = sorted(replies)[:SHOWN]
+        found = await uow.cases.get_many(case_ids)
+        firsts = await uow.mentions.first_of(case_ids)
+    now = deps.clock.now()
+    lines = []
+    for case_id in case_ids:
+        case = found.get(case_id)
+        if case is None:
+            continue
+        first = firsts.get(case_id)
+        view = render_card(case, first, [], team=deps.team, catalog=deps.catalog, now=now,
+                           can_publish=False)
+        words = " ".join((first.text if first else "").split())
+        lines.append(IncidentCaseLine(
+            case_id=case_id, title=view.title, state=view.state_text, sla=view.sla.text,
+            reply=replies.get(case_id) or "",
+            excerpt=words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")))
+    return IncidentPage(incident=incident, about=incidents.describe(incident, deps.team),
+                        timeline=[e for e in timeline if e.kind != "posted"], cases=lines)

@@ -1,0 +1,317 @@
+"""Answers in the form the customer takes in best: a calculation (`/calc`) dropped into
+the case's reply form in Slack and in Telegram's private reply conversation, published
+and recorded as a calculation; bad arguments get the usage line."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from socialcare.bot.actions import ActionKind, CaseAction
+from tests.conftest import ROOT, FlowingClock
+from tests.e2e.chat import (
+    AIGERIM_SLACK,
+    AIGERIM_TG,
+    CALLBACK_CHAT,
+    DANIYAR_TG,
+    SAULE_SLACK,
+    SLACK_CHANNEL,
+    STRANGER_TG,
+    eventually,
+    mention,
+    minutes_ago,
+    running_chat,
+)
+from tests.fakes.telegram import make_user
+
+USAGE = "Usage: /calc CASE tariff=CURRENT"
+
+
+async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculation(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, my tariff is too expensive",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        bad = [await chat.slack_command("/calc", text, user=AIGERIM_SLACK)
+               for text in ("", "twelve", f"{case_id} minutes=300", f"{case_id} tariff=Basic gb=x",
+                            f"{case_id} tariff=Basic gb=1e999", f"{case_id} tariff=Basic gb=1 gb=2",
+                            f"{case_id} tariff=Basic ===")]
+        unknown = await chat.slack_command("/calc", f"{case_id} tariff=Gold gb=1",
+                                           user=AIGERIM_SLACK)
+        no_case = await chat.slack_command("/calc", "99 tariff=Basic gb=1", user=AIGERIM_SLACK)
+        assert not chat.slack.views
+        answer = await chat.slack_command("/calc", f"{case_id} tariff=Basic minutes=300 gb=20",
+                                          user=AIGERIM_SLACK)
+        view = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        picture = await eventually(lambda: next(
+            (f["data"] for f in chat.slack.files.values()
+             if f["name"] == f"calc-{case_id}.png" and f["data"]), None))
+        # Slack submits what the form holds: the prepared text, as the agent left it.
+        prepared = view.view["blocks"][-1]["element"]["initial_value"]
+        await chat.slack_send(chat.slack.view_submission(values={"text": {"text": prepared}}))
+        await eventually(lambda: chat.platform.replies)
+        # A second case answered in words: the report shares answers by form.
+        [other] = await chat.ingest(mention("ig-2", "Kcell, no signal",
+                                            published=minutes_ago(flowing_clock, 1)))
+        await eventually(lambda: len(chat.slack_cards()) == 2)
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, other["case_id"]).pack(),
+            channel=SLACK_CHANNEL, user=AIGERIM_SLACK))
+        await eventually(lambda: len(chat.slack.views) == 2)
+        await chat.slack_send(chat.slack.view_submission(values={"saved": {"saved": "0"}}))
+        await eventually(lambda: len(chat.platform.replies) == 2)
+        report = await chat.slack_command("/report", "today csv", user=SAULE_SLACK)
+        sheet = await eventually(lambda: next(
+            (f["data"] for f in chat.slack.files.values()
+             if f["name"] == "cases-today.csv" and f["data"]), None))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    rows = {r["case_id"]: r["answer_forms"]
+            for r in csv.DictReader(io.StringIO(sheet.decode("utf-8-sig")))}
+    assert rows == {str(case_id): "calculation", str(other["case_id"]): "text"}
+    assert "Answers by form: text 1 (50%) · calculation 1 (50%)" in str(report.body)
+    for refused in bad:
+        assert USAGE in str(refused.body), refused.body
+    assert "There is no tariff 'Gold'" in str(unknown.body)
+    assert "There is no case #99" in str(no_case.body)
+    assert "Cheapest: Plus at 3490 ₸ a month, 6000 ₸ less than Basic (9490 ₸)" \
+        in str(answer.body)
+    assert picture.startswith(b"\x89PNG")
+    assert view.view["private_metadata"] == f"{case_id}|{SLACK_CHANNEL}||calculation"
+    published, _ = chat.platform.replies
+    assert "Cheapest: Plus at 3490 ₸" in published["text"]
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "calculation"
+
+
+async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, what is cheaper for me?",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        private = AIGERIM_TG["id"]
+        await chat.telegram_send(chat.telegram.command_update(
+            "calc", f"{case_id} tariff", chat_id=private, from_user=AIGERIM_TG))
+        await eventually(lambda: any(USAGE in (m.text or "")
+                                     for m in chat.telegram.bot_messages(private)))
+        await chat.telegram_send(chat.telegram.command_update(
+            "calc", f"{case_id} tariff=plus minutes=80 gb=0.5", chat_id=private,
+            from_user=AIGERIM_TG))
+        prompt = await eventually(lambda: next(
+            (m for m in chat.telegram.bot_messages(private)
+             if (m.text or "").startswith(f"Reply to this message with your answer to #{case_id}")),
+            None))
+        photos = [m for m in chat.telegram.bot_messages(private)
+                  if m.media and m.media.get("kind") == "photo"]
+        await chat.telegram_send(chat.telegram.reply_update(
+            prompt, "Local would cost you 990 ₸ instead of 3490 ₸.", from_user=AIGERIM_TG))
+        await eventually(lambda: any("was published and recorded" in (m.text or "")
+                                     for m in chat.telegram.bot_messages(private)))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert "Cheapest: Local at 990 ₸ a month, 2500 ₸ less than Plus (3490 ₸)" in (prompt.text or "")
+    [photo] = photos
+    assert photo.media is not None and photo.media["data"].startswith(b"\x89PNG")
+    assert chat.platform.replies[0]["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "calculation", [(e.kind, e.data) for e in events]
+
+
+DANA_TG = make_user(100000009, "Dana", username="dana")  # the call centre
+
+
+def _with_call_centre(text: str) -> str:
+    """The call centre has a person and its ticket system (billing's, in these tests)."""
+    webhook = next(line for line in text.splitlines() if line.startswith("webhook_url = "))
+    text = text.replace('kind = "callback"\n', f'kind = "callback"\n{webhook}\n', 1)
+    return text + ('\n[[people]]\nid = "dana"\nname = "Dana"\nrole = "second_line"\n'
+                   'team = "callback"\ntelegram = 100000009\n')
+
+
+async def test_a_call_back_reaches_the_call_centre_with_the_number_masked_elsewhere(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, config=_with_call_centre) as chat:
+        [result] = await chat.ingest(mention(
+            "ig-1", "Kcell, no signal at home, my number is 8 (777) 123-45-12",
+            published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.CALL_BACK, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        empty = await chat.slack_send(chat.slack.view_submission(
+            values={"ask": {"ask": ""}, "phone": {"phone": ""}}))
+        bad = await chat.slack_send(chat.slack.view_submission(
+            values={"ask": {"ask": ""}, "phone": {"phone": "call me maybe"}}))
+        ask = form.view["blocks"][0]["element"]["initial_value"]
+        await chat.slack_send(chat.slack.view_submission(values={
+            "ask": {"ask": ask}, "phone": {"phone": "+7 777 123 45 12"},
+            "when": {"when": "after 18:00"}}))
+        [centre_card] = await eventually(lambda: chat.telegram_cards(CALLBACK_CHAT))
+        centre_text = await eventually(lambda: "📞" in (centre_card.text or "")
+                                       and centre_card.text)
+        [ticket] = await eventually(lambda: chat.tickets.replies)
+        await eventually(lambda: "Call centre" in str(chat.slack_cards()[0].blocks))
+        team_cards = [str(chat.slack_cards()[0].blocks), chat.telegram_cards()[0].text or ""]
+        usage = await chat.slack_command("/callback", "twelve", user=AIGERIM_SLACK)
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            centre_card, CaseAction(ActionKind.UNREACHABLE, case_id).pack(), from_user=DANA_TG))
+        await eventually(lambda: chat.telegram_cards(CALLBACK_CHAT)[0].callback_data() == [])
+        report = await chat.slack_command("/report", "today csv", user=SAULE_SLACK)
+        sheet = await eventually(lambda: next(
+            (f["data"] for f in chat.slack.files.values()
+             if f["name"] == "cases-today.csv" and f["data"]), None))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert empty.json()["response_action"] == "errors"
+    assert bad.json()["errors"]["phone"].startswith("That is not a phone number")
+    assert "call you back" in ask
+    [published] = chat.platform.replies
+    assert published["text"] == ask
+    # The call centre's card and ticket have the number; every shared card masks it.
+    assert "📞 Call back +7 777 123 45 12 · when: after 18:00" in centre_text
+    assert "8 (777) 123-45-12" in centre_text
+    assert ticket["phone"] == "+77771234512" and ticket["team"] == "callback"
+    assert ticket["when"] == "after 18:00"
+    for shared in team_cards:
+        assert "+7 7** *** **12" in shared
+        assert "123-45-12" not in shared and "123 45 12" not in shared
+    assert "Usage: /callback" in str(usage.body)
+    for digits in ("7771234512", "123-45-12", "123 45 12"):
+        assert digits not in sheet.decode("utf-8-sig")
+        assert digits not in str(report.body)
+    kinds = [(e.kind.value, e.data.get("form") or e.data.get("called")) for e in events]
+    assert ("agent_message", "callback") in kinds
+    assert ("handed_back", "unreachable") in kinds
+
+
+def _with_pictograms(tmp_path: Path) -> Callable[[str], str]:
+    """Turn on the example's saved replies with pictures, the pictures next to the config."""
+    shutil.copytree(ROOT / "pictures", tmp_path / "pictures")
+
+    def edit(text: str) -> str:
+        start = text.index("# [[saved_replies]]\n# title = \"How to set up")
+        end = text.index("image = \"pictures/ussd-codes.png\"", start)
+        end = text.index("\n", end) + 1
+        block = "\n".join(line.removeprefix("# ").removeprefix("#")
+                          for line in text[start:end].splitlines()) + "\n"
+        return text[:start] + block + text[end:]
+
+    return edit
+
+
+async def test_a_saved_reply_with_a_picture_reaches_the_platform_with_its_bytes(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, config=_with_pictograms(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        options = [o["text"]["text"] for o in form.view["blocks"][0]["element"]["options"]]
+        apn = next(str(i) for i, title in enumerate(options) if "APN" in title)
+        await chat.slack_send(chat.slack.view_submission(values={"saved": {"saved": apn}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: chat.slack.ephemerals_for(AIGERIM_SLACK))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert "🖼 How to set up mobile internet (APN)" in options
+    assert published["text"].startswith("Here is how to set up mobile internet")
+    assert published["image"]["filename"] == "apn-setup.png"
+    assert published["image"]["content_type"] == "image/png"
+    assert base64.b64decode(published["image"]["base64"]) == \
+        (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    assert "was published and recorded" in told[-1].text
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "picture"
+
+
+CUSTOMERS_GROUP = -1007000000001
+
+
+def _telegram_groups_on(text: str) -> str:
+    start = text.index('name = "telegram-groups"')
+    end = text.index("[[sources]]", start)
+    return text[:start] + text[start:end].replace("enabled = false", "enabled = true", 1) \
+        + text[end:]
+
+
+async def test_a_photo_sent_to_the_bot_is_published_in_the_customers_group_as_a_photo_reply(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "ussd-codes.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock, config=_telegram_groups_on) as chat:
+        chat.telegram.add_chat(CUSTOMERS_GROUP, title="Kcell users Almaty")
+        asked = chat.telegram.message_update("Kcell, how do I check my balance?",
+                                             chat_id=CUSTOMERS_GROUP, from_user=STRANGER_TG)
+        await chat.telegram_send(asked)
+        [card] = await eventually(lambda: chat.telegram_cards())
+        await chat.card_recorded(card)
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            card, CaseAction(ActionKind.REPLY, 1).pack(), from_user=DANIYAR_TG))
+        [prompt] = await eventually(lambda: chat.telegram.bot_messages(DANIYAR_TG["id"]))
+        too_long = "x" * 1025
+        await chat.telegram_send(chat.telegram.photo_reply_update(
+            prompt, picture, too_long, from_user=DANIYAR_TG))
+        refused = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(DANIYAR_TG["id"])
+             if "caption of up to 1024" in (m.text or "")), None))
+        await chat.telegram_send(chat.telegram.photo_reply_update(
+            prompt, picture, "The codes: *100# is the balance.", from_user=DANIYAR_TG))
+        [answer] = await eventually(lambda: chat.telegram.bot_messages(CUSTOMERS_GROUP))
+        await eventually(lambda: "Answered by" in (chat.telegram_cards()[0].text or ""))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(1)
+
+    assert "telegram-groups" in refused
+    assert answer.media is not None and answer.media["kind"] == "photo"
+    assert answer.media["data"] == picture  # the bytes sent to the bot, published as they are
+    assert answer.caption == "The codes: *100# is the balance."
+    assert answer.reply_to_message_id == asked["message"]["message_id"]
+    [reply] = [e for e in events if e.kind.value == "agent_message"]
+    assert reply.data["form"] == "picture"
+
+
+async def test_a_picture_attached_in_the_slack_form_is_downloaded_and_published(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, no mobile internet",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        attached = chat.slack.add_user_file("my-apn.png", picture, user=AIGERIM_SLACK)
+        await chat.slack_send(chat.slack.view_submission(values={
+            "picture": {"picture": {"files": [attached]}},
+            "text": {"text": "See the picture: four steps."}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+
+    assert any(b.get("element", {}).get("type") == "file_input" for b in form.view["blocks"])
+    assert chat.slack.downloads == [attached["id"]]
+    assert published["text"] == "See the picture: four steps."
+    assert published["image"]["filename"] == "my-apn.png"
+    assert base64.b64decode(published["image"]["base64"]) == picture

@@ -1,0 +1,68 @@
+"""Stopping the app: each background loop ends at the first cancellation, and a stop
+while the loops wait for the database leaves nothing running behind it (a task left
+running keeps the process from ever exiting)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from socialcare.handlers.background import STOP_SECONDS
+from tests.conftest import TEST_REDIS_URL, FlowingClock
+from tests.e2e.chat import mention, minutes_ago, running_chat
+
+# The loops of a process with every role and both messengers, by task name.
+LOOPS = {"cards", "announcements", "scheduler", "collectors", "worker", "wallboard"} | (
+    {"card-wakeups"} if TEST_REDIS_URL else set())
+
+
+async def _still_running(*, within: float) -> list[asyncio.Task[object]]:
+    """Return the tasks (but this one) still running after waiting up to `within` s."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    if others:
+        await asyncio.wait(others, timeout=within)
+    return [task for task in others if not task.done()]
+
+
+async def test_every_loop_ends_at_one_cancellation_in_the_middle_of_its_work(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        # Work for the loops: cases to post cards for, timers to arm, the wallboard.
+        await chat.ingest(*(mention(f"ig-{n}", published=minutes_ago(flowing_clock, n))
+                            for n in range(1, 9)))
+        loops = {task.get_name(): task for task in asyncio.all_tasks()
+                 if task.get_name() in LOOPS}
+        assert set(loops) == LOOPS
+
+        for task in loops.values():
+            task.cancel()
+        _, pending = await asyncio.wait(loops.values(), timeout=STOP_SECONDS)
+
+        assert sorted(task.get_name() for task in pending) == []
+        assert all(task.cancelled() for task in loops.values())
+
+
+async def test_a_stop_while_the_loops_wait_for_the_database_leaves_nothing_running(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
+        holder = await chat.deps.engine.connect()
+        if holder.dialect.name == "sqlite":
+            await holder.exec_driver_sql("SELECT 1")  # in BEGIN IMMEDIATE: the write lock
+        else:
+            await holder.exec_driver_sql("LOCK TABLE cases, cards IN ACCESS EXCLUSIVE MODE")
+
+        async def release_later() -> None:
+            # Long after the stop has begun: every loop met the lock, and is stopped
+            # while its query waits (a loop cancelled then is closing its connection).
+            await asyncio.sleep(4)
+            await holder.rollback()
+            await holder.close()
+
+        releasing = asyncio.create_task(release_later())
+        await asyncio.sleep(1.5)  # the loops' next rounds wait for the lock
+    await releasing
+
+    assert await _still_running(within=STOP_SECONDS) == []

@@ -1,0 +1,97 @@
+"""Replies with a picture: checked against the platform's limits before anything is
+sent, refused (before sending) by a source that cannot publish pictures, and recorded
+as a picture answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from socialcare.bot import cases
+from socialcare.bot.answers.pictures import MB, Picture, PictureLimits
+from socialcare.bot.errors import DomainError
+from socialcare.bot.model import Mention
+from socialcare.bot.pipeline import Pipeline
+from socialcare.bot.ports import Published
+from socialcare.bot.team import Source, Team
+from tests.conftest import FakeClock, Storage
+from tests.mentions import mention
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+class TextOnly:
+    """A platform that publishes text alone."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def publish(self, source: Source, to: Mention, text: str) -> Published:
+        self.sent.append(text)
+        return Published(external_id=f"r{len(self.sent)}")
+
+
+class WithPictures(TextOnly):
+    """A platform that takes PNG pictures up to 1 MB, with captions up to 20 characters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pictures: list[bytes] = []
+
+    def picture_limits(self, source: Source) -> PictureLimits:
+        return PictureLimits(max_bytes=MB, types=("image/png",), max_caption=20)
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        self.pictures.append(picture.content)
+        return await self.publish(source, to, text)
+
+
+async def _case(storage: Storage, team: Team, clock: FakeClock) -> int:
+    [created] = await Pipeline(team, clock=clock).ingest([mention("p1")], uow=storage.uow())
+    assert created.case_id is not None
+    return created.case_id
+
+
+@pytest.mark.parametrize(("picture", "text", "key"), [
+    (Picture("a.gif", b"GIF89a" + b"\0" * 10), "See", "error.picture_type"),
+    (Picture("a.png", b"not a picture"), "See", "error.picture_type"),
+    (Picture("a.png", PNG + b"\0" * MB), "See", "error.picture_too_big"),
+    (Picture("a.png", PNG), "A caption far too long for it", "error.caption_too_long"),
+])
+async def test_a_picture_the_platform_would_not_take_is_refused_before_sending(
+    storage: Storage, team: Team, clock: FakeClock, picture: Picture, text: str, key: str
+) -> None:
+    case_id = await _case(storage, team, clock)
+    platform = WithPictures()
+    with pytest.raises(DomainError) as refused:
+        await cases.reply(cases.Reply(case_id, "aigerim", text, picture=picture),
+                          uow=storage.uow(), clock=clock, team=team,
+                          publishers={"webhook": platform})
+    assert refused.value.key == key
+    assert platform.sent == [] and platform.pictures == []
+
+
+async def test_a_source_without_pictures_says_so_and_sends_nothing(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    case_id = await _case(storage, team, clock)
+    platform = TextOnly()
+    with pytest.raises(DomainError) as refused:
+        await cases.reply(cases.Reply(case_id, "aigerim", "See", picture=Picture("a.png", PNG)),
+                          uow=storage.uow(), clock=clock, team=team,
+                          publishers={"webhook": platform})
+    assert refused.value.key == "error.no_pictures"
+    assert platform.sent == []
+
+
+async def test_a_picture_reply_is_published_and_recorded_as_a_picture(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    case_id = await _case(storage, team, clock)
+    platform = WithPictures()
+    changed = await cases.reply(
+        cases.Reply(case_id, "aigerim", "How to", picture=Picture("apn.png", PNG)),
+        uow=storage.uow(), clock=clock, team=team, publishers={"webhook": platform})
+    assert platform.pictures == [PNG]
+    [event] = changed.events
+    assert event.data["form"] == "picture" and event.data["picture"] == "apn.png"
