@@ -18,7 +18,7 @@ customer's message.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 
 from pydantic import BaseModel, ConfigDict
 from telegram import Bot, Chat, InputFile, Message, ReplyParameters
@@ -70,18 +70,8 @@ class TelegramGroups:
 
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Send the reply into the chat, as a reply to the customer's message."""
-        chat, _, message = to.external_id.partition(":")
-        try:
-            sent = await self._bot.send_message(
-                chat_id=int(chat), text=text,
-                reply_parameters=ReplyParameters(message_id=int(message),
-                                                 allow_sending_without_reply=True))
-        except ValueError:
-            raise PublishFailed(f"not a Telegram message id: {to.external_id}") from None
-        except TelegramError as error:
-            raise PublishFailed(f"Telegram: {error.message}") from None
-        return Published(external_id=f"{chat}:{sent.message_id}",
-                         url=link(sent.chat, sent.message_id))
+        return await _replying(to, lambda chat, reply: self._bot.send_message(
+            chat_id=chat, text=text, reply_parameters=reply))
 
 
     def picture_limits(self, source: Source) -> PictureLimits:
@@ -93,19 +83,24 @@ class TelegramGroups:
     async def publish_picture(self, source: Source, to: Mention, text: str,
                               picture: Picture) -> Published:
         """Send the photo with the text as its caption, replying to the customer."""
-        chat, _, message = to.external_id.partition(":")
-        try:
-            sent = await self._bot.send_photo(
-                chat_id=int(chat), photo=InputFile(picture.content, filename=picture.filename),
-                caption=text or None,
-                reply_parameters=ReplyParameters(message_id=int(message),
-                                                 allow_sending_without_reply=True))
-        except ValueError:
-            raise PublishFailed(f"not a Telegram message id: {to.external_id}") from None
-        except TelegramError as error:
-            raise PublishFailed(f"Telegram: {error.message}") from None
-        return Published(external_id=f"{chat}:{sent.message_id}",
-                         url=link(sent.chat, sent.message_id))
+        return await _replying(to, lambda chat, reply: self._bot.send_photo(
+            chat_id=chat, photo=InputFile(picture.content, filename=picture.filename),
+            caption=text or None, reply_parameters=reply))
+
+
+async def _replying(to: Mention, send: Callable[[int, ReplyParameters], Awaitable[Message]]
+                    ) -> Published:
+    """Send something in reply to the customer's message `to` (its id is "chat:message")."""
+    chat, _, message = to.external_id.partition(":")
+    try:
+        reply = ReplyParameters(message_id=int(message), allow_sending_without_reply=True)
+        sent = await send(int(chat), reply)
+    except ValueError:
+        raise PublishFailed(f"not a Telegram message id: {to.external_id}") from None
+    except TelegramError as error:
+        raise PublishFailed(f"Telegram: {error.message}") from None
+    return Published(external_id=f"{chat}:{sent.message_id}",
+                     url=link(sent.chat, sent.message_id))
 
 
 def link(chat: Chat, message_id: int) -> str | None:
