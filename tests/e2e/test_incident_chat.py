@@ -21,6 +21,7 @@ from socialcare.storage.schema import cases, incident_cases, incidents
 from tests.conftest import FlowingClock
 from tests.corpus.outage import outage
 from tests.e2e.chat import (
+    AIGERIM_SLACK,
     SAULE_SLACK,
     SAULE_TG,
     SLACK_CHANNEL,
@@ -262,3 +263,33 @@ async def test_bulk_replies_keep_to_the_sources_hourly_cap(
     assert comments == 2
     assert sorted(reply or "" for reply, _, _ in links.values()) == [
         "by_hand"] * 4 + ["sent"] * 2
+
+
+HOSTILE = ("", "abc", "0", "-1", "#", "1.5", "99999999999999999999", "1 frobnicate",
+           "1 answer", "1 answer   ", "1 add", "1 add abc", "1 add 1;DROP TABLE cases",
+           "1 remove 0", "1 option", "\x00", "1 add 99999999999999999999",
+           "{\"a\": [[[[[]]]]]}")
+
+
+async def test_bad_incident_commands_get_a_usage_line_and_change_nothing(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    slots = list(outage(OUTAGE_AT - timedelta(minutes=15), minutes_per_slot=5))
+    first = slots[0].mentions[:10]
+    async with running_chat(tmp_path, flowing_clock, config=_config) as chat:
+        for args in (*HOSTILE, "7", "7 answer text", "7 resolve"):
+            said = await chat.slack_command("/incident", args, user=SAULE_SLACK)
+            assert "Usage: /incident" in str(said.body) or "no incident #" in str(
+                said.body), (args, said.body)
+        await chat.ingest(*first)
+        assert await _opened(chat) == [1]
+        for args in HOSTILE:
+            said = await chat.slack_command("/incident", args, user=SAULE_SLACK)
+            assert "Usage: /incident" in str(said.body) or "no incident" in str(
+                said.body), (args, said.body)
+        # An agent may look, not act.
+        said = await chat.slack_command("/incident", "1 resolve", user=AIGERIM_SLACK)
+        assert "Shift leads run incidents" in str(said.body)
+        async with chat.deps.engine.connect() as conn:
+            [row] = (await conn.execute(select(incidents))).all()
+        assert row.state == "open" and row.answer is None
