@@ -29,7 +29,7 @@ from socialcare.storage.console import QueueMark
 
 log = logging.getLogger(__name__)
 
-ROWS = 300  # shown on the board; the counters count every open case
+ROWS = 100  # shown on the board; the counters count every open case
 WORDS = 120  # characters of the first mention shown
 POLL_SECONDS = 1.0
 REFRESH_SECONDS = 30.0  # push even without a change: the day's share moves with time
@@ -119,7 +119,7 @@ async def board(deps: Deps) -> Board:
         shown = open_cases[:ROWS]
         firsts = await uow.mentions.first_of([c.id for c in shown if c.id is not None])
         counts = await uow.cases.count_open()
-        today = await uow.reports.report(
+        today = await uow.reports.sla_counts(
             parse_period("today", now=now, zone=deps.team.zone), now=now)
     rows = [_row(case, firsts.get(case.id or 0), deps, now) for case in shown]
     tiers = []
@@ -132,7 +132,7 @@ async def board(deps: Deps) -> Board:
             warning=sum(r.level == "warning" for r in mine),
             overdue=sum(r.level == "overdue" for r in mine),
         ))
-    total = today.total
+    total = today
     more = sum(counts.values()) - len(rows)
     return Board(now=now, rows=rows, more=max(0, more), tiers=tiers,
                  met_share=total.met_share, met=total.met, missed=total.missed,

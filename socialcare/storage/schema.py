@@ -92,6 +92,10 @@ cases = Table(
     Column("places", String(1000), nullable=False, server_default=""),
     # The open queue, earliest deadline first.
     Index(None, "state", "response_due_at"),
+    # The wallboard's first rows: per state and priority, in deadline order.
+    Index("ix_cases_queue", "state", "priority", "response_due_at", "id"),
+    # The wallboard's counters on PostgreSQL: open cases per tier.
+    Index("ix_cases_state_tier", "state", "tier"),
     # The SLA scheduler's "what is due now".
     Index(None, "next_alert_at"),
 )
@@ -255,6 +259,8 @@ webhook_deliveries = Table(
 
 # Each case's facts, established from its events by `socialcare.bot.metrics` and kept
 # in step in the same transaction as the events: reports aggregate this table.
+_WAITING_FACTS = "first_answer_at IS NULL AND dismissed_at IS NULL"
+
 case_facts = Table(
     "case_facts",
     metadata,
@@ -281,6 +287,34 @@ case_facts = Table(
     Column("topics", String(1000), nullable=False, server_default=""),  # comma-separated
     Column("dismissed_at", UTCDateTime()),  # the last dismissal, if it stands
     Index(None, "published_at"),
+    # The wallboard's share of today within SLA, counted from the index alone.
+    Index("ix_case_facts_sla", "published_at", "first_answer_at", "response_due_at",
+          "dismissed_at"),
+    # The cases still waiting for a first answer, by deadline: the wallboard's pending.
+    Index("ix_case_facts_waiting", "response_due_at", "published_at",
+          postgresql_where=text(_WAITING_FACTS), sqlite_where=text(_WAITING_FACTS)),
+)
+
+# The wallboard's counts, kept by triggers on SQLite (migration 0020); PostgreSQL reads
+# them from indexes and leaves these empty.
+wallboard_open = Table(
+    "wallboard_open",
+    metadata,
+    Column("tier", String(16), primary_key=True),
+    Column("open", Integer, nullable=False),
+)
+
+wallboard_sla = Table(
+    "wallboard_sla",
+    metadata,
+    # The quarter hour of publication, counted from the Unix epoch.
+    Column("quarter", BigInteger, primary_key=True, autoincrement=False),
+    # The quarter hour of the first-response deadline.
+    Column("due_quarter", BigInteger, primary_key=True, autoincrement=False),
+    Column("met", Integer, nullable=False),  # answered by the deadline
+    Column("late", Integer, nullable=False),  # answered after it
+    Column("waiting", Integer, nullable=False),  # unanswered, not dismissed
+    Column("dismissed_late", Integer, nullable=False),  # unanswered, dismissed after it
 )
 
 # A case's topics and places, one row each, kept in step with its events like the
