@@ -115,12 +115,14 @@ async def board(deps: Deps) -> Board:
     """Read the open queue and today's SLA share."""
     now = deps.clock.now()
     async with deps.uow() as uow:
+        await uow.console.fold_counts()
         open_cases = await uow.cases.list_open(limit=ROWS + 1)
         shown = open_cases[:ROWS]
         firsts = await uow.mentions.first_of([c.id for c in shown if c.id is not None])
         counts = await uow.cases.count_open()
         today = await uow.reports.sla_counts(
             parse_period("today", now=now, zone=deps.team.zone), now=now)
+        await uow.commit()
     rows = [_row(case, firsts.get(case.id or 0), deps, now) for case in shown]
     tiers = []
     for tier in Tier:

@@ -270,6 +270,9 @@ async def count_open(deps: Deps) -> None:
     """Refresh the gauges: open cases per tier, cases per state, the card queue's lag."""
     now = deps.clock.now()
     async with deps.uow() as uow:
+        await uow.console.fold_counts()
+        await uow.commit()
+    async with deps.uow() as uow:
         counts = await uow.cases.count_open()
         states = await uow.cases.count_by_state()
         oldest = await uow.cards.oldest_due(now, messengers=list(deps.messengers))

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.model import OPEN_STATES
+from socialcare.storage import wallboard
 from socialcare.storage.schema import (
     cards,
     cases,
@@ -135,6 +136,11 @@ class SqlConsoleRepository:
                                  .where(console_links.c.expires_at < before))
         await self._conn.execute(delete(console_sessions).where(or_(
             console_sessions.c.expires_at < before, console_sessions.c.seen_at < before)))
+
+    async def fold_counts(self, *, above: int = wallboard.FOLD_ROWS) -> None:
+        """Fold the wallboard's rows of changes, if more than `above` have piled up
+        (`socialcare.storage.wallboard.fold`)."""
+        await wallboard.fold(self._conn, above=above)
 
     async def queue_mark(self) -> QueueMark:
         """Return the open queue's mark: two small indexed reads."""

@@ -36,11 +36,11 @@ from socialcare.bot.reports import (
     Report,
     aggregate,
 )
+from socialcare.storage import wallboard
 from socialcare.storage.report_scan import ReportScan
 from socialcare.storage.repositories import names
 from socialcare.storage.schema import case_facts as f
 from socialcare.storage.schema import case_topics, escalations, events
-from socialcare.storage.schema import wallboard_sla as w
 
 # Facts read and converted at once, between the event loop's turns.
 FACTS_AT_ONCE = 100
@@ -106,47 +106,26 @@ class SqlReportRepository:
 
     async def sla_counts(self, period: Period, *, now: datetime) -> Group:
         """Return how many of the period's cases met, missed and are pending their
-        first-response SLA (the wallboard's share; `socialcare.bot.metrics.sla_met`),
-        without a report: on SQLite from the counts its triggers keep per quarter hour
-        of publication and of deadline (migration 0020), reading the facts only for the
-        deadlines in this quarter hour; elsewhere from the index `ix_case_facts_sla`."""
-        if self._conn.dialect.name != "sqlite":
-            return await self._sla_counts_from_index(period, now)
-        this_quarter = _quarter(now)
-        # Waiting with a deadline in this quarter hour, not yet passed: from the facts.
+        first-response SLA (the wallboard's share; `socialcare.bot.metrics.sla_met`)
+        without a report: from the counts kept per quarter hour of publication and of
+        deadline (`socialcare.storage.wallboard`), reading the facts only for the
+        deadlines of this quarter hour still to come (`ix_case_facts_waiting`)."""
+        this_quarter = wallboard.quarter(now)
+        next_quarter = datetime.fromtimestamp((this_quarter + 1) * wallboard.QUARTER_SECONDS,
+                                              UTC)
         pending_now = int((await self._conn.execute(
             select(func.count()).where(
                 f.c.first_answer_at.is_(None), f.c.dismissed_at.is_(None),
-                f.c.response_due_at >= now,
-                f.c.response_due_at < datetime.fromtimestamp((this_quarter + 1) * 900, UTC),
+                f.c.response_due_at >= now, f.c.response_due_at < next_quarter,
                 self._in(period)))).scalar() or 0)
-        in_period = (w.c.quarter >= _quarter(period.start)) & (w.c.quarter < _quarter(period.end))
-        row = (await self._conn.execute(
-            select(func.sum(w.c.met), func.sum(w.c.late), func.sum(w.c.waiting),
-                   func.sum(w.c.dismissed_late),
-                   func.sum(w.c.waiting).filter(w.c.due_quarter > this_quarter))
-            .where(in_period))).one()
-        met, late, waiting, dismissed_late, waiting_later = (int(v or 0) for v in row)
-        pending = pending_now + waiting_later
+        sums = await wallboard.sla_sums(self._conn, period.start, period.end,
+                                        after=this_quarter)
+        pending = pending_now + sums.waiting_later
         # Waiting, dismissed after the deadline: the deadline has passed (a dismissal
         # comes before now), missed.
-        return Group("all", met=met, missed=late + waiting - pending + dismissed_late,
+        return Group("all", met=sums.met,
+                     missed=sums.late + sums.waiting - pending + sums.dismissed_late,
                      pending=pending)
-
-    async def _sla_counts_from_index(self, period: Period, now: datetime) -> Group:
-        answered = f.c.first_answer_at.is_not(None)
-        late = f.c.first_answer_at > f.c.response_due_at
-        unanswered_past = (f.c.first_answer_at.is_(None) & (f.c.response_due_at < now)
-                           & (f.c.dismissed_at.is_(None)
-                              | (f.c.dismissed_at > f.c.response_due_at)))
-        pending = (f.c.first_answer_at.is_(None) & (f.c.response_due_at >= now)
-                   & f.c.dismissed_at.is_(None))
-        row = (await self._conn.execute(
-            select(func.count().filter(answered & ~late),
-                   func.count().filter(late | unanswered_past), func.count().filter(pending))
-            .where(self._in(period)))).one()
-        return Group("all", met=int(row[0] or 0), missed=int(row[1] or 0),
-                     pending=int(row[2] or 0))
 
     async def answer_forms(self, period: Period) -> dict[str, int]:
         """Count the answers given in a period by their form; an answer recorded before
@@ -221,9 +200,3 @@ class SqlReportRepository:
 
 def _epoch(later: Any, earlier: Any) -> Any:
     return cast(func.extract("epoch", later - earlier), Float)
-
-
-def _quarter(moment: datetime) -> int:
-    """Return the quarter hour of a moment, counted from the Unix epoch (as the
-    triggers of migration 0020 count a case's publication)."""
-    return int(moment.timestamp()) // 900

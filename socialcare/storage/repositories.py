@@ -26,7 +26,8 @@ from socialcare.bot.model import (
     State,
     Tier,
 )
-from socialcare.storage.schema import cases, events, mentions, wallboard_open
+from socialcare.storage import wallboard
+from socialcare.storage.schema import cases, events, mentions
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -239,22 +240,8 @@ class SqlCaseRepository:
         return {State(state): count for state, count in rows}
 
     async def count_open(self) -> dict[Tier, int]:
-        """Count open cases per tier: on SQLite, the counts its triggers keep (migration
-        0020); elsewhere from the index `ix_cases_state_tier`."""
-        if self._conn.dialect.name == "sqlite":
-            rows = await self._conn.execute(
-                select(wallboard_open.c.tier, wallboard_open.c.open)
-                .where(wallboard_open.c.open > 0))
-            return {Tier(tier): count for tier, count in rows}
-        rows = await self._conn.execute(
-            select(cases.c.tier, func.count())
-            .where(cases.c.state.in_([s.value for s in OPEN_STATES]))
-            .group_by(cases.c.state, cases.c.tier)
-        )
-        counted: dict[Tier, int] = {}
-        for tier, count in rows:
-            counted[Tier(tier)] = counted.get(Tier(tier), 0) + count
-        return counted
+        """Count open cases per tier (the counts kept by `socialcare.storage.wallboard`)."""
+        return await wallboard.open_counts(self._conn)
 
     async def list_due(self, now: datetime, *, limit: int) -> list[Case]:
         """Return cases whose next SLA alert is due, earliest first."""

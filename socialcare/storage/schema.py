@@ -94,8 +94,6 @@ cases = Table(
     Index(None, "state", "response_due_at"),
     # The wallboard's first rows: per state and priority, in deadline order.
     Index("ix_cases_queue", "state", "priority", "response_due_at", "id"),
-    # The wallboard's counters on PostgreSQL: open cases per tier.
-    Index("ix_cases_state_tier", "state", "tier"),
     # The SLA scheduler's "what is due now".
     Index(None, "next_alert_at"),
 )
@@ -287,34 +285,34 @@ case_facts = Table(
     Column("topics", String(1000), nullable=False, server_default=""),  # comma-separated
     Column("dismissed_at", UTCDateTime()),  # the last dismissal, if it stands
     Index(None, "published_at"),
-    # The wallboard's share of today within SLA, counted from the index alone.
-    Index("ix_case_facts_sla", "published_at", "first_answer_at", "response_due_at",
-          "dismissed_at"),
     # The cases still waiting for a first answer, by deadline: the wallboard's pending.
     Index("ix_case_facts_waiting", "response_due_at", "published_at",
           postgresql_where=text(_WAITING_FACTS), sqlite_where=text(_WAITING_FACTS)),
 )
 
-# The wallboard's counts, kept by triggers on SQLite (migration 0020); PostgreSQL reads
-# them from indexes and leaves these empty.
+# The wallboard's counts as rows of changes, appended by triggers (migration 0020) and
+# folded now and then (`socialcare.storage.wallboard`); a count is the sum of its rows.
 wallboard_open = Table(
     "wallboard_open",
     metadata,
-    Column("tier", String(16), primary_key=True),
-    Column("open", Integer, nullable=False),
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tier", String(16), nullable=False),
+    Column("open", Integer, nullable=False),  # open cases
 )
 
 wallboard_sla = Table(
     "wallboard_sla",
     metadata,
-    # The quarter hour of publication, counted from the Unix epoch.
-    Column("quarter", BigInteger, primary_key=True, autoincrement=False),
-    # The quarter hour of the first-response deadline.
-    Column("due_quarter", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # The quarter hours of publication and of the first-response deadline, counted from
+    # the Unix epoch.
+    Column("quarter", BigInteger, nullable=False),
+    Column("due_quarter", BigInteger, nullable=False),
     Column("met", Integer, nullable=False),  # answered by the deadline
     Column("late", Integer, nullable=False),  # answered after it
     Column("waiting", Integer, nullable=False),  # unanswered, not dismissed
     Column("dismissed_late", Integer, nullable=False),  # unanswered, dismissed after it
+    Index("ix_wallboard_sla_quarter", "quarter"),
 )
 
 # A case's topics and places, one row each, kept in step with its events like the

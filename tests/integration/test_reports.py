@@ -198,6 +198,23 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
             stored = [row async for row in uow.reports.facts(period)]
             before = [row async for row in uow.reports.facts(period.previous)]
             histories = await uow.events.for_cases(range(1, 200))
+            # The wallboard's figures, from kept counts and index reads.
+            sla = await uow.reports.sla_counts(period, now=now)
+            today = await uow.reports.sla_counts(
+                parse_period("today", now=clock.now(), zone=TEAM.zone), now=clock.now())
+            today_report = await uow.reports.report(
+                parse_period("today", now=clock.now(), zone=TEAM.zone), now=clock.now())
+            open_counts = await uow.cases.count_open()
+            head = await uow.cases.list_open(limit=7)
+            every_open = await uow.cases.list_open(limit=500)
+            all_cases = await uow.cases.get_many(list(range(1, 200)))
+        # Folded into one row per key, the kept counts stay the same.
+        async with storage.uow() as uow:
+            await uow.console.fold_counts(above=0)
+            await uow.commit()
+        async with storage.uow() as uow:
+            folded = (await uow.reports.sla_counts(period, now=now),
+                      await uow.cases.count_open())
     finally:
         await engine.dispose()
 
@@ -227,6 +244,19 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
     answered = sum(1 for h in histories.values() for e in h
                    if e.kind.value == "agent_message" and period.start <= e.at < period.end)
     assert report.answers == ({"text": answered} if answered else {})
+    # The wallboard's share and counters equal the report's and the cases' own.
+    assert (sla.met, sla.missed, sla.pending) == (report.total.met, report.total.missed,
+                                                  report.total.pending)
+    assert (today.met, today.missed, today.pending) == (
+        today_report.total.met, today_report.total.missed, today_report.total.pending)
+    assert folded == (sla, open_counts)
+    opened = [c for c in all_cases.values() if c.is_open]
+    assert open_counts == {t: n for t in {c.tier for c in opened}
+                           if (n := sum(c.tier is t for c in opened))}
+    work_order = sorted(opened, key=lambda c: (c.response_due_at is None,
+                                               c.response_due_at or T0, c.priority.rank, c.id))
+    assert [c.id for c in every_open] == [c.id for c in work_order]
+    assert [c.id for c in head] == [c.id for c in work_order[:7]]
     if url.startswith("postgresql"):  # on SQLite the report is this very computation
         # Every breakdown, day and breach of the report aggregated in SQL is the
         # definition's, computed in Python from the same facts.
