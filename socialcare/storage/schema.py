@@ -304,10 +304,10 @@ wallboard_sla = Table(
     "wallboard_sla",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    # The quarter hours of publication and of the first-response deadline, counted from
-    # the Unix epoch.
+    # The quarter hour of publication and the minute of the first-response deadline,
+    # counted from the Unix epoch.
     Column("quarter", BigInteger, nullable=False),
-    Column("due_quarter", BigInteger, nullable=False),
+    Column("due_minute", BigInteger, nullable=False),
     Column("met", Integer, nullable=False),  # answered by the deadline
     Column("late", Integer, nullable=False),  # answered after it
     Column("waiting", Integer, nullable=False),  # unanswered, not dismissed

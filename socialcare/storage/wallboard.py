@@ -1,5 +1,5 @@
 """The wallboard's kept counts: open cases per tier, and the facts' first answers per
-quarter hour of publication and of deadline.
+quarter hour of publication and minute of deadline.
 
 Triggers (migration 0020) append a row of changes for each change that moves a count;
 a count is the sum of its rows. `fold` now and then replaces the rows by one per key:
@@ -27,14 +27,20 @@ _SLA = ("met", "late", "waiting", "dismissed_late")
 
 def quarter(moment: datetime) -> int:
     """Return the quarter hour of a moment, counted from the Unix epoch (as the triggers
-    count a case's publication and deadline)."""
+    count a case's publication)."""
     return int(moment.timestamp()) // QUARTER_SECONDS
+
+
+def minute(moment: datetime) -> int:
+    """Return the minute of a moment, counted from the Unix epoch (as the triggers count
+    a case's deadline)."""
+    return int(moment.timestamp()) // 60
 
 
 @dataclass(frozen=True)
 class SlaSums:
     """A period's facts by first-answer class; `waiting_later`: those waiting with a
-    deadline after the given quarter hour."""
+    deadline after the given minute."""
 
     met: int
     late: int
@@ -56,7 +62,7 @@ async def sla_sums(conn: AsyncConnection, start: datetime, end: datetime, *,
     w = wallboard_sla.c
     row = (await conn.execute(
         select(*(func.sum(w[name]) for name in _SLA),
-               func.sum(w.waiting).filter(w.due_quarter > after))
+               func.sum(w.waiting).filter(w.due_minute > after))
         .where(w.quarter >= quarter(start), w.quarter < quarter(end)))).one()
     return SlaSums(*(int(value or 0) for value in row))
 
@@ -64,7 +70,7 @@ async def sla_sums(conn: AsyncConnection, start: datetime, end: datetime, *,
 async def fold(conn: AsyncConnection, *, above: int = FOLD_ROWS) -> None:
     """Fold each table's rows into one per key, if it holds more than `above` rows."""
     for table, keys, values in ((wallboard_open, ("tier",), ("open",)),
-                                (wallboard_sla, ("quarter", "due_quarter"), _SLA)):
+                                (wallboard_sla, ("quarter", "due_minute"), _SLA)):
         many = (await conn.execute(select(func.count()).select_from(
             select(table.c.id).limit(above + 1).subquery()))).scalar()
         if not many or many <= above:

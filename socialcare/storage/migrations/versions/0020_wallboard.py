@@ -2,7 +2,7 @@
 
 The queue's head is read per state and priority in deadline order (`ix_cases_queue`).
 The counts — open cases per tier; the facts' first answers per quarter hour of
-publication and of first-response deadline — are kept by triggers as rows of changes
+publication and minute of first-response deadline — are kept by triggers as rows of changes
 (+1 here, −1 there), appended, never updated: no transaction waits for another on a
 counter row. Reading sums them; `socialcare.storage.wallboard` folds them into one row
 per key now and then.
@@ -36,15 +36,17 @@ _CLASSES = (
     "({r}.first_answer_at IS NULL AND {r}.dismissed_at IS NOT NULL "
     "AND {r}.dismissed_at > {r}.response_due_at)",
 )
-_SLA_COLUMNS = "quarter, due_quarter, met, late, waiting, dismissed_late"
+_SLA_COLUMNS = "quarter, due_minute, met, late, waiting, dismissed_late"
 
 
 def _quarters(dialect: str, r: str) -> tuple[str, str]:
+    """The quarter hour of publication and the minute of the deadline, from the epoch."""
     if dialect == "sqlite":
-        epoch = "CAST(strftime('%s', {r}.{c}) AS INTEGER) / 900"
+        epoch = "CAST(strftime('%s', {r}.{c}) AS INTEGER) / {n}"
     else:
-        epoch = "CAST(floor(date_part('epoch', {r}.{c}) / 900) AS bigint)"
-    return epoch.format(r=r, c="published_at"), epoch.format(r=r, c="response_due_at")
+        epoch = "CAST(floor(date_part('epoch', {r}.{c}) / {n}) AS bigint)"
+    return (epoch.format(r=r, c="published_at", n=900),
+            epoch.format(r=r, c="response_due_at", n=60))
 
 
 def _sla_changes(dialect: str, r: str, sign: str) -> str:
@@ -145,7 +147,7 @@ def upgrade() -> None:
         "wallboard_sla",
         sa.Column("id", big, primary_key=True, autoincrement=True),
         sa.Column("quarter", sa.BigInteger, nullable=False),
-        sa.Column("due_quarter", sa.BigInteger, nullable=False),
+        sa.Column("due_minute", sa.BigInteger, nullable=False),
         sa.Column("met", sa.Integer, nullable=False),
         sa.Column("late", sa.Integer, nullable=False),
         sa.Column("waiting", sa.Integer, nullable=False),
