@@ -90,27 +90,30 @@ async def _analyze(url: str) -> None:
         await engine.dispose()
 
 
-async def _time_board(url: str, redis: str | None, runs: int) -> tuple[list[float], int]:
-    """Build the board `runs` times (a claim between builds); return the timings and the
-    open cases it counted."""
+async def _time_board(url: str, redis: str | None, runs: int) -> tuple[list[float], list[float],
+                                                                         int]:
+    """Build the board `runs` times (a claim between builds); return the timings, this
+    process's CPU time of each, and the open cases it counted."""
     config = running.settings(url, redis, port=running.free_port())
     timings: list[float] = []
+    cpu: list[float] = []
     counted = 0
     async with runtime(config) as app:
         deps = app.deps
         await board(deps)  # warm: statements compiled, pages of the database cached
         for run in range(runs + 1):
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             shown = await board(deps)
             if run:  # the first is a warm-up after the claim path ran
                 timings.append(time.perf_counter() - began)
+                cpu.append(time.process_time() - began_cpu)
             counted = sum(t.open for t in shown.tiers)
             # A change between builds, as on a busy floor: the case at the top is claimed.
             first = next((r for r in shown.rows if r.state and r.holder == ""), None)
             if first is not None:
                 await commands.claim(commands.Claim(first.case_id, AGENT), uow=deps.uow(),
                                   clock=deps.clock, team=deps.team)
-    return timings, counted
+    return timings, cpu, counted
 
 
 async def _one(name: str, url: str, redis: str | None, *, open_count: int, runs: int,
@@ -122,16 +125,19 @@ async def _one(name: str, url: str, redis: str | None, *, open_count: int, runs:
     await _multiply(url, -(-open_count // first))
     await _analyze(url)
     log(f"  m. {name}: seeded {open_count:,} open cases in {time.perf_counter() - began:.0f} s")
-    timings, counted = await _time_board(url, redis, runs)
+    timings, cpu, counted = await _time_board(url, redis, runs)
     load = load_average()
     log(f"  m. {name}: median {statistics.median(timings):.3f} s "
-        f"({min(timings):.3f}–{max(timings):.3f}), load {load}")
+        f"({min(timings):.3f}–{max(timings):.3f}), CPU {statistics.median(cpu):.3f} s, "
+        f"load {load}")
     return at_most(f"m. wallboard data, {open_count:,} open, {name}", timings, "s",
                    TARGET_SECONDS,
                    note=f"{counted:,} open counted; per-tier counters, today's share and "
                         f"the queue's first rows; {min(timings):.3f}–{max(timings):.3f} s "
-                        f"over {len(timings)} builds; load average {load}",
-                   detail={"open_cases": counted, "timings": timings, "load": load})
+                        f"over {len(timings)} builds (this process's CPU "
+                        f"{statistics.median(cpu) * 1000:.0f} ms a build); load average {load}",
+                   detail={"open_cases": counted, "timings": timings, "cpu": cpu,
+                           "load": load})
 
 
 async def measure(*, open_count: int, runs: int, log: Any = print) -> list[Figure]:

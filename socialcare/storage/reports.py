@@ -15,29 +15,32 @@ from typing import Any
 
 from sqlalchemy import (
     Float,
+    case,
     cast,
     func,
     literal,
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from socialcare.bot.answers.forms import AnswerForm
 from socialcare.bot.metrics import CaseFacts, Standing
 from socialcare.bot.model import EventKind, Tier
 from socialcare.bot.reports import (
-    DIMENSIONS,
+    HISTOGRAM_CAP,
     NONE,
     WORST,
     Breach,
+    Day,
     Group,
     Period,
     Report,
+    Stat,
     aggregate,
 )
 from socialcare.storage import wallboard
-from socialcare.storage.report_scan import ReportScan
 from socialcare.storage.repositories import names
 from socialcare.storage.schema import case_facts as f
 from socialcare.storage.schema import case_topics, escalations, events
@@ -46,7 +49,12 @@ from socialcare.storage.schema import case_topics, escalations, events
 FACTS_AT_ONCE = 100
 # Sorting a month of a big team's cases for percentiles wants memory, not disk.
 WORK_MEM = "128MB"
-# A case under each of its topics.
+# 15 minutes: every timezone's offset is a multiple, so buckets fall into local days.
+BUCKET_SECONDS = 900
+_DIMENSIONS = {"tier": f.c.tier, "platform": f.c.platform, "brand": f.c.brand,
+               "agent": f.c.first_answer_by, "topic": func.coalesce(case_topics.c.topic, NONE),
+               "language": func.coalesce(f.c.language, NONE)}
+# The breakdowns whose column is not in the facts table, and how to reach it.
 _JOINS = {"topic": f.outerjoin(case_topics, case_topics.c.case_id == f.c.case_id)}
 
 
@@ -160,11 +168,37 @@ class SqlReportRepository:
         return {name: count for name, count in rows}
 
     async def _sql_report(self, period: Period, now: datetime) -> Report:
-        """Aggregate in PostgreSQL, reading the period's facts a few times without sorting
-        them (`socialcare.storage.report_scan`), the worst breaches beside."""
+        """Aggregate in PostgreSQL: a few queries, run side by side on their own
+        connections (each sorts for its percentiles; the server runs them in parallel)."""
+        reaction, lag = f.c.reaction_seconds, f.c.lag_seconds
+        resolution = case((f.c.standing == "resolved", f.c.resolution_seconds))
+        met = (f.c.first_answer_at.is_not(None)) & (f.c.first_answer_at <= f.c.response_due_at)
+        # Dismissed unanswered by its deadline: no answer was needed (neither met nor
+        # missed, nor pending); dismissed after it, the breach stands.
         missed = (f.c.first_answer_at > f.c.response_due_at) | (
             f.c.first_answer_at.is_(None) & (f.c.response_due_at < now)
             & (f.c.dismissed_at.is_(None) | (f.c.dismissed_at > f.c.response_due_at)))
+        pending = (f.c.first_answer_at.is_(None) & (f.c.response_due_at >= now)
+                   & f.c.dismissed_at.is_(None))
+        counts = [
+            func.count().label("cases"),
+            func.count().filter(f.c.standing == "dismissed").label("dismissed"),
+            func.count(reaction).label("answered"),
+            func.count().filter(met).label("met"), func.count().filter(missed).label("missed"),
+            func.count().filter(pending).label("pending"),
+        ]
+        total = select(
+            *counts, _percentiles(reaction).label("reaction_percentiles"),
+            _percentiles(lag).label("lag_percentiles"),
+            func.count(resolution).label("resolved"),
+            _percentiles(resolution).label("resolution_percentiles"),
+            *(func.count().filter((f.c.standing == "resolved") & condition).label(name)
+              for name, condition in (
+                  ("m1", f.c.messages_to_resolve <= 1), ("m2", f.c.messages_to_resolve == 2),
+                  ("m3", f.c.messages_to_resolve == 3), ("m4", f.c.messages_to_resolve >= 4))),
+        ).where(self._in(period))
+        breakdowns = {name: self._breakdown(period, column, counts, _JOINS.get(name))
+                      for name, column in _DIMENSIONS.items()}
         worst = (
             select(f.c.case_id, f.c.tier, f.c.platform,
                    _epoch(func.coalesce(f.c.first_answer_at, literal(now)), f.c.response_due_at)
@@ -172,30 +206,102 @@ class SqlReportRepository:
             .where(self._in(period), missed)
             .order_by(text("overdue DESC"), f.c.case_id).limit(WORST)
         )
-        scan = ReportScan(period, now, self._side_query)
-        figures, worst_rows = await asyncio.gather(scan.figures(), self._side_query(worst))
+        # date_part is double precision; extract's numeric is several times slower to divide.
+        bucket = func.floor(func.date_part("epoch", f.c.published_at) / BUCKET_SECONDS)
+        days = (select(bucket.label("bucket"), func.count().label("cases"),
+                       func.count().filter(met).label("met"),
+                       func.count().filter(missed).label("missed"))
+                .where(self._in(period)).group_by(bucket))
+        minute = func.least(func.floor(reaction / 60), HISTOGRAM_CAP)
+        histogram = (select(f.c.tier, minute.label("minute"), func.count().label("cases"))
+                     .where(self._in(period), f.c.first_answer_at.is_not(None))
+                     .group_by(f.c.tier, minute))
+        queries = [total, *breakdowns.values(), worst, days, histogram]
+        results = await asyncio.gather(*(self._side_query(q) for q in queries))
+        [head], *grouped = results[:1 + len(breakdowns)]
+        worst_rows, day_rows, histogram_rows = results[1 + len(breakdowns):]
+        groups = {
+            name: sorted((_group(row, row.key) for row in rows), key=lambda g: (-g.cases, g.key))
+            for name, rows in zip(breakdowns, grouped, strict=True)
+        }
         return Report(
             period=period,
-            total=figures.groups["all"][0],
-            groups={name: figures.groups.get(name, []) for name in DIMENSIONS},
-            collector_lag=figures.lag,
-            resolution=figures.resolution,
-            messages=figures.messages,
-            breaches=figures.groups["all"][0].missed,
+            total=_group(head, "all"),
+            groups=groups,
+            collector_lag=Stat(head.cases, *_pair(head.lag_percentiles)),
+            resolution=Stat(head.resolved, *_pair(head.resolution_percentiles)),
+            messages={"1": head.m1, "2": head.m2, "3": head.m3, "4+": head.m4},
+            breaches=head.missed,
             worst=[Breach(r.case_id, r.tier, r.platform, r.overdue) for r in worst_rows],
-            days=figures.days,
-            histogram=figures.histogram,
+            days=_days(period, day_rows),
+            histogram=_histogram(histogram_rows),
         )
 
-    async def _side_query(self, query: Any, params: dict[str, Any] | None = None) -> list[Any]:
+    def _breakdown(self, period: Period, column: Any, counts: list[Any],
+                   joined: Any = None) -> Any:
+        """A breakdown by `column`: the rows are hashed into their groups, each gathering its
+        reaction times in an array, and each array is sorted on its own for the
+        percentiles. (Grouping with `percentile_cont` directly would first sort the whole
+        period by the column, a sort of strings.)"""
+        reaction = f.c.reaction_seconds
+        grouped = (
+            select(column.label("key"), *counts,
+                   func.array_agg(reaction).filter(reaction.is_not(None)).label("reactions"))
+            .select_from(f if joined is None else joined)
+            .where(self._in(period), column.is_not(None)).group_by(column)
+            .subquery()
+        )
+        value = func.unnest(grouped.c.reactions).table_valued("value").render_derived()
+        percentiles = select(_percentiles(value.c.value)).scalar_subquery()
+        # Not the arrays themselves: a month's reaction times decoded on the event loop.
+        return select(*(c for c in grouped.c if c.name != "reactions"),
+                      percentiles.label("reaction_percentiles"))
+
+    async def _side_query(self, query: Any) -> list[Any]:
         # Its own connection, so that the server can run the queries at once.
         async with self._engine.connect() as conn:
             # The queries already run side by side: no worker processes besides.
             await conn.execute(select(func.set_config("work_mem", WORK_MEM, True),
                                       func.set_config("max_parallel_workers_per_gather", "0",
                                                       True)))
-            return list((await conn.execute(query, params or {})).all())
+            return list((await conn.execute(query)).all())
 
 
 def _epoch(later: Any, earlier: Any) -> Any:
     return cast(func.extract("epoch", later - earlier), Float)
+
+
+def _percentiles(column: Any) -> Any:
+    """The median and the 90th percentile of `column`, in one sort."""
+    return func.percentile_cont(array([0.5, 0.9])).within_group(column)
+
+
+def _pair(percentiles: list[float] | None) -> tuple[float | None, float | None]:
+    # percentile_cont over no values is NULL, not an array of NULLs.
+    return (percentiles[0], percentiles[1]) if percentiles else (None, None)
+
+
+def _group(row: Any, key: str) -> Group:
+    return Group(
+        key=key, cases=row.cases, dismissed=row.dismissed,
+        reaction=Stat(row.answered, *_pair(row.reaction_percentiles)),
+        met=row.met, missed=row.missed, pending=row.pending,
+    )
+
+
+def _days(period: Period, rows: Any) -> list[Day]:
+    days = {d: [0, 0, 0] for d in period.days}
+    for row in rows:
+        moment = datetime.fromtimestamp(float(row.bucket) * BUCKET_SECONDS, UTC)
+        counts = days[moment.astimezone(period.zone).date()]
+        counts[0] += row.cases
+        counts[1] += row.met
+        counts[2] += row.missed
+    return [Day(d, *c) for d, c in days.items()]
+
+
+def _histogram(rows: Any) -> dict[str, dict[int, int]]:
+    histogram: dict[str, dict[int, int]] = {}
+    for row in rows:
+        histogram.setdefault(row.tier, {})[int(row.minute)] = row.cases
+    return histogram
