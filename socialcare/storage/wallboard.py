@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.model import Tier
 from socialcare.storage.schema import wallboard_open, wallboard_sla
+
+if TYPE_CHECKING:
+    # Not at run time: `socialcare cases` reads through a blocking connection.
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 # Fold once a table holds more rows of changes than this.
 FOLD_ROWS = 2_000
