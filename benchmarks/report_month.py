@@ -112,7 +112,8 @@ async def seed(url: str, count: int, start: datetime, end: datetime) -> float:
         began = time.perf_counter()
         async with engine.begin() as conn:
             await conn.execute(text("TRUNCATE cases, mentions, events, cards, case_facts, "
-                                    "escalation_cases, escalation_events, escalations CASCADE"))
+                                    "escalation_cases, escalation_events, escalations, "
+                                    "wallboard_open, wallboard_sla CASCADE"))
             for table, columns in (("cases", CASES), ("case_facts", FACTS)):
                 sql = SEED.format(table=table, columns=", ".join(columns),
                                   values=", ".join(columns.values()))
