@@ -85,7 +85,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
     from socialcare.adapters.collectors import kinds
     from socialcare.adapters.messengers.telegram import TelegramMessenger
     from socialcare.adapters.telemetry import Telemetry
-    from socialcare.bot.dispatcher import Dispatcher
+    from socialcare.bot.dispatcher import BOOK_AHEAD, Dispatcher
     from socialcare.bot.pipeline import Pipeline
     from socialcare.bot.ports import Messenger
     from socialcare.console import routes as console
@@ -157,6 +157,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
             team, catalog, uow=deps.uow, clock=clock, messengers=card_messengers,
             budgets=budgets, can_publish=lambda source: source in publishers,
             escalation_url=lambda escalation_id: console.escalation_url(deps, escalation_id),
+            book_ahead=BOOK_AHEAD,
         )
         yield App(deps=deps, dispatcher=dispatcher, bolt=bolt, telegram=telegram)
 

@@ -20,13 +20,21 @@ Under a burst, cards go out new first, then changed, then SLA steps — each gro
 earliest deadline first. A channel that is out of budget, or whose last call failed,
 is held (in the shared budgets) and nothing of it is sent until it has room again;
 then its most pressing card goes first, so failures never reorder a channel.
+
+Channels are worked side by side, each in order, paced exactly to its limits: a
+card's call books the channel's next slot (up to `book_ahead` seconds away) and
+waits for it, and the card's bookkeeping commits while the next card of the channel
+goes out. A channel whose next slot is more than a second away sends that one card
+and lets the round end, so that a change made meanwhile is looked at before the
+channel's next slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -70,6 +78,13 @@ RETRY_SURPRISE = timedelta(seconds=30)
 EXTRA_SHARE = 0.25
 # Cards of one channel looked at per round: a channel sends about one a second.
 PER_CHANNEL = 5
+# A channel whose next slot is further away than this sends one more card and ends
+# its turn (a Telegram group, past its burst, gets a slot every 3 s): the round then
+# reads what changed meanwhile before the channel's next slot comes.
+CONTINUE_WAIT = 1.5
+# How far ahead the running app's calls book their channel's slot: past a Telegram
+# group's 3 s, so that a channel at its limit keeps its pace from round to round.
+BOOK_AHEAD = 5.0
 NOTICES_PER_ROUND = 50
 _CASE_ALERTS = frozenset({EventKind.SLA_POINT, EventKind.CLAIM_EXPIRED})
 _ESCALATION_ALERTS = frozenset({"reminded", "handed_over"})
@@ -122,6 +137,26 @@ class DispatchReport:
 
 
 @dataclass
+class _Lane:
+    """One channel's turn in a round: whether it is over, and the bookkeeping of its
+    calls still committing."""
+
+    over: bool = False
+    pending: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def later(self, work: Coroutine[None, None, None]) -> None:
+        """Commit `work` while the channel's next call goes out."""
+        self.pending.append(asyncio.create_task(work))
+
+    async def settle(self) -> None:
+        """Wait for the bookkeeping still committing."""
+        for outcome in await asyncio.gather(*self.pending, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.error("recording a card's call failed", exc_info=outcome)
+        self.pending.clear()
+
+
+@dataclass
 class _Target:
     """What a card should show now, and the alerts its thread still owes."""
 
@@ -152,6 +187,7 @@ class Dispatcher:
         budgets: RateBudgets,
         can_publish: Callable[[str], bool] = lambda source: False,
         escalation_url: Callable[[int], str | None] = lambda escalation_id: None,
+        book_ahead: float = 0.0,
     ) -> None:
         self._team = team
         self._catalog = catalog
@@ -162,27 +198,53 @@ class Dispatcher:
         self._can_publish = can_publish
         # Where every case of an escalation is listed (the console), if anywhere.
         self._escalation_url = escalation_url
+        # How far ahead a card's call may book its channel's next slot (0: it goes at
+        # once or the channel waits for a later round).
+        self._book_ahead = book_ahead
 
-    async def sync(self, *, limit: int = 100) -> DispatchReport:
-        """Sync up to `limit` due cards, most pressing first; then send notices."""
+    @property
+    def messengers(self) -> list[str]:
+        """Return the names of the messengers cards go to."""
+        return list(self._messengers)
+
+    async def sync(self, *, limit: int = 100,
+                   messengers: Collection[str] | None = None) -> DispatchReport:
+        """Sync up to `limit` due cards (of `messengers`, else of all), each channel's
+        most pressing first, the channels side by side; then send notices."""
         report = DispatchReport()
-        if not self._messengers:
+        names = [name for name in self._messengers if messengers is None or name in messengers]
+        if not names:
             return report
         now = self._clock.now()
         async with self._uow() as uow:
-            due = await uow.cards.due(now, messengers=list(self._messengers),
-                                      per_channel=PER_CHANNEL, limit=limit)
+            due = await uow.cards.due(now, messengers=names, per_channel=PER_CHANNEL,
+                                      limit=limit)
         targets = await self._targets(due, now)
+        channels: dict[tuple[str, str], list[Card]] = {}
         for card in due:
-            try:
-                await self._sync(card, targets[card.id or 0], now, report)
-            except Exception:
-                # One card's surprise must not stall the others.
-                log.exception("syncing card %s failed", card.id)
-                report.failed += 1
-                await self._retry_later(card, now)
-        await self._send_notices(now, report)
+            channels.setdefault((card.messenger, card.channel), []).append(card)
+        await asyncio.gather(*(self._turn(cards, targets, now, report)
+                               for cards in channels.values()))
+        await self._send_notices(now, report, names)
         return report
+
+    async def _turn(self, cards: Sequence[Card], targets: Mapping[int, _Target],
+                    now: datetime, report: DispatchReport) -> None:
+        """Sync one channel's due cards in order, until its turn is over."""
+        lane = _Lane()
+        try:
+            for card in cards:
+                try:
+                    await self._sync(card, targets[card.id or 0], now, report, lane)
+                except Exception:
+                    # One card's surprise must not stall the others.
+                    log.exception("syncing card %s failed", card.id)
+                    report.failed += 1
+                    await self._retry_later(card, now)
+                if lane.over:
+                    break
+        finally:
+            await lane.settle()
 
     async def _targets(self, due: Sequence[Card], now: datetime) -> dict[int, _Target]:
         case_ids = {c.case_id for c in due if c.case_id is not None}
@@ -287,26 +349,44 @@ class Dispatcher:
                        latest_event=max((e.id or 0 for e in events), default=0))
 
     async def _sync(self, card: Card, target: _Target, now: datetime,
-                    report: DispatchReport) -> None:
+                    report: DispatchReport, lane: _Lane) -> None:
         digest = fingerprint(target.view)
         if card.message_id is None:
-            await self._post(card, target, digest, now, report)
+            await self._post(card, target, digest, now, report, lane)
             return
+        edited = False
         if digest != card.fingerprint:
-            if not await self._edit(card, card.message_id, target, now, report):
+            if not await self._edit(card, card.message_id, target, now, report, lane):
                 return
+            edited = True
         else:
             report.unchanged += 1
-        done = await self._alerts(card, target, report)
+        if not any(a[0] > card.notified_event_id for a in target.alerts):
+            lane.later(self._record_sync(card, digest, target.next_due,
+                                         edit_began=now if edited else None))
+            return
+        if edited:
+            async with self._uow() as uow:
+                await uow.cards.end_edit(card, began=now)
+                await uow.commit()
+        done = await self._alerts(card, target, report, lane)
+        # With alerts still to go, the card stays due until they are out.
+        await self._record_sync(card, digest, target.next_due if done else now)
+
+    async def _record_sync(self, card: Card, digest: str, next_due: datetime | None, *,
+                           edit_began: datetime | None = None) -> None:
+        """Record what the card shows now (and give back its edit), in one transaction."""
         async with self._uow() as uow:
-            # With alerts still to go, the card stays due until they are out.
+            if edit_began is not None:
+                await uow.cards.end_edit(card, began=edit_began)
             await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
-                                   next_due=target.next_due if done else now)
+                                   next_due=next_due)
             await uow.commit()
 
     async def _edit(self, card: Card, message_id: str, target: _Target, now: datetime,
-                    report: DispatchReport) -> bool:
-        """Edit the card to show the target; tell whether it was sent (or cannot be).
+                    report: DispatchReport, lane: _Lane) -> bool:
+        """Edit the card to show the target; tell whether it was sent (or cannot be):
+        then the card's claim on the edit is the caller's to give back.
 
         The card is claimed first, and only if the case has not changed since the card
         was read: of two workers looking at once one edits and takes the budget, and no
@@ -320,9 +400,12 @@ class Dispatcher:
             return False
         messenger = self._messengers[card.messenger]
         limits = messenger.limits("update", card.channel)
+        sent = False
         try:
-            if not await self._room(limits, card, report):
+            wait = await self._room(limits, card, report, lane)
+            if wait is None:
                 return False
+            await asyncio.sleep(wait)
             try:
                 await messenger.update_card(card.channel, message_id, target.view)
             except Undeliverable as gone:
@@ -334,14 +417,16 @@ class Dispatcher:
                 await self._hold(card, error, limits, report)
                 return False
             report.edited += 1
+            sent = True
             return True
         finally:
-            async with self._uow() as uow:
-                await uow.cards.end_edit(card, began=now)
-                await uow.commit()
+            if not sent:
+                async with self._uow() as uow:
+                    await uow.cards.end_edit(card, began=now)
+                    await uow.commit()
 
     async def _post(self, card: Card, target: _Target, digest: str, now: datetime,
-                    report: DispatchReport) -> None:
+                    report: DispatchReport, lane: _Lane) -> None:
         if not target.live:
             # Closed before its card could go out: nobody needs it any more.
             async with self._uow() as uow:
@@ -357,11 +442,11 @@ class Dispatcher:
         limits = messenger.limits("post", card.channel)
         if target.case is not None and target.case.tier is Tier.EXTRA:
             limits = extra_share(limits)
-        if not await self._room(limits, card, report):
+        wait = await self._room(limits, card, report, lane)
+        if wait is None:
             return
-        async with self._uow() as uow:
-            unsure = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
-            await uow.commit()
+        # The attempt is recorded while the slot comes: after it, only the call.
+        unsure, _ = await asyncio.gather(self._begin_post(card, now), asyncio.sleep(wait))
         if unsure is None:
             return
         try:
@@ -386,13 +471,7 @@ class Dispatcher:
                         " (its answer was lost: the card may be there)" if lost else "", error)
             return
         sent = self._clock.now()
-        async with self._uow() as uow:
-            await uow.cards.posted(card, message_id=message_id, at=sent)
-            await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
-                                   next_due=target.next_due)
-            # Alerts fired before the card existed are already history on it.
-            await uow.cards.notified(card, event_id=target.latest_event)
-            await uow.commit()
+        lane.later(self._record_post(card, message_id, sent, digest, target))
         case = target.case
         if case is not None and case.id is not None:
             posted = Posted(
@@ -405,6 +484,23 @@ class Dispatcher:
                      "after collection", case.id, card.messenger, card.channel,
                      posted.since_published, posted.since_collected)
 
+    async def _begin_post(self, card: Card, now: datetime) -> int | None:
+        async with self._uow() as uow:
+            unsure = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
+            await uow.commit()
+        return unsure
+
+    async def _record_post(self, card: Card, message_id: str, sent: datetime, digest: str,
+                           target: _Target) -> None:
+        """Record where the card went and what it shows, in one transaction."""
+        async with self._uow() as uow:
+            await uow.cards.posted(card, message_id=message_id, at=sent)
+            await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
+                                   next_due=target.next_due)
+            # Alerts fired before the card existed are already history on it.
+            await uow.cards.notified(card, event_id=target.latest_event)
+            await uow.commit()
+
     @staticmethod
     def _possible_double(card: Card, unsure: int, report: DispatchReport) -> None:
         report.possible_doubles.append(
@@ -413,7 +509,8 @@ class Dispatcher:
                     "was lost: as many copies of it may be in the channel too", card.id,
                     card.case_id, card.messenger, card.channel, unsure)
 
-    async def _alerts(self, card: Card, target: _Target, report: DispatchReport) -> bool:
+    async def _alerts(self, card: Card, target: _Target, report: DispatchReport,
+                      lane: _Lane) -> bool:
         """Post the card's pending alerts in its thread; tell whether none is left."""
         pending = [a for a in target.alerts if a[0] > card.notified_event_id]
         if not pending or card.message_id is None:
@@ -421,8 +518,10 @@ class Dispatcher:
         messenger = self._messengers[card.messenger]
         for event_id, note, in_thread in pending:
             limits = messenger.limits("post", card.channel)
-            if not await self._room(limits, card, report):
+            wait = await self._room(limits, card, report, lane)
+            if wait is None:
                 return False
+            await asyncio.sleep(wait)
             # Claim the alert before sending it: a ping may be lost in a crash, but is
             # never sent twice by two workers.
             async with self._uow() as uow:
@@ -466,10 +565,11 @@ class Dispatcher:
             leads = tuple(self._team.leads_on_duty(now))
         return Note(body, mention=leads), True
 
-    async def _send_notices(self, now: datetime, report: DispatchReport) -> None:
+    async def _send_notices(self, now: datetime, report: DispatchReport,
+                            messengers: Sequence[str]) -> None:
         """Send the direct messages that changes left behind, each once."""
         async with self._uow() as uow:
-            pending = await uow.notices.pending(messengers=list(self._messengers),
+            pending = await uow.notices.pending(messengers=list(messengers),
                                                 limit=NOTICES_PER_ROUND)
         for notice in pending:
             messenger = self._messengers[notice.messenger]
@@ -511,21 +611,25 @@ class Dispatcher:
         return self._catalog(notice.key, **params)
 
     async def _room(
-        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport
-    ) -> bool:
-        """Take the call from the budgets; if the channel has no room, hold it for the
-        rest of the round (its cards stay due and keep their order)."""
+        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport, lane: _Lane
+    ) -> float | None:
+        """Book the channel's next slot and return the seconds until it comes; if none
+        comes within `book_ahead`, hold the channel for the rest of the round (its cards
+        stay due and keep their order) and return None."""
         channel = (card.messenger, card.channel)
         if channel in report.held:
             report.deferred += 1
-            return False
-        wait = await self._budgets.acquire(limits)
-        if wait <= 0:
-            return True
+            return None
+        booking = await self._budgets.book(limits, within=self._book_ahead)
+        if booking.taken:
+            if booking.wait > CONTINUE_WAIT:
+                lane.over = True
+            return booking.wait
         report.held.add(channel)
         report.deferred += 1
+        wait = booking.wait
         report.retry_in = wait if report.retry_in is None else min(report.retry_in, wait)
-        return False
+        return None
 
     async def _hold(
         self,

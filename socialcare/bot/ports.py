@@ -230,11 +230,33 @@ class Note:
 
 @dataclass(frozen=True)
 class RateLimit:
-    """At most `rate` calls per `per_seconds` under `key` (shared by every process)."""
+    """`rate` calls per `per_seconds` under `key` (shared by every process): a token
+    bucket that holds `burst` calls (`rate` unless given) and starts full."""
 
     key: str
     rate: int
     per_seconds: float
+    burst: int | None = None
+
+    @property
+    def interval(self) -> float:
+        """Return the seconds one call's token takes to come back."""
+        return self.per_seconds / self.rate
+
+    @property
+    def capacity(self) -> int:
+        """Return how many calls may go at once after a quiet spell."""
+        return self.burst if self.burst is not None else self.rate
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A slot asked of the rate budgets: `taken`, the call may go in `wait` seconds (0:
+    now); not taken, the budgets have no slot within the wait asked, the first is in
+    `wait` seconds."""
+
+    taken: bool
+    wait: float
 
 
 class MessengerError(Exception):
@@ -379,6 +401,11 @@ class RateBudgets(Protocol):
     async def acquire(self, limits: Sequence[RateLimit]) -> float:
         """Take one call from every limit if all have room and return 0; else take
         nothing and return the seconds to wait."""
+        ...
+
+    async def book(self, limits: Sequence[RateLimit], *, within: float) -> Booking:
+        """Take the first slot every limit has, if it comes within `within` seconds
+        (the caller then waits for it); else take nothing."""
         ...
 
     async def hold_off(self, key: str, seconds: float) -> None:

@@ -67,7 +67,6 @@ from tests.fakes.server import (
     Fault,
     Limit,
     Reply,
-    SlidingWindow,
     TokenBucket,
     read_fields,
 )
@@ -470,7 +469,7 @@ class FakeSlack(FakeServer):
             self.limits.post_per_channel_per_second, self.limits.post_burst
         )
         self._tier_windows = {
-            method: SlidingWindow(per_minute, 60.0)
+            method: TokenBucket(per_minute / 60.0, per_minute)
             for method, per_minute in self.limits.per_minute.items()
         }
         self._methods = {

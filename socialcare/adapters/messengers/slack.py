@@ -45,6 +45,8 @@ Observe = Callable[[str, str, str], None]
 # Slack: chat.postMessage about 1 per second per channel; chat.update is Tier 3,
 # about 50 per minute per workspace.
 POSTS_PER_SECOND = 1
+# "Short bursts above 1/s" are allowed: a channel that was quiet takes three at once.
+POST_BURST = 3
 UPDATES_PER_MINUTE = 50
 # Errors after which retrying the same call cannot succeed.
 _GONE = frozenset({
@@ -89,7 +91,7 @@ class SlackMessenger:
         """Return the rate limits a call counts against."""
         if operation == "update":
             return [RateLimit("slack:update", UPDATES_PER_MINUTE, 60.0)]
-        return [RateLimit(f"slack:post:{channel}", POSTS_PER_SECOND, 1.0)]
+        return [RateLimit(f"slack:post:{channel}", POSTS_PER_SECOND, 1.0, burst=POST_BURST)]
 
     async def post_card(
         self, channel: str, card: CardView | EscalationView | AnnouncementView
