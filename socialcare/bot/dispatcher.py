@@ -37,6 +37,7 @@ import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from socialcare.bot import cards as card_views
 from socialcare.bot import sla
@@ -47,6 +48,7 @@ from socialcare.bot.escalations import Escalation, EscalationEvent
 from socialcare.bot.model import Card, Case, Event, EventKind, Mention, Tier
 from socialcare.bot.notices import Notice
 from socialcare.bot.ports import (
+    Booking,
     Clock,
     Messenger,
     MessengerError,
@@ -61,6 +63,7 @@ from socialcare.bot.ports import (
 from socialcare.bot.team import Person, Team
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # A post attempt this old with no outcome is presumed dead and may be retried.
 POST_STALE = timedelta(seconds=60)
@@ -402,12 +405,13 @@ class Dispatcher:
         limits = messenger.limits("update", card.channel)
         sent = False
         try:
-            wait = await self._room(limits, card, report, lane)
-            if wait is None:
+            booking = await self._room(limits, card, report, lane)
+            if booking is None:
                 return False
-            await asyncio.sleep(wait)
+            await asyncio.sleep(booking.wait)
             try:
-                await messenger.update_card(card.channel, message_id, target.view)
+                await self._sent(limits, booking,
+                                 messenger.update_card(card.channel, message_id, target.view))
             except Undeliverable as gone:
                 log.warning("card %s in %s %s cannot be edited: %s",
                             card.id, card.messenger, card.channel, gone)
@@ -442,13 +446,21 @@ class Dispatcher:
         limits = messenger.limits("post", card.channel)
         if target.case is not None and target.case.tier is Tier.EXTRA:
             limits = extra_share(limits)
-        wait = await self._room(limits, card, report, lane)
-        if wait is None:
+        if (card.messenger, card.channel) in report.held:
+            report.deferred += 1
             return
-        # The attempt is recorded while the slot comes: after it, only the call.
-        unsure, _ = await asyncio.gather(self._begin_post(card, now), asyncio.sleep(wait))
+        # The attempt is recorded first, so that the call goes out right at its slot:
+        # the platform counts the moment it arrives, not the moment it was booked.
+        unsure = await self._begin_post(card, now)
         if unsure is None:
             return
+        booking = await self._room(limits, card, report, lane)
+        if booking is None:
+            async with self._uow() as uow:
+                await uow.cards.post_put_off(card, began=now)
+                await uow.commit()
+            return
+        await asyncio.sleep(booking.wait)
         try:
             message_id = None
             if card.post_attempts > 0 and card.case_id is not None:
@@ -457,7 +469,8 @@ class Dispatcher:
                     log.info("card of case #%s was already in %s %s: not posting it again",
                              card.case_id, card.messenger, card.channel)
             if message_id is None:
-                message_id = await messenger.post_card(card.channel, target.view)
+                message_id = await self._sent(limits, booking,
+                                              messenger.post_card(card.channel, target.view))
                 if unsure and not messenger.finds_cards:
                     self._possible_double(card, unsure, report)
         except MessengerError as error:
@@ -518,10 +531,10 @@ class Dispatcher:
         messenger = self._messengers[card.messenger]
         for event_id, note, in_thread in pending:
             limits = messenger.limits("post", card.channel)
-            wait = await self._room(limits, card, report, lane)
-            if wait is None:
+            booking = await self._room(limits, card, report, lane)
+            if booking is None:
                 return False
-            await asyncio.sleep(wait)
+            await asyncio.sleep(booking.wait)
             # Claim the alert before sending it: a ping may be lost in a crash, but is
             # never sent twice by two workers.
             async with self._uow() as uow:
@@ -531,9 +544,8 @@ class Dispatcher:
                 return True  # another worker is on it
             previous, card.notified_event_id = card.notified_event_id, event_id
             try:
-                await messenger.post_note(
-                    card.channel, note, thread=card.message_id if in_thread else None
-                )
+                await self._sent(limits, booking, messenger.post_note(
+                    card.channel, note, thread=card.message_id if in_thread else None))
             except MessengerError as error:
                 async with self._uow() as uow:
                     await uow.cards.notified(card, event_id=previous)
@@ -610,12 +622,26 @@ class Dispatcher:
             params["language"] = self._catalog(f"language.{params['language']}")
         return self._catalog(notice.key, **params)
 
+    async def _sent(self, limits: Sequence[RateLimit], booking: Booking,
+                    call: Coroutine[Any, Any, _T]) -> _T:
+        """Make a booked call; then tell the budgets it went (unless it was refused
+        for the rate: the hold that follows says more)."""
+        try:
+            result = await call
+        except RateLimited:
+            raise
+        except Exception:
+            await self._budgets.sent(limits, booking)
+            raise
+        await self._budgets.sent(limits, booking)
+        return result
+
     async def _room(
         self, limits: Sequence[RateLimit], card: Card, report: DispatchReport, lane: _Lane
-    ) -> float | None:
-        """Book the channel's next slot and return the seconds until it comes; if none
-        comes within `book_ahead`, hold the channel for the rest of the round (its cards
-        stay due and keep their order) and return None."""
+    ) -> Booking | None:
+        """Book the channel's next slot (the call then waits `wait` seconds for it); if
+        none comes within `book_ahead`, hold the channel for the rest of the round (its
+        cards stay due and keep their order) and return None."""
         channel = (card.messenger, card.channel)
         if channel in report.held:
             report.deferred += 1
@@ -624,7 +650,7 @@ class Dispatcher:
         if booking.taken:
             if booking.wait > CONTINUE_WAIT:
                 lane.over = True
-            return booking.wait
+            return booking
         report.held.add(channel)
         report.deferred += 1
         wait = booking.wait

@@ -205,6 +205,11 @@ class CardRepository(Protocol):
         in the channel)."""
         ...
 
+    async def post_put_off(self, card: Card, *, began: datetime) -> None:
+        """Take back the attempt `begin_post` recorded at `began`: it was never made
+        (its channel had no slot)."""
+        ...
+
     async def synced(
         self, card: Card, *, seq: int, fingerprint: str | None, next_due: datetime | None
     ) -> None:
@@ -257,6 +262,9 @@ class Booking:
 
     taken: bool
     wait: float
+    # Per limit, the moment (ms, the budgets' clock) the call's token was counted from:
+    # a call that goes out later moves its buckets on (`RateBudgets.sent`).
+    counted_from: tuple[int, ...] = ()
 
 
 class MessengerError(Exception):
@@ -406,6 +414,12 @@ class RateBudgets(Protocol):
     async def book(self, limits: Sequence[RateLimit], *, within: float) -> Booking:
         """Take the first slot every limit has, if it comes within `within` seconds
         (the caller then waits for it); else take nothing."""
+        ...
+
+    async def sent(self, limits: Sequence[RateLimit], booking: Booking) -> None:
+        """Tell the budgets that a booked call went out now: one that went later than
+        its token was counted from moves its buckets on by as much (the platform's
+        own buckets count it from when it arrived)."""
         ...
 
     async def hold_off(self, key: str, seconds: float) -> None:

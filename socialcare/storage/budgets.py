@@ -11,8 +11,11 @@ from all of them at once, inside one Lua script, so two processes can never both
 take the last one. A caller may also book the first slot to come (within a bound):
 the slot is taken now and the caller waits for it, so that a channel's calls go
 out exactly as fast as its limits allow — each slot is reserved before it comes, and
-the time the caller spends between calls costs none of the pace. Redis's own clock
-is used, so processes on different hosts agree.
+the time the caller spends between calls costs none of the pace. A call that went
+out later than the moment its token was counted from (the process was busy) moves
+its buckets on by as much when the caller says it was sent, as the platform's own
+bucket, which counts from the call's arrival, has moved. Redis's own clock is used,
+so processes on different hosts agree.
 
 A call that has to wait for a bucket's next slot waits `margin` more: the platform
 stamps a call when it arrives, a little after Redis counted it, and the next one may
@@ -32,7 +35,7 @@ from socialcare.bot.ports import Booking, RateLimit
 # Redis key of a bucket's theoretical arrival time (milliseconds, Redis's clock).
 _PREFIX = "bucket:"
 HOLDS = "budget:hold"
-MARGIN_SECONDS = 0.1
+MARGIN_SECONDS = 0.2
 
 # KEYS: one bucket per limit, then its hold key. ARGV: within (ms), margin (ms), then
 # per limit its interval and tolerance ((capacity - 1) × interval) in ms.
@@ -46,6 +49,7 @@ local count = #KEYS / 2
 local start = now   -- the slot every bucket and hold allows
 local edge = now    -- when the call goes: a bucket's future slot plus the margin
 local tats = {}
+local counted = {}
 for i = 1, count do
     local tolerance = tonumber(ARGV[2 + 2 * i])
     local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
@@ -64,10 +68,26 @@ if wait > within then
 end
 for i = 1, count do
     local interval = tonumber(ARGV[1 + 2 * i])
+    counted[i] = math.floor(math.max(tats[i], start))
     local tat = math.max(tats[i], start) + interval
     redis.call('SET', KEYS[i], tat, 'PX', math.max(1, math.ceil(tat - now)))
 end
-return {1, wait}
+return {1, wait, unpack(counted)}
+"""
+
+# KEYS: one bucket per limit. ARGV: per limit, the moment its token was counted from.
+_SENT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i, key in ipairs(KEYS) do
+    local late = now - tonumber(ARGV[i])
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if late > 0 and tat > now then
+        tat = tat + late
+        redis.call('SET', key, tat, 'PX', math.max(1, math.ceil(tat - now)))
+    end
+end
+return 0
 """
 
 _HOLD = """
@@ -106,8 +126,18 @@ class RedisRateBudgets:
         for limit in limits:
             interval_ms = limit.interval * 1000
             args += [interval_ms, (limit.capacity - 1) * interval_ms]
-        taken, wait_ms = await self._redis.eval(_BOOK, len(keys), *keys, *args)
-        return Booking(taken=bool(int(taken)), wait=max(0.0, float(wait_ms) / 1000))
+        taken, wait_ms, *counted = await self._redis.eval(_BOOK, len(keys), *keys, *args)
+        return Booking(taken=bool(int(taken)), wait=max(0.0, float(wait_ms) / 1000),
+                       counted_from=tuple(int(c) for c in counted))
+
+    async def sent(self, limits: Sequence[RateLimit], booking: Booking) -> None:
+        """Tell the budgets that a booked call went out now: one that went later than
+        its token was counted from moves its buckets on by as much (the platform's
+        own buckets count it from when it arrived)."""
+        if not limits or len(booking.counted_from) != len(limits):
+            return
+        keys = [f"{_PREFIX}{limit.key}" for limit in limits]
+        await self._redis.eval(_SENT, len(keys), *keys, *booking.counted_from)
 
     async def hold_off(self, key: str, seconds: float) -> None:
         """Let nothing through under `key` for `seconds`."""

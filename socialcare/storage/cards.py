@@ -218,6 +218,16 @@ class SqlCardRepository:
                     unsure_posts=cards.c.unsure_posts + (1 if unsure else 0))
         )
 
+    async def post_put_off(self, card: Card, *, began: datetime) -> None:
+        """Take back the attempt `begin_post` recorded at `began`: it was never made
+        (its channel had no slot)."""
+        await self._conn.execute(
+            update(cards).where(cards.c.id == card.id, cards.c.posting_since == began,
+                                cards.c.message_id.is_(None))
+            # A stale attempt it counted as unsure stays counted.
+            .values(posting_since=None, post_attempts=cards.c.post_attempts - 1)
+        )
+
     async def synced(
         self, card: Card, *, seq: int, fingerprint: str | None, next_due: datetime | None
     ) -> None:
