@@ -108,6 +108,18 @@ def _updated_at(fakes: fake_chat.Fakes, case_id: int, since: datetime) -> dict[s
     return found
 
 
+def _show_calls(fakes: fake_chat.Fakes, since: datetime, ids: list[int], log: Any) -> None:
+    """Log every Telegram call in the team's group since the clicks (BENCH_SHOW_CALLS)."""
+    assert fakes.telegram is not None
+    lines = []
+    for call in fakes.telegram.calls:
+        if call.at >= since and call.method.lower() in FLOOD_METHODS:
+            case = next((c for c in ids if _about(call, c)), None)
+            lines.append(f"{(call.at - since).total_seconds():.2f} {call.method} "
+                         f"{call.status} case {case}")
+    log("  l. telegram calls since the clicks: " + "; ".join(lines))
+
+
 async def measure(*, rounds: int, log: Any = print) -> list[Figure]:
     """Click Claim on ten cases at once, `rounds` times; time each click until its case's
     cards in both messengers show the claim."""
@@ -159,6 +171,8 @@ async def measure(*, rounds: int, log: Any = print) -> list[Figure]:
                     raw.append(took)
                     over.append(max(0.0, took - floor))
                 loads.append(os.getloadavg()[0])
+                if os.environ.get("BENCH_SHOW_CALLS"):
+                    _show_calls(fakes, since, ids, log)
                 log(f"  l. round {n + 1}/{rounds}: every card updated within "
                     f"{max(raw[-AT_ONCE:]):.2f} s, over the Telegram floor p99 "
                     f"{percentile(over[-AT_ONCE:], 99):.2f} s (load "

@@ -122,10 +122,11 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
         budgets = RedisRateBudgets(redis)
         messengers: dict[str, Messenger] = {}
         bolt = telegram = None
+        card_messengers: dict[str, Messenger] = {}
         if settings.slack_bot_token is not None:
-            bolt, messengers["slack"] = _slack(settings, telemetry)
+            bolt, card_messengers["slack"], messengers["slack"] = _slack(
+                settings, telemetry, budgets)
         # The dispatcher takes every card's call from the budgets before making it.
-        card_messengers = dict(messengers)
         if settings.telegram_bot_token is not None:
             telegram = _telegram(settings, budgets)
             messengers["telegram"] = TelegramMessenger(
@@ -201,7 +202,10 @@ def _announcement_webhooks(
     return None if secret is None else SignedWebhookSender(session, secret.get_secret_value())
 
 
-def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMessenger]:
+def _slack(settings: Settings, telemetry: Telemetry, budgets: RedisRateBudgets
+           ) -> tuple[AsyncApp, SlackMessenger, SlackMessenger]:
+    """Return the Slack app, the messenger of cards (the dispatcher takes their slots)
+    and the messenger of everything else (notes and files wait for their slots)."""
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.http_retry.builtin_async_handlers import (
         AsyncConnectionErrorRetryHandler,
@@ -231,7 +235,8 @@ def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMes
     # sent again blindly (the SDK's connection-error retry would post a second card):
     # the dispatcher first looks for it by its case id.
     cards_client = AsyncWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=[])
-    return bolt, SlackMessenger(cards_client, observe=telemetry.messenger_call)
+    return (bolt, SlackMessenger(cards_client, observe=telemetry.messenger_call),
+            SlackMessenger(cards_client, observe=telemetry.messenger_call, budgets=budgets))
 
 
 def _telegram(settings: Settings, budgets: RedisRateBudgets) -> TelegramApp:
