@@ -139,7 +139,8 @@ async def measure(*, count: int, runs: int, log: Any = print) -> list[Figure]:
             f"{m} over the floor p50 {result[m]['over_p50']:.2f} s p99 "
             f"{result[m]['over_p99']:.2f} s (max {result[m]['over_max']:.2f} s, last floor "
             f"{result[m]['floor_last']:.0f} s, {result[m]['unposted']} unposted)"
-            for m in ("slack", "telegram")) + f"; 429s {result['limited']}; load "
+            for m in ("slack", "telegram")) + f"; 429s {result['limited']}; the POST "
+            f"answered in {result['ingest_answered_s']:.1f} s; load "
             f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
     figures = []
     loads = [r["load"] for r in results]
@@ -150,6 +151,8 @@ async def measure(*, count: int, runs: int, log: Any = print) -> list[Figure]:
                 f"p99 {max(r[messenger]['raw_p99'] for r in results):.1f} s against a last "
                 f"floor of {results[0][messenger]['floor_last']:.0f} s; max over the floor "
                 f"{max(r[messenger]['over_max'] for r in results):.2f} s; {limited} × 429; "
+                f"the POST answered (200 cases stored) in "
+                f"{max(r['ingest_answered_s'] for r in results):.1f} s at most; "
                 f"load average {min(loads):.2f}-{max(loads):.2f}")
         if unposted:
             note += f"; {unposted} card(s) never posted, counted at the end (a lower bound)"

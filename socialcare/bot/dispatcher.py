@@ -262,8 +262,8 @@ class Dispatcher:
             latest = await uow.escalations.latest_for_cases(case_ids)
             in_incident = await uow.incidents.of_cases(
                 {c.case_id for c in due if c.case_id is not None})
-            siblings = {c.case_id: await uow.cards.for_case(c.case_id)
-                        for c in due if c.case_id is not None and c.message_id is not None}
+            siblings = await uow.cards.for_cases(
+                {c.case_id for c in due if c.case_id is not None and c.message_id is not None})
             answers = OfficialAnswers(await uow.announcements.in_force(now), now=now) \
                 if case_ids else OfficialAnswers([], now=now)
         targets: dict[int, _Target] = {}

@@ -173,6 +173,10 @@ class CardRepository(Protocol):
         """Return a case's cards."""
         ...
 
+    async def for_cases(self, case_ids: Collection[int]) -> dict[int, list[Card]]:
+        """Return the cards of several cases, each case's in the order they were made."""
+        ...
+
     async def oldest_due(self, now: datetime, *, messengers: Collection[str]) -> datetime | None:
         """Return when the card that has waited longest to be synced fell due."""
         ...

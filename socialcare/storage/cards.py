@@ -149,6 +149,19 @@ class SqlCardRepository:
         )
         return [_card(row) for row in rows]
 
+    async def for_cases(self, case_ids: Collection[int]) -> dict[int, list[Card]]:
+        """Return the cards of several cases, each case's in the order they were made."""
+        found: dict[int, list[Card]] = {}
+        ids = sorted(case_ids)
+        for start in range(0, len(ids), 500):
+            rows = await self._conn.execute(
+                select(cards).where(cards.c.case_id.in_(ids[start:start + 500]))
+                .order_by(cards.c.id)
+            )
+            for row in rows:
+                found.setdefault(row.case_id, []).append(_card(row))
+        return found
+
     async def find(self, messenger: str, channel: str, message_id: str) -> Card | None:
         """Return the card behind a posted message."""
         row = (await self._conn.execute(
