@@ -109,8 +109,9 @@ async def test_a_bucket_starts_full_and_books_each_next_slot_as_it_frees(
     assert all(b.taken and b.wait == 0.0 for b in at_once)
     # Not a minute later (a window of 20 would say 60 s): the first token back, in 3 s
     # (and the margin); the next, 3 s after it, is further than was asked: not taken.
-    assert twenty_first.taken and 2.9 <= twenty_first.wait <= 3.0 + MARGIN_SECONDS
-    assert not twenty_second.taken and 5.9 <= twenty_second.wait <= 6.0 + MARGIN_SECONDS
+    # (The lower bounds leave room for the time the twenty bookings took.)
+    assert twenty_first.taken and 2.0 <= twenty_first.wait <= 3.0 + MARGIN_SECONDS
+    assert not twenty_second.taken and 5.0 < twenty_second.wait <= 6.0 + MARGIN_SECONDS
 
 
 async def test_a_call_that_went_late_moves_its_bucket_on(
