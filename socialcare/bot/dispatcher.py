@@ -88,6 +88,12 @@ CONTINUE_WAIT = 1.5
 # How far ahead the running app's calls book their channel's slot: past a Telegram
 # group's 3 s, so that a channel at its limit keeps its pace from round to round.
 BOOK_AHEAD = 5.0
+# An SLA step's edit (only the "time left" moved) is a bonus: it takes a slot that is
+# free now, never books one ahead, so that a change made meanwhile (a claim) gets
+# the channel's next slot instead of waiting behind a clock's tick.
+STEP_BOOK_AHEAD = 0.0
+# Card ranks (the order `due` returns them in).
+_STEP = 2
 NOTICES_PER_ROUND = 50
 _CASE_ALERTS = frozenset({EventKind.SLA_POINT, EventKind.CLAIM_EXPIRED})
 _ESCALATION_ALERTS = frozenset({"reminded", "handed_over"})
@@ -405,7 +411,8 @@ class Dispatcher:
         limits = messenger.limits("update", card.channel)
         sent = False
         try:
-            booking = await self._room(limits, card, report, lane)
+            booking = await self._room(limits, card, report, lane,
+                                       ahead=STEP_BOOK_AHEAD if card.rank == _STEP else None)
             if booking is None:
                 return False
             await asyncio.sleep(booking.wait)
@@ -637,16 +644,18 @@ class Dispatcher:
         return result
 
     async def _room(
-        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport, lane: _Lane
+        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport, lane: _Lane,
+        *, ahead: float | None = None,
     ) -> Booking | None:
         """Book the channel's next slot (the call then waits `wait` seconds for it); if
-        none comes within `book_ahead`, hold the channel for the rest of the round (its
-        cards stay due and keep their order) and return None."""
+        none comes within `book_ahead` (or `ahead`, if less), hold the channel for the
+        rest of the round (its cards stay due and keep their order) and return None."""
         channel = (card.messenger, card.channel)
         if channel in report.held:
             report.deferred += 1
             return None
-        booking = await self._budgets.book(limits, within=self._book_ahead)
+        within = self._book_ahead if ahead is None else min(ahead, self._book_ahead)
+        booking = await self._budgets.book(limits, within=within)
         if booking.taken:
             if booking.wait > CONTINUE_WAIT:
                 lane.over = True
