@@ -16,18 +16,21 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
+from typing import NamedTuple
 
 from socialcare.bot.model import Author
 from socialcare.bot.understanding import forms
+from socialcare.bot.understanding import language as languages
 from socialcare.bot.understanding.folding import fold, fold_lowered
-from socialcare.bot.understanding.language import detect
-from socialcare.bot.understanding.model import Brand, Place, Reading, Topic
+from socialcare.bot.understanding.model import Brand, Language, Place, Reading, Topic
 
 _WORD = re.compile(r"[^\W_]+")
 _HASHTAG = re.compile(r"#(\w+)")
 _ACCOUNT = re.compile(r"@([\w.]*\w)")
 _HEAD = 3
+# Words whose fits are kept: a stream's words repeat (Zipf), so most are looked up once.
+_KNOWN_WORDS = 50_000
 _CONSONANTS = frozenset("бвгджзйклмнпрстфхцчшщғқңһbcdfghjklmnpqrstvwxz")
 # After a keyword in a hashtag, these start a longer word rather than a second one
 # ("#активныйотдых" is not "#актив" + "ныйотдых").
@@ -44,7 +47,21 @@ class Kind(StrEnum):
     PLACE = "place"
 
 
-@dataclass(frozen=True)
+# The kinds as plain names: an enum member's look-up takes some 0.5 µs on Python 3.11,
+# a global's some 30 ns, and the reading loop asks a few times a hit.
+_BRAND, _EXCLUSION, _URGENT, _TOPIC, _PLACE = (
+    Kind.BRAND, Kind.EXCLUSION, Kind.URGENT, Kind.TOPIC, Kind.PLACE)
+
+
+class _Fit(Enum):
+    """How a keyword fits a word taken alone."""
+
+    WORD = 1  # the word is the keyword in one of its forms
+    GLUE = 2  # the word is the keyword as written: an ending may follow after "-" or "'"
+    PHRASE = 3  # the word starts a keyword of several words
+
+
+@dataclass(frozen=True, eq=False)
 class _Keyword:
     kind: Kind
     label: int  # the brand's, topic's or place's position in the config
@@ -65,8 +82,19 @@ class _Keyword:
         return self.words[-1]
 
 
-@dataclass(frozen=True)
-class Hit:
+_WORD_FIT, _GLUE_FIT = _Fit.WORD, _Fit.GLUE
+
+
+class _Known(NamedTuple):
+    """A lower-case word of a text as the matcher keeps it, worked out once."""
+
+    folded: str
+    fits: tuple[tuple[_Keyword, _Fit], ...]  # how each keyword fits the word alone
+    letters: tuple[str, ...]  # its runs of letters, which tell the language
+    signs: int  # what they tell (`language.signs`)
+
+
+class Hit(NamedTuple):
     """A keyword found in a text, and where."""
 
     kind: Kind
@@ -98,37 +126,44 @@ def forms_lower(text: str) -> str:
 
 
 class _Text:
-    """A text prepared once: lower-case, folded, its words and what glues them."""
+    """A text prepared once: lower-case, its words and where they are.
+
+    Words are taken from the lower-case text: folding maps one letter to one letter, so
+    they are where the folded text's words are, and each is folded only when needed.
+    """
+
+    __slots__ = ("known", "lower", "normal", "spans", "words")
 
     def __init__(self, text: str) -> None:
         normal = unicodedata.normalize("NFKC", text)
         self.normal = normal
         self.lower = normal.casefold()
-        self.folded = fold_lowered(self.lower)
-        found = list(_WORD.finditer(self.folded))
-        self.words = [(m.start(), m.end()) for m in found]
-        self.texts = [m.group() for m in found]
+        found = list(_WORD.finditer(self.lower))
+        self.words = [m.group() for m in found]
+        self.spans = [m.span() for m in found]
+        self.known: list[_Known] = []  # the words as the matcher knows them (`_hits`)
 
     def upper_at(self, i: int) -> bool:
         """Tell whether the letter at i was written in upper case ("#KcellПозор")."""
         # casefold rarely changes a text's length; when it does, case is not told.
         return len(self.normal) == len(self.lower) and self.normal[i].isupper()
 
-    def word(self, i: int) -> str:
-        return self.texts[i]
+    def folded(self, i: int) -> str:
+        """Return word i folded."""
+        return self.known[i].folded
 
     def glued_next(self, i: int) -> bool:
         """Tell whether word i+1 follows word i after one hyphen or apostrophe."""
-        if i + 1 >= len(self.words):
+        if i + 1 >= len(self.spans):
             return False
-        gap = self.folded[self.words[i][1]:self.words[i + 1][0]]
+        gap = self.lower[self.spans[i][1]:self.spans[i + 1][0]]
         return len(gap) == 1 and gap in forms.GLUE
 
     def spaced_next(self, i: int) -> bool:
         """Tell whether word i+1 follows word i after spaces or a hyphen only."""
-        if i + 1 >= len(self.words):
+        if i + 1 >= len(self.spans):
             return False
-        gap = self.folded[self.words[i][1]:self.words[i + 1][0]]
+        gap = self.lower[self.spans[i][1]:self.spans[i + 1][0]]
         return bool(gap) and (gap.isspace() or gap == "-")
 
 
@@ -183,7 +218,8 @@ class Matcher:
                 whole = (len(keyword.words) > 1 or keyword.exact or not self._word_forms) \
                     and not keyword.prefix and start == keyword.words[0]
                 self._by_head.setdefault(start[:_HEAD], []).append((start, whole, keyword))
-        self._short = sorted({len(k) for k in self._by_start if len(k) < _HEAD})
+        self._sizes = [*sorted({len(k) for k in self._by_start if len(k) < _HEAD}), _HEAD]
+        self._words: dict[str, _Known] = {}
         self._accounts = {
             _account_key(handle): i
             for i, brand in enumerate(brands)
@@ -205,34 +241,26 @@ class Matcher:
         names a brand (only a case needs it); `language=True` asks for it always."""
         prepared = _Text(text)
         hits = self._hits(prepared)
-        hidden = [(h.start, h.end) for h in hits if h.kind is Kind.EXCLUSION]
+        hidden = [(start, end) for kind, _, start, end in hits if kind is _EXCLUSION]
         brand: tuple[int, int] | None = None
         urgent = False
         topics: set[int] = set()
         places: set[int] = set()
-        for hit in hits:
-            if hit.kind is Kind.BRAND:
-                if any(s < hit.end and hit.start < e for s, e in hidden):
+        for kind, label, start, end in hits:
+            if kind is _BRAND:
+                if hidden and any(s < end and start < e for s, e in hidden):
                     continue
-                if brand is None or hit.start < brand[0]:
-                    brand = (hit.start, hit.label)
-            elif hit.kind is Kind.URGENT:
+                if brand is None or start < brand[0]:
+                    brand = (start, label)
+            elif kind is _TOPIC:
+                topics.add(label)
+            elif kind is _PLACE:
+                places.add(label)
+            elif kind is _URGENT:
                 urgent = True
-            elif hit.kind is Kind.TOPIC:
-                topics.add(hit.label)
-            elif hit.kind is Kind.PLACE:
-                places.add(hit.label)
         detected = None
         if self._languages and (language or (language is None and brand is not None)):
-            # Brand names are no evidence of a language ("Кселл" looks Kazakh).
-            spans = sorted((h.start, h.end) for h in hits
-                           if h.kind in (Kind.BRAND, Kind.EXCLUSION))
-            parts, at = [], 0
-            for start, end in spans:
-                parts.append(prepared.lower[at:max(at, start)])
-                at = max(at, end)
-            parts.append(prepared.lower[at:])
-            detected = detect(" ".join(parts))
+            detected = self._language(prepared, hits)
         return Reading(
             brand=self._brands[brand[1]] if brand else None,
             language=detected,
@@ -240,6 +268,24 @@ class Matcher:
             topics=tuple(self._topics[i] for i in sorted(topics)),
             places=tuple(self._places[i] for i in sorted(places)),
         )
+
+    def _language(self, t: _Text, hits: list[Hit]) -> Language:
+        """Return the language of a text's words outside brand names (no evidence of a
+        language: "Кселл" looks Kazakh), addresses, handles and hashtags."""
+        cut = sorted([(h.start, h.end) for h in hits
+                      if h.kind is _BRAND or h.kind is _EXCLUSION]
+                     + languages.noise(t.lower))
+        found = 0
+        letters: list[str] = []
+        at, left = 0, len(cut)
+        for (start, end), known in zip(t.spans, t.known, strict=True):
+            while at < left and cut[at][1] <= start:
+                at += 1
+            if at < left and cut[at][0] < end:
+                continue  # the word is in a name or a hashtag
+            found |= known.signs
+            letters += known.letters
+        return languages.decide(found, letters)
 
     def match(self, text: str) -> Brand | None:
         """Return the brand named earliest in the text (outside exclusions), or None."""
@@ -260,49 +306,103 @@ class Matcher:
 
     def _hits(self, t: _Text) -> list[Hit]:
         found: list[Hit] = []
-        heads = self._by_head
-        sizes = [*self._short, _HEAD]
-        for i, word in enumerate(t.texts):
-            for size in sizes:
-                if size > len(word):
-                    break
-                bucket = heads.get(word[:size])
-                if bucket is None:
-                    continue
-                for key, whole, keyword in bucket:
-                    if (whole and word != key) or (size < _HEAD and len(key) != size) \
-                            or not word.startswith(key):
+        known, spans = self._words, t.spans
+        t.known = words = [known.get(word) or self._remember(word) for word in t.words]
+        last, lower = len(words) - 1, t.lower
+        for i, entry in enumerate(words):
+            for keyword, fit in entry.fits:
+                start, end = spans[i]
+                if fit is _GLUE_FIT:
+                    # Most often no hyphen or apostrophe follows: told without a call.
+                    if i < last and spans[i + 1][0] == end + 1 and lower[end] in forms.GLUE:
+                        end = self._glued_end(keyword, t, i)
+                elif fit is not _WORD_FIT:
+                    # A phrase: most often its second word is not next (told here too;
+                    # a last word is at least its stem).
+                    if i + len(keyword.words) - 1 > last or not (
+                            words[i + 1].folded.startswith(keyword.stem)
+                            if len(keyword.words) == 2
+                            else words[i + 1].folded == keyword.words[1]):
                         continue
-                    end = self._match_at(keyword, t, i)
-                    if end is not None:
-                        found.append(Hit(keyword.kind, keyword.label, t.words[i][0], end))
-        for m in _HASHTAG.finditer(t.folded):
-            found += self._hashtag(t, m.start(1), m.end(1))
-        for m in _ACCOUNT.finditer(t.lower):
-            label = self._accounts.get(m.group(1))
-            if label is not None:
-                found.append(Hit(Kind.BRAND, label, m.start(), m.end()))
+                    phrase_end = self._match_at(keyword, t, i)
+                    if phrase_end is None:
+                        continue
+                    end = phrase_end
+                found.append(Hit(keyword.kind, keyword.label, start, end))
+        if "#" in t.lower:
+            for m in _HASHTAG.finditer(t.lower):
+                found += self._hashtag(t, m.start(1), m.end(1))
+        if "@" in t.lower:
+            for m in _ACCOUNT.finditer(t.lower):
+                label = self._accounts.get(m.group(1))
+                if label is not None:
+                    found.append(Hit(_BRAND, label, m.start(), m.end()))
         return found
+
+    def _remember(self, word: str) -> _Known:
+        """Work out what the matcher needs to know of a lower-case word, and keep it."""
+        letters = languages.words_of(word)
+        signs = 0
+        for run in letters:
+            signs |= languages.signs(run)
+        known = _Known(fold_lowered(word), self._fits(word), letters, signs)
+        if len(self._words) >= _KNOWN_WORDS:
+            self._words.clear()  # a long-running process meets new words without end
+        self._words[word] = known
+        return known
+
+    def _fits(self, lowered: str) -> tuple[tuple[_Keyword, _Fit], ...]:
+        """Return the keywords a lower-case word can be (the start of), and how.
+
+        This is the per-word part of the rules, which depends on the word alone; what
+        follows the word (a glued ending, a phrase's next words) is looked at in place.
+        """
+        word = fold_lowered(lowered)
+        candidates: dict[_Keyword, None] = {}
+        for size in self._sizes:
+            if size > len(word):
+                break
+            for key, whole, keyword in self._by_head.get(word[:size], ()):
+                if (whole and word != key) or (size < _HEAD and len(key) != size) \
+                        or not word.startswith(key):
+                    continue
+                candidates[keyword] = None
+        fits: list[tuple[_Keyword, _Fit]] = []
+        for keyword in candidates:
+            if len(keyword.words) > 1:
+                if word == keyword.words[0]:
+                    fits.append((keyword, _Fit.PHRASE))
+                continue
+            fit = self._last_word_fits(keyword, word, lowered)
+            if fit is not None:
+                fits.append((keyword, fit))
+        return tuple(fits)
 
     # ── the rules ────────────────────────────────────────────────────────────────
 
     def _match_at(self, keyword: _Keyword, t: _Text, i: int) -> int | None:
-        """Return where the keyword ends if it starts at word i, else None."""
+        """Return where a keyword of several words ends if it starts at word i, else None."""
         n = len(keyword.words)
         if i + n > len(t.words):
             return None
         for k in range(n - 1):
-            if t.word(i + k) != keyword.words[k] or not t.spaced_next(i + k):
+            if t.folded(i + k) != keyword.words[k] or not t.spaced_next(i + k):
                 return None
-        return self._last_word_at(keyword, t, i + n - 1)
+        j = i + n - 1
+        fit = self._last_word_fits(keyword, t.folded(j), t.words[j])
+        if fit is None:
+            return None
+        return t.spans[j][1] if fit is _Fit.WORD else self._glued_end(keyword, t, j)
 
-    def _last_word_at(self, keyword: _Keyword, t: _Text, j: int) -> int | None:
-        word, (start, end) = t.word(j), t.words[j]
+    def _last_word_fits(self, keyword: _Keyword, word: str, lowered: str) -> _Fit | None:
+        """Tell whether a (folded) word is the keyword's last word in one of its forms:
+        WORD if so, GLUE if it is the word as written (an ending may follow after a
+        hyphen or an apostrophe), None if not."""
         target = keyword.words[-1]
         if keyword.exact or not self._word_forms:
-            return end if word == target else None
+            return _Fit.WORD if word == target else None
         if keyword.prefix:
-            return end if word.startswith(target) else None
+            return _Fit.WORD if word.startswith(target) else None
         stem, russian = keyword.stem, keyword.russian
         # Russian endings replace the keyword's own ending ("Астан|е"); Kazakh and
         # English ones follow the whole keyword ("Астана|да", "Kcell|s").
@@ -310,18 +410,23 @@ class Matcher:
         cuts.append((target, russian if stem == target else None, True))
         for cut_word, russian_class, full in cuts:
             if word.startswith(cut_word) and len(word) > len(cut_word):
-                cut = start + len(cut_word)
-                if self._ending_fits(keyword, t.folded[cut:end], t.lower[cut:end],
+                cut = len(cut_word)
+                if self._ending_fits(keyword, word[cut:], lowered[cut:],
                                      russian=russian_class, full=full):
-                    return end
-        if word == target and t.glued_next(j):
-            # "Kcell-ге", "Kcell'а": an ending after a hyphen or an apostrophe.
-            nxt_start, nxt_end = t.words[j + 1]
-            if self._ending_fits(keyword, t.folded[nxt_start:nxt_end],
-                                 t.lower[nxt_start:nxt_end],
-                                 russian=russian if stem == target else None, full=True):
+                    return _Fit.WORD
+        return _Fit.GLUE if word == target else None
+
+    def _glued_end(self, keyword: _Keyword, t: _Text, j: int) -> int:
+        """Return where word j, the keyword as written, ends with its ending: after the
+        next word if that is an ending after a hyphen or an apostrophe ("Kcell-ге",
+        "Kcell'а"), else at its own end."""
+        if t.glued_next(j):
+            nxt_end = t.spans[j + 1][1]
+            if self._ending_fits(keyword, t.folded(j + 1), t.words[j + 1], full=True,
+                                 russian=keyword.russian
+                                 if keyword.stem == keyword.target else None):
                 return nxt_end
-        return end if word == target else None
+        return t.spans[j][1]
 
     def _ending_fits(self, keyword: _Keyword, rest: str, rest_lower: str, *,
                      russian: str | None, full: bool) -> bool:
@@ -337,20 +442,22 @@ class Matcher:
     def _hashtag(self, t: _Text, start: int, end: int, *, second: bool = False) -> list[Hit]:
         """Return the keywords a hashtag's body (start:end) starts with — and, once, the
         keywords glued after one ("#кселлинтернет": Kcell and internet)."""
-        body = t.folded[start:end]
+        body = fold_lowered(t.lower[start:end])
         found: list[Hit] = []
         for size in range(min(len(body), 60), 0 if not second else 2, -1):
             for keyword in self._by_joined.get(body[:size], ()):
-                if keyword.kind is Kind.URGENT or not self._tag_rest_fits(
-                        keyword, t, start + size, end):
+                if keyword.kind is _URGENT or not self._tag_rest_fits(
+                        keyword, t, body[size:], start + size, end):
                     continue
                 found.append(Hit(keyword.kind, keyword.label, start - 1, end))
                 if not second and size < len(body):
                     found += self._hashtag(t, start + size, end, second=True)
         return found
 
-    def _tag_rest_fits(self, keyword: _Keyword, t: _Text, cut: int, end: int) -> bool:
-        rest = t.folded[cut:end]
+    def _tag_rest_fits(self, keyword: _Keyword, t: _Text, rest: str, cut: int,
+                       end: int) -> bool:
+        """Tell whether what follows a keyword in a hashtag (`rest`, folded, at cut:end)
+        leaves it a mention of the keyword."""
         if not rest or keyword.prefix or rest[0] in "_0123456789":
             return True
         if keyword.exact:
