@@ -75,7 +75,7 @@ def signs(word: str) -> int:
 
 def words_of(text: str) -> tuple[str, ...]:
     """Return the words of a lower-case piece of text, letters only."""
-    return tuple(_WORDS_OF.findall(text))
+    return (text,) if text.isalpha() else tuple(_WORDS_OF.findall(text))
 
 
 def noise(text: str) -> list[tuple[int, int]]:

@@ -341,10 +341,12 @@ class Matcher:
 
     def _remember(self, word: str) -> _Known:
         """Work out what the matcher needs to know of a lower-case word, and keep it."""
-        letters = languages.words_of(word)
+        letters: tuple[str, ...] = ()
         signs = 0
-        for run in letters:
-            signs |= languages.signs(run)
+        if self._languages:
+            letters = languages.words_of(word)
+            for run in letters:
+                signs |= languages.signs(run)
         known = _Known(fold_lowered(word), self._fits(word), letters, signs)
         if len(self._words) >= _KNOWN_WORDS:
             self._words.clear()  # a long-running process meets new words without end
