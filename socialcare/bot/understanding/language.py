@@ -12,7 +12,7 @@ them). The detector is built once per process, on first use.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 
 from lingua import Language as Lingua
@@ -25,6 +25,7 @@ _LANGUAGES = {Lingua.RUSSIAN: Language.RU, Lingua.KAZAKH: Language.KK,
 # What a detector cannot judge: addresses, handles, hashtags' marks and numbers.
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+")
 _MARKED = re.compile(r"https?://\S+|[@#]\w+")
+_MARKED_UNTAGGED = re.compile(r"https?://\S+|@\w+")
 _WORDS_OF = re.compile(r"[^\W\d_]+")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _WORDS = 5
@@ -52,8 +53,9 @@ _RUSSIAN_WORDS = frozenset({
 
 
 # What a word tells of its language, as bits: a word of more than one letter; a
-# letter only Kazakh writes; a Cyrillic letter; a Russian word no Kazakh text has.
-LONG, KAZAKH, CYRILLIC, RUSSIAN = 1, 2, 4, 8
+# letter only Kazakh writes; a Cyrillic letter; a Russian word no Kazakh text has; a
+# common word of Kazakh in Latin letters.
+LONG, KAZAKH, CYRILLIC, RUSSIAN, KAZAKH_LATIN = 1, 2, 4, 8, 16
 
 
 @cache
@@ -70,6 +72,8 @@ def signs(word: str) -> int:
         found |= CYRILLIC
     if word in _RUSSIAN_WORDS:
         found |= RUSSIAN
+    if word in _KAZAKH_LATIN_WORDS:
+        found |= KAZAKH_LATIN
     return found
 
 
@@ -78,12 +82,13 @@ def words_of(text: str) -> tuple[str, ...]:
     return (text,) if text.isalpha() else tuple(_WORDS_OF.findall(text))
 
 
-def noise(text: str) -> list[tuple[int, int]]:
-    """Return where a lower-case text has addresses, handles and hashtags, which tell
-    nothing of its language (numbers are no words: `words_of` leaves them out)."""
-    if "#" not in text and "@" not in text and "://" not in text:
+def noise(text: str, *, hashtags: bool = True) -> list[tuple[int, int]]:
+    """Return where a lower-case text has addresses, handles and (unless the caller has
+    them already) hashtags, which tell nothing of its language (numbers are no words:
+    `words_of` leaves them out)."""
+    if "@" not in text and "://" not in text and (not hashtags or "#" not in text):
         return []
-    return [m.span() for m in _MARKED.finditer(text)]
+    return [m.span() for m in (_MARKED if hashtags else _MARKED_UNTAGGED).finditer(text)]
 
 
 def detect(text: str) -> Language:
@@ -92,12 +97,13 @@ def detect(text: str) -> Language:
     found = 0
     for word in words:
         found |= signs(word)
-    return decide(found, words)
+    return decide(found, lambda: words)
 
 
-def decide(found: int, words: Sequence[str]) -> Language:
-    """Return the language of words (lower-case, letters only, in the text's order)
-    whose `signs` together are `found`; "other" when they tell nothing.
+def decide(found: int, words: Callable[[], Sequence[str]]) -> Language:
+    """Return the language of words whose `signs` together are `found`; "other" when
+    they tell nothing. `words` returns them (lower-case, letters only, in the text's
+    order) for the few texts their signs do not settle.
 
     The alphabet decides what it can: letters only Kazakh writes make it Kazakh; no
     Cyrillic letter at all makes it English (or Kazakh in Latin letters, by its common
@@ -111,12 +117,12 @@ def decide(found: int, words: Sequence[str]) -> Language:
     if found & KAZAKH:
         return Language.KK
     if not found & CYRILLIC:
-        if len(_KAZAKH_LATIN_WORDS.intersection(words)) >= 2:
+        if found & KAZAKH_LATIN and len(_KAZAKH_LATIN_WORDS.intersection(words())) >= 2:
             return Language.KK
         return Language.EN
     if found & RUSSIAN:
         return Language.RU
     found_language = _detector().detect_language_of(
-        " ".join([w for w in words if len(w) > 1][:_WORDS]))
+        " ".join([w for w in words() if len(w) > 1][:_WORDS]))
     return _LANGUAGES.get(found_language, Language.OTHER) if found_language is not None \
         else Language.OTHER

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from functools import reduce
+from operator import or_
 from typing import NamedTuple
 
 from socialcare.bot.model import Author
@@ -29,8 +32,9 @@ _WORD = re.compile(r"[^\W_]+")
 _HASHTAG = re.compile(r"#(\w+)")
 _ACCOUNT = re.compile(r"@([\w.]*\w)")
 _HEAD = 3
-# Words whose fits are kept: a stream's words repeat (Zipf), so most are looked up once.
-_KNOWN_WORDS = 50_000
+# How many words a matcher keeps worked out: a stream's words repeat (Zipf's law), so
+# most of a text's words are known. 20,000 words take some 6 MB.
+_KNOWN_WORDS = 20_000
 _CONSONANTS = frozenset("бвгджзйклмнпрстфхцчшщғқңһbcdfghjklmnpqrstvwxz")
 # After a keyword in a hashtag, these start a longer word rather than a second one
 # ("#активныйотдых" is not "#актив" + "ныйотдых").
@@ -132,7 +136,7 @@ class _Text:
     they are where the folded text's words are, and each is folded only when needed.
     """
 
-    __slots__ = ("known", "lower", "normal", "spans", "words")
+    __slots__ = ("ends", "known", "lower", "normal", "starts", "tags", "words")
 
     def __init__(self, text: str) -> None:
         normal = unicodedata.normalize("NFKC", text)
@@ -140,8 +144,10 @@ class _Text:
         self.lower = normal.casefold()
         found = list(_WORD.finditer(self.lower))
         self.words = [m.group() for m in found]
-        self.spans = [m.span() for m in found]
+        self.starts = [m.start() for m in found]
+        self.ends = [m.end() for m in found]
         self.known: list[_Known] = []  # the words as the matcher knows them (`_hits`)
+        self.tags: list[tuple[int, int]] = []  # where its hashtags are (`_hits`)
 
     def upper_at(self, i: int) -> bool:
         """Tell whether the letter at i was written in upper case ("#KcellПозор")."""
@@ -154,16 +160,16 @@ class _Text:
 
     def glued_next(self, i: int) -> bool:
         """Tell whether word i+1 follows word i after one hyphen or apostrophe."""
-        if i + 1 >= len(self.spans):
+        if i + 1 >= len(self.starts):
             return False
-        gap = self.lower[self.spans[i][1]:self.spans[i + 1][0]]
+        gap = self.lower[self.ends[i]:self.starts[i + 1]]
         return len(gap) == 1 and gap in forms.GLUE
 
     def spaced_next(self, i: int) -> bool:
         """Tell whether word i+1 follows word i after spaces or a hyphen only."""
-        if i + 1 >= len(self.spans):
+        if i + 1 >= len(self.starts):
             return False
-        gap = self.lower[self.spans[i][1]:self.spans[i + 1][0]]
+        gap = self.lower[self.ends[i]:self.starts[i + 1]]
         return bool(gap) and (gap.isspace() or gap == "-")
 
 
@@ -272,20 +278,19 @@ class Matcher:
     def _language(self, t: _Text, hits: list[Hit]) -> Language:
         """Return the language of a text's words outside brand names (no evidence of a
         language: "Кселл" looks Kazakh), addresses, handles and hashtags."""
-        cut = sorted([(h.start, h.end) for h in hits
-                      if h.kind is _BRAND or h.kind is _EXCLUSION]
-                     + languages.noise(t.lower))
-        found = 0
-        letters: list[str] = []
-        at, left = 0, len(cut)
-        for (start, end), known in zip(t.spans, t.known, strict=True):
-            while at < left and cut[at][1] <= start:
-                at += 1
-            if at < left and cut[at][0] < end:
-                continue  # the word is in a name or a hashtag
-            found |= known.signs
-            letters += known.letters
-        return languages.decide(found, letters)
+        cut = [(start, end) for kind, _, start, end in hits
+               if kind is _BRAND or kind is _EXCLUSION]
+        cut += t.tags
+        cut += languages.noise(t.lower, hashtags=False)
+        out: set[int] = set()  # the words in them
+        for start, end in cut:
+            out.update(range(bisect_right(t.ends, start), bisect_left(t.starts, end)))
+        signs = [known.signs for known in t.known]
+        for i in out:
+            signs[i] = 0
+        return languages.decide(
+            reduce(or_, signs, 0),
+            lambda: [w for i, known in enumerate(t.known) if i not in out for w in known.letters])
 
     def match(self, text: str) -> Brand | None:
         """Return the brand named earliest in the text (outside exclusions), or None."""
@@ -306,15 +311,15 @@ class Matcher:
 
     def _hits(self, t: _Text) -> list[Hit]:
         found: list[Hit] = []
-        known, spans = self._words, t.spans
+        known, starts, ends = self._words, t.starts, t.ends
         t.known = words = [known.get(word) or self._remember(word) for word in t.words]
         last, lower = len(words) - 1, t.lower
         for i, entry in enumerate(words):
             for keyword, fit in entry.fits:
-                start, end = spans[i]
+                start, end = starts[i], ends[i]
                 if fit is _GLUE_FIT:
                     # Most often no hyphen or apostrophe follows: told without a call.
-                    if i < last and spans[i + 1][0] == end + 1 and lower[end] in forms.GLUE:
+                    if i < last and starts[i + 1] == end + 1 and lower[end] in forms.GLUE:
                         end = self._glued_end(keyword, t, i)
                 elif fit is not _WORD_FIT:
                     # A phrase: most often its second word is not next (told here too;
@@ -331,6 +336,7 @@ class Matcher:
                 found.append(Hit(keyword.kind, keyword.label, start, end))
         if "#" in t.lower:
             for m in _HASHTAG.finditer(t.lower):
+                t.tags.append(m.span())
                 found += self._hashtag(t, m.start(1), m.end(1))
         if "@" in t.lower:
             for m in _ACCOUNT.finditer(t.lower):
@@ -347,7 +353,8 @@ class Matcher:
             letters = languages.words_of(word)
             for run in letters:
                 signs |= languages.signs(run)
-        known = _Known(fold_lowered(word), self._fits(word), letters, signs)
+        folded = fold_lowered(word)
+        known = _Known(word if folded == word else folded, self._fits(word), letters, signs)
         if len(self._words) >= _KNOWN_WORDS:
             self._words.clear()  # a long-running process meets new words without end
         self._words[word] = known
@@ -394,7 +401,7 @@ class Matcher:
         fit = self._last_word_fits(keyword, t.folded(j), t.words[j])
         if fit is None:
             return None
-        return t.spans[j][1] if fit is _Fit.WORD else self._glued_end(keyword, t, j)
+        return t.ends[j] if fit is _Fit.WORD else self._glued_end(keyword, t, j)
 
     def _last_word_fits(self, keyword: _Keyword, word: str, lowered: str) -> _Fit | None:
         """Tell whether a (folded) word is the keyword's last word in one of its forms:
@@ -423,12 +430,12 @@ class Matcher:
         next word if that is an ending after a hyphen or an apostrophe ("Kcell-ге",
         "Kcell'а"), else at its own end."""
         if t.glued_next(j):
-            nxt_end = t.spans[j + 1][1]
+            nxt_end = t.ends[j + 1]
             if self._ending_fits(keyword, t.folded(j + 1), t.words[j + 1], full=True,
                                  russian=keyword.russian
                                  if keyword.stem == keyword.target else None):
                 return nxt_end
-        return t.spans[j][1]
+        return t.ends[j]
 
     def _ending_fits(self, keyword: _Keyword, rest: str, rest_lower: str, *,
                      russian: str | None, full: bool) -> bool:
