@@ -8,6 +8,10 @@ forms ("Актив Казахстана"). A hashtag matches a keyword it is, or
 ("#kcell", "#кселлкз", "#KcellПозор"), and a tagged "@account" of a brand is a mention
 of that brand. An exclusion hides the brand keywords inside it, in its forms too
 ("в Kcell Arena", "Kcell Arena-да").
+
+What depends on a word alone (the word folded, the keywords it is or begins, what it
+tells of the language) is worked out once and kept, so that reading a text is mostly
+one look-up a word; what depends on its neighbours is looked at in place.
 """
 
 from __future__ import annotations
