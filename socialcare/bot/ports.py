@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
     from socialcare.bot.escalation_card import EscalationView
     from socialcare.bot.escalations import Escalation, EscalationEvent
-    from socialcare.bot.incidents import Incident, IncidentEvent
+    from socialcare.bot.incidents import Incident, IncidentEvent, Reply, Send, StaleSend
     from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
     from socialcare.bot.reports import Period, Report
@@ -621,17 +621,35 @@ class IncidentRepository(Protocol):
         """Return the cases linked (and not taken out), in order of joining."""
         ...
 
-    async def set_reply(self, incident_id: int, case_id: int, reply: str) -> bool:
-        """Record how the official answer reached a case, once; False if it was recorded."""
+    async def set_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None = None) -> bool:
+        """Set a linked case's status of the answer or follow-up if it has none yet
+        (`sending`: take it, `at` the start of its lease); False if it had one."""
         ...
 
-    async def mark_replied(self, incident_id: int, case_id: int, reply: str | None, *,
-                           at: datetime | None) -> None:
-        """Record how the answer reached a case (None: keep it) and when it was sent."""
+    async def publishing(self, incident_id: int, case_id: int, send: Send, *,
+                         at: datetime) -> None:
+        """Record that a taken send's call to the platform begins now (its lease anew)."""
+        ...
+
+    async def end_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None, since: datetime) -> bool:
+        """Record a send's outcome (`at`: when it went out) if it is still the one taken
+        or begun at `since`; False if another pass settled it."""
+        ...
+
+    async def stale_sends(self, *, before: datetime) -> list[StaleSend]:
+        """Return the sends taken or begun before `before` and never settled."""
+        ...
+
+    async def requeue(self, send: StaleSend) -> bool:
+        """Give a stale send that never reached the platform back to the queue; False
+        if another pass did."""
         ...
 
     async def sent_since(self, source: str, since: datetime) -> int:
-        """Count the bulk replies sent to a source's cases since `since`."""
+        """Count the bulk replies (answers and follow-ups) sent to, or maybe sent to, a
+        source's cases since `since`."""
         ...
 
     async def closing(self) -> list[Incident]:
@@ -646,8 +664,8 @@ class IncidentRepository(Protocol):
         """Take the closing of a linked case; False if it was taken."""
         ...
 
-    async def replies(self, incident_id: int) -> dict[int, str | None]:
-        """Return each linked case's reply status."""
+    async def replies(self, incident_id: int, send: Send = ...) -> dict[int, str | None]:
+        """Return each linked case's status of the answer (or of the follow-up)."""
         ...
 
     async def of_cases(self, case_ids: Collection[int]) -> dict[int, int]:

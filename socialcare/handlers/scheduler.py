@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from socialcare.bot import handoffs, incidents, sla, timers
+from socialcare.bot import handoffs, incident_replies, incidents, sla, timers
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, State, Tier
 from socialcare.bot.ports import Note
@@ -203,17 +203,27 @@ async def _watch_incidents(deps: Deps) -> list[incidents.Incident]:
     joined = await incidents.join_new(uow=deps.uow(), clock=deps.clock, team=deps.team)
     for incident_id, case_ids in joined.items():
         log.info("incident #%d: %d new case(s) joined", incident_id, len(case_ids))
-    answered = await incidents.deliver(uow=deps.uow(), clock=deps.clock, team=deps.team,
-                                       publishers=deps.publishers)
-    closed = await incidents.close_cases(uow=deps.uow(), clock=deps.clock, team=deps.team,
-                                         publishers=deps.publishers)
+    recovered = await incident_replies.recover(uow=deps.uow(), clock=deps.clock)
+    if recovered.requeued:
+        log.info("incident replies to case(s) %s, left by a stopped process before they "
+                 "reached the platform, are queued again", recovered.requeued)
+    if recovered.unsure:
+        log.warning("incident replies to case(s) %s may or may not have gone out (a process "
+                    "stopped mid-send): left to agents, not sent again", recovered.unsure)
+    answered = await incident_replies.deliver(uow=deps.uow(), clock=deps.clock,
+                                              team=deps.team, publishers=deps.publishers)
+    closed = await incident_replies.close_cases(uow=deps.uow(), clock=deps.clock,
+                                                team=deps.team, publishers=deps.publishers)
     for done, what in ((answered, "official answer"), (closed, "follow-up")):
         if done.sent or done.by_hand:
             log.info("incident %s: %d sent, %d for agents", what, len(done.sent),
                      len(done.by_hand))
         for source in done.stopped:
             log.warning("incident replies to %s stopped: the platform suspects spam", source)
-    if opened or joined or answered.sent or answered.by_hand or closed.sent or closed.by_hand:
+    if closed.resolved:
+        log.info("incident cases resolved with their incident: %d", len(closed.resolved))
+    if opened or joined or answered.sent or answered.by_hand or closed.sent \
+            or closed.resolved or recovered.sent or recovered.unsure:
         deps.wake()
     return opened
 

@@ -530,6 +530,12 @@ incident_cases = Table(
     Column("reply", String(16)),
     Column("replied_at", UTCDateTime()),
     Column("closed_at", UTCDateTime()),
+    # The follow-up of the incident's resolution, as `reply` is the official answer's.
+    Column("follow_up", String(16)),
+    Column("follow_up_at", UTCDateTime()),
+    # When a send of either took the case (`sending`) or began publishing: a send older
+    # than the lease was left by a stopped process and is recovered.
+    Column("sending_at", UTCDateTime()),
     Index(None, "case_id"),
 )
 
