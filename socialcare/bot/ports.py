@@ -305,6 +305,11 @@ class Messenger(Protocol):
         """Post a note in a card's thread (or the channel); return its message id."""
         ...
 
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text (a live count, say); an edit that changes nothing
+        is no error."""
+        ...
+
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message in a channel."""
         ...

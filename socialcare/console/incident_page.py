@@ -12,6 +12,8 @@ from socialcare.deps import Deps
 
 EXCERPT = 200
 SHOWN = 500
+# Moments of the messages' bookkeeping, not of the incident.
+_UNSHOWN = ("posted", "recounted")
 
 
 @dataclass(frozen=True)
@@ -75,4 +77,4 @@ async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
             reply=replies.get(case_id) or "",
             excerpt=words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")))
     return IncidentPage(incident=incident, about=incidents.describe(incident, deps.team),
-                        timeline=[e for e in timeline if e.kind != "posted"], cases=lines)
+                        timeline=[e for e in timeline if e.kind not in _UNSHOWN], cases=lines)

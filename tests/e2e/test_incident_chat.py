@@ -62,6 +62,14 @@ def _telegram_texts(chat: Chat, chat_id: int) -> list[str]:
     return [m.text or "" for m in chat.telegram.bot_messages(chat_id)]
 
 
+def _incident_messages_say(chat: Chat, words: str) -> bool:
+    """Tell whether incident #1 has one message in the team channel of each messenger,
+    and both say `words`."""
+    slack = [t for t in _slack_texts(chat, SLACK_CHANNEL) if "Incident #1:" in t]
+    telegram = [t for t in _telegram_texts(chat, TELEGRAM_CHAT) if "Incident #1:" in t]
+    return len(slack) == len(telegram) == 1 and words in slack[0] and words in telegram[0]
+
+
 async def _links(chat: Chat) -> dict[int, tuple[str | None, str, str]]:
     async with chat.deps.engine.connect() as conn:
         rows = await conn.execute(
@@ -165,10 +173,14 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
         await scheduler.watch_incidents(chat.deps)
         assert len(chat.platform.replies) == len(replyable)
 
-        # A case that joins afterwards gets the same answer.
+        assert _incident_messages_say(chat, f"{len(first)} case(s) linked")
+        # A case that joins afterwards gets the same answer, and the incident's message
+        # in both messengers counts it (edited, not posted again).
         [joined] = await chat.ingest(*late)
         assert (await _delivered(chat, joined["case_id"]))[joined["case_id"]][0] == (
             "sent" if late[0]["source"] == "webhook" else "by_hand")
+        await eventually(lambda: _incident_messages_say(
+            chat, f"{len(first) + 1} case(s) linked"), within=30)
 
         # The lead takes a case out (it does not join again by itself) and adds it back.
         out = min(by_hand)
@@ -177,6 +189,8 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
         await scheduler.watch_incidents(chat.deps)
         async with chat.deps.uow() as uow:
             assert out not in await uow.incidents.case_ids(1)
+        await eventually(lambda: _incident_messages_say(
+            chat, f"{len(first)} case(s) linked"), within=30)
         said = await chat.slack_command("/incident", f"1 add #{out}", user=SAULE_SLACK)
         assert f"added #{out}" in str(said.body)
         assert (await _delivered(chat, out))[out][0] == "by_hand"
