@@ -40,17 +40,19 @@ class IncidentPage:
 
 @dataclass(frozen=True)
 class Banner:
-    """An open incident, as the wallboard's banner names it."""
+    """An open incident, as the wallboard's banner names it, with its cases now."""
 
     id: int
     about: str
+    cases: int
 
 
 async def banners(deps: Deps) -> list[Banner]:
     """Return the open incidents for the wallboard's banner."""
     async with deps.uow() as uow:
-        found = await uow.incidents.list_open()
-    return [Banner(i.id or 0, incidents.describe(i, deps.team)) for i in found]
+        found = [(i, len(await uow.incidents.case_ids(i.id or 0)))
+                 for i in await uow.incidents.list_open()]
+    return [Banner(i.id or 0, incidents.describe(i, deps.team), n) for i, n in found]
 
 
 async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
