@@ -563,17 +563,17 @@ class IncidentRepository(Protocol):
     """Incidents, their linked cases and their timelines."""
 
     async def counts(self, start: datetime, end: datetime) -> dict[tuple[str, str | None], int]:
-        """Count the cases collected in [start, end) per topic (place None) and per
+        """Count the cases published in [start, end) per topic (place None) and per
         topic and place."""
         ...
 
     async def first_cases(self, topics: Collection[str]) -> dict[str, datetime]:
-        """Return when the first case of each topic came in (the topic's history)."""
+        """Return when the first case of each topic was published (its history)."""
         ...
 
     async def matching(self, topic: str, place: str | None, *, since: datetime,
                        unlinked_of: int | None = None) -> list[tuple[int, datetime]]:
-        """Return the open cases of a topic (in a place) collected since `since`, with
+        """Return the open cases of a topic (in a place) published since `since`, with
         their publication times; with `unlinked_of`, only those never linked to that
         incident."""
         ...

@@ -71,8 +71,9 @@ class SqlIncidentRepository:
         return dialect.insert(table)
 
     async def counts(self, start: datetime, end: datetime) -> dict[Key, int]:
-        """Count the cases collected in [start, end) per topic and per topic and place."""
-        window = and_(case_topics.c.collected_at >= start, case_topics.c.collected_at < end)
+        """Count the cases published in [start, end) per topic and per topic and place (a
+        mention found late counts when its customer wrote, not when it was found)."""
+        window = and_(case_topics.c.published_at >= start, case_topics.c.published_at < end)
         found: dict[Key, int] = {}
         for topic, n in await self._conn.execute(
             select(case_topics.c.topic, func.count()).where(window)
@@ -88,11 +89,11 @@ class SqlIncidentRepository:
         return found
 
     async def first_cases(self, topics: Collection[str]) -> dict[str, datetime]:
-        """Return when the first case of each topic came in."""
+        """Return when the first case of each topic was published."""
         found = {}
         for topic in topics:
             first = (await self._conn.execute(
-                select(func.min(case_topics.c.collected_at)).where(case_topics.c.topic == topic)
+                select(func.min(case_topics.c.published_at)).where(case_topics.c.topic == topic)
             )).scalar_one_or_none()
             if first is not None:
                 found[topic] = first
@@ -100,11 +101,11 @@ class SqlIncidentRepository:
 
     async def matching(self, topic: str, place: str | None, *, since: datetime,
                        unlinked_of: int | None = None) -> list[tuple[int, datetime]]:
-        """Return the open cases of a topic (in a place) collected since `since`."""
+        """Return the open cases of a topic (in a place) published since `since`."""
         query = (
             select(cases.c.id, cases.c.published_at)
             .join(case_topics, case_topics.c.case_id == cases.c.id)
-            .where(case_topics.c.topic == topic, case_topics.c.collected_at >= since,
+            .where(case_topics.c.topic == topic, case_topics.c.published_at >= since,
                    cases.c.state.in_(_OPEN))
             .order_by(cases.c.id)
         )
