@@ -336,6 +336,8 @@ async def test_bad_incident_commands_get_a_usage_line_and_change_nothing(
 ) -> None:
     slots = list(outage(OUTAGE_AT - timedelta(minutes=15), minutes_per_slot=5))
     first = slots[0].mentions[:10]
+    # When they are written: detection counts cases by their customers' time.
+    flowing_clock.current = OUTAGE_AT - timedelta(minutes=5)
     async with running_chat(tmp_path, flowing_clock, config=_config) as chat:
         for args in (*HOSTILE, "7", "7 answer text", "7 resolve"):
             said = await chat.slack_command("/incident", args, user=SAULE_SLACK)
