@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from socialcare.bot import sla
 from socialcare.bot.model import Case, Mention, Priority
-from socialcare.bot.ports import CaseRepository, MentionRepository
-from socialcare.bot.team import Team
 
 if TYPE_CHECKING:
+    # Types only: the protocols' module is a tenth of `socialcare cases`'s own start.
+    from socialcare.bot.ports import CaseRepository, MentionRepository
+    from socialcare.bot.team import Team
     from socialcare.deps import Deps
 
 INGEST_BATCH = 500
