@@ -7,6 +7,7 @@ write lock instead of failing half-way through a read-then-write transaction.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,29 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 SQLITE_CACHE_KIB = 512  # per connection
+# An execution option: this connection only reads (SQLite: no write lock is taken).
+READS_ONLY = "socialcare_reads_only"
 # Any constant: several processes starting at once take turns to migrate.
 _MIGRATION_LOCK = 7_420_611
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """A SQLite connection that ends its transaction when it is closed.
+
+    A call cancelled half-way (a stopping task, a health probe's timeout) makes
+    SQLAlchemy close its connection while a statement of it is still referenced from
+    the cancelled call's traceback. SQLite then keeps the connection as a "zombie"
+    until that statement is finalized — by a garbage collection, at some later time —
+    and the zombie keeps its transaction, and with it the database's write lock: every
+    other writer waited, then failed with "database is locked". Rolled back first, the
+    zombie holds nothing."""
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -44,7 +66,8 @@ def create_engine(url: str) -> AsyncEngine:
     # and closed after it), each with a page cache of 512 KiB instead of 2 MiB. The
     # file's pages stay in the OS's cache; each connection (with its thread) kept its
     # own copy of the same hot pages: ~8 MB of the embedded default's memory.
-    engine = create_async_engine(url, connect_args={"timeout": 60}, pool_size=2)
+    engine = create_async_engine(
+        url, connect_args={"timeout": 60, "factory": _SQLiteConnection}, pool_size=2)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -60,7 +83,10 @@ def create_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader that asked for it (`READS_ONLY`) takes no write lock: in WAL mode it
+        # reads beside the writer instead of queueing behind it.
+        reads_only = conn.get_execution_options().get(READS_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -121,6 +147,8 @@ def _upgrade(conn: Connection, revision: str) -> None:
 
 
 async def ping(engine: AsyncEngine) -> None:
-    """Raise if the database does not answer."""
+    """Raise if the database does not answer. Busy is not down: on SQLite the ping
+    reads beside a long write instead of waiting for it."""
     async with engine.connect() as conn:
+        await conn.execution_options(**{READS_ONLY: True})
         await conn.execute(text("SELECT 1"))
