@@ -325,6 +325,12 @@ async def join_new(*, uow: UnitOfWork, clock: Clock, team: Team) -> dict[int, li
     return joined
 
 
+def lead(team: Team, actor: str) -> Person:
+    """Return the person who may run incidents (a shift lead, an admin, a director), or
+    raise NotAllowed."""
+    return _lead(team, actor)
+
+
 def _lead(team: Team, actor: str) -> Person:
     person = team.person(actor)
     if person is None:

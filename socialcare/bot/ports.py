@@ -222,10 +222,21 @@ class CardRepository(Protocol):
 
 @dataclass(frozen=True)
 class Note:
-    """A short message in a card's thread or a channel; `mention` pings people by name."""
+    """A short message in a card's thread or a channel; `mention` pings people by name;
+    `buttons` go under it (an incident's message: the lead's forms)."""
 
     text: str
     mention: tuple[Person, ...] = ()
+    buttons: tuple[NoteButton, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoteButton:
+    """A button under a note: its label and its packed action (Slack action_id,
+    Telegram callback_data)."""
+
+    label: str
+    action: str
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from socialcare.bot import handoffs, incident_replies, incidents, sla, timers
+from socialcare.bot.actions import IncidentAction, IncidentActionKind
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, State, Tier
-from socialcare.bot.ports import MessengerError, Note
+from socialcare.bot.ports import MessengerError, Note, NoteButton
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS
 from socialcare.bot.reports import due_reports
 from socialcare.bot.team import Channel
@@ -242,7 +243,7 @@ async def post_incident(incident: incidents.Incident, deps: Deps) -> None:
     async with deps.uow() as uow:
         case_ids = await uow.incidents.case_ids(incident.id)
         firsts = await uow.mentions.first_of(case_ids[:deps.team.incidents.samples])
-    text = incident_text(incident, deps, count=len(case_ids),
+    note = incident_note(incident, deps, count=len(case_ids),
                          samples=[m.text for _, m in sorted(firsts.items())])
     messages: dict[str, str] = {}
     for channel in channels:
@@ -254,7 +255,7 @@ async def post_incident(incident: incidents.Incident, deps: Deps) -> None:
             continue
         try:
             messages[f"{channel.messenger}:{channel.id}"] = await deps.messengers[
-                channel.messenger].post_note(channel.id, Note(text))
+                channel.messenger].post_note(channel.id, note)
         except Exception:
             async with deps.uow() as uow:
                 await uow.jobs.release("incident-card", period)
@@ -295,7 +296,7 @@ async def recount_incidents(deps: Deps) -> list[int]:
                          [m.text for _, m in sorted(firsts.items())]))
     for incident, messages, count, texts in work:
         assert incident.id is not None
-        note = Note(incident_text(incident, deps, count=count, samples=texts))
+        note = incident_note(incident, deps, count=count, samples=texts)
         for place, message_id in messages.items():
             messenger_name, channel = place.split(":", 1)
             messenger = deps.messengers.get(messenger_name)
@@ -314,6 +315,17 @@ async def recount_incidents(deps: Deps) -> list[int]:
                     incident.id, "recounted", "system", deps.clock.now(), {"count": count})])
                 await uow.commit()
     return [incident.id or 0 for incident, *_ in work]
+
+
+def incident_note(incident: incidents.Incident, deps: Deps, *, count: int,
+                  samples: Sequence[str]) -> Note:
+    """Return the incident's message with the lead's buttons: answer, add or take out
+    cases, resolve (each a form; `/incident N …` does the same)."""
+    assert incident.id is not None
+    return Note(incident_text(incident, deps, count=count, samples=samples), buttons=tuple(
+        NoteButton(deps.catalog(f"button.incident_{kind.value}"),
+                   IncidentAction(kind, incident.id).pack())
+        for kind in IncidentActionKind))
 
 
 def incident_text(incident: incidents.Incident, deps: Deps, *, count: int,

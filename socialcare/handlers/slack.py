@@ -44,7 +44,13 @@ from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, calculating, escalating, slack_views
+from socialcare.handlers import (
+    announcing,
+    calculating,
+    escalating,
+    slack_incidents,
+    slack_views,
+)
 from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.chat import Attachment, ChatReply, describe_error, service
 from socialcare.handlers.commands import (
@@ -404,6 +410,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             await tell(client, user, channel, ChatReply(describe_error(error, deps)))
             return
         deps.wake()
+
+    slack_incidents.register(bolt, deps, tell=tell, say_privately=say_privately)
 
     for name in COMMANDS:
         bolt.command(f"/{name}")(_command_listener(name, deps, say_privately))

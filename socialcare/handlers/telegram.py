@@ -52,13 +52,21 @@ from socialcare.bot.actions import (
     CaseAction,
     EscalationAction,
     EscalationActionKind,
+    IncidentAction,
 )
 from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import topic_choices
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
+from socialcare.bot.text import without_controls
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, collectors, escalating, telegram_copies
+from socialcare.handlers import (
+    announcing,
+    collectors,
+    escalating,
+    incidenting,
+    telegram_copies,
+)
 from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
 from socialcare.storage.replays import TELEGRAM_SECONDS, Replays, storage_failed, telegram_key
@@ -213,6 +221,22 @@ class _Conversation:
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind in ("problem", "options"):
             await self._draft_answer(bot, message, kind, text)
+        elif kind == "incident":
+            await self._incident_answer(bot, message, person, about, text)
+
+    async def _incident_answer(self, bot: Any, message: Message, person: Person,
+                               about: dict[str, Any], text: str) -> None:
+        """Take a lead's reply to an incident button's question: the answer, the case
+        numbers, or the follow-up ("-" for none); run what `/incident N …` runs."""
+        verb, incident_id = str(about.get("verb", "")), int(about["incident"])
+        text = without_controls(text).strip()
+        if verb == "resolve" and text == "-":
+            text = ""
+        wrong = incidenting.refusal(person, self._deps) or incidenting.form_problem(
+            verb, text, self._deps)
+        outcome = wrong if wrong is not None else (await incidenting.act(
+            incident_id, verb, text, person, self._deps)).text
+        await _say(bot, message.chat_id, outcome, quote=message)
 
     async def _draft_answer(self, bot: Any, message: Message, kind: str, text: str) -> None:
         assert message.from_user is not None
@@ -285,6 +309,9 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             return await talk.step(bot, query.from_user.id, person, data), False
         if data.startswith("sc1e:"):
             return await _escalation_button(EscalationAction.unpack(data), person, bot)
+        if data.startswith("sc1i:"):
+            return await _incident_button(IncidentAction.unpack(data), person,
+                                          query.from_user.id, bot)
         action = CaseAction.unpack(data)
         await telegram_copies.drop_copy(query, action.case_id, deps, bot)
         if action.kind is ActionKind.REPLY:
@@ -351,6 +378,16 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         except Forbidden:
             return text("reply.start_dm"), True
         return text("reply.check_dm"), False
+
+    async def _incident_button(action: IncidentAction, person: Person, user_id: int,
+                               bot: Any) -> tuple[str, bool]:
+        """Ask the lead in private for the answer, the case numbers or the follow-up."""
+        refused = incidenting.refusal(person, deps)
+        if refused is not None:
+            return refused, True
+        return await _in_private(bot, talk.ask(
+            bot, user_id, text(f"incident.ask_{action.kind.value}", id=action.incident_id),
+            {"kind": "incident", "verb": action.kind.value, "incident": action.incident_id}))
 
     async def _escalation_button(action: EscalationAction, person: Person,
                                  bot: Any) -> tuple[str, bool]:
@@ -426,7 +463,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         await failed(update, context, context.error)
 
     application.add_handler(TypeHandler(Update, once), group=-1)
-    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[dea]?:"))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[deai]?:"))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, _command_handler(name, deps, talk)))
     application.add_handler(MessageHandler(
