@@ -358,8 +358,8 @@ async def add_cases(incident_id: int, case_ids: Sequence[int], *, actor: str, uo
         cases = await uow.cases.get_many(case_ids)
         missing = [i for i in case_ids if i not in cases]
         if missing:
-            raise DomainError(f"No case #{missing[0]}.", key="error.case_not_found",
-                              id=missing[0])
+            raise DomainError(f"No case #{missing[0]}.", key="error.no_case",
+                              case=missing[0])
         await uow.incidents.unremove(incident_id, case_ids)
         linked = await _link(incident, case_ids, actor=person.id, uow=uow, now=now)
         await uow.incidents.add_events([IncidentEvent(
