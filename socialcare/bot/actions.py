@@ -190,7 +190,7 @@ class IncidentAction:
     @classmethod
     def unpack(cls, payload: str) -> IncidentAction:
         """Parse a payload, or raise BadAction."""
-        found = _INCIDENT.match(payload)
+        found = _INCIDENT.fullmatch(payload)
         if found is None:
             raise BadAction(f"not a socialcare incident action: {payload[:80]!r}")
         try:

@@ -195,6 +195,18 @@ async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
         await _click_slack(chat, IncidentActionKind.ADD, user=SAULE_SLACK)
         await _submit(chat, "1")
         assert "is resolved" in await _told(chat, SAULE_SLACK, 7)
+        # Forged payloads: a button that is not one of ours, a form whose metadata was
+        # tampered with — a reason, no error.
+        forged = await chat.slack_send(chat.slack.block_actions(
+            action_id="sc1i:explode:1", channel=SLACK_CHANNEL,
+            message_ts=_slack_message(chat).ts, user=SAULE_SLACK, check=False))
+        assert forged.status == 200
+        assert "no longer valid" in await _told(chat, SAULE_SLACK, 8)
+        form = await _click_slack(chat, IncidentActionKind.ANSWER, user=SAULE_SLACK)
+        for metadata in ("explode|1|C1", "answer|0|", "answer|99999999999999999999|", ""):
+            form.view["private_metadata"] = metadata
+            said = await _submit(chat, ANSWER)
+            assert said.status == 200 and said.json()["response_action"] == "errors"
         links = await _links(chat)
 
     assert set(links) == set(linked)
