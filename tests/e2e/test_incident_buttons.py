@@ -207,6 +207,8 @@ async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
             form.view["private_metadata"] = metadata
             said = await _submit(chat, ANSWER)
             assert said.status == 200 and said.json()["response_action"] == "errors"
+        # Each thing the lead did was told once: the replayed answer told nothing more.
+        assert len(chat.slack.ephemerals_for(SAULE_SLACK)) == 8
         links = await _links(chat)
 
     assert set(links) == set(linked)
@@ -288,6 +290,7 @@ async def test_a_lead_runs_the_incident_from_its_telegram_buttons_in_private(
         count = len(privately(SAULE_TG))
         _, said = await reply("-", count + 1)
         assert "resolved" in said
+        assert len(privately(SAULE_TG)) == count + 1
         state, *_ = await _state(chat)
 
     assert state == "resolved"
