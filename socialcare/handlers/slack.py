@@ -43,6 +43,7 @@ from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
+from socialcare.bot.text import without_controls
 from socialcare.deps import Deps
 from socialcare.handlers import announcing, calculating, escalating, slack_views
 from socialcare.handlers.bodies import TooLarge, read_body
@@ -53,6 +54,7 @@ from socialcare.handlers.commands import (
     reply_to_case,
     run_action,
     run_command,
+    text_only_source,
 )
 from socialcare.storage.replays import SLACK_SECONDS, Replays, slack_key, storage_failed
 
@@ -185,7 +187,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         channel = (body.get("channel") or {}).get("id", "")
         if clicked.kind is ActionKind.REPLY:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
-                clicked.case_id, channel, deps.team.saved_replies, text))
+                clicked.case_id, channel, deps.team.saved_replies, text,
+                text_only=await text_only_source(clicked.case_id, deps)))
             return
         if clicked.kind is ActionKind.CALL_BACK:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.callback_view(
@@ -203,7 +206,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                 return
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
                 clicked.case_id, channel, deps.team.saved_replies, text,
-                official=(clicked.arg, answer)))
+                official=(clicked.arg, answer),
+                text_only=await text_only_source(clicked.case_id, deps)))
             return
         if clicked.kind is ActionKind.HAND_OFF and not clicked.arg:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.handoff_view(
@@ -281,7 +285,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         await ack()
         user = body["user"]["id"]
         person = roster(user)
-        case_id, channel, official, form = slack_views.reply_metadata(view["private_metadata"])
+        meta = slack_views.reply_metadata(view["private_metadata"])
+        channel = meta.channel
         image = slack_views.reply_picture(view, deps.team.saved_replies)
         attached = slack_views.attached_file(view)
         picture = None if image is None else Picture(
@@ -289,12 +294,15 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         if attached is not None:
             picture = await _download(attached, client.token)
             if picture is None:
-                await tell(client, body["user"]["id"], view["private_metadata"].split("|")[1],
-                           ChatReply(text("reply.file_unreadable")))
+                await tell(client, user, channel, ChatReply(text("reply.file_unreadable")))
                 return
+        if picture is None and meta.calc_args and person is not None \
+                and await text_only_source(meta.case_id, deps) is None:
+            # The calculation's own picture goes with it, where the source takes pictures.
+            picture = await calculating.reply_picture(meta.calc_args, deps)
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
-            await reply_to_case(case_id, answer, person, deps, announcement_id=official,
-                                form=form, picture=picture)
+            await reply_to_case(meta.case_id, answer, person, deps,
+                                announcement_id=meta.official, form=meta.form, picture=picture)
         await tell(client, user, channel, reply)
 
     @bolt.view(slack_views.CALLBACK_VIEW)
@@ -472,7 +480,9 @@ def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
         # The reply form first: its trigger lasts 3 seconds, the picture takes a while.
         await client.views_open(trigger_id=command["trigger_id"], view=slack_views.reply_view(
             prepared.case_id, command.get("channel_id", ""), deps.team.saved_replies,
-            deps.catalog, prepared=(prepared.text, calculating.CALCULATION)))
+            deps.catalog, prepared=(prepared.text, calculating.CALCULATION),
+            text_only=await text_only_source(prepared.case_id, deps),
+            calc_args=without_controls(command.get("text", "")).strip()))
         await say_privately(respond, calculating.reply_of(prepared, deps))
         await post_files(command["channel_id"], (await calculating.picture(prepared),))
 

@@ -85,9 +85,15 @@ async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculatio
     assert "Cheapest: Plus at 3490 ₸ a month, 6000 ₸ less than Basic (9490 ₸)" \
         in str(answer.body)
     assert picture.startswith(b"\x89PNG")
-    assert view.view["private_metadata"] == f"{case_id}|{SLACK_CHANNEL}||calculation"
-    published, _ = chat.platform.replies
+    assert view.view["private_metadata"] == \
+        f"{case_id}|{SLACK_CHANNEL}||calculation|{case_id} tariff=Basic minutes=300 gb=20"
+    assert "The comparison picture goes with the reply" in str(view.view["blocks"])
+    published, in_words = chat.platform.replies
     assert "Cheapest: Plus at 3490 ₸" in published["text"]
+    # The calculation's picture went with the reply itself, the one shown to the agent.
+    assert published["image"]["filename"] == f"calc-{case_id}.png"
+    assert base64.b64decode(published["image"]["base64"]) == picture
+    assert "image" not in in_words
     [answer] = [e for e in events if e.kind.value == "agent_message"]
     assert answer.data["form"] == "calculation"
 
@@ -123,7 +129,11 @@ async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
     assert "Cheapest: Local at 990 ₸ a month, 2500 ₸ less than Plus (3490 ₸)" in (prompt.text or "")
     [photo] = photos
     assert photo.media is not None and photo.media["data"].startswith(b"\x89PNG")
-    assert chat.platform.replies[0]["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
+    assert "The comparison picture goes with the reply" in (prompt.text or "")
+    [published] = chat.platform.replies
+    assert published["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
+    assert published["image"]["filename"] == f"calc-{case_id}.png"
+    assert base64.b64decode(published["image"]["base64"]) == photo.media["data"]
     [answer] = [e for e in events if e.kind.value == "agent_message"]
     assert answer.data["form"] == "calculation", [(e.kind, e.data) for e in events]
 
@@ -315,3 +325,169 @@ async def test_a_picture_attached_in_the_slack_form_is_downloaded_and_published(
     assert published["text"] == "See the picture: four steps."
     assert published["image"]["filename"] == "my-apn.png"
     assert base64.b64decode(published["image"]["base64"]) == picture
+
+
+def _text_only_platform(tmp_path: Path) -> Callable[[str], str]:
+    """The example's pictograms, and a listening platform that publishes text only."""
+    pictograms = _with_pictograms(tmp_path)
+
+    def edit(text: str) -> str:
+        start = text.index('\noptions = { reply_url = "')
+        end = text.index("}", start)
+        return pictograms(text[:end] + ", pictures = false " + text[end:])
+
+    return edit
+
+
+async def test_a_text_only_source_is_named_in_the_slack_form_and_gets_the_text_alone(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        blocks = form.view["blocks"]
+        options = [o["text"]["text"] for b in blocks if b.get("block_id") == "saved"
+                   for o in b["element"]["options"]]
+        apn = next(str(i) for i, title in enumerate(options) if "APN" in title)
+        await chat.slack_send(chat.slack.view_submission(values={"saved": {"saved": apn}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: chat.slack.ephemerals_for(AIGERIM_SLACK))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    # Said before sending: the warning is the form's first block, and nothing to attach.
+    assert blocks[0]["type"] == "context"
+    assert blocks[0]["elements"][0]["text"] == \
+        "webhook takes text only: a picture will not be sent, only the text."
+    assert not any(b.get("element", {}).get("type") == "file_input" for b in blocks)
+    assert published["text"].startswith("Here is how to set up mobile internet")
+    assert "image" not in published
+    assert "recorded as text: webhook takes text only" in told[-1].text
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "text" and answer.data.get("picture") is None
+
+
+async def test_a_text_only_source_is_named_in_the_telegram_prompt_and_a_photo_goes_as_text(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "ussd-codes.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, how do I check my balance?",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        [card] = await eventually(lambda: chat.telegram_cards())
+        await chat.card_recorded(card)
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            card, CaseAction(ActionKind.REPLY, case_id).pack(), from_user=DANIYAR_TG))
+        [prompt] = await eventually(lambda: chat.telegram.bot_messages(DANIYAR_TG["id"]))
+        await chat.telegram_send(chat.telegram.photo_reply_update(
+            prompt, picture, "Dial *100# for the balance.", from_user=DANIYAR_TG))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(DANIYAR_TG["id"])
+             if "recorded as text" in (m.text or "")), None))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert (prompt.text or "").endswith(
+        "webhook takes text only: a picture will not be sent, only the text.")
+    assert published["text"] == "Dial *100# for the balance." and "image" not in published
+    assert "the picture was not sent" in told
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "text" and answer.data.get("picture") is None
+
+
+async def test_calc_for_a_text_only_source_sends_the_text_table_alone(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, my tariff is too expensive",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_command("/calc", f"{case_id} tariff=Basic minutes=300 gb=20",
+                                 user=AIGERIM_SLACK)
+        view = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        prepared = view.view["blocks"][-1]["element"]["initial_value"]
+        await chat.slack_send(chat.slack.view_submission(values={"text": {"text": prepared}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: [m for m in chat.slack.ephemerals_for(AIGERIM_SLACK)
+                                         if "#" + str(case_id) in m.text
+                                         and "published" in m.text])
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    blocks = str(view.view["blocks"])
+    assert "webhook takes text only" in blocks
+    assert "The comparison picture goes with the reply" not in blocks
+    assert published["text"] == prepared and "Cheapest: Plus at 3490 ₸" in prepared
+    assert "image" not in published
+    assert told[-1].text == f"Your reply to #{case_id} was published and recorded."
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "calculation" and answer.data.get("picture") is None
+
+
+async def test_a_call_back_in_telegram_asks_publishes_and_takes_the_number_in_private(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, config=_with_call_centre) as chat:
+        [result] = await chat.ingest(mention(
+            "ig-1", "Kcell, no signal at home, call me please",
+            published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        [card] = await eventually(lambda: chat.telegram_cards())
+        await chat.card_recorded(card)
+        private = AIGERIM_TG["id"]
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            card, CaseAction(ActionKind.CALL_BACK, case_id).pack(), from_user=AIGERIM_TG))
+        offer, number_prompt = await eventually(
+            lambda: len(chat.telegram.bot_messages(private)) == 2
+            and chat.telegram.bot_messages(private))
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            offer, CaseAction(ActionKind.CALL_BACK_ASK, case_id).pack(), from_user=AIGERIM_TG))
+        [published] = await eventually(lambda: chat.platform.replies)
+        # A second press of the same button publishes nothing more.
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            offer, CaseAction(ActionKind.CALL_BACK_ASK, case_id).pack(), from_user=AIGERIM_TG,
+            check=False))
+        await chat.telegram_send(chat.telegram.reply_update(
+            number_prompt, "call me maybe", from_user=AIGERIM_TG))
+        refused = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(private)
+             if (m.text or "").startswith("That is not a phone number")), None))
+        await chat.telegram_send(chat.telegram.reply_update(
+            number_prompt, "+7 777 123 45 12 | after 18:00", from_user=AIGERIM_TG))
+        [centre_card] = await eventually(lambda: chat.telegram_cards(CALLBACK_CHAT))
+        centre_text = await eventually(lambda: "📞" in (centre_card.text or "")
+                                       and centre_card.text)
+        [ticket] = await eventually(lambda: chat.tickets.replies)
+        sent = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(private)
+             if "is with the call centre" in (m.text or "")), None))
+        await eventually(lambda: "Call centre" in (chat.telegram_cards()[0].text or ""))
+        team_card = chat.telegram_cards()[0].text or ""
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert "step 1" in (offer.text or "") and "call you back" in (offer.text or "")
+    assert "step 2" in (number_prompt.text or "")
+    assert published["text"] == "We would be glad to call you back: please send us your " \
+        "phone number and a convenient time in a private message."
+    assert len(chat.platform.replies) == 1
+    assert "reply to the step 2 message again" in refused
+    assert f"Case #{case_id} is with the call centre" in sent
+    assert "📞 Call back +7 777 123 45 12 · when: after 18:00" in centre_text
+    assert ticket["phone"] == "+77771234512" and ticket["when"] == "after 18:00"
+    assert "123 45 12" not in team_card
+    kinds = [(e.kind.value, e.data.get("form")) for e in events]
+    assert ("agent_message", "callback") in kinds
+    assert any(e.kind.value == "handed_off" for e in events)
