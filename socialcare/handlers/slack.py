@@ -23,6 +23,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from socialcare.adapters import json_body
@@ -186,9 +187,13 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             return
         channel = (body.get("channel") or {}).get("id", "")
         if clicked.kind is ActionKind.REPLY:
+            text_only = await text_only_source(clicked.case_id, deps)
+            card_ts = str((body.get("container") or {}).get("message_ts") or "")
+            shared = () if text_only is not None else \
+                await _thread_pictures(client, channel, card_ts)
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
                 clicked.case_id, channel, deps.team.saved_replies, text,
-                text_only=await text_only_source(clicked.case_id, deps)))
+                text_only=text_only, thread_pictures=shared))
             return
         if clicked.kind is ActionKind.CALL_BACK:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.callback_view(
@@ -291,8 +296,11 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         attached = slack_views.attached_file(view)
         picture = None if image is None else Picture(
             Path(image).name, await asyncio.to_thread(Path(image).read_bytes))
-        if attached is not None:
-            picture = await _download(attached, client.token)
+        chosen = slack_views.thread_picture(view) if attached is None else None
+        if chosen is not None:
+            attached = await _file_info(client, chosen)
+        if attached is not None or chosen is not None:
+            picture = None if attached is None else await _download(attached, client.token)
             if picture is None:
                 await tell(client, user, channel, ChatReply(text("reply.file_unreadable")))
                 return
@@ -449,6 +457,36 @@ async def _download(file: dict[str, Any], token: str | None) -> Picture | None:
     if len(data) > MAX_ATTACHED:
         return None
     return Picture(str(file.get("name") or "picture"), data)
+
+
+# The thread is read before the reply form opens, whose trigger lasts 3 seconds.
+THREAD_LOOKUP_SECONDS = 1.5
+
+
+async def _thread_pictures(client: Any, channel: str,
+                           card_ts: str) -> tuple[tuple[str, str], ...]:
+    """Return the images shared in a card's thread; none if it cannot be read in time."""
+    if not channel or not card_ts:
+        return ()
+    try:
+        answer = await asyncio.wait_for(
+            client.conversations_replies(channel=channel, ts=card_ts, limit=200),
+            THREAD_LOOKUP_SECONDS)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+        log.info("the thread of card %s in %s was not read: %s", card_ts, channel, error)
+        return ()
+    messages = answer.get("messages")
+    return slack_views.thread_pictures(messages if isinstance(messages, list) else [], card_ts)
+
+
+async def _file_info(client: Any, file_id: str) -> dict[str, Any] | None:
+    """Return a file's object (files.info), or None if Slack does not give it."""
+    try:
+        answer = await client.files_info(file=file_id)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError):
+        return None
+    found = answer.get("file")
+    return found if isinstance(found, dict) else None
 
 
 async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:

@@ -21,6 +21,9 @@ HANDOFF_VIEW = "sc1_handoff"
 CALLBACK_VIEW = "sc1_callback"
 # private_metadata holds 3,000 characters; the case, channel and form take a few dozen.
 MAX_CALC_ARGS = 2800
+# The images of a card's thread offered in its reply form (a select holds 100 options).
+MAX_THREAD_PICTURES = 20
+PICTURE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
 def _plain(text: str, limit: int = 150) -> dict[str, Any]:
@@ -78,12 +81,14 @@ def reply_view(
     case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog, *,
     official: tuple[int, str] | None = None, prepared: tuple[str, str] | None = None,
     text_only: str | None = None, calc_args: str = "",
+    thread_pictures: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """Return the reply form of a case; `official` (announcement id, its answer) fills
     it in with an announcement's official answer, `prepared` (text, answer form) with an
     answer prepared for the case (a calculation, from `/calc calc_args`: its picture goes
     with the reply); `text_only` names the case's source when it publishes text only,
-    which the form says before anything is sent."""
+    which the form says before anything is sent; `thread_pictures` (name, file id) are
+    the images shared in the card's thread, offered to choose from."""
     blocks: list[dict[str, Any]] = []
     filled = official[1] if official else prepared[0] if prepared else ""
     # The /calc arguments ride in the metadata (the picture is drawn again from them).
@@ -106,6 +111,9 @@ def reply_view(
                        "element": {"type": "file_input", "action_id": "picture",
                                    "filetypes": ["png", "jpg", "jpeg", "gif"],
                                    "max_files": 1}})
+        if thread_pictures:
+            blocks.append(_select("thread_picture", text("reply.thread_picture_label"),
+                                  list(thread_pictures[:MAX_THREAD_PICTURES]), optional=True))
     blocks.append(_text_input("text", text("reply.text_label"),
                               optional=bool(saved) and not filled,
                               hint=text("reply.text_hint"), initial=filled,
@@ -149,6 +157,27 @@ def callback_view(case_id: int, channel: str, text: Catalog) -> dict[str, Any]:
                       _text_input("when", text("reply.callback_when_label"), optional=True,
                                   multiline=False, max_length=200),
                   ], text)
+
+
+def thread_pictures(messages: list[Any], card_ts: str) -> tuple[tuple[str, str], ...]:
+    """Return the images people shared under a card (name, file id), newest first, from
+    its thread's messages as conversations.replies gives them (files[] of file objects)."""
+    found: list[tuple[str, str]] = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("ts") == card_ts:
+            continue
+        for file in message.get("files") or []:
+            if not isinstance(file, dict) or not isinstance(file.get("id"), str) \
+                    or file.get("mimetype") not in PICTURE_TYPES:
+                continue
+            name = str(file.get("title") or file.get("name") or file["id"])
+            found.append((name, file["id"][:150]))
+    return tuple(reversed(found))[:MAX_THREAD_PICTURES]
+
+
+def thread_picture(view: dict[str, Any]) -> str | None:
+    """Return the file id of the thread's image the form picked, if any."""
+    return values(view).get("thread_picture") or None
 
 
 def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:

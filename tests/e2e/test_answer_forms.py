@@ -491,3 +491,50 @@ async def test_a_call_back_in_telegram_asks_publishes_and_takes_the_number_in_pr
     kinds = [(e.kind.value, e.data.get("form")) for e in events]
     assert ("agent_message", "callback") in kinds
     assert any(e.kind.value == "handed_off" for e in events)
+
+
+async def test_a_picture_shared_in_the_cards_thread_is_offered_in_the_form_and_published(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "ussd-codes.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, how do I check my balance?",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        [card] = await eventually(lambda: chat.slack_cards())
+        # A colleague shares a picture and a document under the card, and a picture
+        # elsewhere in the channel.
+        _, shared = chat.slack.share_file(SLACK_CHANNEL, "balance-codes.png", picture,
+                                          user=SAULE_SLACK, thread_ts=card.ts)
+        chat.slack.share_file(SLACK_CHANNEL, "tariffs.pdf", b"%PDF-1.4", user=SAULE_SLACK,
+                              mimetype="application/pdf", thread_ts=card.ts)
+        chat.slack.share_file(SLACK_CHANNEL, "elsewhere.png", picture, user=SAULE_SLACK)
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            message_ts=card.ts, user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        # A file id that is not Slack's (or no longer there): nothing is published.
+        await chat.slack_send(chat.slack.view_submission(values={
+            "thread_picture": {"thread_picture": {"selected_option": {
+                "text": {"type": "plain_text", "text": "x"}, "value": "F0NOSUCHFILE"}}},
+            "text": {"text": "Dial *100#."}}))
+        unreadable = await eventually(lambda: [
+            m for m in chat.slack.ephemerals_for(AIGERIM_SLACK)
+            if "could not download" in m.text])
+        await chat.slack_send(chat.slack.view_submission(values={
+            "thread_picture": {"thread_picture": shared["id"]},
+            "text": {"text": "Dial *100# for the balance, as in the picture."}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    [offered] = [b for b in form.view["blocks"] if b.get("block_id") == "thread_picture"]
+    assert [(o["text"]["text"], o["value"]) for o in offered["element"]["options"]] == [
+        ("balance-codes.png", shared["id"])]
+    assert unreadable
+    assert published["text"] == "Dial *100# for the balance, as in the picture."
+    assert published["image"]["filename"] == "balance-codes.png"
+    assert base64.b64decode(published["image"]["base64"]) == picture
+    assert chat.slack.downloads == [shared["id"]]
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "picture" and answer.data["picture"] == "balance-codes.png"
