@@ -10,8 +10,12 @@ import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.console import access
 from tests.conftest import ROOT, FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
@@ -538,3 +542,82 @@ async def test_a_picture_shared_in_the_cards_thread_is_offered_in_the_form_and_p
     assert chat.slack.downloads == [shared["id"]]
     [answer] = [e for e in events if e.kind.value == "agent_message"]
     assert answer.data["form"] == "picture" and answer.data["picture"] == "balance-codes.png"
+
+
+async def _image(agent: Any, path: str) -> tuple[int, str, bytes]:
+    async with agent.session.get(agent.base_url + path, allow_redirects=False) as got:
+        return got.status, got.content_type, await got.read()
+
+
+async def test_the_console_shows_saved_replies_pictures_as_thumbnails_and_publishes_one(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    from PIL import Image
+
+    from tests.e2e.test_console import PASSWORD, browser, csrf_of
+
+    async with running_chat(tmp_path, flowing_clock, config=_with_pictograms(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await access.set_password(chat.deps, "aigerim", PASSWORD)
+        async with browser(chat.base_url) as stranger:
+            unsigned = await _image(stranger, "/saved-replies/2.png")
+        async with browser(chat.base_url) as agent:
+            assert await agent.sign_in("aigerim") == 303
+            _, page, _ = await agent.get(f"/cases/{case_id}")
+            thumbnails = {number: await _image(agent, f"/saved-replies/{number}.png")
+                          for number in ("2", "3", "0", "4", "999", "x", "0002", "-1")}
+            replied = await agent.post(f"/cases/{case_id}/reply", {
+                "csrf": csrf_of(page), "saved": "2", "text": ""})
+            [published] = await eventually(lambda: chat.platform.replies)
+            _, after, _ = await agent.get(f"/cases/{case_id}")
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert unsigned[0] in (302, 303, 401)
+    assert '<img src="/saved-replies/2.png" alt="How to set up mobile internet (APN)"' in page
+    assert '<img src="/saved-replies/3.png" alt="USSD codes"' in page
+    assert '<img src="/saved-replies/0.png"' not in page  # no picture, no thumbnail
+    assert 'id="text-only"' not in page
+    for number in ("2", "3"):
+        status, kind, preview = thumbnails[number]
+        assert status == 200 and kind == "image/png"
+        original = (ROOT / "pictures" / ("apn-setup.png" if number == "2"
+                                         else "ussd-codes.png")).read_bytes()
+        with Image.open(io.BytesIO(preview)) as shown, \
+                Image.open(io.BytesIO(original)) as full:
+            assert max(shown.size) == 160 and max(full.size) > 160
+            assert shown.size[0] / shown.size[1] == pytest.approx(
+                full.size[0] / full.size[1], rel=0.02)
+    # No picture there, no such saved reply, not a number: 404, never a 5xx.
+    assert [thumbnails[n][0] for n in ("0", "4", "999", "x", "0002", "-1")] == [404] * 6
+    original = (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    assert replied[0] == 303 and "was published and recorded" in after
+    assert base64.b64decode(published["image"]["base64"]) == original
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "picture" and answer.data["picture"] == "apn-setup.png"
+
+
+async def test_the_console_names_a_text_only_source_in_the_reply_form(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    from tests.e2e.test_console import PASSWORD, browser, csrf_of
+
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await access.set_password(chat.deps, "aigerim", PASSWORD)
+        async with browser(chat.base_url) as agent:
+            assert await agent.sign_in("aigerim") == 303
+            _, page, _ = await agent.get(f"/cases/{case_id}")
+            await agent.post(f"/cases/{case_id}/reply", {
+                "csrf": csrf_of(page), "saved": "2", "text": ""})
+            [published] = await eventually(lambda: chat.platform.replies)
+            _, after, _ = await agent.get(f"/cases/{case_id}")
+
+    assert "webhook takes text only: a picture will not be sent, only the text." in page
+    assert "image" not in published
+    assert "recorded as text: webhook takes text only" in after
