@@ -249,7 +249,7 @@ class _Conversation:
                                           picture=picture)
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind == "callback":
-            phone, when = _number_and_time(text)
+            phone, when = number_and_time(text)
             if normalize_phone(phone) is None:
                 await _say(bot, message.chat_id, self._text("reply.callback_bad_number"),
                            quote=message)
@@ -499,7 +499,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
     application.add_error_handler(on_error)
 
 
-def _number_and_time(text: str) -> tuple[str, str]:
+def number_and_time(text: str) -> tuple[str, str]:
     """Split an agent's "NUMBER | when" (or the time on the next line) into the two."""
     head, bar, rest = text.partition("|")
     if not bar:
