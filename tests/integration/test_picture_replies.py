@@ -115,3 +115,36 @@ async def test_a_picture_reply_is_published_and_recorded_as_a_picture(
     assert platform.pictures == [PNG]
     [event] = changed.events
     assert event.data["form"] == "picture" and event.data["picture"] == "apn.png"
+
+
+class TextOnlyUnder(WithPictures):
+    """A platform that takes pictures, but not in reply to one mention (as Meta takes them
+    under Facebook comments and not under Instagram ones)."""
+
+    def __init__(self, text_only_under: str) -> None:
+        super().__init__()
+        self.text_only_under = text_only_under
+        self.asked: list[str | None] = []
+
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
+        self.asked.append(None if to is None else to.external_id)
+        if to is not None and to.external_id == self.text_only_under:
+            return None
+        return super().picture_limits(source, to)
+
+
+async def test_whether_a_picture_goes_is_asked_of_the_mention_it_answers(
+    storage: Storage, team: Team, clock: FakeClock
+) -> None:
+    case_id = await _case(storage, team, clock)
+    platform = TextOnlyUnder("p1")
+    found = await cases.find_pictures(case_id, uow=storage.uow(), team=team,
+                                      publishers={"webhook": platform})
+    changed = await cases.reply(
+        cases.Reply(case_id, "aigerim", "See", picture=Picture("a.png", PNG)),
+        uow=storage.uow(), clock=clock, team=team, publishers={"webhook": platform})
+    assert platform.asked == ["p1", "p1"]
+    assert found.text_only
+    assert platform.sent == ["See"] and platform.pictures == []
+    [event] = changed.events
+    assert event.data["form"] == "text" and event.data.get("picture") is None
