@@ -529,6 +529,9 @@ async def test_a_picture_shared_in_the_cards_thread_is_offered_in_the_form_and_p
             "thread_picture": {"thread_picture": shared["id"]},
             "text": {"text": "Dial *100# for the balance, as in the picture."}}))
         [published] = await eventually(lambda: chat.platform.replies)
+        # Published first, then recorded: the agent is told once both are done.
+        await eventually(lambda: any("was published and recorded" in m.text
+                                     for m in chat.slack.ephemerals_for(AIGERIM_SLACK)))
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
 
