@@ -624,3 +624,52 @@ async def test_the_console_names_a_text_only_source_in_the_reply_form(
     assert "webhook takes text only: a picture will not be sent, only the text." in page
     assert "image" not in published
     assert "recorded as text: webhook takes text only" in after
+
+
+async def test_a_picture_reaches_a_facebook_comment_and_instagram_is_named_text_only(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.e2e.test_collectors import META_VERIFY, _enable
+    from tests.fakes.meta import FakeMeta
+
+    picture = (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    async with FakeMeta() as meta:
+        monkeypatch.setenv("META_APP_SECRET", meta.app_secret)
+        monkeypatch.setenv("META_VERIFY_TOKEN", META_VERIFY)
+        monkeypatch.setenv("META_PAGE_TOKEN", meta.access_token)
+        config = _enable("meta", ('page_id = "1142469655832956"',
+                                  f'page_id = "{meta.page_id}"\ngraph_url = "{meta.graph_url}"'))
+        facebook = meta.add_fb_comment("Kcell, mobile internet does not work",
+                                       from_name="Aliya B.", created_time=flowing_clock.now())
+        instagram = meta.add_ig_comment("Kcell, no internet here either",
+                                        timestamp=flowing_clock.now())
+        async with running_chat(tmp_path, flowing_clock, config=config) as chat:
+            url = f"{chat.base_url}/meta/meta"
+            await meta.deliver(meta.fb_comment_webhook(facebook), url)
+            await eventually(lambda: len(chat.slack_cards()) == 1)
+            await meta.deliver(meta.ig_comments_webhook(instagram), url)
+            cards = await eventually(lambda: len(chat.slack_cards()) == 2 and chat.slack_cards())
+            forms = []
+            for card in cards:
+                await chat.slack_send(chat.slack.block_actions(
+                    action_id=CaseAction(ActionKind.REPLY,
+                                         card.metadata["event_payload"]["case_id"]).pack(),
+                    channel=SLACK_CHANNEL, message_ts=card.ts, user=AIGERIM_SLACK))
+                forms.append(await eventually(
+                    lambda n=len(forms): len(chat.slack.views) == n + 1
+                    and chat.slack.latest_view()))
+            fb_form, ig_form = forms
+            attached = chat.slack.add_user_file("apn.png", picture, user=AIGERIM_SLACK)
+            await chat.slack_send(chat.slack.view_submission(fb_form.id, values={
+                "picture": {"picture": {"files": [attached]}},
+                "text": {"text": "Aliya, four steps in the picture."}}))
+            [reply] = await eventually(lambda: meta.replies)
+
+    assert not any(b["type"] == "context" for b in fb_form.view["blocks"])
+    assert any(b.get("element", {}).get("type") == "file_input" for b in fb_form.view["blocks"])
+    assert ig_form.view["blocks"][0]["elements"][0]["text"] == \
+        "meta takes text only: a picture will not be sent, only the text."
+    [photo] = meta.photos.values()
+    assert photo.data == picture and photo.published is False
+    assert (reply.kind, reply.target_id) == ("facebook_comment", facebook.id)
+    assert reply.message == "Aliya, four steps in the picture." and reply.photo == photo
