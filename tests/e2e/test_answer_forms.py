@@ -33,6 +33,9 @@ from tests.e2e.chat import (
 from tests.fakes.telegram import make_user
 
 USAGE = "Usage: /calc CASE tariff=CURRENT"
+# How long a step that draws the comparison picture may take (matplotlib's first import
+# and drawing, on a machine shared with other test runs).
+DRAWING = 30.0
 
 
 async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculation(
@@ -54,13 +57,14 @@ async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculatio
         answer = await chat.slack_command("/calc", f"{case_id} tariff=Basic minutes=300 gb=20",
                                           user=AIGERIM_SLACK)
         view = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        # The picture is matplotlib's first drawing in the process: slow on a busy machine.
         picture = await eventually(lambda: next(
             (f["data"] for f in chat.slack.files.values()
-             if f["name"] == f"calc-{case_id}.png" and f["data"]), None))
+             if f["name"] == f"calc-{case_id}.png" and f["data"]), None), within=DRAWING)
         # Slack submits what the form holds: the prepared text, as the agent left it.
         prepared = view.view["blocks"][-1]["element"]["initial_value"]
         await chat.slack_send(chat.slack.view_submission(values={"text": {"text": prepared}}))
-        await eventually(lambda: chat.platform.replies)
+        await eventually(lambda: chat.platform.replies, within=DRAWING)  # drawn again
         # A second case answered in words: the report shares answers by form.
         [other] = await chat.ingest(mention("ig-2", "Kcell, no signal",
                                             published=minutes_ago(flowing_clock, 1)))
@@ -120,13 +124,14 @@ async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
         prompt = await eventually(lambda: next(
             (m for m in chat.telegram.bot_messages(private)
              if (m.text or "").startswith(f"Reply to this message with your answer to #{case_id}")),
-            None))
+            None), within=DRAWING)
         photos = [m for m in chat.telegram.bot_messages(private)
                   if m.media and m.media.get("kind") == "photo"]
         await chat.telegram_send(chat.telegram.reply_update(
             prompt, "Local would cost you 990 ₸ instead of 3490 ₸.", from_user=AIGERIM_TG))
         await eventually(lambda: any("was published and recorded" in (m.text or "")
-                                     for m in chat.telegram.bot_messages(private)))
+                                     for m in chat.telegram.bot_messages(private)),
+                         within=DRAWING)
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
 
