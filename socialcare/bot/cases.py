@@ -192,11 +192,14 @@ async def reply(
     clock: Clock,
     team: Team,
     publishers: Mapping[str, Publisher],
+    before_publish: Callable[[], Awaitable[None]] | None = None,
 ) -> Changed:
     """Publish the answer at the source, then record it as the agent's message.
 
     Everything that could refuse the answer is checked before it is published, so
-    that a refused reply never reaches the customer.
+    that a refused reply never reaches the customer. `before_publish` runs after the
+    checks, just before the call to the source (a bulk sender records there that the
+    reply may be out from now on).
     """
     person = worker(team, cmd.actor)
     text = cmd.text.strip()
@@ -229,6 +232,8 @@ async def reply(
         else:
             check_picture(picture, text, limits, source=case.source)
             form = AnswerForm.PICTURE if form is AnswerForm.TEXT else form
+    if before_publish is not None:
+        await before_publish()
     try:
         if picture is not None and isinstance(publisher, PicturePublisher):
             published = await publisher.publish_picture(source, customer[-1], text, picture)

@@ -120,9 +120,16 @@ async def status(incident_id: int, deps: Deps) -> str:
     by_hand = sorted(c for c, r in replies.items() if r == incidents.Reply.BY_HAND)
     if incident.answer is not None:
         lines.append(text("incident.replies", sent=len(sent), by_hand=len(by_hand)))
+    unsure = sorted({int(e.data["case"]) for e in timeline if e.kind == "send_unsure"})
+    if unsure:
+        lines.append(text("incident.unsure", cases=_listed(unsure)))
     if by_hand:
-        shown = ", ".join(f"#{c}" for c in by_hand[:BY_HAND_SHOWN])
-        more = len(by_hand) - BY_HAND_SHOWN
-        lines.append(text("incident.by_hand", cases=shown + (f" (+{more})" if more > 0 else "")))
+        lines.append(text("incident.by_hand", cases=_listed(by_hand)))
         lines.append(incident.answer or "")
     return "\n".join(lines)
+
+
+def _listed(case_ids: list[int]) -> str:
+    shown = ", ".join(f"#{c}" for c in case_ids[:BY_HAND_SHOWN])
+    more = len(case_ids) - BY_HAND_SHOWN
+    return shown + (f" (+{more})" if more > 0 else "")

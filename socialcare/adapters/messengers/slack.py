@@ -144,6 +144,13 @@ class SlackMessenger:
         )
         return str(response["ts"])
 
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text."""
+        await self._call(
+            "slack:update", self._client.chat_update,
+            channel=await self._channel(channel), ts=message_id, text=escape(note.text),
+        )
+
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message."""
         await self._call(f"slack:pin:{channel}", self._client.pins_add,

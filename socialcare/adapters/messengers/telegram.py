@@ -143,6 +143,21 @@ class TelegramMessenger:
         )
         return str(message.message_id)
 
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text."""
+        try:
+            await self._call(
+                channel, self._bot.edit_message_text(
+                    chat_id=channel, message_id=int(message_id), text=note_html(note),
+                    parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW,
+                    **self._budget,
+                )
+            )
+        except Undeliverable as error:
+            # Telegram refuses an edit that changes nothing; the note is in step.
+            if "not modified" not in str(error):
+                raise
+
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message, quietly."""
         await self._call(channel, self._bot.pin_chat_message(
