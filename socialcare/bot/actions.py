@@ -38,6 +38,8 @@ class ActionKind(StrEnum):
     # number to the call centre. The call centre's card answers with CALLED or
     # UNREACHABLE.
     CALL_BACK = "callback"
+    # Telegram's call-back conversation: publish the standard ask for a number as it stands.
+    CALL_BACK_ASK = "callback_ask"
     CALLED = "called"
     UNREACHABLE = "unreachable"
 

@@ -378,9 +378,10 @@ class Publisher(Protocol):
 class PicturePublisher(Protocol):
     """A publisher whose platform takes pictures with replies."""
 
-    def picture_limits(self, source: Source) -> PictureLimits | None:
-        """Return what the platform takes (size, types, caption length); None when this
-        source cannot publish pictures (a token is missing)."""
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
+        """Return what the platform takes (size, types, caption length) with a reply to
+        `to` (the customer's mention, when known); None when this source cannot publish
+        pictures (a token is missing), or not there (an Instagram comment)."""
         ...
 
     async def publish_picture(self, source: Source, to: Mention, text: str,

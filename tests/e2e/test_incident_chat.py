@@ -396,11 +396,20 @@ async def test_a_bulk_reply_left_sending_is_taken_again_after_its_lease_and_sent
     async with running_chat(tmp_path, flowing_clock, config=_config) as chat:
         links = await _answered(chat)
         replyable = {c for c, (_, source, _) in links.items() if source == "webhook"}
-        stuck = min(replyable)
-        # A process took the case and stopped before it called the platform.
+        # A process took a case and stopped before it called the platform: taken as the
+        # app takes one (only while it has no status), since the app's own scheduler
+        # may be sending the others already.
+        stuck = None
         async with chat.deps.engine.begin() as conn:
-            await conn.execute(update(incident_cases).where(incident_cases.c.case_id == stuck)
-                               .values(reply="sending", sending_at=chat.clock.now()))
+            for case_id in sorted(replyable):
+                taken = await conn.execute(
+                    update(incident_cases).where(incident_cases.c.case_id == case_id,
+                                                 incident_cases.c.reply.is_(None))
+                    .values(reply="sending", sending_at=chat.clock.now()))
+                if taken.rowcount == 1:
+                    stuck = case_id
+                    break
+        assert stuck is not None
 
         links = await _settled(chat, stuck)
         # Within its lease nobody else sends it.
