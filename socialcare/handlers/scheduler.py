@@ -380,13 +380,15 @@ async def _run(deps: Deps) -> None:
             # A full sweep means more is due: sweep again at once, not a second later.
             busy = len(await tick(deps)) >= timers.BATCH
             await deliver_webhooks(deps)
+            # Incidents before reports: a surge is not kept waiting behind the drawing
+            # of a report's charts.
+            if loop.time() - incidents_checked >= deps.team.incidents.check_seconds:
+                incidents_checked = loop.time()
+                await watch_incidents(deps)
             if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
                 await post_due_reports(deps)
                 await tell_of_language_gaps(deps)
                 reports_checked = loop.time()
-            if loop.time() - incidents_checked >= deps.team.incidents.check_seconds:
-                incidents_checked = loop.time()
-                await watch_incidents(deps)
             if due_digest(deps.team, deps.clock.now()) != digest_done:
                 digest_done = await post_due_digest(deps) or due_digest(
                     deps.team, deps.clock.now())
