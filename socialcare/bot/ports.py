@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
     from socialcare.bot.escalation_card import EscalationView
     from socialcare.bot.escalations import Escalation, EscalationEvent
-    from socialcare.bot.incidents import Incident, IncidentEvent
+    from socialcare.bot.incidents import Incident, IncidentEvent, Reply, Send, StaleSend
     from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
     from socialcare.bot.reports import Period, Report
@@ -231,10 +231,21 @@ class CardRepository(Protocol):
 
 @dataclass(frozen=True)
 class Note:
-    """A short message in a card's thread or a channel; `mention` pings people by name."""
+    """A short message in a card's thread or a channel; `mention` pings people by name;
+    `buttons` go under it (an incident's message: the lead's forms)."""
 
     text: str
     mention: tuple[Person, ...] = ()
+    buttons: tuple[NoteButton, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoteButton:
+    """A button under a note: its label and its packed action (Slack action_id,
+    Telegram callback_data)."""
+
+    label: str
+    action: str
 
 
 @dataclass(frozen=True)
@@ -339,6 +350,11 @@ class Messenger(Protocol):
         """Post a note in a card's thread (or the channel); return its message id."""
         ...
 
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text (a live count, say); an edit that changes nothing
+        is no error."""
+        ...
+
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message in a channel."""
         ...
@@ -396,9 +412,10 @@ class Publisher(Protocol):
 class PicturePublisher(Protocol):
     """A publisher whose platform takes pictures with replies."""
 
-    def picture_limits(self, source: Source) -> PictureLimits | None:
-        """Return what the platform takes (size, types, caption length); None when this
-        source cannot publish pictures (a token is missing)."""
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
+        """Return what the platform takes (size, types, caption length) with a reply to
+        `to` (the customer's mention, when known); None when this source cannot publish
+        pictures (a token is missing), or not there (an Instagram comment)."""
         ...
 
     async def publish_picture(self, source: Source, to: Mention, text: str,
@@ -603,17 +620,17 @@ class IncidentRepository(Protocol):
     """Incidents, their linked cases and their timelines."""
 
     async def counts(self, start: datetime, end: datetime) -> dict[tuple[str, str | None], int]:
-        """Count the cases collected in [start, end) per topic (place None) and per
+        """Count the cases published in [start, end) per topic (place None) and per
         topic and place."""
         ...
 
     async def first_cases(self, topics: Collection[str]) -> dict[str, datetime]:
-        """Return when the first case of each topic came in (the topic's history)."""
+        """Return when the first case of each topic was published (its history)."""
         ...
 
     async def matching(self, topic: str, place: str | None, *, since: datetime,
                        unlinked_of: int | None = None) -> list[tuple[int, datetime]]:
-        """Return the open cases of a topic (in a place) collected since `since`, with
+        """Return the open cases of a topic (in a place) published since `since`, with
         their publication times; with `unlinked_of`, only those never linked to that
         incident."""
         ...
@@ -666,17 +683,35 @@ class IncidentRepository(Protocol):
         """Return the cases linked (and not taken out), in order of joining."""
         ...
 
-    async def set_reply(self, incident_id: int, case_id: int, reply: str) -> bool:
-        """Record how the official answer reached a case, once; False if it was recorded."""
+    async def set_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None = None) -> bool:
+        """Set a linked case's status of the answer or follow-up if it has none yet
+        (`sending`: take it, `at` the start of its lease); False if it had one."""
         ...
 
-    async def mark_replied(self, incident_id: int, case_id: int, reply: str | None, *,
-                           at: datetime | None) -> None:
-        """Record how the answer reached a case (None: keep it) and when it was sent."""
+    async def publishing(self, incident_id: int, case_id: int, send: Send, *,
+                         at: datetime) -> None:
+        """Record that a taken send's call to the platform begins now (its lease anew)."""
+        ...
+
+    async def end_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None, since: datetime) -> bool:
+        """Record a send's outcome (`at`: when it went out) if it is still the one taken
+        or begun at `since`; False if another pass settled it."""
+        ...
+
+    async def stale_sends(self, *, before: datetime) -> list[StaleSend]:
+        """Return the sends taken or begun before `before` and never settled."""
+        ...
+
+    async def requeue(self, send: StaleSend) -> bool:
+        """Give a stale send that never reached the platform back to the queue; False
+        if another pass did."""
         ...
 
     async def sent_since(self, source: str, since: datetime) -> int:
-        """Count the bulk replies sent to a source's cases since `since`."""
+        """Count the bulk replies (answers and follow-ups) sent to, or maybe sent to, a
+        source's cases since `since`."""
         ...
 
     async def closing(self) -> list[Incident]:
@@ -691,8 +726,8 @@ class IncidentRepository(Protocol):
         """Take the closing of a linked case; False if it was taken."""
         ...
 
-    async def replies(self, incident_id: int) -> dict[int, str | None]:
-        """Return each linked case's reply status."""
+    async def replies(self, incident_id: int, send: Send = ...) -> dict[int, str | None]:
+        """Return each linked case's status of the answer (or of the follow-up)."""
         ...
 
     async def of_cases(self, case_ids: Collection[int]) -> dict[int, int]:

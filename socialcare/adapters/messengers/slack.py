@@ -74,6 +74,23 @@ def _layout(card: CardView | EscalationView | AnnouncementView) -> dict[str, Any
             "metadata": card_metadata(card)}
 
 
+# A section block's text holds 3,000 characters; the message's text keeps it all.
+_SECTION_TEXT = 3000
+
+
+def _note_buttons(text: str, note: Note) -> dict[str, Any]:
+    """Return the blocks of a note with buttons (the text, then the buttons), or none."""
+    if not note.buttons:
+        return {}
+    return {"blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:_SECTION_TEXT]}},
+        {"type": "actions", "elements": [
+            {"type": "button", "action_id": button.action, "value": button.action,
+             "text": {"type": "plain_text", "text": button.label[:75]}}
+            for button in note.buttons[:25]]},
+    ]}
+
+
 def mention(person: Person) -> str:
     """Return a mrkdwn mention that pings a person, or their name if Slack lacks them."""
     return f"<@{person.slack}>" if person.slack else escape(person.name)
@@ -151,9 +168,18 @@ class SlackMessenger:
         response = await self._call(
             f"slack:post:{channel}", self._client.chat_postMessage,
             channel=await self._channel(channel), text=text, thread_ts=thread,
-            unfurl_links=False,
+            unfurl_links=False, **_note_buttons(text, note),
         )
         return str(response["ts"])
+
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text (and its buttons, which an edit would drop)."""
+        text = escape(note.text)
+        await self._call(
+            "slack:update", self._client.chat_update,
+            channel=await self._channel(channel), ts=message_id, text=text,
+            **_note_buttons(text, note),
+        )
 
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message."""
