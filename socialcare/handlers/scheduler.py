@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -371,8 +372,8 @@ async def _run(deps: Deps) -> None:
     counted = 0.0
     loop = asyncio.get_running_loop()
     digest_done: Week | None = None  # spares the database a claim every second
-    reports_checked = -1.0
-    incidents_checked = -1.0
+    reports_checked = -math.inf  # at once, however short the uptime of the clock
+    incidents_checked = -math.inf
     while True:
         background.stop_if_asked()
         busy = False
