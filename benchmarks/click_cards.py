@@ -9,7 +9,8 @@ then the clicks come in rounds of ten, a minute apart so that the rounds' edits
 fit in Telegram's group budget.
 
 Telegram lets a bot send or edit in one chat about once a second (after a burst of
-three) and twenty times a minute in a group, so the tenth card of a round cannot
+three) and twenty times a minute in a group (a bucket of 20 that gets one back every
+3 s), so the tenth card of a round cannot
 change before about seven seconds: the figure with a target is each click's time over
 that floor. The floor of the k-th Telegram edit after the clicks is the earliest
 moment k + 1 edits could have been accepted, given every message and edit the fake
@@ -33,7 +34,7 @@ import aiohttp
 from benchmarks import children, fake_chat, open_cases, running, stores
 from benchmarks.ack import _click
 from benchmarks.table import Figure, at_most, percentile
-from tests.fakes.server import Call, SlidingWindow, TokenBucket
+from tests.fakes.server import Call, TokenBucket
 from tests.fakes.telegram import FLOOD_METHODS
 
 TARGET_SECONDS = 1.5
@@ -77,7 +78,7 @@ def _telegram_floors(fakes: fake_chat.Fakes, since: datetime, count: int) -> lis
     team's group could have been accepted, given what the group had before."""
     assert fakes.telegram is not None
     per_chat = TokenBucket(TELEGRAM_PER_SECOND, TELEGRAM_BURST)
-    per_group = SlidingWindow(TELEGRAM_GROUP_PER_MINUTE, 60.0)
+    per_group = TokenBucket(TELEGRAM_GROUP_PER_MINUTE / 60.0, TELEGRAM_GROUP_PER_MINUTE)
     chat = running.TELEGRAM_CHAT
     for call in fakes.telegram.calls:
         if call.at < since and call.applied and call.method.lower() in FLOOD_METHODS \
@@ -87,8 +88,8 @@ def _telegram_floors(fakes: fake_chat.Fakes, since: datetime, count: int) -> lis
     start = now = since.timestamp()
     floors = []
     for _ in range(count):
-        while (wait := max(per_chat.wait(chat, now), per_group.wait(chat, now))) > 0:
-            now += wait
+        while (wait := max(per_chat.wait(chat, now), per_group.wait(chat, now))) > 1e-9:
+            now += wait + 1e-9  # not a float's width short of the slot
         per_chat.take(chat, now)
         per_group.take(chat, now)
         floors.append(now - start)
@@ -105,6 +106,18 @@ def _updated_at(fakes: fake_chat.Fakes, case_id: int, since: datetime) -> dict[s
         if times:
             found[name] = min(times)
     return found
+
+
+def _show_calls(fakes: fake_chat.Fakes, since: datetime, ids: list[int], log: Any) -> None:
+    """Log every Telegram call in the team's group since the clicks (BENCH_SHOW_CALLS)."""
+    assert fakes.telegram is not None
+    lines = []
+    for call in fakes.telegram.calls:
+        if call.at >= since and call.method.lower() in FLOOD_METHODS:
+            case = next((c for c in ids if _about(call, c)), None)
+            lines.append(f"{(call.at - since).total_seconds():.2f} {call.method} "
+                         f"{call.status} case {case}")
+    log("  l. telegram calls since the clicks: " + "; ".join(lines))
 
 
 async def measure(*, rounds: int, log: Any = print) -> list[Figure]:
@@ -158,6 +171,8 @@ async def measure(*, rounds: int, log: Any = print) -> list[Figure]:
                     raw.append(took)
                     over.append(max(0.0, took - floor))
                 loads.append(os.getloadavg()[0])
+                if os.environ.get("BENCH_SHOW_CALLS"):
+                    _show_calls(fakes, since, ids, log)
                 log(f"  l. round {n + 1}/{rounds}: every card updated within "
                     f"{max(raw[-AT_ONCE:]):.2f} s, over the Telegram floor p99 "
                     f"{percentile(over[-AT_ONCE:], 99):.2f} s (load "

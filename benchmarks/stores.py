@@ -27,6 +27,13 @@ def postgres_url() -> str:
     return os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
+def second_postgres_url() -> str:
+    """Return a second benchmark database beside the first (its name + "_b"), for a
+    benchmark that keeps two pipelines' data apart at once."""
+    url = make_url(postgres_url())
+    return url.set(database=f"{url.database}_b").render_as_string(hide_password=False)
+
+
 def redis_url() -> str:
     """Return the benchmark's Redis URL."""
     return os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)

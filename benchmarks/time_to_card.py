@@ -1,18 +1,26 @@
-"""e. Time to card: from a main-tier mention's publication to its card in Slack and in
-Telegram, while 1,000 forum mentions arrive at once.
+"""e. Time to card at the rate-limit floor: 200 main-tier mentions arrive in one
+`POST /ingest`, and each card's time runs from then until the messenger accepted it.
 
-socialcare runs whole against fake Slack and Telegram that enforce the real rate
-limits (see `benchmarks.fake_chat`), with the team's one Slack channel and one
-Telegram group of config.example.toml. At the start one `POST /ingest` brings 1,000
-forum (extra-tier) mentions; main-tier mentions then arrive one at a time, at a pace
-the limits allow on their own (one every 4 s: 15 a minute, under Telegram's 20 a
-minute per group). A main mention is published the moment it is sent; its card
-counts when the fake messenger accepted the post (its call log).
+socialcare runs whole in a child process (PostgreSQL, Redis, both messengers) against
+fake Slack and Telegram in the benchmark's process, which enforce the platforms'
+limits (`benchmarks.fake_chat`) and log every call with its time. The team has one
+Slack channel and one Telegram group (config.example.toml).
+
+No bot can post 200 cards at once: Slack takes about one post a second in a channel
+(after a burst of three), a Telegram group 20 messages a minute (a bucket of 20 that
+gets one back every 3 s) and a chat one a second (after a burst of three). The floor
+of the k-th call in the channel is the earliest moment k calls could have been
+accepted by the fake's own limiters from the moment the mentions were sent (any other
+message in the channel — an incident's — takes a slot the cards cannot have); the
+figure with a target is each card's time over the floor of its call,
+p99 (target ≤ 1 s, each messenger). A 429 answered by a fake is a miss however fast
+the cards were: pacing to the floor means never overshooting it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from datetime import UTC, datetime
@@ -20,105 +28,173 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks import fake_chat, mentions, running, stores
+from benchmarks import children, fake_chat, mentions, running, stores
 from benchmarks.table import Figure, at_most, percentile
+from tests.fakes.server import Call, TokenBucket, wait_for_limits
+from tests.fakes.telegram import FLOOD_METHODS
 
-TARGET_SECONDS = 2.0
-MAIN_EVERY_SECONDS = 4.0
+TARGET_SECONDS = 1.0
 POLL_SECONDS = 0.2
+SLACK_PER_SECOND, SLACK_BURST = 1.0, 3  # the fake's chat.postMessage per channel
+TELEGRAM_PER_SECOND, TELEGRAM_BURST, TELEGRAM_GROUP_PER_MINUTE = 1.0, 3, 20  # the fake's
 _PROBE = re.compile(r"probe(\d{4})z")
 
 
-def _main_mention(n: int) -> dict[str, Any]:
-    return mentions.mention(n, published=datetime.now(UTC), prefix="main",
+def _main_mention(n: int, published: datetime) -> dict[str, Any]:
+    return mentions.mention(n, published=published, prefix="main",
                             text=f"Kcell, no 4G in Almaty since the morning, probe{n:04d}z")
 
 
-def _posted(fakes: fake_chat.Fakes) -> dict[str, dict[int, float]]:
-    """Return, per messenger, when each main mention's card was accepted (Unix time)."""
-    found: dict[str, dict[int, float]] = {"slack": {}, "telegram": {}}
-    if fakes.slack is not None:
-        for call in fakes.slack.calls_to("chat.postMessage"):
-            probe = _PROBE.search(str(call.params.get("blocks", "")))
-            if call.ok and probe:
-                found["slack"].setdefault(int(probe[1]), call.at.timestamp())
-    if fakes.telegram is not None:
-        for call in fakes.telegram.calls_to("sendMessage"):
-            probe = _PROBE.search(str(call.params.get("text", "")))
-            if call.ok and probe:
-                found["telegram"].setdefault(int(probe[1]), call.at.timestamp())
+def floors(messenger: str, count: int) -> list[float]:
+    """Return the earliest seconds after the start at which 1, 2, … `count` cards could
+    have been accepted by the fake's limiters of one channel that was quiet before."""
+    if messenger == "slack":
+        limits: list[Any] = [(TokenBucket(SLACK_PER_SECOND, SLACK_BURST), "channel")]
+    else:
+        limits = [(TokenBucket(TELEGRAM_PER_SECOND, TELEGRAM_BURST), "chat"),
+                  (TokenBucket(TELEGRAM_GROUP_PER_MINUTE / 60.0, TELEGRAM_GROUP_PER_MINUTE),
+                   "group")]
+    now, found = 0.0, []
+    for _ in range(count):
+        while (wait := wait_for_limits(limits, now)) > 1e-9:
+            now += wait + 1e-9  # not a float's width short of the slot
+        for limiter, key in limits:
+            limiter.take(key, now)
+        found.append(now)
     return found
 
 
-def _cards_posted(fakes: fake_chat.Fakes) -> dict[str, int]:
-    counts = {"slack": 0, "telegram": 0}
-    if fakes.slack is not None:
-        counts["slack"] = sum(1 for c in fakes.slack.calls_to("chat.postMessage") if c.ok)
-    if fakes.telegram is not None:
-        counts["telegram"] = sum(1 for c in fakes.telegram.calls_to("sendMessage") if c.ok)
-    return counts
+def _card_calls(fakes: fake_chat.Fakes) -> dict[str, list[Call]]:
+    assert fakes.slack is not None and fakes.telegram is not None
+    return {"slack": fakes.slack.calls_to("chat.postMessage"),
+            "telegram": fakes.telegram.calls_to("sendMessage")}
 
 
-async def _one_run(*, forum: int, main: int, settle: float) -> dict[str, Any]:
+def _channel_calls(fakes: fake_chat.Fakes) -> dict[str, list[float]]:
+    """Return when the fakes accepted each call that counts against the team channel's
+    limits (cards and anything else: an incident's message, its edits), Unix time."""
+    assert fakes.slack is not None and fakes.telegram is not None
+    slack = [c.at.timestamp() for c in fakes.slack.calls_to("chat.postMessage")
+             if c.ok and c.params.get("channel") == running.SLACK_CHANNEL]
+    telegram = [c.at.timestamp() for c in fakes.telegram.calls
+                if c.ok and c.method.lower() in FLOOD_METHODS
+                and str(c.params.get("chat_id")) == str(running.TELEGRAM_CHAT)]
+    return {"slack": sorted(slack), "telegram": sorted(telegram)}
+
+
+def _accepted(calls: list[Call], text_of: str) -> dict[int, float]:
+    """Return when each probe's card was accepted (Unix time)."""
+    found: dict[int, float] = {}
+    for call in calls:
+        probe = _PROBE.search(str(call.params.get(text_of, "")))
+        if call.ok and probe:
+            found.setdefault(int(probe[1]), call.at.timestamp())
+    return found
+
+
+def _limited(fakes: fake_chat.Fakes) -> dict[str, int]:
+    """Return how many calls each fake answered 429."""
+    assert fakes.slack is not None and fakes.telegram is not None
+    return {"slack": sum(1 for c in fakes.slack.calls if c.status == 429),
+            "telegram": sum(1 for c in fakes.telegram.calls if c.status == 429)}
+
+
+async def _one_run(*, count: int) -> dict[str, Any]:
     url, redis = stores.postgres_url(), stores.redis_url()
     await stores.reset_database(url)
     await stores.flush_redis(redis)
-    async with fake_chat.fakes() as fakes:
-        config = running.settings(url, redis, port=running.free_port(),
-                                  messengers=fakes.endpoints())
-        async with running.serving(config) as app, aiohttp.ClientSession() as session:
-            now = datetime.now(UTC)
-            burst = [mentions.mention(n, published=now, source=mentions.FORUM_SOURCE,
-                                      prefix="forum") for n in range(forum)]
-            burst_sent = asyncio.create_task(running.post_ingest(session, app.url, burst))
-            published: dict[int, float] = {}
-            for n in range(main):
-                next_at = time.monotonic() + MAIN_EVERY_SECONDS
-                item = _main_mention(n)
-                published[n] = datetime.fromisoformat(item["published_at"]).timestamp()
-                await running.post_ingest(session, app.url, [item])
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            await burst_sent
-            for _ in range(int(settle / POLL_SECONDS)):
-                if all(published.keys() <= cards.keys() for cards in _posted(fakes).values()):
+    floor = {m: floors(m, count) for m in ("slack", "telegram")}
+    settle = max(floor["telegram"][-1], floor["slack"][-1]) + 60.0
+    async with fake_chat.fakes() as fakes:  # noqa: SIM117 (the fakes outlive the app)
+        async with children.serving("socialcare", port=running.free_port(),
+                                    endpoints=fakes.endpoints(), database_url=url,
+                                    redis_url=redis) as base, \
+                aiohttp.ClientSession() as session:
+            await asyncio.sleep(2.0)  # the app's loops are up, the channels quiet
+            published = datetime.now(UTC)
+            items = [_main_mention(n, published) for n in range(count)]
+            started = time.time()
+            await running.post_ingest(session, base, items)
+            answered = time.time() - started
+            deadline = time.monotonic() + settle
+            while time.monotonic() < deadline:
+                calls = _card_calls(fakes)
+                if (len(_accepted(calls["slack"], "blocks")) >= count
+                        and len(_accepted(calls["telegram"], "text")) >= count):
                     break
                 await asyncio.sleep(POLL_SECONDS)
-            ended = time.time()
-            posted = _posted(fakes)
-            counts = _cards_posted(fakes)
-    result: dict[str, Any] = {"cards_posted": counts}
-    for messenger, cards in posted.items():
-        waits = [cards.get(n, ended) - at for n, at in published.items()]
-        result[messenger] = {"p50": percentile(waits, 50), "p99": percentile(waits, 99),
-                             "max": max(waits), "unposted": len(published.keys() - cards)}
+            calls = _card_calls(fakes)
+            channel_calls = _channel_calls(fakes)
+            limited = _limited(fakes)
+    result: dict[str, Any] = {"ingest_answered_s": round(answered, 2), "limited": limited,
+                              "load": os.getloadavg()[0]}
+    for messenger, text_of in (("slack", "blocks"), ("telegram", "text")):
+        accepted = sorted(t - started for t in _accepted(calls[messenger], text_of).values())
+        # The k-th call the channel took, cards and other messages alike, against the
+        # earliest moment k calls could have been taken: a message that is not a card
+        # (an incident's) takes a slot the cards cannot have.
+        taken = [t - started for t in channel_calls[messenger] if t >= started]
+        slots = floors(messenger, max(len(taken), count))
+        at_slot = {round(t, 6): slots[k] for k, t in enumerate(taken)}
+        over = [max(0.0, took - at_slot.get(round(took, 6), floor[messenger][k]))
+                for k, took in enumerate(accepted)]
+        unposted = count - len(accepted)
+        # A card not posted within the settle time counts as posted then, over the
+        # last floor: a lower bound.
+        over += [settle - floor[messenger][-1]] * unposted
+        result[messenger] = {
+            "over_p50": percentile(over, 50), "over_p99": percentile(over, 99),
+            "over_max": max(over), "raw_p99": percentile(accepted, 99) if accepted else settle,
+            "floor_last": floor[messenger][-1], "unposted": unposted,
+            "other_messages": max(0, len(taken) - len(accepted)),
+        }
     return result
 
 
-async def measure(*, forum: int, main: int, settle: float, runs: int,
-                  log: Any = print) -> list[Figure]:
-    """Measure main-tier time to card under a forum burst, `runs` times."""
+async def measure(*, count: int, runs: int, log: Any = print) -> list[Figure]:
+    """Measure the time to card of `count` main-tier mentions at once over the
+    rate-limit floor, `runs` times."""
     results = []
     for run in range(runs):
-        result = await _one_run(forum=forum, main=main, settle=settle)
+        result = await _one_run(count=count)
         results.append(result)
         log(f"  e. run {run + 1}/{runs}: " + "; ".join(
-            f"{m} p50 {result[m]['p50']:.1f} s p99 {result[m]['p99']:.1f} s "
-            f"(max {result[m]['max']:.1f} s, {result[m]['unposted']} unposted)"
-            for m in ("slack", "telegram")) + f"; cards posted {result['cards_posted']}")
+            f"{m} over the floor p50 {result[m]['over_p50']:.2f} s p99 "
+            f"{result[m]['over_p99']:.2f} s (max {result[m]['over_max']:.2f} s, last floor "
+            f"{result[m]['floor_last']:.0f} s, {result[m]['unposted']} unposted)"
+            for m in ("slack", "telegram")) + f"; 429s {result['limited']}; the POST "
+            f"answered in {result['ingest_answered_s']:.1f} s; load "
+            f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
     figures = []
-    for messenger, name in (("slack", "Slack"), ("telegram", "Telegram")):
+    loads = [r["load"] for r in results]
+    for messenger, name in (("slack", "Slack"), ("telegram", "Telegram group")):
+        limited = sum(r["limited"][messenger] for r in results)
         unposted = sum(r[messenger]["unposted"] for r in results)
-        posted = sorted(r["cards_posted"][messenger] for r in results)
-        note = (f"{forum:,} forum mentions at once, then {main} main-tier ones, one every "
-                f"{MAIN_EVERY_SECONDS:g} s; {posted[0]}-{posted[-1]} cards posted per run; "
-                f"max {max(r[messenger]['max'] for r in results):.1f} s")
+        note = (f"{count} main-tier mentions in one POST /ingest, PostgreSQL + Redis; raw "
+                f"p99 {max(r[messenger]['raw_p99'] for r in results):.1f} s against a last "
+                f"floor of {results[0][messenger]['floor_last']:.0f} s; max over the floor "
+                f"{max(r[messenger]['over_max'] for r in results):.2f} s; "
+                f"{max(r[messenger]['other_messages'] for r in results)} other message(s) "
+                f"in the channel meanwhile (each takes a slot); {limited} × 429; "
+                f"the POST answered (200 cases stored) in "
+                f"{max(r['ingest_answered_s'] for r in results):.1f} s at most; "
+                f"load average {min(loads):.2f}-{max(loads):.2f}")
         if unposted:
-            note += (f"; {unposted} main card(s) not posted {settle:g} s after the last "
-                     "mention, counted as posted then (a lower bound)")
-        figures += [
-            at_most(f"e. time to card p50, {name}", [r[messenger]["p50"] for r in results],
-                    "s"),
-            at_most(f"e. time to card p99, {name}", [r[messenger]["p99"] for r in results],
-                    "s", TARGET_SECONDS, note=note, detail={"runs": results}),
-        ]
+            note += f"; {unposted} card(s) never posted, counted at the end (a lower bound)"
+        over = [r[messenger]["over_p99"] for r in results]
+        key = f"e. time to card p99 over the floor, {name}"
+        if limited:
+            # A 429 misses the target however fast the cards went.
+            figures.append(Figure(key, max(over), "s", f"≤ {TARGET_SECONDS:g} s, no 429",
+                                  met=False, runs=tuple(over), note=note,
+                                  detail={"runs": results}))
+        else:
+            figures.append(at_most(key, over, "s", TARGET_SECONDS, note=note,
+                                   detail={"runs": results}))
     return figures
+
+
+if __name__ == "__main__":
+    from benchmarks.table import render
+
+    print(render(asyncio.run(measure(count=200, runs=1))))

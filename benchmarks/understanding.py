@@ -6,11 +6,13 @@ Both pipelines are the real one (`Pipeline.ingest` over `SqlUnitOfWork`), fed th
 batches of 100 mentions (every text names a brand as written, so both store every
 mention). The baseline's matcher knows the brands only, matches their keywords only
 as written and detects no language; the measured one reads word forms, the language,
-topics and places of config.example.toml. The two alternate run by run, each on a
-fresh database. The memory figure is the growth of a fresh process's peak RSS from
-reading 1,000 mentions with the detector loaded.
-
-The two pipelines alternate, and which goes first alternates run by run.
+topics and places of config.example.toml (and writes the cases' topic and place rows).
+Each run is a pair: both pipelines ingest the same mentions, each into its own fresh
+database, taking turns batch by batch (which one takes a batch first alternates batch
+by batch, and which one starts alternates run by run), so that both meet the shared
+machine's neighbours alike. The figure is the median of the runs' ratios, with their
+range and the load average. The memory figure is the growth of a fresh process's peak
+RSS from reading 1,000 mentions with the detector loaded.
 
     python -m benchmarks.understanding [--quick]
 
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,23 +61,34 @@ print(json.dumps({"before_kb": before, "after_kb": after}))
 """
 
 
-async def _rate(url: str, batches: Any, matcher: Matcher,
-                cpu: list[float] | None = None) -> float:
-    engine = create_engine(url)
+async def _pair(urls: dict[str, str], batches: Any, matchers: dict[str, Matcher], *,
+                first: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Ingest the batches through one pipeline a matcher, each into its own fresh
+    database, batch by batch in turn (which pipeline takes a batch first alternates
+    batch by batch, starting with the `first`); return each one's mentions a second and
+    this process's CPU a mention in µs (the database server's not counted)."""
     team = load_team(running.CONFIG)
-    pipeline = Pipeline(team, clock=SystemClock(), matcher=matcher)
+    engines = {name: create_engine(url) for name, url in urls.items()}
+    pipelines = {name: Pipeline(team, clock=SystemClock(), matcher=matcher)
+                 for name, matcher in matchers.items()}
+    names = list(matchers)
+    elapsed = dict.fromkeys(names, 0.0)
+    used = dict.fromkeys(names, 0.0)
     try:
-        began, used = perf_counter(), process_time()
-        for batch in batches:
-            results = await pipeline.ingest(batch, uow=SqlUnitOfWork(engine))
-            if any(r.case_id is None for r in results):
-                raise RuntimeError("a mention was not stored")
-        elapsed = perf_counter() - began
-        if cpu is not None:  # this process's CPU a mention, in µs (the server's not)
-            cpu.append((process_time() - used) / sum(len(b) for b in batches) * 1e6)
+        for n, batch in enumerate(batches):
+            for name in names if (n + first) % 2 == 0 else names[::-1]:
+                began, cpu = perf_counter(), process_time()
+                results = await pipelines[name].ingest(batch, uow=SqlUnitOfWork(engines[name]))
+                elapsed[name] += perf_counter() - began
+                used[name] += process_time() - cpu
+                if any(r.case_id is None for r in results):
+                    raise RuntimeError("a mention was not stored")
     finally:
-        await engine.dispose()
-    return sum(len(b) for b in batches) / elapsed
+        for engine in engines.values():
+            await engine.dispose()
+    mentions = sum(len(b) for b in batches)
+    return ({name: mentions / elapsed[name] for name in names},
+            {name: used[name] / mentions * 1e6 for name in names})
 
 
 def _detector_growth(texts: list[str]) -> dict[str, float]:
@@ -94,42 +108,55 @@ async def measure(*, count: int, runs: int, log: Any = print) -> list[Figure]:
     for matcher in (exact, full):
         matcher.read("Kcell warms up", language=True)  # lingua loads its models once
     pg = stores.postgres_url()
+    loads = os.getloadavg()
     rates: dict[str, list[float]] = {k: [] for k in ("sqlite_exact", "sqlite", "pg_exact", "pg")}
     cpu: dict[str, list[float]] = {k: [] for k in rates}
     with tempfile.TemporaryDirectory(prefix="socialcare-bench-") as directory:
         for run in range(runs):
             batches = ingest._corpus(count)
             for backend in ("sqlite", "pg"):
-                pair = [(f"{backend}_exact", exact), (backend, full)]
-                # Each goes first every other run: the second of a pair runs just after
-                # the first's writes were dropped, which the database still digests.
-                for name, matcher in pair if run % 2 == 0 else pair[::-1]:
-                    url = stores.sqlite_url(Path(directory)) if backend == "sqlite" else pg
+                matchers = {f"{backend}_exact": exact, backend: full}
+                if backend == "sqlite":
+                    urls = {}
+                    for name in matchers:
+                        (Path(directory) / name).mkdir(exist_ok=True)
+                        urls[name] = stores.sqlite_url(Path(directory) / name)
+                else:
+                    urls = {f"{backend}_exact": pg, backend: stores.second_postgres_url()}
+                for url in urls.values():
                     await stores.reset_database(url)
-                    rates[name].append(await _rate(url, batches, matcher, cpu[name]))
+                # The two take turns batch by batch, so that both meet the machine's
+                # neighbours alike; which one starts alternates run by run.
+                rate, used = await _pair(urls, batches, matchers, first=run % 2)
+                for name in matchers:
+                    rates[name].append(rate[name])
+                    cpu[name].append(used[name])
             log(f"  i. run {run + 1}/{runs}: " + ", ".join(
                 f"{name} {values[-1]:,.0f}/s" for name, values in rates.items()))
     texts = [m.text for batch in ingest._corpus(1000) for m in batch]
     memory = _detector_growth(texts)
     figures = []
+    load = os.getloadavg()[0]
     for backend, title in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
-        # The best run of each: on a shared machine the slowest runs measure the
-        # neighbours, and each pipeline gets as many chances as the other.
-        best, best_exact = max(rates[backend]), max(rates[f"{backend}_exact"])
+        # Run by run: each pair ran back to back, on the same machine's state.
+        ratios = [f / e for f, e in zip(rates[backend], rates[f"{backend}_exact"], strict=True)]
         figures.append(at_least(
-            f"i. ingest with understanding ÷ exact-only, {title}", [best / best_exact], "×",
-            TARGET_RATIO,
-            note=f"best of {runs} alternating runs: word forms + language + topics + places "
-                 f"{best:,.0f} mentions/s, exact-only brands {best_exact:,.0f}/s; load "
-                 f"average {os.getloadavg()[0]:.1f}",
-            detail={"mentions": count, "rates": rates, "cpu_us": cpu}))
+            f"i. ingest with understanding ÷ exact-only, {title}", ratios, "×", TARGET_RATIO,
+            note=f"median of {runs} pairs interleaved batch by batch, "
+                 f"{min(ratios):.2f}–{max(ratios):.2f}×: "
+                 f"word forms + language + topics + places "
+                 f"{statistics.median(rates[backend]):,.0f} mentions/s, exact-only brands "
+                 f"{statistics.median(rates[f'{backend}_exact']):,.0f}/s (medians); load "
+                 f"average {loads[0]:.1f} at the start, {load:.1f} at the end",
+            detail={"mentions": count, "rates": rates, "cpu_us": cpu, "ratios": ratios}))
         ratio = [e / f for f, e in zip(cpu[backend], cpu[f"{backend}_exact"], strict=True)]
         figures.append(at_least(
             f"i. ingest CPU a mention, exact-only ÷ with understanding, {title}", ratio, "×",
             note=f"this process's CPU time a mention (the database server's not counted), "
-                 f"median: with understanding {sorted(cpu[backend])[runs // 2]:.0f} µs, "
-                 f"exact-only {sorted(cpu[f'{backend}_exact'])[runs // 2]:.0f} µs; steadier "
-                 f"than the throughput on a shared machine"))
+                 f"median: with understanding {statistics.median(cpu[backend]):.0f} µs, "
+                 f"exact-only {statistics.median(cpu[f'{backend}_exact']):.0f} µs "
+                 f"({min(ratio):.2f}–{max(ratio):.2f}×); steadier than the throughput on a "
+                 f"shared machine"))
     figures.append(at_most(
         "i. language detector, RSS growth", [memory["after_kb"] - memory["before_kb"]], "MB",
         TARGET_DETECTOR_MB,

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
 from socialcare.roles import ALL_ROLES, Role
 
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
     from slack_bolt.async_app import AsyncApp
-    from sqlalchemy.ext.asyncio import AsyncConnection
     from telegram.ext import Application
 
     from socialcare.adapters.mail import SmtpMailer
@@ -85,7 +84,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
     from socialcare.adapters.collectors import kinds
     from socialcare.adapters.messengers.telegram import TelegramMessenger
     from socialcare.adapters.telemetry import Telemetry
-    from socialcare.bot.dispatcher import Dispatcher
+    from socialcare.bot.dispatcher import BOOK_AHEAD, Dispatcher
     from socialcare.bot.pipeline import Pipeline
     from socialcare.bot.ports import Messenger
     from socialcare.console import routes as console
@@ -122,10 +121,11 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
         budgets = RedisRateBudgets(redis)
         messengers: dict[str, Messenger] = {}
         bolt = telegram = None
+        card_messengers: dict[str, Messenger] = {}
         if settings.slack_bot_token is not None:
-            bolt, messengers["slack"] = _slack(settings, telemetry)
+            bolt, card_messengers["slack"], messengers["slack"] = _slack(
+                settings, telemetry, budgets)
         # The dispatcher takes every card's call from the budgets before making it.
-        card_messengers = dict(messengers)
         if settings.telegram_bot_token is not None:
             telegram = _telegram(settings, budgets)
             messengers["telegram"] = TelegramMessenger(
@@ -157,6 +157,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
             team, catalog, uow=deps.uow, clock=clock, messengers=card_messengers,
             budgets=budgets, can_publish=lambda source: source in publishers,
             escalation_url=lambda escalation_id: console.escalation_url(deps, escalation_id),
+            book_ahead=BOOK_AHEAD,
         )
         yield App(deps=deps, dispatcher=dispatcher, bolt=bolt, telegram=telegram)
 
@@ -200,7 +201,10 @@ def _announcement_webhooks(
     return None if secret is None else SignedWebhookSender(session, secret.get_secret_value())
 
 
-def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMessenger]:
+def _slack(settings: Settings, telemetry: Telemetry, budgets: RedisRateBudgets
+           ) -> tuple[AsyncApp, SlackMessenger, SlackMessenger]:
+    """Return the Slack app, the messenger of cards (the dispatcher takes their slots)
+    and the messenger of everything else (notes and files wait for their slots)."""
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.http_retry.builtin_async_handlers import (
         AsyncConnectionErrorRetryHandler,
@@ -230,7 +234,8 @@ def _slack(settings: Settings, telemetry: Telemetry) -> tuple[AsyncApp, SlackMes
     # sent again blindly (the SDK's connection-error retry would post a second card):
     # the dispatcher first looks for it by its case id.
     cards_client = AsyncWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=[])
-    return bolt, SlackMessenger(cards_client, observe=telemetry.messenger_call)
+    return (bolt, SlackMessenger(cards_client, observe=telemetry.messenger_call),
+            SlackMessenger(cards_client, observe=telemetry.messenger_call, budgets=budgets))
 
 
 def _telegram(settings: Settings, budgets: RedisRateBudgets) -> TelegramApp:
@@ -524,36 +529,37 @@ async def db_upgrade(settings: Settings, out: TextIO) -> int:
 
 
 async def open_cases(settings: Settings, out: TextIO, *, limit: int) -> int:
-    """Print the open cases. Only the database is read: no Redis, messengers or sources."""
+    """Print the open cases. Only the database is read: no Redis, messengers or sources.
+
+    A SQLite file at the latest migration is read with the standard library, without
+    loading SQLAlchemy (most of the command's start); any other database through the
+    engine, which migrates a new or behind one first."""
     from socialcare.adapters.clock import SystemClock
-    from socialcare.handlers.terminal import print_cases
+    from socialcare.handlers.terminal import OpenCases, print_cases, read_open_cases
     from socialcare.settings import load_team
-    from socialcare.storage.engine import create_engine, read_only_sqlite, upgrade_if_behind
-    from socialcare.storage.repositories import (
-        Blocking,
-        SqlCaseRepository,
-        SqlMentionRepository,
-    )
+    from socialcare.storage.sqlite_reader import SqliteReader
 
     team = load_team(settings.config_file, check_sources=False)
-    blocking = read_only_sqlite(settings.async_database_url)
-    if blocking is not None:  # SQLite at the latest migration: read without asyncio's ORM
-        try:
-            with blocking.connect() as sync:
-                conn = cast("AsyncConnection", Blocking(sync))
-                return await print_cases(SqlCaseRepository(conn), SqlMentionRepository(conn),
-                                         team=team, clock=SystemClock(), out=out,
-                                         limit=limit)
-        finally:
-            blocking.dispose()
+    clock = SystemClock()
+    reader = SqliteReader.at_latest(settings.database_url)
+    if reader is not None:
+        with reader:
+            listed = reader.list_open(limit=limit)
+            found = OpenCases(listed, sum(reader.count_open().values()),
+                              reader.first_of([c.id for c in listed if c.id is not None]))
+        return print_cases(found, team=team, now=clock.now(), out=out, limit=limit)
+    from socialcare.storage.engine import create_engine, upgrade_if_behind
+    from socialcare.storage.repositories import SqlCaseRepository, SqlMentionRepository
+
     engine = create_engine(settings.async_database_url)
     try:
         await upgrade_if_behind(engine)
         async with engine.connect() as conn:
-            return await print_cases(SqlCaseRepository(conn), SqlMentionRepository(conn),
-                                     team=team, clock=SystemClock(), out=out, limit=limit)
+            found = await read_open_cases(SqlCaseRepository(conn), SqlMentionRepository(conn),
+                                          limit=limit)
     finally:
         await engine.dispose()
+    return print_cases(found, team=team, now=clock.now(), out=out, limit=limit)
 
 
 async def demo(out: TextIO, *, port: int = DEMO_PORT, speed: float = 1.0,
@@ -706,11 +712,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import DBAPIError
-
     from socialcare.preflight import Unreachable, database_unreachable
     from socialcare.settings import ConfigError, load_settings
-    from socialcare.storage.engine import UnknownSchema
+    from socialcare.storage.revisions import UnknownSchema
 
     if args.command == "demo":  # reads no environment
         return await demo(sys.stdout, port=args.port, speed=args.speed, agents=args.agents)
@@ -721,10 +725,21 @@ async def _main(args: argparse.Namespace) -> int:
         return await _try_source(settings, args.name)
     try:
         return await _command(args, settings)
-    except (OSError, DBAPIError) as error:
-        raise Unreachable(database_unreachable(settings, error)) from error
     except UnknownSchema as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
+    except Exception as error:
+        if not _unanswered(error):
+            raise
+        raise Unreachable(database_unreachable(settings, error)) from error
+
+
+def _unanswered(error: Exception) -> bool:
+    """Tell whether an error says the database did not answer (or could not be read)."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError  # only now: `cases` on SQLite runs without it
+
+    return isinstance(error, OSError | sqlite3.Error | DBAPIError)
 
 
 async def _try_source(settings: Settings, name: str) -> int:

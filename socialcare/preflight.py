@@ -89,7 +89,8 @@ async def unreachable(settings: Settings, *, skip: Collection[str] = ()) -> list
 async def _database(settings: Settings) -> str | None:
     from sqlalchemy.exc import DBAPIError
 
-    from socialcare.storage.engine import UnknownSchema, check_schema, create_engine, ping
+    from socialcare.storage.engine import check_schema, create_engine, ping
+    from socialcare.storage.revisions import UnknownSchema
 
     engine = create_engine(settings.async_database_url)
     try:

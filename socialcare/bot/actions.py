@@ -38,6 +38,8 @@ class ActionKind(StrEnum):
     # number to the call centre. The call centre's card answers with CALLED or
     # UNREACHABLE.
     CALL_BACK = "callback"
+    # Telegram's call-back conversation: publish the standard ask for a number as it stands.
+    CALL_BACK_ASK = "callback_ask"
     CALLED = "called"
     UNREACHABLE = "unreachable"
 
@@ -159,4 +161,42 @@ class AnnouncementAction:
             kind = AnnouncementActionKind(found["kind"])
         except ValueError:
             raise BadAction(f"unknown announcement action {found['kind']!r}") from None
+        return cls(kind, int(found["id"]))
+
+
+class IncidentActionKind(StrEnum):
+    """What an incident message's button asks for; the values are part of the wire format."""
+
+    ANSWER = "answer"
+    ADD = "add"
+    REMOVE = "remove"
+    RESOLVE = "resolve"
+
+
+_INCIDENT = re.compile(rf"^{PREFIX}i:(?P<kind>[a-z]+):(?P<id>[1-9][0-9]{{0,17}})$")
+
+
+@dataclass(frozen=True)
+class IncidentAction:
+    """A button's request on an incident's message in a team channel (a lead's form)."""
+
+    kind: IncidentActionKind
+    incident_id: int
+
+    def pack(self) -> str:
+        """Return the payload for Slack action_id/value and Telegram callback_data."""
+        packed = f"{PREFIX}i:{self.kind.value}:{self.incident_id}"
+        assert len(packed.encode()) <= MAX_BYTES
+        return packed
+
+    @classmethod
+    def unpack(cls, payload: str) -> IncidentAction:
+        """Parse a payload, or raise BadAction."""
+        found = _INCIDENT.fullmatch(payload)
+        if found is None:
+            raise BadAction(f"not a socialcare incident action: {payload[:80]!r}")
+        try:
+            kind = IncidentActionKind(found["kind"])
+        except ValueError:
+            raise BadAction(f"unknown incident action {found['kind']!r}") from None
         return cls(kind, int(found["id"]))

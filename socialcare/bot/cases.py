@@ -15,11 +15,11 @@ from datetime import datetime
 
 from socialcare.bot import lifecycle
 from socialcare.bot.answers.forms import AnswerForm
-from socialcare.bot.answers.pictures import Picture, check_picture
+from socialcare.bot.answers.pictures import Picture, PictureLimits, check_picture
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.model import Author, Case, Event, Mention
 from socialcare.bot.ports import Clock, PicturePublisher, Publisher, PublishFailed, UnitOfWork
-from socialcare.bot.team import Person, Team
+from socialcare.bot.team import Person, Source, Team
 from socialcare.bot.text import clean_fields
 
 ATTEMPTS = 8
@@ -192,11 +192,14 @@ async def reply(
     clock: Clock,
     team: Team,
     publishers: Mapping[str, Publisher],
+    before_publish: Callable[[], Awaitable[None]] | None = None,
 ) -> Changed:
     """Publish the answer at the source, then record it as the agent's message.
 
     Everything that could refuse the answer is checked before it is published, so
-    that a refused reply never reaches the customer.
+    that a refused reply never reaches the customer. `before_publish` runs after the
+    checks, just before the call to the source (a bulk sender records there that the
+    reply may be out from now on).
     """
     person = worker(team, cmd.actor)
     text = cmd.text.strip()
@@ -219,17 +222,21 @@ async def reply(
                           key="error.cannot_publish", source=case.source)
     customer = [m for m in thread if not m.from_brand]
     form = cmd.form
-    if cmd.picture is not None:
-        limits = publisher.picture_limits(source) \
-            if isinstance(publisher, PicturePublisher) else None
+    picture = cmd.picture
+    if picture is not None:
+        limits = _picture_limits(publisher, source, customer[-1])
         if limits is None:
-            raise DomainError(f"Source {case.source!r} cannot publish pictures.",
-                              key="error.no_pictures", source=case.source)
-        check_picture(cmd.picture, text, limits, source=case.source)
-        form = AnswerForm.PICTURE if form is AnswerForm.TEXT else form
+            # A source that takes text only: the agent was told so in the reply form,
+            # the text goes alone and the case records the text only.
+            picture = None
+        else:
+            check_picture(picture, text, limits, source=case.source)
+            form = AnswerForm.PICTURE if form is AnswerForm.TEXT else form
+    if before_publish is not None:
+        await before_publish()
     try:
-        if cmd.picture is not None and isinstance(publisher, PicturePublisher):
-            published = await publisher.publish_picture(source, customer[-1], text, cmd.picture)
+        if picture is not None and isinstance(publisher, PicturePublisher):
+            published = await publisher.publish_picture(source, customer[-1], text, picture)
         else:
             published = await publisher.publish(source, customer[-1], text)
     except PublishFailed as failure:
@@ -248,7 +255,7 @@ async def reply(
         return [lifecycle.answer(
             case, by=person.id, at=at, policy=team.sla.for_tier(case.tier), text=text,
             url=published.url, mention=published.external_id, announcement=cmd.announcement_id,
-            form=form.value, picture=None if cmd.picture is None else cmd.picture.filename,
+            form=form.value, picture=None if picture is None else picture.filename,
         )]
 
     async def store_echo(uow: UnitOfWork, case: Case, at: datetime) -> None:
@@ -262,6 +269,40 @@ async def reply(
                                                   at=at)
 
     return await change(cmd.case_id, apply, uow=uow, clock=clock, after=store_echo)
+
+
+def _picture_limits(publisher: Publisher, source: Source,
+                    to: Mention | None) -> PictureLimits | None:
+    if not isinstance(publisher, PicturePublisher):
+        return None
+    return publisher.picture_limits(source, to)
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """Whether a case's source publishes pictures with replies (`limits` None: text only)."""
+
+    source: str
+    limits: PictureLimits | None
+
+    @property
+    def text_only(self) -> bool:
+        """Tell whether a picture attached to a reply would be left out."""
+        return self.limits is None
+
+
+async def find_pictures(case_id: int, *, uow: UnitOfWork, team: Team,
+                        publishers: Mapping[str, Publisher]) -> Pictures:
+    """Return what the case's source takes, for the reply form to say before sending."""
+    async with uow:
+        case = await uow.cases.get(case_id)
+        thread = await uow.mentions.for_case(case_id)
+    publisher, source = publishers.get(case.source), team.source(case.source)
+    if publisher is None or source is None:
+        return Pictures(case.source, None)
+    customer = [m for m in thread if not m.from_brand]
+    return Pictures(case.source, _picture_limits(publisher, source,
+                                                 customer[-1] if customer else None))
 
 
 async def resolve(cmd: Resolve, *, uow: UnitOfWork, clock: Clock, team: Team) -> Changed:

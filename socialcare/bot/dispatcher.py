@@ -20,15 +20,24 @@ Under a burst, cards go out new first, then changed, then SLA steps — each gro
 earliest deadline first. A channel that is out of budget, or whose last call failed,
 is held (in the shared budgets) and nothing of it is sent until it has room again;
 then its most pressing card goes first, so failures never reorder a channel.
+
+Channels are worked side by side, each in order, paced exactly to its limits: a
+card's call books the channel's next slot (up to `book_ahead` seconds away) and
+waits for it, and the card's bookkeeping commits while the next card of the channel
+goes out. A channel whose next slot is more than a second away sends that one card
+and lets the round end, so that a change made meanwhile is looked at before the
+channel's next slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from socialcare.bot import cards as card_views
 from socialcare.bot import sla
@@ -39,6 +48,7 @@ from socialcare.bot.escalations import Escalation, EscalationEvent
 from socialcare.bot.model import Card, Case, Event, EventKind, Mention, Tier
 from socialcare.bot.notices import Notice
 from socialcare.bot.ports import (
+    Booking,
     Clock,
     Messenger,
     MessengerError,
@@ -53,6 +63,7 @@ from socialcare.bot.ports import (
 from socialcare.bot.team import Person, Team
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # A post attempt this old with no outcome is presumed dead and may be retried.
 POST_STALE = timedelta(seconds=60)
@@ -70,6 +81,19 @@ RETRY_SURPRISE = timedelta(seconds=30)
 EXTRA_SHARE = 0.25
 # Cards of one channel looked at per round: a channel sends about one a second.
 PER_CHANNEL = 5
+# A channel whose next slot is further away than this sends one more card and ends
+# its turn (a Telegram group, past its burst, gets a slot every 3 s): the round then
+# reads what changed meanwhile before the channel's next slot comes.
+CONTINUE_WAIT = 1.5
+# How far ahead the running app's calls book their channel's slot: past a Telegram
+# group's 3 s, so that a channel at its limit keeps its pace from round to round.
+BOOK_AHEAD = 5.0
+# An SLA step's edit (only the "time left" moved) is a bonus: it takes a slot that is
+# free now, never books one ahead, so that a change made meanwhile (a claim) gets
+# the channel's next slot instead of waiting behind a clock's tick.
+STEP_BOOK_AHEAD = 0.0
+# Card ranks (the order `due` returns them in).
+_STEP = 2
 NOTICES_PER_ROUND = 50
 _CASE_ALERTS = frozenset({EventKind.SLA_POINT, EventKind.CLAIM_EXPIRED})
 _ESCALATION_ALERTS = frozenset({"reminded", "handed_over"})
@@ -122,6 +146,26 @@ class DispatchReport:
 
 
 @dataclass
+class _Lane:
+    """One channel's turn in a round: whether it is over, and the bookkeeping of its
+    calls still committing."""
+
+    over: bool = False
+    pending: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def later(self, work: Coroutine[None, None, None]) -> None:
+        """Commit `work` while the channel's next call goes out."""
+        self.pending.append(asyncio.create_task(work))
+
+    async def settle(self) -> None:
+        """Wait for the bookkeeping still committing."""
+        for outcome in await asyncio.gather(*self.pending, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.error("recording a card's call failed", exc_info=outcome)
+        self.pending.clear()
+
+
+@dataclass
 class _Target:
     """What a card should show now, and the alerts its thread still owes."""
 
@@ -152,6 +196,7 @@ class Dispatcher:
         budgets: RateBudgets,
         can_publish: Callable[[str], bool] = lambda source: False,
         escalation_url: Callable[[int], str | None] = lambda escalation_id: None,
+        book_ahead: float = 0.0,
     ) -> None:
         self._team = team
         self._catalog = catalog
@@ -162,27 +207,53 @@ class Dispatcher:
         self._can_publish = can_publish
         # Where every case of an escalation is listed (the console), if anywhere.
         self._escalation_url = escalation_url
+        # How far ahead a card's call may book its channel's next slot (0: it goes at
+        # once or the channel waits for a later round).
+        self._book_ahead = book_ahead
 
-    async def sync(self, *, limit: int = 100) -> DispatchReport:
-        """Sync up to `limit` due cards, most pressing first; then send notices."""
+    @property
+    def messengers(self) -> list[str]:
+        """Return the names of the messengers cards go to."""
+        return list(self._messengers)
+
+    async def sync(self, *, limit: int = 100,
+                   messengers: Collection[str] | None = None) -> DispatchReport:
+        """Sync up to `limit` due cards (of `messengers`, else of all), each channel's
+        most pressing first, the channels side by side; then send notices."""
         report = DispatchReport()
-        if not self._messengers:
+        names = [name for name in self._messengers if messengers is None or name in messengers]
+        if not names:
             return report
         now = self._clock.now()
         async with self._uow() as uow:
-            due = await uow.cards.due(now, messengers=list(self._messengers),
-                                      per_channel=PER_CHANNEL, limit=limit)
+            due = await uow.cards.due(now, messengers=names, per_channel=PER_CHANNEL,
+                                      limit=limit)
         targets = await self._targets(due, now)
+        channels: dict[tuple[str, str], list[Card]] = {}
         for card in due:
-            try:
-                await self._sync(card, targets[card.id or 0], now, report)
-            except Exception:
-                # One card's surprise must not stall the others.
-                log.exception("syncing card %s failed", card.id)
-                report.failed += 1
-                await self._retry_later(card, now)
-        await self._send_notices(now, report)
+            channels.setdefault((card.messenger, card.channel), []).append(card)
+        await asyncio.gather(*(self._turn(cards, targets, now, report)
+                               for cards in channels.values()))
+        await self._send_notices(now, report, names)
         return report
+
+    async def _turn(self, cards: Sequence[Card], targets: Mapping[int, _Target],
+                    now: datetime, report: DispatchReport) -> None:
+        """Sync one channel's due cards in order, until its turn is over."""
+        lane = _Lane()
+        try:
+            for card in cards:
+                try:
+                    await self._sync(card, targets[card.id or 0], now, report, lane)
+                except Exception:
+                    # One card's surprise must not stall the others.
+                    log.exception("syncing card %s failed", card.id)
+                    report.failed += 1
+                    await self._retry_later(card, now)
+                if lane.over:
+                    break
+        finally:
+            await lane.settle()
 
     async def _targets(self, due: Sequence[Card], now: datetime) -> dict[int, _Target]:
         case_ids = {c.case_id for c in due if c.case_id is not None}
@@ -197,8 +268,8 @@ class Dispatcher:
             latest = await uow.escalations.latest_for_cases(case_ids)
             in_incident = await uow.incidents.of_cases(
                 {c.case_id for c in due if c.case_id is not None})
-            siblings = {c.case_id: await uow.cards.for_case(c.case_id)
-                        for c in due if c.case_id is not None and c.message_id is not None}
+            siblings = await uow.cards.for_cases(
+                {c.case_id for c in due if c.case_id is not None and c.message_id is not None})
             answers = OfficialAnswers(await uow.announcements.in_force(now), now=now) \
                 if case_ids else OfficialAnswers([], now=now)
         targets: dict[int, _Target] = {}
@@ -287,26 +358,44 @@ class Dispatcher:
                        latest_event=max((e.id or 0 for e in events), default=0))
 
     async def _sync(self, card: Card, target: _Target, now: datetime,
-                    report: DispatchReport) -> None:
+                    report: DispatchReport, lane: _Lane) -> None:
         digest = fingerprint(target.view)
         if card.message_id is None:
-            await self._post(card, target, digest, now, report)
+            await self._post(card, target, digest, now, report, lane)
             return
+        edited = False
         if digest != card.fingerprint:
-            if not await self._edit(card, card.message_id, target, now, report):
+            if not await self._edit(card, card.message_id, target, now, report, lane):
                 return
+            edited = True
         else:
             report.unchanged += 1
-        done = await self._alerts(card, target, report)
+        if not any(a[0] > card.notified_event_id for a in target.alerts):
+            lane.later(self._record_sync(card, digest, target.next_due,
+                                         edit_began=now if edited else None))
+            return
+        if edited:
+            async with self._uow() as uow:
+                await uow.cards.end_edit(card, began=now)
+                await uow.commit()
+        done = await self._alerts(card, target, report, lane)
+        # With alerts still to go, the card stays due until they are out.
+        await self._record_sync(card, digest, target.next_due if done else now)
+
+    async def _record_sync(self, card: Card, digest: str, next_due: datetime | None, *,
+                           edit_began: datetime | None = None) -> None:
+        """Record what the card shows now (and give back its edit), in one transaction."""
         async with self._uow() as uow:
-            # With alerts still to go, the card stays due until they are out.
+            if edit_began is not None:
+                await uow.cards.end_edit(card, began=edit_began)
             await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
-                                   next_due=target.next_due if done else now)
+                                   next_due=next_due)
             await uow.commit()
 
     async def _edit(self, card: Card, message_id: str, target: _Target, now: datetime,
-                    report: DispatchReport) -> bool:
-        """Edit the card to show the target; tell whether it was sent (or cannot be).
+                    report: DispatchReport, lane: _Lane) -> bool:
+        """Edit the card to show the target; tell whether it was sent (or cannot be):
+        then the card's claim on the edit is the caller's to give back.
 
         The card is claimed first, and only if the case has not changed since the card
         was read: of two workers looking at once one edits and takes the budget, and no
@@ -320,11 +409,16 @@ class Dispatcher:
             return False
         messenger = self._messengers[card.messenger]
         limits = messenger.limits("update", card.channel)
+        sent = False
         try:
-            if not await self._room(limits, card, report):
+            booking = await self._room(limits, card, report, lane,
+                                       ahead=STEP_BOOK_AHEAD if card.rank == _STEP else None)
+            if booking is None:
                 return False
+            await asyncio.sleep(booking.wait)
             try:
-                await messenger.update_card(card.channel, message_id, target.view)
+                await self._sent(limits, booking,
+                                 messenger.update_card(card.channel, message_id, target.view))
             except Undeliverable as gone:
                 log.warning("card %s in %s %s cannot be edited: %s",
                             card.id, card.messenger, card.channel, gone)
@@ -334,14 +428,16 @@ class Dispatcher:
                 await self._hold(card, error, limits, report)
                 return False
             report.edited += 1
+            sent = True
             return True
         finally:
-            async with self._uow() as uow:
-                await uow.cards.end_edit(card, began=now)
-                await uow.commit()
+            if not sent:
+                async with self._uow() as uow:
+                    await uow.cards.end_edit(card, began=now)
+                    await uow.commit()
 
     async def _post(self, card: Card, target: _Target, digest: str, now: datetime,
-                    report: DispatchReport) -> None:
+                    report: DispatchReport, lane: _Lane) -> None:
         if not target.live:
             # Closed before its card could go out: nobody needs it any more.
             async with self._uow() as uow:
@@ -357,13 +453,21 @@ class Dispatcher:
         limits = messenger.limits("post", card.channel)
         if target.case is not None and target.case.tier is Tier.EXTRA:
             limits = extra_share(limits)
-        if not await self._room(limits, card, report):
+        if (card.messenger, card.channel) in report.held:
+            report.deferred += 1
             return
-        async with self._uow() as uow:
-            unsure = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
-            await uow.commit()
+        # The attempt is recorded first, so that the call goes out right at its slot:
+        # the platform counts the moment it arrives, not the moment it was booked.
+        unsure = await self._begin_post(card, now)
         if unsure is None:
             return
+        booking = await self._room(limits, card, report, lane)
+        if booking is None:
+            async with self._uow() as uow:
+                await uow.cards.post_put_off(card, began=now)
+                await uow.commit()
+            return
+        await asyncio.sleep(booking.wait)
         try:
             message_id = None
             if card.post_attempts > 0 and card.case_id is not None:
@@ -372,7 +476,8 @@ class Dispatcher:
                     log.info("card of case #%s was already in %s %s: not posting it again",
                              card.case_id, card.messenger, card.channel)
             if message_id is None:
-                message_id = await messenger.post_card(card.channel, target.view)
+                message_id = await self._sent(limits, booking,
+                                              messenger.post_card(card.channel, target.view))
                 if unsure and not messenger.finds_cards:
                     self._possible_double(card, unsure, report)
         except MessengerError as error:
@@ -386,13 +491,7 @@ class Dispatcher:
                         " (its answer was lost: the card may be there)" if lost else "", error)
             return
         sent = self._clock.now()
-        async with self._uow() as uow:
-            await uow.cards.posted(card, message_id=message_id, at=sent)
-            await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
-                                   next_due=target.next_due)
-            # Alerts fired before the card existed are already history on it.
-            await uow.cards.notified(card, event_id=target.latest_event)
-            await uow.commit()
+        lane.later(self._record_post(card, message_id, sent, digest, target))
         case = target.case
         if case is not None and case.id is not None:
             posted = Posted(
@@ -405,6 +504,23 @@ class Dispatcher:
                      "after collection", case.id, card.messenger, card.channel,
                      posted.since_published, posted.since_collected)
 
+    async def _begin_post(self, card: Card, now: datetime) -> int | None:
+        async with self._uow() as uow:
+            unsure = await uow.cards.begin_post(card, now=now, stale=now - POST_STALE)
+            await uow.commit()
+        return unsure
+
+    async def _record_post(self, card: Card, message_id: str, sent: datetime, digest: str,
+                           target: _Target) -> None:
+        """Record where the card went and what it shows, in one transaction."""
+        async with self._uow() as uow:
+            await uow.cards.posted(card, message_id=message_id, at=sent)
+            await uow.cards.synced(card, seq=card.change_seq, fingerprint=digest,
+                                   next_due=target.next_due)
+            # Alerts fired before the card existed are already history on it.
+            await uow.cards.notified(card, event_id=target.latest_event)
+            await uow.commit()
+
     @staticmethod
     def _possible_double(card: Card, unsure: int, report: DispatchReport) -> None:
         report.possible_doubles.append(
@@ -413,7 +529,8 @@ class Dispatcher:
                     "was lost: as many copies of it may be in the channel too", card.id,
                     card.case_id, card.messenger, card.channel, unsure)
 
-    async def _alerts(self, card: Card, target: _Target, report: DispatchReport) -> bool:
+    async def _alerts(self, card: Card, target: _Target, report: DispatchReport,
+                      lane: _Lane) -> bool:
         """Post the card's pending alerts in its thread; tell whether none is left."""
         pending = [a for a in target.alerts if a[0] > card.notified_event_id]
         if not pending or card.message_id is None:
@@ -421,8 +538,10 @@ class Dispatcher:
         messenger = self._messengers[card.messenger]
         for event_id, note, in_thread in pending:
             limits = messenger.limits("post", card.channel)
-            if not await self._room(limits, card, report):
+            booking = await self._room(limits, card, report, lane)
+            if booking is None:
                 return False
+            await asyncio.sleep(booking.wait)
             # Claim the alert before sending it: a ping may be lost in a crash, but is
             # never sent twice by two workers.
             async with self._uow() as uow:
@@ -432,9 +551,8 @@ class Dispatcher:
                 return True  # another worker is on it
             previous, card.notified_event_id = card.notified_event_id, event_id
             try:
-                await messenger.post_note(
-                    card.channel, note, thread=card.message_id if in_thread else None
-                )
+                await self._sent(limits, booking, messenger.post_note(
+                    card.channel, note, thread=card.message_id if in_thread else None))
             except MessengerError as error:
                 async with self._uow() as uow:
                     await uow.cards.notified(card, event_id=previous)
@@ -466,10 +584,11 @@ class Dispatcher:
             leads = tuple(self._team.leads_on_duty(now))
         return Note(body, mention=leads), True
 
-    async def _send_notices(self, now: datetime, report: DispatchReport) -> None:
+    async def _send_notices(self, now: datetime, report: DispatchReport,
+                            messengers: Sequence[str]) -> None:
         """Send the direct messages that changes left behind, each once."""
         async with self._uow() as uow:
-            pending = await uow.notices.pending(messengers=list(self._messengers),
+            pending = await uow.notices.pending(messengers=list(messengers),
                                                 limit=NOTICES_PER_ROUND)
         for notice in pending:
             messenger = self._messengers[notice.messenger]
@@ -510,22 +629,42 @@ class Dispatcher:
             params["language"] = self._catalog(f"language.{params['language']}")
         return self._catalog(notice.key, **params)
 
+    async def _sent(self, limits: Sequence[RateLimit], booking: Booking,
+                    call: Coroutine[Any, Any, _T]) -> _T:
+        """Make a booked call; then tell the budgets it went (unless it was refused
+        for the rate: the hold that follows says more)."""
+        try:
+            result = await call
+        except RateLimited:
+            raise
+        except Exception:
+            await self._budgets.sent(limits, booking)
+            raise
+        await self._budgets.sent(limits, booking)
+        return result
+
     async def _room(
-        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport
-    ) -> bool:
-        """Take the call from the budgets; if the channel has no room, hold it for the
-        rest of the round (its cards stay due and keep their order)."""
+        self, limits: Sequence[RateLimit], card: Card, report: DispatchReport, lane: _Lane,
+        *, ahead: float | None = None,
+    ) -> Booking | None:
+        """Book the channel's next slot (the call then waits `wait` seconds for it); if
+        none comes within `book_ahead` (or `ahead`, if less), hold the channel for the
+        rest of the round (its cards stay due and keep their order) and return None."""
         channel = (card.messenger, card.channel)
         if channel in report.held:
             report.deferred += 1
-            return False
-        wait = await self._budgets.acquire(limits)
-        if wait <= 0:
-            return True
+            return None
+        within = self._book_ahead if ahead is None else min(ahead, self._book_ahead)
+        booking = await self._budgets.book(limits, within=within)
+        if booking.taken:
+            if booking.wait > CONTINUE_WAIT:
+                lane.over = True
+            return booking
         report.held.add(channel)
         report.deferred += 1
+        wait = booking.wait
         report.retry_in = wait if report.retry_in is None else min(report.retry_in, wait)
-        return False
+        return None
 
     async def _hold(
         self,

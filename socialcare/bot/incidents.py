@@ -21,19 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from socialcare.bot import cases as cases_module
 from socialcare.bot.announcements import service as announcements
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.errors import ConcurrentUpdate, DomainError, NotAllowed
 from socialcare.bot.escalations import Category, raise_by_system
 from socialcare.bot.model import SYSTEM, Event, EventKind
 from socialcare.bot.notices import notices_for
-from socialcare.bot.ports import ANTI_SPAM, Clock, Publisher, PublishFailed, UnitOfWork
+from socialcare.bot.ports import Clock, UnitOfWork
 from socialcare.bot.team import IncidentConfig, Person, Role, Team
 
 ATTEMPTS = 8
@@ -48,11 +47,34 @@ class IncidentState(StrEnum):
 
 
 class Reply(StrEnum):
-    """How the official answer reached a linked case."""
+    """How the official answer (or the follow-up) reached a linked case."""
 
+    SENDING = "sending"  # a pass took it; nothing went to the platform yet
+    PUBLISHING = "publishing"  # the call to the platform began: it may be out
     SENT = "sent"  # through the source's reply path
     BY_HAND = "by_hand"  # listed for an agent, text ready to copy
     CLOSED = "closed"  # the case was closed before the answer came
+    SKIPPED = "skipped"  # the follow-up: the source takes no bulk replies
+    UNSURE = "unsure"  # the follow-up: a stopped process may or may not have sent it
+
+
+class Send(StrEnum):
+    """What a linked case is sent: the official answer, or the closing follow-up (the
+    name of its status column)."""
+
+    ANSWER = "reply"
+    FOLLOW_UP = "follow_up"
+
+
+@dataclass(frozen=True)
+class StaleSend:
+    """A send whose lease ran out: the process that took it stopped."""
+
+    incident_id: int
+    case_id: int
+    send: Send
+    status: Reply  # SENDING or PUBLISHING
+    since: datetime
 
 
 # A (topic, place) pair; place None: the topic anywhere.
@@ -303,6 +325,12 @@ async def join_new(*, uow: UnitOfWork, clock: Clock, team: Team) -> dict[int, li
     return joined
 
 
+def lead(team: Team, actor: str) -> Person:
+    """Return the person who may run incidents (a shift lead, an admin, a director), or
+    raise NotAllowed."""
+    return _lead(team, actor)
+
+
 def _lead(team: Team, actor: str) -> Person:
     person = team.person(actor)
     if person is None:
@@ -330,8 +358,8 @@ async def add_cases(incident_id: int, case_ids: Sequence[int], *, actor: str, uo
         cases = await uow.cases.get_many(case_ids)
         missing = [i for i in case_ids if i not in cases]
         if missing:
-            raise DomainError(f"No case #{missing[0]}.", key="error.case_not_found",
-                              id=missing[0])
+            raise DomainError(f"No case #{missing[0]}.", key="error.no_case",
+                              case=missing[0])
         await uow.incidents.unremove(incident_id, case_ids)
         linked = await _link(incident, case_ids, actor=person.id, uow=uow, now=now)
         await uow.incidents.add_events([IncidentEvent(
@@ -421,113 +449,14 @@ async def answer(incident_id: int, text: str, *, actor: str, uow: UnitOfWork, cl
     return await change(incident_id, apply, uow=uow, clock=clock)
 
 
-@dataclass
-class Delivery:
-    """What one pass of bulk replies did."""
-
-    sent: list[int] = field(default_factory=list)
-    by_hand: list[int] = field(default_factory=list)
-    stopped: list[str] = field(default_factory=list)  # sources whose bulk sending stopped
-
-
-def _bulk_allowed(team: Team, source_name: str, publishers: Mapping[str, Publisher]) -> bool:
-    source = team.source(source_name)
-    return source is not None and source.incident_replies and source_name in publishers
-
-
-async def deliver(*, uow: UnitOfWork, clock: Clock, team: Team,
-                  publishers: Mapping[str, Publisher]) -> Delivery:
-    """Send the official answer to each linked case not yet answered through it —
-    earliest deadline first, through its source's reply path where the source allows
-    bulk replies, within the source's hourly cap — and list the rest for agents. A
-    platform's anti-spam answer stops its source's bulk sending for the incident."""
-    done = Delivery()
-    now = clock.now()
-    async with uow:
-        answered = [i for i in await uow.incidents.list_open() if i.answer is not None]
-        work = []
-        for incident in answered:
-            assert incident.id is not None
-            pending = [c for c, reply in (await uow.incidents.replies(incident.id)).items()
-                       if reply is None]
-            stopped = {e.data["source"] for e in await uow.incidents.events_for(incident.id)
-                       if e.kind == "bulk_stopped"}
-            work.append((incident, await uow.cases.get_many(pending), stopped))
-    for incident, cases, stopped in work:
-        assert incident.id is not None and incident.answer and incident.answered_by
-        for case in sorted(cases.values(), key=lambda c: (c.response_due_at or now, c.id or 0)):
-            assert case.id is not None
-            if not case.is_open:
-                async with uow:
-                    await uow.incidents.set_reply(incident.id, case.id, Reply.CLOSED)
-                    await uow.commit()
-                continue
-            sent = await _send_one(incident, case.id, case.source, incident.answer,
-                                   stopped=stopped, uow=uow, clock=clock, team=team,
-                                   publishers=publishers, announcement=incident.announcement_id,
-                                   done=done)
-            if sent is None:
-                continue
-            async with uow:
-                if sent:
-                    await uow.incidents.mark_replied(incident.id, case.id, Reply.SENT, at=now)
-                    done.sent.append(case.id)
-                elif await uow.incidents.set_reply(incident.id, case.id, Reply.BY_HAND):
-                    done.by_hand.append(case.id)
-                await uow.commit()
-    return done
-
-
-async def _send_one(incident: Incident, case_id: int, source: str, text: str, *,
-                    stopped: set[str], uow: UnitOfWork, clock: Clock, team: Team,
-                    publishers: Mapping[str, Publisher], announcement: int | None,
-                    done: Delivery, claim: bool = True) -> bool | None:
-    """Publish `text` to one case if its source takes bulk replies now; True when sent,
-    False when it is for an agent, None when another scheduler took it."""
-    assert incident.id is not None and incident.answered_by is not None
-    source_config = team.source(source)
-    if not _bulk_allowed(team, source, publishers) or source in stopped \
-            or source_config is None:
-        return False
-    now = clock.now()
-    async with uow:
-        if await uow.incidents.sent_since(source, now - _HOUR) \
-                >= source_config.incident_replies_per_hour:
-            return False
-        if claim and not await uow.incidents.set_reply(incident.id, case_id, "sending"):
-            return None
-        await uow.commit()
-    try:
-        await cases_module.reply(
-            cases_module.Reply(case_id, incident.answered_by, text, announcement),
-            uow=uow, clock=clock, team=team, publishers=publishers)
-    except DomainError as error:
-        cause = error.__cause__
-        if isinstance(cause, PublishFailed) and getattr(cause, "reason", None) == ANTI_SPAM:
-            stopped.add(source)
-            done.stopped.append(source)
-            async with uow:
-                await uow.incidents.add_events([IncidentEvent(
-                    incident.id, "bulk_stopped", SYSTEM, clock.now(),
-                    {"source": source, "error": str(cause)[:300]})])
-                await uow.commit()
-        if claim:
-            async with uow:
-                await uow.incidents.mark_replied(incident.id, case_id, Reply.BY_HAND, at=None)
-                await uow.commit()
-            done.by_hand.append(case_id)
-            return None
-        return False
-    return True
-
-
 # ── Closing ───────────────────────────────────────────────────────────────────────
 
 
 async def resolve(incident_id: int, follow_up: str, *, actor: str, uow: UnitOfWork,
                   clock: Clock, team: Team) -> Incident:
     """The lead closes the incident; the follow-up ("service is restored") goes to every
-    linked case the same way as the answer, and the linked cases are resolved."""
+    linked case the same way as the answer, and every linked case is resolved with it
+    (`incident_replies.close_cases`)."""
     person = _lead(team, actor)
     follow_up = follow_up.strip()
 
@@ -548,45 +477,6 @@ async def resolve(incident_id: int, follow_up: str, *, actor: str, uow: UnitOfWo
                                      uow=uow, clock=clock, team=team)
     return incident
 
-
-async def close_cases(*, uow: UnitOfWork, clock: Clock, team: Team,
-                      publishers: Mapping[str, Publisher]) -> Delivery:
-    """For resolved incidents: send the follow-up to each linked case whose source takes
-    bulk replies, and resolve each linked case that is answered. Cases nobody answered
-    stay open for an agent (a case is resolved after an answer)."""
-    done = Delivery()
-    async with uow:
-        work = [(i, await uow.incidents.unclosed(i.id or 0))
-                for i in await uow.incidents.closing()]
-    for incident, case_ids in work:
-        assert incident.id is not None
-        actor = incident.resolved_by or SYSTEM
-        closer = replace(incident, answered_by=actor)
-        for case_id in case_ids:
-            async with uow:
-                if not await uow.incidents.close(incident.id, case_id, at=clock.now()):
-                    continue
-                case = await uow.cases.get(case_id)
-                await uow.commit()
-            if not case.is_open:
-                continue
-            if incident.follow_up:
-                sent = await _send_one(closer, case_id, case.source, incident.follow_up,
-                                       stopped=set(), uow=uow, clock=clock, team=team,
-                                       publishers=publishers, announcement=None, done=done,
-                                       claim=False)
-                if sent:
-                    async with uow:
-                        await uow.incidents.mark_replied(incident.id, case_id, None,
-                                                         at=clock.now())
-                        await uow.commit()
-                    done.sent.append(case_id)
-            try:
-                await cases_module.resolve(cases_module.Resolve(case_id, actor),
-                                           uow=uow, clock=clock, team=team)
-            except DomainError:
-                done.by_hand.append(case_id)  # not answered yet: an agent answers it
-    return done
 
 
 # ── Figures ───────────────────────────────────────────────────────────────────────

@@ -128,6 +128,24 @@ def resolve(case: Case, *, by: str, at: datetime, policy: SlaPolicy) -> Event:
     return _event(case, EventKind.RESOLVED, by, at)
 
 
+def close_with_incident(case: Case, *, by: str, at: datetime, policy: SlaPolicy,
+                        incident: int) -> Event:
+    """Resolve an open case because the lead resolved its incident, answered or not.
+
+    The event says when the customer's last message had no answer from the team
+    (`unanswered`): the case is closed by the incident's resolution, not by an answer,
+    so it keeps no reaction time it did not earn and its SLA stands as it was.
+    """
+    if not case.is_open:
+        raise InvalidTransition(case.id, "resolved", case.state.value)
+    unanswered = case.state is not State.ANSWERED
+    case.state = State.RESOLVED
+    case.resolved_at = at
+    sla.schedule(case, policy)
+    return _event(case, EventKind.RESOLVED, by, at, incident=incident,
+                  unanswered=True if unanswered else None)
+
+
 def dismiss(case: Case, *, by: str, at: datetime, policy: SlaPolicy, reason: str) -> Event:
     """Close a case that needs no answer (spam, not about us)."""
     check(case, "dismissed")

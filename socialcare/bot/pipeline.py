@@ -128,7 +128,7 @@ class Pipeline:
         for raw in raws:
             if self._team.source(raw.source) is None:
                 raise UnknownSource(f"unknown source {raw.source!r}")
-        # Reading is CPU work (some 50-150 µs a mention): it runs as a task of this loop,
+        # Reading is CPU work (some 30-100 µs a mention): it runs as a task of this loop,
         # in slices, while the transaction waits for the database's first answers.
         reading = asyncio.ensure_future(self._read(raws))
         try:
@@ -146,8 +146,8 @@ class Pipeline:
         """Read every text of the batch once, giving the event loop its turn between
         slices of `READ_SLICE` mentions.
 
-        Reading takes some 50-150 µs a mention (benchmarks.understanding), so a slice
-        holds the loop 1-3 ms. In a worker thread it would hold the GIL (lingua keeps
+        Reading takes some 30-100 µs a mention (benchmarks.understanding), so a slice
+        holds the loop 0.5-1.6 ms. In a worker thread it would hold the GIL (lingua keeps
         it) against the database driver's thread and slow every query of the batch.
         """
         readings: dict[str, Reading] = {}

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # these modules use the protocols themselves
     from socialcare.bot.cards import CardView
     from socialcare.bot.escalation_card import EscalationView
     from socialcare.bot.escalations import Escalation, EscalationEvent
-    from socialcare.bot.incidents import Incident, IncidentEvent
+    from socialcare.bot.incidents import Incident, IncidentEvent, Reply, Send, StaleSend
     from socialcare.bot.metrics import CaseFacts
     from socialcare.bot.notices import Notice
     from socialcare.bot.reports import Period, Report
@@ -173,6 +173,10 @@ class CardRepository(Protocol):
         """Return a case's cards."""
         ...
 
+    async def for_cases(self, case_ids: Collection[int]) -> dict[int, list[Card]]:
+        """Return the cards of several cases, each case's in the order they were made."""
+        ...
+
     async def oldest_due(self, now: datetime, *, messengers: Collection[str]) -> datetime | None:
         """Return when the card that has waited longest to be synced fell due."""
         ...
@@ -205,6 +209,11 @@ class CardRepository(Protocol):
         in the channel)."""
         ...
 
+    async def post_put_off(self, card: Card, *, began: datetime) -> None:
+        """Take back the attempt `begin_post` recorded at `began`: it was never made
+        (its channel had no slot)."""
+        ...
+
     async def synced(
         self, card: Card, *, seq: int, fingerprint: str | None, next_due: datetime | None
     ) -> None:
@@ -222,19 +231,55 @@ class CardRepository(Protocol):
 
 @dataclass(frozen=True)
 class Note:
-    """A short message in a card's thread or a channel; `mention` pings people by name."""
+    """A short message in a card's thread or a channel; `mention` pings people by name;
+    `buttons` go under it (an incident's message: the lead's forms)."""
 
     text: str
     mention: tuple[Person, ...] = ()
+    buttons: tuple[NoteButton, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoteButton:
+    """A button under a note: its label and its packed action (Slack action_id,
+    Telegram callback_data)."""
+
+    label: str
+    action: str
 
 
 @dataclass(frozen=True)
 class RateLimit:
-    """At most `rate` calls per `per_seconds` under `key` (shared by every process)."""
+    """`rate` calls per `per_seconds` under `key` (shared by every process): a token
+    bucket that holds `burst` calls (`rate` unless given) and starts full."""
 
     key: str
     rate: int
     per_seconds: float
+    burst: int | None = None
+
+    @property
+    def interval(self) -> float:
+        """Return the seconds one call's token takes to come back."""
+        return self.per_seconds / self.rate
+
+    @property
+    def capacity(self) -> int:
+        """Return how many calls may go at once after a quiet spell."""
+        return self.burst if self.burst is not None else self.rate
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A slot asked of the rate budgets: `taken`, the call may go in `wait` seconds (0:
+    now); not taken, the budgets have no slot within the wait asked, the first is in
+    `wait` seconds."""
+
+    taken: bool
+    wait: float
+    # Per limit, the moment (ms, the budgets' clock) the call's token was counted from:
+    # a call that goes out later moves its buckets on (`RateBudgets.sent`).
+    counted_from: tuple[int, ...] = ()
 
 
 class MessengerError(Exception):
@@ -305,6 +350,11 @@ class Messenger(Protocol):
         """Post a note in a card's thread (or the channel); return its message id."""
         ...
 
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text (a live count, say); an edit that changes nothing
+        is no error."""
+        ...
+
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message in a channel."""
         ...
@@ -362,9 +412,10 @@ class Publisher(Protocol):
 class PicturePublisher(Protocol):
     """A publisher whose platform takes pictures with replies."""
 
-    def picture_limits(self, source: Source) -> PictureLimits | None:
-        """Return what the platform takes (size, types, caption length); None when this
-        source cannot publish pictures (a token is missing)."""
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
+        """Return what the platform takes (size, types, caption length) with a reply to
+        `to` (the customer's mention, when known); None when this source cannot publish
+        pictures (a token is missing), or not there (an Instagram comment)."""
         ...
 
     async def publish_picture(self, source: Source, to: Mention, text: str,
@@ -379,6 +430,17 @@ class RateBudgets(Protocol):
     async def acquire(self, limits: Sequence[RateLimit]) -> float:
         """Take one call from every limit if all have room and return 0; else take
         nothing and return the seconds to wait."""
+        ...
+
+    async def book(self, limits: Sequence[RateLimit], *, within: float) -> Booking:
+        """Take the first slot every limit has, if it comes within `within` seconds
+        (the caller then waits for it); else take nothing."""
+        ...
+
+    async def sent(self, limits: Sequence[RateLimit], booking: Booking) -> None:
+        """Tell the budgets that a booked call went out now: one that went later than
+        its token was counted from moves its buckets on by as much (the platform's
+        own buckets count it from when it arrived)."""
         ...
 
     async def hold_off(self, key: str, seconds: float) -> None:
@@ -558,17 +620,17 @@ class IncidentRepository(Protocol):
     """Incidents, their linked cases and their timelines."""
 
     async def counts(self, start: datetime, end: datetime) -> dict[tuple[str, str | None], int]:
-        """Count the cases collected in [start, end) per topic (place None) and per
+        """Count the cases published in [start, end) per topic (place None) and per
         topic and place."""
         ...
 
     async def first_cases(self, topics: Collection[str]) -> dict[str, datetime]:
-        """Return when the first case of each topic came in (the topic's history)."""
+        """Return when the first case of each topic was published (its history)."""
         ...
 
     async def matching(self, topic: str, place: str | None, *, since: datetime,
                        unlinked_of: int | None = None) -> list[tuple[int, datetime]]:
-        """Return the open cases of a topic (in a place) collected since `since`, with
+        """Return the open cases of a topic (in a place) published since `since`, with
         their publication times; with `unlinked_of`, only those never linked to that
         incident."""
         ...
@@ -621,17 +683,35 @@ class IncidentRepository(Protocol):
         """Return the cases linked (and not taken out), in order of joining."""
         ...
 
-    async def set_reply(self, incident_id: int, case_id: int, reply: str) -> bool:
-        """Record how the official answer reached a case, once; False if it was recorded."""
+    async def set_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None = None) -> bool:
+        """Set a linked case's status of the answer or follow-up if it has none yet
+        (`sending`: take it, `at` the start of its lease); False if it had one."""
         ...
 
-    async def mark_replied(self, incident_id: int, case_id: int, reply: str | None, *,
-                           at: datetime | None) -> None:
-        """Record how the answer reached a case (None: keep it) and when it was sent."""
+    async def publishing(self, incident_id: int, case_id: int, send: Send, *,
+                         at: datetime) -> None:
+        """Record that a taken send's call to the platform begins now (its lease anew)."""
+        ...
+
+    async def end_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None, since: datetime) -> bool:
+        """Record a send's outcome (`at`: when it went out) if it is still the one taken
+        or begun at `since`; False if another pass settled it."""
+        ...
+
+    async def stale_sends(self, *, before: datetime) -> list[StaleSend]:
+        """Return the sends taken or begun before `before` and never settled."""
+        ...
+
+    async def requeue(self, send: StaleSend) -> bool:
+        """Give a stale send that never reached the platform back to the queue; False
+        if another pass did."""
         ...
 
     async def sent_since(self, source: str, since: datetime) -> int:
-        """Count the bulk replies sent to a source's cases since `since`."""
+        """Count the bulk replies (answers and follow-ups) sent to, or maybe sent to, a
+        source's cases since `since`."""
         ...
 
     async def closing(self) -> list[Incident]:
@@ -646,8 +726,8 @@ class IncidentRepository(Protocol):
         """Take the closing of a linked case; False if it was taken."""
         ...
 
-    async def replies(self, incident_id: int) -> dict[int, str | None]:
-        """Return each linked case's reply status."""
+    async def replies(self, incident_id: int, send: Send = ...) -> dict[int, str | None]:
+        """Return each linked case's status of the answer (or of the follow-up)."""
         ...
 
     async def of_cases(self, case_ids: Collection[int]) -> dict[int, int]:

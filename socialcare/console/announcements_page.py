@@ -12,7 +12,6 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute, UrlDispatcher
 
 from socialcare.bot.announcements import service
-from socialcare.bot.announcements.figures import standings
 from socialcare.bot.announcements.model import Announcement
 from socialcare.bot.announcements.views import (
     AnnouncementView,
@@ -121,19 +120,14 @@ async def publish(form: Form, person: Person, deps: Deps) -> tuple[Flash, int | 
 async def standing(announcement_id: int, deps: Deps) -> StandingPage:
     """Read an announcement and where it stands (raises AnnouncementNotFound)."""
     now = deps.clock.now()
-    async with deps.uow() as uow:
-        announcement = await uow.announcements.get(announcement_id)
-        copies = (await uow.announcements.copies_of([announcement_id])).get(announcement_id, [])
-        receipts = (await uow.announcements.receipts([announcement_id])).get(
-            announcement_id, [])
-        answered = (await uow.announcements.answered([announcement_id])).get(announcement_id, 0)
-    stands = standings(announcement, copies, receipts, team=deps.team)
+    found = await service.standing(announcement_id, uow=deps.uow(), team=deps.team)
+    announcement = found.announcement
     return StandingPage(
         announcement=announcement,
         view=render_copy(announcement, team=deps.team, catalog=deps.catalog, now=now),
         audiences=[audience_text(s, team=deps.team, catalog=deps.catalog, now=now)
-                   for s in stands],
-        answered=answered, in_force=announcement.in_force(now))
+                   for s in found.audiences],
+        answered=found.answered, in_force=announcement.in_force(now))
 
 
 async def act(announcement_id: int, action: str, form: Mapping[str, Any], person: Person,

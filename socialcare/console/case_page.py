@@ -3,9 +3,11 @@ carried out by the same commands as the chat's buttons and forms."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from socialcare.bot import cases, handoffs
@@ -13,6 +15,7 @@ from socialcare.bot import escalations as esc
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.announcements.official import OfficialAnswers
 from socialcare.bot.answers.phones import mask_phones
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import Button, CardView, display_name, render_card, warning_from
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category, Escalation
@@ -218,14 +221,27 @@ async def _reply(case_id: int, form: dict[str, Any], person: Person, deps: Deps)
     saved = str(form.get("saved", ""))
     official = str(form.get("announcement", ""))
     replies = deps.team.saved_replies
-    if not written and saved.isdigit() and int(saved) < len(replies):
-        written = replies[int(saved)].text
+    chosen = replies[int(saved)] if saved.isdigit() and int(saved) < len(replies) else None
+    if not written and chosen is not None:
+        written = chosen.text
     if not written:
         return Flash(deps.catalog("reply.empty"), ok=False)
     announcement_id = int(official) if official.isdigit() and len(official) <= 18 else None
-    return await _run(cases.reply(cases.Reply(case_id, person.id, written, announcement_id),
-                                  publishers=deps.publishers, **service(deps)),
-                      deps.catalog("reply.sent", id=case_id), deps)
+    picture = None
+    if chosen is not None and chosen.image is not None:
+        image = Path(chosen.image)
+        picture = Picture(image.name, await asyncio.to_thread(image.read_bytes))
+    try:
+        changed = await cases.reply(
+            cases.Reply(case_id, person.id, written, announcement_id, picture=picture),
+            publishers=deps.publishers, **service(deps))
+    except DomainError as error:
+        return Flash(describe_error(error, deps), ok=False)
+    deps.wake()
+    if picture is not None and not any(e.data.get("picture") for e in changed.events):
+        return Flash(deps.catalog("reply.sent_text_only", id=case_id,
+                                  source=changed.case.source))
+    return Flash(deps.catalog("reply.sent", id=case_id))
 
 
 async def _escalate(case_id: int, form: dict[str, Any], person: Person, deps: Deps) -> Flash:

@@ -12,6 +12,8 @@ from socialcare.deps import Deps
 
 EXCERPT = 200
 SHOWN = 500
+# Moments of the messages' bookkeeping, not of the incident.
+_UNSHOWN = ("posted", "recounted")
 
 
 @dataclass(frozen=True)
@@ -38,17 +40,19 @@ class IncidentPage:
 
 @dataclass(frozen=True)
 class Banner:
-    """An open incident, as the wallboard's banner names it."""
+    """An open incident, as the wallboard's banner names it, with its cases now."""
 
     id: int
     about: str
+    cases: int
 
 
 async def banners(deps: Deps) -> list[Banner]:
     """Return the open incidents for the wallboard's banner."""
     async with deps.uow() as uow:
-        found = await uow.incidents.list_open()
-    return [Banner(i.id or 0, incidents.describe(i, deps.team)) for i in found]
+        found = [(i, len(await uow.incidents.case_ids(i.id or 0)))
+                 for i in await uow.incidents.list_open()]
+    return [Banner(i.id or 0, incidents.describe(i, deps.team), n) for i, n in found]
 
 
 async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
@@ -75,4 +79,4 @@ async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
             reply=replies.get(case_id) or "",
             excerpt=words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")))
     return IncidentPage(incident=incident, about=incidents.describe(incident, deps.team),
-                        timeline=[e for e in timeline if e.kind != "posted"], cases=lines)
+                        timeline=[e for e in timeline if e.kind not in _UNSHOWN], cases=lines)

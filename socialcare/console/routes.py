@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from socialcare.bot import cases
 from socialcare.bot.errors import CaseNotFound, EscalationNotFound, IncidentNotFound
 from socialcare.bot.escalations import Category
 from socialcare.bot.reports import BadPeriod
@@ -307,12 +308,31 @@ def register(app: web.Application, deps: Deps) -> None:
             return await pages.page(request, "message.html", visitor, status=404,
                                     message=deps.catalog("console.case.not_found", id=case_id))
         asked = request.query.get("official", "")
+        pictures = await cases.find_pictures(case_id, uow=deps.uow(), team=deps.team,
+                                             publishers=deps.publishers)
         return await pages.page(
             request, "case.html", visitor, page=page, categories=list(Category),
+            text_only=pictures.source if pictures.text_only else None,
             directors=escalating.directors(deps.team), saved=deps.team.saved_replies,
             second_line=deps.team.second_line, topics=deps.team.topics, name_of=pages.name_of,
             official_asked=int(asked) if asked.isdigit() and len(asked) <= 18 else None,
         )
+
+    previews: dict[int, bytes] = {}  # saved reply's number → its picture's preview
+
+    async def saved_picture(request: web.Request, _visitor: Visitor) -> web.StreamResponse:
+        """Serve a preview of a saved reply's picture (drawn once, off the event loop)."""
+        number = int(request.match_info["number"])
+        saved = deps.team.saved_replies
+        if number >= len(saved) or saved[number].image is None:
+            return web.Response(status=404, text="404: no saved reply with a picture there\n")
+        if number not in previews:
+            from socialcare.adapters.thumbnails import thumbnail_png
+
+            image = Path(str(saved[number].image))
+            content = await asyncio.to_thread(image.read_bytes)
+            previews[number] = await asyncio.to_thread(thumbnail_png, content)
+        return web.Response(body=previews[number], content_type="image/png")
 
     async def case_action(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         case_id = int(request.match_info["case_id"])
@@ -397,6 +417,7 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_get(r"/cases/{case_id:\d{1,18}}/events", signed_in(case_events)),
         router.add_post(r"/cases/{case_id:\d{1,18}}/{action:[a-z_]+}",
                         signed_in(case_action)),
+        router.add_get(r"/saved-replies/{number:\d{1,3}}.png", signed_in(saved_picture)),
         router.add_get(r"/escalations/{escalation_id:\d{1,18}}", signed_in(show_escalation)),
         router.add_get(r"/incidents/{incident_id:\d{1,18}}", signed_in(show_incident)),
         *announcing.routes(router, signed_in, pages, deps),

@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from socialcare.bot.cards import display_name, sla_line, warning_from
 from socialcare.bot.model import Case, Mention, Priority, Tier
 from socialcare.bot.reports import parse_period
+from socialcare.console.incident_page import Banner, banners
 from socialcare.console.pages import Pages
 from socialcare.console.streams import Stream, put_latest
 from socialcare.deps import Deps
@@ -141,12 +142,14 @@ async def board(deps: Deps) -> Board:
                  pending=total.pending)
 
 
-def payload(board: Board, pages: Pages) -> str:
-    """Return the board as one server-sent event's data: the rendered rows and counters."""
+def payload(board: Board, pages: Pages, incidents: Sequence[Banner] = ()) -> str:
+    """Return the board as one server-sent event's data: the rendered rows and counters,
+    and the open incidents' banners."""
     return json.dumps({
         "now": board.now.isoformat(),
         "rows": pages.html("_rows.html", board=board),
         "counters": pages.html("_counters.html", board=board),
+        "incidents": pages.html("_incidents.html", incidents=incidents),
     })
 
 
@@ -209,7 +212,8 @@ class LiveBoard:
                 changed = mark != last or loop.time() - pushed_at >= REFRESH_SECONDS
                 targets = set(self._listeners) if changed else joined & self._listeners
                 if targets:
-                    data = payload(await board(self._deps), self._pages)
+                    data = payload(await board(self._deps), self._pages,
+                                   await banners(self._deps))
                     for queue in targets:
                         put_latest(queue, data)
                 if changed:

@@ -22,7 +22,7 @@ from socialcare.bot.actions import AnnouncementAction
 from socialcare.bot.announcements import service
 from socialcare.bot.announcements.audiences import ALL, TEAM
 from socialcare.bot.announcements.delivery import BATCH, Deliverer, Outlets
-from socialcare.bot.announcements.figures import AnnouncementFigures, period_figures, standings
+from socialcare.bot.announcements.figures import AnnouncementFigures, period_figures
 from socialcare.bot.announcements.views import list_text, status_text
 from socialcare.bot.errors import DomainError
 from socialcare.bot.reports import Period
@@ -162,15 +162,9 @@ async def run_announcements(deps: Deps) -> ChatReply:
 async def status(announcement_id: int, deps: Deps) -> str:
     """Return an announcement's status: per audience, where it went and who has it."""
     now = deps.clock.now()
-    async with deps.uow() as uow:
-        announcement = await uow.announcements.get(announcement_id)
-        copies = (await uow.announcements.copies_of([announcement_id])).get(announcement_id, [])
-        receipts = (await uow.announcements.receipts([announcement_id])).get(
-            announcement_id, [])
-        answered = (await uow.announcements.answered([announcement_id])).get(announcement_id, 0)
-    stands = standings(announcement, copies, receipts, team=deps.team)
-    return status_text(announcement, stands, answered, team=deps.team, catalog=deps.catalog,
-                       now=now)
+    found = await service.standing(announcement_id, uow=deps.uow(), team=deps.team)
+    return status_text(found.announcement, found.audiences, found.answered, team=deps.team,
+                       catalog=deps.catalog, now=now)
 
 
 async def run_announcement(args: str, person: Person, deps: Deps) -> ChatReply:

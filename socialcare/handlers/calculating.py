@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from socialcare.bot.answers.calculators import Calculate, calculate
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.answers.views import ComparisonTable, comparison_table, comparison_text
 from socialcare.bot.errors import DomainError
 from socialcare.deps import Deps
@@ -87,12 +88,22 @@ async def picture(prepared: Prepared) -> Attachment:
     return Attachment(f"calc-{prepared.case_id}.png", png, image=True)
 
 
-def reply_of(prepared: Prepared, deps: Deps, *, attachments: tuple[Attachment, ...] = ()
-             ) -> ChatReply:
+async def reply_picture(args: str, deps: Deps) -> Picture | None:
+    """Draw the comparison of `/calc ARGS` again, as the picture that goes with the
+    case's reply; None if the arguments no longer price (the table changed)."""
+    prepared = await prepare_calc(args, deps)
+    if isinstance(prepared, ChatReply):
+        return None
+    drawn = await picture(prepared)
+    return Picture(drawn.filename, drawn.content)
+
+
+def reply_of(prepared: Prepared, deps: Deps, *, args: str = "",
+             attachments: tuple[Attachment, ...] = ()) -> ChatReply:
     """Return what the agent is told: the figures, and that they are in the reply form."""
     return ChatReply(prepared.text + "\n\n" + deps.catalog("calc.ready", id=prepared.case_id),
                      attachments=attachments,
-                     draft=ReplyDraft(prepared.case_id, prepared.text, CALCULATION))
+                     draft=ReplyDraft(prepared.case_id, prepared.text, CALCULATION, args))
 
 
 async def run_calc(args: str, deps: Deps) -> ChatReply:
@@ -101,4 +112,4 @@ async def run_calc(args: str, deps: Deps) -> ChatReply:
     prepared = await prepare_calc(args, deps)
     if isinstance(prepared, ChatReply):
         return prepared
-    return reply_of(prepared, deps, attachments=(await picture(prepared),))
+    return reply_of(prepared, deps, args=args, attachments=(await picture(prepared),))

@@ -26,6 +26,9 @@ class ReplyDraft:
     case_id: int
     text: str
     form: str
+    # The `/calc` arguments it was worked out from: the comparison picture is drawn again
+    # from them to go with the reply (to sources that take pictures).
+    calc_args: str = ""
 
 
 @dataclass(frozen=True)

@@ -158,13 +158,27 @@ async def reply_to_case(case_id: int, text: str, person: Person, deps: Deps, *,
     `announcement_id`; in the answer `form` it was prepared in) and record it; say how
     it went."""
     try:
-        await cases.reply(cases.Reply(case_id, person.id, text, announcement_id,
-                                      form_of(form), picture),
-                          publishers=deps.publishers, **service(deps))
+        changed = await cases.reply(cases.Reply(case_id, person.id, text, announcement_id,
+                                                form_of(form), picture),
+                                    publishers=deps.publishers, **service(deps))
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
     deps.wake()
+    if picture is not None and not any(e.data.get("picture") for e in changed.events):
+        return ChatReply(deps.catalog("reply.sent_text_only", id=case_id,
+                                      source=changed.case.source))
     return ChatReply(deps.catalog("reply.sent", id=case_id))
+
+
+async def text_only_source(case_id: int, deps: Deps) -> str | None:
+    """Return the case's source when it publishes text only (a picture would be left
+    out), for the reply form to say so before sending; None when it takes pictures."""
+    try:
+        found = await cases.find_pictures(case_id, uow=deps.uow(), team=deps.team,
+                                          publishers=deps.publishers)
+    except DomainError:
+        return None
+    return found.source if found.text_only else None
 
 
 async def run_command(name: str, args: str, person: Person | None, deps: Deps) -> ChatReply:

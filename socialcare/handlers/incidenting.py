@@ -15,15 +15,19 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from socialcare.bot import escalations, incidents
+from socialcare.bot.announcements.service import MAX_TEXT
+from socialcare.bot.errors import DomainError
 from socialcare.bot.team import Person
+from socialcare.bot.text import without_controls
 from socialcare.deps import Deps
-from socialcare.handlers.chat import ChatReply, service
+from socialcare.handlers.chat import ChatReply, describe_error, service
 
 _ID = re.compile(r"#?([1-9][0-9]{0,17})")
 _IDS = re.compile(r"#?[1-9][0-9]{0,17}(\s*[, ]\s*#?[1-9][0-9]{0,17})*")
 RECENT = timedelta(days=7)
 LISTED = 20
 BY_HAND_SHOWN = 30
+MAX_CASES_TEXT = 500  # the case numbers a form takes: a hundred or so
 
 
 async def figures(start: datetime, end: datetime, deps: Deps) -> incidents.IncidentFigures:
@@ -71,6 +75,55 @@ async def run_incident(args: str, person: Person, deps: Deps) -> ChatReply:
     rest = words[2] if len(words) > 2 else ""
     if not verb:
         return ChatReply(await status(incident_id, deps))
+    return await act(incident_id, verb, rest, person, deps)
+
+
+def parse_cases(text: str) -> list[int] | None:
+    """Return the case numbers written like "45, 46" or "#45 46", or None."""
+    if not _IDS.fullmatch(text.strip()):
+        return None
+    return [int(m) for m in re.findall(r"[0-9]+", text)]
+
+
+def form_problem(verb: str, written: str, deps: Deps) -> str | None:
+    """Return what is wrong with the text a lead wrote in a button's form (`verb`: answer,
+    add, remove, resolve) — an empty answer, case numbers that are not numbers, a text
+    too long — or None: what a form can tell before anything is changed."""
+    text = deps.catalog
+    if verb in ("add", "remove"):
+        if len(written) > MAX_CASES_TEXT or parse_cases(written) is None:
+            return text("escalate.bad_cases")
+        return None
+    if len(written) > MAX_TEXT:
+        return text("incident.too_long", limit=MAX_TEXT)
+    if verb == "answer" and not written.strip():
+        return text("incident.empty_answer")
+    return None
+
+
+def refusal(person: Person | None, deps: Deps) -> str | None:
+    """Return why a person may not change incidents (not in the roster, not a lead), or
+    None: the check the incident commands make, for the buttons before their forms."""
+    if person is None:
+        return deps.catalog("error.not_in_roster")
+    try:
+        incidents.lead(deps.team, person.id)
+    except DomainError as error:
+        return describe_error(error, deps)
+    return None
+
+
+async def act(incident_id: int, verb: str, rest: str, person: Person, deps: Deps) -> ChatReply:
+    """Change an incident: `answer`, `add`, `remove`, `option` or `resolve`, with the rest
+    of the command (or a form's text); the commands and the buttons' forms alike."""
+    try:
+        return await _act(incident_id, verb, without_controls(rest), person, deps)
+    except DomainError as error:
+        return ChatReply(describe_error(error, deps))
+
+
+async def _act(incident_id: int, verb: str, rest: str, person: Person, deps: Deps) -> ChatReply:
+    text = deps.catalog
     if verb == "answer":
         if not rest.strip():
             return ChatReply(text("usage.incident"))
@@ -78,9 +131,9 @@ async def run_incident(args: str, person: Person, deps: Deps) -> ChatReply:
         deps.wake()
         return ChatReply(text("incident.answered", id=incident_id))
     if verb in ("add", "remove"):
-        if not _IDS.fullmatch(rest.strip()):
+        case_ids = parse_cases(rest)
+        if case_ids is None:
             return ChatReply(text("usage.incident"))
-        case_ids = [int(m) for m in re.findall(r"[0-9]+", rest)]
         run = incidents.add_cases if verb == "add" else incidents.remove_cases
         changed = await run(incident_id, case_ids, actor=person.id, **service(deps))
         deps.wake()
@@ -120,9 +173,16 @@ async def status(incident_id: int, deps: Deps) -> str:
     by_hand = sorted(c for c, r in replies.items() if r == incidents.Reply.BY_HAND)
     if incident.answer is not None:
         lines.append(text("incident.replies", sent=len(sent), by_hand=len(by_hand)))
+    unsure = sorted({int(e.data["case"]) for e in timeline if e.kind == "send_unsure"})
+    if unsure:
+        lines.append(text("incident.unsure", cases=_listed(unsure)))
     if by_hand:
-        shown = ", ".join(f"#{c}" for c in by_hand[:BY_HAND_SHOWN])
-        more = len(by_hand) - BY_HAND_SHOWN
-        lines.append(text("incident.by_hand", cases=shown + (f" (+{more})" if more > 0 else "")))
+        lines.append(text("incident.by_hand", cases=_listed(by_hand)))
         lines.append(incident.answer or "")
     return "\n".join(lines)
+
+
+def _listed(case_ids: list[int]) -> str:
+    shown = ", ".join(f"#{c}" for c in case_ids[:BY_HAND_SHOWN])
+    more = len(case_ids) - BY_HAND_SHOWN
+    return shown + (f" (+{more})" if more > 0 else "")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Sequence
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from socialcare.bot import handoffs, incidents, sla, timers
+from socialcare.bot import handoffs, incident_replies, incidents, sla, timers
+from socialcare.bot.actions import IncidentAction, IncidentActionKind
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, State, Tier
-from socialcare.bot.ports import Note
+from socialcare.bot.ports import MessengerError, Note, NoteButton
 from socialcare.bot.report_text import DEFAULT_BREAKDOWNS
 from socialcare.bot.reports import due_reports
 from socialcare.bot.team import Channel
@@ -203,17 +205,28 @@ async def _watch_incidents(deps: Deps) -> list[incidents.Incident]:
     joined = await incidents.join_new(uow=deps.uow(), clock=deps.clock, team=deps.team)
     for incident_id, case_ids in joined.items():
         log.info("incident #%d: %d new case(s) joined", incident_id, len(case_ids))
-    answered = await incidents.deliver(uow=deps.uow(), clock=deps.clock, team=deps.team,
-                                       publishers=deps.publishers)
-    closed = await incidents.close_cases(uow=deps.uow(), clock=deps.clock, team=deps.team,
-                                         publishers=deps.publishers)
+    await recount_incidents(deps)
+    recovered = await incident_replies.recover(uow=deps.uow(), clock=deps.clock)
+    if recovered.requeued:
+        log.info("incident replies to case(s) %s, left by a stopped process before they "
+                 "reached the platform, are queued again", recovered.requeued)
+    if recovered.unsure:
+        log.warning("incident replies to case(s) %s may or may not have gone out (a process "
+                    "stopped mid-send): left to agents, not sent again", recovered.unsure)
+    answered = await incident_replies.deliver(uow=deps.uow(), clock=deps.clock,
+                                              team=deps.team, publishers=deps.publishers)
+    closed = await incident_replies.close_cases(uow=deps.uow(), clock=deps.clock,
+                                                team=deps.team, publishers=deps.publishers)
     for done, what in ((answered, "official answer"), (closed, "follow-up")):
         if done.sent or done.by_hand:
             log.info("incident %s: %d sent, %d for agents", what, len(done.sent),
                      len(done.by_hand))
         for source in done.stopped:
             log.warning("incident replies to %s stopped: the platform suspects spam", source)
-    if opened or joined or answered.sent or answered.by_hand or closed.sent or closed.by_hand:
+    if closed.resolved:
+        log.info("incident cases resolved with their incident: %d", len(closed.resolved))
+    if opened or joined or answered.sent or answered.by_hand or closed.sent \
+            or closed.resolved or recovered.sent or recovered.unsure:
         deps.wake()
     return opened
 
@@ -231,8 +244,9 @@ async def post_incident(incident: incidents.Incident, deps: Deps) -> None:
     async with deps.uow() as uow:
         case_ids = await uow.incidents.case_ids(incident.id)
         firsts = await uow.mentions.first_of(case_ids[:deps.team.incidents.samples])
-    text = incident_text(incident, deps, count=len(case_ids),
+    note = incident_note(incident, deps, count=len(case_ids),
                          samples=[m.text for _, m in sorted(firsts.items())])
+    messages: dict[str, str] = {}
     for channel in channels:
         period = f"{incident.id}:{channel.messenger}:{channel.id}"
         async with deps.uow() as uow:
@@ -241,17 +255,78 @@ async def post_incident(incident: incidents.Incident, deps: Deps) -> None:
         if not mine:
             continue
         try:
-            await deps.messengers[channel.messenger].post_note(channel.id, Note(text))
+            messages[f"{channel.messenger}:{channel.id}"] = await deps.messengers[
+                channel.messenger].post_note(channel.id, note)
         except Exception:
             async with deps.uow() as uow:
                 await uow.jobs.release("incident-card", period)
                 await uow.commit()
             raise
+    # Where it was posted and the count it shows: the live count edits these messages.
     async with deps.uow() as uow:
         await uow.incidents.add_events([incidents.IncidentEvent(
             incident.id, "posted", "system", deps.clock.now(),
-            {"channels": [f"{c.messenger}:{c.id}" for c in channels]})])
+            {"channels": [f"{c.messenger}:{c.id}" for c in channels], "messages": messages,
+             "count": len(case_ids)})])
         await uow.commit()
+
+
+async def recount_incidents(deps: Deps) -> list[int]:
+    """Edit each open incident's message in the team channels of both messengers when
+    its number of linked cases changed since the message last showed it (cases joined,
+    a lead added or took out some); return the incidents edited. At most one edit per
+    message each incident check, so a surge costs few of the channels' edits."""
+    samples = deps.team.incidents.samples
+    work = []
+    async with deps.uow() as uow:
+        for incident in await uow.incidents.list_open():
+            assert incident.id is not None
+            messages: dict[str, str] = {}
+            shown = None
+            for event in await uow.incidents.events_for(incident.id):
+                if event.kind == "posted":
+                    messages.update(event.data.get("messages") or {})
+                    shown = event.data.get("count", shown)
+                elif event.kind == "recounted":
+                    shown = event.data["count"]
+            case_ids = await uow.incidents.case_ids(incident.id)
+            if not messages or len(case_ids) == shown:
+                continue
+            firsts = await uow.mentions.first_of(case_ids[:samples])
+            work.append((incident, messages, len(case_ids),
+                         [m.text for _, m in sorted(firsts.items())]))
+    for incident, messages, count, texts in work:
+        assert incident.id is not None
+        note = incident_note(incident, deps, count=count, samples=texts)
+        for place, message_id in messages.items():
+            messenger_name, channel = place.split(":", 1)
+            messenger = deps.messengers.get(messenger_name)
+            if messenger is None:
+                continue
+            try:
+                await messenger.update_note(channel, message_id, note)
+            except MessengerError as error:
+                # The next check tries again: the count is recorded only when all went.
+                log.warning("incident #%d's message in %s %s not edited: %s", incident.id,
+                            messenger_name, channel, error)
+                break
+        else:
+            async with deps.uow() as uow:
+                await uow.incidents.add_events([incidents.IncidentEvent(
+                    incident.id, "recounted", "system", deps.clock.now(), {"count": count})])
+                await uow.commit()
+    return [incident.id or 0 for incident, *_ in work]
+
+
+def incident_note(incident: incidents.Incident, deps: Deps, *, count: int,
+                  samples: Sequence[str]) -> Note:
+    """Return the incident's message with the lead's buttons: answer, add or take out
+    cases, resolve (each a form; `/incident N …` does the same)."""
+    assert incident.id is not None
+    return Note(incident_text(incident, deps, count=count, samples=samples), buttons=tuple(
+        NoteButton(deps.catalog(f"button.incident_{kind.value}"),
+                   IncidentAction(kind, incident.id).pack())
+        for kind in IncidentActionKind))
 
 
 def incident_text(incident: incidents.Incident, deps: Deps, *, count: int,
@@ -300,8 +375,8 @@ async def _run(deps: Deps) -> None:
     counted = 0.0
     loop = asyncio.get_running_loop()
     digest_done: Week | None = None  # spares the database a claim every second
-    reports_checked = -1.0
-    incidents_checked = -1.0
+    reports_checked = -math.inf  # at once, however short the uptime of the clock
+    incidents_checked = -math.inf
     while True:
         background.stop_if_asked()
         busy = False
@@ -309,13 +384,15 @@ async def _run(deps: Deps) -> None:
             # A full sweep means more is due: sweep again at once, not a second later.
             busy = len(await tick(deps)) >= timers.BATCH
             await deliver_webhooks(deps)
+            # Incidents before reports: a surge is not kept waiting behind the drawing
+            # of a report's charts.
+            if loop.time() - incidents_checked >= deps.team.incidents.check_seconds:
+                incidents_checked = loop.time()
+                await watch_incidents(deps)
             if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
                 await post_due_reports(deps)
                 await tell_of_language_gaps(deps)
                 reports_checked = loop.time()
-            if loop.time() - incidents_checked >= deps.team.incidents.check_seconds:
-                incidents_checked = loop.time()
-                await watch_incidents(deps)
             if due_digest(deps.team, deps.clock.now()) != digest_done:
                 digest_done = await post_due_digest(deps) or due_digest(
                     deps.team, deps.clock.now())

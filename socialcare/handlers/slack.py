@@ -23,6 +23,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from socialcare.adapters import json_body
@@ -43,8 +44,15 @@ from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category
 from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
+from socialcare.bot.text import without_controls
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, calculating, escalating, slack_views
+from socialcare.handlers import (
+    announcing,
+    calculating,
+    escalating,
+    slack_incidents,
+    slack_views,
+)
 from socialcare.handlers.bodies import TooLarge, read_body
 from socialcare.handlers.chat import Attachment, ChatReply, describe_error, service
 from socialcare.handlers.commands import (
@@ -53,6 +61,7 @@ from socialcare.handlers.commands import (
     reply_to_case,
     run_action,
     run_command,
+    text_only_source,
 )
 from socialcare.storage.replays import SLACK_SECONDS, Replays, slack_key, storage_failed
 
@@ -184,8 +193,13 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             return
         channel = (body.get("channel") or {}).get("id", "")
         if clicked.kind is ActionKind.REPLY:
+            text_only = await text_only_source(clicked.case_id, deps)
+            card_ts = str((body.get("container") or {}).get("message_ts") or "")
+            shared = () if text_only is not None else \
+                await _thread_pictures(client, channel, card_ts)
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
-                clicked.case_id, channel, deps.team.saved_replies, text))
+                clicked.case_id, channel, deps.team.saved_replies, text,
+                text_only=text_only, thread_pictures=shared))
             return
         if clicked.kind is ActionKind.CALL_BACK:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.callback_view(
@@ -203,7 +217,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                 return
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.reply_view(
                 clicked.case_id, channel, deps.team.saved_replies, text,
-                official=(clicked.arg, answer)))
+                official=(clicked.arg, answer),
+                text_only=await text_only_source(clicked.case_id, deps)))
             return
         if clicked.kind is ActionKind.HAND_OFF and not clicked.arg:
             await client.views_open(trigger_id=body["trigger_id"], view=slack_views.handoff_view(
@@ -281,20 +296,27 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         await ack()
         user = body["user"]["id"]
         person = roster(user)
-        case_id, channel, official, form = slack_views.reply_metadata(view["private_metadata"])
+        meta = slack_views.reply_metadata(view["private_metadata"])
+        channel = meta.channel
         image = slack_views.reply_picture(view, deps.team.saved_replies)
         attached = slack_views.attached_file(view)
         picture = None if image is None else Picture(
             Path(image).name, await asyncio.to_thread(Path(image).read_bytes))
-        if attached is not None:
-            picture = await _download(attached, client.token)
+        chosen = slack_views.thread_picture(view) if attached is None else None
+        if chosen is not None:
+            attached = await _file_info(client, chosen)
+        if attached is not None or chosen is not None:
+            picture = None if attached is None else await _download(attached, client.token)
             if picture is None:
-                await tell(client, body["user"]["id"], view["private_metadata"].split("|")[1],
-                           ChatReply(text("reply.file_unreadable")))
+                await tell(client, user, channel, ChatReply(text("reply.file_unreadable")))
                 return
+        if picture is None and meta.calc_args and person is not None \
+                and await text_only_source(meta.case_id, deps) is None:
+            # The calculation's own picture goes with it, where the source takes pictures.
+            picture = await calculating.reply_picture(meta.calc_args, deps)
         reply = ChatReply(text("error.not_in_roster")) if person is None else \
-            await reply_to_case(case_id, answer, person, deps, announcement_id=official,
-                                form=form, picture=picture)
+            await reply_to_case(meta.case_id, answer, person, deps,
+                                announcement_id=meta.official, form=meta.form, picture=picture)
         await tell(client, user, channel, reply)
 
     @bolt.view(slack_views.CALLBACK_VIEW)
@@ -405,6 +427,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             return
         deps.wake()
 
+    slack_incidents.register(bolt, deps, tell=tell, say_privately=say_privately)
+
     for name in COMMANDS:
         bolt.command(f"/{name}")(_command_listener(name, deps, say_privately))
 
@@ -443,6 +467,36 @@ async def _download(file: dict[str, Any], token: str | None) -> Picture | None:
     return Picture(str(file.get("name") or "picture"), data)
 
 
+# The thread is read before the reply form opens, whose trigger lasts 3 seconds.
+THREAD_LOOKUP_SECONDS = 1.5
+
+
+async def _thread_pictures(client: Any, channel: str,
+                           card_ts: str) -> tuple[tuple[str, str], ...]:
+    """Return the images shared in a card's thread; none if it cannot be read in time."""
+    if not channel or not card_ts:
+        return ()
+    try:
+        answer = await asyncio.wait_for(
+            client.conversations_replies(channel=channel, ts=card_ts, limit=200),
+            THREAD_LOOKUP_SECONDS)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+        log.info("the thread of card %s in %s was not read: %s", card_ts, channel, error)
+        return ()
+    messages = answer.get("messages")
+    return slack_views.thread_pictures(messages if isinstance(messages, list) else [], card_ts)
+
+
+async def _file_info(client: Any, file_id: str) -> dict[str, Any] | None:
+    """Return a file's object (files.info), or None if Slack does not give it."""
+    try:
+        answer = await client.files_info(file=file_id)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError):
+        return None
+    found = answer.get("file")
+    return found if isinstance(found, dict) else None
+
+
 async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:
     async with deps.uow() as uow:
         first = (await uow.mentions.first_of([case_id])).get(case_id)
@@ -472,7 +526,9 @@ def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
         # The reply form first: its trigger lasts 3 seconds, the picture takes a while.
         await client.views_open(trigger_id=command["trigger_id"], view=slack_views.reply_view(
             prepared.case_id, command.get("channel_id", ""), deps.team.saved_replies,
-            deps.catalog, prepared=(prepared.text, calculating.CALCULATION)))
+            deps.catalog, prepared=(prepared.text, calculating.CALCULATION),
+            text_only=await text_only_source(prepared.case_id, deps),
+            calc_args=without_controls(command.get("text", "")).strip()))
         await say_privately(respond, calculating.reply_of(prepared, deps))
         await post_files(command["channel_id"], (await calculating.picture(prepared),))
 

@@ -6,6 +6,7 @@ values once, at the edge.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from socialcare.bot.catalog import Catalog
@@ -18,6 +19,11 @@ WRITE_VIEW = "sc1_write"  # a director's written decision, or anyone's comment
 REASSIGN_VIEW = "sc1_reassign"
 HANDOFF_VIEW = "sc1_handoff"
 CALLBACK_VIEW = "sc1_callback"
+# private_metadata holds 3,000 characters; the case, channel and form take a few dozen.
+MAX_CALC_ARGS = 2800
+# The images of a card's thread offered in its reply form (a select holds 100 options).
+MAX_THREAD_PICTURES = 20
+PICTURE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
 def _plain(text: str, limit: int = 150) -> dict[str, Any]:
@@ -74,36 +80,68 @@ def values(view: dict[str, Any]) -> dict[str, str]:
 def reply_view(
     case_id: int, channel: str, saved: tuple[SavedReply, ...], text: Catalog, *,
     official: tuple[int, str] | None = None, prepared: tuple[str, str] | None = None,
+    text_only: str | None = None, calc_args: str = "",
+    thread_pictures: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """Return the reply form of a case; `official` (announcement id, its answer) fills
     it in with an announcement's official answer, `prepared` (text, answer form) with an
-    answer prepared for the case (a calculation)."""
+    answer prepared for the case (a calculation, from `/calc calc_args`: its picture goes
+    with the reply); `text_only` names the case's source when it publishes text only,
+    which the form says before anything is sent; `thread_pictures` (name, file id) are
+    the images shared in the card's thread, offered to choose from."""
     blocks: list[dict[str, Any]] = []
     filled = official[1] if official else prepared[0] if prepared else ""
+    # The /calc arguments ride in the metadata (the picture is drawn again from them).
+    calc_args = calc_args if len(calc_args) <= MAX_CALC_ARGS else ""
+    if text_only is not None:
+        blocks.append({"type": "context", "block_id": "text_only", "elements": [
+            {"type": "plain_text", "text": text("reply.text_only", source=text_only)[:2000]}]})
+    elif calc_args:
+        blocks.append({"type": "context", "block_id": "calc_picture", "elements": [
+            {"type": "plain_text", "text": text("calc.picture_goes")}]})
     if saved and not filled:
         blocks.append(_select("saved", text("reply.saved_label"),
-                              [(("🖼 " if r.image else "") + r.title, str(i))
-                               for i, r in enumerate(saved)], optional=True))
-    # A picture the agent attaches (published where the source can; told if not).
-    blocks.append({"type": "input", "block_id": "picture", "optional": True,
-                   "label": _plain(text("reply.picture_label")),
-                   "hint": _plain(text("reply.picture_hint")),
-                   "element": {"type": "file_input", "action_id": "picture",
-                               "filetypes": ["png", "jpg", "jpeg", "gif"], "max_files": 1}})
+                              [(("🖼 " if r.image and text_only is None else "") + r.title,
+                                str(i)) for i, r in enumerate(saved)], optional=True))
+    if text_only is None:
+        # A picture the agent attaches, published with the answer.
+        blocks.append({"type": "input", "block_id": "picture", "optional": True,
+                       "label": _plain(text("reply.picture_label")),
+                       "hint": _plain(text("reply.picture_hint")),
+                       "element": {"type": "file_input", "action_id": "picture",
+                                   "filetypes": ["png", "jpg", "jpeg", "gif"],
+                                   "max_files": 1}})
+        if thread_pictures:
+            blocks.append(_select("thread_picture", text("reply.thread_picture_label"),
+                                  list(thread_pictures[:MAX_THREAD_PICTURES]), optional=True))
     blocks.append(_text_input("text", text("reply.text_label"),
                               optional=bool(saved) and not filled,
                               hint=text("reply.text_hint"), initial=filled,
                               max_length=3000 if filled else 2000))
     form = prepared[1] if prepared else ""
     metadata = "|".join([str(case_id), channel, str(official[0]) if official else "",
-                         form]).rstrip("|")
+                         form, calc_args]).rstrip("|")
     return _modal(REPLY_VIEW, text("reply.title", id=case_id), metadata, blocks, text)
 
 
-def reply_metadata(metadata: str) -> tuple[int, str, int | None, str]:
-    """Read a reply form's metadata: case id, channel, announcement id, answer form."""
-    case_id, channel, official, form = [*metadata.split("|"), "", "", ""][:4]
-    return int(case_id), channel, int(official) if official else None, form or "text"
+@dataclass(frozen=True)
+class ReplyMetadata:
+    """What a reply form carries besides its inputs."""
+
+    case_id: int
+    channel: str
+    official: int | None
+    form: str
+    # The /calc arguments of a calculation (its picture is drawn again from them).
+    calc_args: str
+
+
+def reply_metadata(metadata: str) -> ReplyMetadata:
+    """Read a reply form's metadata: case id, channel, announcement id, answer form and
+    the /calc arguments (last: they may hold a "|")."""
+    case_id, channel, official, form, calc_args = [*metadata.split("|", 4), "", "", "", ""][:5]
+    return ReplyMetadata(int(case_id), channel, int(official) if official else None,
+                         form or "text", calc_args)
 
 
 def callback_view(case_id: int, channel: str, text: Catalog) -> dict[str, Any]:
@@ -119,6 +157,27 @@ def callback_view(case_id: int, channel: str, text: Catalog) -> dict[str, Any]:
                       _text_input("when", text("reply.callback_when_label"), optional=True,
                                   multiline=False, max_length=200),
                   ], text)
+
+
+def thread_pictures(messages: list[Any], card_ts: str) -> tuple[tuple[str, str], ...]:
+    """Return the images people shared under a card (name, file id), newest first, from
+    its thread's messages as conversations.replies gives them (files[] of file objects)."""
+    found: list[tuple[str, str]] = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("ts") == card_ts:
+            continue
+        for file in message.get("files") or []:
+            if not isinstance(file, dict) or not isinstance(file.get("id"), str) \
+                    or file.get("mimetype") not in PICTURE_TYPES:
+                continue
+            name = str(file.get("title") or file.get("name") or file["id"])
+            found.append((name, file["id"][:150]))
+    return tuple(reversed(found))[:MAX_THREAD_PICTURES]
+
+
+def thread_picture(view: dict[str, Any]) -> str | None:
+    """Return the file id of the thread's image the form picked, if any."""
+    return values(view).get("thread_picture") or None
 
 
 def reply_text(view: dict[str, Any], saved: tuple[SavedReply, ...]) -> str:

@@ -52,15 +52,32 @@ from socialcare.bot.actions import (
     CaseAction,
     EscalationAction,
     EscalationActionKind,
+    IncidentAction,
 )
+from socialcare.bot.answers.phones import normalize_phone
 from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import topic_choices
 from socialcare.bot.escalations import Category
 from socialcare.bot.team import Person
+from socialcare.bot.text import without_controls
 from socialcare.deps import Deps
-from socialcare.handlers import announcing, collectors, escalating, telegram_copies
+from socialcare.handlers import (
+    announcing,
+    calculating,
+    collectors,
+    escalating,
+    incidenting,
+    telegram_copies,
+)
 from socialcare.handlers.bodies import TooLarge, read_body
-from socialcare.handlers.commands import COMMANDS, reply_to_case, run_action, run_command
+from socialcare.handlers.commands import (
+    COMMANDS,
+    call_back,
+    reply_to_case,
+    run_action,
+    run_command,
+    text_only_source,
+)
 from socialcare.storage.replays import TELEGRAM_SECONDS, Replays, storage_failed, telegram_key
 
 log = logging.getLogger(__name__)
@@ -111,6 +128,28 @@ class _Conversation:
         await self._deps.redis.set(_prompt_key(prompt.chat_id, prompt.message_id),
                                    json.dumps(about), ex=PROMPT_SECONDS)
 
+    async def about_pictures(self, case_id: int) -> str:
+        """Return the line a reply prompt ends with when the case's source publishes text
+        only (said before the agent sends a photo), else nothing."""
+        source = await text_only_source(case_id, self._deps)
+        return "" if source is None else "\n\n" + self._text("reply.text_only", source=source)
+
+    async def offer_call_back(self, bot: Any, user_id: int, case_id: int) -> None:
+        """Offer a call back privately: step 1 the ask for a number (a button publishes it
+        as it stands; a reply, the agent's own wording), step 2 a prompt for the number and
+        the preferred time the customer gives, which go to the call centre."""
+        publish = CaseAction(ActionKind.CALL_BACK_ASK, case_id)
+        offer = await _say(bot, user_id, self._text(
+            "reply.callback_telegram", id=case_id, ask=self._text("reply.callback_ask")),
+            markup=InlineKeyboardMarkup([[InlineKeyboardButton(
+                self._text("button.callback_ask"), callback_data=publish.pack())]]))
+        await self._deps.redis.set(
+            _prompt_key(offer.chat_id, offer.message_id),
+            json.dumps({"kind": "reply", "case": case_id, "form": "callback"}),
+            ex=PROMPT_SECONDS)
+        await self.ask(bot, user_id, self._text("reply.callback_telegram_number", id=case_id),
+                       {"kind": "callback", "case": case_id})
+
     async def offer_official(self, bot: Any, user_id: int, case_id: int,
                              announcement_id: int) -> None:
         """Offer an announcement's official answer privately: a button publishes it as it
@@ -121,7 +160,8 @@ class _Conversation:
             return
         send = CaseAction(ActionKind.OFFICIAL_SEND, case_id, announcement_id)
         offer = await _say(bot, user_id, self._text("reply.official_offer", id=case_id,
-                                                    text=answer),
+                                                    text=answer)
+                           + await self.about_pictures(case_id),
                            markup=InlineKeyboardMarkup([[InlineKeyboardButton(
                                self._text("button.official_send"), callback_data=send.pack())]]))
         about = {"kind": "reply", "case": case_id, "announcement": announcement_id}
@@ -202,10 +242,22 @@ class _Conversation:
                     await _say(bot, message.chat_id, self._text("reply.photo_too_big"),
                                quote=message)
                     return
+            elif about.get("calc") and await text_only_source(int(about["case"]),
+                                                              self._deps) is None:
+                # A calculation's own picture goes with it, where the source takes pictures.
+                picture = await calculating.reply_picture(str(about["calc"]), self._deps)
             outcome = await reply_to_case(int(about["case"]), text, person, self._deps,
                                           announcement_id=int(official) if official else None,
                                           form=str(about.get("form") or "text"),
                                           picture=picture)
+            await _say(bot, message.chat_id, outcome.text, quote=message)
+        elif kind == "callback":
+            phone, when = number_and_time(text)
+            if normalize_phone(phone) is None:
+                await _say(bot, message.chat_id, self._text("reply.callback_bad_number"),
+                           quote=message)
+                return
+            outcome = await call_back(int(about["case"]), phone, when, person, self._deps)
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind in ("write", "comment"):
             outcome = await escalating.write_to_escalation(
@@ -213,6 +265,22 @@ class _Conversation:
             await _say(bot, message.chat_id, outcome.text, quote=message)
         elif kind in ("problem", "options"):
             await self._draft_answer(bot, message, kind, text)
+        elif kind == "incident":
+            await self._incident_answer(bot, message, person, about, text)
+
+    async def _incident_answer(self, bot: Any, message: Message, person: Person,
+                               about: dict[str, Any], text: str) -> None:
+        """Take a lead's reply to an incident button's question: the answer, the case
+        numbers, or the follow-up ("-" for none); run what `/incident N …` runs."""
+        verb, incident_id = str(about.get("verb", "")), int(about["incident"])
+        text = without_controls(text).strip()
+        if verb == "resolve" and text == "-":
+            text = ""
+        wrong = incidenting.refusal(person, self._deps) or incidenting.form_problem(
+            verb, text, self._deps)
+        outcome = wrong if wrong is not None else (await incidenting.act(
+            incident_id, verb, text, person, self._deps)).text
+        await _say(bot, message.chat_id, outcome, quote=message)
 
     async def _draft_answer(self, bot: Any, message: Message, kind: str, text: str) -> None:
         assert message.from_user is not None
@@ -285,20 +353,28 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             return await talk.step(bot, query.from_user.id, person, data), False
         if data.startswith("sc1e:"):
             return await _escalation_button(EscalationAction.unpack(data), person, bot)
+        if data.startswith("sc1i:"):
+            return await _incident_button(IncidentAction.unpack(data), person,
+                                          query.from_user.id, bot)
         action = CaseAction.unpack(data)
         await telegram_copies.drop_copy(query, action.case_id, deps, bot)
         if action.kind is ActionKind.REPLY:
             return await _in_private(bot, talk.ask(
-                bot, query.from_user.id, text("reply.prompt", id=action.case_id),
+                bot, query.from_user.id, text("reply.prompt", id=action.case_id)
+                + await talk.about_pictures(action.case_id),
                 {"kind": "reply", "case": action.case_id}))
         if action.kind is ActionKind.CALL_BACK:
-            # The agent's reply to this prompt asks the customer for a number; the number
-            # comes back with /callback.
-            return await _in_private(bot, talk.ask(
-                bot, query.from_user.id,
-                text("reply.callback_telegram", id=action.case_id) + "\n\n"
-                + text("reply.callback_ask"),
-                {"kind": "reply", "case": action.case_id, "form": "callback"}))
+            # Slack's call-back form as a private conversation: the ask for a number (a
+            # button publishes it as it stands, a reply in the agent's words), then the
+            # number and the preferred time, as a reply, to the call centre.
+            return await _in_private(bot, talk.offer_call_back(bot, query.from_user.id,
+                                                               action.case_id))
+        if action.kind is ActionKind.CALL_BACK_ASK:
+            # The offer loses its button first: a second press publishes nothing more.
+            await query.edit_message_reply_markup(reply_markup=None)
+            reply = await reply_to_case(action.case_id, text("reply.callback_ask"), person,
+                                        deps, form="callback")
+            return reply.text, True
         if action.kind is ActionKind.ESCALATE:
             return await _in_private(bot, talk.start_escalation(bot, query.from_user.id,
                                                                 action.case_id))
@@ -351,6 +427,16 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         except Forbidden:
             return text("reply.start_dm"), True
         return text("reply.check_dm"), False
+
+    async def _incident_button(action: IncidentAction, person: Person, user_id: int,
+                               bot: Any) -> tuple[str, bool]:
+        """Ask the lead in private for the answer, the case numbers or the follow-up."""
+        refused = incidenting.refusal(person, deps)
+        if refused is not None:
+            return refused, True
+        return await _in_private(bot, talk.ask(
+            bot, user_id, text(f"incident.ask_{action.kind.value}", id=action.incident_id),
+            {"kind": "incident", "verb": action.kind.value, "incident": action.incident_id}))
 
     async def _escalation_button(action: EscalationAction, person: Person,
                                  bot: Any) -> tuple[str, bool]:
@@ -426,7 +512,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
         await failed(update, context, context.error)
 
     application.add_handler(TypeHandler(Update, once), group=-1)
-    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[dea]?:"))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^sc1[deai]?:"))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, _command_handler(name, deps, talk)))
     application.add_handler(MessageHandler(
@@ -443,6 +529,14 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
             (filters.ChatType.GROUPS | filters.UpdateType.CHANNEL_POST)
             & ~filters.COMMAND & ~filters.UpdateType.EDITED, on_group_message), group=1)
     application.add_error_handler(on_error)
+
+
+def number_and_time(text: str) -> tuple[str, str]:
+    """Split an agent's "NUMBER | when" (or the time on the next line) into the two."""
+    head, bar, rest = text.partition("|")
+    if not bar:
+        head, _, rest = text.partition("\n")
+    return head.strip(), " ".join(rest.split())[:200]
 
 
 # Bots download files of up to 20 MB (https://core.telegram.org/bots/api#getfile).
@@ -484,11 +578,15 @@ def _command_handler(name: str, deps: Deps, talk: _Conversation) -> Any:
         if reply.draft is not None:
             # A prepared answer goes to the private reply conversation of its case.
             draft = reply.draft
+            pictures = await talk.about_pictures(draft.case_id)
+            if not pictures and draft.calc_args:
+                pictures = "\n\n" + deps.catalog("calc.picture_goes")
             try:
                 await talk.ask(context.bot, user.id,
                                deps.catalog("reply.prompt_prepared", id=draft.case_id,
-                                            text=draft.text),
-                               {"kind": "reply", "case": draft.case_id, "form": draft.form})
+                                            text=draft.text) + pictures,
+                               {"kind": "reply", "case": draft.case_id, "form": draft.form,
+                                "calc": draft.calc_args})
             except Forbidden:
                 await _say(context.bot, message.chat_id, deps.catalog("reply.start_dm"),
                            quote=message)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 from socialcare.bot import sla
-from socialcare.bot.model import Case, Priority
-from socialcare.bot.ports import CaseRepository, Clock, MentionRepository
-from socialcare.bot.team import Team
+from socialcare.bot.model import Case, Mention, Priority
 
 if TYPE_CHECKING:
+    # Types only: the protocols' module is a tenth of `socialcare cases`'s own start.
+    from socialcare.bot.ports import CaseRepository, MentionRepository
+    from socialcare.bot.team import Team
     from socialcare.deps import Deps
 
 INGEST_BATCH = 500
@@ -64,16 +66,32 @@ def _width(cell: str) -> int:
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in cell)
 
 
-async def print_cases(cases: CaseRepository, mentions: MentionRepository, *, team: Team,
-                      clock: Clock, out: TextIO, limit: int) -> int:
-    """Print the open cases, earliest deadline first (urgent first among equal ones)."""
+@dataclass(frozen=True)
+class OpenCases:
+    """The open cases to list: at most the limit of them, how many are open in all, and
+    each listed case's first mention."""
+
+    listed: Sequence[Case]
+    total: int
+    firsts: Mapping[int, Mention]
+
+
+async def read_open_cases(cases: CaseRepository, mentions: MentionRepository, *,
+                          limit: int) -> OpenCases:
+    """Read the open cases to list, earliest deadline first (urgent first among equal ones)."""
     listed = await cases.list_open(limit=limit)
     total = sum((await cases.count_open()).values())
     firsts = await mentions.first_of([c.id for c in listed if c.id is not None])
+    return OpenCases(listed, total, firsts)
+
+
+def print_cases(found: OpenCases, *, team: Team, now: datetime, out: TextIO,
+                limit: int) -> int:
+    """Print the open cases as a table, in the order they were read. Return an exit code."""
+    listed, total, firsts = found.listed, found.total, found.firsts
     if not listed:
         print("no open cases", file=out)
         return 0
-    now = clock.now()
     rows = [("#", "state", "tier", "platform", "brand", "due", "time left", "holder", "author",
              "text")]
     for case in listed:

@@ -1,47 +1,91 @@
-"""Rate budgets in Redis, shared by every process: sliding windows, taken atomically.
+"""Rate budgets in Redis, shared by every process: token buckets, taken atomically.
 
-Each limit is a sorted set of the moments calls were made. A call may go only if
-every limit it counts against has room in its window; then it is recorded in all of
-them at once, inside one Lua script, so two processes can never both take the last
-slot. Redis's own clock is used, so processes on different hosts agree.
+Each limit is a token bucket that holds `capacity` calls, starts full and gets one
+call back every `interval` seconds — the shape of the platforms' own limits (Slack:
+one post a second per channel with short bursts; Telegram: 20 a minute per group,
+which python-telegram-bot's limiter also keeps as a bucket of 20 draining at one per
+3 s). A bucket is kept as its theoretical arrival time (GCRA): one number a key.
+
+A call may go only if every limit it counts against has a token; then it is taken
+from all of them at once, inside one Lua script, so two processes can never both
+take the last one. A caller may also book the first slot to come (within a bound):
+the slot is taken now and the caller waits for it, so that a channel's calls go
+out exactly as fast as its limits allow — each slot is reserved before it comes, and
+the time the caller spends between calls costs none of the pace. A call that went
+out later than the moment its token was counted from (the process was busy) moves
+its buckets on by as much when the caller says it was sent, as the platform's own
+bucket, which counts from the call's arrival, has moved. Redis's own clock is used,
+so processes on different hosts agree.
+
+A call that has to wait for a bucket's next slot waits `margin` more: the platform
+stamps a call when it arrives, a little after Redis counted it, and the next one may
+arrive sooner after it than they were counted. The margin delays that one call; it
+does not slow the pace (the bucket counts the slot, not the late call).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
-from socialcare.bot.ports import RateLimit
+from socialcare.bot.ports import Booking, RateLimit
 
-# KEYS: one window per limit. ARGV: a unique member, then rate and window (ms) per key.
-# Returns 0 when the call was taken, else the milliseconds until every window has room.
-_ACQUIRE = """
+# Redis key of a bucket's theoretical arrival time (milliseconds, Redis's clock).
+_PREFIX = "bucket:"
+HOLDS = "budget:hold"
+MARGIN_SECONDS = 0.2
+
+# KEYS: one bucket per limit, then its hold key. ARGV: within (ms), margin (ms), then
+# per limit its interval and tolerance ((capacity - 1) × interval) in ms.
+# Returns {taken (1/0), wait in ms}.
+_BOOK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local wait = 0
-for i, key in ipairs(KEYS) do
-    local rate = tonumber(ARGV[2 * i])
-    local window = tonumber(ARGV[2 * i + 1])
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-    local blocked = tonumber(redis.call('HGET', 'budget:hold', key) or '0')
-    if blocked > now then
-        wait = math.max(wait, blocked - now)
+local within = tonumber(ARGV[1])
+local margin = tonumber(ARGV[2])
+local count = #KEYS / 2
+local start = now   -- the slot every bucket and hold allows
+local edge = now    -- when the call goes: a bucket's future slot plus the margin
+local tats = {}
+local counted = {}
+for i = 1, count do
+    local tolerance = tonumber(ARGV[2 + 2 * i])
+    local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+    tats[i] = tat
+    start = math.max(start, tat - tolerance)
+    if tat - tolerance > now then
+        edge = math.max(edge, tat - tolerance + margin)
     end
-    if redis.call('ZCARD', key) >= rate then
-        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-        wait = math.max(wait, tonumber(oldest[2]) + window - now)
-    end
+    local held = tonumber(redis.call('HGET', 'budget:hold', KEYS[count + i]) or '0')
+    start = math.max(start, held)
+    edge = math.max(edge, held)
 end
-if wait > 0 then
-    return wait
+local wait = edge - now
+if wait > within then
+    return {0, wait}
 end
+for i = 1, count do
+    local interval = tonumber(ARGV[1 + 2 * i])
+    counted[i] = math.floor(math.max(tats[i], start))
+    local tat = math.max(tats[i], start) + interval
+    redis.call('SET', KEYS[i], tat, 'PX', math.max(1, math.ceil(tat - now)))
+end
+return {1, wait, unpack(counted)}
+"""
+
+# KEYS: one bucket per limit. ARGV: per limit, the moment its token was counted from.
+_SENT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i, key in ipairs(KEYS) do
-    local window = tonumber(ARGV[2 * i + 1])
-    redis.call('ZADD', key, now, ARGV[1] .. ':' .. now)
-    redis.call('PEXPIRE', key, window)
+    local late = now - tonumber(ARGV[i])
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if late > 0 and tat > now then
+        tat = tat + late
+        redis.call('SET', key, tat, 'PX', math.max(1, math.ceil(tat - now)))
+    end
 end
 return 0
 """
@@ -61,20 +105,39 @@ return until_ms
 class RedisRateBudgets:
     """`RateBudgets` on Redis (or the in-process stand-in)."""
 
-    def __init__(self, redis: Redis[Any]) -> None:
+    def __init__(self, redis: Redis[Any], *, margin: float = MARGIN_SECONDS) -> None:
         self._redis = redis
+        self._margin_ms = int(margin * 1000)
 
     async def acquire(self, limits: Sequence[RateLimit]) -> float:
         """Take one call from every limit if all have room and return 0; else take
         nothing and return the seconds to wait."""
+        booking = await self.book(limits, within=0.0)
+        return 0.0 if booking.taken else booking.wait
+
+    async def book(self, limits: Sequence[RateLimit], *, within: float) -> Booking:
+        """Take the first slot every limit has, if it comes within `within` seconds
+        (the caller then waits for it); else take nothing."""
         if not limits:
-            return 0.0
-        keys = [f"budget:{limit.key}" for limit in limits]
-        args: list[Any] = [secrets.token_hex(6)]
+            return Booking(taken=True, wait=0.0)
+        keys = [f"{_PREFIX}{limit.key}" for limit in limits]
+        keys += [f"budget:{limit.key}" for limit in limits]
+        args: list[Any] = [int(within * 1000), self._margin_ms]
         for limit in limits:
-            args += [limit.rate, int(limit.per_seconds * 1000)]
-        wait_ms = await self._redis.eval(_ACQUIRE, len(keys), *keys, *args)
-        return int(wait_ms) / 1000
+            interval_ms = limit.interval * 1000
+            args += [interval_ms, (limit.capacity - 1) * interval_ms]
+        taken, wait_ms, *counted = await self._redis.eval(_BOOK, len(keys), *keys, *args)
+        return Booking(taken=bool(int(taken)), wait=max(0.0, float(wait_ms) / 1000),
+                       counted_from=tuple(int(c) for c in counted))
+
+    async def sent(self, limits: Sequence[RateLimit], booking: Booking) -> None:
+        """Tell the budgets that a booked call went out now: one that went later than
+        its token was counted from moves its buckets on by as much (the platform's
+        own buckets count it from when it arrived)."""
+        if not limits or len(booking.counted_from) != len(limits):
+            return
+        keys = [f"{_PREFIX}{limit.key}" for limit in limits]
+        await self._redis.eval(_SENT, len(keys), *keys, *booking.counted_from)
 
     async def hold_off(self, key: str, seconds: float) -> None:
         """Let nothing through under `key` for `seconds`."""

@@ -149,6 +149,19 @@ class SqlCardRepository:
         )
         return [_card(row) for row in rows]
 
+    async def for_cases(self, case_ids: Collection[int]) -> dict[int, list[Card]]:
+        """Return the cards of several cases, each case's in the order they were made."""
+        found: dict[int, list[Card]] = {}
+        ids = sorted(case_ids)
+        for start in range(0, len(ids), 500):
+            rows = await self._conn.execute(
+                select(cards).where(cards.c.case_id.in_(ids[start:start + 500]))
+                .order_by(cards.c.id)
+            )
+            for row in rows:
+                found.setdefault(row.case_id, []).append(_card(row))
+        return found
+
     async def find(self, messenger: str, channel: str, message_id: str) -> Card | None:
         """Return the card behind a posted message."""
         row = (await self._conn.execute(
@@ -216,6 +229,16 @@ class SqlCardRepository:
             update(cards).where(cards.c.id == card.id)
             .values(posting_since=None,
                     unsure_posts=cards.c.unsure_posts + (1 if unsure else 0))
+        )
+
+    async def post_put_off(self, card: Card, *, began: datetime) -> None:
+        """Take back the attempt `begin_post` recorded at `began`: it was never made
+        (its channel had no slot)."""
+        await self._conn.execute(
+            update(cards).where(cards.c.id == card.id, cards.c.posting_since == began,
+                                cards.c.message_id.is_(None))
+            # A stale attempt it counted as unsure stays counted.
+            .values(posting_since=None, post_attempts=cards.c.post_attempts - 1)
         )
 
     async def synced(

@@ -7,7 +7,7 @@ write lock instead of failing half-way through a read-then-write transaction.
 
 from __future__ import annotations
 
-import re
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,30 +15,46 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from socialcare.storage.revisions import (
+    MIGRATIONS,
+    UnknownSchema,
+    head_revision,
+    known_revisions,
+)
+
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_CACHE_KIB = 512  # per connection
+# An execution option: this connection only reads (SQLite: no write lock is taken).
+READS_ONLY = "socialcare_reads_only"
 # Any constant: several processes starting at once take turns to migrate.
 _MIGRATION_LOCK = 7_420_611
 
 
-class UnknownSchema(Exception):
-    """The database is at a migration this version does not have (a newer one made it)."""
+class _SQLiteConnection(sqlite3.Connection):
+    """A SQLite connection that ends its transaction when it is closed.
 
-    def __init__(self, revision: str) -> None:
-        super().__init__(f"the database is at migration {revision}, which this version of "
-                         "socialcare does not have: a newer version migrated it. Run that "
-                         "version, or point DATABASE_URL at another database")
-        self.revision = revision
+    A call cancelled half-way (a stopping task, a health probe's timeout) makes
+    SQLAlchemy close its connection while a statement of it is still referenced from
+    the cancelled call's traceback. SQLite then keeps the connection as a "zombie"
+    until that statement is finalized — by a garbage collection, at some later time —
+    and the zombie keeps its transaction, and with it the database's write lock: every
+    other writer waited, then failed with "database is locked". Rolled back first, the
+    zombie holds nothing."""
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
 
 
 def create_engine(url: str) -> AsyncEngine:
     """Create the async engine for a database URL."""
     # SQLAlchemy's asyncio package loads its ORM (a tenth of a second): imported here,
-    # a command that reads SQLite without it (`read_only_sqlite`) does without.
+    # a command that needs no engine does without.
     from sqlalchemy.ext.asyncio import create_async_engine
 
     parsed = make_url(url)
@@ -50,7 +66,8 @@ def create_engine(url: str) -> AsyncEngine:
     # and closed after it), each with a page cache of 512 KiB instead of 2 MiB. The
     # file's pages stay in the OS's cache; each connection (with its thread) kept its
     # own copy of the same hot pages: ~8 MB of the embedded default's memory.
-    engine = create_async_engine(url, connect_args={"timeout": 60}, pool_size=2)
+    engine = create_async_engine(
+        url, connect_args={"timeout": 60, "factory": _SQLiteConnection}, pool_size=2)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -66,33 +83,11 @@ def create_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader that asked for it (`READS_ONLY`) takes no write lock: in WAL mode it
+        # reads beside the writer instead of queueing behind it.
+        reads_only = conn.get_execution_options().get(READS_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
-    return engine
-
-
-def read_only_sqlite(url: str) -> Engine | None:
-    """Return a blocking engine for a SQLite database that is at the latest migration,
-    for a command that reads once and exits; None if the database is elsewhere, new or
-    behind (the async engine then migrates it first)."""
-    from sqlalchemy import create_engine as create_blocking_engine
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database \
-            or parsed.database == ":memory:" or not Path(parsed.database).exists():
-        return None
-    engine = create_blocking_engine(parsed.set(drivername="sqlite"),
-                                    connect_args={"timeout": 60})
-    head = _head_revision()
-    try:
-        with engine.connect() as conn:
-            found = [str(row[0]) for row in
-                     conn.execute(text("SELECT version_num FROM alembic_version"))]
-    except DBAPIError:
-        found = []
-    if head is None or found != [head]:
-        engine.dispose()
-        return None
     return engine
 
 
@@ -110,7 +105,7 @@ async def upgrade_if_behind(engine: AsyncEngine) -> None:
     The usual case — nothing to do — is told without loading Alembic (a third of a
     second of a command's start): by the revision the database records and the one
     the migration files end with."""
-    head = _head_revision()
+    head = head_revision()
     if head is not None and await revisions(engine) == [head]:
         return
     await upgrade(engine)
@@ -128,37 +123,10 @@ async def revisions(engine: AsyncEngine) -> list[str]:
 
 async def check_schema(engine: AsyncEngine) -> None:
     """Raise UnknownSchema if the database is at a migration this version lacks."""
-    known = _known_revisions()
+    known = known_revisions()
     for revision in await revisions(engine):
         if revision not in known:
             raise UnknownSchema(revision)
-
-
-_REVISION = re.compile(r'^(down_revision|revision)\s*(?::[^=]*)?=\s*"([^"]*)"\s*$', re.M)
-
-
-def _head_revision() -> str | None:
-    """Return the last migration's revision, if the files form one simple chain."""
-    chain = _chain()
-    if chain is None:
-        return None  # a shape this reading does not know: let Alembic decide
-    heads = set(chain) - set(chain.values())
-    return heads.pop() if len(heads) == 1 else None
-
-
-def _known_revisions() -> set[str]:
-    return set(_chain() or {})
-
-
-def _chain() -> dict[str, str | None] | None:
-    """Return each migration's revision and the one before it, read from the files."""
-    chain: dict[str, str | None] = {}
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
-        if "revision" not in found:
-            return None
-        chain[found["revision"]] = found.get("down_revision")
-    return chain
 
 
 def _upgrade(conn: Connection, revision: str) -> None:
@@ -173,12 +141,14 @@ def _upgrade(conn: Connection, revision: str) -> None:
         command.upgrade(config, revision)
     except CommandError:
         current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        if current is not None and current not in _known_revisions():
+        if current is not None and current not in known_revisions():
             raise UnknownSchema(str(current)) from None
         raise
 
 
 async def ping(engine: AsyncEngine) -> None:
-    """Raise if the database does not answer."""
+    """Raise if the database does not answer. Busy is not down: on SQLite the ping
+    reads beside a long write instead of waiting for it."""
     async with engine.connect() as conn:
+        await conn.execution_options(**{READS_ONLY: True})
         await conn.execute(text("SELECT 1"))

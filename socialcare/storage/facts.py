@@ -75,12 +75,12 @@ def _split(dialect: str, table: str, column: str) -> Any:
     column, in the database: one statement a batch, no row through Python."""
     name = table.removeprefix("case_")[:-1]  # topic, place
     if dialect == "postgresql":
-        rows = (f"SELECT c.id, n, c.collected_at FROM cases c, "
+        rows = (f"SELECT c.id, n, c.published_at FROM cases c, "
                 f"unnest(string_to_array(c.{column}, ',')) AS n")
     else:
-        rows = (f"SELECT c.id, j.value, c.collected_at FROM cases c, "
+        rows = (f"SELECT c.id, j.value, c.published_at FROM cases c, "
                 f"json_each('[\"' || replace(c.{column}, ',', '\",\"') || '\"]') AS j")
-    return text(f"INSERT INTO {table} (case_id, {name}, collected_at) {rows} "
+    return text(f"INSERT INTO {table} (case_id, {name}, published_at) {rows} "
                 f"WHERE c.id IN :ids AND c.{column} <> ''").bindparams(
         bindparam("ids", expanding=True))
 

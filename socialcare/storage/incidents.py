@@ -11,7 +11,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.errors import ConcurrentUpdate, IncidentNotFound
-from socialcare.bot.incidents import Incident, IncidentEvent, IncidentState, Key
+from socialcare.bot.incidents import (
+    Incident,
+    IncidentEvent,
+    IncidentState,
+    Key,
+    Reply,
+    Send,
+    StaleSend,
+)
 from socialcare.bot.model import OPEN_STATES
 from socialcare.storage.schema import (
     case_places,
@@ -63,8 +71,9 @@ class SqlIncidentRepository:
         return dialect.insert(table)
 
     async def counts(self, start: datetime, end: datetime) -> dict[Key, int]:
-        """Count the cases collected in [start, end) per topic and per topic and place."""
-        window = and_(case_topics.c.collected_at >= start, case_topics.c.collected_at < end)
+        """Count the cases published in [start, end) per topic and per topic and place (a
+        mention found late counts when its customer wrote, not when it was found)."""
+        window = and_(case_topics.c.published_at >= start, case_topics.c.published_at < end)
         found: dict[Key, int] = {}
         for topic, n in await self._conn.execute(
             select(case_topics.c.topic, func.count()).where(window)
@@ -80,11 +89,11 @@ class SqlIncidentRepository:
         return found
 
     async def first_cases(self, topics: Collection[str]) -> dict[str, datetime]:
-        """Return when the first case of each topic came in."""
+        """Return when the first case of each topic was published."""
         found = {}
         for topic in topics:
             first = (await self._conn.execute(
-                select(func.min(case_topics.c.collected_at)).where(case_topics.c.topic == topic)
+                select(func.min(case_topics.c.published_at)).where(case_topics.c.topic == topic)
             )).scalar_one_or_none()
             if first is not None:
                 found[topic] = first
@@ -92,11 +101,11 @@ class SqlIncidentRepository:
 
     async def matching(self, topic: str, place: str | None, *, since: datetime,
                        unlinked_of: int | None = None) -> list[tuple[int, datetime]]:
-        """Return the open cases of a topic (in a place) collected since `since`."""
+        """Return the open cases of a topic (in a place) published since `since`."""
         query = (
             select(cases.c.id, cases.c.published_at)
             .join(case_topics, case_topics.c.case_id == cases.c.id)
-            .where(case_topics.c.topic == topic, case_topics.c.collected_at >= since,
+            .where(case_topics.c.topic == topic, case_topics.c.published_at >= since,
                    cases.c.state.in_(_OPEN))
             .order_by(cases.c.id)
         )
@@ -222,22 +231,82 @@ class SqlIncidentRepository:
             .order_by(incident_cases.c.joined_at, incident_cases.c.case_id))
         return list(rows.scalars())
 
-    async def set_reply(self, incident_id: int, case_id: int, reply: str) -> bool:
-        """Record how the official answer reached a case, once."""
+    def _linked(self, incident_id: int, case_id: int) -> Any:
+        return and_(incident_cases.c.incident_id == incident_id,
+                    incident_cases.c.case_id == case_id)
+
+    async def set_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None = None) -> bool:
+        """Set a linked case's status of the answer or follow-up if it has none yet."""
+        column = incident_cases.c[send.value]
+        values: dict[str, Any] = {send.value: status.value}
+        if at is not None:
+            values["sending_at"] = at
         result = await self._conn.execute(
             update(incident_cases)
-            .where(incident_cases.c.incident_id == incident_id,
-                   incident_cases.c.case_id == case_id, incident_cases.c.reply.is_(None))
-            .values(reply=reply))
+            .where(self._linked(incident_id, case_id), column.is_(None)).values(**values))
         return bool(result.rowcount == 1)
 
-    async def replies(self, incident_id: int) -> dict[int, str | None]:
-        """Return each linked case's reply status."""
+    async def publishing(self, incident_id: int, case_id: int, send: Send, *,
+                         at: datetime) -> None:
+        """Record that a taken send's call to the platform begins now."""
+        await self._conn.execute(
+            update(incident_cases)
+            .where(self._linked(incident_id, case_id),
+                   incident_cases.c[send.value] == Reply.SENDING.value)
+            .values(**{send.value: Reply.PUBLISHING.value}, sending_at=at))
+
+    async def end_send(self, incident_id: int, case_id: int, send: Send, status: Reply, *,
+                       at: datetime | None, since: datetime) -> bool:
+        """Record a send's outcome if it is still the one taken or begun at `since`."""
+        values: dict[str, Any] = {send.value: status.value, "sending_at": None}
+        if at is not None:
+            values["replied_at" if send is Send.ANSWER else "follow_up_at"] = at
+        result = await self._conn.execute(
+            update(incident_cases)
+            .where(self._linked(incident_id, case_id),
+                   incident_cases.c[send.value].in_([Reply.SENDING.value,
+                                                     Reply.PUBLISHING.value]),
+                   incident_cases.c.sending_at == since)
+            .values(**values))
+        return bool(result.rowcount == 1)
+
+    async def stale_sends(self, *, before: datetime) -> list[StaleSend]:
+        """Return the sends taken or begun before `before` and never settled."""
+        under_way = [Reply.SENDING.value, Reply.PUBLISHING.value]
         rows = await self._conn.execute(
-            select(incident_cases.c.case_id, incident_cases.c.reply)
+            select(incident_cases.c.incident_id, incident_cases.c.case_id,
+                   incident_cases.c.reply, incident_cases.c.follow_up,
+                   incident_cases.c.sending_at)
+            .where(incident_cases.c.sending_at < before,
+                   or_(incident_cases.c.reply.in_(under_way),
+                       incident_cases.c.follow_up.in_(under_way)))
+            .order_by(incident_cases.c.sending_at, incident_cases.c.case_id))
+        found = []
+        for row in rows:
+            send = Send.ANSWER if row.reply in under_way else Send.FOLLOW_UP
+            found.append(StaleSend(row.incident_id, row.case_id, send,
+                                   Reply(row._mapping[send.value]), row.sending_at))
+        return found
+
+    async def requeue(self, send: StaleSend) -> bool:
+        """Give a stale send that never reached the platform back to the queue."""
+        result = await self._conn.execute(
+            update(incident_cases)
+            .where(self._linked(send.incident_id, send.case_id),
+                   incident_cases.c[send.send.value] == Reply.SENDING.value,
+                   incident_cases.c.sending_at == send.since)
+            .values(**{send.send.value: None}, sending_at=None))
+        return bool(result.rowcount == 1)
+
+    async def replies(self, incident_id: int, send: Send = Send.ANSWER
+                      ) -> dict[int, str | None]:
+        """Return each linked case's status of the answer (or of the follow-up)."""
+        rows = await self._conn.execute(
+            select(incident_cases.c.case_id, incident_cases.c[send.value])
             .where(incident_cases.c.incident_id == incident_id,
                    incident_cases.c.removed_at.is_(None)))
-        return {row.case_id: row.reply for row in rows}
+        return {case_id: status for case_id, status in rows}
 
     async def of_cases(self, case_ids: Collection[int]) -> dict[int, int]:
         """Return the incident each case is linked to (the newest)."""
@@ -265,25 +334,21 @@ class SqlIncidentRepository:
         return [IncidentEvent(row.incident_id, row.kind, row.actor, row.at, dict(row.data))
                 for row in rows]
 
-    async def mark_replied(self, incident_id: int, case_id: int, reply: str | None, *,
-                           at: datetime | None) -> None:
-        """Record how the answer reached a case (None: keep it) and when it was sent."""
-        values: dict[str, Any] = {} if reply is None else {"reply": reply}
-        if at is not None:
-            values["replied_at"] = at
-        if values:
-            await self._conn.execute(
-                update(incident_cases).where(incident_cases.c.incident_id == incident_id,
-                                             incident_cases.c.case_id == case_id)
-                .values(**values))
-
     async def sent_since(self, source: str, since: datetime) -> int:
-        """Count the bulk replies sent to a source's cases since `since`."""
-        return int((await self._conn.execute(
-            select(func.count()).select_from(incident_cases)
-            .join(cases, cases.c.id == incident_cases.c.case_id)
-            .where(cases.c.source == source, incident_cases.c.replied_at >= since)
-        )).scalar_one())
+        """Count the bulk replies (answers and follow-ups) sent to, or maybe sent to, a
+        source's cases since `since`."""
+        c = incident_cases.c
+        publishing = Reply.PUBLISHING.value
+        counted = [c.replied_at >= since, c.follow_up_at >= since,
+                   and_(c.sending_at >= since,
+                        or_(c.reply == publishing, c.follow_up == publishing))]
+        total = 0
+        for condition in counted:
+            total += int((await self._conn.execute(
+                select(func.count()).select_from(incident_cases)
+                .join(cases, cases.c.id == c.case_id)
+                .where(cases.c.source == source, condition))).scalar_one())
+        return total
 
     async def closing(self) -> list[Incident]:
         """Return the resolved incidents with linked cases not yet closed."""

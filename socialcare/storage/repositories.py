@@ -30,7 +30,6 @@ from socialcare.storage import wallboard
 from socialcare.storage.schema import cases, events, mentions
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 # Keeps every IN (...) list well under SQLite's and asyncpg's bind-parameter limits.
@@ -44,22 +43,6 @@ _PRIORITY_RANK = sa.case({p.value: p.rank for p in Priority}, value=cases.c.prio
 # Open cases in the order they are worked: earliest deadline, then the most pressing.
 _WORK_ORDER = (cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
-class Blocking:
-    """A blocking connection the repositories can await, for a command that reads
-    once and exits (there is no event loop to share): `socialcare cases` on SQLite
-    starts without SQLAlchemy's asyncio package."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self.dialect = conn.dialect
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.execute(statement, parameters)
-
-    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.scalar(statement, parameters)
 
 
 def _chunks(items: Collection[T]) -> Iterator[list[T]]:

@@ -323,8 +323,10 @@ case_topics = Table(
     metadata,
     Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
     Column("topic", String(64), primary_key=True),
-    Column("collected_at", UTCDateTime(), nullable=False),  # when the case came in
-    Index(None, "topic", "collected_at"),
+    # When the customer published (the case's time; ingest puts a future or absurd
+    # publication time at the collection time): incident detection counts by it.
+    Column("published_at", UTCDateTime(), nullable=False),
+    Index(None, "topic", "published_at"),
 )
 
 case_places = Table(
@@ -332,8 +334,8 @@ case_places = Table(
     metadata,
     Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
     Column("place", String(64), primary_key=True),
-    Column("collected_at", UTCDateTime(), nullable=False),
-    Index(None, "place", "collected_at"),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Index(None, "place", "published_at"),
 )
 
 source_states = Table(
@@ -562,6 +564,12 @@ incident_cases = Table(
     Column("reply", String(16)),
     Column("replied_at", UTCDateTime()),
     Column("closed_at", UTCDateTime()),
+    # The follow-up of the incident's resolution, as `reply` is the official answer's.
+    Column("follow_up", String(16)),
+    Column("follow_up_at", UTCDateTime()),
+    # When a send of either took the case (`sending`) or began publishing: a send older
+    # than the lease was left by a stopped process and is recovered.
+    Column("sending_at", UTCDateTime()),
     Index(None, "case_id"),
 )
 

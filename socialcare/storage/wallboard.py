@@ -1,7 +1,7 @@
 """The wallboard's kept counts: open cases per tier, and the facts' first answers per
 quarter hour of publication and minute of deadline.
 
-Triggers (migration 0020) append a row of changes for each change that moves a count;
+Triggers (migration 0021) append a row of changes for each change that moves a count;
 a count is the sum of its rows. `fold` now and then replaces the rows by one per key:
 it deletes the rows it sums (`DELETE … RETURNING`), so that two folds at once, or a
 fold beside new changes, count every change once.

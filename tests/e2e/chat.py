@@ -78,6 +78,9 @@ class SignedEndpoint:
     replies: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
     server: TestServer | None = None
+    # Set: a reply is taken (kept) at once, but answered only when this is set — a
+    # platform slow to answer, or a caller that stops waiting mid-call.
+    held: asyncio.Event | None = None
 
     async def start(self) -> None:
         async def take(request: web.Request) -> web.Response:
@@ -88,6 +91,8 @@ class SignedEndpoint:
             data = json.loads(body)
             self.replies.append(data)
             reply_id = f"reply-{len(self.replies)}"
+            if self.held is not None:
+                await self.held.wait()
             return web.json_response({"id": reply_id, "url": f"https://example.org/{reply_id}"})
 
         app = web.Application()

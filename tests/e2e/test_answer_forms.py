@@ -10,8 +10,12 @@ import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.console import access
 from tests.conftest import ROOT, FlowingClock
 from tests.e2e.chat import (
     AIGERIM_SLACK,
@@ -29,6 +33,9 @@ from tests.e2e.chat import (
 from tests.fakes.telegram import make_user
 
 USAGE = "Usage: /calc CASE tariff=CURRENT"
+# How long a step that draws the comparison picture may take (matplotlib's first import
+# and drawing, on a machine shared with other test runs).
+DRAWING = 30.0
 
 
 async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculation(
@@ -50,13 +57,14 @@ async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculatio
         answer = await chat.slack_command("/calc", f"{case_id} tariff=Basic minutes=300 gb=20",
                                           user=AIGERIM_SLACK)
         view = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        # The picture is matplotlib's first drawing in the process: slow on a busy machine.
         picture = await eventually(lambda: next(
             (f["data"] for f in chat.slack.files.values()
-             if f["name"] == f"calc-{case_id}.png" and f["data"]), None))
+             if f["name"] == f"calc-{case_id}.png" and f["data"]), None), within=DRAWING)
         # Slack submits what the form holds: the prepared text, as the agent left it.
         prepared = view.view["blocks"][-1]["element"]["initial_value"]
         await chat.slack_send(chat.slack.view_submission(values={"text": {"text": prepared}}))
-        await eventually(lambda: chat.platform.replies)
+        await eventually(lambda: chat.platform.replies, within=DRAWING)  # drawn again
         # A second case answered in words: the report shares answers by form.
         [other] = await chat.ingest(mention("ig-2", "Kcell, no signal",
                                             published=minutes_ago(flowing_clock, 1)))
@@ -85,9 +93,15 @@ async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculatio
     assert "Cheapest: Plus at 3490 ₸ a month, 6000 ₸ less than Basic (9490 ₸)" \
         in str(answer.body)
     assert picture.startswith(b"\x89PNG")
-    assert view.view["private_metadata"] == f"{case_id}|{SLACK_CHANNEL}||calculation"
-    published, _ = chat.platform.replies
+    assert view.view["private_metadata"] == \
+        f"{case_id}|{SLACK_CHANNEL}||calculation|{case_id} tariff=Basic minutes=300 gb=20"
+    assert "The comparison picture goes with the reply" in str(view.view["blocks"])
+    published, in_words = chat.platform.replies
     assert "Cheapest: Plus at 3490 ₸" in published["text"]
+    # The calculation's picture went with the reply itself, the one shown to the agent.
+    assert published["image"]["filename"] == f"calc-{case_id}.png"
+    assert base64.b64decode(published["image"]["base64"]) == picture
+    assert "image" not in in_words
     [answer] = [e for e in events if e.kind.value == "agent_message"]
     assert answer.data["form"] == "calculation"
 
@@ -110,20 +124,25 @@ async def test_calc_in_telegram_goes_to_the_private_reply_conversation(
         prompt = await eventually(lambda: next(
             (m for m in chat.telegram.bot_messages(private)
              if (m.text or "").startswith(f"Reply to this message with your answer to #{case_id}")),
-            None))
+            None), within=DRAWING)
         photos = [m for m in chat.telegram.bot_messages(private)
                   if m.media and m.media.get("kind") == "photo"]
         await chat.telegram_send(chat.telegram.reply_update(
             prompt, "Local would cost you 990 ₸ instead of 3490 ₸.", from_user=AIGERIM_TG))
         await eventually(lambda: any("was published and recorded" in (m.text or "")
-                                     for m in chat.telegram.bot_messages(private)))
+                                     for m in chat.telegram.bot_messages(private)),
+                         within=DRAWING)
         async with chat.deps.uow() as uow:
             events = await uow.events.for_case(case_id)
 
     assert "Cheapest: Local at 990 ₸ a month, 2500 ₸ less than Plus (3490 ₸)" in (prompt.text or "")
     [photo] = photos
     assert photo.media is not None and photo.media["data"].startswith(b"\x89PNG")
-    assert chat.platform.replies[0]["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
+    assert "The comparison picture goes with the reply" in (prompt.text or "")
+    [published] = chat.platform.replies
+    assert published["text"] == "Local would cost you 990 ₸ instead of 3490 ₸."
+    assert published["image"]["filename"] == f"calc-{case_id}.png"
+    assert base64.b64decode(published["image"]["base64"]) == photo.media["data"]
     [answer] = [e for e in events if e.kind.value == "agent_message"]
     assert answer.data["form"] == "calculation", [(e.kind, e.data) for e in events]
 
@@ -315,3 +334,346 @@ async def test_a_picture_attached_in_the_slack_form_is_downloaded_and_published(
     assert published["text"] == "See the picture: four steps."
     assert published["image"]["filename"] == "my-apn.png"
     assert base64.b64decode(published["image"]["base64"]) == picture
+
+
+def _text_only_platform(tmp_path: Path) -> Callable[[str], str]:
+    """The example's pictograms, and a listening platform that publishes text only."""
+    pictograms = _with_pictograms(tmp_path)
+
+    def edit(text: str) -> str:
+        start = text.index('\noptions = { reply_url = "')
+        end = text.index("}", start)
+        return pictograms(text[:end] + ", pictures = false " + text[end:])
+
+    return edit
+
+
+async def test_a_text_only_source_is_named_in_the_slack_form_and_gets_the_text_alone(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        blocks = form.view["blocks"]
+        options = [o["text"]["text"] for b in blocks if b.get("block_id") == "saved"
+                   for o in b["element"]["options"]]
+        apn = next(str(i) for i, title in enumerate(options) if "APN" in title)
+        await chat.slack_send(chat.slack.view_submission(values={"saved": {"saved": apn}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: chat.slack.ephemerals_for(AIGERIM_SLACK))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    # Said before sending: the warning is the form's first block, and nothing to attach.
+    assert blocks[0]["type"] == "context"
+    assert blocks[0]["elements"][0]["text"] == \
+        "webhook takes text only: a picture will not be sent, only the text."
+    assert not any(b.get("element", {}).get("type") == "file_input" for b in blocks)
+    assert published["text"].startswith("Here is how to set up mobile internet")
+    assert "image" not in published
+    assert "recorded as text: webhook takes text only" in told[-1].text
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "text" and answer.data.get("picture") is None
+
+
+async def test_a_text_only_source_is_named_in_the_telegram_prompt_and_a_photo_goes_as_text(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "ussd-codes.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, how do I check my balance?",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        [card] = await eventually(lambda: chat.telegram_cards())
+        await chat.card_recorded(card)
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            card, CaseAction(ActionKind.REPLY, case_id).pack(), from_user=DANIYAR_TG))
+        [prompt] = await eventually(lambda: chat.telegram.bot_messages(DANIYAR_TG["id"]))
+        await chat.telegram_send(chat.telegram.photo_reply_update(
+            prompt, picture, "Dial *100# for the balance.", from_user=DANIYAR_TG))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(DANIYAR_TG["id"])
+             if "recorded as text" in (m.text or "")), None))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert (prompt.text or "").endswith(
+        "webhook takes text only: a picture will not be sent, only the text.")
+    assert published["text"] == "Dial *100# for the balance." and "image" not in published
+    assert "the picture was not sent" in told
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "text" and answer.data.get("picture") is None
+
+
+async def test_calc_for_a_text_only_source_sends_the_text_table_alone(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, my tariff is too expensive",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards())
+        await chat.slack_command("/calc", f"{case_id} tariff=Basic minutes=300 gb=20",
+                                 user=AIGERIM_SLACK)
+        view = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        prepared = view.view["blocks"][-1]["element"]["initial_value"]
+        await chat.slack_send(chat.slack.view_submission(values={"text": {"text": prepared}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        told = await eventually(lambda: [m for m in chat.slack.ephemerals_for(AIGERIM_SLACK)
+                                         if "#" + str(case_id) in m.text
+                                         and "published" in m.text])
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    blocks = str(view.view["blocks"])
+    assert "webhook takes text only" in blocks
+    assert "The comparison picture goes with the reply" not in blocks
+    assert published["text"] == prepared and "Cheapest: Plus at 3490 ₸" in prepared
+    assert "image" not in published
+    assert told[-1].text == f"Your reply to #{case_id} was published and recorded."
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "calculation" and answer.data.get("picture") is None
+
+
+async def test_a_call_back_in_telegram_asks_publishes_and_takes_the_number_in_private(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    async with running_chat(tmp_path, flowing_clock, config=_with_call_centre) as chat:
+        [result] = await chat.ingest(mention(
+            "ig-1", "Kcell, no signal at home, call me please",
+            published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        [card] = await eventually(lambda: chat.telegram_cards())
+        await chat.card_recorded(card)
+        private = AIGERIM_TG["id"]
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            card, CaseAction(ActionKind.CALL_BACK, case_id).pack(), from_user=AIGERIM_TG))
+        offer, number_prompt = await eventually(
+            lambda: len(chat.telegram.bot_messages(private)) == 2
+            and chat.telegram.bot_messages(private))
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            offer, CaseAction(ActionKind.CALL_BACK_ASK, case_id).pack(), from_user=AIGERIM_TG))
+        [published] = await eventually(lambda: chat.platform.replies)
+        # A second press of the same button publishes nothing more.
+        await chat.telegram_send(chat.telegram.callback_query_update(
+            offer, CaseAction(ActionKind.CALL_BACK_ASK, case_id).pack(), from_user=AIGERIM_TG,
+            check=False))
+        await chat.telegram_send(chat.telegram.reply_update(
+            number_prompt, "call me maybe", from_user=AIGERIM_TG))
+        refused = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(private)
+             if (m.text or "").startswith("That is not a phone number")), None))
+        await chat.telegram_send(chat.telegram.reply_update(
+            number_prompt, "+7 777 123 45 12 | after 18:00", from_user=AIGERIM_TG))
+        [centre_card] = await eventually(lambda: chat.telegram_cards(CALLBACK_CHAT))
+        centre_text = await eventually(lambda: "📞" in (centre_card.text or "")
+                                       and centre_card.text)
+        [ticket] = await eventually(lambda: chat.tickets.replies)
+        sent = await eventually(lambda: next(
+            (m.text for m in chat.telegram.bot_messages(private)
+             if "is with the call centre" in (m.text or "")), None))
+        await eventually(lambda: "Call centre" in (chat.telegram_cards()[0].text or ""))
+        team_card = chat.telegram_cards()[0].text or ""
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert "step 1" in (offer.text or "") and "call you back" in (offer.text or "")
+    assert "step 2" in (number_prompt.text or "")
+    assert published["text"] == "We would be glad to call you back: please send us your " \
+        "phone number and a convenient time in a private message."
+    assert len(chat.platform.replies) == 1
+    assert "reply to the step 2 message again" in refused
+    assert f"Case #{case_id} is with the call centre" in sent
+    assert "📞 Call back +7 777 123 45 12 · when: after 18:00" in centre_text
+    assert ticket["phone"] == "+77771234512" and ticket["when"] == "after 18:00"
+    assert "123 45 12" not in team_card
+    kinds = [(e.kind.value, e.data.get("form")) for e in events]
+    assert ("agent_message", "callback") in kinds
+    assert any(e.kind.value == "handed_off" for e in events)
+
+
+async def test_a_picture_shared_in_the_cards_thread_is_offered_in_the_form_and_published(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    picture = (ROOT / "pictures" / "ussd-codes.png").read_bytes()
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, how do I check my balance?",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        [card] = await eventually(lambda: chat.slack_cards())
+        # A colleague shares a picture and a document under the card, and a picture
+        # elsewhere in the channel.
+        _, shared = chat.slack.share_file(SLACK_CHANNEL, "balance-codes.png", picture,
+                                          user=SAULE_SLACK, thread_ts=card.ts)
+        chat.slack.share_file(SLACK_CHANNEL, "tariffs.pdf", b"%PDF-1.4", user=SAULE_SLACK,
+                              mimetype="application/pdf", thread_ts=card.ts)
+        chat.slack.share_file(SLACK_CHANNEL, "elsewhere.png", picture, user=SAULE_SLACK)
+        await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.REPLY, case_id).pack(), channel=SLACK_CHANNEL,
+            message_ts=card.ts, user=AIGERIM_SLACK))
+        form = await eventually(lambda: chat.slack.views and chat.slack.latest_view())
+        # A file id that is not Slack's (or no longer there): nothing is published.
+        await chat.slack_send(chat.slack.view_submission(values={
+            "thread_picture": {"thread_picture": {"selected_option": {
+                "text": {"type": "plain_text", "text": "x"}, "value": "F0NOSUCHFILE"}}},
+            "text": {"text": "Dial *100#."}}))
+        unreadable = await eventually(lambda: [
+            m for m in chat.slack.ephemerals_for(AIGERIM_SLACK)
+            if "could not download" in m.text])
+        await chat.slack_send(chat.slack.view_submission(values={
+            "thread_picture": {"thread_picture": shared["id"]},
+            "text": {"text": "Dial *100# for the balance, as in the picture."}}))
+        [published] = await eventually(lambda: chat.platform.replies)
+        # Published first, then recorded: the agent is told once both are done.
+        await eventually(lambda: any("was published and recorded" in m.text
+                                     for m in chat.slack.ephemerals_for(AIGERIM_SLACK)))
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    [offered] = [b for b in form.view["blocks"] if b.get("block_id") == "thread_picture"]
+    assert [(o["text"]["text"], o["value"]) for o in offered["element"]["options"]] == [
+        ("balance-codes.png", shared["id"])]
+    assert unreadable
+    assert published["text"] == "Dial *100# for the balance, as in the picture."
+    assert published["image"]["filename"] == "balance-codes.png"
+    assert base64.b64decode(published["image"]["base64"]) == picture
+    assert chat.slack.downloads == [shared["id"]]
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "picture" and answer.data["picture"] == "balance-codes.png"
+
+
+async def _image(agent: Any, path: str) -> tuple[int, str, bytes]:
+    async with agent.session.get(agent.base_url + path, allow_redirects=False) as got:
+        return got.status, got.content_type, await got.read()
+
+
+async def test_the_console_shows_saved_replies_pictures_as_thumbnails_and_publishes_one(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    from PIL import Image
+
+    from tests.e2e.test_console import PASSWORD, browser, csrf_of
+
+    async with running_chat(tmp_path, flowing_clock, config=_with_pictograms(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await access.set_password(chat.deps, "aigerim", PASSWORD)
+        async with browser(chat.base_url) as stranger:
+            unsigned = await _image(stranger, "/saved-replies/2.png")
+        async with browser(chat.base_url) as agent:
+            assert await agent.sign_in("aigerim") == 303
+            _, page, _ = await agent.get(f"/cases/{case_id}")
+            thumbnails = {number: await _image(agent, f"/saved-replies/{number}.png")
+                          for number in ("2", "3", "0", "4", "999", "x", "0002", "-1")}
+            replied = await agent.post(f"/cases/{case_id}/reply", {
+                "csrf": csrf_of(page), "saved": "2", "text": ""})
+            [published] = await eventually(lambda: chat.platform.replies)
+            _, after, _ = await agent.get(f"/cases/{case_id}")
+        async with chat.deps.uow() as uow:
+            events = await uow.events.for_case(case_id)
+
+    assert unsigned[0] in (302, 303, 401)
+    assert '<img src="/saved-replies/2.png" alt="How to set up mobile internet (APN)"' in page
+    assert '<img src="/saved-replies/3.png" alt="USSD codes"' in page
+    assert '<img src="/saved-replies/0.png"' not in page  # no picture, no thumbnail
+    assert 'id="text-only"' not in page
+    for number in ("2", "3"):
+        status, kind, preview = thumbnails[number]
+        assert status == 200 and kind == "image/png"
+        original = (ROOT / "pictures" / ("apn-setup.png" if number == "2"
+                                         else "ussd-codes.png")).read_bytes()
+        with Image.open(io.BytesIO(preview)) as shown, \
+                Image.open(io.BytesIO(original)) as full:
+            assert max(shown.size) == 160 and max(full.size) > 160
+            assert shown.size[0] / shown.size[1] == pytest.approx(
+                full.size[0] / full.size[1], rel=0.02)
+    # No picture there, no such saved reply, not a number: 404, never a 5xx.
+    assert [thumbnails[n][0] for n in ("0", "4", "999", "x", "0002", "-1")] == [404] * 6
+    original = (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    assert replied[0] == 303 and "was published and recorded" in after
+    assert base64.b64decode(published["image"]["base64"]) == original
+    [answer] = [e for e in events if e.kind.value == "agent_message"]
+    assert answer.data["form"] == "picture" and answer.data["picture"] == "apn-setup.png"
+
+
+async def test_the_console_names_a_text_only_source_in_the_reply_form(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    from tests.e2e.test_console import PASSWORD, browser, csrf_of
+
+    async with running_chat(tmp_path, flowing_clock,
+                            config=_text_only_platform(tmp_path)) as chat:
+        [result] = await chat.ingest(mention("ig-1", "Kcell, mobile internet does not work",
+                                             published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await access.set_password(chat.deps, "aigerim", PASSWORD)
+        async with browser(chat.base_url) as agent:
+            assert await agent.sign_in("aigerim") == 303
+            _, page, _ = await agent.get(f"/cases/{case_id}")
+            await agent.post(f"/cases/{case_id}/reply", {
+                "csrf": csrf_of(page), "saved": "2", "text": ""})
+            [published] = await eventually(lambda: chat.platform.replies)
+            _, after, _ = await agent.get(f"/cases/{case_id}")
+
+    assert "webhook takes text only: a picture will not be sent, only the text." in page
+    assert "image" not in published
+    assert "recorded as text: webhook takes text only" in after
+
+
+async def test_a_picture_reaches_a_facebook_comment_and_instagram_is_named_text_only(
+    tmp_path: Path, flowing_clock: FlowingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.e2e.test_collectors import META_VERIFY, _enable
+    from tests.fakes.meta import FakeMeta
+
+    picture = (ROOT / "pictures" / "apn-setup.png").read_bytes()
+    async with FakeMeta() as meta:
+        monkeypatch.setenv("META_APP_SECRET", meta.app_secret)
+        monkeypatch.setenv("META_VERIFY_TOKEN", META_VERIFY)
+        monkeypatch.setenv("META_PAGE_TOKEN", meta.access_token)
+        config = _enable("meta", ('page_id = "1142469655832956"',
+                                  f'page_id = "{meta.page_id}"\ngraph_url = "{meta.graph_url}"'))
+        facebook = meta.add_fb_comment("Kcell, mobile internet does not work",
+                                       from_name="Aliya B.", created_time=flowing_clock.now())
+        instagram = meta.add_ig_comment("Kcell, no internet here either",
+                                        timestamp=flowing_clock.now())
+        async with running_chat(tmp_path, flowing_clock, config=config) as chat:
+            url = f"{chat.base_url}/meta/meta"
+            await meta.deliver(meta.fb_comment_webhook(facebook), url)
+            await eventually(lambda: len(chat.slack_cards()) == 1)
+            await meta.deliver(meta.ig_comments_webhook(instagram), url)
+            cards = await eventually(lambda: len(chat.slack_cards()) == 2 and chat.slack_cards())
+            forms = []
+            for opened, card in enumerate(cards, start=1):
+                await chat.slack_send(chat.slack.block_actions(
+                    action_id=CaseAction(ActionKind.REPLY,
+                                         card.metadata["event_payload"]["case_id"]).pack(),
+                    channel=SLACK_CHANNEL, message_ts=card.ts, user=AIGERIM_SLACK))
+                await eventually(lambda n=opened: len(chat.slack.views) == n)
+                forms.append(chat.slack.latest_view())
+            fb_form, ig_form = forms
+            attached = chat.slack.add_user_file("apn.png", picture, user=AIGERIM_SLACK)
+            await chat.slack_send(chat.slack.view_submission(fb_form.id, values={
+                "picture": {"picture": {"files": [attached]}},
+                "text": {"text": "Aliya, four steps in the picture."}}))
+            [reply] = await eventually(lambda: meta.replies)
+
+    assert not any(b["type"] == "context" for b in fb_form.view["blocks"])
+    assert any(b.get("element", {}).get("type") == "file_input" for b in fb_form.view["blocks"])
+    assert ig_form.view["blocks"][0]["elements"][0]["text"] == \
+        "meta takes text only: a picture will not be sent, only the text."
+    [photo] = meta.photos.values()
+    assert photo.data == picture and photo.published is False
+    assert (reply.kind, reply.target_id) == ("facebook_comment", facebook.id)
+    assert reply.message == "Aliya, four steps in the picture." and reply.photo == photo

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from socialcare.adapters.collectors.signature import sign
+from socialcare.bot import incidents as incident_service
 from socialcare.bot.escalations import Category
 from socialcare.console import access
 from socialcare.deps import Deps
@@ -27,7 +28,7 @@ from socialcare.storage.schema import escalations, incident_cases, incidents, no
 from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url
 from tests.corpus.outage import OUTAGE_SIZE, Slot, normal_day, outage
 from tests.e2e.conftest import SECRET
-from tests.e2e.test_console import PASSWORD, browser
+from tests.e2e.test_console import PASSWORD, _next_board, browser
 
 # Wednesday 25 November 2026 in Almaty (UTC+5): its midnight, and the outage at 14:00.
 DAY = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
@@ -181,3 +182,41 @@ async def test_the_console_shows_the_open_incident_on_the_wallboard_and_its_page
     assert page[1].count('class="incident-case"') == len(created)
     assert "detected" in page[1] and "first mention" in page[1]
     assert missing[0] == 404
+
+
+async def test_the_wallboard_banner_follows_the_incident_live(
+    http: TestClient, app_deps: Deps, clock: FakeClock
+) -> None:
+    slots = list(outage(OUTAGE_AT))
+    await access.set_password(app_deps, "saule", PASSWORD)
+    base = str(http.make_url("")).rstrip("/")
+    async with browser(base) as wall:
+        assert await wall.sign_in("saule") == 303
+        async with wall.session.get(base + "/events",
+                                    headers={"Accept": "text/event-stream"}) as stream:
+            before = await _next_board(stream)
+            created = await _replay(http, app_deps, clock, slots[:-1])
+            opened = await _board_until(stream, f"{len(created)} case(s) linked")
+            late = await _replay(http, app_deps, clock, slots[-1:])
+            grown = await _board_until(stream, f"{len(created) + len(late)} case(s) linked")
+            await incident_service.resolve(1, "", actor="saule", uow=app_deps.uow(), clock=clock,
+                                    team=app_deps.team)
+            await scheduler.watch_incidents(app_deps)
+            after = await _board_until(stream, "")
+
+    assert before["incidents"].strip() == ""
+    assert 'href="/incidents/1"' in opened["incidents"]
+    assert "cases of Mobile internet in Almaty" in html.unescape(opened["incidents"])
+    assert 'href="/incidents/1"' in grown["incidents"]
+    assert after["incidents"].strip() == ""
+
+
+async def _board_until(stream: Any, banner: str) -> dict[str, Any]:
+    """Read the wallboard's stream until a board whose banners say `banner` (empty: until
+    a board with no banner)."""
+    async with asyncio.timeout(30):
+        while True:
+            board = await _next_board(stream)
+            shown = html.unescape(board["incidents"])
+            if (banner and banner in shown) or (not banner and not shown.strip()):
+                return board

@@ -17,7 +17,19 @@ The Graph API side answers at ``{url}/{version}/...`` (`graph_url`):
   ``GET`` of the Page, the IG user, and the IG media and comments of the IG user's own posts;
 * ``POST /{fb-comment-id}/comments`` (a Page reply), ``POST /{ig-comment-id}/replies`` (a reply
   on the IG user's own media) and ``POST /{ig-user-id}/mentions`` (a reply to a mention on
-  someone else's media), each answering ``{"id": ...}``.
+  someone else's media), each answering ``{"id": ...}``;
+* a Facebook reply with a photo: ``POST /{page-id}/photos`` (multipart, the image as ``source``,
+  ``published=false`` for a photo that is not posted to the Page's feed) answers ``{"id": ...}``,
+  and ``POST /{fb-comment-id}/comments`` with ``attachment_id`` (that photo's id) attaches it —
+  the comments edge's documented parameters: ``attachment_id`` ("an optional ID of an
+  unpublished photo uploaded to Facebook to include as a photo comment"), ``attachment_url``,
+  ``attachment_share_url``, ``message``, ``source``, one of which must be given
+  (https://developers.facebook.com/docs/graph-api/reference/object/comments, "Creating";
+  the upload: https://developers.facebook.com/docs/graph-api/reference/page/photos,
+  "Creating", ``published``, ``source``, at most 4 MB). Instagram's ``/replies`` and
+  ``/mentions`` take a ``message`` only
+  (https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-comment/replies):
+  an attachment there is refused like an unknown parameter.
 
 Field selection follows Graph's syntax (``a,b{c,d},e.modifier(x){f}``), ``id`` is always
 returned, unknown fields answer ``(#100) Tried accessing nonexisting field``, and a field
@@ -59,11 +71,21 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.server import Clock, FakeServer, Fault, Reply, read_fields, to_response
+from tests.fakes.server import (
+    Clock,
+    FakeServer,
+    Fault,
+    Reply,
+    UploadedFile,
+    read_fields,
+    to_response,
+)
 
 DEFAULT_VERSION = "v21.0"
 GRAPH_DOCS = "https://developers.facebook.com/docs/graph-api"
 RATE_LIMIT_DOCS = "https://developers.facebook.com/docs/graph-api/overview/rate-limiting"
+# A Page photo upload takes at most 4 MB (the page/photos reference, "Creating").
+PHOTO_MAX_BYTES = 4 * 1024 * 1024
 
 # Graph's throttling errors by code: (message, is_transient or None when Meta leaves it out).
 GRAPH_ERRORS: dict[int, tuple[str, bool | None]] = {
@@ -366,6 +388,17 @@ class GraphReply:
     message: str
     id: str  # the id Graph answered
     at: datetime
+    photo: UploadedPhoto | None = None  # the photo attached (`attachment_id`), Facebook only
+
+
+@dataclass(frozen=True)
+class UploadedPhoto:
+    """A photo uploaded to the Page (``POST /{page-id}/photos``)."""
+
+    id: str
+    data: bytes
+    content_type: str | None
+    published: bool
 
 
 @dataclass(frozen=True)
@@ -421,6 +454,7 @@ class FakeMeta(FakeServer):
         self.ig_media: dict[str, IgMedia] = {}
         self.ig_comments: dict[str, IgComment] = {}
         self.replies: list[GraphReply] = []
+        self.photos: dict[str, UploadedPhoto] = {}
         self.deliveries: list[WebhookDelivery] = []
         self.handshakes: list[Handshake] = []
         self.withheld: dict[str, set[str]] = {}  # object id → fields answered as valueless
@@ -669,9 +703,9 @@ class FakeMeta(FakeServer):
         path = request.match_info["path"].strip("/")
         method = f"{request.method} /{path}"
         try:
-            fields, _ = await read_fields(request)
+            fields, files = await read_fields(request)
         except ValueError:
-            fields = dict(request.query)
+            fields, files = dict(request.query), {}
         token = fields.pop("access_token", None)
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if token is None and scheme.lower() in {"bearer", "oauth"}:
@@ -693,7 +727,7 @@ class FakeMeta(FakeServer):
 
         async def apply() -> Reply:
             try:
-                body = self._graph(request.method, path, fields)
+                body = self._graph(request.method, path, fields, files)
             except GraphError as error:
                 return Reply(error.status, self._envelope(error))
             headers = {"x-app-usage": json.dumps(self.app_usage)} if self.app_usage else {}
@@ -703,7 +737,8 @@ class FakeMeta(FakeServer):
 
     # ------------------------------------------------------------------ the Graph API
 
-    def _graph(self, verb: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _graph(self, verb: str, path: str, params: dict[str, Any],
+               files: dict[str, UploadedFile] | None = None) -> dict[str, Any]:
         parts = path.split("/")
         node = parts[0]
         if not node:
@@ -718,10 +753,23 @@ class FakeMeta(FakeServer):
             raise unsupported(verb, node)
         edge = parts[1]
         message = str(params.get("message") or "")
+        if edge == "photos" and node == self.page_id:
+            return {"id": self._upload_photo(params, files or {})}
         if edge == "comments" and node in self.fb_comments:
-            if not message.strip():
+            photo = None
+            if params.get("attachment_id"):
+                photo = self.photos.get(str(params["attachment_id"]))
+                if photo is None:
+                    raise GraphError("(#100) Invalid attachment_id: no such photo", code=100)
+            if not message.strip() and photo is None:
                 raise missing_parameter("message")
-            return {"id": self._reply_fb(self.fb_comments[node], message)}
+            return {"id": self._reply_fb(self.fb_comments[node], message, photo)}
+        if edge in ("replies", "mentions"):
+            attached = sorted({"attachment_id", "attachment_url", "source"}
+                              & (set(params) | set(files or {})))
+            if attached:
+                raise GraphError(f"(#100) Param {attached[0]} is not valid for this edge",
+                                 code=100)
         if edge == "replies" and node in self.ig_comments:
             comment = self.ig_comments[node]
             if not self.is_own(self.ig_media[comment.media_id]):
@@ -740,12 +788,25 @@ class FakeMeta(FakeServer):
             node in store for store in (self.fb_comments, self.ig_media, self.ig_comments)
         )
 
-    def _reply_fb(self, target: FbComment, message: str) -> str:
+    def _upload_photo(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> str:
+        upload = files.get("source")
+        if upload is None or not upload.data:
+            raise GraphError("(#324) Requires upload file", code=324)
+        if len(upload.data) > PHOTO_MAX_BYTES:
+            raise GraphError("(#1) The photo is larger than 4 MB", code=1)
+        photo_id = str(next(self._fb_ids))
+        published = str(params.get("published", "true")).lower() not in ("false", "0")
+        self.photos[photo_id] = UploadedPhoto(photo_id, upload.data, upload.content_type,
+                                              published)
+        return photo_id
+
+    def _reply_fb(self, target: FbComment, message: str,
+                  photo: UploadedPhoto | None = None) -> str:
         reply = self.add_fb_comment(
             message, from_name=self.page_name, from_id=self.page_id, parent=target
         )
         self.replies.append(
-            GraphReply("facebook_comment", target.id, message, reply.id, self.now())
+            GraphReply("facebook_comment", target.id, message, reply.id, self.now(), photo)
         )
         return reply.id
 

@@ -67,7 +67,6 @@ from tests.fakes.server import (
     Fault,
     Limit,
     Reply,
-    SlidingWindow,
     TokenBucket,
     read_fields,
 )
@@ -86,6 +85,7 @@ DEFAULT_TIERS: dict[str, int] = {
     "conversations.replies": TIER_3,
     "users.info": TIER_4,
     "reactions.add": TIER_3,
+    "files.info": TIER_4,
 }
 
 MAX_BLOCKS_PER_MESSAGE = 50
@@ -156,6 +156,7 @@ class SlackMessage:
     options: dict[str, Any] = field(default_factory=dict)  # unfurl_links, mrkdwn, ...
     edits: list[Revision] = field(default_factory=list)
     edited_ts: str | None = None
+    subtype: str | None = None  # "file_share": a person shared files (`files` holds them)
 
     @property
     def is_reply(self) -> bool:
@@ -169,6 +170,8 @@ class SlackMessage:
     def to_api(self, *, with_metadata: bool = True) -> dict[str, Any]:
         """Render the message as Slack's API returns it."""
         out: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text}
+        if self.subtype:
+            out["subtype"] = self.subtype
         if self.bot_id:
             out.update(bot_id=self.bot_id, app_id=self.app_id)
         out["ts"] = self.ts
@@ -470,7 +473,7 @@ class FakeSlack(FakeServer):
             self.limits.post_per_channel_per_second, self.limits.post_burst
         )
         self._tier_windows = {
-            method: SlidingWindow(per_minute, 60.0)
+            method: TokenBucket(per_minute / 60.0, per_minute)
             for method, per_minute in self.limits.per_minute.items()
         }
         self._methods = {
@@ -494,6 +497,7 @@ class FakeSlack(FakeServer):
             "views.update": self._views_update,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "files.info": self._files_info,
         }
         self.add_user(bot_user_id, name="socialcare", real_name="SocialCare", is_bot=True)
         self.add_user("U0USER001", name="alice", real_name="Alice Agent")
@@ -1189,11 +1193,39 @@ class FakeSlack(FakeServer):
         """Store a file a user uploaded; return its file object as a view state holds it."""
         file_id = f"F{next(self._ids):010d}"
         url = f"{self.root_url}/files-pri/{file_id}/{name}"
+        described = {"id": file_id, "name": name, "title": name, "mimetype": mimetype,
+                     "filetype": name.rsplit(".", 1)[-1], "size": len(data), "user": user,
+                     "url_private": url, "url_private_download": url + "?download=1"}
         self.files[file_id] = {"name": name, "length": len(data), "data": data,
-                               "user": user, "channels": []}
-        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype,
-                "filetype": name.rsplit(".", 1)[-1], "size": len(data), "user": user,
-                "url_private": url, "url_private_download": url + "?download=1"}
+                               "user": user, "channels": [], "object": described}
+        return dict(described)
+
+    # A person sharing a file in a channel or thread: a `message` with subtype "file_share"
+    # and the file objects in `files[]`, as conversations.history/replies return it
+    # (https://docs.slack.dev/reference/events/message/file_share). The `file_shared` event
+    # names only file_id, user_id and channel_id, not the thread
+    # (https://docs.slack.dev/reference/events/file_shared): the app reads the card's
+    # thread with conversations.replies when the reply form opens instead.
+    def share_file(self, channel: str, name: str, data: bytes, *, mimetype: str = "image/png",
+                   user: str = "U0USER001", thread_ts: str | None = None,
+                   text: str = "") -> tuple[SlackMessage, dict[str, Any]]:
+        """Put a person's file share into `channel` (in `thread_ts`'s thread, if given)."""
+        channel = self._resolve_channel(channel)
+        shared = self.add_user_file(name, data, mimetype=mimetype, user=user)
+        self.files[shared["id"]]["channels"].append(channel)
+        message = SlackMessage(channel=channel, ts=self._next_ts(), text=text, blocks=[],
+                               user=user, thread_ts=thread_ts, files=[shared],
+                               subtype="file_share")
+        self._messages[channel].append(message)
+        return message, shared
+
+    # files.info (https://docs.slack.dev/reference/methods/files.info): `file` → the file
+    # object; an unknown id is `file_not_found`.
+    def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        stored = self.files.get(str(params.get("file") or ""))
+        if stored is None or "object" not in stored:
+            raise SlackApiFailure("file_not_found")
+        return {"file": {**stored["object"], "channels": list(stored["channels"])}}
 
     async def _handle_download(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {self.bot_token}":

@@ -45,7 +45,6 @@ from tests.fakes.server import (
     Fault,
     Limit,
     Reply,
-    SlidingWindow,
     TokenBucket,
     UploadedFile,
     read_fields,
@@ -467,8 +466,11 @@ class FakeTelegram(FakeServer):
         self.user_files: dict[str, tuple[str, bytes]] = {}
         self._poller: asyncio.Future[str] | None = None
         self._per_chat = TokenBucket(per_chat_per_second, per_chat_burst)
-        self._per_group = SlidingWindow(per_group_per_minute, 60.0)
-        self._overall = SlidingWindow(overall_per_second, 1.0)
+        # Token buckets that start full, as python-telegram-bot's own limiter keeps them
+        # (aiolimiter: 20 at once, then one every 3 s), not windows that let 20 through
+        # and then nothing for a minute.
+        self._per_group = TokenBucket(per_group_per_minute / 60.0, per_group_per_minute)
+        self._overall = TokenBucket(float(overall_per_second), overall_per_second)
         handlers = {
             "getMe": self._get_me,
             "sendMessage": self._send_message,

@@ -248,7 +248,12 @@ async def test_slack_rate_limits_per_channel_and_tier_3_updates() -> None:
             await client.chat_update(channel=CARE, ts=ts, text=f"edit {n}")
         with pytest.raises(SlackApiError) as tier3:
             await client.chat_update(channel=CARE, ts=ts, text="edit 51")
-        assert int(tier3.value.response.headers["Retry-After"]) == 60
+        # Tier 3 is a bucket of 50 that gets one back every 1.2 s.
+        assert int(tier3.value.response.headers["Retry-After"]) == 2
+        clock.advance(1.2)
+        await client.chat_update(channel=CARE, ts=ts, text="edit 51, a slot later")
+        with pytest.raises(SlackApiError):
+            await client.chat_update(channel=CARE, ts=ts, text="edit 52")
         slack.rate_limits_enabled = False
         await client.chat_update(channel=CARE, ts=ts, text="limits off")
         assert slack.latest(CARE).text == "limits off"
@@ -807,14 +812,37 @@ async def test_telegram_flood_limits_answer_retry_after() -> None:
         clock.advance(1.0)
         await bot.send_message(42, "a second later")
 
-        for _ in range(20):  # 20 per minute in a group, edits and sends alike
+        # 20 per minute in a group, edits and sends alike: a bucket of 20 that gets one
+        # back every 3 s. Sent a second apart, the 29th finds it empty.
+        for _ in range(28):
             clock.advance(1.0)
             await bot.send_message(DEFAULT_GROUP, "group")
         clock.advance(1.0)
-        with pytest.raises(RetryAfter, match="Retry in 40 seconds"):
-            await bot.send_message(DEFAULT_GROUP, "21st")
+        await bot.send_message(DEFAULT_GROUP, "29th")
+        clock.advance(1.0)
+        with pytest.raises(RetryAfter, match="Retry in 1 seconds"):
+            await bot.send_message(DEFAULT_GROUP, "30th")
         tg.rate_limits_enabled = False
         await bot.send_message(DEFAULT_GROUP, "limits off")
+
+
+async def test_telegram_group_budget_is_a_bucket_of_20_that_refills_one_every_3_s() -> None:
+    clock = ManualClock()
+    async with FakeTelegram(clock=clock, per_chat_burst=50) as tg, \
+            Bot(tg.token, base_url=tg.url) as bot:
+        for n in range(20):  # the bucket starts full
+            await bot.send_message(DEFAULT_GROUP, f"card {n}")
+        with pytest.raises(RetryAfter, match="Retry in 3 seconds"):
+            await bot.send_message(DEFAULT_GROUP, "21st, at once")
+        clock.advance(2.9)
+        with pytest.raises(RetryAfter, match="Retry in 1 seconds"):
+            await bot.send_message(DEFAULT_GROUP, "21st, a little early")
+        clock.advance(0.1)
+        await bot.send_message(DEFAULT_GROUP, "21st, as its slot frees")  # not 40 s later
+        with pytest.raises(RetryAfter, match="Retry in 3 seconds"):
+            await bot.send_message(DEFAULT_GROUP, "22nd, at once")
+        clock.advance(3.0)
+        await bot.send_message(DEFAULT_GROUP, "22nd")
 
 
 async def test_telegram_faults_and_errors_reach_ptb(tg: FakeTelegram) -> None:

@@ -59,3 +59,26 @@ async def test_no_edit_from_a_reading_older_than_the_case(
 
     assert read_after.change_seq > read_before.change_seq
     assert (stale, fresh) == (False, True)
+
+
+async def test_a_post_put_off_for_want_of_a_slot_leaves_no_attempt_behind(
+    storage: Storage, clock: FakeClock
+) -> None:
+    [result] = await Pipeline(TEAM, clock=clock).ingest(
+        [mention("m2", "Kcell, no 4G in Astana", published_at=clock.now())], uow=storage.uow())
+    now = clock.now()
+    async with storage.uow() as uow:
+        card = (await uow.cards.for_case(result.case_id))[0]
+        assert await uow.cards.begin_post(card, now=now, stale=now - POST_STALE) == 0
+        # Meanwhile another worker may not post it: the attempt is on.
+        assert await uow.cards.begin_post(card, now=now, stale=now - POST_STALE) is None
+        await uow.cards.post_put_off(card, began=now)
+        await uow.commit()
+    async with storage.uow() as uow:
+        after = (await uow.cards.for_case(result.case_id))[0]
+        # The next round posts it at once, as a first attempt: no look for a copy first.
+        again = await uow.cards.begin_post(after, now=now, stale=now - POST_STALE)
+        await uow.commit()
+
+    assert (after.post_attempts, after.posting_since, after.unsure_posts) == (0, None, 0)
+    assert again == 0

@@ -18,6 +18,7 @@ import pytest
 
 from socialcare.adapters.collectors import meta
 from socialcare.adapters.collectors.push import Pushed, Refused
+from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.model import Author, Mention, RawMention, Tier
 from socialcare.bot.pipeline import normalise
 from socialcare.bot.ports import PublishFailed
@@ -538,6 +539,71 @@ async def test_a_reply_to_a_page_comment_is_posted_under_it(
     assert published.external_id == reply.id
     assert published.url == raw.url
     assert fake_meta.fb_comments[reply.id].from_id == fake_meta.page_id
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+async def test_a_picture_reply_to_a_page_comment_uploads_the_photo_then_attaches_it(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock
+) -> None:
+    comment = fake_meta.add_fb_comment("How do I set up the internet?")
+    meta_receiver = receiver(http, fake_meta)
+    [raw] = await meta_receiver.receive(
+        SOURCE, signed(fake_meta, fake_meta.fb_comment_webhook(comment)), now=clock.now())
+    to = as_mention(raw, clock)
+
+    limits = meta_receiver.picture_limits(SOURCE, to)
+    published = await meta_receiver.publish_picture(SOURCE, to, "Four steps, see the picture.",
+                                                    Picture("apn.png", PNG))
+
+    assert limits is not None and "image/png" in limits.types
+    [photo] = fake_meta.photos.values()
+    assert photo.data == PNG and photo.content_type == "image/png"
+    assert photo.published is False  # uploaded for the comment, not posted to the feed
+    [reply] = fake_meta.replies
+    assert (reply.kind, reply.target_id, reply.message) == (
+        "facebook_comment", comment.id, "Four steps, see the picture.")
+    assert reply.photo == photo
+    assert published.external_id == reply.id
+    [upload] = fake_meta.calls_to(f"POST /{fake_meta.page_id}/photos")
+    [attach] = fake_meta.calls_to(f"POST /{comment.id}/comments")
+    assert upload.status == 200 and attach.status == 200
+    assert attach.params["attachment_id"] == photo.id
+
+
+async def test_instagram_comment_replies_take_text_only_and_facebook_needs_the_page_id(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta, clock: FakeClock
+) -> None:
+    comment = fake_meta.add_ig_comment("Do you ship to Almaty?")
+    meta_receiver = receiver(http, fake_meta)
+    [raw] = await meta_receiver.receive(
+        SOURCE, signed(fake_meta, fake_meta.ig_comments_webhook(comment)), now=clock.now())
+    no_page = meta.MetaReceiver(
+        http, meta.Options(graph_url=fake_meta.graph_url, app_secret_env="A",
+                           verify_token_env="V", page_token_env="P"),
+        app_secret=fake_meta.app_secret, verify_token=VERIFY_TOKEN,
+        page_token=fake_meta.access_token)
+
+    assert meta_receiver.picture_limits(SOURCE, as_mention(raw, clock)) is None
+    assert receiver(http, fake_meta, page_token=None).picture_limits(SOURCE) is None
+    assert no_page.picture_limits(SOURCE) is None
+    with pytest.raises(PublishFailed):
+        await meta_receiver.publish_picture(SOURCE, as_mention(raw, clock), "Yes",
+                                            Picture("a.png", PNG))
+    assert fake_meta.replies == [] and fake_meta.photos == {}
+
+
+async def test_the_fake_graph_refuses_an_attachment_on_instagram_replies(
+    http: aiohttp.ClientSession, fake_meta: FakeMeta
+) -> None:
+    comment = fake_meta.add_ig_comment("Do you ship to Almaty?")
+    async with http.post(f"{fake_meta.graph_url}/{comment.id}/replies", data={
+            "message": "Yes", "attachment_url": "https://example.org/a.png",
+            "access_token": fake_meta.access_token}) as answer:
+        body = await answer.json()
+    assert answer.status == 400 and body["error"]["code"] == 100
+    assert fake_meta.replies == []
 
 
 async def test_a_reply_to_an_instagram_comment_goes_to_its_replies(

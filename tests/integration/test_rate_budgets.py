@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from socialcare.bot.ports import RateLimit
-from socialcare.storage.budgets import RedisRateBudgets
+from socialcare.storage.budgets import MARGIN_SECONDS, RedisRateBudgets
 from tests.conftest import TEST_REDIS_URL
 
 
@@ -51,7 +51,8 @@ async def test_two_processes_share_one_channel_budget(
     two_processes: tuple[Redis[Any], Redis[Any]],
 ) -> None:
     first, second = two_processes
-    channel = [RateLimit("slack:post:C0CARE", 2, 1.0)]  # 2 a second, for a shorter test
+    # 2 a second, one at a time (no burst), for a shorter test.
+    channel = [RateLimit("slack:post:C0CARE", 2, 1.0, burst=1)]
     sent: list[float] = []
 
     await asyncio.gather(_send_for(RedisRateBudgets(first), channel, 2.5, sent),
@@ -87,9 +88,45 @@ async def test_a_call_counts_against_all_its_limits_or_none(
     taken = [await RedisRateBudgets(first).acquire([chat_a, overall]),
              await RedisRateBudgets(second).acquire([chat_b, overall]),
              await RedisRateBudgets(second).acquire([chat_b, overall])]
-    # The refused call took nothing from chat b's own budget.
-    room_in_b = await RedisRateBudgets(first).acquire([chat_b])
+    # The refused call took nothing from chat b's own budget: of its 5, 1 is spent, so
+    # 4 more go and the 5th more waits.
+    room_in_b = [await RedisRateBudgets(first).acquire([chat_b]) for _ in range(5)]
 
     assert taken[:2] == [0.0, 0.0] and taken[2] > 0
-    assert room_in_b == 0.0
-    assert await first.zcard("budget:telegram:chat:b") == 2
+    assert room_in_b[:4] == [0.0] * 4 and room_in_b[4] > 0
+
+
+async def test_a_bucket_starts_full_and_books_each_next_slot_as_it_frees(
+    two_processes: tuple[Redis[Any], Redis[Any]],
+) -> None:
+    first, second = two_processes
+    group = [RateLimit("telegram:group:-100123", 20, 60.0)]  # 20 at once, then one per 3 s
+
+    at_once = [await RedisRateBudgets(first).book(group, within=5.0) for _ in range(20)]
+    twenty_first = await RedisRateBudgets(second).book(group, within=5.0)
+    twenty_second = await RedisRateBudgets(first).book(group, within=5.0)
+
+    assert all(b.taken and b.wait == 0.0 for b in at_once)
+    # Not a minute later (a window of 20 would say 60 s): the first token back, in 3 s
+    # (and the margin); the next, 3 s after it, is further than was asked: not taken.
+    # (The lower bounds leave room for the time the twenty bookings took.)
+    assert twenty_first.taken and 2.0 <= twenty_first.wait <= 3.0 + MARGIN_SECONDS
+    assert not twenty_second.taken and 5.0 < twenty_second.wait <= 6.0 + MARGIN_SECONDS
+
+
+async def test_a_call_that_went_late_moves_its_bucket_on(
+    two_processes: tuple[Redis[Any], Redis[Any]],
+) -> None:
+    first, _ = two_processes
+    budgets = RedisRateBudgets(first)
+    chat = [RateLimit("slack:post:C0LATE", 1, 1.0)]  # one a second, no burst
+
+    booked = await budgets.book(chat, within=0.0)
+    await asyncio.sleep(0.5)  # the process was busy: the call reached Slack half a second late
+    await budgets.sent(chat, booked)
+    after_late = await budgets.book(chat, within=5.0)
+
+    assert booked.taken and booked.wait == 0.0
+    # Slack counts the second from the late call's arrival: the next slot is a second
+    # after it, not after the booking.
+    assert after_late.taken and after_late.wait >= 0.9

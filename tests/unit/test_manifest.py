@@ -54,6 +54,6 @@ def test_the_bot_asks_for_the_scopes_it_uses_and_no_more() -> None:
         scopes.append(line.removeprefix("      - "))
 
     assert sorted(scopes) == sorted([
-        "chat:write", "commands", "files:write", "pins:write", "im:write", "channels:history",
-        "groups:history",
+        "chat:write", "commands", "files:write", "files:read", "pins:write", "im:write",
+        "channels:history", "groups:history",
     ])

@@ -199,3 +199,21 @@ def test_the_brands_own_accounts_are_recognised_per_platform(
 def test_search_terms_drop_the_exact_and_prefix_marks() -> None:
     brand = Brand(name="B", keywords=("=Kcell", "Кселл*", "Kcell"))
     assert brand.search_terms == ("Kcell", "Кселл")
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    # Brand names, hashtags, tagged accounts and addresses are no evidence of a language.
+    ("Кселл Kcell kcell thanks for the fast fix", "en"),
+    ("Thanks Kcell, the tower works again #роуминг #дорого", "en"),
+    ("@кселл_помощь thanks, the line works again", "en"),
+    ("see https://kcell.kz/ru/тарифы the new plans are good", "en"),
+    ("Kcell спасибо, всё заработало #thanks", "ru"),
+    ("Кселлдің интернеті нашар #kcell", "kk"),
+    ("Kcell internet jok, jauap bermedi", "kk"),
+    ("Kcell 4G 5G #123 @kcell_kz", "other"),
+])
+def test_the_language_is_read_from_the_words_outside_names_tags_and_addresses(
+        text: str, language: str) -> None:
+    reader = Matcher([KCELL, ACTIV])
+    assert reader.read(text, language=True).language == language
+    assert reader.read(text, language=True).language == language  # from the kept words

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from socialcare.settings import ConfigError, Settings, load_settings, load_team
 from tests.conftest import ROOT
@@ -83,6 +85,7 @@ def test_a_wrong_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
         ("DATABASE_URL", "postgresql://care:hunter2@db:five/socialcare",
          "DATABASE_URL: not a valid URL"),
         ("DATABASE_URL", "care:hunter2@db/socialcare", "DATABASE_URL: not a database URL"),
+        ("DATABASE_URL", "sqlite://care:hunter2@db:five/x.db", "DATABASE_URL: not a valid URL"),
         ("REDIS_URL", "127.0.0.1:6379", "REDIS_URL: give redis://host:6379/0"),
         ("REDIS_URL", "redis://:hunter2@cache:port/0", "REDIS_URL: not a valid URL"),
         ("REDIS_URL", "redis:///0", "REDIS_URL: the URL names no host"),
@@ -105,6 +108,19 @@ def test_a_wrong_url_is_named_on_one_line_without_its_password(
                                  "postgres://u@h/db", "postgresql+asyncpg://u:p@h:5432/db"])
 def test_the_supported_database_urls_are_taken(url: str) -> None:
     assert Settings(database_url=url).database_url == url
+
+
+@given(path=st.text(), driver=st.sampled_from(["sqlite", "sqlite+aiosqlite"]))
+def test_a_sqlite_url_without_a_host_is_taken_as_sqlalchemy_takes_it(path: str,
+                                                                    driver: str) -> None:
+    # Such URLs are taken without SQLAlchemy (`socialcare cases` starts without it):
+    # SQLAlchemy must read every one of them too.
+    from sqlalchemy.engine import make_url
+
+    url = f"{driver}:///{path}"
+
+    assert Settings(database_url=url).database_url == url
+    assert make_url(url).get_backend_name() == "sqlite"
 
 
 def test_plain_database_urls_get_an_async_driver() -> None:

@@ -117,3 +117,21 @@ def test_topics_and_places_are_read_well_enough(
     _print(f"{what} · held out", held)
     assert overall.recall >= target_recall and overall.precision >= target_precision
     assert held.recall >= target_recall and held.precision >= target_precision
+
+
+def test_a_matcher_that_has_read_every_text_reads_each_as_a_new_one_does(
+        readings: dict[str, object]) -> None:
+    # The matcher keeps what it worked out of each word (its fits, its language signs);
+    # what a word's neighbours say (a glued ending, a phrase, a brand name around it)
+    # must not stick to it. Read the corpus forwards, then backwards, each time with a
+    # matcher that has seen every text, and compare with a fresh matcher's first reading.
+    team = load_team(ROOT / "config.example.toml")
+    seasoned = Matcher(team.brands, urgent=team.urgent_keywords, topics=team.topics,
+                       places=team.places)
+    for row in [*ROWS, *reversed(ROWS)]:
+        seasoned.read(row.text, language=True)
+    for row in reversed(ROWS):
+        fresh = Matcher(team.brands, urgent=team.urgent_keywords, topics=team.topics,
+                        places=team.places)
+        assert seasoned.read(row.text, language=True) == readings[row.text] \
+            == fresh.read(row.text, language=True), row.text

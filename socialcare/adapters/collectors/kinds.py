@@ -42,6 +42,9 @@ class WebhookOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reply_url: HttpUrl | None = None
+    # False: the listening platform publishes text only (a picture is left out, and the
+    # reply form says so before sending).
+    pictures: bool = True
 
 
 OPTIONS: dict[str, type[BaseModel]] = {

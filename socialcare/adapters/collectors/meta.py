@@ -46,6 +46,7 @@ from socialcare.adapters.collectors.push import (
     check_hub_signature,
     hub_challenge,
 )
+from socialcare.bot.answers.pictures import MB, Picture, PictureLimits
 from socialcare.bot.model import Author, Mention, RawMention
 from socialcare.bot.pipeline import implausible_time
 from socialcare.bot.ports import Published, PublishFailed
@@ -54,6 +55,10 @@ from socialcare.bot.team import Source
 
 log = logging.getLogger(__name__)
 
+# What a Facebook photo takes (the Page photo upload: JPEG, PNG, GIF… "less than 4 MB",
+# https://developers.facebook.com/docs/graph-api/reference/page/photos); a comment has
+# no caption limit of its own.
+FACEBOOK_PHOTOS = PictureLimits(max_bytes=4 * MB, types=("image/png", "image/jpeg", "image/gif"))
 # Page feed items that are someone saying something.
 FEED_ITEMS = frozenset({"comment", "post", "status", "photo", "video", "share"})
 # A permalink only makes a card's link better: asked for briefly, remembered per post.
@@ -150,6 +155,43 @@ class MetaReceiver:
                                               ("ig_user_id", self._options.ig_user_id))
                 if value is None]
 
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
+        """Facebook comment replies take a photo (uploaded to the Page unpublished, then
+        attached by id), which needs the page token and `page_id`; Instagram comment
+        replies and mentions are text only (`/replies` and `/mentions` take a message).
+        Without the customer's mention it says what Facebook takes."""
+        if self._page_token is None or self._options.page_id is None:
+            return None
+        if to is not None and (to.platform == "instagram"
+                               or to.external_id.startswith("mention:")):
+            return None
+        return FACEBOOK_PHOTOS
+
+    async def publish_picture(self, source: Source, to: Mention, text: str,
+                              picture: Picture) -> Published:
+        """Reply under a Facebook comment or post with the picture attached: the photo
+        goes up to the Page unpublished (`POST /{page-id}/photos`, `published=false`), then
+        the reply names it (`POST /{comment-id}/comments` with `attachment_id`)."""
+        if self.picture_limits(source, to) is None or self._options.page_id is None:
+            raise PublishFailed("this Meta source cannot publish pictures here")
+        assert self._page_token is not None
+        form = aiohttp.FormData()
+        form.add_field("published", "false")
+        form.add_field("access_token", self._page_token)
+        form.add_field("source", picture.content, filename=picture.filename,
+                       content_type=picture.content_type or "application/octet-stream")
+        try:
+            uploaded = await request_json(
+                self._session, "POST", f"{self._graph}/{self._options.page_id}/photos",
+                data=form, what="Graph API photo upload")
+        except SourceUnavailable as failure:
+            raise PublishFailed(str(failure)) from None
+        photo_id = uploaded.get("id") if isinstance(uploaded, dict) else None
+        if not photo_id:
+            raise PublishFailed("Graph API photo upload: no id in the answer")
+        return await self._reply(to, f"{to.external_id}/comments",
+                                 {"message": text, "attachment_id": str(photo_id)})
+
     async def publish(self, source: Source, to: Mention, text: str) -> Published:
         """Reply where the customer wrote: under the comment, post or mention."""
         if self._page_token is None:
@@ -165,6 +207,10 @@ class MetaReceiver:
             path, form = f"{to.external_id}/replies", {"message": text}
         else:
             path, form = f"{to.external_id}/comments", {"message": text}
+        return await self._reply(to, path, form)
+
+    async def _reply(self, to: Mention, path: str, form: dict[str, str]) -> Published:
+        assert self._page_token is not None
         try:
             answer = await request_json(
                 self._session, "POST", f"{self._graph}/{path}",

@@ -74,7 +74,7 @@ class TelegramGroups:
             chat_id=chat, text=text, reply_parameters=reply))
 
 
-    def picture_limits(self, source: Source) -> PictureLimits:
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits:
         """sendPhoto: up to 10 MB, a caption of up to 1,024 characters
         (https://core.telegram.org/bots/api#sendphoto)."""
         return PictureLimits(max_bytes=10 * MB, types=("image/png", "image/jpeg"),

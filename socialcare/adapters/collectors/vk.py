@@ -117,7 +117,7 @@ class VkCollector:
             return Polled(found, state, retry_after=failure.retry_after, note=str(failure))
         return Polled(found, state)
 
-    def picture_limits(self, source: Source) -> PictureLimits | None:
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
         """Wall photos: JPEG, PNG or GIF up to 50 MB (VK's photo upload limit
         [unverified here]); only with both a reply token and a photo token."""
         if self._reply_token is None or self._photo_token is None \

@@ -10,7 +10,8 @@ when the platform later sends the reply back as a mention it is a duplicate.
     → 200 {"id": "1234567999", "url": "https://…"}
 
 A reply with a picture carries it inline (PNG or JPEG, up to 5 MB):
-`"image": {"filename": "apn.png", "content_type": "image/png", "base64": "iVBOR…"}`.
+`"image": {"filename": "apn.png", "content_type": "image/png", "base64": "iVBOR…"}`;
+with `pictures = false` in the options the platform is sent text only.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class WebhookReplyPublisher:
         self._session = session
         self._secret = secret
 
-    def picture_limits(self, source: Source) -> PictureLimits:
-        """The endpoint takes the picture inline, in base64: up to 5 MB of PNG or JPEG."""
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
+        """The endpoint takes the picture inline, in base64: up to 5 MB of PNG or JPEG;
+        nothing when the source says its platform publishes text only (`pictures = false`)."""
+        if source.options.get("pictures") is False:
+            return None
         return PictureLimits(max_bytes=5 * MB, types=("image/png", "image/jpeg"))
 
     async def publish(self, source: Source, to: Mention, text: str) -> Published:

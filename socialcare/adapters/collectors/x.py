@@ -127,7 +127,7 @@ class XCollector:
                               "resume_start": params.get("start_time")},
                       note="more pages than one poll reads")
 
-    def picture_limits(self, source: Source) -> PictureLimits | None:
+    def picture_limits(self, source: Source, to: Mention | None = None) -> PictureLimits | None:
         """Images up to 5 MB (https://docs.x.com/x-api/media); the user token needs the
         media.write scope besides tweet.write."""
         if self._user_token is None:

@@ -7,6 +7,7 @@ goes on with other channels instead of sleeping inside the call.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from socialcare.bot.ports import (
     MessengerError,
     Note,
     OutcomeUnknown,
+    RateBudgets,
     RateLimit,
     RateLimited,
     Undeliverable,
@@ -45,7 +47,11 @@ Observe = Callable[[str, str, str], None]
 # Slack: chat.postMessage about 1 per second per channel; chat.update is Tier 3,
 # about 50 per minute per workspace.
 POSTS_PER_SECOND = 1
+# "Short bursts above 1/s" are allowed: a channel that was quiet takes three at once.
+POST_BURST = 3
 UPDATES_PER_MINUTE = 50
+# A note or a file waits this long at most for its channel's slot.
+MAX_WAIT_SECONDS = 60.0
 # Errors after which retrying the same call cannot succeed.
 _GONE = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "message_not_found",
@@ -68,6 +74,23 @@ def _layout(card: CardView | EscalationView | AnnouncementView) -> dict[str, Any
             "metadata": card_metadata(card)}
 
 
+# A section block's text holds 3,000 characters; the message's text keeps it all.
+_SECTION_TEXT = 3000
+
+
+def _note_buttons(text: str, note: Note) -> dict[str, Any]:
+    """Return the blocks of a note with buttons (the text, then the buttons), or none."""
+    if not note.buttons:
+        return {}
+    return {"blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:_SECTION_TEXT]}},
+        {"type": "actions", "elements": [
+            {"type": "button", "action_id": button.action, "value": button.action,
+             "text": {"type": "plain_text", "text": button.label[:75]}}
+            for button in note.buttons[:25]]},
+    ]}
+
+
 def mention(person: Person) -> str:
     """Return a mrkdwn mention that pings a person, or their name if Slack lacks them."""
     return f"<@{person.slack}>" if person.slack else escape(person.name)
@@ -79,9 +102,13 @@ class SlackMessenger:
     name = "slack"
     finds_cards = True  # by the case id in a card's message metadata
 
-    def __init__(self, client: AsyncWebClient, *, observe: Observe | None = None) -> None:
+    def __init__(self, client: AsyncWebClient, *, observe: Observe | None = None,
+                 budgets: RateBudgets | None = None) -> None:
         self._client = client
         self._observe = observe or (lambda messenger, method, outcome: None)
+        # Given, notes and files take their channel's next slot from the budgets the
+        # dispatcher's cards take theirs from (without, the caller took it already).
+        self._budgets = budgets
         # A person's direct-message channel never changes: open it once.
         self._dms: dict[str, str] = {}
 
@@ -89,7 +116,7 @@ class SlackMessenger:
         """Return the rate limits a call counts against."""
         if operation == "update":
             return [RateLimit("slack:update", UPDATES_PER_MINUTE, 60.0)]
-        return [RateLimit(f"slack:post:{channel}", POSTS_PER_SECOND, 1.0)]
+        return [RateLimit(f"slack:post:{channel}", POSTS_PER_SECOND, 1.0, burst=POST_BURST)]
 
     async def post_card(
         self, channel: str, card: CardView | EscalationView | AnnouncementView
@@ -137,12 +164,22 @@ class SlackMessenger:
         text = escape(note.text)
         if note.mention:
             text += "\n" + " ".join(mention(person) for person in note.mention)
+        await self._room("post", channel)
         response = await self._call(
             f"slack:post:{channel}", self._client.chat_postMessage,
             channel=await self._channel(channel), text=text, thread_ts=thread,
-            unfurl_links=False,
+            unfurl_links=False, **_note_buttons(text, note),
         )
         return str(response["ts"])
+
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text (and its buttons, which an edit would drop)."""
+        text = escape(note.text)
+        await self._call(
+            "slack:update", self._client.chat_update,
+            channel=await self._channel(channel), ts=message_id, text=text,
+            **_note_buttons(text, note),
+        )
 
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message."""
@@ -173,11 +210,23 @@ class SlackMessenger:
         self, channel: str, filename: str, content: bytes, note: Note, *, image: bool = False
     ) -> None:
         """Upload a file (an image shows inline) to a channel with a note."""
+        await self._room("post", channel)
         await self._call(
             f"slack:post:{channel}", self._client.files_upload_v2,
             channel=await self._channel(channel), filename=filename, content=content,
             initial_comment=escape(note.text),
         )
+
+    async def _room(self, operation: str, channel: str) -> None:
+        """Wait for the channel's next slot, if this messenger takes its own."""
+        if self._budgets is None:
+            return
+        limits = self.limits(operation, channel)
+        booking = await self._budgets.book(limits, within=MAX_WAIT_SECONDS)
+        if not booking.taken:
+            raise RateLimited(f"no slot in {channel} within {MAX_WAIT_SECONDS:g} s",
+                              retry_after=booking.wait, limit_key=limits[0].key)
+        await asyncio.sleep(booking.wait)
 
     async def _channel(self, channel: str) -> str:
         """Return the channel to post to: a user id becomes their direct-message channel."""

@@ -20,6 +20,7 @@ from socialcare.adapters.messengers.telegram_card import (
     escalation_html,
     escalation_keyboard,
     note_html,
+    note_keyboard,
 )
 from socialcare.bot.announcements.views import AnnouncementView
 from socialcare.bot.cards import CardView
@@ -138,10 +139,27 @@ class TelegramMessenger:
         message = await self._call(
             channel, self._bot.send_message(
                 chat_id=channel, text=note_html(note), parse_mode=ParseMode.HTML,
-                reply_parameters=reply, link_preview_options=_NO_PREVIEW, **self._budget,
+                reply_parameters=reply, reply_markup=note_keyboard(note),
+                link_preview_options=_NO_PREVIEW, **self._budget,
             )
         )
         return str(message.message_id)
+
+    async def update_note(self, channel: str, message_id: str, note: Note) -> None:
+        """Replace a posted note's text (and its buttons, which an edit would drop)."""
+        try:
+            await self._call(
+                channel, self._bot.edit_message_text(
+                    chat_id=channel, message_id=int(message_id), text=note_html(note),
+                    parse_mode=ParseMode.HTML, reply_markup=note_keyboard(note),
+                    link_preview_options=_NO_PREVIEW,
+                    **self._budget,
+                )
+            )
+        except Undeliverable as error:
+            # Telegram refuses an edit that changes nothing; the note is in step.
+            if "not modified" not in str(error):
+                raise
 
     async def pin(self, channel: str, message_id: str) -> None:
         """Pin a message, quietly."""

@@ -29,6 +29,10 @@ from socialcare.bot.ports import RateBudgets, RateLimit
 # Telegram: about 1 message per second per chat, 20 per minute per group (edits seem
 # to count too), 30 per second overall.
 PER_CHAT_PER_SECOND = 1
+# "Short bursts are allowed": a chat that was quiet takes three at once. The group's
+# 20 a minute is a bucket of 20 that starts full and gets one back every 3 s (as
+# python-telegram-bot's AIORateLimiter keeps it), not 20 and then a silent minute.
+PER_CHAT_BURST = 3
 PER_GROUP_PER_MINUTE = 20
 OVERALL_PER_SECOND = 30
 # Longer than this without room (a full group, a long flood-control pause), a call
@@ -53,7 +57,8 @@ TAKEN = Budget(taken=True)
 
 def chat_limits(chat: str) -> list[RateLimit]:
     """Return the rate limits a message to this chat counts against."""
-    limits = [RateLimit(f"telegram:chat:{chat}", PER_CHAT_PER_SECOND, 1.0)]
+    limits = [RateLimit(f"telegram:chat:{chat}", PER_CHAT_PER_SECOND, 1.0,
+                        burst=PER_CHAT_BURST)]
     if chat.startswith("-"):  # groups, supergroups and channels
         limits.append(RateLimit(f"telegram:group:{chat}", PER_GROUP_PER_MINUTE, 60.0))
     limits.append(RateLimit("telegram:all", OVERALL_PER_SECOND, 1.0))
@@ -118,10 +123,8 @@ class SharedBudgets(BaseRateLimiter[Budget]):
             attempt += 1
 
     async def _room(self, limits: Sequence[RateLimit]) -> None:
-        """Wait until every limit has room and take the call from them."""
-        waited = 0.0
-        while (wait := await self._budgets.acquire(limits)) > 0:
-            if waited + wait > self._max_wait:
-                raise RetryAfter(math.ceil(wait))
-            await asyncio.sleep(wait)
-            waited += wait
+        """Book the first slot every limit has and wait for it."""
+        booking = await self._budgets.book(limits, within=self._max_wait)
+        if not booking.taken:
+            raise RetryAfter(math.ceil(booking.wait))
+        await asyncio.sleep(booking.wait)

@@ -93,6 +93,16 @@ def note_html(note: Note) -> str:
     return text
 
 
+def note_keyboard(note: Note) -> InlineKeyboardMarkup | None:
+    """Return a note's buttons (an incident's message), a few to a row, or None."""
+    if not note.buttons:
+        return None
+    buttons = [InlineKeyboardButton(button.label, callback_data=button.action)
+               for button in note.buttons]
+    return InlineKeyboardMarkup(
+        [buttons[i:i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)])
+
+
 def escalation_html(view: EscalationView) -> str:
     """Return the text of an escalation card in Telegram's HTML."""
     lines = [f"<b>{escape(view.title)}</b>", "",

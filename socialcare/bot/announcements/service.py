@@ -1,4 +1,6 @@
-"""Announcement commands: announce, correct, withdraw, remind, acknowledge, expire.
+"""Announcement commands: announce, correct, withdraw, remind, acknowledge, expire; and
+`standing`, the one reading of where an announcement stands (the chat's
+`/announcement N` and the console's page show it).
 
 Each is one transaction that stores the change with its event and makes the copies
 due; the deliverer (`delivery`) brings every copy in step afterwards. `announce` is
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from socialcare.bot.announcements.audiences import ALL, TEAM
-from socialcare.bot.announcements.figures import members_of
+from socialcare.bot.announcements.figures import AudienceStanding, members_of, standings
 from socialcare.bot.announcements.model import (
     Announcement,
     AnnouncementEvent,
@@ -96,6 +98,16 @@ class Acknowledged:
 
     announcement_id: int
     new: bool
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where an announcement stands: per audience its copies and who has it, and how
+    many cases were answered with it."""
+
+    announcement: Announcement
+    audiences: list[AudienceStanding]
+    answered: int
 
 
 def announcer(team: Team, person_id: str) -> Person:
@@ -360,6 +372,19 @@ async def remind(cmd: Remind, *, uow: UnitOfWork, clock: Clock, team: Team) -> i
 
     await _change(cmd.announcement_id, apply, uow=uow, clock=clock, copies=False, after=tell)
     return reminded[-1]
+
+
+async def standing(announcement_id: int, *, uow: UnitOfWork, team: Team) -> Standing:
+    """Read an announcement with its copies, receipts and answered cases, in one
+    transaction (raises AnnouncementNotFound)."""
+    ids = [announcement_id]
+    async with uow:
+        announcement = await uow.announcements.get(announcement_id)
+        copies = (await uow.announcements.copies_of(ids)).get(announcement_id, [])
+        receipts = (await uow.announcements.receipts(ids)).get(announcement_id, [])
+        answered = (await uow.announcements.answered(ids)).get(announcement_id, 0)
+    return Standing(announcement, standings(announcement, copies, receipts, team=team),
+                    answered)
 
 
 async def acknowledge(cmd: Acknowledge, *, uow: UnitOfWork, clock: Clock) -> Acknowledged:

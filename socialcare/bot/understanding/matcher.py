@@ -8,26 +8,37 @@ forms ("Актив Казахстана"). A hashtag matches a keyword it is, or
 ("#kcell", "#кселлкз", "#KcellПозор"), and a tagged "@account" of a brand is a mention
 of that brand. An exclusion hides the brand keywords inside it, in its forms too
 ("в Kcell Arena", "Kcell Arena-да").
+
+What depends on a word alone (the word folded, the keywords it is or begins, what it
+tells of the language) is worked out once and kept, so that reading a text is mostly
+one look-up a word; what depends on its neighbours is looked at in place.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
+from functools import reduce
+from operator import or_
+from typing import NamedTuple
 
 from socialcare.bot.model import Author
 from socialcare.bot.understanding import forms
+from socialcare.bot.understanding import language as languages
 from socialcare.bot.understanding.folding import fold, fold_lowered
-from socialcare.bot.understanding.language import detect
-from socialcare.bot.understanding.model import Brand, Place, Reading, Topic
+from socialcare.bot.understanding.model import Brand, Language, Place, Reading, Topic
 
 _WORD = re.compile(r"[^\W_]+")
 _HASHTAG = re.compile(r"#(\w+)")
 _ACCOUNT = re.compile(r"@([\w.]*\w)")
 _HEAD = 3
+# How many words a matcher keeps worked out: a stream's words repeat (Zipf's law), so
+# most of a text's words are known. 20,000 words take some 6 MB.
+_KNOWN_WORDS = 20_000
 _CONSONANTS = frozenset("бвгджзйклмнпрстфхцчшщғқңһbcdfghjklmnpqrstvwxz")
 # After a keyword in a hashtag, these start a longer word rather than a second one
 # ("#активныйотдых" is not "#актив" + "ныйотдых").
@@ -44,7 +55,21 @@ class Kind(StrEnum):
     PLACE = "place"
 
 
-@dataclass(frozen=True)
+# The kinds as plain names: an enum member's look-up takes some 0.5 µs on Python 3.11,
+# a global's some 30 ns, and the reading loop asks a few times a hit.
+_BRAND, _EXCLUSION, _URGENT, _TOPIC, _PLACE = (
+    Kind.BRAND, Kind.EXCLUSION, Kind.URGENT, Kind.TOPIC, Kind.PLACE)
+
+
+class _Fit(Enum):
+    """How a keyword fits a word taken alone."""
+
+    WORD = 1  # the word is the keyword in one of its forms
+    GLUE = 2  # the word is the keyword as written: an ending may follow after "-" or "'"
+    PHRASE = 3  # the word starts a keyword of several words
+
+
+@dataclass(frozen=True, eq=False)
 class _Keyword:
     kind: Kind
     label: int  # the brand's, topic's or place's position in the config
@@ -65,8 +90,19 @@ class _Keyword:
         return self.words[-1]
 
 
-@dataclass(frozen=True)
-class Hit:
+_WORD_FIT, _GLUE_FIT = _Fit.WORD, _Fit.GLUE
+
+
+class _Known(NamedTuple):
+    """A lower-case word of a text as the matcher keeps it, worked out once."""
+
+    folded: str
+    fits: tuple[tuple[_Keyword, _Fit], ...]  # how each keyword fits the word alone
+    letters: tuple[str, ...]  # its runs of letters, which tell the language
+    signs: int  # what they tell (`language.signs`)
+
+
+class Hit(NamedTuple):
     """A keyword found in a text, and where."""
 
     kind: Kind
@@ -98,37 +134,46 @@ def forms_lower(text: str) -> str:
 
 
 class _Text:
-    """A text prepared once: lower-case, folded, its words and what glues them."""
+    """A text prepared once: lower-case, its words and where they are.
+
+    Words are taken from the lower-case text: folding maps one letter to one letter, so
+    they are where the folded text's words are, and each is folded only when needed.
+    """
+
+    __slots__ = ("ends", "known", "lower", "normal", "starts", "tags", "words")
 
     def __init__(self, text: str) -> None:
         normal = unicodedata.normalize("NFKC", text)
         self.normal = normal
         self.lower = normal.casefold()
-        self.folded = fold_lowered(self.lower)
-        found = list(_WORD.finditer(self.folded))
-        self.words = [(m.start(), m.end()) for m in found]
-        self.texts = [m.group() for m in found]
+        found = list(_WORD.finditer(self.lower))
+        self.words = [m.group() for m in found]
+        self.starts = [m.start() for m in found]
+        self.ends = [m.end() for m in found]
+        self.known: list[_Known] = []  # the words as the matcher knows them (`_hits`)
+        self.tags: list[tuple[int, int]] = []  # where its hashtags are (`_hits`)
 
     def upper_at(self, i: int) -> bool:
         """Tell whether the letter at i was written in upper case ("#KcellПозор")."""
         # casefold rarely changes a text's length; when it does, case is not told.
         return len(self.normal) == len(self.lower) and self.normal[i].isupper()
 
-    def word(self, i: int) -> str:
-        return self.texts[i]
+    def folded(self, i: int) -> str:
+        """Return word i folded."""
+        return self.known[i].folded
 
     def glued_next(self, i: int) -> bool:
         """Tell whether word i+1 follows word i after one hyphen or apostrophe."""
-        if i + 1 >= len(self.words):
+        if i + 1 >= len(self.starts):
             return False
-        gap = self.folded[self.words[i][1]:self.words[i + 1][0]]
+        gap = self.lower[self.ends[i]:self.starts[i + 1]]
         return len(gap) == 1 and gap in forms.GLUE
 
     def spaced_next(self, i: int) -> bool:
         """Tell whether word i+1 follows word i after spaces or a hyphen only."""
-        if i + 1 >= len(self.words):
+        if i + 1 >= len(self.starts):
             return False
-        gap = self.folded[self.words[i][1]:self.words[i + 1][0]]
+        gap = self.lower[self.ends[i]:self.starts[i + 1]]
         return bool(gap) and (gap.isspace() or gap == "-")
 
 
@@ -183,7 +228,8 @@ class Matcher:
                 whole = (len(keyword.words) > 1 or keyword.exact or not self._word_forms) \
                     and not keyword.prefix and start == keyword.words[0]
                 self._by_head.setdefault(start[:_HEAD], []).append((start, whole, keyword))
-        self._short = sorted({len(k) for k in self._by_start if len(k) < _HEAD})
+        self._sizes = [*sorted({len(k) for k in self._by_start if len(k) < _HEAD}), _HEAD]
+        self._words: dict[str, _Known] = {}
         self._accounts = {
             _account_key(handle): i
             for i, brand in enumerate(brands)
@@ -205,34 +251,26 @@ class Matcher:
         names a brand (only a case needs it); `language=True` asks for it always."""
         prepared = _Text(text)
         hits = self._hits(prepared)
-        hidden = [(h.start, h.end) for h in hits if h.kind is Kind.EXCLUSION]
+        hidden = [(start, end) for kind, _, start, end in hits if kind is _EXCLUSION]
         brand: tuple[int, int] | None = None
         urgent = False
         topics: set[int] = set()
         places: set[int] = set()
-        for hit in hits:
-            if hit.kind is Kind.BRAND:
-                if any(s < hit.end and hit.start < e for s, e in hidden):
+        for kind, label, start, end in hits:
+            if kind is _BRAND:
+                if hidden and any(s < end and start < e for s, e in hidden):
                     continue
-                if brand is None or hit.start < brand[0]:
-                    brand = (hit.start, hit.label)
-            elif hit.kind is Kind.URGENT:
+                if brand is None or start < brand[0]:
+                    brand = (start, label)
+            elif kind is _TOPIC:
+                topics.add(label)
+            elif kind is _PLACE:
+                places.add(label)
+            elif kind is _URGENT:
                 urgent = True
-            elif hit.kind is Kind.TOPIC:
-                topics.add(hit.label)
-            elif hit.kind is Kind.PLACE:
-                places.add(hit.label)
         detected = None
         if self._languages and (language or (language is None and brand is not None)):
-            # Brand names are no evidence of a language ("Кселл" looks Kazakh).
-            spans = sorted((h.start, h.end) for h in hits
-                           if h.kind in (Kind.BRAND, Kind.EXCLUSION))
-            parts, at = [], 0
-            for start, end in spans:
-                parts.append(prepared.lower[at:max(at, start)])
-                at = max(at, end)
-            parts.append(prepared.lower[at:])
-            detected = detect(" ".join(parts))
+            detected = self._language(prepared, hits)
         return Reading(
             brand=self._brands[brand[1]] if brand else None,
             language=detected,
@@ -240,6 +278,23 @@ class Matcher:
             topics=tuple(self._topics[i] for i in sorted(topics)),
             places=tuple(self._places[i] for i in sorted(places)),
         )
+
+    def _language(self, t: _Text, hits: list[Hit]) -> Language:
+        """Return the language of a text's words outside brand names (no evidence of a
+        language: "Кселл" looks Kazakh), addresses, handles and hashtags."""
+        cut = [(start, end) for kind, _, start, end in hits
+               if kind is _BRAND or kind is _EXCLUSION]
+        cut += t.tags
+        cut += languages.noise(t.lower, hashtags=False)
+        out: set[int] = set()  # the words in them
+        for start, end in cut:
+            out.update(range(bisect_right(t.ends, start), bisect_left(t.starts, end)))
+        signs = [known.signs for known in t.known]
+        for i in out:
+            signs[i] = 0
+        return languages.decide(
+            reduce(or_, signs, 0),
+            lambda: [w for i, known in enumerate(t.known) if i not in out for w in known.letters])
 
     def match(self, text: str) -> Brand | None:
         """Return the brand named earliest in the text (outside exclusions), or None."""
@@ -260,49 +315,107 @@ class Matcher:
 
     def _hits(self, t: _Text) -> list[Hit]:
         found: list[Hit] = []
-        heads = self._by_head
-        sizes = [*self._short, _HEAD]
-        for i, word in enumerate(t.texts):
-            for size in sizes:
-                if size > len(word):
-                    break
-                bucket = heads.get(word[:size])
-                if bucket is None:
-                    continue
-                for key, whole, keyword in bucket:
-                    if (whole and word != key) or (size < _HEAD and len(key) != size) \
-                            or not word.startswith(key):
+        known, starts, ends = self._words, t.starts, t.ends
+        t.known = words = [known.get(word) or self._remember(word) for word in t.words]
+        last, lower = len(words) - 1, t.lower
+        for i, entry in enumerate(words):
+            for keyword, fit in entry.fits:
+                start, end = starts[i], ends[i]
+                if fit is _GLUE_FIT:
+                    # Most often no hyphen or apostrophe follows: told without a call.
+                    if i < last and starts[i + 1] == end + 1 and lower[end] in forms.GLUE:
+                        end = self._glued_end(keyword, t, i)
+                elif fit is not _WORD_FIT:
+                    # A phrase: most often its second word is not next (told here too;
+                    # a last word is at least its stem).
+                    if i + len(keyword.words) - 1 > last or not (
+                            words[i + 1].folded.startswith(keyword.stem)
+                            if len(keyword.words) == 2
+                            else words[i + 1].folded == keyword.words[1]):
                         continue
-                    end = self._match_at(keyword, t, i)
-                    if end is not None:
-                        found.append(Hit(keyword.kind, keyword.label, t.words[i][0], end))
-        for m in _HASHTAG.finditer(t.folded):
-            found += self._hashtag(t, m.start(1), m.end(1))
-        for m in _ACCOUNT.finditer(t.lower):
-            label = self._accounts.get(m.group(1))
-            if label is not None:
-                found.append(Hit(Kind.BRAND, label, m.start(), m.end()))
+                    phrase_end = self._match_at(keyword, t, i)
+                    if phrase_end is None:
+                        continue
+                    end = phrase_end
+                found.append(Hit(keyword.kind, keyword.label, start, end))
+        if "#" in t.lower:
+            for m in _HASHTAG.finditer(t.lower):
+                t.tags.append(m.span())
+                found += self._hashtag(t, m.start(1), m.end(1))
+        if "@" in t.lower:
+            for m in _ACCOUNT.finditer(t.lower):
+                label = self._accounts.get(m.group(1))
+                if label is not None:
+                    found.append(Hit(_BRAND, label, m.start(), m.end()))
         return found
+
+    def _remember(self, word: str) -> _Known:
+        """Work out what the matcher needs to know of a lower-case word, and keep it."""
+        letters: tuple[str, ...] = ()
+        signs = 0
+        if self._languages:
+            letters = languages.words_of(word)
+            for run in letters:
+                signs |= languages.signs(run)
+        folded = fold_lowered(word)
+        known = _Known(word if folded == word else folded, self._fits(word), letters, signs)
+        if len(self._words) >= _KNOWN_WORDS:
+            self._words.clear()  # a long-running process meets new words without end
+        self._words[word] = known
+        return known
+
+    def _fits(self, lowered: str) -> tuple[tuple[_Keyword, _Fit], ...]:
+        """Return the keywords a lower-case word can be (the start of), and how.
+
+        This is the per-word part of the rules, which depends on the word alone; what
+        follows the word (a glued ending, a phrase's next words) is looked at in place.
+        """
+        word = fold_lowered(lowered)
+        candidates: dict[_Keyword, None] = {}
+        for size in self._sizes:
+            if size > len(word):
+                break
+            for key, whole, keyword in self._by_head.get(word[:size], ()):
+                if (whole and word != key) or (size < _HEAD and len(key) != size) \
+                        or not word.startswith(key):
+                    continue
+                candidates[keyword] = None
+        fits: list[tuple[_Keyword, _Fit]] = []
+        for keyword in candidates:
+            if len(keyword.words) > 1:
+                if word == keyword.words[0]:
+                    fits.append((keyword, _Fit.PHRASE))
+                continue
+            fit = self._last_word_fits(keyword, word, lowered)
+            if fit is not None:
+                fits.append((keyword, fit))
+        return tuple(fits)
 
     # ── the rules ────────────────────────────────────────────────────────────────
 
     def _match_at(self, keyword: _Keyword, t: _Text, i: int) -> int | None:
-        """Return where the keyword ends if it starts at word i, else None."""
+        """Return where a keyword of several words ends if it starts at word i, else None."""
         n = len(keyword.words)
         if i + n > len(t.words):
             return None
         for k in range(n - 1):
-            if t.word(i + k) != keyword.words[k] or not t.spaced_next(i + k):
+            if t.folded(i + k) != keyword.words[k] or not t.spaced_next(i + k):
                 return None
-        return self._last_word_at(keyword, t, i + n - 1)
+        j = i + n - 1
+        fit = self._last_word_fits(keyword, t.folded(j), t.words[j])
+        if fit is None:
+            return None
+        return t.ends[j] if fit is _Fit.WORD else self._glued_end(keyword, t, j)
 
-    def _last_word_at(self, keyword: _Keyword, t: _Text, j: int) -> int | None:
-        word, (start, end) = t.word(j), t.words[j]
+    def _last_word_fits(self, keyword: _Keyword, word: str, lowered: str) -> _Fit | None:
+        """Tell whether a (folded) word is the keyword's last word in one of its forms:
+        WORD if so, GLUE if it is the word as written (an ending may follow after a
+        hyphen or an apostrophe), None if not."""
         target = keyword.words[-1]
         if keyword.exact or not self._word_forms:
-            return end if word == target else None
+            return _Fit.WORD if word == target else None
         if keyword.prefix:
-            return end if word.startswith(target) else None
+            return _Fit.WORD if word.startswith(target) else None
         stem, russian = keyword.stem, keyword.russian
         # Russian endings replace the keyword's own ending ("Астан|е"); Kazakh and
         # English ones follow the whole keyword ("Астана|да", "Kcell|s").
@@ -310,18 +423,23 @@ class Matcher:
         cuts.append((target, russian if stem == target else None, True))
         for cut_word, russian_class, full in cuts:
             if word.startswith(cut_word) and len(word) > len(cut_word):
-                cut = start + len(cut_word)
-                if self._ending_fits(keyword, t.folded[cut:end], t.lower[cut:end],
+                cut = len(cut_word)
+                if self._ending_fits(keyword, word[cut:], lowered[cut:],
                                      russian=russian_class, full=full):
-                    return end
-        if word == target and t.glued_next(j):
-            # "Kcell-ге", "Kcell'а": an ending after a hyphen or an apostrophe.
-            nxt_start, nxt_end = t.words[j + 1]
-            if self._ending_fits(keyword, t.folded[nxt_start:nxt_end],
-                                 t.lower[nxt_start:nxt_end],
-                                 russian=russian if stem == target else None, full=True):
+                    return _Fit.WORD
+        return _Fit.GLUE if word == target else None
+
+    def _glued_end(self, keyword: _Keyword, t: _Text, j: int) -> int:
+        """Return where word j, the keyword as written, ends with its ending: after the
+        next word if that is an ending after a hyphen or an apostrophe ("Kcell-ге",
+        "Kcell'а"), else at its own end."""
+        if t.glued_next(j):
+            nxt_end = t.ends[j + 1]
+            if self._ending_fits(keyword, t.folded(j + 1), t.words[j + 1], full=True,
+                                 russian=keyword.russian
+                                 if keyword.stem == keyword.target else None):
                 return nxt_end
-        return end if word == target else None
+        return t.ends[j]
 
     def _ending_fits(self, keyword: _Keyword, rest: str, rest_lower: str, *,
                      russian: str | None, full: bool) -> bool:
@@ -337,20 +455,22 @@ class Matcher:
     def _hashtag(self, t: _Text, start: int, end: int, *, second: bool = False) -> list[Hit]:
         """Return the keywords a hashtag's body (start:end) starts with — and, once, the
         keywords glued after one ("#кселлинтернет": Kcell and internet)."""
-        body = t.folded[start:end]
+        body = fold_lowered(t.lower[start:end])
         found: list[Hit] = []
         for size in range(min(len(body), 60), 0 if not second else 2, -1):
             for keyword in self._by_joined.get(body[:size], ()):
-                if keyword.kind is Kind.URGENT or not self._tag_rest_fits(
-                        keyword, t, start + size, end):
+                if keyword.kind is _URGENT or not self._tag_rest_fits(
+                        keyword, t, body[size:], start + size, end):
                     continue
                 found.append(Hit(keyword.kind, keyword.label, start - 1, end))
                 if not second and size < len(body):
                     found += self._hashtag(t, start + size, end, second=True)
         return found
 
-    def _tag_rest_fits(self, keyword: _Keyword, t: _Text, cut: int, end: int) -> bool:
-        rest = t.folded[cut:end]
+    def _tag_rest_fits(self, keyword: _Keyword, t: _Text, rest: str, cut: int,
+                       end: int) -> bool:
+        """Tell whether what follows a keyword in a hashtag (`rest`, folded, at cut:end)
+        leaves it a mention of the keyword."""
         if not rest or keyword.prefix or rest[0] in "_0123456789":
             return True
         if keyword.exact:

@@ -85,6 +85,8 @@
       setNow(board.now);
       rows.innerHTML = board.rows;
       counters.innerHTML = board.counters;
+      var incidents = document.getElementById("incidents");
+      if (incidents && board.incidents !== undefined) { incidents.innerHTML = board.incidents; }
       var now = caseIds(rows);
       for (var id in now) {
         if (!known[id]) { document.getElementById(id).classList.add("fresh"); }

@@ -10,8 +10,8 @@ per key now and then.
 PostgreSQL's triggers run once a statement over its transition tables (a batch of a
 hundred cases is one insert of changes); SQLite's once a row.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-02
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision = "0019"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
