@@ -54,14 +54,16 @@ def free_port() -> int:
 
 
 async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
-    """Wait until `check()` is truthy (or stops raising AssertionError); return its value."""
+    """Wait until `check()` is truthy (or stops raising AssertionError, or LookupError:
+    the card it looks at is not posted yet — each messenger's cards go at their own
+    pace); return its value."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
             value = check()
             if value:
                 return value
-        except AssertionError:
+        except (AssertionError, LookupError):
             if asyncio.get_running_loop().time() > deadline:
                 raise
         if asyncio.get_running_loop().time() > deadline:
