@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 PREFIX = "sc1"
 MAX_BYTES = 64
@@ -129,6 +130,23 @@ class EscalationAction:
         return cls(kind, int(found["id"]), None if arg is None else int(arg))
 
 
+_Kind = TypeVar("_Kind", bound=StrEnum)
+
+
+def _kind_and_id(pattern: re.Pattern[str], payload: str, kinds: type[_Kind],
+                 what: str) -> tuple[_Kind, int]:
+    """Read `<prefix>:<kind>:<id>` of a button on an announcement or an incident, the
+    whole payload (a trailing newline is not a button's), or raise BadAction."""
+    found = pattern.fullmatch(payload)
+    if found is None:
+        raise BadAction(f"not a socialcare {what} action: {payload[:80]!r}")
+    try:
+        kind = kinds(found["kind"])
+    except ValueError:
+        raise BadAction(f"unknown {what} action {found['kind']!r}") from None
+    return kind, int(found["id"])
+
+
 class AnnouncementActionKind(StrEnum):
     """What an announcement's button asks for; the values are part of the wire format."""
 
@@ -154,14 +172,8 @@ class AnnouncementAction:
     @classmethod
     def unpack(cls, payload: str) -> AnnouncementAction:
         """Parse a payload, or raise BadAction."""
-        found = _ANNOUNCEMENT.match(payload)
-        if found is None:
-            raise BadAction(f"not a socialcare announcement action: {payload[:80]!r}")
-        try:
-            kind = AnnouncementActionKind(found["kind"])
-        except ValueError:
-            raise BadAction(f"unknown announcement action {found['kind']!r}") from None
-        return cls(kind, int(found["id"]))
+        return cls(*_kind_and_id(_ANNOUNCEMENT, payload, AnnouncementActionKind,
+                                 "announcement"))
 
 
 class IncidentActionKind(StrEnum):
@@ -192,11 +204,4 @@ class IncidentAction:
     @classmethod
     def unpack(cls, payload: str) -> IncidentAction:
         """Parse a payload, or raise BadAction."""
-        found = _INCIDENT.fullmatch(payload)
-        if found is None:
-            raise BadAction(f"not a socialcare incident action: {payload[:80]!r}")
-        try:
-            kind = IncidentActionKind(found["kind"])
-        except ValueError:
-            raise BadAction(f"unknown incident action {found['kind']!r}") from None
-        return cls(kind, int(found["id"]))
+        return cls(*_kind_and_id(_INCIDENT, payload, IncidentActionKind, "incident"))
