@@ -31,6 +31,48 @@ def duration(seconds: float | None, catalog: Catalog) -> str:
     return catalog("duration.days", days=hours // 24, hours=hours % 24)
 
 
+# `duration`'s precision as one ordered integer per shown value: whole seconds below a
+# minute, whole minutes below two days, whole hours above. Roll-ups count durations by
+# it (the SQL twin is in `socialcare.storage.rollups`): a percentile found in the counts
+# is right to the precision every report shows it at.
+_MINUTES_FROM, _HOURS_FROM = 1_000, 100_000
+_DAYS_MINUTES = 48 * 60
+
+
+def shown_bucket(seconds: float) -> int:
+    """Return the bucket of a duration: two durations `duration` shows alike share it,
+    and a longer duration never has a smaller one."""
+    if seconds < 60:
+        return max(0, round(seconds))
+    minutes = round(seconds / 60)
+    if minutes < _DAYS_MINUTES:
+        return _MINUTES_FROM + minutes
+    return _HOURS_FROM + minutes // 60
+
+
+def bucket_seconds(bucket: int) -> float:
+    """Return a duration in the bucket (shown as every duration in it is)."""
+    if bucket < 60:
+        return float(bucket)
+    if bucket == 60:  # 59.5 s up to a minute: "60 s"
+        return 59.75
+    if bucket < _HOURS_FROM:
+        return 60.0 * (bucket - _MINUTES_FROM)
+    return 3600.0 * (bucket - _HOURS_FROM)
+
+
+def bucket_bounds(bucket: int) -> tuple[float, float]:
+    """Return an interval that holds every duration of the bucket (and a little more:
+    the caller checks the bucket itself)."""
+    if bucket <= 60:
+        return (float("-inf") if bucket == 0 else bucket - 1.0, bucket + 1.0)
+    if bucket < _HOURS_FROM:
+        minutes = bucket - _MINUTES_FROM
+        return 60.0 * minutes - 31, 60.0 * minutes + 31
+    hours = bucket - _HOURS_FROM
+    return 3600.0 * hours - 31, 3600.0 * (hours + 1) + 31
+
+
 def share(part: float | None) -> str:
     """Return a share as a whole percentage, or a dash for none."""
     return "—" if part is None else f"{round(part * 100)}%"

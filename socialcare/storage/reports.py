@@ -9,27 +9,31 @@ to `socialcare.bot.reports.aggregate`. Both must give the same report.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Float,
-    case,
+    Integer,
     cast,
     func,
     literal,
+    literal_column,
     select,
     text,
+    true,
 )
-from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from socialcare.bot.answers.forms import AnswerForm
 from socialcare.bot.metrics import CaseFacts, Standing
 from socialcare.bot.model import EventKind, Tier
+from socialcare.bot.report_text import bucket_bounds, bucket_seconds
 from socialcare.bot.reports import (
-    HISTOGRAM_CAP,
+    DIMENSIONS,
     NONE,
     WORST,
     Breach,
@@ -40,20 +44,17 @@ from socialcare.bot.reports import (
     Stat,
     aggregate,
 )
-from socialcare.storage import wallboard
+from socialcare.storage import rollups, wallboard
 from socialcare.storage.repositories import names
 from socialcare.storage.schema import case_facts as f
-from socialcare.storage.schema import case_topics, escalations, events
+from socialcare.storage.schema import case_topics, escalations, events, report_counts
 
 # Facts read and converted at once, between the event loop's turns.
 FACTS_AT_ONCE = 100
 # Sorting a month of a big team's cases for percentiles wants memory, not disk.
 WORK_MEM = "128MB"
-# 15 minutes: every timezone's offset is a multiple, so buckets fall into local days.
-BUCKET_SECONDS = 900
-_DIMENSIONS = {"tier": f.c.tier, "platform": f.c.platform, "brand": f.c.brand,
-               "agent": f.c.first_answer_by, "topic": func.coalesce(case_topics.c.topic, NONE),
-               "language": func.coalesce(f.c.language, NONE)}
+_MEASURES = {"reaction": "reaction_seconds", "lag": "lag_seconds",
+             "resolution": "resolution_seconds"}
 # The breakdowns whose column is not in the facts table, and how to reach it.
 _JOINS = {"topic": f.outerjoin(case_topics, case_topics.c.case_id == f.c.case_id)}
 
@@ -168,37 +169,15 @@ class SqlReportRepository:
         return {name: count for name, count in rows}
 
     async def _sql_report(self, period: Period, now: datetime) -> Report:
-        """Aggregate in PostgreSQL: a few queries, run side by side on their own
-        connections (each sorts for its percentiles; the server runs them in parallel)."""
-        reaction, lag = f.c.reaction_seconds, f.c.lag_seconds
-        resolution = case((f.c.standing == "resolved", f.c.resolution_seconds))
-        met = (f.c.first_answer_at.is_not(None)) & (f.c.first_answer_at <= f.c.response_due_at)
-        # Dismissed unanswered by its deadline: no answer was needed (neither met nor
-        # missed, nor pending); dismissed after it, the breach stands.
+        """Sum the roll-ups (`socialcare.storage.rollups`): the counts per quarter hour,
+        the durations per day and, for the hours of UTC days the period cuts, the facts;
+        then the worst breaches and the cases still pending. The queries run side by
+        side on their own connections."""
+        async with self._engine.begin() as conn:
+            await rollups.fold(conn)
         missed = (f.c.first_answer_at > f.c.response_due_at) | (
             f.c.first_answer_at.is_(None) & (f.c.response_due_at < now)
             & (f.c.dismissed_at.is_(None) | (f.c.dismissed_at > f.c.response_due_at)))
-        pending = (f.c.first_answer_at.is_(None) & (f.c.response_due_at >= now)
-                   & f.c.dismissed_at.is_(None))
-        counts = [
-            func.count().label("cases"),
-            func.count().filter(f.c.standing == "dismissed").label("dismissed"),
-            func.count(reaction).label("answered"),
-            func.count().filter(met).label("met"), func.count().filter(missed).label("missed"),
-            func.count().filter(pending).label("pending"),
-        ]
-        total = select(
-            *counts, _percentiles(reaction).label("reaction_percentiles"),
-            _percentiles(lag).label("lag_percentiles"),
-            func.count(resolution).label("resolved"),
-            _percentiles(resolution).label("resolution_percentiles"),
-            *(func.count().filter((f.c.standing == "resolved") & condition).label(name)
-              for name, condition in (
-                  ("m1", f.c.messages_to_resolve <= 1), ("m2", f.c.messages_to_resolve == 2),
-                  ("m3", f.c.messages_to_resolve == 3), ("m4", f.c.messages_to_resolve >= 4))),
-        ).where(self._in(period))
-        breakdowns = {name: self._breakdown(period, column, counts, _JOINS.get(name))
-                      for name, column in _DIMENSIONS.items()}
         worst = (
             select(f.c.case_id, f.c.tier, f.c.platform,
                    _epoch(func.coalesce(f.c.first_answer_at, literal(now)), f.c.response_due_at)
@@ -206,56 +185,93 @@ class SqlReportRepository:
             .where(self._in(period), missed)
             .order_by(text("overdue DESC"), f.c.case_id).limit(WORST)
         )
-        # date_part is double precision; extract's numeric is several times slower to divide.
-        bucket = func.floor(func.date_part("epoch", f.c.published_at) / BUCKET_SECONDS)
-        days = (select(bucket.label("bucket"), func.count().label("cases"),
-                       func.count().filter(met).label("met"),
-                       func.count().filter(missed).label("missed"))
-                .where(self._in(period)).group_by(bucket))
-        minute = func.least(func.floor(reaction / 60), HISTOGRAM_CAP)
-        histogram = (select(f.c.tier, minute.label("minute"), func.count().label("cases"))
-                     .where(self._in(period), f.c.first_answer_at.is_not(None))
-                     .group_by(f.c.tier, minute))
-        queries = [total, *breakdowns.values(), worst, days, histogram]
-        results = await asyncio.gather(*(self._side_query(q) for q in queries))
-        [head], *grouped = results[:1 + len(breakdowns)]
-        worst_rows, day_rows, histogram_rows = results[1 + len(breakdowns):]
-        groups = {
-            name: sorted((_group(row, row.key) for row in rows), key=lambda g: (-g.cases, g.key))
-            for name, rows in zip(breakdowns, grouped, strict=True)
-        }
+        count_rows, day_rows, duration_rows, worst_rows, pending_rows = await asyncio.gather(
+            *(self._side_query(q) for q in (*_count_queries(period), _durations(period),
+                                             worst, _pending(period, now))))
+        waiting = _Waiting(pending_rows, period)
+        sums = {(r.dimension, r.key): r for r in count_rows if r.cases}
+        histograms: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+        for r in duration_rows:
+            if r.n:
+                histograms.setdefault((r.measure, r.dimension, r.key), []).append(
+                    (r.bucket, r.n))
+        percentiles = await self._percentiles(period, histograms)
+
+        def stat(measure: str, dimension: str, key: str) -> Stat:
+            found = histograms.get((measure, dimension, key), [])
+            return Stat(sum(n for _, n in found),
+                        *percentiles.get((measure, dimension, key), (None, None)))
+
+        def group(dimension: str, key: str) -> Group:
+            row, pending_now = sums[dimension, key], waiting.count(dimension, key)
+            return Group(key=key if dimension != "all" else "all", cases=row.cases,
+                         dismissed=row.dismissed,
+                         reaction=stat("reaction", dimension, key), met=row.met,
+                         missed=row.late + row.dismissed_late + row.waiting - pending_now,
+                         pending=pending_now)
+
+        total = group("all", "all") if ("all", "all") in sums else Group("all")
+        head = sums.get(("all", "all"))
         return Report(
             period=period,
-            total=_group(head, "all"),
-            groups=groups,
-            collector_lag=Stat(head.cases, *_pair(head.lag_percentiles)),
-            resolution=Stat(head.resolved, *_pair(head.resolution_percentiles)),
-            messages={"1": head.m1, "2": head.m2, "3": head.m3, "4+": head.m4},
-            breaches=head.missed,
+            total=total,
+            groups={name: sorted((group(d, k) for d, k in sums if d == name),
+                                 key=lambda g: (-g.cases, g.key)) for name in DIMENSIONS},
+            collector_lag=replace(stat("lag", "all", "all"), count=total.cases),
+            resolution=stat("resolution", "all", "all"),
+            messages={name: getattr(head, f"resolved_{i}", 0) if head else 0
+                      for i, name in enumerate(("1", "2", "3", "4+"), start=1)},
+            breaches=total.missed,
             worst=[Breach(r.case_id, r.tier, r.platform, r.overdue) for r in worst_rows],
-            days=_days(period, day_rows),
-            histogram=_histogram(histogram_rows),
+            days=_days(period, day_rows, waiting),
+            histogram={tier: {minute: n for minute, n in found}
+                       for (measure, _, tier), found in histograms.items()
+                       if measure == "minute"},
         )
 
-    def _breakdown(self, period: Period, column: Any, counts: list[Any],
-                   joined: Any = None) -> Any:
-        """A breakdown by `column`: the rows are hashed into their groups, each gathering its
-        reaction times in an array, and each array is sorted on its own for the
-        percentiles. (Grouping with `percentile_cont` directly would first sort the whole
-        period by the column, a sort of strings.)"""
-        reaction = f.c.reaction_seconds
-        grouped = (
-            select(column.label("key"), *counts,
-                   func.array_agg(reaction).filter(reaction.is_not(None)).label("reactions"))
-            .select_from(f if joined is None else joined)
-            .where(self._in(period), column.is_not(None)).group_by(column)
-            .subquery()
-        )
-        value = func.unnest(grouped.c.reactions).table_valued("value").render_derived()
-        percentiles = select(_percentiles(value.c.value)).scalar_subquery()
-        # Not the arrays themselves: a month's reaction times decoded on the event loop.
-        return select(*(c for c in grouped.c if c.name != "reactions"),
-                      percentiles.label("reaction_percentiles"))
+    async def _percentiles(self, period: Period, histograms: dict[
+            tuple[str, str, str], list[tuple[int, int]]]) -> dict[
+            tuple[str, str, str], tuple[float | None, float | None]]:
+        """Return the median and 90th percentile of each histogram (but the chart's),
+        reading from the facts, in one statement, the exact values of the neighbouring
+        ranks that fall in different buckets."""
+        places = {key: [_place(sorted(found), q) for q in (0.5, 0.9)]
+                  for key, found in histograms.items() if key[0] != "minute"}
+        wanted = sorted({(key, bucket, last) for key, pair in places.items() for place in pair
+                         if place.fraction and place.low != place.high
+                         for bucket, last in ((place.low, True), (place.high, False))})
+        exact: dict[tuple[tuple[str, str, str], int, bool], float] = {}
+        if wanted:
+            [row] = await self._side_query(select(*(
+                self._edge_value(period, key, bucket, last) for key, bucket, last in wanted)))
+            exact = dict(zip(wanted, row, strict=True))
+
+        def value(key: tuple[str, str, str], place: _Place) -> float:
+            if not place.fraction or place.low == place.high:
+                return bucket_seconds(place.low)
+            low, high = exact[key, place.low, True], exact[key, place.high, False]
+            return low + (high - low) * place.fraction
+
+        return {key: (value(key, median), value(key, p90))
+                for key, (median, p90) in places.items()}
+
+    def _edge_value(self, period: Period, key: tuple[str, str, str], bucket: int,
+                    last: bool) -> Any:
+        """The greatest (`last`) or least duration of a bucket among a group's facts of the
+        period: an index range on the duration, stopped at the first match."""
+        measure, dimension, name = key
+        column = f.c[_MEASURES[measure]]
+        low, high = bucket_bounds(bucket)
+        where = [self._in(period), column <= high,
+                 literal_column(rollups.bucket_sql(f"case_facts.{column.name}"), Integer)
+                 == bucket,
+                 _member(dimension, name)]
+        if low != float("-inf"):
+            where.append(column >= low)
+        if measure == "resolution":
+            where.append(f.c.standing == "resolved")
+        return select((func.max if last else func.min)(column)).where(*where) \
+            .scalar_subquery()
 
     async def _side_query(self, query: Any) -> list[Any]:
         # Its own connection, so that the server can run the queries at once.
@@ -271,37 +287,120 @@ def _epoch(later: Any, earlier: Any) -> Any:
     return cast(func.extract("epoch", later - earlier), Float)
 
 
-def _percentiles(column: Any) -> Any:
-    """The median and the 90th percentile of `column`, in one sort."""
-    return func.percentile_cont(array([0.5, 0.9])).within_group(column)
+def _count_queries(period: Period) -> tuple[Any, Any]:
+    """The period's counts per breakdown key, and the whole team's per quarter hour."""
+    c = report_counts.c
+    within = (c.quarter >= _unit(period.start, rollups.QUARTER_SECONDS)) & (
+        c.quarter < _unit(period.end, rollups.QUARTER_SECONDS))
+    by_key = (select(c.dimension, c.key, *(func.sum(c[n]).label(n) for n in rollups.COUNTS))
+              .where(within).group_by(c.dimension, c.key))
+    by_quarter = (select(c.quarter, *(func.sum(c[n]).label(n) for n in (
+        "cases", "met", "late", "waiting", "dismissed_late")))
+        .where(within, c.dimension == "all").group_by(c.quarter))
+    return by_key, by_quarter
 
 
-def _pair(percentiles: list[float] | None) -> tuple[float | None, float | None]:
-    # percentile_cont over no values is NULL, not an array of NULLs.
-    return (percentiles[0], percentiles[1]) if percentiles else (None, None)
+def _unit(moment: datetime, seconds: int) -> int:
+    """Return the quarter hour or day of a moment, from the Unix epoch (whole for the
+    period's bounds, local midnights)."""
+    return int(moment.timestamp()) // seconds
 
 
-def _group(row: Any, key: str) -> Group:
-    return Group(
-        key=key, cases=row.cases, dismissed=row.dismissed,
-        reaction=Stat(row.answered, *_pair(row.reaction_percentiles)),
-        met=row.met, missed=row.missed, pending=row.pending,
-    )
+def _durations(period: Period) -> Any:
+    """The period's duration counts: whole UTC days from the roll-up, the hours of the
+    days it cuts from the facts."""
+    first_day = -(-int(period.start.timestamp()) // rollups.DAY_SECONDS)
+    end_day = _unit(period.end, rollups.DAY_SECONDS)
+    if end_day <= first_day:  # no whole UTC day: every hour from the facts
+        cut = resume = period.end
+        first_day = end_day = 0
+    else:
+        cut = datetime.fromtimestamp(first_day * rollups.DAY_SECONDS, UTC)
+        resume = datetime.fromtimestamp(end_day * rollups.DAY_SECONDS, UTC)
+    return text(rollups.durations_sql()).bindparams(
+        first_day=first_day, end_day=end_day, start=period.start, cut=cut, resume=resume,
+        end=period.end)
 
 
-def _days(period: Period, rows: Any) -> list[Day]:
+def _pending(period: Period, now: datetime) -> Any:
+    return text(rollups.pending_sql()).bindparams(now=now, start=period.start,
+                                                  end=period.end)
+
+
+class _Waiting:
+    """The cases still pending their first answer, per breakdown key and per day."""
+
+    def __init__(self, rows: Any, period: Period) -> None:
+        self._keys: dict[tuple[str, str], int] = {}
+        self._days: dict[date, int] = {}
+        for row in rows:
+            self._keys[row.dimension, row.key] = self._keys.get((row.dimension, row.key), 0) \
+                + row.n
+            if row.dimension == "all":
+                day = _local_day(row.quarter, period)
+                self._days[day] = self._days.get(day, 0) + row.n
+
+    def count(self, dimension: str, key: str) -> int:
+        """Return the pending cases of a breakdown key."""
+        return self._keys.get((dimension, key), 0)
+
+    def on(self, day: date) -> int:
+        """Return the pending cases published on a day."""
+        return self._days.get(day, 0)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a percentile falls in a histogram: the buckets of its two neighbouring
+    ranks, and how far between them."""
+
+    low: int
+    high: int
+    fraction: float
+
+
+def _place(histogram: list[tuple[int, int]], q: float) -> _Place:
+    """Place the q-quantile (`socialcare.bot.metrics.quantile`) in a histogram of
+    (bucket, count), in bucket order."""
+    total = sum(n for _, n in histogram)
+    position = q * (total - 1)
+    low = math.floor(position)
+    high = min(low + 1, total - 1)
+    buckets, seen = [], 0
+    for rank in (low, high):
+        for bucket, n in histogram:
+            if rank < seen + n:
+                buckets.append(bucket)
+                break
+            seen += n
+        seen = 0
+    return _Place(buckets[0], buckets[1], position - low)
+
+
+def _member(dimension: str, key: str) -> Any:
+    """The facts of a breakdown's key (as the roll-ups' triggers key them)."""
+    if dimension == "all":
+        return true()
+    if dimension == "topic":
+        return func.array_position(literal_column(rollups.topics_sql("case_facts")),
+                                   key).is_not(None)
+    if dimension == "language" and key == NONE:
+        return f.c.language.is_(None)
+    column = {"agent": f.c.first_answer_by}.get(dimension)
+    return (f.c[dimension] if column is None else column) == key
+
+
+def _local_day(quarter: int, period: Period) -> date:
+    moment = datetime.fromtimestamp(quarter * rollups.QUARTER_SECONDS, UTC)
+    return moment.astimezone(period.zone).date()
+
+
+def _days(period: Period, rows: Any, waiting: _Waiting) -> list[Day]:
     days = {d: [0, 0, 0] for d in period.days}
     for row in rows:
-        moment = datetime.fromtimestamp(float(row.bucket) * BUCKET_SECONDS, UTC)
-        counts = days[moment.astimezone(period.zone).date()]
+        counts = days[_local_day(row.quarter, period)]
         counts[0] += row.cases
         counts[1] += row.met
-        counts[2] += row.missed
-    return [Day(d, *c) for d, c in days.items()]
-
-
-def _histogram(rows: Any) -> dict[str, dict[int, int]]:
-    histogram: dict[str, dict[int, int]] = {}
-    for row in rows:
-        histogram.setdefault(row.tier, {})[int(row.minute)] = row.cases
-    return histogram
+        counts[2] += row.late + row.dismissed_late + row.waiting
+    return [Day(d, cases, met, missed - waiting.on(d))
+            for d, (cases, met, missed) in days.items()]

@@ -21,10 +21,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
+
+from socialcare.storage.rollups import COUNTS
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -288,6 +291,9 @@ case_facts = Table(
     # The cases still waiting for a first answer, by deadline: the wallboard's pending.
     Index("ix_case_facts_waiting", "response_due_at", "published_at",
           postgresql_where=text(_WAITING_FACTS), sqlite_where=text(_WAITING_FACTS)),
+    # A percentile's neighbouring ranks, read exactly (`socialcare.storage.rollups`).
+    *(Index(f"ix_case_facts_{c}", c)
+      for c in ("reaction_seconds", "lag_seconds", "resolution_seconds")),
 )
 
 # The wallboard's counts as rows of changes, appended by triggers (migration 0020) and
@@ -313,6 +319,37 @@ wallboard_sla = Table(
     Column("waiting", Integer, nullable=False),  # unanswered, not dismissed
     Column("dismissed_late", Integer, nullable=False),  # unanswered, dismissed after it
     Index("ix_wallboard_sla_quarter", "quarter"),
+)
+
+# The report's roll-ups as rows of changes, appended by triggers on PostgreSQL (migration
+# 0022) and folded now and then (`socialcare.storage.rollups`): a figure is the sum of
+# its rows. `folded`: a row summed by a fold (the others are changes still to fold).
+_FRESH_ROWS = "NOT folded"
+
+
+def _rollup(name: str, unit: str, *columns: Column[Any]) -> Table:
+    return Table(
+        name, metadata,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        Column(unit, BigInteger, nullable=False),  # from the Unix epoch, of publication
+        Column("dimension", String(16), nullable=False),  # "all", "tier", "topic", …
+        Column("key", String(256), nullable=False),
+        *columns,
+        Column("folded", Boolean, nullable=False, server_default=false()),
+        Index(f"ix_{name}_{unit}", unit),
+        Index(f"ix_{name}_fresh", "id", postgresql_where=text(_FRESH_ROWS),
+              sqlite_where=text(_FRESH_ROWS)),
+    )
+
+
+report_counts = _rollup("report_counts", "quarter",
+                        *(Column(name, Integer, nullable=False) for name in COUNTS))
+report_durations = _rollup(
+    "report_durations", "day",
+    Column("measure", String(16), nullable=False),  # reaction, lag, resolution, minute
+    # `shown_bucket` of the duration; for "minute", the chart's capped minute.
+    Column("bucket", Integer, nullable=False),
+    Column("n", Integer, nullable=False),
 )
 
 # A case's topics and places, one row each, kept in step with its events like the

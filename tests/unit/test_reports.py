@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from socialcare.bot.report_text import render_report
+from socialcare.bot.catalog import Catalog
+from socialcare.bot.report_text import (
+    bucket_bounds,
+    bucket_seconds,
+    duration,
+    render_report,
+    shown_bucket,
+)
 from socialcare.bot.reports import BadPeriod, aggregate, due_reports, parse_period
 from socialcare.bot.team import ReportSchedule
 from socialcare.settings import load_catalog
@@ -81,3 +91,27 @@ def test_the_report_s_title_names_its_period_in_the_team_s_language(
     text = render_report(report, team=make_team(), catalog=load_catalog(language))
 
     assert text.splitlines()[0].startswith(title)
+
+
+@functools.cache
+def _english() -> Catalog:
+    return load_catalog("en")
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.floats(min_value=-5, max_value=10 * 86_400, allow_nan=False),
+       second=st.floats(min_value=-5, max_value=10 * 86_400, allow_nan=False))
+def test_a_durations_bucket_is_what_reports_show_of_it(first: float, second: float) -> None:
+    # Roll-ups count durations by bucket: a bucket must show as each of its durations
+    # does, hold it within its bounds, and grow with the duration (so that a
+    # percentile's rank falls in the right one).
+    catalog = _english()
+    for seconds in (first, second, 59.5, 60.0, 89.99, 90.0, 150.0, 47.99 * 3600, 48 * 3600):
+        bucket = shown_bucket(seconds)
+        assert duration(bucket_seconds(bucket), catalog) == duration(seconds, catalog)
+        low, high = bucket_bounds(bucket)
+        assert low <= seconds <= high
+    low, high = sorted((first, second))
+    assert shown_bucket(low) <= shown_bucket(high)
+    if shown_bucket(low) == shown_bucket(high):
+        assert duration(low, catalog) == duration(high, catalog)
