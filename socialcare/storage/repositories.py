@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -42,7 +42,6 @@ _PRIORITY_RANK = sa.case({p.value: p.rank for p in Priority}, value=cases.c.prio
                          else_=len(Priority))
 # Open cases in the order they are worked: earliest deadline, then the most pressing.
 _WORK_ORDER = (cases.c.response_due_at.asc().nulls_last(), _PRIORITY_RANK, cases.c.id)
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def _chunks(items: Collection[T]) -> Iterator[list[T]]:
@@ -159,20 +158,13 @@ class SqlCaseRepository:
 
         Each state and priority's first `limit` are read in the order of their index
         (`ix_cases_queue`: deadline, then id; those with no deadline after), a few rows
-        each, and merged here: sorting the whole open queue for its head took seconds
-        with 100,000 open cases on SQLite."""
+        each, then merged and joined to their rows in the same statement: sorting the
+        whole open queue for its head took seconds with 100,000 open cases on SQLite,
+        and a second round trip for the rows was a fifth of the wallboard's time."""
         if limit <= 0:
             return []
-        found = await self._conn.execute(_queue_heads(), {"limit": limit})
-        ordered = sorted(found, key=lambda r: (r.response_due_at is None, r.response_due_at
-                                               or _EARLIEST, Priority(r.priority).rank,
-                                               r.id))
-        ids = [row.id for row in ordered[:limit]]
-        if not ids:
-            return []
-        rows = {row.id: _case(row) for row in await self._conn.execute(
-            select(cases).where(cases.c.id.in_(ids)))}
-        return [rows[case_id] for case_id in ids if case_id in rows]
+        return [_case(row) for row in await self._conn.execute(_queue_head(),
+                                                                {"limit": limit})]
 
     async def list_queue(self, holder: str, *, unclaimed: bool, limit: int,
                          languages: Collection[str] = ()) -> tuple[list[Case], int]:
@@ -257,6 +249,19 @@ def _queue_heads() -> Any:
                     .where(mine, due).order_by(cases.c.response_due_at, cases.c.id)
                     .limit(bindparam("limit")).subquery().select())
     return sa.union_all(*heads)
+
+
+@functools.cache
+def _queue_head() -> Any:
+    """The open queue's first `limit` cases, whole rows, in work order: the heads of
+    `_queue_heads` merged (deadline, those without last; urgent first; id)."""
+    heads = _queue_heads().subquery()
+    rank = sa.case({p.value: p.rank for p in Priority}, value=heads.c.priority)
+    order = (heads.c.response_due_at.is_(None), heads.c.response_due_at, rank, heads.c.id)
+    first = (select(heads.c.id, *(o.label(f"o{i}") for i, o in enumerate(order)))
+             .order_by(*order).limit(bindparam("limit")).subquery())
+    return (select(cases).join(first, first.c.id == cases.c.id)
+            .order_by(*(first.c[f"o{i}"] for i in range(len(order)))))
 
 
 def _mention_row(m: Mention) -> dict[str, Any]:
