@@ -307,19 +307,21 @@ def _unit(moment: datetime, seconds: int) -> int:
 
 
 def _durations(period: Period) -> Any:
-    """The period's duration counts: whole UTC days from the roll-up, the hours of the
-    days it cuts from the facts."""
-    first_day = -(-int(period.start.timestamp()) // rollups.DAY_SECONDS)
-    end_day = _unit(period.end, rollups.DAY_SECONDS)
-    if end_day <= first_day:  # no whole UTC day: every hour from the facts
-        cut = resume = period.end
-        first_day = end_day = 0
-    else:
-        cut = datetime.fromtimestamp(first_day * rollups.DAY_SECONDS, UTC)
-        resume = datetime.fromtimestamp(end_day * rollups.DAY_SECONDS, UTC)
+    """The period's duration counts: whole UTC days, then whole hours from the roll-up;
+    parts of an hour (a zone's offset in quarter hours) from the facts."""
+    hours_from = -(-int(period.start.timestamp()) // rollups.HOUR_SECONDS)
+    hours_to = _unit(period.end, rollups.HOUR_SECONDS)
+    days_from, days_to = -(-hours_from // 24) * 24, hours_to // 24 * 24
+    if days_to < days_from:  # no whole UTC day: hours only
+        days_from = days_to = hours_to
     return text(rollups.durations_sql()).bindparams(
-        first_day=first_day, end_day=end_day, start=period.start, cut=cut, resume=resume,
+        days_from=days_from, days_to=days_to, hours_from=hours_from, hours_to=hours_to,
+        start=period.start, cut=_moment(hours_from), resume=_moment(hours_to),
         end=period.end)
+
+
+def _moment(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * rollups.HOUR_SECONDS, UTC)
 
 
 def _pending(period: Period, now: datetime) -> Any:

@@ -8,11 +8,13 @@ the report sums small rows instead:
   whole quarters) and breakdown key, the cases, the dismissed, the answered, the
   first-answer classes (met, late, waiting, dismissed late — missed and pending follow
   from `now`) and the resolved by messages taken;
-- `report_durations`: per UTC day of publication, breakdown key, measure (reaction,
-  collector lag, resolution; and the chart's capped reaction minute) and bucket of
-  `socialcare.bot.report_text.shown_bucket`, how many durations fall in it. A period's
-  days cut UTC days at its ends: those hours are counted from the facts themselves,
-  by the very query the triggers run.
+- `report_durations`: per UTC day and per hour of publication (`span` 24 or 1; `hour`
+  the first, from the epoch), breakdown key, measure (reaction, collector lag,
+  resolution; and the chart's capped reaction minute) and bucket of
+  `socialcare.bot.report_text.shown_bucket`, how many durations fall in it. A period
+  reads the UTC days it holds whole, then the whole hours at its ends; a zone's offset
+  in quarter hours leaves parts of an hour, counted from the facts themselves by the
+  very query the triggers run.
 
 A percentile is found in the bucket counts; when its two neighbouring ranks fall in
 different buckets, their exact values are read from the facts (an index read each).
@@ -30,7 +32,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 QUARTER_SECONDS = 900
-DAY_SECONDS = 86_400
+HOUR_SECONDS = 3_600
+SPANS = (1, 24)  # hours
 # Fold once this many rows of changes have piled up.
 FOLD_ROWS = 5_000
 
@@ -60,7 +63,7 @@ _RESOLVED = {
 }
 COUNTS = ("cases", "dismissed", "answered", *_FIRST_ANSWER, *_RESOLVED)
 COUNT_KEYS = ("quarter", "dimension", "key")
-DURATION_KEYS = ("day", "dimension", "key", "measure", "bucket")
+DURATION_KEYS = ("span", "hour", "dimension", "key", "measure", "bucket")
 # The columns whose change moves a figure (an update changing none appends nothing).
 WATCHED = ("published_at", "tier", "platform", "brand", "first_answer_by", "language",
            "topics", "standing", "first_answer_at", "response_due_at", "dismissed_at",
@@ -97,13 +100,13 @@ def count_changes(rows: str, sign: str) -> str:
 
 
 def duration_rows(rows: str) -> str:
-    """SELECT (day, dimension, key, measure, bucket) once per duration of the facts rows
+    """SELECT (hour, dimension, key, measure, bucket) once per duration of the facts rows
     `rows`."""
-    day = _epoch_unit("r.published_at", DAY_SECONDS)
+    day = _epoch_unit("r.published_at", HOUR_SECONDS)
     resolution = "CASE WHEN r.standing = 'resolved' THEN r.resolution_seconds END"
     minute = f"CAST(least(floor(r.reaction_seconds / 60), {HISTOGRAM_CAP}) AS integer)"
     return (
-        f"SELECT {day} AS day, d.dimension, d.key, 'reaction' AS measure, "
+        f"SELECT {day} AS hour, d.dimension, d.key, 'reaction' AS measure, "
         f"{bucket_sql('r.reaction_seconds')} AS bucket FROM {rows} AS r "
         f"CROSS JOIN LATERAL ({_KEYS}) AS d(dimension, key) "
         f"WHERE d.key IS NOT NULL AND r.reaction_seconds IS NOT NULL "
@@ -116,10 +119,14 @@ def duration_rows(rows: str) -> str:
 
 
 def duration_changes(rows: str, sign: str) -> str:
-    """INSERT the duration counts of the facts rows `rows`, multiplied by `sign`."""
+    """INSERT the duration counts of the facts rows `rows` per hour and per day,
+    multiplied by `sign`."""
     keys = ", ".join(DURATION_KEYS)
+    spans = ", ".join(f"({n})" for n in SPANS)
     return (f"INSERT INTO report_durations ({keys}, n) SELECT {keys}, {sign}count(*) "
-            f"FROM ({duration_rows(rows)}) AS x GROUP BY {keys}")
+            f"FROM (SELECT s.span, x.hour / s.span * s.span AS hour, x.dimension, x.key, "
+            f"x.measure, x.bucket FROM ({duration_rows(rows)}) AS x "
+            f"CROSS JOIN (VALUES {spans}) AS s(span)) AS y GROUP BY {keys}")
 
 
 def changed(rows: str, other: str) -> str:
@@ -177,12 +184,15 @@ def pending_sql() -> str:
 
 def durations_sql() -> str:
     """SELECT (dimension, key, measure, bucket, n): the duration counts of the UTC days
-    [:first_day, :end_day) from the roll-up, and of the facts published in [:start,
-    :cut) and [:resume, :end) (the period's hours in UTC days it cuts)."""
+    of hours [:days_from, :days_to) and of the hours [:hours_from, :days_from) and
+    [:days_to, :hours_to) from the roll-up, and of the facts published in [:start,
+    :cut) and [:resume, :end) (parts of an hour)."""
     edges = ("(SELECT * FROM case_facts WHERE (published_at >= :start AND published_at < :cut)"
              " OR (published_at >= :resume AND published_at < :end))")
     return ("SELECT dimension, key, measure, bucket, sum(n) AS n FROM ("
             "SELECT dimension, key, measure, bucket, n FROM report_durations "
-            "WHERE day >= :first_day AND day < :end_day "
+            "WHERE (span = 24 AND hour >= :days_from AND hour < :days_to) OR (span = 1 AND "
+            "(hour >= :hours_from AND hour < :days_from OR hour >= :days_to "
+            "AND hour < :hours_to)) "
             f"UNION ALL SELECT dimension, key, measure, bucket, 1 FROM ({duration_rows(edges)})"
             " AS e) AS x GROUP BY 1, 2, 3, 4")

@@ -331,7 +331,7 @@ def _rollup(name: str, unit: str, *columns: Column[Any]) -> Table:
     return Table(
         name, metadata,
         Column("id", Id, primary_key=True, autoincrement=True),
-        Column(unit, BigInteger, nullable=False),  # from the Unix epoch, of publication
+        Column(unit, BigInteger, nullable=False),  # of publication, from the Unix epoch
         Column("dimension", String(16), nullable=False),  # "all", "tier", "topic", …
         Column("key", String(256), nullable=False),
         *columns,
@@ -345,7 +345,8 @@ def _rollup(name: str, unit: str, *columns: Column[Any]) -> Table:
 report_counts = _rollup("report_counts", "quarter",
                         *(Column(name, Integer, nullable=False) for name in COUNTS))
 report_durations = _rollup(
-    "report_durations", "day",
+    "report_durations", "hour",
+    Column("span", Integer, nullable=False),  # hours: 1 or 24 (a UTC day)
     Column("measure", String(16), nullable=False),  # reaction, lag, resolution, minute
     # `shown_bucket` of the duration; for "minute", the chart's capped minute.
     Column("bucket", Integer, nullable=False),

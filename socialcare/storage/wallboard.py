@@ -72,11 +72,14 @@ async def sla_sums(conn: AsyncConnection, start: datetime, end: datetime, *,
 
 
 async def fold(conn: AsyncConnection, *, above: int = FOLD_ROWS) -> None:
-    """Fold each table's rows into one per key, if it holds more than `above` rows."""
-    for table, keys, values in ((wallboard_open, ("tier",), ("open",)),
-                                (wallboard_sla, ("quarter", "due_minute"), _SLA)):
-        many = (await conn.execute(select(func.count()).select_from(
-            select(table.c.id).limit(above + 1).subquery()))).scalar()
+    """Fold each table's rows into one per key, if it holds more than `above` rows (both
+    counted in one statement: the board folds before each build)."""
+    tables = ((wallboard_open, ("tier",), ("open",)),
+              (wallboard_sla, ("quarter", "due_minute"), _SLA))
+    counts = (await conn.execute(select(*(
+        select(func.count()).select_from(select(table.c.id).limit(above + 1).subquery())
+        .scalar_subquery() for table, _, _ in tables)))).one()
+    for (table, keys, values), many in zip(tables, counts, strict=True):
         if not many or many <= above:
             continue
         gone = await conn.execute(delete(table).returning(

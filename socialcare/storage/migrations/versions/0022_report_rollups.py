@@ -55,12 +55,13 @@ def upgrade() -> None:
     op.create_table(
         "report_durations",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
-        sa.Column("day", sa.BigInteger, nullable=False), *keys(),
+        sa.Column("hour", sa.BigInteger, nullable=False), *keys(),
         sa.Column("measure", sa.String(16), nullable=False),
         sa.Column("bucket", sa.Integer, nullable=False),
         sa.Column("n", sa.Integer, nullable=False), folded(),
+        sa.Column("span", sa.Integer, nullable=False),
     )
-    for table, unit in (("report_counts", "quarter"), ("report_durations", "day")):
+    for table, unit in (("report_counts", "quarter"), ("report_durations", "hour")):
         op.create_index(f"ix_{table}_{unit}", table, [unit])
         op.create_index(f"ix_{table}_fresh", table, ["id"], postgresql_where=_FRESH,
                         sqlite_where=_FRESH)
