@@ -55,6 +55,9 @@ FACTS_AT_ONCE = 100
 WORK_MEM = "128MB"
 _MEASURES = {"reaction": "reaction_seconds", "lag": "lag_seconds",
              "resolution": "resolution_seconds"}
+# Not answered, and not dismissed by the deadline: missed once the deadline passes.
+_UNANSWERED = ("case_facts.first_answer_at IS NULL AND (case_facts.dismissed_at IS NULL "
+               "OR case_facts.dismissed_at > case_facts.response_due_at)")
 # The breakdowns whose column is not in the facts table, and how to reach it.
 _JOINS = {"topic": f.outerjoin(case_topics, case_topics.c.case_id == f.c.case_id)}
 
@@ -161,7 +164,16 @@ class SqlReportRepository:
         return found
 
     async def topic_counts(self, period: Period) -> dict[str, int]:
-        """Count a period's cases per topic (`socialcare.bot.reports.topic_counts`)."""
+        """Count a period's cases per topic (`socialcare.bot.reports.topic_counts`): on
+        PostgreSQL from the roll-up's counts, not a month's facts joined to their
+        topics."""
+        if self._conn.dialect.name == "postgresql":
+            c = report_counts.c
+            total = func.sum(c.cases)
+            rows = await self._conn.execute(
+                select(c.key, total).where(c.dimension == "topic", _quarters(period))
+                .group_by(c.key).having(total != 0))
+            return {name: int(count) for name, count in rows}
         topic = func.coalesce(case_topics.c.topic, NONE)
         rows = await self._conn.execute(
             select(topic, func.count()).select_from(_JOINS["topic"])
@@ -175,19 +187,11 @@ class SqlReportRepository:
         side on their own connections."""
         async with self._engine.begin() as conn:
             await rollups.fold(conn)
-        missed = (f.c.first_answer_at > f.c.response_due_at) | (
-            f.c.first_answer_at.is_(None) & (f.c.response_due_at < now)
-            & (f.c.dismissed_at.is_(None) | (f.c.dismissed_at > f.c.response_due_at)))
-        worst = (
-            select(f.c.case_id, f.c.tier, f.c.platform,
-                   _epoch(func.coalesce(f.c.first_answer_at, literal(now)), f.c.response_due_at)
-                   .label("overdue"))
-            .where(self._in(period), missed)
-            .order_by(text("overdue DESC"), f.c.case_id).limit(WORST)
-        )
-        count_rows, day_rows, duration_rows, worst_rows, pending_rows = await asyncio.gather(
-            *(self._side_query(q) for q in (*_count_queries(period), _durations(period),
-                                             worst, _pending(period, now))))
+        count_rows, day_rows, duration_rows, late, unanswered, pending_rows = \
+            await asyncio.gather(*(self._side_query(q) for q in (
+                *_count_queries(period), _durations(period), *self._worst(period, now),
+                _pending(period, now))))
+        worst_rows = sorted((*late, *unanswered), key=lambda r: (-r.overdue, r.case_id))
         waiting = _Waiting(pending_rows, period)
         sums = {(r.dimension, r.key): r for r in count_rows if r.cases}
         histograms: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
@@ -222,12 +226,30 @@ class SqlReportRepository:
             messages={name: getattr(head, f"resolved_{i}", 0) if head else 0
                       for i, name in enumerate(("1", "2", "3", "4+"), start=1)},
             breaches=total.missed,
-            worst=[Breach(r.case_id, r.tier, r.platform, r.overdue) for r in worst_rows],
+            worst=[Breach(r.case_id, r.tier, r.platform, r.overdue)
+                   for r in worst_rows[:WORST]],
             days=_days(period, day_rows, waiting),
             histogram={tier: {minute: n for minute, n in found}
                        for (measure, _, tier), found in histograms.items()
                        if measure == "minute"},
         )
+
+    def _worst(self, period: Period, now: datetime) -> tuple[Any, Any]:
+        """The period's worst breaches among those answered late (by the lateness,
+        `ix_case_facts_late`) and among those not answered by a deadline now past (by
+        the deadline, `ix_case_facts_unanswered`): each an index read from its worst
+        end, not a scan of the period."""
+        columns = (f.c.case_id, f.c.tier, f.c.platform)
+        late = (select(*columns, _epoch(f.c.first_answer_at, f.c.response_due_at)
+                       .label("overdue"))
+                .where(f.c.first_answer_at > f.c.response_due_at, self._in(period))
+                .order_by((f.c.first_answer_at - f.c.response_due_at).desc(), f.c.case_id)
+                .limit(WORST))
+        unanswered = (select(*columns, _epoch(literal(now), f.c.response_due_at)
+                             .label("overdue"))
+                      .where(text(_UNANSWERED), f.c.response_due_at < now, self._in(period))
+                      .order_by(f.c.response_due_at, f.c.case_id).limit(WORST))
+        return late, unanswered
 
     async def _percentiles(self, period: Period, histograms: dict[
             tuple[str, str, str], list[tuple[int, int]]]) -> dict[
@@ -290,14 +312,20 @@ def _epoch(later: Any, earlier: Any) -> Any:
 def _count_queries(period: Period) -> tuple[Any, Any]:
     """The period's counts per breakdown key, and the whole team's per quarter hour."""
     c = report_counts.c
-    within = (c.quarter >= _unit(period.start, rollups.QUARTER_SECONDS)) & (
-        c.quarter < _unit(period.end, rollups.QUARTER_SECONDS))
+    within = _quarters(period)
     by_key = (select(c.dimension, c.key, *(func.sum(c[n]).label(n) for n in rollups.COUNTS))
               .where(within).group_by(c.dimension, c.key))
     by_quarter = (select(c.quarter, *(func.sum(c[n]).label(n) for n in (
         "cases", "met", "late", "waiting", "dismissed_late")))
         .where(within, c.dimension == "all").group_by(c.quarter))
     return by_key, by_quarter
+
+
+def _quarters(period: Period) -> Any:
+    """The roll-up's counts of the period's quarter hours."""
+    c = report_counts.c
+    return (c.quarter >= _unit(period.start, rollups.QUARTER_SECONDS)) & (
+        c.quarter < _unit(period.end, rollups.QUARTER_SECONDS))
 
 
 def _unit(moment: datetime, seconds: int) -> int:

@@ -261,6 +261,9 @@ webhook_deliveries = Table(
 # Each case's facts, established from its events by `socialcare.bot.metrics` and kept
 # in step in the same transaction as the events: reports aggregate this table.
 _WAITING_FACTS = "first_answer_at IS NULL AND dismissed_at IS NULL"
+_LATE_FACTS = "first_answer_at > response_due_at"
+_UNANSWERED_FACTS = ("first_answer_at IS NULL AND (dismissed_at IS NULL "
+                     "OR dismissed_at > response_due_at)")
 
 case_facts = Table(
     "case_facts",
@@ -291,6 +294,11 @@ case_facts = Table(
     # The cases still waiting for a first answer, by deadline: the wallboard's pending.
     Index("ix_case_facts_waiting", "response_due_at", "published_at",
           postgresql_where=text(_WAITING_FACTS), sqlite_where=text(_WAITING_FACTS)),
+    # The worst breaches of a period, read from their worst end (`storage.reports`).
+    Index("ix_case_facts_late", text("(first_answer_at - response_due_at) DESC"), "case_id",
+          postgresql_where=text(_LATE_FACTS), sqlite_where=text(_LATE_FACTS)),
+    Index("ix_case_facts_unanswered", "response_due_at", "case_id",
+          postgresql_where=text(_UNANSWERED_FACTS), sqlite_where=text(_UNANSWERED_FACTS)),
     # A percentile's neighbouring ranks, read exactly (`socialcare.storage.rollups`).
     *(Index(f"ix_case_facts_{c}", c)
       for c in ("reaction_seconds", "lag_seconds", "resolution_seconds")),

@@ -3,8 +3,8 @@
 The tables and their SQL are described in `socialcare.storage.rollups`. On PostgreSQL
 statement triggers on case_facts append the rows of changes (over the transition
 tables, once a statement); the facts' durations get indexes, for the exact values of a
-percentile's neighbouring ranks. SQLite gets the (unused) tables only: it aggregates
-in Python.
+percentile's neighbouring ranks, and the worst breaches two partial ones. SQLite gets
+the (unused) tables and indexes only: it aggregates in Python.
 
 Revision ID: 0022
 Revises: 0021
@@ -31,6 +31,14 @@ _TRIGGERS = {
 }
 _DURATIONS = ("reaction_seconds", "lag_seconds", "resolution_seconds")
 _FRESH = sa.text("NOT folded")
+# The worst breaches, read from their worst end: answered late, by the lateness; not
+# answered (nor dismissed in time), by the deadline.
+_WORST = (
+    ("ix_case_facts_late", [sa.text("(first_answer_at - response_due_at) DESC"), "case_id"],
+     "first_answer_at > response_due_at"),
+    ("ix_case_facts_unanswered", ["response_due_at", "case_id"],
+     "first_answer_at IS NULL AND (dismissed_at IS NULL OR dismissed_at > response_due_at)"),
+)
 
 
 def _name(event: str) -> str:
@@ -67,6 +75,9 @@ def upgrade() -> None:
                         sqlite_where=_FRESH)
     for column in _DURATIONS:
         op.create_index(f"ix_case_facts_{column}", "case_facts", [column])
+    for name, columns, where in _WORST:
+        op.create_index(name, "case_facts", columns, postgresql_where=sa.text(where),
+                        sqlite_where=sa.text(where))
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(rollups.count_changes("case_facts", ""))
@@ -85,5 +96,7 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION IF EXISTS {_name(event)}()")
     for column in _DURATIONS:
         op.drop_index(f"ix_case_facts_{column}", table_name="case_facts")
+    for name, _, _ in _WORST:
+        op.drop_index(name, table_name="case_facts")
     op.drop_table("report_durations")
     op.drop_table("report_counts")
