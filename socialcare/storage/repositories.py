@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Row, Text, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
@@ -26,7 +26,7 @@ from socialcare.bot.model import (
     State,
     Tier,
 )
-from socialcare.storage import wallboard
+from socialcare.storage import bulk, wallboard
 from socialcare.storage.schema import cases, events, mentions
 
 if TYPE_CHECKING:
@@ -108,11 +108,9 @@ class SqlCaseRepository:
         """Store new cases and set their ids."""
         if not new:
             return
-        ids = await self._conn.execute(
-            insert(cases).returning(cases.c.id, sort_by_parameter_order=True),
-            [_case_row(case) for case in new],
-        )
-        for case, (case_id,) in zip(new, ids, strict=True):
+        ids = await bulk.insert_returning_ids(self._conn, cases,
+                                              [_case_row(case) for case in new])
+        for case, case_id in zip(new, ids, strict=True):
             case.id = case_id
 
     async def save(self, case: Case) -> None:
@@ -320,12 +318,11 @@ class SqlMentionRepository:
             by_source.setdefault(source, []).append(external_id)
         found: set[tuple[str, str]] = set()
         for source, ids in by_source.items():
-            for chunk in _chunks(ids):
+            for chunk in self._chunks(ids):
+                among, values = bulk.any_of(self._conn, mentions.c.external_id, "ids", chunk)
                 rows = await self._conn.execute(
-                    select(mentions.c.external_id).where(
-                        mentions.c.source == source, mentions.c.external_id.in_(chunk)
-                    )
-                )
+                    select(mentions.c.external_id).where(mentions.c.source == source, among),
+                    values)
                 found.update((source, external_id) for (external_id,) in rows)
         return found
 
@@ -333,20 +330,26 @@ class SqlMentionRepository:
         """Map thread ids and external ids of stored mentions of a source to
         (case id, thread key); the latest case wins where a thread has several."""
         found: dict[str, tuple[int, str]] = {}
-        for chunk in _chunks(keys):
+        for chunk in self._chunks(keys):
+            ids, values = bulk.any_of(self._conn, mentions.c.external_id, "refs", chunk)
+            threads, _ = bulk.any_of(self._conn, mentions.c.thread_key, "refs", chunk)
             rows = await self._conn.execute(
                 select(mentions.c.external_id, mentions.c.thread_key, mentions.c.case_id)
-                .where(
-                    mentions.c.source == source,
-                    or_(mentions.c.external_id.in_(chunk), mentions.c.thread_key.in_(chunk)),
-                )
-                .order_by(mentions.c.case_id, mentions.c.id)
+                .where(mentions.c.source == source, or_(ids, threads))
+                .order_by(mentions.c.case_id, mentions.c.id),
+                values,
             )
             wanted = set(chunk)
             for external_id, thread_key, case_id in rows:
                 for ref in {external_id, thread_key} & wanted:
                     found[ref] = (case_id, thread_key)
         return found
+
+    def _chunks(self, items: Collection[T]) -> Iterator[list[T]]:
+        """All at once as one array on PostgreSQL, else in `IN` lists of `CHUNK`."""
+        if self._conn.dialect.name == "postgresql":
+            return iter([list(items)] if items else [])
+        return _chunks(items)
 
     async def add(self, new: Sequence[Mention]) -> None:
         """Store mentions; raise DuplicateMention if one was stored meanwhile."""
@@ -356,7 +359,7 @@ class SqlMentionRepository:
         # each other instead of deadlocking on the unique index.
         rows = sorted((_mention_row(m) for m in new), key=lambda r: (r["source"], r["external_id"]))
         try:
-            await self._conn.execute(insert(mentions), rows)
+            await bulk.insert_rows(self._conn, mentions, rows)
         except IntegrityError as error:
             if _violates_unique_mention(error):
                 raise DuplicateMention(str(error.orig)) from error
@@ -430,7 +433,7 @@ class SqlEventRepository:
             for e in new
         ]
         if rows:
-            await self._conn.execute(insert(events), rows)
+            await bulk.insert_rows(self._conn, events, rows)
             self.touched.update(e.case_id for e in new if e.kind in FACT_EVENTS)
 
     async def histories(self, case_ids: Collection[int]) -> dict[int, list[Event]]:
