@@ -64,8 +64,9 @@ async def refresh(conn: AsyncConnection, case_ids: Collection[int], events: Any,
         await conn.execute(delete(case_topics).where(case_topics.c.case_id.in_(part)))
         await conn.execute(delete(case_places).where(case_places.c.case_id.in_(part)))
     ids = sorted({*label, *relabel})
-    # PostgreSQL takes them all as one array (`bulk.any_of`), SQLite in IN lists.
-    step = len(ids) or 1 if conn.dialect.name == "postgresql" else 500
+    # PostgreSQL takes them all as one array (`= ANY(:ids)`, see `_split`), SQLite in
+    # IN lists of 500.
+    step = max(len(ids), 1) if conn.dialect.name == "postgresql" else 500
     for chunk in range(0, len(ids), step):
         part = ids[chunk:chunk + step]
         for labels, column in (("case_topics", "topics"), ("case_places", "places")):
