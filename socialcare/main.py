@@ -402,6 +402,20 @@ def limit_malloc_arenas() -> None:
         return
 
 
+# How long a thread may hold the interpreter while another waits for it (Python's
+# default: 5 ms). Feed parsing, charts and CSV run in worker threads; each time the
+# event loop wakes it waits for the lock, up to this long, before a timer or an ack
+# can run. Measured (benchmark j, 16 MB feed, load ~8 on 2 cores): loop lag p99
+# 62-76 ms at 5 ms, 25-31 ms at 1 ms, the parse as fast.
+SWITCH_INTERVAL = 0.001
+
+
+def share_the_interpreter() -> None:
+    """Let the event loop take the interpreter back from a busy worker thread within
+    `SWITCH_INTERVAL`, instead of Python's 5 ms."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
 def settle_memory() -> None:
     """Once the process has started: collect what start-up left, then freeze the rest
     (modules, settings, the team, compiled statements) out of the collector's sight,
@@ -456,6 +470,7 @@ async def serve(app: App, *, host: str, port: int,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         settle_memory()
+        share_the_interpreter()
         if ready is not None:
             await ready()
         await stop.wait()
