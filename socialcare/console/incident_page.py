@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from socialcare.bot import incidents
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.cards import render_card
 from socialcare.bot.incidents import Incident, IncidentEvent
 from socialcare.deps import Deps
@@ -73,10 +74,9 @@ async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
         first = firsts.get(case_id)
         view = render_card(case, first, [], team=deps.team, catalog=deps.catalog, now=now,
                            can_publish=False)
-        words = " ".join((first.text if first else "").split())
         lines.append(IncidentCaseLine(
             case_id=case_id, title=view.title, state=view.state_text, sla=view.sla.text,
             reply=replies.get(case_id) or "",
-            excerpt=words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")))
+            excerpt=shared_excerpt(first.text if first else None, EXCERPT)))
     return IncidentPage(incident=incident, about=incidents.describe(incident, deps.team),
                         timeline=[e for e in timeline if e.kind not in _UNSHOWN], cases=lines)

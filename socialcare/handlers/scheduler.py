@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from socialcare.bot import handoffs, incident_replies, incidents, sla, timers
 from socialcare.bot.actions import IncidentAction, IncidentActionKind
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, State, Tier
 from socialcare.bot.ports import MessengerError, Note, NoteButton
@@ -336,7 +337,7 @@ def incident_text(incident: incidents.Incident, deps: Deps, *, count: int,
     lines = [catalog("incident.card", id=incident.id,
                      about=incidents.describe(incident, deps.team), count=count,
                      first=incident.first_mention_at.astimezone(zone).strftime("%H:%M"))]
-    lines += [f"  “{text[:200]}”" for text in samples]
+    lines += [f"  “{shared_excerpt(text, 200)}”" for text in samples]
     lines.append(catalog("incident.commands", id=incident.id))
     return "\n".join(lines)
 

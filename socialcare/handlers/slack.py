@@ -38,7 +38,7 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
 )
-from socialcare.bot.answers.phones import normalize_phone
+from socialcare.bot.answers.phones import normalize_phone, shared_excerpt
 from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category
@@ -500,7 +500,7 @@ async def _file_info(client: Any, file_id: str) -> dict[str, Any] | None:
 async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:
     async with deps.uow() as uow:
         first = (await uow.mentions.first_of([case_id])).get(case_id)
-    excerpt = " ".join((first.text if first else "").split())[:500]
+    excerpt = shared_excerpt(first.text if first else None, 500)
     return slack_views.escalate_view(
         case_id, channel, excerpt=excerpt, directors=escalating.directors(deps.team),
         suggested=esc.suggest_director(deps.team, excerpt), text=deps.catalog,

@@ -23,7 +23,14 @@ from socialcare.bot import timers
 from socialcare.deps import Deps
 from socialcare.main import App, build_app, runtime
 from socialcare.settings import Settings
-from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
+from tests.conftest import (
+    ROOT,
+    TEST_REDIS_URL,
+    FakeClock,
+    database_url,
+    reset_database,
+    write_config,
+)
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram, make_user
 
@@ -217,9 +224,7 @@ def chat_config(tmp_path: Path, reply_url: str, tickets_url: str,
         text = text.replace(commented, live)
     if edit is not None:
         text = edit(text)
-    path = tmp_path / "socialcare.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_config(tmp_path / "socialcare.toml", text)
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database
+from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database, write_config
 
 SCRIPT = str(Path(sys.executable).parent / "socialcare")
 EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
@@ -60,8 +60,7 @@ def _youscan_enabled(tmp_path: Path) -> str:
     path = tmp_path / "youscan.toml"
     block = EXAMPLE.index('name = "youscan"')
     enabled = EXAMPLE[:block] + EXAMPLE[block:].replace("enabled = false", "enabled = true", 1)
-    path.write_text(enabled, encoding="utf-8")
-    return str(path)
+    return str(write_config(path, enabled))
 
 
 # Each broken setup, and the start of the one line that names its problem.

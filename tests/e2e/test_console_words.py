@@ -18,7 +18,14 @@ from socialcare.handlers import scheduler
 from socialcare.handlers.chat import service
 from socialcare.main import App, build_app, runtime
 from socialcare.settings import Settings
-from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
+from tests.conftest import (
+    ROOT,
+    TEST_REDIS_URL,
+    FakeClock,
+    database_url,
+    reset_database,
+    write_config,
+)
 from tests.e2e.test_console import PASSWORD, browser
 from tests.mentions import mention
 
@@ -38,8 +45,7 @@ async def console_app(request: pytest.FixtureRequest, tmp_path: Path,
                       clock: FakeClock) -> AsyncIterator[App]:
     config = tmp_path / "team.toml"
     example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    config.write_text(example.replace('language = "en"', f'language = "{request.param}"', 1),
-                      encoding="utf-8")
+    write_config(config, example.replace('language = "en"', f'language = "{request.param}"', 1))
     url = database_url(tmp_path)
     await reset_database(url)
     settings = Settings(database_url=url, redis_url=TEST_REDIS_URL, config_file=config,
