@@ -73,6 +73,9 @@ async def test_calc_in_slack_fills_the_reply_form_and_the_answer_is_a_calculatio
         await eventually(lambda: len(chat.slack.views) == 2)
         await chat.slack_send(chat.slack.view_submission(values={"saved": {"saved": "0"}}))
         await eventually(lambda: len(chat.platform.replies) == 2)
+        # Published is not yet recorded: the report counts the answers once both cards say so.
+        await eventually(lambda: len(chat.telegram_cards()) == 2 and all(
+            "Answered by" in (c.text or "") for c in chat.telegram_cards()))
         report = await chat.slack_command("/report", "today csv", user=SAULE_SLACK)
         sheet = await eventually(lambda: next(
             (f["data"] for f in chat.slack.files.values()
