@@ -67,6 +67,8 @@ async def test_a_hand_off_reaches_the_team_and_its_ticket_system_and_the_answer_
         await eventually(lambda: "Claimed by Aigerim" in chat.telegram_cards()[0].text
                          and "With the second line" not in chat.telegram_cards()[0].text)
         history = chat.telegram_cards()[0].text
+        # Each messenger's cards go at their own pace: the team's Slack card too.
+        await eventually(lambda: chat.slack_cards(BILLING_CHANNEL)[0].action_ids() == [])
         told = await eventually(lambda: [m for m in chat.telegram.bot_messages(AIGERIM_TG["id"])
                                          if "is back from Billing" in (m.text or "")])
         async with chat.deps.uow() as uow:
