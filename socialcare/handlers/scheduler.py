@@ -379,6 +379,7 @@ async def _run(deps: Deps) -> None:
     incidents_checked = -math.inf
     while True:
         background.stop_if_asked()
+        await deps.foreground.give_way()  # the requests in flight first
         busy = False
         try:
             # A full sweep means more is due: sweep again at once, not a second later.
