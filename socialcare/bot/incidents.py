@@ -442,9 +442,38 @@ async def answer(incident_id: int, text: str, *, actor: str, uow: UnitOfWork, cl
                               announcement=i.announcement_id)
         i.answer, i.answered_at, i.answered_by = text, now, person.id
         i.announcement_id = announcement.id
-        i.acknowledged_at = i.acknowledged_at or now
-        return [IncidentEvent(incident_id, "answered", person.id, now,
-                              {"announcement": announcement.id})]
+        # The first answer acknowledges an incident nobody acknowledged before it.
+        events = _acknowledged(i, person.id, now, by_answer=True)
+        return [*events, IncidentEvent(incident_id, "answered", person.id, now,
+                                       {"announcement": announcement.id})]
+
+    return await change(incident_id, apply, uow=uow, clock=clock)
+
+
+def _acknowledged(incident: Incident, actor: str, now: datetime, *,
+                  by_answer: bool = False) -> list[IncidentEvent]:
+    """Record the acknowledgement (who and when) unless the incident has one: the event
+    of the timeline's step, or none."""
+    if incident.acknowledged_at is not None:
+        return []
+    assert incident.id is not None
+    incident.acknowledged_at = now
+    return [IncidentEvent(incident.id, "acknowledged", actor, now,
+                          {"by_answer": True} if by_answer else {})]
+
+
+async def acknowledge(incident_id: int, *, actor: str, uow: UnitOfWork, clock: Clock,
+                      team: Team) -> Incident:
+    """A lead says the incident is seen and being handled: the timeline's step between
+    detection and the answer, with who and when (once; a second press is refused with
+    who acknowledged it)."""
+    person = _lead(team, actor)
+
+    def apply(i: Incident, now: datetime) -> list[IncidentEvent]:
+        if i.acknowledged_at is not None:
+            raise DomainError(f"Incident #{incident_id} is acknowledged already.",
+                              key="error.incident_acknowledged", id=incident_id)
+        return _acknowledged(i, person.id, now)
 
     return await change(incident_id, apply, uow=uow, clock=clock)
 
