@@ -503,12 +503,12 @@ async def test_bulk_replies_go_out_earliest_deadline_first(
     async with running_chat(tmp_path, clock, config=_config) as chat:
         created = await chat.ingest(*mentions)
         assert await _opened(chat) == [1]
+        async with chat.deps.engine.connect() as conn:  # before the answer stops them
+            due = {r.id: r.response_due_at for r in await conn.execute(
+                select(cases.c.id, cases.c.response_due_at))}
         await chat.slack_command("/incident", "1 answer Engineers are on it",
                                  user=SAULE_SLACK)
         links = await _delivered(chat)
-        async with chat.deps.engine.connect() as conn:
-            due = {r.id: r.response_due_at for r in await conn.execute(
-                select(cases.c.id, cases.c.response_due_at))}
 
     sent = [r["case_id"] for r in chat.platform.replies]
     assert sorted(sent) == sorted(links) == sorted(r["case_id"] for r in created)
