@@ -52,7 +52,8 @@ async def banners(deps: Deps) -> list[Banner]:
     async with deps.uow() as uow:
         found = [(i, len(await uow.incidents.case_ids(i.id or 0)))
                  for i in await uow.incidents.list_open()]
-    return [Banner(i.id or 0, incidents.describe(i, deps.team), n) for i, n in found]
+    return [Banner(i.id or 0, incidents.describe(i, deps.team, deps.catalog), n)
+            for i, n in found]
 
 
 async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
@@ -78,5 +79,6 @@ async def incident_page(incident_id: int, deps: Deps) -> IncidentPage:
             case_id=case_id, title=view.title, state=view.state_text, sla=view.sla.text,
             reply=replies.get(case_id) or "",
             excerpt=words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")))
-    return IncidentPage(incident=incident, about=incidents.describe(incident, deps.team),
+    about = incidents.describe(incident, deps.team, deps.catalog)
+    return IncidentPage(incident=incident, about=about,
                         timeline=[e for e in timeline if e.kind not in _UNSHOWN], cases=lines)

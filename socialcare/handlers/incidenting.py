@@ -58,7 +58,7 @@ async def run_incidents(deps: Deps) -> ChatReply:
     lines = [text("incident.list_title")]
     for i in found:
         lines.append(text(f"incident.line_{i.state.value}", id=i.id,
-                          about=incidents.describe(i, deps.team), cases=counts[i.id],
+                          about=incidents.describe(i, deps.team, text), cases=counts[i.id],
                           detected=clock_text(i.detected_at, deps.team.zone)))
     return ChatReply("\n".join(lines))
 
@@ -163,7 +163,8 @@ async def status(incident_id: int, deps: Deps) -> str:
         incident = await uow.incidents.get(incident_id)
         replies = await uow.incidents.replies(incident_id)
         timeline = await uow.incidents.events_for(incident_id)
-    lines = [text("incident.status", id=incident_id, about=incidents.describe(incident, deps.team),
+    about = incidents.describe(incident, deps.team, text)
+    lines = [text("incident.status", id=incident_id, about=about,
                   state=text(f"incident.state.{incident.state.value}"), cases=len(replies))]
     for event in timeline:
         if event.kind in ("first_mention", "detected", "answered", "resolved", "bulk_stopped"):

@@ -196,10 +196,11 @@ async def watch_incidents(deps: Deps) -> list[incidents.Incident]:
 
 
 async def _watch_incidents(deps: Deps) -> list[incidents.Incident]:
-    opened = await incidents.detect(uow=deps.uow(), clock=deps.clock, team=deps.team)
+    opened = await incidents.detect(uow=deps.uow(), clock=deps.clock, team=deps.team,
+                                    text=deps.catalog)
     for incident in opened:
         log.info("incident #%s opened: %s", incident.id,
-                 incidents.describe(incident, deps.team))
+                 incidents.describe(incident, deps.team, deps.catalog))
     for incident in await _unposted(deps):
         await post_incident(incident, deps)
     joined = await incidents.join_new(uow=deps.uow(), clock=deps.clock, team=deps.team)
@@ -334,7 +335,7 @@ def incident_text(incident: incidents.Incident, deps: Deps, *, count: int,
     """Return the incident's message: what, how many, since when, what people write."""
     catalog, zone = deps.catalog, deps.team.zone
     lines = [catalog("incident.card", id=incident.id,
-                     about=incidents.describe(incident, deps.team), count=count,
+                     about=incidents.describe(incident, deps.team, catalog), count=count,
                      first=incident.first_mention_at.astimezone(zone).strftime("%H:%M"))]
     lines += [f"  “{text[:200]}”" for text in samples]
     lines.append(catalog("incident.commands", id=incident.id))
