@@ -154,7 +154,7 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
         if telegram is not None:
             telegram_handlers.register(telegram, deps)
         dispatcher = Dispatcher(
-            team, catalog, uow=deps.uow, clock=clock, messengers=card_messengers,
+            team, catalog, uow=deps.background_uow, clock=clock, messengers=card_messengers,
             budgets=budgets, can_publish=lambda source: source in publishers,
             escalation_url=lambda escalation_id: console.escalation_url(deps, escalation_id),
             book_ahead=BOOK_AHEAD,
@@ -293,7 +293,8 @@ def build_app(app: App, *, with_timers: bool = True) -> web.Application:
         signing_secret = deps.settings.slack_signing_secret
         if app.bolt is not None and deps.settings.slack_app_token is None \
                 and signing_secret is not None:
-            slack_handlers.http_route(web_app, app.bolt, signing_secret.get_secret_value())
+            slack_handlers.http_route(web_app, app.bolt, signing_secret.get_secret_value(),
+                                      deps.foreground)
         if app.telegram is not None:
             secret = deps.settings.telegram_webhook_secret
             if deps.settings.telegram_webhook_url is not None and secret is not None:

@@ -60,10 +60,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Any], *, within: float = 20.0) -> Any:
     """Wait until `check()` is truthy (or stops raising AssertionError, or LookupError:
     the card it looks at is not posted yet — each messenger's cards go at their own
-    pace); return its value."""
+    pace); return its value. The wait is long enough for a card behind a dozen others
+    in one channel, paced at a post a second, on a busy machine."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
         try:

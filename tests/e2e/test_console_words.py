@@ -31,13 +31,16 @@ from tests.mentions import mention
 
 # What each language must say, and the raw keys and English it must not.
 SAYS = {
-    "en": ["SLA warning: 50% of the answer time gone", "team: Billing", "note: double charge",
+    "en": ["SLA warning: 50% of the answer time gone", "SLA breached: no answer by the deadline",
+           "team: Billing", "note: double charge",
            "link: <a href=\"https://example.org/p/ig-2\"", "🔥 urgent"],
-    "ru": ["предупреждение SLA: прошло 50% времени на ответ", "команда: Billing",
+    "ru": ["предупреждение SLA: прошло 50% времени на ответ", "SLA нарушен: нет ответа к сроку",
+           "команда: Billing",
            "заметка: double charge", "ссылка: <a href=\"https://example.org/p/ig-2\"",
            "🔥 срочно"],
 }
-NEVER = ["label:", "url:", "text:", "warning 50%", "not posted yet", "ещё не отправлена"]
+NEVER = ["label:", "url:", "text:", "warning 50%", "breach +", "not posted yet",
+         "ещё не отправлена"]
 
 
 @pytest.fixture(params=["en", "ru"])
@@ -72,6 +75,8 @@ async def test_a_case_page_names_each_detail_in_the_team_s_language(
                                         thread_id="ig-1")], uow=deps.uow())
     clock.advance(minutes=7)
     await scheduler.tick(deps)  # the 50 % warning of the 15 minutes
+    clock.advance(minutes=9)
+    await scheduler.tick(deps)  # the 80 % warning and the breach
     await handoffs.hand_off(handoffs.HandOff(case_id, "saule", "billing", "double charge"),
                             **service(deps))
     await access.set_password(deps, "saule", PASSWORD)
