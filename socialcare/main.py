@@ -321,6 +321,7 @@ def _run_telegram(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     from telegram import BotCommand
 
+    from socialcare.adapters.messengers.telegram_budget import SharedBudgets
     from socialcare.handlers import commands
 
     async def run(_web_app: web.Application) -> AsyncIterator[None]:
@@ -345,6 +346,8 @@ def _run_telegram(
         yield
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
+        if isinstance(application.bot.rate_limiter, SharedBudgets):
+            application.bot.rate_limiter.stop_waiting()
         await application.stop()
         await application.shutdown()
 
