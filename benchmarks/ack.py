@@ -147,6 +147,7 @@ async def measure(*, clicks: int, runs: int, log: Any = print,
     claimed = await _claimed(url)
     expected = handed.next
     gc_note = _gc_note(ours_report.get("gc"), bare_report.get("gc"))
+    cpu_note = _cpu_note(ours_report.get("cpu_s"), bare_report.get("cpu_s"), clicks=expected)
     figures = []
     for load, (label, key) in {"at once": ("10 concurrent clicks", "c10"),
                                "one by one": ("sequential clicks", "sequential")}.items():
@@ -160,7 +161,7 @@ async def measure(*, clicks: int, runs: int, log: Any = print,
                 f"ms ({min(bare_ms):.1f}-{max(bare_ms):.1f}); PostgreSQL + Redis; load "
                 f"average {min(loads):.2f}-{max(loads):.2f}")
         if key == "c10":
-            note += f"; {claimed} of {expected} clicked cases claimed; {gc_note}"
+            note += f"; {claimed} of {expected} clicked cases claimed; {cpu_note}; {gc_note}"
         figures.append(at_most(f"d. claim ack p99 ÷ bare slack-bolt, {label}", ratios, "×",
                                TARGET_RATIO, note=note,
                                detail={"pairs_s": pairs[load], "loads": loads,
@@ -170,6 +171,16 @@ async def measure(*, clicks: int, runs: int, log: Any = print,
         figures.append(Figure("d. (failed)", None, "",
                               note=f"{claimed} of {expected} clicked cases were claimed"))
     return figures
+
+
+def _cpu_note(ours: float | None, bare: float | None, *, clicks: int) -> str:
+    """Each side's processor time per click while clicked (all its work, the cards and
+    timers included on socialcare's side): under load, a process that uses more of the
+    processor waits longer for it."""
+    if ours is None or bare is None or not clicks:
+        return "processor time not reported"
+    return (f"processor time per click: socialcare {ours / clicks * 1000:.1f} ms, bare "
+            f"{bare / clicks * 1000:.1f} ms")
 
 
 def _gc_note(ours: dict[str, Any] | None, bare: dict[str, Any] | None) -> str:

@@ -14,6 +14,9 @@ from typing import Any
 from benchmarks import running
 
 READY_SECONDS = 120.0
+# How long a child may take to stop and report; a profiled one writes its profile first.
+STOP_SECONDS = 60.0
+PROFILED_STOP_SECONDS = 600.0
 
 
 @asynccontextmanager
@@ -43,7 +46,8 @@ async def serving(kind: str, *, port: int, endpoints: running.Endpoints,
     finally:
         child.stdin.close()
         try:
-            out = await asyncio.wait_for(child.stdout.read(), 60.0)
+            out = await asyncio.wait_for(child.stdout.read(),
+                                         PROFILED_STOP_SECONDS if profile_to else STOP_SECONDS)
             await child.wait()
         except TimeoutError:
             child.kill()

@@ -42,6 +42,7 @@ from socialcare.bot.reports import parse_period
 from socialcare.bot.team import Source
 from socialcare.deps import Deps
 from socialcare.handlers import reporting
+from socialcare.main import share_the_interpreter
 from socialcare.settings import Settings, load_catalog, load_team
 from socialcare.storage import redis as redis_store
 from socialcare.storage.database import create_engine
@@ -177,6 +178,7 @@ async def _poll_quietly(collector: FeedCollector) -> None:
 
 async def loop_lag(*, report_cases: int, runs: int, log: Any = print) -> list[Figure]:
     """j. The loop's p99 lag idle, during a 16 MB feed's parse, during a big report."""
+    share_the_interpreter()  # as the app's process does (`serve`)
     url = stores.postgres_url()
     await stores.reset_database(url)
     now = datetime.now(UTC)

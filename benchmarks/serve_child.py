@@ -9,7 +9,8 @@ garbage collector and no interpreter with each other or with the benchmark.
 Prints one line `ready` once it listens, serves until its standard input closes, then
 prints one JSON line: its garbage collections (count and the longest pause of each
 generation, the sum of the pauses) while serving, and its peak resident set in kB.
-With SOCIALCARE_PROFILE=path it runs under pyinstrument and writes the profile there.
+With SOCIALCARE_PROFILE=path it runs under pyinstrument and writes the profile there
+(and its session, for `pyinstrument --load`, beside it).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ async def _bare(args: dict[str, Any]) -> AsyncIterator[None]:
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from socialcare.foreground import Foreground
     from socialcare.handlers.slack import http_route
     from socialcare.main import settle_memory
 
@@ -70,7 +72,7 @@ async def _bare(args: dict[str, Any]) -> AsyncIterator[None]:
         await ack()
 
     web_app = web.Application()
-    http_route(web_app, bolt, endpoints.slack_signing_secret)
+    http_route(web_app, bolt, endpoints.slack_signing_secret, Foreground())
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     try:
@@ -95,10 +97,12 @@ async def _serve(args: dict[str, Any]) -> dict[str, Any]:
     async with server:
         gc.callbacks.append(watch)
         print("ready", flush=True)
+        began = time.process_time()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes it
+        cpu = time.process_time() - began
         gc.callbacks.remove(watch)
-    return {"gc": watch.summary(), "peak_kb": _peak_kb()}
+    return {"gc": watch.summary(), "peak_kb": _peak_kb(), "cpu_s": round(cpu, 2)}
 
 
 def _peak_kb() -> int | None:
@@ -120,6 +124,7 @@ def main() -> None:
     result = asyncio.run(_serve(args))
     profiler.stop()
     Path(profile_to).write_text(profiler.output_text(unicode=True, show_all=False))
+    profiler.last_session.save(f"{profile_to}.pyisession")  # to look at in other ways
     print(json.dumps(result), flush=True)
 
 

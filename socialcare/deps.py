@@ -20,6 +20,7 @@ from socialcare.bot.catalog import Catalog
 from socialcare.bot.pipeline import Pipeline
 from socialcare.bot.ports import Clock, Messenger, Publisher, WebhookSender
 from socialcare.bot.team import Team
+from socialcare.foreground import Foreground
 from socialcare.roles import ALL_ROLES, Role
 from socialcare.settings import Settings
 from socialcare.storage.database import SqlUnitOfWork
@@ -58,6 +59,8 @@ class Deps:
     # the others wait their turn.
     password_checks: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(PASSWORD_CHECKS_AT_ONCE))
+    # The requests in flight (Slack's) that the work no one waits on gives way to.
+    foreground: Foreground = field(default_factory=Foreground)
 
     def wake(self) -> None:
         """Tell the dispatcher that cards are out of step."""
@@ -71,3 +74,8 @@ class Deps:
     def uow(self) -> SqlUnitOfWork:
         """Return a new unit of work (one per request or command)."""
         return SqlUnitOfWork(self.engine)
+
+    def background_uow(self) -> SqlUnitOfWork:
+        """Return a unit of work for work no one waits on (the cards' syncing): it
+        begins once the requests in flight have their answers."""
+        return SqlUnitOfWork(self.engine, give_way=self.foreground.give_way)

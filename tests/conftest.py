@@ -10,6 +10,7 @@ reached, the tests fail — they never skip.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,6 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def write_config(path: Path, text: str) -> Path:
+    """Write a config (config.example.toml, edited) with the example's pictograms next
+    to it, where its saved replies' pictures are looked for when it loads."""
+    path.write_text(text, encoding="utf-8")
+    shutil.copytree(ROOT / "pictures", path.parent / "pictures", dirs_exist_ok=True)
+    return path
 
 
 @dataclass

@@ -179,6 +179,7 @@ class AnnouncementAction:
 class IncidentActionKind(StrEnum):
     """What an incident message's button asks for; the values are part of the wire format."""
 
+    ACK = "ack"  # no form: the press is the acknowledgement
     ANSWER = "answer"
     ADD = "add"
     REMOVE = "remove"

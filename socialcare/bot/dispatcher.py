@@ -228,6 +228,7 @@ class Dispatcher:
         async with self._uow() as uow:
             due = await uow.cards.due(now, messengers=names, per_channel=PER_CHANNEL,
                                       limit=limit)
+        due = await self._without_held(due, report)
         targets = await self._targets(due, now)
         channels: dict[tuple[str, str], list[Card]] = {}
         for card in due:
@@ -236,6 +237,32 @@ class Dispatcher:
                                for cards in channels.values()))
         await self._send_notices(now, report, names)
         return report
+
+    async def _without_held(self, due: Sequence[Card], report: DispatchReport) -> list[Card]:
+        """Leave out the cards whose channel is held off (after a 429 or a failed call)
+        for longer than a call may book ahead: none of them could go this round, and
+        rendering them would cost the event loop what the acks need. They stay due, in
+        their order, and the channel is held for the round, as a booking would hold it."""
+        limits = {card.id: self._limits(card) for card in due}
+        held = await self._budgets.held({limit.key for of_card in limits.values()
+                                         for limit in of_card})
+        if not held:
+            return list(due)
+        kept = []
+        for card in due:
+            left = max((held.get(limit.key, 0.0) for limit in limits[card.id]), default=0.0)
+            if left <= self._book_ahead:
+                kept.append(card)
+                continue
+            report.held.add((card.messenger, card.channel))
+            report.deferred += 1
+            report.retry_in = left if report.retry_in is None else min(report.retry_in, left)
+        return kept
+
+    def _limits(self, card: Card) -> Sequence[RateLimit]:
+        """Return the limits the card's next call counts against (a post or an edit)."""
+        operation = "post" if card.message_id is None else "update"
+        return self._messengers[card.messenger].limits(operation, card.channel)
 
     async def _turn(self, cards: Sequence[Card], targets: Mapping[int, _Target],
                     now: datetime, report: DispatchReport) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from socialcare.bot.actions import EscalationAction, EscalationActionKind
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.cards import display_name
 from socialcare.bot.catalog import Catalog
 from socialcare.bot.escalations import (
@@ -100,12 +101,11 @@ def render_escalation(
     linked = []
     for case_id in e.case_ids[:CASES_SHOWN]:
         case, first = cases.get(case_id), firsts.get(case_id)
-        words = " ".join((first.text if first else "").split())
         linked.append(LinkedCase(
             case_id=case_id,
             label=text("card.title", id=case_id, platform=case.platform if case else "?",
                        brand=case.brand if case else "?"),
-            excerpt=words[:120] + ("…" if len(words) > 120 else ""),
+            excerpt=shared_excerpt(first.text if first else None, 120),
             url=first.url if first else None,
         ))
     rest = e.case_ids[CASES_SHOWN:]

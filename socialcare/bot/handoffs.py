@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from socialcare.bot import lifecycle
+from socialcare.bot.answers.phones import mask_phones
 from socialcare.bot.cases import Changed, change, worker
 from socialcare.bot.errors import DomainError, NotAllowed
 from socialcare.bot.model import Card, Case, Event, WebhookDelivery
@@ -118,7 +119,10 @@ def _ticket(case: Case, second: SecondLineTeam, by: str, note: str, first: Any) 
         "customer": None if first is None else {
             "name": first.author.name, "handle": first.author.handle, "url": first.author.url,
         },
-        "text": None if first is None else first.text,
+        # A customer's phone number is for the call centre alone: other teams' ticket
+        # systems get it masked, as their cards show it.
+        "text": None if first is None else
+        first.text if second.kind == "callback" else mask_phones(first.text),
         "url": None if first is None else first.url,
         "answer_with": f"POST /handoff/{second.name} {{\"case_id\": {case.id}, \"note\": …}}",
     }

@@ -199,7 +199,8 @@ def find_surges(
     return found
 
 
-async def detect(*, uow: UnitOfWork, clock: Clock, team: Team) -> list[Incident]:
+async def detect(*, uow: UnitOfWork, clock: Clock, team: Team, text: Catalog
+                 ) -> list[Incident]:
     """Look for surges and open an incident for each; return the incidents opened here
     (another scheduler may have opened the same one: then it is not returned)."""
     config = team.incidents
@@ -220,13 +221,14 @@ async def detect(*, uow: UnitOfWork, clock: Clock, team: Team) -> list[Incident]
         surges = find_surges(current, past, since, open_incidents=taken, team=team)
     opened = []
     for surge in surges:
-        incident = await _open(surge, uow=uow, now=now, team=team)
+        incident = await _open(surge, uow=uow, now=now, team=team, text=text)
         if incident is not None:
             opened.append(incident)
     return opened
 
 
-async def _open(surge: Surge, *, uow: UnitOfWork, now: datetime, team: Team) -> Incident | None:
+async def _open(surge: Surge, *, uow: UnitOfWork, now: datetime, team: Team,
+                text: Catalog) -> Incident | None:
     config = team.incidents
     async with uow:
         found = await uow.incidents.matching(surge.topic, surge.place, since=now - config.window)
@@ -250,7 +252,7 @@ async def _open(surge: Surge, *, uow: UnitOfWork, now: datetime, team: Team) -> 
         area = topic.area if topic is not None else None
         escalation = await raise_by_system(
             case_ids=case_ids[:50], category=Category.CRITICAL, area=area,
-            problem=f"incident #{incident.id}: " + describe(incident, team),
+            problem=text("incident.problem", id=incident.id, about=describe(incident, team, text)),
             uow=uow, team=team, now=now,
         )
         if escalation is not None:
@@ -258,7 +260,7 @@ async def _open(surge: Surge, *, uow: UnitOfWork, now: datetime, team: Team) -> 
             await uow.incidents.save(incident)
         notices = [notice for lead in team.leads_on_duty(now)
                    for notice in notices_for(lead, "notice.incident", incident=incident.id,
-                                             about=describe(incident, team))]
+                                             about=describe(incident, team, text))]
         for notice in notices:
             notice.created_at = now
         await uow.notices.add(notices)
@@ -272,18 +274,18 @@ def explanation(incident: Incident) -> dict[str, Any]:
             "window_minutes": incident.window_minutes}
 
 
-def describe(incident: Incident, team: Team) -> str:
-    """Say what the incident is, in figures: "34 cases of Mobile internet in Almaty in
-    15 min; usually 2"."""
+def describe(incident: Incident, team: Team, text: Catalog) -> str:
+    """Say what the incident is, in figures and the team's language: "34 cases of Mobile
+    internet in Almaty in 15 min; usually 2"."""
     topic = team.topic(incident.topic)
     place = team.place(incident.place) if incident.place else None
-    text = f"{incident.count} cases of {topic.title if topic else incident.topic}"
-    if place is not None or incident.place:
-        text += f" in {place.title if place else incident.place}"
-    text += f" in {incident.window_minutes} min"
+    where = (text("incident.about_place", place=place.title if place else incident.place)
+             if incident.place else "")
+    figures = {"count": incident.count, "topic": topic.title if topic else incident.topic,
+               "where": where, "minutes": incident.window_minutes}
     if incident.usual is None:
-        return text + " (too little history for the usual level)"
-    return text + f"; usually {incident.usual:.0f}"
+        return text("incident.about_new", **figures)
+    return text("incident.about", **figures, usual=f"{incident.usual:.0f}")
 
 
 async def _link(incident: Incident, case_ids: Collection[int], *, actor: str, uow: UnitOfWork,
@@ -442,9 +444,38 @@ async def answer(incident_id: int, text: str, *, actor: str, uow: UnitOfWork, cl
                               announcement=i.announcement_id)
         i.answer, i.answered_at, i.answered_by = text, now, person.id
         i.announcement_id = announcement.id
-        i.acknowledged_at = i.acknowledged_at or now
-        return [IncidentEvent(incident_id, "answered", person.id, now,
-                              {"announcement": announcement.id})]
+        # The first answer acknowledges an incident nobody acknowledged before it.
+        events = _acknowledged(i, person.id, now, by_answer=True)
+        return [*events, IncidentEvent(incident_id, "answered", person.id, now,
+                                       {"announcement": announcement.id})]
+
+    return await change(incident_id, apply, uow=uow, clock=clock)
+
+
+def _acknowledged(incident: Incident, actor: str, now: datetime, *,
+                  by_answer: bool = False) -> list[IncidentEvent]:
+    """Record the acknowledgement (who and when) unless the incident has one: the event
+    of the timeline's step, or none."""
+    if incident.acknowledged_at is not None:
+        return []
+    assert incident.id is not None
+    incident.acknowledged_at = now
+    return [IncidentEvent(incident.id, "acknowledged", actor, now,
+                          {"by_answer": True} if by_answer else {})]
+
+
+async def acknowledge(incident_id: int, *, actor: str, uow: UnitOfWork, clock: Clock,
+                      team: Team) -> Incident:
+    """A lead says the incident is seen and being handled: the timeline's step between
+    detection and the answer, with who and when (once; a second press is refused with
+    who acknowledged it)."""
+    person = _lead(team, actor)
+
+    def apply(i: Incident, now: datetime) -> list[IncidentEvent]:
+        if i.acknowledged_at is not None:
+            raise DomainError(f"Incident #{incident_id} is acknowledged already.",
+                              key="error.incident_acknowledged", id=incident_id)
+        return _acknowledged(i, person.id, now)
 
     return await change(incident_id, apply, uow=uow, clock=clock)
 

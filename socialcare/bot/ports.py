@@ -447,6 +447,10 @@ class RateBudgets(Protocol):
         """Let nothing through under `key` for `seconds` (the platform said 429)."""
         ...
 
+    async def held(self, keys: Collection[str]) -> dict[str, float]:
+        """Return the keys among these that are held off now, with the seconds left."""
+        ...
+
 
 class EscalationRepository(Protocol):
     """Stores escalations, the cases they link and their events."""

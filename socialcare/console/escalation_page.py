@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.cards import render_card
 from socialcare.bot.escalations import Escalation
 from socialcare.deps import Deps
@@ -47,9 +48,8 @@ async def escalation_page(escalation_id: int, deps: Deps) -> EscalationPage:
         first = firsts.get(case_id)
         view = render_card(case, first, [], team=deps.team, catalog=deps.catalog, now=now,
                            can_publish=False)
-        words = " ".join((first.text if first else "").split())
         lines.append(LinkedCaseLine(
             case_id=case_id, title=view.title, state=view.state_text, sla=view.sla.text,
-            excerpt=words[:EXCERPT] + ("…" if len(words) > EXCERPT else ""),
+            excerpt=shared_excerpt(first.text if first else None, EXCERPT),
             url=view.url))
     return EscalationPage(escalation=escalation, cases=lines)

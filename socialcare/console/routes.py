@@ -4,6 +4,7 @@
     GET  /cases/{id}            a case                 POST /cases/{id}/{action}
     GET  /cases/{id}/events     its changes (SSE)
     GET  /escalations/{id}      an escalation and every case it links
+    GET  /incidents/{id}        an incident; POST …/{ack|answer|add|remove|resolve} (leads)
     GET  /announcements         those in force; POST: announce (shift leads, admins)
     GET  /announcements/{id}    where one stands; POST …/{withdraw|remind|correct}
     GET  /reports               figures, charts, escalations, digest
@@ -42,7 +43,9 @@ from socialcare.console.access import SignedIn, TooManyAttempts, Visitor
 from socialcare.console.case_page import act, case_page
 from socialcare.console.clients import client_address
 from socialcare.console.escalation_page import escalation_page
-from socialcare.console.incident_page import banners, incident_page
+from socialcare.console.incident_page import ACTIONS as INCIDENT_ACTIONS
+from socialcare.console.incident_page import banners, incident_page, may_run
+from socialcare.console.incident_page import run as run_incident
 from socialcare.console.pages import (
     Flash,
     Pages,
@@ -356,7 +359,8 @@ def register(app: web.Application, deps: Deps) -> None:
         return await pages.page(request, "escalation.html", visitor, page=page,
                                 name_of=pages.name_of)
 
-    async def show_incident(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+    async def show_incident(request: web.Request, visitor: Visitor, *, status: int = 200,
+                            flash: Flash | None = None) -> web.StreamResponse:
         incident_id = int(request.match_info["incident_id"])
         try:
             page = await incident_page(incident_id, deps)
@@ -364,7 +368,20 @@ def register(app: web.Application, deps: Deps) -> None:
             missing = deps.catalog("error.no_incident", incident=incident_id)
             return await pages.page(request, "message.html", visitor, status=404,
                                     message=missing)
-        return await pages.page(request, "incident.html", visitor, page=page)
+        return await pages.page(request, "incident.html", visitor, status=status, flash=flash,
+                                page=page, may_run=may_run(visitor.person, deps),
+                                name_of=pages.name_of)
+
+    async def incident_action(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        incident_id = int(request.match_info["incident_id"])
+        if request.match_info["action"] not in INCIDENT_ACTIONS:
+            raise web.HTTPNotFound()
+        flash = await run_incident(incident_id, request.match_info["action"],
+                                   await request.post(), visitor.person, deps)
+        if not flash.ok:
+            return await show_incident(request, visitor, status=400, flash=flash)
+        await keep_flash(deps, visitor, flash)
+        raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
     # ── Reports ────────────────────────────────────────────────────────────────────
 
@@ -420,6 +437,9 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_get(r"/saved-replies/{number:\d{1,3}}.png", signed_in(saved_picture)),
         router.add_get(r"/escalations/{escalation_id:\d{1,18}}", signed_in(show_escalation)),
         router.add_get(r"/incidents/{incident_id:\d{1,18}}", signed_in(show_incident)),
+        router.add_post(r"/incidents/{incident_id:\d{1,18}}/{action:[a-z]{1,20}}",
+                        signed_in(incident_action,
+                                  allowed=lambda person: may_run(person, deps))),
         *announcing.routes(router, signed_in, pages, deps),
         router.add_get("/reports", signed_in(reports, allowed=may_report)),
         router.add_get("/reports/cases.csv", signed_in(report_csv, allowed=may_report)),

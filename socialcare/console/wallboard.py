@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.cards import display_name, sla_line, warning_from
 from socialcare.bot.model import Case, Mention, Priority, Tier
 from socialcare.bot.reports import parse_period
@@ -95,13 +96,12 @@ def _row(case: Case, first: Mention | None, deps: Deps, now: datetime) -> Row:
     text = deps.catalog
     policy = deps.team.sla.for_tier(case.tier)
     line = sla_line(case, policy, now=now, zone=deps.team.zone, catalog=text)
-    words = " ".join((first.text if first else "").split())
     author = (first.author.handle or first.author.name) if first else None
     team = deps.team.second_line_team(case.handoff_team) if case.handoff_team else None
     return Row(
         case_id=case.id, tier=case.tier.value, platform=_platform(case.platform, deps),
         brand=case.brand, author=author or text("card.author_unknown"),
-        words=words[:WORDS] + ("…" if len(words) > WORDS else ""),
+        words=shared_excerpt(first.text if first else None, WORDS),
         holder=display_name(case.claimed_by, deps.team, text) if case.claimed_by else "",
         state=text(f"state.{case.state.value}"), level=line.level.value, sla_text=line.text,
         due=line.deadline_at, warn=warning_from(case, policy), deadline_text=line.deadline_text,

@@ -262,6 +262,7 @@ async def _run(deps: Deps) -> None:
     backoff = TICK_SECONDS
     while True:
         background.stop_if_asked()
+        await deps.foreground.give_way()  # the requests in flight first
         busy = False
         try:
             ended = await service.expire_due(uow=deps.uow(), clock=deps.clock)

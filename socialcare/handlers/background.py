@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -51,8 +52,10 @@ async def stop(task: asyncio.Task[Any], *, seconds: float = STOP_SECONDS) -> Non
         task.cancel()
     await asyncio.wait({task}, timeout=seconds)
     if not task.done():
-        log.error("%s did not stop within %.0f s; stopping without it", task.get_name(),
-                  seconds)
+        where = io.StringIO()
+        task.print_stack(limit=12, file=where)
+        log.error("%s did not stop within %.0f s; stopping without it. It waits at:\n%s",
+                  task.get_name(), seconds, where.getvalue())
         return
     with contextlib.suppress(asyncio.CancelledError):
         error = task.exception()

@@ -51,6 +51,7 @@ async def _run(dispatcher: Dispatcher, deps: Deps, messenger: str,
     backoff = IDLE_SECONDS
     while True:
         background.stop_if_asked()
+        await deps.foreground.give_way()  # the requests in flight first
         changes.clear()
         began = time.monotonic()
         try:

@@ -16,6 +16,7 @@ from socialcare.bot import cases, handoffs, sources
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.bot.answers import callbacks
 from socialcare.bot.answers.forms import AnswerForm, form_of
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.cards import render_card
 from socialcare.bot.errors import DomainError, TeamFiguresOnly
@@ -276,8 +277,7 @@ async def _queue(person: Person, deps: Deps, *, mine_only: bool) -> ChatReply:
 def _queue_line(case: Case, first: Mention | None, deps: Deps) -> str:
     view = render_card(case, first, [], team=deps.team, catalog=deps.catalog,
                        now=deps.clock.now(), can_publish=False)
-    words = " ".join((first.text if first else "").split())
-    excerpt = words[:EXCERPT] + ("…" if len(words) > EXCERPT else "")
+    excerpt = shared_excerpt(first.text if first else None, EXCERPT)
     language = f" · {deps.catalog(f'language.{case.language}')}" if case.language else ""
     urgent = f"{view.priority_text} · " if case.priority is Priority.URGENT else ""
     return f"{urgent}{view.title} · {view.sla.text} · {view.state_text}{language} · {excerpt}"

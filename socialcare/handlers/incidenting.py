@@ -2,6 +2,7 @@
 
     /incidents                       the open incidents and those of the past week
     /incident N                      its figures, timeline and the cases to answer by hand
+    /incident N ack                  acknowledge it: seen, being handled (who and when)
     /incident N answer TEXT          the official answer, once: announced and sent
     /incident N add 45,46            link cases; `remove 47` takes them out
     /incident N option TEXT          propose a solution on its escalation to the director
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from socialcare.bot import escalations, incidents
 from socialcare.bot.announcements.service import MAX_TEXT
+from socialcare.bot.cards import display_name
 from socialcare.bot.errors import DomainError
 from socialcare.bot.team import Person
 from socialcare.bot.text import without_controls
@@ -28,6 +30,9 @@ RECENT = timedelta(days=7)
 LISTED = 20
 BY_HAND_SHOWN = 30
 MAX_CASES_TEXT = 500  # the case numbers a form takes: a hundred or so
+# The moments `/incident N` lists: the timeline's steps and a source's stopped replies.
+TIMELINE = ("first_mention", "detected", "acknowledged", "answered", "resolved",
+            "bulk_stopped")
 
 
 async def figures(start: datetime, end: datetime, deps: Deps) -> incidents.IncidentFigures:
@@ -58,7 +63,7 @@ async def run_incidents(deps: Deps) -> ChatReply:
     lines = [text("incident.list_title")]
     for i in found:
         lines.append(text(f"incident.line_{i.state.value}", id=i.id,
-                          about=incidents.describe(i, deps.team), cases=counts[i.id],
+                          about=incidents.describe(i, deps.team, text), cases=counts[i.id],
                           detected=clock_text(i.detected_at, deps.team.zone)))
     return ChatReply("\n".join(lines))
 
@@ -114,16 +119,25 @@ def refusal(person: Person | None, deps: Deps) -> str | None:
 
 
 async def act(incident_id: int, verb: str, rest: str, person: Person, deps: Deps) -> ChatReply:
-    """Change an incident: `answer`, `add`, `remove`, `option` or `resolve`, with the rest
-    of the command (or a form's text); the commands and the buttons' forms alike."""
+    """Change an incident: `ack`, `answer`, `add`, `remove`, `option` or `resolve`, with
+    the rest of the command (or a form's text); the commands, the buttons' forms and the
+    console alike."""
     try:
-        return await _act(incident_id, verb, without_controls(rest), person, deps)
+        return await change(incident_id, verb, rest, person, deps)
     except DomainError as error:
         return ChatReply(describe_error(error, deps))
 
 
-async def _act(incident_id: int, verb: str, rest: str, person: Person, deps: Deps) -> ChatReply:
+async def change(incident_id: int, verb: str, rest: str, person: Person,
+                 deps: Deps) -> ChatReply:
+    """Run `act`'s change, raising the service's refusal (DomainError) for the caller to
+    tell: the console answers it with a 400 where the chat just says it."""
+    rest = without_controls(rest)
     text = deps.catalog
+    if verb == "ack":
+        await incidents.acknowledge(incident_id, actor=person.id, **service(deps))
+        deps.wake()
+        return ChatReply(text("incident.acknowledged", id=incident_id))
     if verb == "answer":
         if not rest.strip():
             return ChatReply(text("usage.incident"))
@@ -163,11 +177,13 @@ async def status(incident_id: int, deps: Deps) -> str:
         incident = await uow.incidents.get(incident_id)
         replies = await uow.incidents.replies(incident_id)
         timeline = await uow.incidents.events_for(incident_id)
-    lines = [text("incident.status", id=incident_id, about=incidents.describe(incident, deps.team),
+    about = incidents.describe(incident, deps.team, text)
+    lines = [text("incident.status", id=incident_id, about=about,
                   state=text(f"incident.state.{incident.state.value}"), cases=len(replies))]
     for event in timeline:
-        if event.kind in ("first_mention", "detected", "answered", "resolved", "bulk_stopped"):
+        if event.kind in TIMELINE:
             lines.append(text(f"incident.event_{event.kind}", time=clock_text(event.at, zone),
+                              who=display_name(event.actor, deps.team, text),
                               **{k: v for k, v in event.data.items() if k == "source"}))
     sent = sorted(c for c, r in replies.items() if r == incidents.Reply.SENT)
     by_hand = sorted(c for c, r in replies.items() if r == incidents.Reply.BY_HAND)

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from socialcare.bot import handoffs, incident_replies, incidents, sla, timers
 from socialcare.bot.actions import IncidentAction, IncidentActionKind
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.digest import Week, build_digest, digest_markdown, digest_summary, due_digest
 from socialcare.bot.model import Event, EventKind, State, Tier
 from socialcare.bot.ports import MessengerError, Note, NoteButton
@@ -196,10 +197,11 @@ async def watch_incidents(deps: Deps) -> list[incidents.Incident]:
 
 
 async def _watch_incidents(deps: Deps) -> list[incidents.Incident]:
-    opened = await incidents.detect(uow=deps.uow(), clock=deps.clock, team=deps.team)
+    opened = await incidents.detect(uow=deps.uow(), clock=deps.clock, team=deps.team,
+                                    text=deps.catalog)
     for incident in opened:
         log.info("incident #%s opened: %s", incident.id,
-                 incidents.describe(incident, deps.team))
+                 incidents.describe(incident, deps.team, deps.catalog))
     for incident in await _unposted(deps):
         await post_incident(incident, deps)
     joined = await incidents.join_new(uow=deps.uow(), clock=deps.clock, team=deps.team)
@@ -267,14 +269,15 @@ async def post_incident(incident: incidents.Incident, deps: Deps) -> None:
         await uow.incidents.add_events([incidents.IncidentEvent(
             incident.id, "posted", "system", deps.clock.now(),
             {"channels": [f"{c.messenger}:{c.id}" for c in channels], "messages": messages,
-             "count": len(case_ids)})])
+             "count": len(case_ids), "acknowledged": incident.acknowledged_at is not None})])
         await uow.commit()
 
 
 async def recount_incidents(deps: Deps) -> list[int]:
     """Edit each open incident's message in the team channels of both messengers when
     its number of linked cases changed since the message last showed it (cases joined,
-    a lead added or took out some); return the incidents edited. At most one edit per
+    a lead added or took out some) or a lead acknowledged it (its button goes); return
+    the incidents edited. At most one edit per
     message each incident check, so a surge costs few of the channels' edits."""
     samples = deps.team.incidents.samples
     work = []
@@ -282,15 +285,16 @@ async def recount_incidents(deps: Deps) -> list[int]:
         for incident in await uow.incidents.list_open():
             assert incident.id is not None
             messages: dict[str, str] = {}
-            shown = None
+            shown: tuple[object, bool] = (None, False)  # the count and the acknowledgement
             for event in await uow.incidents.events_for(incident.id):
                 if event.kind == "posted":
                     messages.update(event.data.get("messages") or {})
-                    shown = event.data.get("count", shown)
+                    shown = (event.data.get("count", shown[0]),
+                             bool(event.data.get("acknowledged")))
                 elif event.kind == "recounted":
-                    shown = event.data["count"]
+                    shown = (event.data["count"], bool(event.data.get("acknowledged")))
             case_ids = await uow.incidents.case_ids(incident.id)
-            if not messages or len(case_ids) == shown:
+            if not messages or (len(case_ids), incident.acknowledged_at is not None) == shown:
                 continue
             firsts = await uow.mentions.first_of(case_ids[:samples])
             work.append((incident, messages, len(case_ids),
@@ -313,20 +317,24 @@ async def recount_incidents(deps: Deps) -> list[int]:
         else:
             async with deps.uow() as uow:
                 await uow.incidents.add_events([incidents.IncidentEvent(
-                    incident.id, "recounted", "system", deps.clock.now(), {"count": count})])
+                    incident.id, "recounted", "system", deps.clock.now(),
+                    {"count": count, "acknowledged": incident.acknowledged_at is not None})])
                 await uow.commit()
     return [incident.id or 0 for incident, *_ in work]
 
 
 def incident_note(incident: incidents.Incident, deps: Deps, *, count: int,
                   samples: Sequence[str]) -> Note:
-    """Return the incident's message with the lead's buttons: answer, add or take out
-    cases, resolve (each a form; `/incident N …` does the same)."""
+    """Return the incident's message with the lead's buttons: acknowledge (until someone
+    has), answer, add or take out cases, resolve (each a form; `/incident N …` does the
+    same)."""
     assert incident.id is not None
+    kinds = [kind for kind in IncidentActionKind
+             if kind is not IncidentActionKind.ACK or incident.acknowledged_at is None]
     return Note(incident_text(incident, deps, count=count, samples=samples), buttons=tuple(
         NoteButton(deps.catalog(f"button.incident_{kind.value}"),
                    IncidentAction(kind, incident.id).pack())
-        for kind in IncidentActionKind))
+        for kind in kinds))
 
 
 def incident_text(incident: incidents.Incident, deps: Deps, *, count: int,
@@ -334,9 +342,9 @@ def incident_text(incident: incidents.Incident, deps: Deps, *, count: int,
     """Return the incident's message: what, how many, since when, what people write."""
     catalog, zone = deps.catalog, deps.team.zone
     lines = [catalog("incident.card", id=incident.id,
-                     about=incidents.describe(incident, deps.team), count=count,
+                     about=incidents.describe(incident, deps.team, catalog), count=count,
                      first=incident.first_mention_at.astimezone(zone).strftime("%H:%M"))]
-    lines += [f"  “{text[:200]}”" for text in samples]
+    lines += [f"  “{shared_excerpt(text, 200)}”" for text in samples]
     lines.append(catalog("incident.commands", id=incident.id))
     return "\n".join(lines)
 
@@ -379,6 +387,7 @@ async def _run(deps: Deps) -> None:
     incidents_checked = -math.inf
     while True:
         background.stop_if_asked()
+        await deps.foreground.give_way()  # the requests in flight first
         busy = False
         try:
             # A full sweep means more is due: sweep again at once, not a second later.

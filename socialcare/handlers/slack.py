@@ -9,10 +9,8 @@ forged or stale one gets 401) or over Socket Mode.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,7 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
 )
-from socialcare.bot.answers.phones import normalize_phone
+from socialcare.bot.answers.phones import normalize_phone, shared_excerpt
 from socialcare.bot.answers.pictures import Picture
 from socialcare.bot.errors import DomainError
 from socialcare.bot.escalations import Category
@@ -46,6 +44,7 @@ from socialcare.bot.ports import Note
 from socialcare.bot.team import Person
 from socialcare.bot.text import without_controls
 from socialcare.deps import Deps
+from socialcare.foreground import Foreground
 from socialcare.handlers import (
     announcing,
     calculating,
@@ -74,45 +73,14 @@ _ESCALATION_BUTTON = re.compile(r"^sc1e:")
 _ANNOUNCEMENT_BUTTON = re.compile(r"^sc1a:")
 # How many card clicks are worked on at once after their acks; the others wait their turn.
 AFTER_ACK_AT_ONCE = 2
-# How long the work after an ack waits for the other requests in flight to be answered.
-AFTER_ACK_WAITS_AT_MOST = 0.5
 
 
-class Unanswered:
-    """The Slack requests of an app not answered yet. The work after an ack waits until
-    none is left (at most `AFTER_ACK_WAITS_AT_MOST`): Slack waits for each answer, no
-    one waits for that work, and both run on the same event loop."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._none: asyncio.Event | None = None
-
-    def __enter__(self) -> None:
-        self._count += 1
-        if self._none is not None:
-            self._none.clear()
-
-    def __exit__(self, *_: object) -> None:
-        self._count -= 1
-        if self._count == 0 and self._none is not None:
-            self._none.set()
-
-    async def answered(self) -> None:
-        """Return once every request in flight has its answer, or after the longest wait."""
-        if self._count == 0:
-            return
-        if self._none is None:
-            self._none = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._none.wait(), AFTER_ACK_WAITS_AT_MOST)
-
-
-_UNANSWERED: weakref.WeakKeyDictionary[AsyncApp, Unanswered] = weakref.WeakKeyDictionary()
-
-
-def unanswered(bolt: AsyncApp) -> Unanswered:
-    """Return the count of a Bolt app's requests in flight (one per app)."""
-    return _UNANSWERED.setdefault(bolt, Unanswered())
+def _case_click(body: Mapping[str, Any]) -> bool:
+    """Tell whether a request is a click on a case card's button (or select)."""
+    actions = body.get("actions")
+    return body.get("type") == "block_actions" and isinstance(actions, list) and bool(actions) \
+        and all(isinstance(a, dict) and _CASE_BUTTON.match(str(a.get("action_id", "")))
+                for a in actions)
 
 
 def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
@@ -141,13 +109,21 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         key = slack_key((req.headers.get("x-slack-request-timestamp") or [""])[0], req.raw_body,
                         event_id=body.get("event_id") if body.get("type") == "event_callback"
                         else None)
-        if not await replays.take(key, seconds=SLACK_SECONDS):
-            log.info("a Slack %s request came again: acknowledged, not acted on twice",
-                     body.get("type") or body.get("command") or "?")
-            return BoltResponse(status=200, body="")
         req.context["replay_key"] = key
+        # A card click is answered the same (empty) either way: it is marked after its
+        # ack (`first_time`), which then waits for nothing but the ack itself.
+        if not _case_click(body) and not await first_time(key, body):
+            return BoltResponse(status=200, body="")
         await next_()
         return resp
+
+    async def first_time(key: str, body: dict[str, Any]) -> bool:
+        """Mark a request as taken; False (and a line of log) if it came again."""
+        if await replays.take(key, seconds=SLACK_SECONDS):
+            return True
+        log.info("a Slack %s request came again: acknowledged, not acted on twice",
+                 body.get("type") or body.get("command") or "?")
+        return False
 
     async def say_privately(respond: Any, reply: ChatReply) -> None:
         await respond(text=escape(reply.text[:300]),
@@ -170,13 +146,16 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     # The work after the acks of card buttons, a few clicks' at a time: ten clicks at
     # once would otherwise run ten transactions' steps between the next clicks' acks.
     after_ack = asyncio.Semaphore(AFTER_ACK_AT_ONCE)
-    in_flight = unanswered(bolt)
 
     @bolt.action(_CASE_BUTTON)
     async def on_case_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
-                             respond: Any, client: Any) -> None:
+                             respond: Any, client: Any, context: dict[str, Any]) -> None:
         await ack()
-        await in_flight.answered()
+        # The other clicks in flight are answered first; then this one is marked as
+        # taken (a click Slack sends again is acted on once) and worked on.
+        await deps.foreground.give_way()
+        if not await first_time(context["replay_key"], body):
+            return
         async with after_ack:
             await _case_button(body, action, respond, client)
 
@@ -500,7 +479,7 @@ async def _file_info(client: Any, file_id: str) -> dict[str, Any] | None:
 async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, Any]:
     async with deps.uow() as uow:
         first = (await uow.mentions.first_of([case_id])).get(case_id)
-    excerpt = " ".join((first.text if first else "").split())[:500]
+    excerpt = shared_excerpt(first.text if first else None, 500)
     return slack_views.escalate_view(
         case_id, channel, excerpt=excerpt, directors=escalating.directors(deps.team),
         suggested=esc.suggest_director(deps.team, excerpt), text=deps.catalog,
@@ -543,19 +522,19 @@ def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
     return on_command
 
 
-def http_route(app: web.Application, bolt: AsyncApp, signing_secret: str) -> None:
+def http_route(app: web.Application, bolt: AsyncApp, signing_secret: str,
+               foreground: Foreground) -> None:
     """Serve Slack's events, commands and interactivity on `POST /slack/events`.
 
     The signature is checked on the raw bytes before anything reads them, and a request
     without a good one is refused with one line of log (Bolt would log its whole body).
     A signed body that Bolt cannot read (malformed, nested absurdly deep, not an
-    object) is a 400.
+    object) is a 400. Each request is in the `foreground` until it has its answer.
     """
     verifier = SignatureVerifier(signing_secret)
-    in_flight = unanswered(bolt)
 
     async def slack_events(request: web.Request) -> web.Response:
-        with in_flight:
+        with foreground.answering():
             return await _answer(request)
 
     async def _answer(request: web.Request) -> web.Response:

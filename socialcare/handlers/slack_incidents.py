@@ -1,6 +1,7 @@
 """Slack in: the buttons of an incident's message and their forms, for the shift lead.
 
-Answer, Add cases, Remove cases, Resolve: each opens a form (the click's trigger lasts
+Acknowledge runs `/incident N ack` at once. Answer, Add cases, Remove cases, Resolve:
+each opens a form (the click's trigger lasts
 3 seconds, so the form opens right after the ack); its submission runs what
 `/incident N answer|add|remove|resolve …` runs, with the same roster check. What the
 form can tell at once (an empty answer, case numbers that are not numbers, a text too
@@ -96,6 +97,12 @@ def register(bolt: AsyncApp, deps: Deps, *, tell: Tell, say_privately: SayPrivat
             await say_privately(respond, ChatReply(refused))
             return
         channel = str((body.get("channel") or {}).get("id", ""))
+        if clicked.kind is IncidentActionKind.ACK:  # nothing to ask: done at once
+            person = deps.team.person_by_slack(body["user"]["id"])
+            assert person is not None
+            await tell(client, body["user"]["id"], channel,
+                       await incidenting.act(clicked.incident_id, "ack", "", person, deps))
+            return
         await client.views_open(trigger_id=body["trigger_id"],
                                 view=incident_view(clicked, channel, text))
 

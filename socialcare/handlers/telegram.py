@@ -53,6 +53,7 @@ from socialcare.bot.actions import (
     EscalationAction,
     EscalationActionKind,
     IncidentAction,
+    IncidentActionKind,
 )
 from socialcare.bot.answers.phones import normalize_phone
 from socialcare.bot.answers.pictures import Picture
@@ -430,10 +431,14 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps)
 
     async def _incident_button(action: IncidentAction, person: Person, user_id: int,
                                bot: Any) -> tuple[str, bool]:
-        """Ask the lead in private for the answer, the case numbers or the follow-up."""
+        """Acknowledge the incident at once, or ask the lead in private for the answer,
+        the case numbers or the follow-up."""
         refused = incidenting.refusal(person, deps)
         if refused is not None:
             return refused, True
+        if action.kind is IncidentActionKind.ACK:  # nothing to ask: done at once
+            done = await incidenting.act(action.incident_id, "ack", "", person, deps)
+            return done.text, False
         return await _in_private(bot, talk.ask(
             bot, user_id, text(f"incident.ask_{action.kind.value}", id=action.incident_id),
             {"kind": "incident", "verb": action.kind.value, "incident": action.incident_id}))

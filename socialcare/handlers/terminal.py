@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 from socialcare.bot import sla
+from socialcare.bot.answers.phones import shared_excerpt
 from socialcare.bot.model import Case, Mention, Priority
 
 if TYPE_CHECKING:
@@ -99,12 +100,11 @@ def print_cases(found: OpenCases, *, team: Team, now: datetime, out: TextIO,
         due = case.response_due_at.astimezone(team.zone).strftime("%d.%m %H:%M") \
             if case.response_due_at else "-"
         author = (first.author.handle or first.author.name or "-") if first else "-"
-        text = " ".join((first.text if first else "").split())
         state = case.state.value + (f" {URGENT}" if case.priority is Priority.URGENT else "")
         rows.append((
             str(case.id), state, case.tier.value, case.platform, case.brand, due,
             _time_left(case, now), case.claimed_by or "-", author[:24],
-            text[:50] + ("…" if len(text) > 50 else ""),
+            shared_excerpt(first.text if first else None, 50),
         ))
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

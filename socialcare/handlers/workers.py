@@ -226,6 +226,7 @@ async def _run(deps: Deps, queue: IngestQueue, *, claim_seconds: float) -> None:
     log.info("worker %s reads the ingest queue", consumer)
     while True:
         background.stop_if_asked()
+        await deps.foreground.give_way()  # the requests in flight first
         try:
             if loop.time() - checked >= claim_seconds:
                 checked = loop.time()

@@ -25,7 +25,7 @@ does not slow the pace (the bucket counts the slot, not the late call).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -101,6 +101,18 @@ end
 return until_ms
 """
 
+# KEYS: hold keys. Returns the milliseconds left of each (0: not held).
+_HELD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local left = {}
+for i, key in ipairs(KEYS) do
+    local held = tonumber(redis.call('HGET', 'budget:hold', key) or '0')
+    left[i] = math.max(0, held - now)
+end
+return left
+"""
+
 
 class RedisRateBudgets:
     """`RateBudgets` on Redis (or the in-process stand-in)."""
@@ -142,3 +154,11 @@ class RedisRateBudgets:
     async def hold_off(self, key: str, seconds: float) -> None:
         """Let nothing through under `key` for `seconds`."""
         await self._redis.eval(_HOLD, 1, f"budget:{key}", int(seconds * 1000))
+
+    async def held(self, keys: Collection[str]) -> dict[str, float]:
+        """Return the keys among these that are held off now, with the seconds left."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        left = await self._redis.eval(_HELD, len(keys), *(f"budget:{key}" for key in keys))
+        return {key: int(ms) / 1000 for key, ms in zip(keys, left, strict=True) if int(ms) > 0}

@@ -7,11 +7,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy import case as case_when
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.model import Card, Case
+from socialcare.storage import bulk
 from socialcare.storage.schema import cards
 
 # Cases per statement of `mark_changed` (two bound values each, far under the limits).
@@ -26,8 +27,11 @@ def _card(row: Row[Any]) -> Card:
     return Card(**dict(row._mapping))
 
 
+_CARD_FIELDS = tuple(f.name for f in dataclasses.fields(Card) if f.name != "id")
+
+
 def _card_row(card: Card) -> dict[str, Any]:
-    return {f.name: getattr(card, f.name) for f in dataclasses.fields(Card) if f.name != "id"}
+    return {name: getattr(card, name) for name in _CARD_FIELDS}
 
 
 class SqlCardRepository:
@@ -45,8 +49,7 @@ class SqlCardRepository:
 
     async def add(self, new: Sequence[Card]) -> None:
         """Store new cards (not yet posted)."""
-        if new:
-            await self._conn.execute(insert(cards), [_card_row(card) for card in new])
+        await bulk.insert_rows(self._conn, cards, [_card_row(card) for card in new])
 
     async def mark_changed(self, changed: Sequence[Case], *, at: datetime) -> None:
         """Put the cards of these cases out of step: due at once, ahead of SLA steps.

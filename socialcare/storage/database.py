@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
@@ -53,13 +54,19 @@ class SqlUnitOfWork:
     announcements: SqlAnnouncementRepository
     incidents: SqlIncidentRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *,
+                 give_way: Callable[[], Awaitable[None]] | None = None) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
+        # Awaited before each transaction: the running app's requests in flight go
+        # first (`socialcare.foreground`).
+        self._give_way = give_way
 
     async def __aenter__(self) -> Self:
         if self._conn is not None:
             raise RuntimeError("this unit of work is already in a transaction")
+        if self._give_way is not None:
+            await self._give_way()
         conn = await self._engine.connect()
         try:
             await conn.begin()

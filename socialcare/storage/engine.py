@@ -8,12 +8,13 @@ write lock instead of failing half-way through a read-then-write transaction.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from socialcare.storage.revisions import (
     MIGRATIONS,
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 SQLITE_CACHE_KIB = 512  # per connection
 # An execution option: this connection only reads (SQLite: no write lock is taken).
 READS_ONLY = "socialcare_reads_only"
+# A pooled connection that lay idle this long is pinged before it is used again (a
+# database restarted meanwhile has closed it); one in steady use is not: asyncpg's ping
+# is three round trips (BEGIN, ";", ROLLBACK), on every unit of work of a busy process.
+PING_IDLE_SECONDS = 5.0
+_IDLE_SINCE = "socialcare_idle_since"
 # Any constant: several processes starting at once take turns to migrate.
 _MIGRATION_LOCK = 7_420_611
 
@@ -59,7 +65,9 @@ def create_engine(url: str) -> AsyncEngine:
 
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_async_engine(url, pool_size=10, max_overflow=20)
+        _ping_when_idle(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # SQLite takes one writer at a time: two connections kept (more opened for a burst
@@ -89,6 +97,28 @@ def create_engine(url: str) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a connection taken from the pool after `PING_IDLE_SECONDS` unused; a dead
+    one is replaced by a new one (the pool's own answer to DisconnectionError)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError(f"a pooled connection is gone: {error}") from error
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

@@ -9,15 +9,15 @@ million event histories.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, bindparam, delete, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.metrics import CaseFacts, case_facts
 from socialcare.bot.model import Event
+from socialcare.storage import bulk
 from socialcare.storage.schema import case_facts as table
 from socialcare.storage.schema import case_places, case_topics
 
@@ -64,8 +64,11 @@ async def refresh(conn: AsyncConnection, case_ids: Collection[int], events: Any,
         await conn.execute(delete(case_topics).where(case_topics.c.case_id.in_(part)))
         await conn.execute(delete(case_places).where(case_places.c.case_id.in_(part)))
     ids = sorted({*label, *relabel})
-    for chunk in range(0, len(ids), 500):
-        part = ids[chunk:chunk + 500]
+    # PostgreSQL takes them all as one array (`= ANY(:ids)`, see `_split`), SQLite in
+    # IN lists of 500.
+    step = max(len(ids), 1) if conn.dialect.name == "postgresql" else 500
+    for chunk in range(0, len(ids), step):
+        part = ids[chunk:chunk + step]
         for labels, column in (("case_topics", "topics"), ("case_places", "places")):
             await conn.execute(_split(conn.dialect.name, labels, column), {"ids": part})
 
@@ -80,23 +83,12 @@ def _split(dialect: str, table: str, column: str) -> Any:
     else:
         rows = (f"SELECT c.id, j.value, c.published_at FROM cases c, "
                 f"json_each('[\"' || replace(c.{column}, ',', '\",\"') || '\"]') AS j")
+    among, ids = ("= ANY(:ids)", bindparam("ids", type_=ARRAY(BigInteger))) \
+        if dialect == "postgresql" else ("IN :ids", bindparam("ids", expanding=True))
     return text(f"INSERT INTO {table} (case_id, {name}, published_at) {rows} "
-                f"WHERE c.id IN :ids AND c.{column} <> ''").bindparams(
-        bindparam("ids", expanding=True))
-
-
-@cache
-def _upsert(dialect: str) -> Any:
-    # Built once a dialect: its `excluded` columns take a millisecond each time.
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.case_id],
-        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != "case_id"},
-    )
+                f"WHERE c.id {among} AND c.{column} <> ''").bindparams(ids)
 
 
 async def upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert facts rows, replacing those of the same cases."""
-    if not rows:
-        return
-    await conn.execute(_upsert(conn.dialect.name), list(rows))
+    await bulk.insert_rows(conn, table, rows, upsert_on="case_id")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import Row, Text, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Row, Text, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
@@ -26,7 +26,7 @@ from socialcare.bot.model import (
     State,
     Tier,
 )
-from socialcare.storage import wallboard
+from socialcare.storage import bulk, wallboard
 from socialcare.storage.schema import cases, events, mentions
 
 if TYPE_CHECKING:
@@ -82,6 +82,13 @@ def _case(row: Row[Any]) -> Case:
     return Case(**values)
 
 
+# A case by id, and a changed case stored if still at the version it was read at: built
+# once (building a statement of every column anew costs each claim a millisecond).
+_GET = select(cases).where(cases.c.id == bindparam("case_id"))
+_SAVE = update(cases).where(cases.c.id == bindparam("case_id"),
+                            cases.c.version == bindparam("read_version"))
+
+
 class SqlCaseRepository:
     """Cases in the `cases` table."""
 
@@ -90,7 +97,7 @@ class SqlCaseRepository:
 
     async def get(self, case_id: int) -> Case:
         """Return the case, or raise CaseNotFound."""
-        row = (await self._conn.execute(select(cases).where(cases.c.id == case_id))).first()
+        row = (await self._conn.execute(_GET, {"case_id": case_id})).first()
         if row is None:
             raise CaseNotFound(case_id)
         return _case(row)
@@ -107,20 +114,15 @@ class SqlCaseRepository:
         """Store new cases and set their ids."""
         if not new:
             return
-        ids = await self._conn.execute(
-            insert(cases).returning(cases.c.id, sort_by_parameter_order=True),
-            [_case_row(case) for case in new],
-        )
-        for case, (case_id,) in zip(new, ids, strict=True):
+        ids = await bulk.insert_returning_ids(self._conn, cases,
+                                              [_case_row(case) for case in new])
+        for case, case_id in zip(new, ids, strict=True):
             case.id = case_id
 
     async def save(self, case: Case) -> None:
         """Store a changed case if it is still at the version it was read at."""
-        result = await self._conn.execute(
-            update(cases)
-            .where(cases.c.id == case.id, cases.c.version == case.version)
-            .values(**_case_row(case) | {"version": case.version + 1})
-        )
+        result = await self._conn.execute(_SAVE, _case_row(case) | {
+            "version": case.version + 1, "case_id": case.id, "read_version": case.version})
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"case #{case.id} changed since version {case.version}")
         case.version += 1
@@ -325,12 +327,11 @@ class SqlMentionRepository:
             by_source.setdefault(source, []).append(external_id)
         found: set[tuple[str, str]] = set()
         for source, ids in by_source.items():
-            for chunk in _chunks(ids):
+            for chunk in self._chunks(ids):
+                among, values = bulk.any_of(self._conn, mentions.c.external_id, "ids", chunk)
                 rows = await self._conn.execute(
-                    select(mentions.c.external_id).where(
-                        mentions.c.source == source, mentions.c.external_id.in_(chunk)
-                    )
-                )
+                    select(mentions.c.external_id).where(mentions.c.source == source, among),
+                    values)
                 found.update((source, external_id) for (external_id,) in rows)
         return found
 
@@ -338,20 +339,26 @@ class SqlMentionRepository:
         """Map thread ids and external ids of stored mentions of a source to
         (case id, thread key); the latest case wins where a thread has several."""
         found: dict[str, tuple[int, str]] = {}
-        for chunk in _chunks(keys):
+        for chunk in self._chunks(keys):
+            ids, values = bulk.any_of(self._conn, mentions.c.external_id, "refs", chunk)
+            threads, _ = bulk.any_of(self._conn, mentions.c.thread_key, "refs", chunk)
             rows = await self._conn.execute(
                 select(mentions.c.external_id, mentions.c.thread_key, mentions.c.case_id)
-                .where(
-                    mentions.c.source == source,
-                    or_(mentions.c.external_id.in_(chunk), mentions.c.thread_key.in_(chunk)),
-                )
-                .order_by(mentions.c.case_id, mentions.c.id)
+                .where(mentions.c.source == source, or_(ids, threads))
+                .order_by(mentions.c.case_id, mentions.c.id),
+                values,
             )
             wanted = set(chunk)
             for external_id, thread_key, case_id in rows:
                 for ref in {external_id, thread_key} & wanted:
                     found[ref] = (case_id, thread_key)
         return found
+
+    def _chunks(self, items: Collection[T]) -> Iterator[list[T]]:
+        """All at once as one array on PostgreSQL, else in `IN` lists of `CHUNK`."""
+        if self._conn.dialect.name == "postgresql":
+            return iter([list(items)] if items else [])
+        return _chunks(items)
 
     async def add(self, new: Sequence[Mention]) -> None:
         """Store mentions; raise DuplicateMention if one was stored meanwhile."""
@@ -361,7 +368,7 @@ class SqlMentionRepository:
         # each other instead of deadlocking on the unique index.
         rows = sorted((_mention_row(m) for m in new), key=lambda r: (r["source"], r["external_id"]))
         try:
-            await self._conn.execute(insert(mentions), rows)
+            await bulk.insert_rows(self._conn, mentions, rows)
         except IntegrityError as error:
             if _violates_unique_mention(error):
                 raise DuplicateMention(str(error.orig)) from error
@@ -435,7 +442,7 @@ class SqlEventRepository:
             for e in new
         ]
         if rows:
-            await self._conn.execute(insert(events), rows)
+            await bulk.insert_rows(self._conn, events, rows)
             self.touched.update(e.case_id for e in new if e.kind in FACT_EVENTS)
 
     async def histories(self, case_ids: Collection[int]) -> dict[int, list[Event]]:

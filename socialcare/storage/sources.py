@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, insert, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, bindparam, case, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -64,27 +65,14 @@ class SqlSourceStateRepository:
         while holding the row would let a source take one delivery per flush. A crash
         of the server may forget the last fraction of a second of counts, never a
         mention (stored, and flushed, before this)."""
-        if self._conn.dialect.name == "postgresql":
-            await self._conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
-        at = literal(delivery.at, UTCDateTime())
-        statement = dialect.insert(table).values(
-            name=name, cursor={}, failures=0, items_found=delivery.count, alert=Alert.OK.value,
-            last_success_at=None if delivery.items_only else delivery.at,
-            last_item_at=delivery.newest, lag_seconds=delivery.lag_seconds, version=1)
-        changes: dict[str, Any] = {
-            "items_found": table.c.items_found + delivery.count,
-            "version": table.c.version + 1,
-        }
-        if not delivery.items_only:
-            changes |= {"last_success_at": _later(table.c.last_success_at, at),
-                        "failures": 0, "note": None}
-        if delivery.newest is not None:
-            changes |= {"last_item_at": _later(table.c.last_item_at,
-                                               literal(delivery.newest, UTCDateTime())),
-                        "lag_seconds": delivery.lag_seconds}
-        statement = statement.on_conflict_do_update(index_elements=[table.c.name], set_=changes)
-        row = (await self._conn.execute(statement.returning(*table.columns))).one()
+        dialect = self._conn.dialect.name
+        if dialect == "postgresql":
+            await self._conn.execute(_ASYNC_COMMIT)
+        statement = _add_delivery(dialect, items_only=delivery.items_only,
+                                  newest=delivery.newest is not None)
+        row = (await self._conn.execute(statement, {
+            "name": name, "count": delivery.count, "at": delivery.at,
+            "newest": delivery.newest, "lag": delivery.lag_seconds})).one()
         return _state(row)
 
     async def move_alert(self, name: str, *, was: Alert, to: Alert,
@@ -97,6 +85,33 @@ class SqlSourceStateRepository:
         result = await self._conn.execute(
             update(table).where(*same).values(alert=to.value, version=table.c.version + 1))
         return result.rowcount == 1
+
+
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+
+
+@cache
+def _add_delivery(dialect: str, *, items_only: bool, newest: bool) -> Any:
+    """The upsert that adds a delivery to a source's row (built once per shape: a
+    burst of webhooks runs it for every group of requests)."""
+    at = bindparam("at", type_=UTCDateTime())
+    latest = bindparam("newest", type_=UTCDateTime())
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(
+        name=bindparam("name"), cursor={}, failures=0, items_found=bindparam("count"),
+        alert=Alert.OK.value, last_success_at=None if items_only else at,
+        last_item_at=latest, lag_seconds=bindparam("lag"), version=1)
+    changes: dict[str, Any] = {
+        "items_found": table.c.items_found + statement.excluded.items_found,
+        "version": table.c.version + 1,
+    }
+    if not items_only:
+        changes |= {"last_success_at": _later(table.c.last_success_at, at),
+                    "failures": 0, "note": None}
+    if newest:
+        changes |= {"last_item_at": _later(table.c.last_item_at, latest),
+                    "lag_seconds": statement.excluded.lag_seconds}
+    return statement.on_conflict_do_update(index_elements=[table.c.name], set_=changes) \
+        .returning(*table.columns)
 
 
 def _later(column: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:

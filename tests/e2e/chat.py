@@ -23,7 +23,14 @@ from socialcare.bot import timers
 from socialcare.deps import Deps
 from socialcare.main import App, build_app, runtime
 from socialcare.settings import Settings
-from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
+from tests.conftest import (
+    ROOT,
+    TEST_REDIS_URL,
+    FakeClock,
+    database_url,
+    reset_database,
+    write_config,
+)
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram, make_user
 
@@ -53,10 +60,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Any], *, within: float = 20.0) -> Any:
     """Wait until `check()` is truthy (or stops raising AssertionError, or LookupError:
     the card it looks at is not posted yet — each messenger's cards go at their own
-    pace); return its value."""
+    pace); return its value. The wait is long enough for a card behind a dozen others
+    in one channel, paced at a post a second, on a busy machine."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
@@ -217,9 +225,7 @@ def chat_config(tmp_path: Path, reply_url: str, tickets_url: str,
         text = text.replace(commented, live)
     if edit is not None:
         text = edit(text)
-    path = tmp_path / "socialcare.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_config(tmp_path / "socialcare.toml", text)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from socialcare.adapters.collectors.signature import sign
-from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database
+from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database, write_config
 
 SCRIPT = str(Path(sys.executable).parent / "socialcare")
 SECRET = "cli-test-secret"
@@ -194,10 +194,10 @@ async def test_try_source_fetches_an_html_source_once_and_prints_its_items(
         site.serve("/search.php?search_id=newposts", page("forum_newposts_1.html"))
         site.serve("/search.php?search_id=newposts&start=4", page("forum_newposts_2.html"))
         config = tmp_path / "site.toml"
-        config.write_text(example.replace(
+        write_config(config, example.replace(
             'url = "https://forum.example.kz/search.php?search_id=newposts"',
             f'url = "{site.url("/search.php?search_id=newposts")}"').replace(
-            "delay_seconds = 2", "delay_seconds = 0"), encoding="utf-8")
+            "delay_seconds = 2", "delay_seconds = 0"))
         env = _env(tmp_path, CONFIG_FILE=str(config))
 
         async def run(name: str) -> tuple[int, str, str]:

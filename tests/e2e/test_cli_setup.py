@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database
+from tests.conftest import ROOT, TEST_REDIS_URL, database_url, reset_database, write_config
 
 SCRIPT = str(Path(sys.executable).parent / "socialcare")
 EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
@@ -60,8 +60,7 @@ def _youscan_enabled(tmp_path: Path) -> str:
     path = tmp_path / "youscan.toml"
     block = EXAMPLE.index('name = "youscan"')
     enabled = EXAMPLE[:block] + EXAMPLE[block:].replace("enabled = false", "enabled = true", 1)
-    path.write_text(enabled, encoding="utf-8")
-    return str(path)
+    return str(write_config(path, enabled))
 
 
 # Each broken setup, and the start of the one line that names its problem.
@@ -201,7 +200,8 @@ def test_cases_marks_urgent_ones_first_among_equal_deadlines_and_says_what_limit
     asyncio.run(reset_database(env["DATABASE_URL"]))
     lines = [_mention("a", "Kcell, where is my refund?"),
              _mention("b", "Kcell, я подам в суд за списания"),
-             _mention("c", "Kcell, no 4G again"), _mention("d", "Kcell roaming?"),
+             _mention("c", "Kcell, no 4G again, call 87771234512"),
+             _mention("d", "Kcell roaming?"),
              _mention("e", "Kcell?")]
     # One publication time: five cases with one deadline.
     stamp = json.loads(lines[0])["published_at"]
@@ -216,6 +216,9 @@ def test_cases_marks_urgent_ones_first_among_equal_deadlines_and_says_what_limit
     assert rows[1].split()[:3] == ["2", "new", "🔥"], everything.stdout
     assert [row.split()[0] for row in rows[2:6]] == ["1", "3", "4", "5"]
     assert "🔥" not in "".join(rows[2:])
+    # The terminal is no place for a customer's number either.
+    assert "Kcell, no 4G again, call +7 7** *** **12" in rows[3]
+    assert "87771234512" not in everything.stdout
     # The columns stay aligned though the mark is two columns wide.
     assert len({_columns(row[:row.index("main")]) for row in rows[1:6]}) == 1, everything.stdout
     assert rows[-1] == "(5 open, times in Asia/Almaty)"

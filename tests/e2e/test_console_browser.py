@@ -107,6 +107,8 @@ async def test_a_wall_screen_sees_a_case_arrive_and_an_agent_claim_it_from_a_pho
                 await wall.inner_text(f"{row} .countdown")
             await _queue_some(chat, flowing_clock)
             await wall.wait_for_selector("#rows tr.sla-overdue", timeout=WAIT_MS)
+            late = await wall.inner_text("#rows tr.sla-overdue .countdown")
+            assert re.fullmatch(r"(\d+ h \d+ min|\d+ min \d{1,2} s|\d{1,2} s) overdue", late), late
             await wall.wait_for_selector("#rows tr.sla-warning", timeout=WAIT_MS)
 
             # The agent asks Slack for a sign-in link and opens it on her phone.

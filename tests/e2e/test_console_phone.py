@@ -4,6 +4,7 @@ in English and in Russian."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,17 @@ from playwright.async_api import Page, async_playwright
 
 from socialcare.bot import cases, handoffs
 from socialcare.bot import escalations as esc
+from socialcare.bot.announcements import service as announcements
 from socialcare.console import access
 from socialcare.handlers.chat import service
 from tests.conftest import FlowingClock
+from tests.corpus.outage import outage
 from tests.e2e.chat import mention, minutes_ago, running_chat
 from tests.e2e.test_console_browser import ARTIFACTS, CHROMIUM_ARGS, PASSWORD, WAIT_MS
 from tests.e2e.test_console_browser import chromium as chromium  # the fixture
+from tests.e2e.test_incident_chat import _config as few_for_an_incident
+from tests.e2e.test_incident_chat import _opened
+from tests.e2e.test_incidents import OUTAGE_AT
 
 PHONE = {"width": 390, "height": 844}
 LONG_WORD = "Ну" + "у" * 100 + "!!!"
@@ -48,12 +54,17 @@ async def test_no_page_runs_off_the_side_of_a_phone(
     tmp_path: Path, flowing_clock: FlowingClock, chromium: str, language: str
 ) -> None:
     def in_language(text: str) -> str:
+        text = few_for_an_incident(text)
         return text.replace('language = "en"', f'language = "{language}"', 1)
 
+    flowing_clock.current = OUTAGE_AT - timedelta(minutes=5)
     async with running_chat(tmp_path, flowing_clock, config=in_language) as chat, \
             async_playwright() as pw:
         deps = chat.deps
         await access.set_password(deps, "saule", PASSWORD)
+        await chat.ingest(*next(iter(outage(OUTAGE_AT - timedelta(minutes=15),
+                                            minutes_per_slot=5))).mentions[:10])
+        [incident_id] = await _opened(chat)
         [busy] = await chat.ingest(mention(
             "ig-1", f"Kcell, {LONG_WORD} {LONG_LINK} третий день нет 4G в Алматы, что происходит?",
             published=minutes_ago(flowing_clock, 20)))
@@ -65,9 +76,12 @@ async def test_no_page_runs_off_the_side_of_a_phone(
         await cases.claim(cases.Claim(case_id, "aigerim"), **service(deps))
         await handoffs.hand_off(handoffs.HandOff(case_id, "aigerim", "billing", LONG_WORD),
                                 **service(deps))
-        await esc.escalate(esc.Escalate(
+        escalation = await esc.escalate(esc.Escalate(
             case_ids=(case_id,), actor="saule", category=esc.Category.CRITICAL,
             problem=LONG_WORD, options=(LONG_LINK,), director="nurlan"), **service(deps))
+        announced = await announcements.announce(announcements.Announce(
+            actor="saule", text=f"{LONG_WORD} {LONG_LINK}", keywords=(LONG_WORD[:40],)),
+            **service(deps))
         link = await access.issue_link(deps, deps.team.person("saule"))  # type: ignore[arg-type]
         assert link is not None
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
@@ -90,7 +104,11 @@ async def test_no_page_runs_off_the_side_of_a_phone(
             await phone.wait_for_selector("#live.on", timeout=WAIT_MS)
             seen["wallboard"] = await _overflow(phone)
             for name, path in (("case", f"/cases/{case_id}"), ("no-case", "/cases/99999"),
-                               ("reports", "/reports?period=today")):
+                               ("reports", "/reports?period=today"),
+                               ("escalation", f"/escalations/{escalation.id}"),
+                               ("incident", f"/incidents/{incident_id}"),
+                               ("announcements", "/announcements"),
+                               ("announcement", f"/announcements/{announced.id}")):
                 await phone.goto(chat.base_url + path)
                 await phone.wait_for_load_state("load")
                 seen[name] = await _overflow(phone)
@@ -103,4 +121,4 @@ async def test_no_page_runs_off_the_side_of_a_phone(
     running_off = {name: found for name, found in seen.items() if found}
     assert not running_off, "\n".join(f"{name}: {found}" for name, found in running_off.items())
     assert set(seen) == {"signin", "link", "used-link", "wallboard", "case", "no-case",
-                         "reports"}
+                         "reports", "escalation", "incident", "announcements", "announcement"}

@@ -18,19 +18,29 @@ from socialcare.handlers import scheduler
 from socialcare.handlers.chat import service
 from socialcare.main import App, build_app, runtime
 from socialcare.settings import Settings
-from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url, reset_database
+from tests.conftest import (
+    ROOT,
+    TEST_REDIS_URL,
+    FakeClock,
+    database_url,
+    reset_database,
+    write_config,
+)
 from tests.e2e.test_console import PASSWORD, browser
 from tests.mentions import mention
 
 # What each language must say, and the raw keys and English it must not.
 SAYS = {
-    "en": ["SLA warning: 50% of the answer time gone", "team: Billing", "note: double charge",
+    "en": ["SLA warning: 50% of the answer time gone", "SLA breached: no answer by the deadline",
+           "team: Billing", "note: double charge",
            "link: <a href=\"https://example.org/p/ig-2\"", "🔥 urgent"],
-    "ru": ["предупреждение SLA: прошло 50% времени на ответ", "команда: Billing",
+    "ru": ["предупреждение SLA: прошло 50% времени на ответ", "SLA нарушен: нет ответа к сроку",
+           "команда: Billing",
            "заметка: double charge", "ссылка: <a href=\"https://example.org/p/ig-2\"",
            "🔥 срочно"],
 }
-NEVER = ["label:", "url:", "text:", "warning 50%", "not posted yet", "ещё не отправлена"]
+NEVER = ["label:", "url:", "text:", "warning 50%", "breach +", "not posted yet",
+         "ещё не отправлена"]
 
 
 @pytest.fixture(params=["en", "ru"])
@@ -38,8 +48,7 @@ async def console_app(request: pytest.FixtureRequest, tmp_path: Path,
                       clock: FakeClock) -> AsyncIterator[App]:
     config = tmp_path / "team.toml"
     example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    config.write_text(example.replace('language = "en"', f'language = "{request.param}"', 1),
-                      encoding="utf-8")
+    write_config(config, example.replace('language = "en"', f'language = "{request.param}"', 1))
     url = database_url(tmp_path)
     await reset_database(url)
     settings = Settings(database_url=url, redis_url=TEST_REDIS_URL, config_file=config,
@@ -66,6 +75,8 @@ async def test_a_case_page_names_each_detail_in_the_team_s_language(
                                         thread_id="ig-1")], uow=deps.uow())
     clock.advance(minutes=7)
     await scheduler.tick(deps)  # the 50 % warning of the 15 minutes
+    clock.advance(minutes=9)
+    await scheduler.tick(deps)  # the 80 % warning and the breach
     await handoffs.hand_off(handoffs.HandOff(case_id, "saule", "billing", "double charge"),
                             **service(deps))
     await access.set_password(deps, "saule", PASSWORD)

@@ -1,6 +1,7 @@
 """The buttons of an incident's message, end to end: real slack-bolt and
-python-telegram-bot against the fake servers. A shift lead answers the incident, adds
-and takes out cases and resolves it from the buttons — a form in Slack, a question in
+python-telegram-bot against the fake servers. A shift lead acknowledges the incident
+(at once, no form; the button then leaves the message), answers it, adds and takes out
+cases and resolves it from the buttons — a form in Slack, a question in
 the private chat in Telegram — which run what `/incident N …` runs; an agent is
 refused; bad input gets a reason and changes nothing; a replayed submission or a
 redelivered update does not act twice."""
@@ -79,7 +80,7 @@ async def _click_slack(chat: Chat, kind: IncidentActionKind, *, user: str) -> An
     await chat.slack_send(chat.slack.block_actions(
         action_id=_pack(kind), channel=SLACK_CHANNEL, message_ts=_slack_message(chat).ts,
         user=user))
-    if user != SAULE_SLACK:
+    if user != SAULE_SLACK or kind is IncidentActionKind.ACK:
         return None
     return await eventually(lambda: len(chat.slack.views) > views and chat.slack.latest_view())
 
@@ -97,6 +98,19 @@ def _told(chat: Chat, user: str, count: int) -> Any:
 HOSTILE_CASES = ("", "   ", "abc", "0", "-1", "1.5", "#", "45;DROP TABLE cases",
                  "99999999999999999999", "\x00", "1\x00;2", "1, " * 300, "4" * 600)
 HOSTILE_ANSWERS = ("", "   ", "\x00", "\x00\x01\x02", "x" * 3001)
+# The buttons left once the incident is acknowledged.
+AFTER_ACK = [k for k in IncidentActionKind if k is not IncidentActionKind.ACK]
+
+
+async def _acknowledged(chat: Chat) -> list[tuple[str, str]]:
+    """Return incident #1's acknowledgement events (who, and their data) and check the
+    incident records the moment."""
+    async with chat.deps.uow() as uow:
+        incident = await uow.incidents.get(1)
+        found = [(e.actor, str(e.data)) for e in await uow.incidents.events_for(1)
+                 if e.kind == "acknowledged"]
+    assert (incident.acknowledged_at is not None) == bool(found)
+    return found
 
 
 async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
@@ -114,7 +128,18 @@ async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
         views = len(chat.slack.views)
         await _click_slack(chat, IncidentActionKind.ANSWER, user=AIGERIM_SLACK)
         assert "Shift leads run incidents" in await _told(chat, AIGERIM_SLACK, 1)
+        await _click_slack(chat, IncidentActionKind.ACK, user=AIGERIM_SLACK)
+        assert "Shift leads run incidents" in await _told(chat, AIGERIM_SLACK, 2)
+        assert len(chat.slack.views) == views and await _acknowledged(chat) == []
+
+        # Acknowledge: at once, no form; recorded with who; the button leaves the message.
+        await _click_slack(chat, IncidentActionKind.ACK, user=SAULE_SLACK)
+        assert "is acknowledged" in await _told(chat, SAULE_SLACK, 1)
         assert len(chat.slack.views) == views
+        assert await _acknowledged(chat) == [("saule", "{}")]
+        await scheduler.watch_incidents(chat.deps)
+        await eventually(lambda: _slack_message(chat).action_ids() == [
+            _pack(k) for k in AFTER_ACK], within=30)
 
         # Bad answers are refused in the form; nothing changes.
         form = await _click_slack(chat, IncidentActionKind.ANSWER, user=SAULE_SLACK)
@@ -132,7 +157,7 @@ async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
         submission = chat.slack.view_submission(values={"text": {"text": ANSWER}})
         said = await chat.slack_send(submission)
         assert said.status == 200 and said.text == ""
-        assert "is announced in every team channel" in await _told(chat, SAULE_SLACK, 1)
+        assert "is announced in every team channel" in await _told(chat, SAULE_SLACK, 2)
         # The same submission again (Slack's retry of a request it thinks was lost, and
         # a plain replay) is acknowledged and not acted on twice.
         retried = replace(submission, headers={**submission.headers,
@@ -148,11 +173,13 @@ async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
         assert {r["text"] for r in chat.platform.replies} == {ANSWER}
         state, answer, linked, announced = await _state(chat)
         assert (state, answer, announced) == ("open", ANSWER, 1)
-        assert len(chat.slack.ephemerals_for(SAULE_SLACK)) == 1
+        assert len(chat.slack.ephemerals_for(SAULE_SLACK)) == 2
+        # The answer did not acknowledge it a second time.
+        assert await _acknowledged(chat) == [("saule", "{}")]
         # A second answer from the button is refused with the reason.
         await _click_slack(chat, IncidentActionKind.ANSWER, user=SAULE_SLACK)
         await _submit(chat, "Another answer")
-        assert "has its answer" in await _told(chat, SAULE_SLACK, 2)
+        assert "has its answer" in await _told(chat, SAULE_SLACK, 3)
 
         # Cases: bad numbers are refused in the form and change nothing.
         await _click_slack(chat, IncidentActionKind.REMOVE, user=SAULE_SLACK)
@@ -163,7 +190,7 @@ async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
         assert (await _state(chat))[2] == linked
         out = linked[:2]
         await _submit(chat, f"{out[0]}, #{out[1]}")
-        assert f"took out #{out[0]}, #{out[1]}" in await _told(chat, SAULE_SLACK, 3)
+        assert f"took out #{out[0]}, #{out[1]}" in await _told(chat, SAULE_SLACK, 4)
         assert (await _state(chat))[2] == linked[2:]
         # Out, they do not join again by themselves; the message counts them.
         await scheduler.watch_incidents(chat.deps)
@@ -171,44 +198,43 @@ async def test_a_lead_runs_the_incident_from_its_slack_buttons_and_forms(
         await eventually(lambda: "8 case(s) linked" in (_slack_message(chat).text or "")
                          and "8 case(s) linked" in (_telegram_message(chat).text or ""),
                          within=30)
-        # The edited message keeps its buttons in both messengers.
-        assert _slack_message(chat).action_ids() == [_pack(k) for k in IncidentActionKind]
-        assert _telegram_message(chat).callback_data() == [
-            _pack(k) for k in IncidentActionKind]
+        # The edited message keeps its buttons in both messengers, but Acknowledge.
+        assert _slack_message(chat).action_ids() == [_pack(k) for k in AFTER_ACK]
+        assert _telegram_message(chat).callback_data() == [_pack(k) for k in AFTER_ACK]
 
         # A case that does not exist: the reason, and nothing added.
         await _click_slack(chat, IncidentActionKind.ADD, user=SAULE_SLACK)
         await _submit(chat, f"{out[0]} 999999")
-        assert "999999" in await _told(chat, SAULE_SLACK, 4)
+        assert "999999" in await _told(chat, SAULE_SLACK, 5)
         assert (await _state(chat))[2] == linked[2:]
         await _click_slack(chat, IncidentActionKind.ADD, user=SAULE_SLACK)
         await _submit(chat, f"{out[0]} {out[1]}")
-        assert f"added #{out[0]}, #{out[1]}" in await _told(chat, SAULE_SLACK, 5)
+        assert f"added #{out[0]}, #{out[1]}" in await _told(chat, SAULE_SLACK, 6)
         assert (await _state(chat))[2] == linked
 
         # Resolve with a follow-up: sent to the answered cases, every case resolved.
         await _click_slack(chat, IncidentActionKind.RESOLVE, user=SAULE_SLACK)
         await _submit(chat, "Service is restored")
-        assert "resolved" in await _told(chat, SAULE_SLACK, 6)
+        assert "resolved" in await _told(chat, SAULE_SLACK, 7)
         assert (await _state(chat))[0] == "resolved"
         # The buttons of a resolved incident say so and change nothing.
         await _click_slack(chat, IncidentActionKind.ADD, user=SAULE_SLACK)
         await _submit(chat, "1")
-        assert "is resolved" in await _told(chat, SAULE_SLACK, 7)
+        assert "is resolved" in await _told(chat, SAULE_SLACK, 8)
         # Forged payloads: a button that is not one of ours, a form whose metadata was
         # tampered with — a reason, no error.
         forged = await chat.slack_send(chat.slack.block_actions(
             action_id="sc1i:explode:1", channel=SLACK_CHANNEL,
             message_ts=_slack_message(chat).ts, user=SAULE_SLACK, check=False))
         assert forged.status == 200
-        assert "no longer valid" in await _told(chat, SAULE_SLACK, 8)
+        assert "no longer valid" in await _told(chat, SAULE_SLACK, 9)
         form = await _click_slack(chat, IncidentActionKind.ANSWER, user=SAULE_SLACK)
         for metadata in ("explode|1|C1", "answer|0|", "answer|99999999999999999999|", ""):
             form.view["private_metadata"] = metadata
             said = await _submit(chat, ANSWER)
             assert said.status == 200 and said.json()["response_action"] == "errors"
         # Each thing the lead did was told once: the replayed answer told nothing more.
-        assert len(chat.slack.ephemerals_for(SAULE_SLACK)) == 8
+        assert len(chat.slack.ephemerals_for(SAULE_SLACK)) == 9
         links = await _links(chat)
 
     assert set(links) == set(linked)
@@ -253,6 +279,22 @@ async def test_a_lead_runs_the_incident_from_its_telegram_buttons_in_private(
         query = await press(IncidentActionKind.ANSWER, AIGERIM_TG)
         assert query.answer["show_alert"] and "Shift leads run incidents" in query.answer["text"]
         assert not [m for m in privately(AIGERIM_TG) if "incident #1" in (m.text or "")]
+
+        # Acknowledge: refused to an agent; the lead's press does it at once (no
+        # question), once; the button leaves the message.
+        query = await press(IncidentActionKind.ACK, AIGERIM_TG)
+        assert query.answer["show_alert"] and "Shift leads run incidents" in query.answer["text"]
+        assert await _acknowledged(chat) == []
+        asked = len(privately(SAULE_TG))
+        query = await press(IncidentActionKind.ACK, SAULE_TG)
+        assert not query.answer.get("show_alert") and "is acknowledged" in query.answer["text"]
+        query = await press(IncidentActionKind.ACK, SAULE_TG)
+        assert "acknowledged already" in query.answer["text"]
+        assert len(privately(SAULE_TG)) == asked
+        assert await _acknowledged(chat) == [("saule", "{}")]
+        await scheduler.watch_incidents(chat.deps)
+        await eventually(lambda: _telegram_message(chat).callback_data() == [
+            _pack(k) for k in AFTER_ACK], within=30)
 
         # Take cases out: bad numbers get a reason and change nothing.
         query = await press(IncidentActionKind.REMOVE, SAULE_TG)

@@ -5,15 +5,18 @@ sends it once to each linked case of a source that takes bulk replies, the rest 
 for agents; a case that joins later gets it too; resolving with a follow-up sends it
 and resolves every linked case, those nobody answered recorded as such. A bulk reply a
 stopped process left half-done is taken again if it never reached the platform, and
-never sent twice if it may have."""
+never sent twice if it may have. The linked cases' cards say so in both messengers;
+bulk replies go earliest deadline first; X, a source with a reply path, takes none
+unless its config says so."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,8 +39,10 @@ from tests.e2e.chat import (
     eventually,
     running_chat,
 )
+from tests.e2e.test_collectors import _each, _enable
 from tests.e2e.test_incidents import OUTAGE_AT
 from tests.fakes.vk import FakeVK
+from tests.fakes.x import FakeX
 
 WEBHOOK = 'name = "webhook"\nkind = "webhook"\nplatform = "web"\ntier = "main"\n'
 
@@ -61,6 +66,16 @@ def _slack_texts(chat: Chat, channel: str) -> list[str]:
 
 def _telegram_texts(chat: Chat, chat_id: int) -> list[str]:
     return [m.text or "" for m in chat.telegram.bot_messages(chat_id)]
+
+
+def _marked(chat: Chat) -> set[int]:
+    """Return the cases whose cards say "🚨 Part of incident #1" in both messengers."""
+    mark = "🚨 Part of incident #1"
+    slack = {m.metadata["event_payload"]["case_id"] for m in chat.slack_cards()
+             if mark in str(m.blocks)}
+    telegram = {int(found[1]) for m in chat.telegram_cards()
+                if mark in (m.text or "") and (found := re.match(r"\D*#(\d+)", m.text or ""))}
+    return slack & telegram
 
 
 def _incident_messages_say(chat: Chat, words: str) -> bool:
@@ -148,6 +163,19 @@ async def test_an_incident_is_answered_once_everywhere_and_closed(
                                   if "Incident #1" in t])
         assert len([t for t in _telegram_texts(chat, SAULE_TG["id"]) if "Incident #1" in t]) == 1
         assert sum("Incident #1" in t for t in _slack_texts(chat, SLACK_CHANNEL)) == 1
+        # The message says since when (the first mention, in the team's time) and what
+        # people write: the first linked cases' texts, as many as `samples` (3).
+        first_at = min(datetime.fromisoformat(m["published_at"]) for m in first)
+        since = f"first mention {first_at.astimezone(chat.deps.team.zone):%H:%M}"
+        numbered = sorted((r["case_id"], m["text"]) for r, m in zip(created, first, strict=True))
+        samples = [f"“{text}”" for _, text in numbered[:3]]
+        for message in ([t for t in _slack_texts(chat, SLACK_CHANNEL) if "Incident #1:" in t]
+                        + [t for t in _telegram_texts(chat, TELEGRAM_CHAT)
+                           if "Incident #1:" in t]):
+            assert since in message
+            assert [line.strip() for line in message.splitlines() if "“" in line] == samples
+        # Every linked case's card says it is part of the incident, in both messengers.
+        await eventually(lambda: _marked(chat) == {r["case_id"] for r in created}, within=60)
 
         answer = "Kcell: mobile internet in Almaty is down, engineers are on it; back by 16:00"
         said = await chat.slack_command("/incident", f"1 answer {answer}", user=SAULE_SLACK)
@@ -460,3 +488,63 @@ async def test_a_bulk_reply_cut_off_mid_call_is_never_sent_twice_and_goes_to_age
     assert links[cut][0] == "by_hand"
     assert Counter(r["case_id"] for r in chat.platform.replies) == dict.fromkeys(replyable, 1)
     assert "Sent perhaps" in str(status.body) and f"#{cut}" in str(status.body)
+
+
+async def test_bulk_replies_go_out_earliest_deadline_first(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    clock = flowing_clock
+    clock.current = OUTAGE_AT
+    mentions = [m for slot in outage(OUTAGE_AT - timedelta(minutes=15), minutes_per_slot=5)
+                for m in slot.mentions if m["source"] == "webhook"][:8]
+    # Ingested newest first: the later a case's number, the earlier its deadline.
+    mentions = [{**m, "published_at": (OUTAGE_AT - timedelta(minutes=k + 1)).isoformat()}
+                for k, m in enumerate(mentions)]
+    async with running_chat(tmp_path, clock, config=_config) as chat:
+        created = await chat.ingest(*mentions)
+        assert await _opened(chat) == [1]
+        async with chat.deps.engine.connect() as conn:  # before the answer stops them
+            due = {r.id: r.response_due_at for r in await conn.execute(
+                select(cases.c.id, cases.c.response_due_at))}
+        await chat.slack_command("/incident", "1 answer Engineers are on it",
+                                 user=SAULE_SLACK)
+        links = await _delivered(chat)
+
+    sent = [r["case_id"] for r in chat.platform.replies]
+    assert sorted(sent) == sorted(links) == sorted(r["case_id"] for r in created)
+    assert sent == sorted(sent, key=lambda c: (due[c], c))
+    assert sent != sorted(sent)  # the deadlines ran against the numbers
+
+
+async def test_x_takes_no_bulk_replies_unless_its_config_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = FakeX()
+    clock = FlowingClock(current=x.now())  # the app runs on X's time, as in life
+    async with x:
+        for n in range(6):
+            x.add_tweet(f"Kcell no mobile internet in Almaty for an hour ({n})",
+                        author=f"client{n}")
+        monkeypatch.setenv("X_BEARER_TOKEN", x.bearer_token)
+        monkeypatch.setenv("X_USER_TOKEN", x.user_token)
+        config = _each(_config, _enable("x", ("options = { bearer_env",
+                                               f'options = {{ api_url = "{x.url}", bearer_env')))
+        async with running_chat(tmp_path, clock, config=config) as chat:
+            async def x_cases() -> int:
+                async with chat.deps.engine.connect() as conn:
+                    return len((await conn.execute(
+                        select(cases.c.id).where(cases.c.source == "x"))).all())
+
+            for _ in range(600):
+                if await x_cases() == 6:
+                    break
+                await asyncio.sleep(0.05)
+            assert await _opened(chat) == [1]
+            assert chat.deps.publishers.get("x") is not None  # X has a reply path
+            await chat.slack_command("/incident", "1 answer Engineers are on it",
+                                     user=SAULE_SLACK)
+            links = await _delivered(chat)
+
+    assert {source for _, source, _ in links.values()} == {"x"} and len(links) == 6
+    assert {reply for reply, _, _ in links.values()} == {"by_hand"}
+    assert not x.posted

@@ -43,3 +43,21 @@ async def test_mine_and_queue_find_and_count_cases_past_the_first_five_hundred(
     assert queue.splitlines()[-1] == f"… and {OPEN - 5 - QUEUE_LINES} more."
     assert f"#{ids[5]} " in queue and f"#{ids[0]} " not in queue
     assert daniyars.splitlines()[0] == "Your cases (5):"
+
+
+async def test_urgent_cases_are_marked_and_first_among_equal_deadlines_in_mine(
+    http: TestClient, app_deps: Deps, clock: FakeClock
+) -> None:
+    at = clock.now() - timedelta(minutes=2)  # the same deadline for both
+    [calm, urgent] = [r["case_id"] for r in await _ingest(
+        http, mention("ig-1", "Kcell, how do I top up?", published=at),
+        mention("ig-2", "Kcell, я подам в суд: списали деньги дважды", published=at))]
+    for case_id in (calm, urgent):
+        await cases.claim(cases.Claim(case_id, "aigerim"), **service(app_deps))
+    aigerim = app_deps.team.person("aigerim")
+    assert aigerim is not None
+
+    mine = (await run_command("mine", "", aigerim, app_deps)).text.splitlines()
+
+    assert mine[1].startswith(f"🔥 urgent · #{urgent} ") and f"#{urgent} " not in mine[2]
+    assert mine[2].startswith(f"#{calm} ") and "🔥" not in mine[2]

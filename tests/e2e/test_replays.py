@@ -11,6 +11,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 
+from socialcare.bot.actions import ActionKind, CaseAction
+from socialcare.bot.model import EventKind
 from socialcare.main import build_app, runtime
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, FlowingClock
 from tests.e2e.chat import (
@@ -51,6 +53,36 @@ async def test_the_same_signed_escalate_sent_three_times_escalates_once(
     assert [a.status for a in (*answers, again)] == [200] * 4
     assert escalated == 1
     assert told == 1
+
+
+async def _claims(chat: Chat, case_id: int) -> int:
+    async with chat.deps.uow() as uow:
+        return sum(e.kind is EventKind.CLAIMED for e in await uow.events.for_case(case_id))
+
+
+async def test_the_same_signed_claim_click_sent_four_times_claims_once_and_says_nothing(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    # A card click is marked as taken after its ack: the copies are answered alike, and
+    # only the first acts (a second would tell Aigerim the case is already claimed).
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        [result] = await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
+        case_id = result["case_id"]
+        await eventually(lambda: chat.slack_cards() and chat.telegram_cards())
+        click = chat.slack.block_actions(action_id=CaseAction(ActionKind.CLAIM, case_id).pack(),
+                                         channel=SLACK_CHANNEL, user=AIGERIM_SLACK)
+        answers = await asyncio.gather(*(chat.slack_send(click) for _ in range(3)))
+        for _ in range(200):  # the claims are made after the acks: 10 s at most
+            if await _claims(chat, case_id):
+                break
+            await asyncio.sleep(0.05)
+        again = await chat.slack_send(click)
+        await asyncio.sleep(0.5)  # time for a second claim's private answer, were one made
+        claims = await _claims(chat, case_id)
+
+    assert [a.status for a in (*answers, again)] == [200] * 4
+    assert claims == 1
+    assert chat.slack.responses() == []
 
 
 async def test_announce_sent_three_times_posts_and_pins_once(

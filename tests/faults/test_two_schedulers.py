@@ -1,5 +1,6 @@
 """Two `socialcare run --role scheduler` processes on one PostgreSQL and one Redis:
-every SLA point fires exactly once, whichever process gets to it.
+every SLA point fires exactly once, whichever process gets to it, and a surge opens
+one incident.
 
 The two take turns through a Redis lease; a third scheduler, run by the test, sweeps
 without it (as a scheduler does while Redis is away), so that points also fall due
@@ -25,15 +26,17 @@ import pytest
 from sqlalchemy import select
 
 from socialcare.adapters.clock import SystemClock
+from socialcare.bot import incidents as incident_service
 from socialcare.bot import timers
 from socialcare.bot.model import Author, EventKind, RawMention
 from socialcare.bot.pipeline import Pipeline
 from socialcare.handlers import scheduler
-from socialcare.settings import load_team
+from socialcare.settings import load_catalog, load_team
 from socialcare.storage import redis as redis_store
 from socialcare.storage.database import SqlUnitOfWork, create_engine
-from socialcare.storage.schema import events
+from socialcare.storage.schema import events, incidents
 from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, reset_database
+from tests.corpus.outage import OUTAGE_MINUTES, outage
 from tests.e2e.chat import free_port
 
 pytestmark = pytest.mark.skipif(
@@ -178,3 +181,69 @@ async def _fired(engine: Any) -> list[tuple[int, int, int]]:
         rows = await conn.execute(select(events.c.case_id, events.c.data)
                                   .where(events.c.kind == EventKind.SLA_POINT.value))
         return [(row.case_id, int(row.data["index"]), int(row.data["cycle"])) for row in rows]
+
+
+def _outage_now(now: datetime) -> list[RawMention]:
+    """Return the outage corpus's 200 mentions, published over the last 15 minutes."""
+    return [RawMention(source="webhook", external_id=m["external_id"], text=m["text"],
+                       platform=m["platform"],
+                       published_at=datetime.fromisoformat(m["published_at"]),
+                       author=Author(id=m["external_id"], name=m["author"]["handle"]))
+            for slot in outage(now - timedelta(minutes=OUTAGE_MINUTES))
+            for m in slot.mentions]
+
+
+async def _detect_without_lease(uow: Any, stop: asyncio.Event, opened: list[Any]) -> None:
+    """Be a third scheduler looking for surges without the Redis lease: only the
+    database keeps it from opening what the processes open at the same moment."""
+    team = load_team(CONFIG)
+    text = load_catalog(team.language)
+    while not stop.is_set():
+        opened += await incident_service.detect(uow=uow(), clock=SystemClock(), team=team,
+                                                text=text)
+        await asyncio.sleep(0.2)
+
+
+async def test_two_scheduler_processes_open_one_incident_for_one_surge() -> None:
+    assert TEST_DATABASE_URL is not None
+    await reset_database(TEST_DATABASE_URL)
+    redis = redis_store.connect(TEST_REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    ports = [free_port(), free_port()]
+    processes = [await _start_scheduler(port) for port in ports]
+    engine = create_engine(TEST_DATABASE_URL)
+    stop = asyncio.Event()
+    by_test: list[Any] = []
+    detector: asyncio.Task[None] | None = None
+    try:
+        await asyncio.gather(*(_until_up(p, port) for p, port in zip(processes, ports,
+                                                                      strict=True)))
+        team = load_team(CONFIG)
+        await Pipeline(team, clock=SystemClock()).ingest(_outage_now(datetime.now(UTC)),
+                                                         uow=SqlUnitOfWork(engine))
+        detector = asyncio.create_task(
+            _detect_without_lease(lambda: SqlUnitOfWork(engine), stop, by_test))
+        # The processes look every check_seconds; both have looked after two of them.
+        await asyncio.sleep(2 * team.incidents.check_seconds + 5)
+        stop.set()
+        await detector
+        async with engine.connect() as conn:
+            opened = (await conn.execute(select(incidents.c.id, incidents.c.topic,
+                                                incidents.c.place))).all()
+    finally:
+        stop.set()
+        if detector is not None and not detector.done():
+            detector.cancel()
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        outputs = [(await asyncio.wait_for(p.communicate(), 30))[0].decode()
+                   for p in processes]
+        await engine.dispose()
+
+    assert [(row.topic, row.place) for row in opened] == [("internet", "almaty")], opened
+    assert all(p.returncode == 0 for p in processes), outputs
+    # Opened once, by one of the processes or by the test's detector.
+    logged = sum(len(re.findall(r"incident #\d+ opened", output)) for output in outputs)
+    assert logged + len(by_test) == 1, (logged, by_test)

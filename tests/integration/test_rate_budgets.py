@@ -78,6 +78,18 @@ async def test_a_hold_off_after_a_429_holds_every_process(
     assert 1.5 < wait <= 2.0
 
 
+async def test_every_process_sees_which_keys_are_held_off_and_for_how_long(
+    two_processes: tuple[Redis[Any], Redis[Any]],
+) -> None:
+    first, second = two_processes
+    await RedisRateBudgets(first).hold_off("slack:post:C0CARE", 3.0)
+
+    held = await RedisRateBudgets(second).held(["slack:post:C0CARE", "slack:post:C0OTHER"])
+
+    assert list(held) == ["slack:post:C0CARE"]
+    assert 2.5 < held["slack:post:C0CARE"] <= 3.0
+
+
 async def test_a_call_counts_against_all_its_limits_or_none(
     two_processes: tuple[Redis[Any], Redis[Any]],
 ) -> None:

@@ -4,6 +4,7 @@ Bot API with its flood control."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -119,3 +120,26 @@ async def test_sends_share_the_chats_budget_with_calls_the_caller_took_already(
     assert answer_sent >= 0.9  # one a second in a chat, whoever sends
     assert others < 0.5
     assert all(c.status == 200 for c in telegram.calls)
+
+
+async def test_a_call_waiting_for_its_slot_gives_up_at_once_when_the_app_stops(
+    bots: list[ExtBot[Budget]], telegram: FakeTelegram
+) -> None:
+    bot = bots[0]
+    telegram.fail_next("sendMessage", 429, retry_after=30)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(CHAT, "a card")
+    limiter = bot.rate_limiter
+    assert isinstance(limiter, SharedBudgets)
+
+    started = time.monotonic()
+    waiting = asyncio.create_task(bot.send_message(CHAT, "a lead's ping"))
+    await asyncio.sleep(0.3)  # it waits for the chat's hold to end
+    limiter.stop_waiting()
+    with pytest.raises(RetryAfter):
+        await waiting
+    gave_up = time.monotonic() - started
+
+    # python-telegram-bot's stop waits for the handler that sends it: not 30 s.
+    assert gave_up < 2.0
+    assert [c.status for c in telegram.calls_to("sendMessage")] == [429]

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from socialcare.bot.incidents import Incident, find_surges, past_hours, usual_level
+from socialcare.bot.incidents import Incident, describe, find_surges, past_hours, usual_level
 from socialcare.bot.team import IncidentConfig, Team
 from socialcare.bot.understanding.model import Place, Topic
+from socialcare.settings import load_catalog
 from tests.conftest import make_team
 
 NOW = datetime(2026, 11, 25, 9, 7, tzinfo=UTC)  # 14:07 in Almaty
@@ -93,3 +94,24 @@ def test_an_open_incident_covers_its_surge() -> None:
 def test_wrong_incident_settings_are_refused(values: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         TypeAdapter(IncidentConfig).validate_python(values)
+
+
+@pytest.mark.parametrize(("language", "with_history", "new_install"), [
+    ("en", "34 cases of Mobile internet in Almaty in 15 min; usually 2",
+     "34 cases of Mobile internet in Almaty in 15 min (too little history for the usual level)"),
+    ("ru", "34 обращ. по теме «Mobile internet» (Almaty) за 15 мин; обычно 2",
+     "34 обращ. по теме «Mobile internet» (Almaty) за 15 мин (истории пока мало, чтобы знать "
+     "обычный уровень)"),
+])
+def test_an_incident_is_described_in_the_teams_language(
+    language: str, with_history: str, new_install: str
+) -> None:
+    team, text = _team(), load_catalog(language)
+    usual = Incident("internet", "almaty", 34, 2.0, 15, NOW, NOW, id=3)
+    new = Incident("internet", "almaty", 34, None, 15, NOW, NOW, id=4)
+    nowhere = Incident("billing", None, 21, 3.4, 15, NOW, NOW, id=5)
+
+    assert describe(usual, team, text) == with_history
+    assert describe(new, team, text) == new_install
+    assert describe(nowhere, team, text).startswith("21 ")
+    assert "Almaty" not in describe(nowhere, team, text)

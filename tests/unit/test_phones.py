@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from socialcare.bot.answers.phones import mask_phones, masked_phone, normalize_phone, pretty_phone
+from socialcare.bot.answers.phones import (
+    mask_phones,
+    masked_phone,
+    normalize_phone,
+    pretty_phone,
+    shared_excerpt,
+)
 
 
 @pytest.mark.parametrize("written", [
@@ -29,3 +35,13 @@ def test_numbers_inside_a_customers_text_are_masked_and_the_rest_is_kept() -> No
                                  "order 123456, since 2026-11-30")
     assert masked_phone("+77771234512") == "+7 7** *** **12"
     assert masked_phone("+4915112345678") == "+4 9*********78"
+
+
+def test_a_shared_excerpt_masks_the_number_before_it_cuts_the_text() -> None:
+    text = "No signal.\n\nCall me:   8 (777) 123-45-12, after six"
+    # Cut inside the number: the digits kept must not be the customer's.
+    cut = len("No signal. Call me: +7 7** ***")
+    assert shared_excerpt(text) == "No signal. Call me: +7 7** *** **12, after six"
+    assert shared_excerpt(text, cut) == "No signal. Call me: +7 7** ***…"
+    assert shared_excerpt(text, 1000) == shared_excerpt(text)
+    assert shared_excerpt(None, 10) == ""

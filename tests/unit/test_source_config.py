@@ -12,7 +12,7 @@ from telegram import Bot
 
 from socialcare.adapters.collectors import kinds
 from socialcare.settings import ConfigError, load_team
-from tests.conftest import ROOT, FakeClock
+from tests.conftest import ROOT, FakeClock, write_config
 
 EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
 SECRETS = sorted(set(re.findall(r'_env = "([A-Z_]+)"', EXAMPLE)))
@@ -26,8 +26,7 @@ def _all_enabled(tmp_path: Path) -> Path:
                         'app_secret_env = "THREADS_APP_SECRET"')
     text = text.replace('# verify_token_env = "THREADS_VERIFY_TOKEN"',
                         'verify_token_env = "THREADS_VERIFY_TOKEN"')
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_config(path, text)
 
 
 def test_the_example_config_has_every_kind_of_source_but_runs_only_the_webhooks() -> None:

@@ -15,6 +15,7 @@ waits here for room.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,16 @@ class SharedBudgets(BaseRateLimiter[Budget]):
     def __init__(self, budgets: RateBudgets, *, max_wait: float = MAX_WAIT_SECONDS) -> None:
         self._budgets = budgets
         self._max_wait = max_wait
+        self._stopping = asyncio.Event()
+
+    def stop_waiting(self) -> None:
+        """Let no call wait for its slot any more: the app is stopping.
+
+        python-telegram-bot's `Application.stop` waits for every update being handled,
+        cancelling none: a handler waiting here for a slot (a ping paced by a group's
+        budget) would hold the app's stop for up to `max_wait`. It gives up at once
+        with RetryAfter instead; a call with room now still goes."""
+        self._stopping.set()
 
     async def initialize(self) -> None:
         """Nothing to set up: the budgets live in Redis."""
@@ -127,4 +138,9 @@ class SharedBudgets(BaseRateLimiter[Budget]):
         booking = await self._budgets.book(limits, within=self._max_wait)
         if not booking.taken:
             raise RetryAfter(math.ceil(booking.wait))
-        await asyncio.sleep(booking.wait)
+        if booking.wait <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(booking.wait):
+                await self._stopping.wait()
+            raise RetryAfter(math.ceil(booking.wait))  # stopping: no more waiting

@@ -56,3 +56,14 @@ def mask_phones(text: str) -> str:
         return found[0] if digits is None else masked_phone("+" + digits)
 
     return _PHONE.sub(masked, text)
+
+
+def shared_excerpt(text: str | None, limit: int | None = None) -> str:
+    """Return a customer's words as a shared surface shows them (the wallboard, the
+    incident message, escalation cards, /queue): phone numbers masked, on one line, at
+    most `limit` characters and "…". Masked before it is cut, so that a number cut short
+    cannot slip past the mask with the digits it keeps."""
+    words = " ".join(mask_phones(text or "").split())
+    if limit is None or len(words) <= limit:
+        return words
+    return words[:limit] + "…"

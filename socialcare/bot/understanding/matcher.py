@@ -22,8 +22,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from functools import reduce
-from operator import or_
 from typing import NamedTuple
 
 from socialcare.bot.model import Author
@@ -251,32 +249,16 @@ class Matcher:
         names a brand (only a case needs it); `language=True` asks for it always."""
         prepared = _Text(text)
         hits = self._hits(prepared)
-        hidden = [(start, end) for kind, _, start, end in hits if kind is _EXCLUSION]
-        brand: tuple[int, int] | None = None
-        urgent = False
-        topics: set[int] = set()
-        places: set[int] = set()
-        for kind, label, start, end in hits:
-            if kind is _BRAND:
-                if hidden and any(s < end and start < e for s, e in hidden):
-                    continue
-                if brand is None or start < brand[0]:
-                    brand = (start, label)
-            elif kind is _TOPIC:
-                topics.add(label)
-            elif kind is _PLACE:
-                places.add(label)
-            elif kind is _URGENT:
-                urgent = True
+        brand, urgent, topics, places = _tally(hits)
         detected = None
         if self._languages and (language or (language is None and brand is not None)):
             detected = self._language(prepared, hits)
         return Reading(
-            brand=self._brands[brand[1]] if brand else None,
+            brand=self._brands[brand] if brand is not None else None,
             language=detected,
             urgent=urgent,
-            topics=tuple(self._topics[i] for i in sorted(topics)),
-            places=tuple(self._places[i] for i in sorted(places)),
+            topics=tuple([self._topics[i] for i in sorted(topics)]) if topics else (),
+            places=tuple([self._places[i] for i in sorted(places)]) if places else (),
         )
 
     def _language(self, t: _Text, hits: list[Hit]) -> Language:
@@ -286,15 +268,17 @@ class Matcher:
                if kind is _BRAND or kind is _EXCLUSION]
         cut += t.tags
         cut += languages.noise(t.lower, hashtags=False)
+        known = t.known
         out: set[int] = set()  # the words in them
         for start, end in cut:
             out.update(range(bisect_right(t.ends, start), bisect_left(t.starts, end)))
-        signs = [known.signs for known in t.known]
-        for i in out:
-            signs[i] = 0
+        found = 0
+        for i, word in enumerate(known):
+            if i not in out:
+                found |= word.signs
         return languages.decide(
-            reduce(or_, signs, 0),
-            lambda: [w for i, known in enumerate(t.known) if i not in out for w in known.letters])
+            found, lambda: [w for i, word in enumerate(known) if i not in out
+                            for w in word.letters])
 
     def match(self, text: str) -> Brand | None:
         """Return the brand named earliest in the text (outside exclusions), or None."""
@@ -484,6 +468,29 @@ class Matcher:
         if any(rest[:size] in self._by_joined for size in range(len(rest), 2, -1)):
             return True  # "#кселлинтернет": another keyword follows
         return t.lower[cut] in _CONSONANTS and not rest.startswith(_DERIVING)
+
+
+def _tally(hits: list[Hit]) -> tuple[int | None, bool, set[int], set[int]]:
+    """Return what a text's hits say: the brand named first outside exclusions (its
+    position in the config), whether one is urgent, the topics and places."""
+    hidden = [(start, end) for kind, _, start, end in hits if kind is _EXCLUSION]
+    first = brand = None
+    urgent = False
+    topics: set[int] = set()
+    places: set[int] = set()
+    for kind, label, start, end in hits:
+        if kind is _BRAND:
+            if hidden and any(s < end and start < e for s, e in hidden):
+                continue
+            if first is None or start < first:
+                first, brand = start, label
+        elif kind is _TOPIC:
+            topics.add(label)
+        elif kind is _PLACE:
+            places.add(label)
+        elif kind is _URGENT:
+            urgent = True
+    return brand, urgent, topics, places
 
 
 def _account_key(handle: str) -> str:
