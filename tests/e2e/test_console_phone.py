@@ -4,11 +4,13 @@ in English and in Russian."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from socialcare.bot import cases, handoffs
 from socialcare.bot import escalations as esc
@@ -113,8 +115,12 @@ async def test_no_page_runs_off_the_side_of_a_phone(
                 await phone.wait_for_load_state("load")
                 seen[name] = await _overflow(phone)
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                await phone.screenshot(path=str(ARTIFACTS / f"phone-{name}-{language}.png"),
-                                       full_page=True)
+                # For a person to look at, not a check: a slow full-page capture (seen
+                # once past 30 s on a busy machine) does not fail the test.
+                with contextlib.suppress(PlaywrightTimeout):
+                    await phone.screenshot(
+                        path=str(ARTIFACTS / f"phone-{name}-{language}.png"), full_page=True,
+                        timeout=10_000)
         finally:
             await browser.close()
 
