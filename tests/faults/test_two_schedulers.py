@@ -17,6 +17,9 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,6 +96,41 @@ async def _until_up(process: asyncio.subprocess.Process, port: int) -> None:
             await asyncio.sleep(0.2)
 
 
+@dataclass
+class _Schedulers:
+    """Two scheduler processes running, the test's own engine on their database, and
+    (once they have stopped) what each printed."""
+
+    processes: list[asyncio.subprocess.Process]
+    engine: Any
+    outputs: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def _two_schedulers() -> AsyncIterator[_Schedulers]:
+    """Start two `socialcare run --role scheduler` processes on a wiped database and
+    Redis and wait for both; stop them (SIGTERM) at the end and keep their output."""
+    assert TEST_DATABASE_URL is not None
+    await reset_database(TEST_DATABASE_URL)
+    redis = redis_store.connect(TEST_REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    ports = [free_port(), free_port()]
+    running = _Schedulers([await _start_scheduler(port) for port in ports],
+                          create_engine(TEST_DATABASE_URL))
+    try:
+        await asyncio.gather(*(_until_up(p, port) for p, port in zip(running.processes, ports,
+                                                                      strict=True)))
+        yield running
+    finally:
+        for process in running.processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        running.outputs[:] = [(await asyncio.wait_for(p.communicate(), 30))[0].decode()
+                              for p in running.processes]
+        await running.engine.dispose()
+
+
 def _cases_due_soon(now: datetime) -> tuple[list[RawMention], dict[str, set[int]]]:
     """Return mentions whose next SLA point falls due in the next few seconds, and the
     point indexes (0, 1: warnings; 2: breach; 3: first reminder) each must fire."""
@@ -121,49 +159,37 @@ async def _sweep_without_lease(uow: Any, stop: asyncio.Event, fired: list[Any]) 
 
 
 async def test_two_scheduler_processes_fire_every_sla_point_exactly_once() -> None:
-    assert TEST_DATABASE_URL is not None
-    await reset_database(TEST_DATABASE_URL)
-    redis = redis_store.connect(TEST_REDIS_URL)
-    await redis.flushdb()
-    await redis.aclose()
-    ports = [free_port(), free_port()]
-    processes = [await _start_scheduler(port) for port in ports]
-    engine = create_engine(TEST_DATABASE_URL)
     stop = asyncio.Event()
     by_test: list[Any] = []
     sweeper: asyncio.Task[None] | None = None
-    try:
-        await asyncio.gather(*(_until_up(p, port) for p, port in zip(processes, ports,
-                                                                      strict=True)))
-        raws, expected = _cases_due_soon(datetime.now(UTC))
-        results = await Pipeline(load_team(CONFIG), clock=SystemClock()).ingest(
-            raws, uow=SqlUnitOfWork(engine))
-        case_of = {raw.external_id: result.case_id
-                   for raw, result in zip(raws, results, strict=True)}
-        assert None not in case_of.values()
-        sweeper = asyncio.create_task(
-            _sweep_without_lease(lambda: SqlUnitOfWork(engine), stop, by_test))
-        want = {(case_of[external_id], index)
-                for external_id, indexes in expected.items() for index in indexes}
+    async with _two_schedulers() as running:
+        engine = running.engine
+        try:
+            raws, expected = _cases_due_soon(datetime.now(UTC))
+            results = await Pipeline(load_team(CONFIG), clock=SystemClock()).ingest(
+                raws, uow=SqlUnitOfWork(engine))
+            case_of = {raw.external_id: result.case_id
+                       for raw, result in zip(raws, results, strict=True)}
+            assert None not in case_of.values()
+            sweeper = asyncio.create_task(
+                _sweep_without_lease(lambda: SqlUnitOfWork(engine), stop, by_test))
+            want = {(case_of[external_id], index)
+                    for external_id, indexes in expected.items() for index in indexes}
 
-        deadline = asyncio.get_running_loop().time() + max(DUE_IN) + 20
-        while (missing := want - {(case, index) for case, index, _ in await _fired(engine)}):
-            assert asyncio.get_running_loop().time() < deadline, f"never fired: {missing}"
-            await asyncio.sleep(0.25)
-        await asyncio.sleep(2.0)  # time for a point to fire twice, if it could
-        stop.set()
-        await sweeper
-        fired = await _fired(engine)
-    finally:
-        stop.set()
-        if sweeper is not None and not sweeper.done():
-            sweeper.cancel()
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        outputs = [(await asyncio.wait_for(p.communicate(), 30))[0].decode()
-                   for p in processes]
-        await engine.dispose()
+            deadline = asyncio.get_running_loop().time() + max(DUE_IN) + 20
+            while (missing := want - {(case, index)
+                                      for case, index, _ in await _fired(engine)}):
+                assert asyncio.get_running_loop().time() < deadline, f"never fired: {missing}"
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(2.0)  # time for a point to fire twice, if it could
+            stop.set()
+            await sweeper
+            fired = await _fired(engine)
+        finally:
+            stop.set()
+            if sweeper is not None and not sweeper.done():
+                sweeper.cancel()
+    processes, outputs = running.processes, running.outputs
 
     twice = {point: n for point, n in Counter(fired).items() if n > 1}
     assert not twice, f"fired more than once: {twice}"
@@ -205,42 +231,29 @@ async def _detect_without_lease(uow: Any, stop: asyncio.Event, opened: list[Any]
 
 
 async def test_two_scheduler_processes_open_one_incident_for_one_surge() -> None:
-    assert TEST_DATABASE_URL is not None
-    await reset_database(TEST_DATABASE_URL)
-    redis = redis_store.connect(TEST_REDIS_URL)
-    await redis.flushdb()
-    await redis.aclose()
-    ports = [free_port(), free_port()]
-    processes = [await _start_scheduler(port) for port in ports]
-    engine = create_engine(TEST_DATABASE_URL)
     stop = asyncio.Event()
     by_test: list[Any] = []
     detector: asyncio.Task[None] | None = None
-    try:
-        await asyncio.gather(*(_until_up(p, port) for p, port in zip(processes, ports,
-                                                                      strict=True)))
-        team = load_team(CONFIG)
-        await Pipeline(team, clock=SystemClock()).ingest(_outage_now(datetime.now(UTC)),
-                                                         uow=SqlUnitOfWork(engine))
-        detector = asyncio.create_task(
-            _detect_without_lease(lambda: SqlUnitOfWork(engine), stop, by_test))
-        # The processes look every check_seconds; both have looked after two of them.
-        await asyncio.sleep(2 * team.incidents.check_seconds + 5)
-        stop.set()
-        await detector
-        async with engine.connect() as conn:
-            opened = (await conn.execute(select(incidents.c.id, incidents.c.topic,
-                                                incidents.c.place))).all()
-    finally:
-        stop.set()
-        if detector is not None and not detector.done():
-            detector.cancel()
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        outputs = [(await asyncio.wait_for(p.communicate(), 30))[0].decode()
-                   for p in processes]
-        await engine.dispose()
+    async with _two_schedulers() as running:
+        engine = running.engine
+        try:
+            team = load_team(CONFIG)
+            await Pipeline(team, clock=SystemClock()).ingest(_outage_now(datetime.now(UTC)),
+                                                             uow=SqlUnitOfWork(engine))
+            detector = asyncio.create_task(
+                _detect_without_lease(lambda: SqlUnitOfWork(engine), stop, by_test))
+            # The processes look every check_seconds; both have looked after two of them.
+            await asyncio.sleep(2 * team.incidents.check_seconds + 5)
+            stop.set()
+            await detector
+            async with engine.connect() as conn:
+                opened = (await conn.execute(select(incidents.c.id, incidents.c.topic,
+                                                    incidents.c.place))).all()
+        finally:
+            stop.set()
+            if detector is not None and not detector.done():
+                detector.cancel()
+    processes, outputs = running.processes, running.outputs
 
     assert [(row.topic, row.place) for row in opened] == [("internet", "almaty")], opened
     assert all(p.returncode == 0 for p in processes), outputs
