@@ -27,12 +27,14 @@ async def drop_copy(query: Any, case_id: int, deps: Deps, bot: Any) -> None:
             f"#{case_id} "):
         return
     chat, message_id = str(message.chat_id), str(message.message_id)
+    # One read of the case's cards: a card row recorded between two reads (its post
+    # answered while this click was on its way) must not make the card look like a copy.
     async with deps.uow() as uow:
-        if await uow.cards.find("telegram", chat, message_id) is not None:
-            return
-        known = [card for card in await uow.cards.for_case(case_id)
-                 if card.messenger == "telegram" and card.channel == chat
-                 and card.message_id is not None]
+        in_chat = [card for card in await uow.cards.for_case(case_id)
+                   if card.messenger == "telegram" and card.channel == chat]
+    if any(card.message_id in (None, message_id) for card in in_chat):
+        return  # the card itself, or one whose post is still on its way
+    known = [card for card in in_chat if card.message_id is not None]
     if not known:
         return
     try:
