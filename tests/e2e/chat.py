@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,8 +35,13 @@ from tests.conftest import (
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram, make_user
 
+log = logging.getLogger(__name__)
+
 # An e2e test still running after this long is stuck: fail it, showing every task.
 STUCK_AFTER = 200.0
+# How long a task still ending when the app has stopped is waited for, before it is
+# taken for one that outlives the app (and again, once cancelled, for it to end).
+OUTLIVE_GRACE = 2.0
 
 SECRET = "ingest-secret-for-chat-tests"
 HANDOFF_SECRET = "handoff-secret-for-chat-tests"
@@ -243,7 +249,33 @@ async def running_chat(
 
     Slack comes over HTTP (or Socket Mode), Telegram by webhook (or polling); `config`
     edits the config file's text (to enable sources, say); `environment` adds settings
-    (SMTP_URL, say)."""
+    (SMTP_URL, say). A task started meanwhile (but the test's own) that is still running
+    once all has stopped is cancelled, its stack logged, and fails the test."""
+    before = asyncio.all_tasks()
+    try:
+        async with _chat(tmp_path, clock, socket_mode=socket_mode, polling=polling,
+                         config=config, environment=environment, **fakes) as chat:
+            yield chat
+    except BaseException:
+        await _outliving(before)  # stopped, and logged; the test's own failure is told
+        raise
+    left = await _outliving(before)
+    if left:
+        raise AssertionError(f"{len(left)} task(s) outlived the app's stop (cancelled; "
+                             f"their stacks are in the log): {', '.join(left)}")
+
+
+@asynccontextmanager
+async def _chat(
+    tmp_path: Path,
+    clock: FakeClock,
+    *,
+    socket_mode: bool,
+    polling: bool,
+    config: Callable[[str], str] | None,
+    environment: dict[str, Any] | None,
+    **fakes: Any,
+) -> AsyncIterator[Chat]:
     url = database_url(tmp_path)
     await reset_database(url)
     platform, tickets = SignedEndpoint(SECRET), SignedEndpoint(HANDOFF_SECRET)
@@ -287,6 +319,44 @@ async def running_chat(
                 await server.close()
     await platform.close()
     await tickets.close()
+
+
+async def _outliving(before: set[asyncio.Task[Any]]) -> list[str]:
+    """Cancel the tasks started while the app ran that are still running after it
+    stopped (and the fakes closed), but the test's own; log where each was; return
+    their names. A task left running makes the test's event loop wait for it at its
+    close, and a task that will not end then hangs the run with no clue."""
+    current = asyncio.current_task()
+    running = [task for task in asyncio.all_tasks()
+               if task not in before and task is not current and not _the_tests(task)]
+    if running:  # a task ending as the stop reached it is given a moment
+        await asyncio.wait(running, timeout=OUTLIVE_GRACE)
+    left = [task for task in running if not task.done()]
+    if not left:
+        return []
+    stacks = io.StringIO()
+    for task in left:
+        print(f"{_named(task)}:", file=stacks)
+        task.print_stack(limit=12, file=stacks)
+    log.error("%d task(s) outlived the app's stop; cancelling them. They wait at:\n%s",
+              len(left), stacks.getvalue())
+    for task in left:
+        task.cancel()
+    _, stuck = await asyncio.wait(left, timeout=OUTLIVE_GRACE)
+    return [_named(task) + (" (not even cancelled)" if task in stuck else "")
+            for task in left]
+
+
+def _the_tests(task: asyncio.Task[Any]) -> bool:
+    """Tell whether the task runs a coroutine of a test module (a test's own helper)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and Path(code.co_filename).name.startswith("test_")
+
+
+def _named(task: asyncio.Task[Any]) -> str:
+    """Name a task by its name and the coroutine it runs."""
+    coro = task.get_coro()
+    return f"{task.get_name()} ({getattr(coro, '__qualname__', coro)!r})"
 
 
 @asynccontextmanager
