@@ -16,6 +16,7 @@ from tests.e2e.chat import (
     SLACK_CHANNEL,
     STRANGER_TG,
     TELEGRAM_CHAT,
+    Chat,
     eventually,
     mention,
     minutes_ago,
@@ -171,6 +172,10 @@ async def test_an_unanswered_claim_lapses_back_to_the_queue_and_the_channel_is_t
         await chat.telegram_send(chat.telegram.callback_query_update(
             chat.telegram_cards()[0], _pack(ActionKind.CLAIM, case_id), from_user=SAULE_TG))
         await eventually(lambda: "Claimed by Saule" in chat.telegram_cards()[0].text)
+        # Slack's card too, before the claim can lapse: a card posted after the lapse
+        # shows it, and what fired before a card was posted is not told in its channel
+        # (each messenger's cards go at their own pace).
+        await eventually(lambda: "Claimed by Saule" in str(chat.slack_cards()[0].blocks))
 
         await chat.tick(minutes=11)  # the example config lets a claim stand 10 minutes
 
@@ -191,7 +196,8 @@ async def test_a_restart_re_syncs_without_posting_twice(
         chat.slack.timeout_next("chat.postMessage", delay=0.2, applied=True)
         [result] = await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 1)))
         await eventually(lambda: chat.slack_cards() and chat.telegram_cards())
-        await asyncio.sleep(2.5)  # the dispatcher retries, finds the card, adopts it
+        # The dispatcher retries, finds the card, adopts it.
+        await _until_in_step(chat, result["case_id"])
         posts_before = len(chat.slack.calls_to("chat.postMessage"))
 
         restarted = chat.app.dispatcher
@@ -202,6 +208,18 @@ async def test_a_restart_re_syncs_without_posting_twice(
     assert len(chat.slack.calls_to("chat.postMessage")) == posts_before
     assert not report.posted and not report.edited
     assert result["case_id"] == 1
+
+
+async def _until_in_step(chat: Chat, case_id: int) -> None:
+    """Wait until each card of the case is recorded as posted and showing the case."""
+    async with asyncio.timeout(20):
+        while True:
+            async with chat.deps.uow() as uow:
+                cards = await uow.cards.for_case(case_id)
+            if cards and all(c.message_id is not None and c.synced_seq >= c.change_seq
+                             for c in cards):
+                return
+            await asyncio.sleep(0.05)
 
 
 async def test_a_burst_of_commands_next_to_new_cards_draws_no_flood_control(

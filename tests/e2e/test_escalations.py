@@ -100,6 +100,9 @@ async def test_from_a_telegram_command_to_a_director_only_in_slack_who_decides_t
         await eventually(lambda: all("decided" in c.text for c in chat.telegram_cards()))
         told = await eventually(lambda: [m for m in chat.telegram.bot_messages(DANIYAR_TG["id"])
                                          if "decided on your escalation" in (m.text or "")])
+        # Nurlan's own card in Slack, edited at Slack's pace.
+        await eventually(lambda: "Decided by Nurlan" in str(
+            chat.slack.messages(card.channel)[0].blocks))
         answered = [m.text for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
                     if (m.text or "").startswith("Escalation #1")]
 

@@ -167,7 +167,8 @@ async def test_a_request_that_failed_in_storage_acts_when_it_comes_again(
         async with chat.deps.engine.begin() as conn:
             await conn.execute(text("ALTER TABLE escalation_events RENAME TO away"))
         failed = await chat.slack_send(request)
-        await asyncio.sleep(0.5)  # the listener runs after the ack, and fails
+        # The listener runs after the ack, fails, and takes the request's mark back.
+        await _marks_given_back(chat)
         async with chat.deps.engine.begin() as conn:
             await conn.execute(text("ALTER TABLE away RENAME TO escalation_events"))
         assert await _escalations(chat) == 0
@@ -177,6 +178,16 @@ async def test_a_request_that_failed_in_storage_acts_when_it_comes_again(
 
     assert (failed.status, retried.status) == (200, 200)
     assert escalated == 1
+
+
+async def _marks_given_back(chat: Chat) -> None:
+    """Wait until no Slack request is marked as taken: the one that failed in storage
+    has had its mark taken back."""
+    async with asyncio.timeout(20):
+        while True:
+            if not await chat.deps.redis.keys("replay:slack:*"):
+                return
+            await asyncio.sleep(0.05)
 
 
 @pytest.mark.skipif(TEST_DATABASE_URL is None or TEST_REDIS_URL is None,
@@ -207,8 +218,11 @@ async def test_two_processes_on_one_redis_see_each_others_marks(
                                                   f"http://127.0.0.1:{port}/telegram/webhook",
                                                   secret_token=chat.deps.settings
                                                   .telegram_webhook_secret.get_secret_value()))
-                await eventually(lambda: chat.slack.responses())
-                await asyncio.sleep(1.0)
+                # Each is told once its escalation is stored (Telegram's in the chat).
+                await eventually(lambda: chat.slack.responses() and [
+                    m for m in chat.telegram.bot_messages(TELEGRAM_CHAT)
+                    if (m.text or "").startswith("Escalation #")])
+                await asyncio.sleep(1.0)  # time for a second escalation, were one made
             finally:
                 await server.close()
         escalated = await _escalations(chat)

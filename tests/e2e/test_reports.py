@@ -125,6 +125,9 @@ async def test_metrics_count_mentions_cards_sla_points_and_messenger_calls(
         await eventually(lambda: chat.deps.telemetry.registry.get_sample_value(
             "socialcare_sla_points_total",
             {"tier": "main", "clock": "response", "point": "breach"}) == 1)
+        # A card's time is counted when its round ends, after the card is in the chat.
+        await eventually(lambda: chat.deps.telemetry.registry.get_sample_value(
+            "socialcare_time_to_card_seconds_count", {"messenger": "telegram", "tier": "main"}))
         async with aiohttp.ClientSession() as session, session.get(
                 f"{chat.base_url}/metrics") as response:
             metrics = await response.text()
