@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from socialcare.handlers.background import STOP_SECONDS
 from tests.conftest import TEST_REDIS_URL, FlowingClock
 from tests.e2e.chat import mention, minutes_ago, running_chat
@@ -66,3 +68,14 @@ async def test_a_stop_while_the_loops_wait_for_the_database_leaves_nothing_runni
     await releasing
 
     assert await _still_running(within=STOP_SECONDS) == []
+
+
+async def test_a_task_left_running_after_the_stop_fails_the_test_naming_it(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    left: list[asyncio.Task[None]] = []
+    with pytest.raises(AssertionError, match=r"outlived the app's stop.*left behind"):
+        async with running_chat(tmp_path, flowing_clock):
+            left.append(asyncio.create_task(asyncio.sleep(3600), name="left behind"))
+
+    assert left[0].cancelled()  # not left to the event loop's close
