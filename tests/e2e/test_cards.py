@@ -256,6 +256,9 @@ async def test_under_429_and_5xx_every_card_arrives_once_earliest_deadline_first
     ]
     earliest_first = ["m2", "f2", "m3", "f1", "m1", "f3"]
     async with running_chat(tmp_path, flowing_clock) as chat:
+        # Yesterday's report falls due at start (15:00 in Almaty): posted first, it takes
+        # none of the faults meant for the cards.
+        await eventually(lambda: chat.slack.messages("C0REPORTS0"), within=30)
         chat.slack.fail_next("chat.postMessage", 429, retry_after=1)
         chat.slack.fail_next("chat.postMessage", 503, times=2)
         chat.telegram.fail_next("sendMessage", 429, retry_after=1)
@@ -290,6 +293,8 @@ async def test_under_429_and_5xx_every_card_arrives_once_earliest_deadline_first
                          and "Resolved" in str(chat.slack_cards()[0].blocks), within=30)
 
     assert failures == ([429, 503, 503], [429, 502, 502])
+    assert {c.params["channel"] for c in chat.slack.calls_to("chat.postMessage")
+            if c.status != 200} == {SLACK_CHANNEL}
     assert slack_order == telegram_order == [ids[name] for name in earliest_first]
     # A resolved case's card offers only to correct its topics and to escalate it.
     assert chat.telegram_cards()[0].callback_data() == [f"sc1:topic:{case}",
