@@ -87,9 +87,9 @@ async def _run_all(dispatcher: Dispatcher, deps: Deps) -> None:
                 event.set()
 
     async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(tell_each())
+        tasks.create_task(tell_each(), name="cards: wake-ups")
         for name, event in changes.items():
-            tasks.create_task(_run(dispatcher, deps, name, event))
+            tasks.create_task(_run(dispatcher, deps, name, event), name=f"cards: {name}")
 
 
 def register(app: web.Application, dispatcher: Dispatcher, deps: Deps) -> None:

@@ -354,9 +354,11 @@ def _the_tests(task: asyncio.Task[Any]) -> bool:
 
 
 def _named(task: asyncio.Task[Any]) -> str:
-    """Name a task by its name and the coroutine it runs."""
+    """Name a task by its name and the coroutine it runs (with its module)."""
     coro = task.get_coro()
-    return f"{task.get_name()} ({getattr(coro, '__qualname__', coro)!r})"
+    frame = getattr(coro, "cr_frame", None)
+    module = frame.f_globals.get("__name__", "?") if frame is not None else "?"
+    return f"{task.get_name()} ({module}.{getattr(coro, '__qualname__', coro)})"
 
 
 @asynccontextmanager
