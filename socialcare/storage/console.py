@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from socialcare.bot.model import OPEN_STATES, Case, Mention
 from socialcare.bot.reports import Period
 from socialcare.storage import wallboard
-from socialcare.storage.repositories import QUEUE_ORDER, case_from, mention_from, queue_first
+from socialcare.storage.repositories import (
+    CASE_FIELDS,
+    QUEUE_ORDER,
+    case_of,
+    mention_from,
+    queue_first,
+)
 from socialcare.storage.schema import (
     cards,
     cases,
@@ -166,9 +172,10 @@ class SqlConsoleRepository:
         round trip (eight, read one by one, took most of its time on a busy server)."""
         found = (await self._conn.execute(
             _board(), {"limit": rows, **wallboard.sla_parameters(period, now=now)})).all()
-        # By position: a row is the figures, the case's columns, its first mention's.
+        # By position: a row is the figures, the case's columns (in the order `Case`
+        # takes them), its first mention's.
         cases_at, mentions_at = _board_offsets()
-        cases_end = cases_at + len(_CASE_NAMES)
+        cases_end = cases_at + len(CASE_FIELDS)
         head = []
         for row in found:
             if row[cases_at] is None:  # the figures' row, joined to no case
@@ -176,8 +183,7 @@ class SqlConsoleRepository:
             first = None
             if row[mentions_at] is not None:
                 first = mention_from(dict(zip(_MENTION_NAMES, row[mentions_at:], strict=True)))
-            head.append((case_from(dict(zip(_CASE_NAMES, row[cases_at:cases_end],
-                                            strict=True))), first))
+            head.append((case_of(row[cases_at:cases_end]), first))
         return BoardRead(head, wallboard.read_figures(found[0]._mapping))
 
     async def queue_mark(self) -> QueueMark:
@@ -210,7 +216,6 @@ class SqlConsoleRepository:
         return ".".join(str(value or 0) for value in (version, *others))
 
 
-_CASE_NAMES = [c.name for c in cases.columns]
 _MENTION_NAMES = [c.name for c in mentions.columns]
 
 
@@ -218,7 +223,7 @@ _MENTION_NAMES = [c.name for c in mentions.columns]
 def _board_offsets() -> tuple[int, int]:
     """Where a row of `_board` holds its case's columns and its mention's."""
     keys = list(_board().selected_columns.keys())
-    return keys.index(_CASE_NAMES[0]), keys.index(f"m_{_MENTION_NAMES[0]}")
+    return keys.index(CASE_FIELDS[0]), keys.index(f"m_{_MENTION_NAMES[0]}")
 
 
 @functools.cache
@@ -233,7 +238,7 @@ def _board() -> Select[Any]:
                    .label("first_mention"), *(first.c[name] for name in QUEUE_ORDER))
             .join(first, first.c.id == cases.c.id).subquery("head"))
     figures = wallboard.figures().subquery("figures")
-    return (select(figures, *(head.c[name] for name in _CASE_NAMES),
+    return (select(figures, *(head.c[name] for name in CASE_FIELDS),
                    *(c.label(f"m_{c.name}") for c in mentions.columns))
             .select_from(figures.outerjoin(head, true())
                          .outerjoin(mentions, mentions.c.id == head.c.first_mention))

@@ -86,6 +86,23 @@ def case_from(values: dict[str, Any]) -> Case:
     return Case(**values)
 
 
+# The case's fields in the order `Case` takes them; a case built from its values by
+# position takes a quarter of the time it takes by name (2.5 µs against 10 µs).
+CASE_FIELDS = [f.name for f in dataclasses.fields(Case)]
+_TIER, _PRIORITY, _STATE, _TOPICS, _PLACES = (
+    CASE_FIELDS.index(name) for name in ("tier", "priority", "state", "topics", "places"))
+
+
+def case_of(values: Sequence[Any]) -> Case:
+    """Return the case whose column values are given in the order of `CASE_FIELDS`."""
+    given = list(values)
+    given[_TIER] = Tier(given[_TIER])
+    given[_PRIORITY] = Priority(given[_PRIORITY])
+    given[_STATE] = State(given[_STATE])
+    given[_TOPICS], given[_PLACES] = names(given[_TOPICS]), names(given[_PLACES])
+    return Case(*given)
+
+
 # A case by id, and a changed case stored if still at the version it was read at: built
 # once (building a statement of every column anew costs each claim a millisecond).
 _GET = select(cases).where(cases.c.id == bindparam("case_id"))
