@@ -75,6 +75,11 @@ class Deps:
         """Return a new unit of work (one per request or command)."""
         return SqlUnitOfWork(self.engine)
 
+    def reads(self) -> SqlUnitOfWork:
+        """Return a unit of work that only reads (never committed): on PostgreSQL its
+        statements go without BEGIN and COMMIT, on SQLite it takes no write lock."""
+        return SqlUnitOfWork(self.engine, reads_only=True)
+
     def background_uow(self) -> SqlUnitOfWork:
         """Return a unit of work for work no one waits on (the cards' syncing): it
         begins once the requests in flight have their answers."""

@@ -24,7 +24,7 @@ from socialcare.bot.cards import display_name
 from socialcare.bot.errors import AnnouncementNotFound, DomainError
 from socialcare.bot.team import Person
 from socialcare.console.access import Visitor
-from socialcare.console.pages import Flash, Pages, keep_flash
+from socialcare.console.pages import Flash, Pages, form_action, keep_flash
 from socialcare.deps import Deps
 from socialcare.handlers import announcing
 from socialcare.handlers.chat import describe_error
@@ -194,22 +194,12 @@ def routes(router: UrlDispatcher, signed_in: Guard, pages: Pages,
     async def show_one(request: web.Request, visitor: Visitor) -> web.StreamResponse:
         return await one(request, visitor)
 
-    async def action(request: web.Request, visitor: Visitor) -> web.StreamResponse:
-        announcement_id = int(request.match_info["announcement_id"])
-        if request.match_info["action"] not in ACTIONS:
-            raise web.HTTPNotFound()
-        flash = await act(announcement_id, request.match_info["action"],
-                          await request.post(), visitor.person, deps)
-        if not flash.ok:
-            return await one(request, visitor, status=400, flash=flash)
-        await keep_flash(deps, visitor, flash)
-        raise web.HTTPSeeOther(f"/announcements/{announcement_id}")
-
     return [
         router.add_get("/announcements", signed_in(show_list)),
         router.add_post("/announcements", signed_in(announce, allowed=_leads)),
         router.add_get(r"/announcements/{announcement_id:\d{1,18}}",
                        signed_in(show_one, allowed=_leads)),
         router.add_post(r"/announcements/{announcement_id:\d{1,18}}/{action:[a-z]{1,20}}",
-                        signed_in(action, allowed=_leads)),
+                        signed_in(form_action("announcement_id", ACTIONS, act, one,
+                                              "/announcements", deps), allowed=_leads)),
     ]

@@ -62,7 +62,7 @@ class Banner:
 
 async def banners(deps: Deps) -> list[Banner]:
     """Return the open incidents for the wallboard's banner."""
-    async with deps.uow() as uow:
+    async with deps.reads() as uow:
         found = [(i, len(await uow.incidents.case_ids(i.id or 0)))
                  for i in await uow.incidents.list_open()]
     return [Banner(i.id or 0, incidents.describe(i, deps.team, deps.catalog), n)

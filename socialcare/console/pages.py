@@ -98,6 +98,29 @@ async def take_flash(deps: Deps, visitor: Visitor) -> Flash | None:
     return Flash(str(text), bool(ok))
 
 
+Handler = Callable[[web.Request, Visitor], Awaitable[web.StreamResponse]]
+Action = Callable[[int, str, Mapping[str, Any], Person, Deps], Awaitable[Flash]]
+
+
+def form_action(key: str, actions: Collection[str], run: Action, again: Callable[
+        ..., Awaitable[web.StreamResponse]], place: str, deps: Deps) -> Handler:
+    """Return the handler of a page's action form, posted to `<place>/{key}/{action}`:
+    `run` does the action and says how it went; done, the notice is kept and the visitor
+    sent back to the page; refused, the page is shown again (400) with the reason."""
+
+    async def handle(request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        number, action = int(request.match_info[key]), request.match_info["action"]
+        if action not in actions:
+            raise web.HTTPNotFound()
+        flash = await run(number, action, await request.post(), visitor.person, deps)
+        if not flash.ok:
+            return await again(request, visitor, status=400, flash=flash)
+        await keep_flash(deps, visitor, flash)
+        raise web.HTTPSeeOther(f"{place}/{number}")
+
+    return handle
+
+
 class Pages:
     """Renders the console's pages with what every page needs."""
 

@@ -49,6 +49,7 @@ from socialcare.console.incident_page import run as run_incident
 from socialcare.console.pages import (
     Flash,
     Pages,
+    form_action,
     keep_flash,
     may_report,
     security_headers,
@@ -372,17 +373,6 @@ def register(app: web.Application, deps: Deps) -> None:
                                 page=page, may_run=may_run(visitor.person, deps),
                                 name_of=pages.name_of)
 
-    async def incident_action(request: web.Request, visitor: Visitor) -> web.StreamResponse:
-        incident_id = int(request.match_info["incident_id"])
-        if request.match_info["action"] not in INCIDENT_ACTIONS:
-            raise web.HTTPNotFound()
-        flash = await run_incident(incident_id, request.match_info["action"],
-                                   await request.post(), visitor.person, deps)
-        if not flash.ok:
-            return await show_incident(request, visitor, status=400, flash=flash)
-        await keep_flash(deps, visitor, flash)
-        raise web.HTTPSeeOther(f"/incidents/{incident_id}")
-
     # ── Reports ────────────────────────────────────────────────────────────────────
 
     async def reports(request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -438,7 +428,8 @@ def register(app: web.Application, deps: Deps) -> None:
         router.add_get(r"/escalations/{escalation_id:\d{1,18}}", signed_in(show_escalation)),
         router.add_get(r"/incidents/{incident_id:\d{1,18}}", signed_in(show_incident)),
         router.add_post(r"/incidents/{incident_id:\d{1,18}}/{action:[a-z]{1,20}}",
-                        signed_in(incident_action,
+                        signed_in(form_action("incident_id", INCIDENT_ACTIONS, run_incident,
+                                              show_incident, "/incidents", deps),
                                   allowed=lambda person: may_run(person, deps))),
         *announcing.routes(router, signed_in, pages, deps),
         router.add_get("/reports", signed_in(reports, allowed=may_report)),

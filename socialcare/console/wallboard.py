@@ -115,31 +115,30 @@ def _row(case: Case, first: Mention | None, deps: Deps, now: datetime) -> Row:
 async def board(deps: Deps) -> Board:
     """Read the open queue and today's SLA share."""
     now = deps.clock.now()
-    async with deps.uow() as uow:
-        await uow.console.fold_counts()
-        open_cases = await uow.cases.list_open(limit=ROWS + 1)
-        shown = open_cases[:ROWS]
-        firsts = await uow.mentions.first_of([c.id for c in shown if c.id is not None])
-        counts = await uow.cases.count_open()
-        today = await uow.reports.sla_counts(
-            parse_period("today", now=now, zone=deps.team.zone), now=now)
-        await uow.commit()
-    rows = [_row(case, firsts.get(case.id or 0), deps, now) for case in shown]
+    async with deps.reads() as uow:
+        read = await uow.console.board(
+            rows=ROWS, period=parse_period("today", now=now, zone=deps.team.zone), now=now)
+    figures = read.figures
+    if figures.to_fold:
+        async with deps.uow() as uow:
+            await uow.console.fold_counts()
+            await uow.commit()
+    rows = [_row(case, first, deps, now) for case, first in read.head]
     tiers = []
     for tier in Tier:
         mine = [r for r in rows if r.tier == tier.value]
         minutes = deps.team.sla.for_tier(tier).first_response_minutes
         tiers.append(TierCount(
             tier=tier.value, label=deps.catalog(f"report.tier_{tier.value}", minutes=minutes),
-            open=counts.get(tier, 0),
+            open=figures.open.get(tier, 0),
             warning=sum(r.level == "warning" for r in mine),
             overdue=sum(r.level == "overdue" for r in mine),
         ))
-    total = today
-    more = sum(counts.values()) - len(rows)
+    today = figures.share
+    more = sum(figures.open.values()) - len(rows)
     return Board(now=now, rows=rows, more=max(0, more), tiers=tiers,
-                 met_share=total.met_share, met=total.met, missed=total.missed,
-                 pending=total.pending)
+                 met_share=today.met_share, met=today.met, missed=today.missed,
+                 pending=today.pending)
 
 
 def payload(board: Board, pages: Pages, incidents: Sequence[Banner] = ()) -> str:
@@ -191,7 +190,7 @@ class LiveBoard:
             put_latest(queue, None)
 
     async def _mark(self) -> QueueMark:
-        async with self._deps.uow() as uow:
+        async with self._deps.reads() as uow:
             return await uow.console.queue_mark()
 
     async def run(self) -> None:

@@ -1,4 +1,5 @@
-"""The web console's sign-in records: password hashes, one-time links, sessions.
+"""The web console's sign-in records: password hashes, one-time links, sessions; and
+what its live pages read.
 
 Secrets are never stored, only their hashes (the caller hashes). A link is used by a
 conditional update, so that of two clicks on the same link exactly one signs in.
@@ -6,14 +7,24 @@ conditional update, so that of two clicks on the same link exactly one signs in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Select, delete, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socialcare.bot.model import OPEN_STATES
+from socialcare.bot.model import OPEN_STATES, Case, Mention
+from socialcare.bot.reports import Period
 from socialcare.storage import wallboard
+from socialcare.storage.repositories import (
+    CASE_FIELDS,
+    QUEUE_ORDER,
+    case_of,
+    mention_from,
+    queue_first,
+)
 from socialcare.storage.schema import (
     cards,
     cases,
@@ -23,6 +34,7 @@ from socialcare.storage.schema import (
     escalation_cases,
     escalations,
     events,
+    mentions,
 )
 
 
@@ -49,8 +61,17 @@ class QueueMark:
     versions: int
 
 
+@dataclass(frozen=True)
+class BoardRead:
+    """The wallboard's data as one statement read it: the open queue's first cases in
+    work order, each with its first mention, and the counts."""
+
+    head: list[tuple[Case, Mention | None]]
+    figures: wallboard.Figures
+
+
 class SqlConsoleRepository:
-    """The console's sign-in tables, and the marks its live pages watch."""
+    """The console's sign-in tables, and what its live pages read and watch."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -142,6 +163,29 @@ class SqlConsoleRepository:
         (`socialcare.storage.wallboard.fold`)."""
         await wallboard.fold(self._conn, above=above)
 
+    async def board(self, *, rows: int, period: Period, now: datetime) -> BoardRead:
+        """Read the wallboard's data: the open queue's first `rows` cases
+        (`SqlCaseRepository.list_open`) with their first mentions, the open cases per tier
+        and `period`'s SLA counts (`socialcare.storage.wallboard.figures`).
+
+        One statement, so that one state of the database answers and a board costs one
+        round trip (eight, read one by one, took most of its time on a busy server)."""
+        found = (await self._conn.execute(
+            _board(), {"limit": rows, **wallboard.sla_parameters(period, now=now)})).all()
+        # By position: a row is the figures, the case's columns (in the order `Case`
+        # takes them), its first mention's.
+        cases_at, mentions_at = _board_offsets()
+        cases_end = cases_at + len(CASE_FIELDS)
+        head = []
+        for row in found:
+            if row[cases_at] is None:  # the figures' row, joined to no case
+                continue
+            first = None
+            if row[mentions_at] is not None:
+                first = mention_from(dict(zip(_MENTION_NAMES, row[mentions_at:], strict=True)))
+            head.append((case_of(row[cases_at:cases_end]), first))
+        return BoardRead(head, wallboard.read_figures(found[0]._mapping))
+
     async def queue_mark(self) -> QueueMark:
         """Return the open queue's mark: two small indexed reads."""
         last_event = (await self._conn.execute(select(func.max(events.c.id)))).scalar()
@@ -170,3 +214,32 @@ class SqlConsoleRepository:
         if version is None:
             return ""
         return ".".join(str(value or 0) for value in (version, *others))
+
+
+_MENTION_NAMES = [c.name for c in mentions.columns]
+
+
+@functools.cache
+def _board_offsets() -> tuple[int, int]:
+    """Where a row of `_board` holds its case's columns and its mention's."""
+    keys = list(_board().selected_columns.keys())
+    return keys.index(CASE_FIELDS[0]), keys.index(f"m_{_MENTION_NAMES[0]}")
+
+
+@functools.cache
+def _board() -> Select[Any]:
+    """The board's one statement: the figures' one row, joined to the queue's first
+    `limit` cases (none: one row of figures alone) and each case's first mention, in
+    work order. Built once."""
+    first = queue_first()
+    earliest = mentions.alias("earliest")
+    head = (select(cases, select(func.min(earliest.c.id))
+                   .where(earliest.c.case_id == cases.c.id).scalar_subquery()
+                   .label("first_mention"), *(first.c[name] for name in QUEUE_ORDER))
+            .join(first, first.c.id == cases.c.id).subquery("head"))
+    figures = wallboard.figures().subquery("figures")
+    return (select(figures, *(head.c[name] for name in CASE_FIELDS),
+                   *(c.label(f"m_{c.name}") for c in mentions.columns))
+            .select_from(figures.outerjoin(head, true())
+                         .outerjoin(mentions, mentions.c.id == head.c.first_mention))
+            .order_by(*(head.c[name] for name in QUEUE_ORDER)))

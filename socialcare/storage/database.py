@@ -19,7 +19,13 @@ from socialcare.storage import facts
 from socialcare.storage.announcements import SqlAnnouncementRepository
 from socialcare.storage.cards import SqlCardRepository
 from socialcare.storage.console import SqlConsoleRepository
-from socialcare.storage.engine import create_engine, ping, upgrade, upgrade_if_behind
+from socialcare.storage.engine import (
+    READS_ONLY,
+    create_engine,
+    ping,
+    upgrade,
+    upgrade_if_behind,
+)
 from socialcare.storage.escalations import SqlEscalationRepository, SqlNoticeRepository
 from socialcare.storage.incidents import SqlIncidentRepository
 from socialcare.storage.jobs import SqlJobRepository
@@ -38,7 +44,10 @@ __all__ = ["SqlUnitOfWork", "create_engine", "ping", "upgrade", "upgrade_if_behi
 
 
 class SqlUnitOfWork:
-    """A transaction over the SQL repositories; see `socialcare.bot.ports.UnitOfWork`."""
+    """A transaction over the SQL repositories; see `socialcare.bot.ports.UnitOfWork`.
+
+    One that only reads (`reads_only`) is never committed, and on PostgreSQL it is
+    no transaction: each statement reads on its own (`Deps.reads`)."""
 
     cases: SqlCaseRepository
     mentions: SqlMentionRepository
@@ -55,12 +64,14 @@ class SqlUnitOfWork:
     incidents: SqlIncidentRepository
 
     def __init__(self, engine: AsyncEngine, *,
-                 give_way: Callable[[], Awaitable[None]] | None = None) -> None:
+                 give_way: Callable[[], Awaitable[None]] | None = None,
+                 reads_only: bool = False) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
         # Awaited before each transaction: the running app's requests in flight go
         # first (`socialcare.foreground`).
         self._give_way = give_way
+        self._reads_only = reads_only
 
     async def __aenter__(self) -> Self:
         if self._conn is not None:
@@ -69,6 +80,8 @@ class SqlUnitOfWork:
             await self._give_way()
         conn = await self._engine.connect()
         try:
+            if self._reads_only:
+                await conn.execution_options(**_READS[conn.dialect.name])
             await conn.begin()
         except BaseException:
             await conn.close()
@@ -109,12 +122,21 @@ class SqlUnitOfWork:
         """Bring the touched cases' facts in step with their events, and commit."""
         if self._conn is None:
             raise RuntimeError("commit outside a transaction")
+        if self._reads_only:
+            raise RuntimeError("a unit of work that only reads has nothing to commit")
         await facts.refresh(self._conn, self.events.touched, self.events,
                             label=self.events.labelled, relabel=self.events.relabelled)
         self.events.touched.clear()
         self.events.labelled.clear()
         self.events.relabelled.clear()
         await self._conn.commit()
+
+
+# A unit of work that only reads: on PostgreSQL each statement on its own, no BEGIN and
+# COMMIT (two round trips; at READ COMMITTED a transaction's statements each see their
+# own snapshot anyway); on SQLite a deferred BEGIN, which takes no write lock.
+_READS: dict[str, dict[str, object]] = {"postgresql": {"isolation_level": "AUTOCOMMIT"},
+                                        "sqlite": {READS_ONLY: True}}
 
 
 async def _end(conn: AsyncConnection) -> None:

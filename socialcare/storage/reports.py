@@ -120,23 +120,8 @@ class SqlReportRepository:
         """Return how many of the period's cases met, missed and are pending their
         first-response SLA (the wallboard's share; `socialcare.bot.metrics.sla_met`)
         without a report: from the counts kept per quarter hour of publication and
-        minute of deadline (`socialcare.storage.wallboard`), reading the facts only for
-        the deadlines of this minute still to come (`ix_case_facts_waiting`)."""
-        this_minute = wallboard.minute(now)
-        next_minute = datetime.fromtimestamp((this_minute + 1) * 60, UTC)
-        pending_now = int((await self._conn.execute(
-            select(func.count()).where(
-                f.c.first_answer_at.is_(None), f.c.dismissed_at.is_(None),
-                f.c.response_due_at >= now, f.c.response_due_at < next_minute,
-                self._in(period)))).scalar() or 0)
-        sums = await wallboard.sla_sums(self._conn, period.start, period.end,
-                                        after=this_minute)
-        pending = pending_now + sums.waiting_later
-        # Waiting, dismissed after the deadline: the deadline has passed (a dismissal
-        # comes before now), missed.
-        return Group("all", met=sums.met,
-                     missed=sums.late + sums.waiting - pending + sums.dismissed_late,
-                     pending=pending)
+        minute of deadline (`socialcare.storage.wallboard.sla_share`)."""
+        return await wallboard.sla_share(self._conn, period, now=now)
 
     async def answer_forms(self, period: Period) -> dict[str, int]:
         """Count the answers given in a period by their form; an answer recorded before

@@ -74,12 +74,33 @@ def names(joined: str | None) -> tuple[str, ...]:
 
 
 def _case(row: Row[Any]) -> Case:
-    values = dict(row._mapping)
+    return case_from(dict(row._mapping))
+
+
+def case_from(values: dict[str, Any]) -> Case:
+    """Return the case a row's values (by column name) hold; takes `values` over."""
     values["topics"], values["places"] = names(values["topics"]), names(values["places"])
     values["tier"] = Tier(values["tier"])
     values["priority"] = Priority(values["priority"])
     values["state"] = State(values["state"])
     return Case(**values)
+
+
+# The case's fields in the order `Case` takes them; a case built from its values by
+# position takes a quarter of the time it takes by name (2.5 µs against 10 µs).
+CASE_FIELDS = [f.name for f in dataclasses.fields(Case)]
+_TIER, _PRIORITY, _STATE, _TOPICS, _PLACES = (
+    CASE_FIELDS.index(name) for name in ("tier", "priority", "state", "topics", "places"))
+
+
+def case_of(values: Sequence[Any]) -> Case:
+    """Return the case whose column values are given in the order of `CASE_FIELDS`."""
+    given = list(values)
+    given[_TIER] = Tier(given[_TIER])
+    given[_PRIORITY] = Priority(given[_PRIORITY])
+    given[_STATE] = State(given[_STATE])
+    given[_TOPICS], given[_PLACES] = names(given[_TOPICS]), names(given[_PLACES])
+    return Case(*given)
 
 
 # A case by id, and a changed case stored if still at the version it was read at: built
@@ -237,6 +258,12 @@ class SqlCaseRepository:
         return at
 
 
+# The queue's limit, written into the statement: with a bound `LIMIT $1` PostgreSQL
+# cannot tell that a few rows are read, its generic plan looks dear, and it plans the
+# statement anew at every run (2–4 ms of the server's time a board).
+_LIMIT = bindparam("limit", type_=sa.Integer, literal_execute=True)
+
+
 @functools.cache
 def _queue_heads() -> Any:
     """The first rows of each open state and priority, with a deadline and without, in
@@ -249,21 +276,33 @@ def _queue_heads() -> Any:
                 heads.append(
                     select(cases.c.id, cases.c.response_due_at, cases.c.priority)
                     .where(mine, due).order_by(cases.c.response_due_at, cases.c.id)
-                    .limit(bindparam("limit")).subquery().select())
+                    .limit(_LIMIT).subquery().select())
     return sa.union_all(*heads)
+
+
+# The columns of `queue_first` that put its cases in work order.
+QUEUE_ORDER = ("o0", "o1", "o2", "o3")
+
+
+@functools.cache
+def queue_first() -> Any:
+    """The open queue's first `limit` cases in work order, as a subquery: their `id`
+    and the keys to order them by (`QUEUE_ORDER`): the heads of `_queue_heads` merged
+    (deadline, those without last; urgent first; id)."""
+    heads = _queue_heads().subquery()
+    rank = sa.case({p.value: p.rank for p in Priority}, value=heads.c.priority)
+    order = (heads.c.response_due_at.is_(None), heads.c.response_due_at, rank, heads.c.id)
+    return (select(heads.c.id, *(o.label(name) for name, o in zip(QUEUE_ORDER, order,
+                                                                   strict=True)))
+            .order_by(*order).limit(_LIMIT).subquery())
 
 
 @functools.cache
 def _queue_head() -> Any:
-    """The open queue's first `limit` cases, whole rows, in work order: the heads of
-    `_queue_heads` merged (deadline, those without last; urgent first; id)."""
-    heads = _queue_heads().subquery()
-    rank = sa.case({p.value: p.rank for p in Priority}, value=heads.c.priority)
-    order = (heads.c.response_due_at.is_(None), heads.c.response_due_at, rank, heads.c.id)
-    first = (select(heads.c.id, *(o.label(f"o{i}") for i, o in enumerate(order)))
-             .order_by(*order).limit(bindparam("limit")).subquery())
+    """The open queue's first `limit` cases, whole rows, in work order."""
+    first = queue_first()
     return (select(cases).join(first, first.c.id == cases.c.id)
-            .order_by(*(first.c[f"o{i}"] for i in range(len(order)))))
+            .order_by(*(first.c[name] for name in QUEUE_ORDER)))
 
 
 def _mention_row(m: Mention) -> dict[str, Any]:
@@ -278,14 +317,19 @@ def _mention_row(m: Mention) -> dict[str, Any]:
 
 
 def _mention(row: Row[Any]) -> Mention:
+    return mention_from(row._mapping)
+
+
+def mention_from(row: Mapping[str, Any]) -> Mention:
+    """Return the mention a row's values (by column name) hold."""
     return Mention(
-        id=row.id, case_id=row.case_id, source=row.source, external_id=row.external_id,
-        platform=row.platform, text=row.text, published_at=row.published_at,
-        collected_at=row.collected_at, thread_key=row.thread_key, parent_id=row.parent_id,
-        url=row.url, from_brand=row.from_brand,
-        author=Author(
-            id=row.author_id, name=row.author_name, handle=row.author_handle, url=row.author_url
-        ),
+        id=row["id"], case_id=row["case_id"], source=row["source"],
+        external_id=row["external_id"], platform=row["platform"], text=row["text"],
+        published_at=row["published_at"], collected_at=row["collected_at"],
+        thread_key=row["thread_key"], parent_id=row["parent_id"], url=row["url"],
+        from_brand=row["from_brand"],
+        author=Author(id=row["author_id"], name=row["author_name"],
+                      handle=row["author_handle"], url=row["author_url"]),
     )
 
 

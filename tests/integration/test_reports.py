@@ -198,7 +198,7 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
     seed: int, span: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from socialcare.storage import redis as redis_store
-    from socialcare.storage.database import create_engine
+    from socialcare.storage.database import SqlUnitOfWork, create_engine
     from tests.conftest import database_url, reset_database
 
     url = database_url(tmp_path_factory.mktemp("reports"))
@@ -225,6 +225,12 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
             head = await uow.cases.list_open(limit=7)
             every_open = await uow.cases.list_open(limit=500)
             all_cases = await uow.cases.get_many(list(range(1, 200)))
+            firsts = await uow.mentions.first_of(list(all_cases))
+        # The board's one statement, outside a transaction on PostgreSQL.
+        async with SqlUnitOfWork(engine, reads_only=True) as uow:
+            read = await uow.console.board(
+                rows=7, period=parse_period("today", now=clock.now(), zone=TEAM.zone),
+                now=clock.now())
         # Folded into one row per key, the kept counts stay the same.
         async with storage.uow() as uow:
             await uow.console.fold_counts(above=0)
@@ -274,6 +280,11 @@ async def test_a_report_equals_a_brute_force_recomputation_from_the_events(
                                                c.response_due_at or T0, c.priority.rank, c.id))
     assert [c.id for c in every_open] == [c.id for c in work_order]
     assert [c.id for c in head] == [c.id for c in work_order[:7]]
+    # The board's read holds the same: the head with each case's first mention, the
+    # counts per tier and today's share.
+    assert [(case, first) for case, first in read.head] == [
+        (all_cases[c.id], firsts.get(c.id)) for c in work_order[:7]]
+    assert (read.figures.open, read.figures.share) == (open_counts, today)
     if url.startswith("postgresql"):  # on SQLite the report is this very computation
         # Every breakdown, day and breach of the report aggregated in SQL is the
         # definition's, computed in Python from the same facts.
