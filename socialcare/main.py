@@ -150,7 +150,9 @@ async def runtime(settings: Settings, *, clock: Clock | None = None,
             announcement_webhooks=_announcement_webhooks(settings, session),
         )
         if bolt is not None:
-            slack_handlers.register(bolt, deps)
+            # Stopping, the work of requests already acknowledged ends before the
+            # database, Redis and the HTTP session close (Slack sends none of them again).
+            stack.push_async_callback(slack_handlers.register(bolt, deps).wait)
         if telegram is not None:
             telegram_handlers.register(telegram, deps)
         dispatcher = Dispatcher(

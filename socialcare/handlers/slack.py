@@ -75,6 +75,35 @@ _ANNOUNCEMENT_BUTTON = re.compile(r"^sc1a:")
 AFTER_ACK_AT_ONCE = 2
 
 
+# How long the app's stop waits for the work of requests already acknowledged.
+AFTER_ACK_STOP_SECONDS = 10.0
+
+
+class AfterAcks:
+    """The listeners' work after their acks. Bolt runs each listener in a task of its own
+    that nothing awaits, and Slack never sends an acknowledged request again: the app's
+    stop waits for that work (`wait`) before the database and Redis close under it."""
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def keep(self) -> None:
+        """Count the calling listener's task among the work the stop waits for."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def wait(self, seconds: float = AFTER_ACK_STOP_SECONDS) -> None:
+        """Wait for the acknowledged requests' work still running (up to `seconds`)."""
+        if not self._running:
+            return
+        _done, late = await asyncio.wait(set(self._running), timeout=seconds)
+        if late:
+            log.warning("%d acknowledged Slack request(s) still not done %.0f s into the "
+                        "stop: left unfinished", len(late), seconds)
+
+
 def _case_click(body: Mapping[str, Any]) -> bool:
     """Tell whether a request is a click on a case card's button (or select)."""
     actions = body.get("actions")
@@ -94,9 +123,11 @@ def private_blocks(text: str, link: str | None = None) -> list[dict[str, Any]]:
     ]}]
 
 
-def register(bolt: AsyncApp, deps: Deps) -> None:
-    """Add socialcare's listeners to a Bolt app."""
+def register(bolt: AsyncApp, deps: Deps) -> AfterAcks:
+    """Add socialcare's listeners to a Bolt app; return their work after the acks, for the
+    app's stop to wait for."""
     text = deps.catalog
+    after_acks = AfterAcks()
     replays = Replays(deps.redis)
 
     @bolt.middleware
@@ -150,6 +181,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.action(_CASE_BUTTON)
     async def on_case_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                              respond: Any, client: Any, context: dict[str, Any]) -> None:
+        after_acks.keep()
         await ack()
         # The other clicks in flight are answered first; then this one is marked as
         # taken (a click Slack sends again is acted on once) and worked on.
@@ -222,6 +254,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.action(_ANNOUNCEMENT_BUTTON)
     async def on_announcement_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                                      respond: Any) -> None:
+        after_acks.keep()
         await ack()
         try:
             clicked = AnnouncementAction.unpack(action["action_id"])
@@ -240,6 +273,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.action(_ESCALATION_BUTTON)
     async def on_escalation_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                                    respond: Any, client: Any) -> None:
+        after_acks.keep()
         await ack()
         person = roster(body["user"]["id"])
         if person is None:
@@ -268,6 +302,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.view(slack_views.REPLY_VIEW)
     async def on_reply(ack: Any, body: dict[str, Any], view: dict[str, Any],
                        client: Any) -> None:
+        after_acks.keep()
         answer = slack_views.reply_text(view, deps.team.saved_replies)
         if not answer:
             await ack(response_action="errors", errors={"text": text("reply.empty")})
@@ -301,6 +336,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.view(slack_views.CALLBACK_VIEW)
     async def on_callback(ack: Any, body: dict[str, Any], view: dict[str, Any],
                           client: Any) -> None:
+        after_acks.keep()
         given = slack_views.values(view)
         ask, phone = given.get("ask", ""), given.get("phone", "")
         if not ask and not phone:
@@ -326,6 +362,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.view(slack_views.ESCALATE_VIEW)
     async def on_escalate(ack: Any, body: dict[str, Any], view: dict[str, Any],
                           client: Any) -> None:
+        after_acks.keep()
         given = slack_views.values(view)
         case_id, _, channel = view["private_metadata"].partition("|")
         errors = {}
@@ -355,6 +392,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.view(slack_views.WRITE_VIEW)
     async def on_write(ack: Any, body: dict[str, Any], view: dict[str, Any],
                        client: Any) -> None:
+        after_acks.keep()
         written = slack_views.values(view).get("text", "")
         if not written:
             await ack(response_action="errors", errors={"text": text("error.empty_comment")})
@@ -371,6 +409,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.view(slack_views.REASSIGN_VIEW)
     async def on_reassign(ack: Any, body: dict[str, Any], view: dict[str, Any],
                           client: Any) -> None:
+        after_acks.keep()
         await ack()
         user = body["user"]["id"]
         person = roster(user)
@@ -389,6 +428,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     @bolt.view(slack_views.HANDOFF_VIEW)
     async def on_handoff(ack: Any, body: dict[str, Any], view: dict[str, Any],
                          client: Any) -> None:
+        after_acks.keep()
         await ack()
         user = body["user"]["id"]
         person = roster(user)
@@ -406,10 +446,11 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
             return
         deps.wake()
 
-    slack_incidents.register(bolt, deps, tell=tell, say_privately=say_privately)
+    slack_incidents.register(bolt, deps, tell=tell, say_privately=say_privately,
+                             keep=after_acks.keep)
 
     for name in COMMANDS:
-        bolt.command(f"/{name}")(_command_listener(name, deps, say_privately))
+        bolt.command(f"/{name}")(_command_listener(name, deps, say_privately, after_acks))
 
     @bolt.error
     async def on_error(error: Exception, body: dict[str, Any], context: dict[str, Any]) -> None:
@@ -418,6 +459,8 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         key = context.get("replay_key")
         if key and storage_failed(error):
             await replays.give_back(key)
+
+    return after_acks
 
 
 # A picture larger than this is refused before it is downloaded (no platform takes more
@@ -486,8 +529,10 @@ async def _escalate_form(case_id: int, channel: str, deps: Deps) -> dict[str, An
     )
 
 
-def _command_listener(name: str, deps: Deps, say_privately: Any) -> Any:
+def _command_listener(name: str, deps: Deps, say_privately: Any,
+                      after_acks: AfterAcks) -> Any:
     async def on_command(ack: Any, command: dict[str, Any], respond: Any, client: Any) -> None:
+        after_acks.keep()
         await ack()
         person = deps.team.person_by_slack(command["user_id"])
         if name == "calc" and person is not None:

@@ -78,14 +78,17 @@ def submitted(view: dict[str, Any]) -> tuple[IncidentAction, str, str] | None:
     return action, channel, written
 
 
-def register(bolt: AsyncApp, deps: Deps, *, tell: Tell, say_privately: SayPrivately) -> None:
+def register(bolt: AsyncApp, deps: Deps, *, tell: Tell, say_privately: SayPrivately,
+             keep: Callable[[], None]) -> None:
     """Add the incident buttons' listeners to a Bolt app (`tell` and `say_privately`
-    are the Slack handlers' private answers)."""
+    are the Slack handlers' private answers; `keep` counts a listener's work among what
+    the app's stop waits for)."""
     text = deps.catalog
 
     @bolt.action(_INCIDENT_BUTTON)
     async def on_incident_button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                                  respond: Any, client: Any) -> None:
+        keep()
         await ack()
         try:
             clicked = IncidentAction.unpack(action["action_id"])
@@ -109,6 +112,7 @@ def register(bolt: AsyncApp, deps: Deps, *, tell: Tell, say_privately: SayPrivat
     @bolt.view(INCIDENT_VIEW)
     async def on_incident_form(ack: Any, body: dict[str, Any], view: dict[str, Any],
                                client: Any) -> None:
+        keep()
         parsed = submitted(view)
         if parsed is None:
             await ack(response_action="errors", errors={_FIELD: text("error.unknown_button")})

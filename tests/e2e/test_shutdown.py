@@ -9,9 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.handlers.background import STOP_SECONDS
-from tests.conftest import TEST_REDIS_URL, FlowingClock
-from tests.e2e.chat import mention, minutes_ago, running_chat
+from socialcare.storage.database import SqlUnitOfWork, create_engine
+from tests.conftest import TEST_REDIS_URL, FlowingClock, database_url
+from tests.e2e.chat import (
+    AIGERIM_SLACK,
+    OUTLIVE_GRACE,
+    SLACK_CHANNEL,
+    eventually,
+    mention,
+    minutes_ago,
+    running_chat,
+)
 
 # The loops of a process with every role and both messengers, by task name.
 LOOPS = {"cards", "announcements", "scheduler", "collectors", "worker", "wallboard"} | (
@@ -68,6 +78,46 @@ async def test_a_stop_while_the_loops_wait_for_the_database_leaves_nothing_runni
     await releasing
 
     assert await _still_running(within=STOP_SECONDS) == []
+
+
+async def test_a_click_acknowledged_as_the_stop_begins_is_acted_on_before_the_database_closes(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    # On PostgreSQL only the claim waits (for the case's row); on SQLite the whole
+    # database is locked, so the loops' own stop waits for the lock too and the click's
+    # work ends with them either way.
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
+        await eventually(lambda: chat.slack_cards())
+        holder = await chat.deps.engine.connect()
+        if holder.dialect.name == "sqlite":
+            await holder.exec_driver_sql("SELECT 1")  # in BEGIN IMMEDIATE: the write lock
+        else:  # the case's row alone: the loops go on, only the claim waits
+            await holder.exec_driver_sql("SELECT id FROM cases WHERE id = 1 FOR UPDATE")
+        # Acknowledged at once; Bolt works on it in a task of its own, which waits for
+        # the lock — and Slack will never send this click again.
+        delivery = await chat.slack_send(chat.slack.block_actions(
+            action_id=CaseAction(ActionKind.CLAIM, 1).pack(), channel=SLACK_CHANNEL,
+            user=AIGERIM_SLACK))
+        assert delivery.status == 200
+
+        async def release_later() -> None:
+            # Well into the stop: later than a task left behind is given to end after it.
+            await asyncio.sleep(OUTLIVE_GRACE + 4)
+            await holder.rollback()
+            await holder.close()
+
+        releasing = asyncio.create_task(release_later())
+        await asyncio.sleep(0.5)
+    await releasing
+
+    engine = create_engine(database_url(tmp_path))
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            case = await uow.cases.get(1)
+    finally:
+        await engine.dispose()
+    assert case.claimed_by == "aigerim"
 
 
 async def test_a_task_left_running_after_the_stop_fails_the_test_naming_it(
