@@ -1,5 +1,6 @@
 """The clock's ticks as domain commands: fire due SLA points and lapsed claims, keep
-gauges current.
+gauges current, post due reports; and, in a loop of its own beside them, watch for
+surges that become incidents.
 
 Runs in every process that has the scheduler role; the database decides which
 process fires a point, so any number of them may run.
@@ -384,7 +385,6 @@ async def _run(deps: Deps) -> None:
     loop = asyncio.get_running_loop()
     digest_done: Week | None = None  # spares the database a claim every second
     reports_checked = -math.inf  # at once, however short the uptime of the clock
-    incidents_checked = -math.inf
     while True:
         background.stop_if_asked()
         await deps.foreground.give_way()  # the requests in flight first
@@ -393,11 +393,6 @@ async def _run(deps: Deps) -> None:
             # A full sweep means more is due: sweep again at once, not a second later.
             busy = len(await tick(deps)) >= timers.BATCH
             await deliver_webhooks(deps)
-            # Incidents before reports: a surge is not kept waiting behind the drawing
-            # of a report's charts.
-            if loop.time() - incidents_checked >= deps.team.incidents.check_seconds:
-                incidents_checked = loop.time()
-                await watch_incidents(deps)
             if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
                 await post_due_reports(deps)
                 await tell_of_language_gaps(deps)
@@ -418,6 +413,27 @@ async def _run(deps: Deps) -> None:
         await asyncio.sleep(pause)
 
 
+async def _watch(deps: Deps) -> None:
+    """Look for surges every `check_seconds`, beside the SLA sweep rather than in it:
+    opening an incident links every case of its surge (thousands, in a big one), and the
+    points falling due meanwhile are not kept waiting behind that — nor is a surge kept
+    waiting behind a report's charts."""
+    backoff = TICK_SECONDS
+    while True:
+        background.stop_if_asked()
+        await deps.foreground.give_way()  # the requests in flight first
+        try:
+            await watch_incidents(deps)
+            backoff, pause = TICK_SECONDS, deps.team.incidents.check_seconds
+        except Exception:
+            background.stop_if_asked()
+            log.exception("incident check failed; retrying in %.0f s", backoff)
+            pause = backoff
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        await asyncio.sleep(pause)
+
+
 def register(app: web.Application, deps: Deps) -> None:
-    """Run the SLA timers for as long as the app runs."""
+    """Run the SLA timers, and the incidents' watch, for as long as the app runs."""
     background.run_while_serving(app, "scheduler", lambda: _run(deps))
+    background.run_while_serving(app, "incidents", lambda: _watch(deps))
