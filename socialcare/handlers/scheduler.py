@@ -1,6 +1,6 @@
 """The clock's ticks as domain commands: fire due SLA points and lapsed claims, keep
-gauges current, post due reports; and, in a loop of its own beside them, watch for
-surges that become incidents.
+gauges current; and, each in a loop of its own beside them, watch for surges that
+become incidents and post the scheduled reports and the digest.
 
 Runs in every process that has the scheduler role; the database decides which
 process fires a point, so any number of them may run.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -383,8 +383,6 @@ async def _run(deps: Deps) -> None:
     backoff = TICK_SECONDS
     counted = 0.0
     loop = asyncio.get_running_loop()
-    digest_done: Week | None = None  # spares the database a claim every second
-    reports_checked = -math.inf  # at once, however short the uptime of the clock
     while True:
         background.stop_if_asked()
         await deps.foreground.give_way()  # the requests in flight first
@@ -393,13 +391,6 @@ async def _run(deps: Deps) -> None:
             # A full sweep means more is due: sweep again at once, not a second later.
             busy = len(await tick(deps)) >= timers.BATCH
             await deliver_webhooks(deps)
-            if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
-                await post_due_reports(deps)
-                await tell_of_language_gaps(deps)
-                reports_checked = loop.time()
-            if due_digest(deps.team, deps.clock.now()) != digest_done:
-                digest_done = await post_due_digest(deps) or due_digest(
-                    deps.team, deps.clock.now())
             if loop.time() - counted >= GAUGE_SECONDS:
                 await count_open(deps)
                 counted = loop.time()
@@ -413,27 +404,53 @@ async def _run(deps: Deps) -> None:
         await asyncio.sleep(pause)
 
 
-async def _watch(deps: Deps) -> None:
-    """Look for surges every `check_seconds`, beside the SLA sweep rather than in it:
-    opening an incident links every case of its surge (thousands, in a big one), and the
-    points falling due meanwhile are not kept waiting behind that — nor is a surge kept
-    waiting behind a report's charts."""
+async def _repeat(deps: Deps, what: str, work: Callable[[], Awaitable[object]], *,
+                  every: float) -> None:
+    """Do `work` every `every` seconds, beside the SLA sweep rather than in it (backing
+    off while it fails): what it waits for — a surge's thousands of cases being linked,
+    a report's charts, a chat's rate limit — keeps no point falling due waiting."""
     backoff = TICK_SECONDS
     while True:
         background.stop_if_asked()
         await deps.foreground.give_way()  # the requests in flight first
         try:
-            await watch_incidents(deps)
-            backoff, pause = TICK_SECONDS, deps.team.incidents.check_seconds
+            await work()
+            backoff, pause = TICK_SECONDS, every
         except Exception:
             background.stop_if_asked()
-            log.exception("incident check failed; retrying in %.0f s", backoff)
+            log.exception("%s failed; retrying in %.0f s", what, backoff)
             pause = backoff
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         await asyncio.sleep(pause)
 
 
+def _post_due(deps: Deps) -> Callable[[], Awaitable[None]]:
+    """Return the round of the reports' loop: the scheduled reports (every
+    REPORTS_CHECK_SECONDS) and the weekly digest once due."""
+    loop = asyncio.get_running_loop()
+    reports_checked = -math.inf  # at once, however short the uptime of the clock
+    digest_done: Week | None = None  # spares the database a claim every second
+
+    async def post_due() -> None:
+        nonlocal reports_checked, digest_done
+        if loop.time() - reports_checked >= REPORTS_CHECK_SECONDS:
+            await post_due_reports(deps)
+            await tell_of_language_gaps(deps)
+            reports_checked = loop.time()
+        if due_digest(deps.team, deps.clock.now()) != digest_done:
+            digest_done = await post_due_digest(deps) or due_digest(
+                deps.team, deps.clock.now())
+
+    return post_due
+
+
 def register(app: web.Application, deps: Deps) -> None:
-    """Run the SLA timers, and the incidents' watch, for as long as the app runs."""
+    """Run the SLA timers, and beside them the incidents' watch and the scheduled reports
+    (each a loop of its own: a surge is not kept waiting behind a report's charts
+    either), for as long as the app runs."""
     background.run_while_serving(app, "scheduler", lambda: _run(deps))
-    background.run_while_serving(app, "incidents", lambda: _watch(deps))
+    background.run_while_serving(app, "incidents", lambda: _repeat(
+        deps, "incident check", lambda: watch_incidents(deps),
+        every=deps.team.incidents.check_seconds))
+    background.run_while_serving(app, "reports", lambda: _repeat(
+        deps, "scheduled reports", _post_due(deps), every=TICK_SECONDS))

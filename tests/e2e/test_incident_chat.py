@@ -12,6 +12,7 @@ unless its config says so."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -25,9 +26,10 @@ from sqlalchemy import select, update
 from socialcare.bot import incident_replies
 from socialcare.bot.model import EventKind
 from socialcare.handlers import scheduler
+from socialcare.storage.database import create_engine
 from socialcare.storage.redis import lease
 from socialcare.storage.schema import case_facts, cases, incident_cases, incidents
-from tests.conftest import FlowingClock
+from tests.conftest import TEST_DATABASE_URL, FlowingClock, database_url
 from tests.corpus.outage import outage
 from tests.e2e.chat import (
     AIGERIM_SLACK,
@@ -37,6 +39,8 @@ from tests.e2e.chat import (
     TELEGRAM_CHAT,
     Chat,
     eventually,
+    mention,
+    minutes_ago,
     running_chat,
 )
 from tests.e2e.test_collectors import _each, _enable
@@ -548,3 +552,52 @@ async def test_x_takes_no_bulk_replies_unless_its_config_says_so(
     assert {source for _, source, _ in links.values()} == {"x"} and len(links) == 6
     assert {reply for reply, _, _ in links.values()} == {"by_hand"}
     assert not x.posted
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="a lock on one table needs a database "
+                    "server (TEST_DATABASE_URL); SQLite locks the whole file")
+async def test_sla_points_fire_while_an_incident_check_waits(
+    tmp_path: Path, flowing_clock: FlowingClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The incidents are watched beside the SLA sweep, not in it: while a check waits
+    (here for a lock on the incidents; in life, a big surge's thousands of cases being
+    linked), a point falling due still fires."""
+    def every_five_seconds(text: str) -> str:
+        assert "check_seconds = 30" in text
+        return text.replace("check_seconds = 30", "check_seconds = 5", 1)
+
+    caplog.set_level(logging.INFO, logger=scheduler.__name__)
+    async with running_chat(tmp_path, flowing_clock, config=every_five_seconds) as chat:
+        # Its 50 % point (7.5 minutes of 15) falls due 20 s after it is stored.
+        await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 7.5 - 1 / 3)))
+        await eventually(lambda: chat.slack_cards())
+
+        def warned() -> bool:
+            return any(r.getMessage().startswith("SLA warning 50%: case #1")
+                       for r in caplog.records)
+
+        other = create_engine(database_url(tmp_path))  # not the app's connections
+        holder, watcher = await other.connect(), await other.connect()
+        try:
+            await holder.exec_driver_sql("LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE")
+
+            async def check_waits() -> bool:
+                waiting = await watcher.exec_driver_sql(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                    "AND relation = 'incidents'::regclass")
+                return bool(waiting.scalar())
+
+            for _ in range(100):  # the next check begins within 5 s, and waits
+                if await check_waits():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no incident check came to wait for the lock")
+            assert not warned()  # the point falls due while the check waits
+            await eventually(warned)
+            assert await check_waits()  # the check was still waiting all along
+        finally:
+            await holder.rollback()
+            await holder.close()
+            await watcher.close()
+            await other.dispose()

@@ -24,8 +24,8 @@ from tests.e2e.chat import (
 )
 
 # The loops of a process with every role and both messengers, by task name.
-LOOPS = {"cards", "announcements", "scheduler", "incidents", "collectors", "worker",
-         "wallboard"} | (
+LOOPS = {"cards", "announcements", "scheduler", "incidents", "reports", "collectors",
+         "worker", "wallboard"} | (
     {"card-wakeups"} if TEST_REDIS_URL else set())
 
 
