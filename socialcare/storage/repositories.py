@@ -74,16 +74,8 @@ def names(joined: str | None) -> tuple[str, ...]:
 
 
 def _case(row: Row[Any]) -> Case:
-    return case_from(dict(row._mapping))
-
-
-def case_from(values: dict[str, Any]) -> Case:
-    """Return the case a row's values (by column name) hold; takes `values` over."""
-    values["topics"], values["places"] = names(values["topics"]), names(values["places"])
-    values["tier"] = Tier(values["tier"])
-    values["priority"] = Priority(values["priority"])
-    values["state"] = State(values["state"])
-    return Case(**values)
+    values = row._mapping
+    return case_of([values[name] for name in CASE_FIELDS])
 
 
 # The case's fields in the order `Case` takes them; a case built from its values by

@@ -17,6 +17,7 @@ from tests.e2e.chat import (
     AIGERIM_SLACK,
     OUTLIVE_GRACE,
     SLACK_CHANNEL,
+    Chat,
     eventually,
     mention,
     minutes_ago,
@@ -35,6 +36,24 @@ async def _still_running(*, within: float) -> list[asyncio.Task[object]]:
     if others:
         await asyncio.wait(others, timeout=within)
     return [task for task in others if not task.done()]
+
+
+async def _hold_the_database(chat: Chat, on_server: str, *,
+                             seconds: float) -> asyncio.Task[None]:
+    """Hold a lock — SQLite's write lock, or what the statement `on_server` takes on a
+    database server — and return the task that lets it go `seconds` later."""
+    holder = await chat.deps.engine.connect()
+    if holder.dialect.name == "sqlite":
+        await holder.exec_driver_sql("SELECT 1")  # in BEGIN IMMEDIATE: the write lock
+    else:
+        await holder.exec_driver_sql(on_server)
+
+    async def release_later() -> None:
+        await asyncio.sleep(seconds)
+        await holder.rollback()
+        await holder.close()
+
+    return asyncio.create_task(release_later())
 
 
 async def test_every_loop_ends_at_one_cancellation_in_the_middle_of_its_work(
@@ -61,20 +80,10 @@ async def test_a_stop_while_the_loops_wait_for_the_database_leaves_nothing_runni
 ) -> None:
     async with running_chat(tmp_path, flowing_clock) as chat:
         await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
-        holder = await chat.deps.engine.connect()
-        if holder.dialect.name == "sqlite":
-            await holder.exec_driver_sql("SELECT 1")  # in BEGIN IMMEDIATE: the write lock
-        else:
-            await holder.exec_driver_sql("LOCK TABLE cases, cards IN ACCESS EXCLUSIVE MODE")
-
-        async def release_later() -> None:
-            # Long after the stop has begun: every loop met the lock, and is stopped
-            # while its query waits (a loop cancelled then is closing its connection).
-            await asyncio.sleep(4)
-            await holder.rollback()
-            await holder.close()
-
-        releasing = asyncio.create_task(release_later())
+        # Released long after the stop has begun: every loop met the lock, and is stopped
+        # while its query waits (a loop cancelled then is closing its connection).
+        releasing = await _hold_the_database(
+            chat, "LOCK TABLE cases, cards IN ACCESS EXCLUSIVE MODE", seconds=4)
         await asyncio.sleep(1.5)  # the loops' next rounds wait for the lock
     await releasing
 
@@ -90,25 +99,16 @@ async def test_a_click_acknowledged_as_the_stop_begins_is_acted_on_before_the_da
     async with running_chat(tmp_path, flowing_clock) as chat:
         await chat.ingest(mention("ig-1", published=minutes_ago(flowing_clock, 2)))
         await eventually(lambda: chat.slack_cards())
-        holder = await chat.deps.engine.connect()
-        if holder.dialect.name == "sqlite":
-            await holder.exec_driver_sql("SELECT 1")  # in BEGIN IMMEDIATE: the write lock
-        else:  # the case's row alone: the loops go on, only the claim waits
-            await holder.exec_driver_sql("SELECT id FROM cases WHERE id = 1 FOR UPDATE")
+        # On a server the case's row alone: the loops go on, only the claim waits. Let
+        # go well into the stop: later than a task left behind is given to end after it.
+        releasing = await _hold_the_database(
+            chat, "SELECT id FROM cases WHERE id = 1 FOR UPDATE", seconds=OUTLIVE_GRACE + 4)
         # Acknowledged at once; Bolt works on it in a task of its own, which waits for
         # the lock — and Slack will never send this click again.
         delivery = await chat.slack_send(chat.slack.block_actions(
             action_id=CaseAction(ActionKind.CLAIM, 1).pack(), channel=SLACK_CHANNEL,
             user=AIGERIM_SLACK))
         assert delivery.status == 200
-
-        async def release_later() -> None:
-            # Well into the stop: later than a task left behind is given to end after it.
-            await asyncio.sleep(OUTLIVE_GRACE + 4)
-            await holder.rollback()
-            await holder.close()
-
-        releasing = asyncio.create_task(release_later())
         await asyncio.sleep(0.5)
     await releasing
 
