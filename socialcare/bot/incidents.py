@@ -37,6 +37,10 @@ from socialcare.bot.team import IncidentConfig, Person, Role, Team
 
 ATTEMPTS = 8
 _HOUR = timedelta(hours=1)
+# Cases linked to an incident in one transaction at most. Linking holds the rows of its
+# cases' cards until it commits, and the SLA sweep firing one of those cases meanwhile
+# waits for it: a surge of 16,700 cases linked at once held the sweep some 2 s.
+LINK_SLICE = 500
 
 
 class IncidentState(StrEnum):
@@ -243,7 +247,7 @@ async def _open(surge: Surge, *, uow: UnitOfWork, now: datetime, team: Team,
             return None  # another scheduler opened it
         assert incident.id is not None
         case_ids = [case_id for case_id, _ in found]
-        await _link(incident, case_ids, actor=SYSTEM, uow=uow, now=now)
+        await _link(incident, case_ids[:LINK_SLICE], actor=SYSTEM, uow=uow, now=now)
         await uow.incidents.add_events([
             IncidentEvent(incident.id, "first_mention", SYSTEM, incident.first_mention_at),
             IncidentEvent(incident.id, "detected", SYSTEM, now, explanation(incident)),
@@ -265,7 +269,14 @@ async def _open(surge: Surge, *, uow: UnitOfWork, now: datetime, team: Team,
             notice.created_at = now
         await uow.notices.add(notices)
         await uow.commit()
-        return incident
+    # The rest of a big surge joins slice by slice. Should the process stop half-way,
+    # `join_new` links what is left (the cases that match and are not linked).
+    for start in range(LINK_SLICE, len(case_ids), LINK_SLICE):
+        async with uow:
+            await _link(incident, case_ids[start:start + LINK_SLICE], actor=SYSTEM, uow=uow,
+                        now=now)
+            await uow.commit()
+    return incident
 
 
 def explanation(incident: Incident) -> dict[str, Any]:
@@ -311,20 +322,24 @@ async def join_new(*, uow: UnitOfWork, clock: Clock, team: Team) -> dict[int, li
     now = clock.now()
     joined: dict[int, list[int]] = {}
     async with uow:
+        found: list[tuple[Incident, list[int]]] = []
         for incident in await uow.incidents.list_open():
-            assert incident.id is not None
-            found = await uow.incidents.matching(
+            found.append((incident, [case_id for case_id, _ in await uow.incidents.matching(
                 incident.topic, incident.place,
                 since=incident.detected_at - timedelta(minutes=incident.window_minutes),
-                unlinked_of=incident.id)
-            linked = await _link(incident, [case_id for case_id, _ in found], actor=SYSTEM,
-                                 uow=uow, now=now)
-            if linked:
-                await uow.incidents.add_events([IncidentEvent(
-                    incident.id, "joined", SYSTEM, now, {"cases": linked})])
-                joined[incident.id] = linked
-        await uow.commit()
-    return joined
+                unlinked_of=incident.id)]))
+    for incident, case_ids in found:  # a slice a transaction, as `_open` links
+        assert incident.id is not None
+        for start in range(0, len(case_ids), LINK_SLICE):
+            async with uow:
+                linked = await _link(incident, case_ids[start:start + LINK_SLICE],
+                                     actor=SYSTEM, uow=uow, now=now)
+                if linked:
+                    await uow.incidents.add_events([IncidentEvent(
+                        incident.id, "joined", SYSTEM, now, {"cases": linked})])
+                await uow.commit()
+            joined.setdefault(incident.id, []).extend(linked)
+    return {incident_id: linked for incident_id, linked in joined.items() if linked}
 
 
 def lead(team: Team, actor: str) -> Person:

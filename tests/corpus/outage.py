@@ -72,13 +72,15 @@ def normal_day(start: datetime, *, tag: str) -> Iterator[Slot]:
         yield Slot(at, mentions)
 
 
-def outage(start: datetime, *, minutes_per_slot: int = 1) -> Iterator[Slot]:
-    """Yield the outage's 200 mentions from `start`, a slot every minute."""
+def outage(start: datetime, *, minutes_per_slot: int = 1,
+           size: int = OUTAGE_SIZE) -> Iterator[Slot]:
+    """Yield the outage's mentions (200 unless `size` says) from `start`, a slot every
+    minute."""
     slots = OUTAGE_MINUTES // minutes_per_slot
     for s in range(slots):
         at = start + timedelta(minutes=minutes_per_slot * (s + 1))
         mentions = []
-        for n in range(s * OUTAGE_SIZE // slots, (s + 1) * OUTAGE_SIZE // slots):
+        for n in range(s * size // slots, (s + 1) * size // slots):
             template = _OUTAGE[n % len(_OUTAGE)]
             text = template.format(ru=_RU[n % len(_RU)], kk=_KK[n % len(_KK)],
                                    en=_EN[n % len(_EN)], n=n + 1)

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from socialcare.adapters.collectors.signature import sign
 from socialcare.bot import incidents as incident_service
@@ -24,6 +26,7 @@ from socialcare.deps import Deps
 from socialcare.handlers import scheduler
 from socialcare.main import runtime
 from socialcare.settings import Settings
+from socialcare.storage.database import SqlUnitOfWork
 from socialcare.storage.schema import escalations, incident_cases, incidents, notices
 from tests.conftest import ROOT, TEST_REDIS_URL, FakeClock, database_url
 from tests.corpus.outage import OUTAGE_SIZE, Slot, normal_day, outage
@@ -163,6 +166,55 @@ async def test_two_schedulers_open_one_incident(
     assert sum(len(o) for o in opened) == 1
     assert await _count(app_deps, select(func.count()).select_from(incidents)) == 1
     assert await _count(app_deps, select(func.count()).select_from(escalations)) == 1
+
+
+class _StopsAtCommit(SqlUnitOfWork):
+    """A unit of work whose `nth` commit (counted over every transaction it runs) meets
+    the process's stop instead."""
+
+    def __init__(self, engine: AsyncEngine, nth: int) -> None:
+        super().__init__(engine)
+        self._left = nth
+
+    async def commit(self) -> None:
+        self._left -= 1
+        if self._left == 0:
+            raise asyncio.CancelledError
+        await super().commit()
+
+
+async def test_a_surge_is_linked_slice_by_slice_and_a_stop_half_way_leaves_the_rest_to_join(
+    http: TestClient, app_deps: Deps, clock: FakeClock
+) -> None:
+    # Linking holds its cases' cards until it commits (the SLA sweep waits for those),
+    # so a big surge is linked a slice a transaction.
+    size = 3 * incident_service.LINK_SLICE
+    for slot in outage(OUTAGE_AT, minutes_per_slot=3, size=size):
+        clock.current = slot.at
+        await _ingest(http, slot.mentions)
+
+    # Stopped as its third transaction commits: the first surge's incident and two of its
+    # slices are stored.
+    with pytest.raises(asyncio.CancelledError):
+        await incident_service.detect(uow=_StopsAtCommit(app_deps.engine, 3), clock=clock,
+                                      team=app_deps.team, text=app_deps.catalog)
+    async with app_deps.engine.connect() as conn:
+        (first,) = (await conn.execute(select(incidents))).all()
+    surge = first.explanation["count"]  # the cases of the surge, all to be linked
+    assert surge > 2 * incident_service.LINK_SLICE
+    assert await _linked(app_deps, first.id) == 2 * incident_service.LINK_SLICE
+
+    # The next check links the rest and opens that surge no second time.
+    await scheduler.watch_incidents(app_deps)
+    async with app_deps.engine.connect() as conn:
+        opened = (await conn.execute(select(incidents))).all()
+    assert await _linked(app_deps, first.id) == surge
+    assert len({(i.topic, i.place) for i in opened}) == len(opened)
+
+
+async def _linked(deps: Deps, incident_id: int) -> int:
+    return await _count(deps, select(func.count()).select_from(incident_cases)
+                        .where(incident_cases.c.incident_id == incident_id))
 
 
 async def test_the_console_shows_the_open_incident_on_the_wallboard_and_its_page(

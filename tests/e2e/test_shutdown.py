@@ -130,3 +130,26 @@ async def test_a_task_left_running_after_the_stop_fails_the_test_naming_it(
             left.append(asyncio.create_task(asyncio.sleep(3600), name="left behind"))
 
     assert left[0].cancelled()  # not left to the event loop's close
+
+
+async def test_mentions_posted_as_the_stop_begins_are_stored_before_the_database_closes(
+    tmp_path: Path, flowing_clock: FlowingClock
+) -> None:
+    # The request waits for the mentions' table (on SQLite, for the whole database)
+    # when the stop begins; its answer may be lost with the stop, its mentions not.
+    async with running_chat(tmp_path, flowing_clock) as chat:
+        releasing = await _hold_the_database(
+            chat, "LOCK TABLE mentions IN ACCESS EXCLUSIVE MODE", seconds=OUTLIVE_GRACE + 4)
+        posting = asyncio.create_task(chat.ingest(
+            mention("ig-late", published=minutes_ago(flowing_clock, 2))))
+        await asyncio.sleep(0.5)
+    await releasing
+    await asyncio.gather(posting, return_exceptions=True)
+
+    engine = create_engine(database_url(tmp_path))
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            stored = await uow.mentions.existing({("webhook", "ig-late")})
+    finally:
+        await engine.dispose()
+    assert stored == {("webhook", "ig-late")}
