@@ -19,7 +19,7 @@ the official answer once, and resolves it with a follow-up.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -271,12 +271,17 @@ async def _open(surge: Surge, *, uow: UnitOfWork, now: datetime, team: Team,
         await uow.commit()
     # The rest of a big surge joins slice by slice. Should the process stop half-way,
     # `join_new` links what is left (the cases that match and are not linked).
-    for start in range(LINK_SLICE, len(case_ids), LINK_SLICE):
+    for part in _slices(case_ids[LINK_SLICE:]):
         async with uow:
-            await _link(incident, case_ids[start:start + LINK_SLICE], actor=SYSTEM, uow=uow,
-                        now=now)
+            await _link(incident, part, actor=SYSTEM, uow=uow, now=now)
             await uow.commit()
     return incident
+
+
+def _slices(case_ids: list[int]) -> Iterator[list[int]]:
+    """Cut case ids into the slices linked a transaction each (`LINK_SLICE`)."""
+    for start in range(0, len(case_ids), LINK_SLICE):
+        yield case_ids[start:start + LINK_SLICE]
 
 
 def explanation(incident: Incident) -> dict[str, Any]:
@@ -330,10 +335,9 @@ async def join_new(*, uow: UnitOfWork, clock: Clock, team: Team) -> dict[int, li
                 unlinked_of=incident.id)]))
     for incident, case_ids in found:  # a slice a transaction, as `_open` links
         assert incident.id is not None
-        for start in range(0, len(case_ids), LINK_SLICE):
+        for part in _slices(case_ids):
             async with uow:
-                linked = await _link(incident, case_ids[start:start + LINK_SLICE],
-                                     actor=SYSTEM, uow=uow, now=now)
+                linked = await _link(incident, part, actor=SYSTEM, uow=uow, now=now)
                 if linked:
                     await uow.incidents.add_events([IncidentEvent(
                         incident.id, "joined", SYSTEM, now, {"cases": linked})])

@@ -5,7 +5,9 @@ running keeps the process from ever exiting)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -28,6 +30,7 @@ from tests.e2e.chat import (
 LOOPS = {"cards", "announcements", "scheduler", "incidents", "reports", "collectors",
          "worker", "wallboard"} | (
     {"card-wakeups"} if TEST_REDIS_URL else set())
+T = TypeVar("T")
 
 
 async def _still_running(*, within: float) -> list[asyncio.Task[object]]:
@@ -54,6 +57,18 @@ async def _hold_the_database(chat: Chat, on_server: str, *,
         await holder.close()
 
     return asyncio.create_task(release_later())
+
+
+async def _after_the_stop(tmp_path: Path,
+                          read: Callable[[SqlUnitOfWork], Awaitable[T]]) -> T:
+    """Read what the stopped app left in its database, through a unit of work of a
+    fresh engine (the app's own is closed)."""
+    engine = create_engine(database_url(tmp_path))
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            return await read(uow)
+    finally:
+        await engine.dispose()
 
 
 async def test_every_loop_ends_at_one_cancellation_in_the_middle_of_its_work(
@@ -112,12 +127,7 @@ async def test_a_click_acknowledged_as_the_stop_begins_is_acted_on_before_the_da
         await asyncio.sleep(0.5)
     await releasing
 
-    engine = create_engine(database_url(tmp_path))
-    try:
-        async with SqlUnitOfWork(engine) as uow:
-            case = await uow.cases.get(1)
-    finally:
-        await engine.dispose()
+    case = await _after_the_stop(tmp_path, lambda uow: uow.cases.get(1))
     assert case.claimed_by == "aigerim"
 
 
@@ -146,10 +156,6 @@ async def test_mentions_posted_as_the_stop_begins_are_stored_before_the_database
     await releasing
     await asyncio.gather(posting, return_exceptions=True)
 
-    engine = create_engine(database_url(tmp_path))
-    try:
-        async with SqlUnitOfWork(engine) as uow:
-            stored = await uow.mentions.existing({("webhook", "ig-late")})
-    finally:
-        await engine.dispose()
+    stored = await _after_the_stop(
+        tmp_path, lambda uow: uow.mentions.existing({("webhook", "ig-late")}))
     assert stored == {("webhook", "ig-late")}
