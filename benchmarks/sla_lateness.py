@@ -5,12 +5,14 @@ case at the messengers' rate limits meanwhile).
 
 The open cases are stored through the real pipeline (and the database ANALYZEd); the
 running app's own scheduler (`socialcare.handlers.scheduler`, on the system clock)
-does the firing. For a run, the next point of `due` of the cases is moved to fall
-evenly over the next `window` seconds, and every other case's an hour past it: each
-case's clocks are shifted together (the published, started, due and next-alert
-times), as if those customers had written that much earlier. A point's firing time
-is when the scheduler logs it — after its transaction committed — and its lateness is
-that minus its due time. The runs of the two set-ups alternate.
+does the firing. Once seeded, every case's next point is parked an hour past the runs
+(seeding takes minutes: points falling due meanwhile would be fired by the app's first
+sweep while the first run moves them). For a run, the next point of `due` of the cases
+is moved to fall evenly over the next `window` seconds. Each case's clocks are shifted
+together (the published, started, due and next-alert times), as if those customers had
+written that much earlier. A point's firing time is when the scheduler logs it — after
+its transaction committed — and its lateness is that minus its due time. The runs of
+the two set-ups alternate.
 """
 
 from __future__ import annotations
@@ -64,15 +66,18 @@ WITH ranked AS (
 RETURNING c.id, c.next_alert_at
 """
 
-# Once, after seeding: moves every other case's clocks an hour past the runs, so that
-# none of their points comes due by itself during a run.
+# Once, after seeding: moves every case's next point an hour past the runs (spread a
+# hundredth of a second apart), so that none comes due by itself during a run: each run
+# moves its own points back.
 _PARK = """
 WITH ranked AS (
     SELECT id, next_alert_at, row_number() OVER (ORDER BY id) - 1 AS rank
     FROM cases WHERE next_alert_at IS NOT NULL
 ), moved AS (
-    SELECT id, rank, interval '1 hour' + make_interval(secs => rank * 0.01) AS delta
-    FROM ranked WHERE rank >= :due
+    SELECT id, rank,
+           now() + interval '1 hour' + make_interval(secs => rank * 0.01) - next_alert_at
+           AS delta
+    FROM ranked
 )
 """ + _MOVE
 
@@ -121,12 +126,12 @@ async def _shift(url: str, *, due: int, window: float) -> dict[int, float]:
     return moved
 
 
-async def _park(url: str, *, due: int) -> None:
-    """Move every case but the first `due` an hour past the runs."""
+async def _park(url: str) -> None:
+    """Move every case's next point an hour past the runs."""
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text(_PARK), {"due": due})
+            await conn.execute(text(_PARK))
     finally:
         await engine.dispose()
 
@@ -181,7 +186,7 @@ async def measure(*, open_count: int, due: int, window: float, runs: int,
     await stores.flush_redis(redis)
     began = time.perf_counter()
     await open_cases.seed(url, open_count)
-    await _park(url, due=due)
+    await _park(url)
     await _analyze(url)
     log(f"  b. seeded {open_count:,} open cases in {time.perf_counter() - began:.1f} s")
     scheduler_log = logging.getLogger(SCHEDULER_LOG)
