@@ -2,13 +2,14 @@
 against a bare slack-bolt app that only acks, each in a process of its own.
 
 Slack's fake (in the benchmark's process) builds each click as Slack sends it — a
-signed `block_actions` form POST to `/slack/events` — and the time is taken from
-sending the request to reading the answer. socialcare runs whole in a child process
-(PostgreSQL, Redis, its dispatcher posting and editing the cards within the rate
-limits, the scheduler ticking); each click claims a different open case, so the work
-after the ack (the claim's transaction, the card's edit) is real too. The bare app is
-slack-bolt's AsyncApp with one listener that acks, served through the same aiohttp
-route, in another child process.
+signed `block_actions` form POST to `/slack/events` — and a clicking process of its own
+(`benchmarks.clicker`) sends it and takes the time from sending the request to reading
+the answer (the fake, answering socialcare's card edits, never delays that reading).
+socialcare runs whole in a child process (PostgreSQL, Redis, its dispatcher posting and
+editing the cards within the rate limits, the scheduler ticking); each click claims a
+different open case, so the work after the ack (the claim's transaction, the card's
+edit) is real too. The bare app is slack-bolt's AsyncApp with one listener that acks,
+served through the same aiohttp route, in another child process.
 
 Two loads: ten clicks at once (a batch, then a pause), and ten one after the other.
 The batches alternate between the two apps (which goes first alternates too); a pair
@@ -26,13 +27,12 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import time
 from typing import Any
 
-import aiohttp
 from sqlalchemy import func, select
 
 from benchmarks import children, fake_chat, open_cases, running, stores
+from benchmarks.clicker import Clicker, Request, clicker
 from benchmarks.table import Figure, at_most, percentile
 from socialcare.bot.actions import ActionKind, CaseAction
 from socialcare.storage.database import create_engine
@@ -50,29 +50,19 @@ def load_average() -> str:
     return "/".join(f"{load:.2f}" for load in os.getloadavg())
 
 
-async def _click(session: aiohttp.ClientSession, slack: FakeSlack, url: str,
-                 case_id: int) -> float:
-    """Click Claim on a case's card; return the seconds until Slack had the ack."""
+def claim_request(slack: FakeSlack, case_id: int) -> Request:
+    """Build Slack's signed request for a click on Claim on a case's card."""
     request = slack.block_actions(
         action_id=CaseAction(ActionKind.CLAIM, case_id).pack(),
         channel=running.SLACK_CHANNEL, user=running.AGENT_SLACK, check=False,
     )
-    body = request.body.encode()
-    began = time.perf_counter()
-    async with session.post(url, data=body, headers=request.headers) as response:
-        await response.read()
-        elapsed = time.perf_counter() - began
-        if response.status != 200:
-            raise RuntimeError(f"{url} answered a click with {response.status}")
-    return elapsed
+    return request.body, request.headers
 
 
-async def _batch(session: aiohttp.ClientSession, slack: FakeSlack, url: str,
-                 case_ids: list[int], *, at_once: bool) -> list[float]:
-    if at_once:
-        return list(await asyncio.gather(*(_click(session, slack, url, case_id)
-                                           for case_id in case_ids)))
-    return [await _click(session, slack, url, case_id) for case_id in case_ids]
+async def _batch(sender: Clicker, slack: FakeSlack, url: str, case_ids: list[int], *,
+                 at_once: bool) -> list[float]:
+    return await sender.send(url, [claim_request(slack, c) for c in case_ids],
+                             at_once=at_once)
 
 
 async def _claimed(url: str) -> int:
@@ -120,11 +110,11 @@ async def measure(*, clicks: int, runs: int, log: Any = print,
                                     profile_to=profile_to, report=ours_report) as ours_base, \
                 children.serving("bare", port=running.free_port(), endpoints=endpoints,
                                  report=bare_report) as bare_base, \
-                aiohttp.ClientSession() as session:
+                clicker() as sender:
             ours_url, bare_url = f"{ours_base}/slack/events", f"{bare_base}/slack/events"
             for case_id in handed.take(WARM_UP):  # Bolt's first request runs auth.test
-                await _click(session, slack, ours_url, case_id)
-                await _click(session, slack, bare_url, case_id)
+                await _batch(sender, slack, ours_url, [case_id], at_once=False)
+                await _batch(sender, slack, bare_url, [case_id], at_once=False)
             for run in range(runs):
                 for load, at_once in (("at once", True), ("one by one", False)):
                     ours: list[float] = []
@@ -134,7 +124,7 @@ async def measure(*, clicks: int, runs: int, log: Any = print,
                         for target, into in sides if (n + run) % 2 == 0 else sides[::-1]:
                             ids = handed.take(AT_ONCE) if target == ours_url \
                                 else list(range(1, AT_ONCE + 1))
-                            into += await _batch(session, slack, target, ids, at_once=at_once)
+                            into += await _batch(sender, slack, target, ids, at_once=at_once)
                             await asyncio.sleep(PAUSE if at_once else PAUSE / 5)
                     pairs[load].append((percentile(ours, 99), percentile(bare, 99)))
                     loads.append(os.getloadavg()[0])

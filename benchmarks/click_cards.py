@@ -32,9 +32,10 @@ from typing import Any
 import aiohttp
 
 from benchmarks import children, fake_chat, open_cases, running, stores
-from benchmarks.ack import _click
+from benchmarks.ack import claim_request
 from benchmarks.table import Figure, at_most, percentile
 from tests.fakes.server import Call, TokenBucket
+from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FLOOD_METHODS
 
 TARGET_SECONDS = 1.5
@@ -43,6 +44,14 @@ ROUND_GAP = 60.0  # seconds between rounds: 20 Telegram messages a minute in a g
 SETTLE = 90.0  # the longest a round's cards may take
 TELEGRAM_BURST, TELEGRAM_PER_SECOND, TELEGRAM_GROUP_PER_MINUTE = 3, 1.0, 20  # the fake's
 CLAIMER = "Aigerim"  # running.AGENT_SLACK's name in config.example.toml
+
+
+async def _click(session: aiohttp.ClientSession, slack: FakeSlack, url: str,
+                 case_id: int) -> None:
+    body, headers = claim_request(slack, case_id)
+    async with session.post(url, data=body.encode(), headers=headers) as response:
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered a click with {response.status}")
 
 
 def _mentions(case_id: int) -> re.Pattern[str]:
