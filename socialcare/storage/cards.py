@@ -7,20 +7,37 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, text, update
 from sqlalchemy import case as case_when
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socialcare.bot.model import Card, Case
 from socialcare.storage import bulk
 from socialcare.storage.schema import cards
 
-# Cases per statement of `mark_changed` (two bound values each, far under the limits).
-_CHUNK = 500
-
-
-def _chunks(ids: list[int]) -> list[list[int]]:
-    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+# A case's cards put out of step (due at once, ahead of SLA steps, with the case's
+# deadline), built once: building it anew cost each claim a millisecond. On PostgreSQL
+# any number of cases in one statement, from an array of ids and one of deadlines.
+_MARK_CHANGED_MANY = text("""
+UPDATE cards SET change_seq = cards.change_seq + 1,
+    due_at = least(coalesce(cards.due_at, :at), :at),
+    rank = CASE WHEN cards.message_id IS NULL THEN 0 ELSE 1 END,
+    deadline = given.deadline
+FROM unnest(:case_ids, :deadlines) AS given(case_id, deadline)
+WHERE cards.case_id = given.case_id
+""").bindparams(bindparam("at", type_=cards.c.due_at.type),
+                bindparam("case_ids", type_=ARRAY(cards.c.case_id.type)),
+                bindparam("deadlines", type_=ARRAY(cards.c.deadline.type)))
+_AT = bindparam("at", type_=cards.c.due_at.type)
+_MARK_CHANGED = (
+    update(cards)
+    .where(cards.c.case_id == bindparam("changed_case"))
+    .values(change_seq=cards.c.change_seq + 1,
+            due_at=func.min(func.coalesce(cards.c.due_at, _AT), _AT),
+            rank=case_when((cards.c.message_id.is_(None), 0), else_=1),
+            deadline=bindparam("new_deadline", type_=cards.c.deadline.type))
+)
 
 
 def _card(row: Row[Any]) -> Card:
@@ -53,22 +70,18 @@ class SqlCardRepository:
 
     async def mark_changed(self, changed: Sequence[Case], *, at: datetime) -> None:
         """Put the cards of these cases out of step: due at once, ahead of SLA steps.
-        One statement for them all (a sweep changes hundreds of cases at once)."""
+        On PostgreSQL one statement for them all (a sweep changes hundreds of cases at
+        once); SQLite, in the process, takes them one by one."""
         deadlines = {case.id: case.response_due_at for case in changed if case.id is not None}
-        for chunk in _chunks(list(deadlines)):
-            await self._conn.execute(
-                update(cards)
-                .where(cards.c.case_id.in_(chunk))
-                .values(
-                    change_seq=cards.c.change_seq + 1,
-                    due_at=self._least(func.coalesce(cards.c.due_at, at), at),
-                    rank=case_when((cards.c.message_id.is_(None), 0), else_=1),
-                    deadline=case_when(
-                        {case_id: bindparam(None, deadlines[case_id], type_=cards.c.deadline.type)
-                         for case_id in chunk},
-                        value=cards.c.case_id, else_=cards.c.deadline),
-                )
-            )
+        if not deadlines:
+            return
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(_MARK_CHANGED_MANY, {
+                "at": at, "case_ids": list(deadlines), "deadlines": list(deadlines.values())})
+            return
+        await self._conn.execute(_MARK_CHANGED, [
+            {"at": at, "changed_case": case_id, "new_deadline": deadline}
+            for case_id, deadline in deadlines.items()])
 
     async def mark_escalation_changed(self, escalation_id: int, *, at: datetime) -> None:
         """Put the cards of an escalation out of step: due at once."""
