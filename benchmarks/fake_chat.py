@@ -9,11 +9,12 @@ runs against them and has to live within the limits.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from benchmarks.running import AGENT_SLACK, SLACK_CHANNEL, TELEGRAM_CHAT, Endpoints
+from benchmarks.running import CONFIG, SLACK_CHANNEL, TELEGRAM_CHAT, Endpoints
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 
@@ -37,6 +38,12 @@ class Fakes:
         )
 
 
+def _people() -> list[dict[str, str]]:
+    """Return the people of the benchmarks' config file who have a Slack id."""
+    with CONFIG.open("rb") as config:
+        return [p for p in tomllib.load(config).get("people", []) if p.get("slack")]
+
+
 @asynccontextmanager
 async def fakes(*, slack: bool = True, telegram: bool = True) -> AsyncIterator[Fakes]:
     """Start fake Slack and Telegram with the team's channel and people."""
@@ -45,7 +52,8 @@ async def fakes(*, slack: bool = True, telegram: bool = True) -> AsyncIterator[F
         if slack:
             fake_slack = await stack.enter_async_context(FakeSlack())
             fake_slack.add_channel("care", channel_id=SLACK_CHANNEL)
-            fake_slack.add_user(AGENT_SLACK, name="aigerim")
+            for person in _people():  # the agent clicking, the directors cards go to
+                fake_slack.add_user(person["slack"], name=person["id"])
         if telegram:
             fake_telegram = await stack.enter_async_context(FakeTelegram())
             fake_telegram.add_chat(TELEGRAM_CHAT, title="Care team")
