@@ -76,8 +76,11 @@ class SqlCardRepository:
         if not deadlines:
             return
         if self._conn.dialect.name == "postgresql":
+            # In the order of the cases' ids, as an `IN` list's index scan takes them:
+            # two transactions marking some of the same cases lock them in one order.
+            ids = sorted(deadlines)
             await self._conn.execute(_MARK_CHANGED_MANY, {
-                "at": at, "case_ids": list(deadlines), "deadlines": list(deadlines.values())})
+                "at": at, "case_ids": ids, "deadlines": [deadlines[i] for i in ids]})
             return
         await self._conn.execute(_MARK_CHANGED, [
             {"at": at, "changed_case": case_id, "new_deadline": deadline}
