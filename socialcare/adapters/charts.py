@@ -1,8 +1,11 @@
 """Report charts as PNG pictures, drawn off-screen with matplotlib.
 
 `matplotlib.figure.Figure` with the Agg canvas, never pyplot: no global state, no
-display, safe to draw in a worker thread. Each chart is a Figure first
-(`reaction_figure`, `volume_figure`, which the rendering tests measure), then a PNG.
+display. Each chart is a Figure first (`reaction_figure`, `volume_figure`, which the
+rendering tests measure), then a PNG. The app draws them in a short-lived process of
+their own (`draw`): matplotlib and a drawing take some 50 MB that a process keeps for
+good once it has them, so the serving process never loads it, and the drawing's CPU
+work leaves its event loop alone.
 
 What makes them read at a glance, in either language: counts on whole-number axes
 that start at 0, one shared label under side-by-side panels (two long ones would
@@ -13,8 +16,13 @@ timezone in the title.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import math
+import pickle
+import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from socialcare.bot.catalog import Catalog
@@ -41,6 +49,45 @@ MIN_DAY_SLOTS = 7
 MAX_DAY_LABELS = 10
 # Up to this many days, each bar says its count.
 LABELLED_BARS = 14
+
+
+CHARTS = ("reaction", "volume")
+
+
+class ChartsFailed(RuntimeError):
+    """The drawing process failed."""
+
+
+async def draw(report: Report, *, team: Team, catalog: Catalog,
+               charts: Sequence[str] = CHARTS) -> dict[str, bytes]:
+    """Draw the report's charts (of `CHARTS`) as PNGs, by name, in a process of their own.
+
+    The report, the team and the catalog go to `python -m socialcare.adapters.charts`
+    pickled on its standard input (a child of this process, running this code); the
+    pictures come back the same way."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", __name__, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await child.communicate(pickle.dumps((report, team, catalog, tuple(charts))))
+    except BaseException:  # cancelled: the drawing is not wanted any more
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()
+        raise
+    if child.returncode != 0:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise ChartsFailed(f"drawing the charts failed ({child.returncode}): {last[0]}")
+    drawn: dict[str, bytes] = pickle.loads(out)
+    return drawn
+
+
+def _draw_from_stdin() -> None:
+    """The drawing process: read what `draw` sent, write the pictures back."""
+    report, team, catalog, charts = pickle.load(sys.stdin.buffer)
+    drawers = {"reaction": lambda: reaction_chart(report, team=team, catalog=catalog),
+               "volume": lambda: volume_chart(report, catalog=catalog)}
+    sys.stdout.buffer.write(pickle.dumps({name: drawers[name]() for name in charts}))
 
 
 def reaction_chart(report: Report, *, team: Team, catalog: Catalog) -> bytes:
@@ -175,3 +222,7 @@ def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
+
+
+if __name__ == "__main__":
+    _draw_from_stdin()

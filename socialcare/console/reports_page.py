@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from socialcare.adapters.charts import reaction_chart, volume_chart
+from socialcare.adapters.charts import draw
 from socialcare.adapters.spreadsheet import cases_csv
 from socialcare.bot.announcements.views import figures_lines
 from socialcare.bot.cards import display_name
@@ -29,7 +29,7 @@ from socialcare.handlers import announcing, reporting
 
 PERIODS = ("today", "yesterday", "week", "month")
 DIMENSIONS = ("tier", "platform", "brand", "agent", "topic", "language")
-CHARTS = ("reaction", "volume")
+
 ESCALATIONS_SHOWN = 100
 
 
@@ -141,12 +141,11 @@ async def reports_page(period: Period, week: Week, deps: Deps) -> ReportsPage:
 
 
 async def chart(name: str, period: Period, deps: Deps) -> bytes:
-    """Draw one of the report's charts as PNG (off the event loop)."""
+    """Draw one of the report's charts (of `charts.CHARTS`) as PNG, in a process of its
+    own."""
     report, _ = await reporting.build(period, deps)
-    if name == "reaction":
-        return await asyncio.to_thread(reaction_chart, report, team=deps.team,
-                                       catalog=deps.catalog)
-    return await asyncio.to_thread(volume_chart, report, catalog=deps.catalog)
+    drawn = await draw(report, team=deps.team, catalog=deps.catalog, charts=(name,))
+    return drawn[name]
 
 
 async def csv_file(period: Period, deps: Deps) -> bytes:

@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from socialcare.adapters.charts import CHARTS
 from socialcare.bot import cases
 from socialcare.bot.errors import CaseNotFound, EscalationNotFound, IncidentNotFound
 from socialcare.bot.escalations import Category
@@ -55,7 +56,6 @@ from socialcare.console.pages import (
     security_headers,
 )
 from socialcare.console.reports_page import (
-    CHARTS,
     PERIODS,
     chart,
     csv_file,

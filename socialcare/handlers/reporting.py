@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from socialcare.adapters.charts import reaction_chart, volume_chart
+from socialcare.adapters.charts import draw
 from socialcare.adapters.spreadsheet import cases_csv
 from socialcare.bot.announcements.views import figures_lines
 from socialcare.bot.errors import TeamFiguresOnly
@@ -31,7 +31,8 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
                        csv: bool) -> ChatReply:
     """Return the report's text with its charts (and the cases as CSV if asked)."""
     report, links = await build(period, deps)
-    # Formatting a big report, drawing and writing CSV are CPU work: off the event loop.
+    # Formatting a big report and writing CSV are CPU work: off the event loop (and the
+    # charts are drawn in a process of their own).
     text = await asyncio.to_thread(render_report, report, team=deps.team,
                                    catalog=deps.catalog, breakdowns=breakdowns, links=links)
     told = figures_lines(await announcing.figures(period, deps), team=deps.team,
@@ -40,13 +41,10 @@ async def report_reply(period: Period, deps: Deps, *, breakdowns: tuple[str, ...
         await incidenting.figures(period.start, period.end, deps), deps)
     if told:
         text += "\n" + "\n".join(told)
-    reaction, volume = await asyncio.gather(
-        asyncio.to_thread(reaction_chart, report, team=deps.team, catalog=deps.catalog),
-        asyncio.to_thread(volume_chart, report, catalog=deps.catalog),
-    )
+    charts = await draw(report, team=deps.team, catalog=deps.catalog)
     name = period.name.replace("..", "_")
-    attachments = [Attachment(f"reaction-{name}.png", reaction, image=True),
-                   Attachment(f"volume-{name}.png", volume, image=True)]
+    attachments = [Attachment(f"{chart}-{name}.png", png, image=True)
+                   for chart, png in charts.items()]
     if csv:
         async with deps.uow() as uow:
             facts = [fact async for fact in uow.reports.facts(period)]

@@ -1,12 +1,17 @@
 """The report charts as drawn, measured on the canvas: in English and Russian, for an
 empty period, one day and a month — whole-number counts from 0, no text over another,
-bars wide enough to see, the SLA named, the period and the timezone in the title."""
+bars wide enough to see, the SLA named, the period and the timezone in the title; and
+drawn for the app in a process of their own, which the app's never loads matplotlib."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
+import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -16,7 +21,13 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from socialcare.adapters.charts import reaction_chart, reaction_figure, volume_figure
+from socialcare.adapters.charts import (
+    ChartsFailed,
+    draw,
+    reaction_chart,
+    reaction_figure,
+    volume_figure,
+)
 from socialcare.bot.reports import HISTOGRAM_CAP, Day, Report, aggregate, parse_period
 from socialcare.settings import load_catalog
 from tests.conftest import ROOT, make_team
@@ -162,3 +173,48 @@ def test_a_chart_is_a_png() -> None:
     png = reaction_chart(_report("day"), team=TEAM, catalog=load_catalog("en"))
 
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# Draws both charts through `draw` in a fresh interpreter; prints whether it loaded
+# matplotlib itself and what came back.
+_DRAW_APART = """
+import asyncio, json, sys
+from datetime import UTC, datetime
+from socialcare.adapters.charts import draw
+from socialcare.bot.reports import aggregate, parse_period
+from socialcare.settings import load_catalog
+from tests.conftest import make_team
+team, now = make_team(), datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+report = aggregate([], period=parse_period("month", now=now, zone=team.zone), now=now)
+drawn = asyncio.run(draw(report, team=team, catalog=load_catalog("ru")))
+print(json.dumps({"matplotlib": "matplotlib" in sys.modules,
+                  "charts": {name: png[:8].hex() for name, png in drawn.items()}}))
+"""
+
+
+def test_the_app_draws_its_charts_in_a_process_of_their_own() -> None:
+    done = subprocess.run([sys.executable, "-c", _DRAW_APART], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+
+    png = b"\x89PNG\r\n\x1a\n".hex()
+    assert seen == {"matplotlib": False, "charts": {"reaction": png, "volume": png}}
+
+
+async def test_one_chart_is_drawn_alone_and_a_failed_drawing_says_why() -> None:
+    drawn = await draw(_report("day"), team=TEAM, catalog=load_catalog("en"),
+                       charts=("volume",))
+    assert list(drawn) == ["volume"] and drawn["volume"][:4] == b"\x89PNG"
+
+    with pytest.raises(ChartsFailed, match="KeyError"):
+        await draw(_report("day"), team=TEAM, catalog=load_catalog("en"), charts=("pie",))
+
+
+async def test_a_drawing_no_longer_wanted_is_stopped() -> None:
+    task = asyncio.create_task(draw(_report("month"), team=TEAM,
+                                    catalog=load_catalog("en")))
+    await asyncio.sleep(0.2)  # the drawing process has started
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
