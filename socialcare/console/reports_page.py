@@ -29,7 +29,6 @@ from socialcare.handlers import announcing, reporting
 
 PERIODS = ("today", "yesterday", "week", "month")
 DIMENSIONS = ("tier", "platform", "brand", "agent", "topic", "language")
-
 ESCALATIONS_SHOWN = 100
 
 

@@ -27,6 +27,10 @@ def _mention(case: Case, n: int) -> Mention:
                    case_id=case.id, author=Author(id=str(n)))
 
 
+def _ids(cases: list[Case]) -> list[int]:
+    return [case.id for case in cases if case.id is not None]
+
+
 async def test_cases_added_together_each_get_the_id_of_their_own_row(storage: Storage) -> None:
     new = [_case(n) for n in range(COUNT)]
     async with storage.uow() as uow:
@@ -34,7 +38,7 @@ async def test_cases_added_together_each_get_the_id_of_their_own_row(storage: St
         await uow.commit()
 
     async with storage.uow() as uow:
-        stored = await uow.cases.get_many([case.id for case in new if case.id is not None])
+        stored = await uow.cases.get_many(_ids(new))
     assert len({case.id for case in new}) == COUNT
     assert all(stored[case.id].thread_key == case.thread_key for case in new
                if case.id is not None)
@@ -68,7 +72,7 @@ async def test_cards_put_out_of_step_together_each_take_their_own_cases_deadline
                              for case in cases for messenger in ("slack", "telegram")])
         await uow.commit()
     async with storage.uow() as uow:
-        cards = await uow.cards.for_cases([case.id for case in cases if case.id is not None])
+        cards = await uow.cards.for_cases(_ids(cases))
         await uow.cards.posted(cards[cases[0].id or 0][0], message_id="1.0", at=T0)
         await uow.commit()
     changed = cases[:-1]  # the last case is left as it was
@@ -81,7 +85,7 @@ async def test_cards_put_out_of_step_together_each_take_their_own_cases_deadline
         await uow.commit()
 
     async with storage.uow() as uow:
-        after = await uow.cards.for_cases([case.id for case in cases if case.id is not None])
+        after = await uow.cards.for_cases(_ids(cases))
     for n, case in enumerate(changed):
         assert case.id is not None
         for card in after[case.id]:
